@@ -1,0 +1,186 @@
+# loopscope: event-loop profiler and lag monitor.
+#
+#   make            build build/loopscope and build/loopdemo (installs missing Debian packages)
+#   make demo       run the demo loop and watch it
+#   make test       every test (unit tests under ASan+UBSan, integration tests as root)
+#   make bench      benchmarks (never part of make test)
+#   make install    PREFIX=/usr/local by default
+#   make deps       install the Debian packages the project needs (idempotent)
+#
+# Every part is picked up by wildcard, so adding a source file needs no edit here:
+#   loop/src/*.c            -> build/liblsl.a            (reference event loop)
+#   loop/demo/*.c           -> build/loopdemo
+#   bpf/*.bpf.c             -> build/bpf/*.skel.h        (clang -target bpf + bpftool)
+#   userspace/*.c dashboards/*.c -> build/loopscope
+#   tests/unit/*.c          -> build/asan/tests/*        (cmocka, ASan+UBSan)
+#   tests/bench/*.c         -> build/bench/bin/*
+# Output never lands in the source tree; V=1 shows the full commands.
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+
+CC      ?= gcc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+# Override to build against a prepared header (e.g. on a machine without BTF).
+VMLINUX_H   ?= $(BUILD)/vmlinux.h
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-7s %s\n' $(1) $(2)
+endif
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.PHONY: all deps demo test bench install uninstall clean check-deps
+
+# ---------------------------------------------------------------- packages
+# Debian packages the project needs to build, test and benchmark.
+DEB_PKGS := build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev libdw-dev \
+	zlib1g-dev libncurses-dev systemtap-sdt-dev libcmocka-dev libcapstone-dev libuv1-dev \
+	prometheus tmux jq python3 nodejs curl procps iproute2 wrk
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+# Cheap when everything is there (one dpkg-query); installs only what is missing.
+$(DEPS_STAMP): Makefile
+	$(Q)mkdir -p $(BUILD)
+	$(Q)missing=$$(for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "  DEPS    installing:" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "loopscope: missing packages ($$missing); run 'make deps' as root" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >$(BUILD)/apt.log 2>&1 \
+			|| { echo "loopscope: apt-get install failed, see $(BUILD)/apt.log" >&2; exit 1; }; \
+	fi
+	$(Q)touch $@
+
+deps:
+	$(Q)rm -f $(DEPS_STAMP)
+	$(Q)$(MAKE) --no-print-directory $(DEPS_STAMP)
+
+# ---------------------------------------------------------------- flags
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS := -D_GNU_SOURCE -DLOOPSCOPE_VERSION='"$(VERSION)"' -Iloop/include -Ibpf -Iuserspace -Idashboards -I$(BUILD)/bpf
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) -fno-omit-frame-pointer -MMD -MP
+SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDLIBS_AGENT := -lbpf -lelf -ldw -lz -lncursesw -lcapstone -lpthread -lm
+LDLIBS_LOOP  := -lpthread -lm
+
+BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/bpf -Ibpf -Iloop/include \
+	-I/usr/include/$(shell uname -m)-linux-gnu -MMD -MP
+
+# ---------------------------------------------------------------- sources
+LOOP_SRCS  := $(wildcard loop/src/*.c)
+DEMO_SRCS  := $(wildcard loop/demo/*.c)
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+AGENT_SRCS := $(filter-out userspace/main.c,$(wildcard userspace/*.c) $(wildcard dashboards/*.c))
+UNIT_SRCS  := $(wildcard tests/unit/*.c)
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
+
+PROGS := $(BUILD)/loopscope $(if $(DEMO_SRCS),$(BUILD)/loopdemo)
+all: $(PROGS)
+
+# $(call variant,DIR,EXTRA_CFLAGS): object rules and libraries for one build flavour.
+# The release flavour lives in $(BUILD), the sanitizer one in $(BUILD)/asan.
+define variant
+$(1)/obj/%.o: %.c | $(DEPS_STAMP) $(SKELS)
+	$$(call msg,CC,$$@)
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) $(2) -c $$< -o $$@
+
+$(1)/liblsl.a: $$(patsubst %.c,$(1)/obj/%.o,$$(LOOP_SRCS))
+	$$(call msg,AR,$$@)
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+
+$(1)/libagent.a: $$(patsubst %.c,$(1)/obj/%.o,$$(AGENT_SRCS))
+	$$(call msg,AR,$$@)
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+
+$(1)/loopscope: $(1)/obj/userspace/main.o $(1)/libagent.a
+	$$(call msg,LINK,$$@)
+	$$(Q)$$(CC) $(2) -o $$@ $$^ $$(LDLIBS_AGENT)
+
+$(1)/loopdemo: $$(patsubst %.c,$(1)/obj/%.o,$$(DEMO_SRCS)) $(1)/liblsl.a
+	$$(call msg,LINK,$$@)
+	$$(Q)$$(CC) $(2) -o $$@ $$^ $$(LDLIBS_LOOP)
+endef
+
+$(eval $(call variant,$(BUILD),))
+$(eval $(call variant,$(BUILD)/asan,$(SANFLAGS)))
+
+# ---------------------------------------------------------------- bpf
+$(VMLINUX_H): | $(DEPS_STAMP)
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@
+
+$(BUILD)/bpf/vmlinux.h: $(VMLINUX_H)
+	$(Q)mkdir -p $(@D)
+	$(Q)[ "$<" = "$@" ] || cp $< $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/bpf/vmlinux.h | $(DEPS_STAMP)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)llvm-strip -g $@ 2>/dev/null || true
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GENSKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
+
+# ---------------------------------------------------------------- tests
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(UNIT_SRCS))
+
+$(BUILD)/asan/tests/%: $(BUILD)/asan/obj/tests/unit/%.o $(BUILD)/asan/libagent.a $(BUILD)/asan/liblsl.a
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS_AGENT)
+
+TEST_BINS := $(PROGS) $(BUILD)/asan/loopscope $(if $(DEMO_SRCS),$(BUILD)/asan/loopdemo) $(UNIT_BINS)
+
+# Integration tests read these to find what to run.
+export LS_BUILD := $(abspath $(BUILD))
+
+test: $(TEST_BINS)
+	$(Q)tests/run.sh $(if $(TESTS),$(TESTS),$(UNIT_BINS) $(sort $(wildcard tests/integration/*.sh tests/integration/*.py)))
+
+# ---------------------------------------------------------------- bench
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/bin/%,$(BENCH_SRCS))
+
+$(BUILD)/bench/bin/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/liblsl.a
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -o $@ $^ -luv $(LDLIBS_LOOP)
+
+bench: all $(BENCH_BINS)
+	$(Q)tests/bench/run.sh
+
+# ---------------------------------------------------------------- demo
+demo: all
+	$(Q)tests/demo.sh
+
+# ---------------------------------------------------------------- install
+instPROGS := $(BUILD)/loopscope $(if $(DEMO_SRCS),$(BUILD)/loopdemo)
+all: $(PROGS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(BUILD)/loopscope $(DESTDIR)$(PREFIX)/bin/loopscope
+	install -m 0755 $(BUILD)/loopdemo $(DESTDIR)$(PREFIX)/bin/loopdemo
+	install -m 0644 userspace/loopscope.1 $(DESTDIR)$(PREFIX)/share/man/man1/loopscope.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/loopscope $(DESTDIR)$(PREFIX)/bin/loopdemo \
+		$(DESTDIR)$(PREFIX)/share/man/man1/loopscope.1
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,79 @@
+/* agent.h: the agent core. It attaches probe sets to targets, reads their kernel
+ * maps into snapshots, and delivers episodes from the ring buffers. Front ends use
+ * it through ls_agent_source() (snapshot.h) and never touch BPF themselves.
+ *
+ * Runtimes plug in as backends (struct ls_backend_ops): the reference loop over
+ * USDT (refloop.c), Node.js / libuv over uprobes and tracepoints (node*.c).
+ */
+#ifndef LS_AGENT_H
+#define LS_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "snapshot.h"
+
+struct ls_agent;
+struct ls_target;
+
+struct ls_agent_opts {
+	uint64_t stall_threshold_ns;	/* phase / drain past this = episode (default 100 ms) */
+	const char *tier;		/* Node probe tier: "light" or "phases"; NULL = default */
+	int verbose;			/* libbpf debug output to stderr */
+};
+
+/* What target discovery found in /proc/PID (libelf over the exe and its mappings). */
+struct ls_target_info {
+	pid_t pid;
+	char comm[16];
+	char exe[256];		/* /proc/PID/exe resolved */
+	char exe_proc[64];	/* "/proc/PID/exe": always openable while the process lives */
+	uint32_t runtime;	/* enum ls_runtime */
+	char lib[256];		/* the ELF that holds the probes (exe or a mapped .so), as seen from us */
+	uint64_t lib_base;	/* load address of lib in the target (for .so offsets) */
+};
+
+/* A runtime backend. attach() owns everything it creates and detach() frees it all,
+ * so a failed attach leaves nothing in the kernel. Errors: negative errno plus a
+ * one-line message in err (what went wrong and what to do). */
+struct ls_backend_ops {
+	const char *name;
+	/* 1 if this backend handles the target (after libelf discovery), else 0. */
+	int (*match)(const struct ls_target_info *ti);
+	int (*attach)(struct ls_target *t, const struct ls_target_info *ti,
+		      const struct ls_agent_opts *opts, char *err, size_t errlen);
+	/* Fill out->loops / nloops / tier / note from the kernel maps (cumulative). */
+	int (*collect)(struct ls_target *t, struct ls_target_snapshot *out);
+	/* Ring-buffer fd for epoll, or -1; consume() then drains it into episodes. */
+	int (*episode_fd)(struct ls_target *t);
+	int (*consume)(struct ls_target *t, ls_episode_fn fn, void *arg);
+	uint64_t (*probe_hits)(struct ls_target *t);
+	uint64_t (*drops)(struct ls_target *t);
+	void (*detach)(struct ls_target *t);
+};
+
+/* Per-target state a backend may hang its own data on. */
+struct ls_target {
+	struct ls_target_info info;
+	const struct ls_backend_ops *backend;
+	void *priv;			/* backend-owned */
+	uint64_t attached_ns;
+	uint64_t exited_ns;
+	uint32_t state;			/* enum ls_target_state */
+};
+
+int ls_agent_new(const struct ls_agent_opts *opts, struct ls_agent **out, char *err, size_t errlen);
+/* Attach to one process. -ESRCH no such process, -EPERM not permitted, -ENOTSUP no
+ * runtime we know, -ENOENT no BTF; err says which and what to do. */
+int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen);
+/* Detach from a process (its numbers stay in later snapshots as DETACHED). */
+int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid);
+/* The source front ends read; owned by the agent (do not destroy it separately). */
+struct ls_source *ls_agent_source(struct ls_agent *ag);
+void ls_agent_free(struct ls_agent *ag);	/* detaches everything */
+
+/* Discovery (target.c): fill *ti for pid; 0 or -errno with a one-line err. */
+int ls_target_identify(pid_t pid, struct ls_target_info *ti, char *err, size_t errlen);
+
+#endif /* LS_AGENT_H */

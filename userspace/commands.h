@@ -1,0 +1,17 @@
+/* commands.h: the subcommands of build/loopscope. Each gets argv with argv[0] set to
+ * its own name, parses its options (getopt_long), handles --help, and returns the
+ * process exit status: 0 ran as asked, 1 runtime failure, 2 bad usage. */
+#ifndef LS_COMMANDS_H
+#define LS_COMMANDS_H
+
+struct ls_command {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+int ls_cmd_stat(int argc, char **argv);	/* userspace/stat.c */
+int ls_cmd_serve(int argc, char **argv);	/* userspace/serve.c */
+int ls_cmd_top(int argc, char **argv);		/* dashboards/top.c */
+
+#endif

@@ -1,0 +1,45 @@
+/* common.c: names and clocks shared by every part of the agent. */
+#include <time.h>
+
+#include "snapshot.h"
+
+const char *const ls_phase_names[LS_NPHASES] = {
+	[LS_PHASE_TIMERS] = "timers", [LS_PHASE_PENDING] = "pending", [LS_PHASE_IDLE] = "idle",
+	[LS_PHASE_PREPARE] = "prepare", [LS_PHASE_POLL] = "poll", [LS_PHASE_CHECK] = "check",
+	[LS_PHASE_CLOSE] = "close",
+};
+
+const char *ls_phase_name(uint32_t phase)
+{
+	if (phase < LS_NPHASES)
+		return ls_phase_names[phase];
+	return phase == LS_PHASE_NONE ? "none" : "?";
+}
+
+const char *ls_runtime_name(uint32_t rt)
+{
+	static const char *const names[] = { [LS_RT_REFERENCE] = "reference", [LS_RT_NODE] = "node",
+					     [LS_RT_LIBUV] = "libuv" };
+	return rt < sizeof(names) / sizeof(names[0]) ? names[rt] : "?";
+}
+
+const char *ls_episode_kind_name(uint32_t kind)
+{
+	static const char *const names[LS_EP_NKINDS] = {
+		[LS_EP_STALL] = "stall", [LS_EP_TICK_STARVATION] = "tick_starvation",
+		[LS_EP_MICROTASK_STARVATION] = "microtask_starvation", [LS_EP_GC] = "gc",
+		[LS_EP_TARGET_EXIT] = "target_exit",
+	};
+	return kind < LS_EP_NKINDS ? names[kind] : "?";
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ls_now_mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+uint64_t ls_now_wall_ns(void) { return clock_ns(CLOCK_REALTIME); }
