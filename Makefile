@@ -42,7 +42,7 @@ endif
 # ---------------------------------------------------------------- packages
 # Debian packages the project needs to build, test and benchmark.
 DEB_PKGS := build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev libdw-dev \
-	zlib1g-dev libncurses-dev systemtap-sdt-dev libcmocka-dev libcapstone-dev libuv1-dev \
+	zlib1g-dev libncurses-dev systemtap-sdt-dev libcmocka-dev libcjson-dev libcapstone-dev libuv1-dev \
 	prometheus tmux jq python3 nodejs curl procps iproute2 wrk
 DEPS_STAMP := $(BUILD)/.deps-ok
 
@@ -71,7 +71,7 @@ CPPFLAGS := -D_GNU_SOURCE -DLOOPSCOPE_VERSION='"$(VERSION)"' -Iloop/include -Ibp
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -fno-omit-frame-pointer -MMD -MP
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-LDLIBS_AGENT := -lbpf -lelf -ldw -lz -lncursesw -lcapstone -lpthread -lm
+LDLIBS_AGENT := -lbpf -lelf -ldw -lz -lncursesw -lcapstone -lcjson -lpthread -lm
 LDLIBS_LOOP  := -lpthread -lm
 
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/bpf -Ibpf -Iloop/include \
