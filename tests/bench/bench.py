@@ -1,0 +1,813 @@
+#!/usr/bin/env python3
+"""bench.py: every loopscope benchmark, one report (`make bench` runs it via run.sh).
+
+    tests/bench/bench.py [--quick] [--only SECTION,...] [--build DIR] [--budget S]
+
+Writes build/bench/report.md and build/bench/report.json (the same numbers). Sections:
+
+  overhead   ns added per loop iteration by each probe tier (reference loop, Node)
+  http       Node HTTP server under wrk: req/s and p99, no agent / tiers / prom-client / clinic
+  agent      agent CPU and RSS at 1k/10k/100k iterations/s; attach time
+  accuracy   loopscope's numbers vs the reference loop's ground truth and Node's perf_hooks
+  libuv      reference loop vs libuv per iteration (the loop engineer's C program)
+  serve      `loopscope serve` scrape latency and agent CPU with 1/10/50 targets
+
+Method. These VMs are noisy (2 vCPUs shared with whatever else runs), so every
+comparison runs its sides interleaved in one run (A B A B ...), each side's figure is
+the median over the repetitions, and the ratio of medians is what the report states;
+absolute times are context only. The measured process is pinned to CPU 0, the load
+generator and the agent to CPU 1. A part that does not exist yet, or that fails, gives
+a row "not measured: <why>" instead of a number.
+
+Processes: everything this script starts is remembered by PID and ended by PID (never
+by name); load goes to 127.0.0.1 only, every run is bounded in time. Python stdlib only.
+"""
+
+import argparse
+import atexit
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+NODE_DIR = os.path.join(ROOT, "tests", "bench", "node")
+CPU_TARGET = 0          # the measured process
+CPU_HELPER = 1          # load generator, agent, scraper
+
+# ---------------------------------------------------------------- processes
+
+_started = []           # every Popen this script made, ended at exit by PID
+
+
+def _on_cpu(cpu):
+    if cpu is None or os.cpu_count() < 2:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def start(cmd, cpu=None, log=None, env=None, cwd=None, stdout=None):
+    """Start cmd (a list) in the background; stdout to `stdout` (PIPE) or the log file."""
+    out = stdout
+    if out is None:
+        out = open(log, "w") if log else subprocess.DEVNULL
+    p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if log or stdout else subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL, preexec_fn=_on_cpu(cpu),
+                         env=dict(os.environ, **(env or {})), cwd=cwd)
+    if out not in (subprocess.DEVNULL, subprocess.PIPE) and out is not stdout:
+        out.close()
+    _started.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM, timeout=5.0):
+    """End one process we started: sig, then SIGKILL after timeout. Returns its status."""
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+@atexit.register
+def _stop_all():
+    for p in _started:
+        if p.poll() is None:
+            stop(p, timeout=3.0)
+
+
+def run(cmd, timeout, cpu=None, cwd=None, env=None):
+    """Run to completion (bounded); returns (rc, output). rc None on timeout."""
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                           preexec_fn=_on_cpu(cpu), timeout=timeout, cwd=cwd,
+                           env=dict(os.environ, **(env or {})))
+        return r.returncode, r.stdout.decode(errors="replace")
+    except subprocess.TimeoutExpired as e:
+        return None, (e.stdout or b"").decode(errors="replace")
+    except OSError as e:
+        return 127, str(e)
+
+
+def cpu_seconds(pid):
+    """utime+stime of a process from /proc/PID/stat, in seconds (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError):
+        return None
+
+
+def rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def wait_line(p, pattern, timeout):
+    """Read p.stdout (a PIPE) until a line matches; returns the match or None."""
+    end = time.monotonic() + timeout
+    rx = re.compile(pattern)
+    while time.monotonic() < end:
+        line = p.stdout.readline()
+        if not line:
+            return None
+        m = rx.search(line.decode(errors="replace"))
+        if m:
+            return m
+    return None
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def first_line(text, default=""):
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return default
+
+
+# ---------------------------------------------------------------- USDT semaphores
+
+def usdt_semaphores(path, provider="loopscope"):
+    """{probe name: semaphore link-time address} from the ELF's .note.stapsdt (64-bit LE)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return {}
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    secs = []
+    for i in range(shnum):
+        name, typ, flags, addr, off, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        secs.append((name, addr, off, size))
+    stroff = secs[shstrndx][2]
+
+    def secname(n):
+        return data[stroff + n:data.index(b"\0", stroff + n)].decode()
+
+    base_addr = None
+    notes = None
+    for name, addr, off, size in secs:
+        if secname(name) == ".stapsdt.base":
+            base_addr = addr
+        elif secname(name) == ".note.stapsdt":
+            notes = (off, size)
+    if not notes:
+        return {}
+    out = {}
+    pos, end = notes[0], notes[0] + notes[1]
+    while pos + 12 <= end:
+        namesz, descsz, typ = struct.unpack_from("<III", data, pos)
+        pos += 12
+        owner = data[pos:pos + namesz].rstrip(b"\0")
+        pos += (namesz + 3) & ~3
+        desc = data[pos:pos + descsz]
+        pos += (descsz + 3) & ~3
+        if owner != b"stapsdt" or typ != 3:
+            continue
+        pc, base, sem = struct.unpack_from("<QQQ", desc, 0)
+        prov, name = desc[24:].split(b"\0")[:2]
+        if prov.decode() != provider or not sem:
+            continue
+        if base_addr is not None:       # prelink adjustment, as in <sys/sdt.h>
+            sem += base_addr - base
+        out[name.decode()] = sem
+    return out
+
+
+def load_bias(pid, exe):
+    """Runtime minus link-time address of exe's mappings in pid (0 for non-PIE)."""
+    with open(exe, "rb") as f:
+        hdr = f.read(64)
+    etype, = struct.unpack_from("<H", hdr, 16)
+    if etype != 3:      # ET_EXEC
+        return 0
+    real = os.path.realpath(exe)
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] == real and int(parts[2], 16) == 0:
+                return int(parts[0].split("-")[0], 16)
+    raise OSError(f"{exe} not mapped in {pid}")
+
+
+class Semaphore:
+    """Reads one USDT semaphore (u16) of a live process through /proc/PID/mem."""
+
+    def __init__(self, pid, exe, probe):
+        sems = usdt_semaphores(exe)
+        if probe not in sems:
+            raise KeyError(f"no semaphore for probe {probe} in {exe}")
+        self.addr = load_bias(pid, exe) + sems[probe]
+        self.f = open(f"/proc/{pid}/mem", "rb", buffering=0)
+
+    def value(self):
+        self.f.seek(self.addr)
+        return struct.unpack("<H", self.f.read(2))[0]
+
+    def close(self):
+        self.f.close()
+
+
+# ---------------------------------------------------------------- the environment
+
+class Env:
+    """What exists in this tree right now; each missing piece is a reason string."""
+
+    def __init__(self, build):
+        self.build = build
+        self.loopscope = os.path.join(build, "loopscope")
+        self.loopdemo = os.path.join(build, "loopdemo")
+        self.node = shutil.which("node") or "/usr/bin/node"
+        self.wrk = shutil.which("wrk")
+        self.bench_bins = sorted(
+            os.path.join(build, "bench", "bin", n) for n in
+            (os.listdir(os.path.join(build, "bench", "bin")) if os.path.isdir(os.path.join(build, "bench", "bin")) else []))
+        self.help = {}
+        for cmd in ("stat", "serve"):
+            rc, out = run([self.loopscope, cmd, "--help"], 10) if os.access(self.loopscope, os.X_OK) else (127, "")
+            self.help[cmd] = out if rc == 0 else None
+        rc, out = run([self.loopdemo, "--help"], 10) if os.access(self.loopdemo, os.X_OK) else (127, "")
+        self.demo_help = out if rc == 0 else None
+        self.root = os.geteuid() == 0
+
+    def why_no_stat(self):
+        if not os.access(self.loopscope, os.X_OK):
+            return f"{self.loopscope} not built"
+        if self.help["stat"] is None:
+            return "`loopscope stat` does not exist yet (issue 3)"
+        if not self.root:
+            return "needs root for BPF"
+        return None
+
+    def why_no_demo(self, *flags):
+        if self.demo_help is None:
+            return f"{self.loopdemo} not built (issue 2)"
+        for fl in flags:
+            if fl not in self.demo_help:
+                return f"loopdemo has no {fl} option"
+        return None
+
+    def node_tiers(self):
+        """Probe tiers `stat` offers for Node (from its --help), [] when none."""
+        h = self.help.get("stat") or ""
+        if "--probes" not in h:
+            return []
+        return [t for t in ("light", "phases") if t in h]
+
+    def default_tier(self):
+        """The tier stat uses without --probes, as its help states ("default: X")."""
+        h = self.help.get("stat") or ""
+        m = re.search(r"--probes[^\n]*(?:\n[^-\n][^\n]*)*?default[:\s]+(light|phases)", h)
+        if not m:
+            m = re.search(r"default(?: tier)?[:\s]+(light|phases)", h)
+        return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------- agent handling
+
+class Agent:
+    """One `loopscope stat` (or serve) run in the background, pinned to the helper CPU."""
+
+    def __init__(self, env, args, logname):
+        self.env = env
+        self.log = os.path.join(env.build, "bench", "logs", logname)
+        self.t0 = time.monotonic()
+        self.p = start([env.loopscope] + args, cpu=CPU_HELPER, log=self.log)
+        self.attach_s = None
+
+    def output(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def error(self):
+        """The agent's own one-line error when it exited, else None."""
+        if self.p.poll() is None:
+            return None
+        return f"loopscope exited {self.p.returncode}: " + first_line(self.output(), "(no output)")
+
+    def bpf_links(self):
+        """Number of BPF link fds the agent holds (attached probes)."""
+        n = 0
+        try:
+            for fd in os.listdir(f"/proc/{self.p.pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{self.p.pid}/fd/{fd}") == "anon_inode:bpf_link":
+                        n += 1
+                except OSError:
+                    pass
+        except OSError:
+            pass
+        return n
+
+    def wait_attached(self, timeout=15.0, sem=None):
+        """Wait until the probes are live. With sem (a Semaphore in the target) that is
+        the moment the kernel raised it; otherwise until the agent's BPF link count has
+        been non-zero and unchanged for 0.3 s (all attach calls done). Returns None on
+        success (self.attach_s set) or the reason it failed."""
+        end = self.t0 + timeout
+        last, since = -1, None
+        while time.monotonic() < end:
+            err = self.error()
+            if err:
+                return err
+            if sem is not None:
+                if sem.value() > 0:
+                    self.attach_s = time.monotonic() - self.t0
+                    return None
+                time.sleep(0.0005)
+                continue
+            n = self.bpf_links()
+            now = time.monotonic()
+            if n != last:
+                last, since = n, now
+            elif n > 0 and now - since >= 0.3:
+                self.attach_s = since - self.t0
+                return None
+            time.sleep(0.01)
+        self.stop()
+        return f"agent did not attach within {timeout:.0f} s"
+
+    def stop(self):
+        stop(self.p, signal.SIGINT, timeout=8.0)
+        return self.p.returncode
+
+
+# ---------------------------------------------------------------- report
+
+class Report:
+    def __init__(self):
+        self.sections = []
+        self.goals = []
+
+    def section(self, key, title, columns, method):
+        s = {"key": key, "title": title, "columns": columns, "method": method, "rows": [], "notes": []}
+        self.sections.append(s)
+        return s
+
+    @staticmethod
+    def row(sec, *cells, **extra):
+        r = dict(zip(sec["columns"], cells))
+        r.update(extra)
+        sec["rows"].append(r)
+        return r
+
+    def goal(self, text, value, met, note=""):
+        self.goals.append({"goal": text, "value": value, "met": met, "note": note})
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def render_md(rep, meta):
+    out = ["# loopscope benchmark report", ""]
+    out.append(f"Command: `{meta['command']}`  ")
+    out.append(f"Date: {meta['date']} · commit {meta['commit']} · {meta['host']}  ")
+    out.append(f"Took {meta['elapsed_s']:.0f} s{' (--quick: short runs, not for quoting)' if meta['quick'] else ''}.")
+    out.append("")
+    out.append("## Goals")
+    out.append("")
+    out.append("| goal | measured | met |")
+    out.append("| --- | --- | --- |")
+    for g in rep.goals:
+        met = {True: "met", False: "NOT met", None: "not measured"}[g["met"]]
+        note = f" ({g['note']})" if g["note"] else ""
+        out.append(f"| {g['goal']} | {g['value']}{note} | {met} |")
+    out.append("")
+    for s in rep.sections:
+        out.append(f"## {s['title']}")
+        out.append("")
+        out.append(s["method"])
+        out.append("")
+        out.append("| " + " | ".join(s["columns"]) + " |")
+        out.append("|" + " --- |" * len(s["columns"]))
+        for r in s["rows"]:
+            out.append("| " + " | ".join(fmt(r.get(c)) for c in s["columns"]) + " |")
+        for n in s["notes"]:
+            out.append("")
+            out.append(n)
+        out.append("")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- sections
+
+def spin_windows(p, sink, stop_evt):
+    """Reader thread: 'win ITERS NS' lines from spin targets -> (monotonic, iters, ns)."""
+    for raw in iter(p.stdout.readline, b""):
+        parts = raw.split()
+        if len(parts) == 3 and parts[0] == b"win":
+            sink.append((time.monotonic(), int(parts[1]), int(parts[2])))
+        if stop_evt.is_set():
+            break
+
+
+def ns_per_iter(wins, t_from, t_to):
+    sel = [w for w in wins if t_from <= w[0] - w[2] / 1e9 and w[0] <= t_to]
+    iters = sum(w[1] for w in sel)
+    return (sum(w[2] for w in sel) / iters) if iters else None
+
+
+def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
+    """Per-iteration cost of a spinning target, untraced vs each tier, interleaved.
+
+    target_cmd prints 'win ITERS NS' lines. tiers: [(name, extra stat args)]. Returns
+    {tier: [ns/iter per repetition]} with 'none' included, and {tier: reason} failures."""
+    p = start(target_cmd, cpu=CPU_TARGET, stdout=subprocess.PIPE)
+    wins, evt = [], threading.Event()
+    th = threading.Thread(target=spin_windows, args=(p, wins, evt), daemon=True)
+    th.start()
+    res = {"none": []}
+    failed = {}
+    time.sleep(cfg.warmup)
+    meas = cfg.measure
+    for rep in range(cfg.reps):
+        t = time.monotonic()
+        time.sleep(meas)
+        res["none"].append(ns_per_iter(wins, t, time.monotonic()))
+        for name, extra in tiers:
+            if name in failed:
+                continue
+            ag = Agent(env, ["stat", "-p", str(p.pid), "-i", "60"] + extra,
+                       f"{label}-{name}-{rep}.log")
+            err = ag.wait_attached(**attach_args(p))
+            if err:
+                failed[name] = err
+                ag.stop()
+                continue
+            time.sleep(settle)
+            t = time.monotonic()
+            time.sleep(meas)
+            v = ns_per_iter(wins, t, time.monotonic())
+            alive = ag.p.poll() is None
+            rc = ag.stop()
+            if not alive:
+                failed[name] = ag.error() or "agent exited while measuring"
+                continue
+            res.setdefault(name, []).append(v)
+            time.sleep(settle)          # detach: uprobes unregister on close
+        if p.poll() is not None:
+            break
+    evt.set()
+    stop(p)
+    if p.returncode not in (0, -signal.SIGTERM):
+        failed["target"] = f"target exited {p.returncode}"
+    return res, failed
+
+
+def section_overhead(env, cfg, rep):
+    s = rep.section("overhead", "1. Per-iteration cost of each probe tier",
+                    ["target", "tier", "untraced ns/iter", "traced ns/iter", "added ns/iter", "ratio", "note"],
+                    "A target that does nothing but iterate (the reference loop's tight immediate chain, "
+                    "Node's `setImmediate` chain in `tests/bench/node/spin.js`) is pinned to CPU 0 and reports "
+                    "its own iterations per 200 ms window. In one process the bench alternates untraced "
+                    "windows and windows with `loopscope stat -p PID -i 60 [--probes TIER]` attached "
+                    f"(CPU 1), {cfg.reps} repetitions of {cfg.measure:.1f} s each; figures are medians of the "
+                    "repetitions, added = traced - untraced, ratio = traced / untraced. Probe hits run in the "
+                    "target's context, so this is where the kernel side of the agent's cost shows.")
+    why = env.why_no_stat()
+
+    # Reference loop: loopdemo's tight immediate chain.
+    wd = env.why_no_demo("--spin")
+    if why or wd:
+        rep.row(s, "reference loop", "usdt", note=f"not measured: {why or wd}")
+    else:
+        def ref_attach(p):
+            try:
+                return {"sem": Semaphore(p.pid, env.loopdemo, "poll_start")}
+            except (OSError, KeyError):
+                return {}
+        res, failed = measure_tiers(env, cfg, [env.loopdemo, "--spin", "--window-ms", "200",
+                                               "--duration", str(int(cfg.reps * cfg.measure * 4 + 60))],
+                                    [("usdt", [])], "overhead-ref", ref_attach)
+        _tier_rows(rep, s, "reference loop", res, failed, ["usdt"])
+
+    # Node: spin.js.
+    tiers = env.node_tiers()
+    if why:
+        rep.row(s, "node (setImmediate chain)", "light / phases", note=f"not measured: {why}")
+        return
+    if not tiers:
+        tiers_spec = [("default", [])]
+    else:
+        tiers_spec = [(t, ["--probes", t]) for t in tiers]
+    res, failed = measure_tiers(env, cfg, [env.node, os.path.join(NODE_DIR, "spin.js"), "--window-ms", "200",
+                                           "--max-s", str(int(cfg.reps * cfg.measure * 8 + 60))],
+                                tiers_spec, "overhead-node", lambda p: {})
+    if not tiers and "default" in failed:
+        failed = {"light": failed["default"], "phases": failed["default"]}
+        tiers_spec = [("light", []), ("phases", [])]
+    _tier_rows(rep, s, "node (setImmediate chain)", res, failed, [t for t, _ in tiers_spec])
+    cfg.node_tier_cost = {t: _tier_added(res, t) for t, _ in tiers_spec}
+
+
+def _tier_added(res, tier):
+    a, b = median(res.get("none", [])), median(res.get(tier, []))
+    return (b - a) if a is not None and b is not None else None
+
+
+def _tier_rows(rep, s, target, res, failed, tiers):
+    base = median(res.get("none", []))
+    for t in tiers:
+        if t in failed or not res.get(t):
+            rep.row(s, target, t, base, note=f"not measured: {failed.get(t, 'no samples')}")
+            continue
+        v = median(res[t])
+        rep.row(s, target, t, base, v, v - base if base else None, v / base if base else None,
+                note=f"{len(res[t])} reps")
+
+
+# ---- 2. HTTP
+
+def npm_ready(cfg):
+    """Install prom-client and clinic into build/bench/node (npm ci from the lockfile).
+    Returns (node_modules path, None) or (None, reason)."""
+    dest = os.path.join(cfg.out, "node")
+    stamp = os.path.join(dest, "node_modules", ".loopscope-stamp")
+    lock = os.path.join(NODE_DIR, "package-lock.json")
+    if os.path.exists(stamp) and os.path.getmtime(stamp) >= os.path.getmtime(lock):
+        return os.path.join(dest, "node_modules"), None
+    if not shutil.which("npm"):
+        return None, "npm not installed"
+    os.makedirs(dest, exist_ok=True)
+    for f in ("package.json", "package-lock.json"):
+        shutil.copy(os.path.join(NODE_DIR, f), dest)
+    rc, out = run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], 300, cwd=dest)
+    with open(os.path.join(cfg.out, "logs", "npm.log"), "w") as f:
+        f.write(out)
+    if rc != 0:
+        return None, f"npm ci failed ({'timeout' if rc is None else rc}): {first_line(out)}"
+    open(stamp, "w").close()
+    return os.path.join(dest, "node_modules"), None
+
+
+def parse_wrk(out):
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    errs = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if not rps or not p99:
+        return None, None, first_line(out, "wrk printed nothing")
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
+    return float(rps.group(1)), float(p99.group(1)) * scale, (errs.group(0) if errs else None)
+
+
+def wrk_cmd(cfg, port):
+    return ["wrk", "-t1", f"-c{cfg.conns}", f"-d{cfg.http_s}s", "--latency", f"http://127.0.0.1:{port}/"]
+
+
+def start_server(env, cfg, modules, prom=False):
+    envv = {"PORT": "0", "EXIT_AFTER_S": "400"}
+    if prom:
+        envv.update(PROM="1", NODE_PATH=modules)
+    p = start([env.node, os.path.join(NODE_DIR, "server.js")], cpu=CPU_TARGET, env=envv,
+              stdout=subprocess.PIPE)
+    m = wait_line(p, r"listening (\d+) (\d+)", 10)
+    if not m:
+        stop(p)
+        return None, None
+    return p, int(m.group(1))
+
+
+class PromScraper:
+    """Scrapes prom-client's /metrics once a second, as Prometheus would (from CPU 1)."""
+
+    def __init__(self, port):
+        self.port, self.evt = port, threading.Event()
+        self.n = 0
+        self.th = threading.Thread(target=self._loop, daemon=True)
+        self.th.start()
+
+    def _loop(self):
+        while not self.evt.wait(1.0):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/metrics")
+                c.getresponse().read()
+                c.close()
+                self.n += 1
+            except OSError:
+                pass
+
+    def close(self):
+        self.evt.set()
+        self.th.join()
+
+
+def section_http(env, cfg, rep):
+    s = rep.section("http", "2. Node HTTP server under load",
+                    ["configuration", "req/s", "p99 ms", "req/s vs no agent", "p99 vs no agent", "note"],
+                    f"`tests/bench/node/server.js` on 127.0.0.1 pinned to CPU 0; `wrk -t1 -c{cfg.conns} "
+                    f"-d{cfg.http_s}s --latency` pinned to CPU 1. Configurations run interleaved, "
+                    f"{cfg.http_reps} rounds (clinic: {cfg.clinic_reps}); medians per configuration. loopscope's "
+                    "tiers attach to the same server process as the no-agent runs (`loopscope stat -p PID -i 60 "
+                    "--probes TIER`, attached before wrk starts, detached after); prom-client "
+                    "(`collectDefaultMetrics()`, scraped once a second from CPU 1) runs in its own server "
+                    "process with the same code; `clinic doctor --collect-only` spawns its own server.")
+    if not env.wrk:
+        rep.row(s, "all", note="not measured: wrk not installed (Debian package wrk)")
+        return
+    modules, npm_err = npm_ready(cfg)
+    srv, port = start_server(env, cfg, modules)
+    if not srv:
+        rep.row(s, "all", note="not measured: server.js did not start")
+        return
+    prom_srv, prom_port, prom_err = None, None, None
+    if modules:
+        prom_srv, prom_port = start_server(env, cfg, modules, prom=True)
+        if not prom_srv:
+            prom_err = "server.js with PROM=1 did not start"
+    else:
+        prom_err = npm_err
+    clinic = os.path.join(modules, ".bin", "clinic") if modules else None
+    clinic_err = npm_err if not modules else (None if os.access(clinic, os.X_OK) else "clinic not installed")
+
+    why = env.why_no_stat()
+    tiers = env.node_tiers() if not why else []
+    tier_err = why or (None if tiers else "`loopscope stat` has no --probes light|phases (issue 4)")
+    if not why and not tiers:
+        # stat exists without Node tiers: see whether it attaches to Node at all.
+        tiers, tier_err = ["default"], None
+
+    configs = ["no agent"] + [f"loopscope {t}" for t in tiers] + (["prom-client"] if prom_srv else []) \
+        + (["clinic doctor"] if not clinic_err else [])
+    res = {c: [] for c in configs}
+    failed = {}
+    clinic_dir = os.path.join(cfg.out, "clinic")
+    os.makedirs(clinic_dir, exist_ok=True)
+
+    # warm-up (JIT) for both servers, not recorded
+    run(["wrk", "-t1", f"-c{cfg.conns}", "-d1s", f"http://127.0.0.1:{port}/"], 20, cpu=CPU_HELPER)
+    if prom_srv:
+        run(["wrk", "-t1", f"-c{cfg.conns}", "-d1s", f"http://127.0.0.1:{prom_port}/"], 20, cpu=CPU_HELPER)
+
+    for r in range(cfg.http_reps):
+        for c in configs:
+            if c in failed:
+                continue
+            if c == "no agent":
+                rc, out = run(wrk_cmd(cfg, port), cfg.http_s + 20, cpu=CPU_HELPER)
+            elif c.startswith("loopscope "):
+                t = c.split()[1]
+                extra = [] if t == "default" else ["--probes", t]
+                ag = Agent(env, ["stat", "-p", str(srv.pid), "-i", "60"] + extra, f"http-{t}-{r}.log")
+                err = ag.wait_attached()
+                if err:
+                    failed[c] = err
+                    continue
+                rc, out = run(wrk_cmd(cfg, port), cfg.http_s + 20, cpu=CPU_HELPER)
+                alive = ag.p.poll() is None
+                ag.stop()
+                if not alive:
+                    failed[c] = ag.error()
+                    continue
+            elif c == "prom-client":
+                sc = PromScraper(prom_port)
+                rc, out = run(wrk_cmd(cfg, prom_port), cfg.http_s + 20, cpu=CPU_HELPER)
+                sc.close()
+            else:
+                if r >= cfg.clinic_reps:
+                    continue
+                # clinic spawns the server (CPU 0 through taskset) and runs wrk on its port
+                onport = " ".join(wrk_cmd(cfg, "$PORT"))
+                rc, out = run(["taskset", "-c", str(CPU_TARGET), clinic, "doctor", "--collect-only",
+                               "--dest", clinic_dir, "--on-port", f"taskset -c {CPU_HELPER} {onport}", "--",
+                               env.node, os.path.join(NODE_DIR, "server.js")],
+                              cfg.http_s + 90, cwd=clinic_dir,
+                              env={"NO_INSIGHT": "1", "NO_UPDATE_NOTIFIER": "1", "PORT": "0",
+                                   "EXIT_AFTER_S": "120"})
+            rps, p99, note = parse_wrk(out or "")
+            if rps is None:
+                failed[c] = f"run failed (rc {rc}): {note}"
+                continue
+            res[c].append((rps, p99))
+    stop(srv)
+    if prom_srv:
+        stop(prom_srv)
+
+    base_rps = median([x[0] for x in res["no agent"]])
+    base_p99 = median([x[1] for x in res["no agent"]])
+    cfg.http = {}
+    for c in configs:
+        if c in failed or not res[c]:
+            rep.row(s, c, note=f"not measured: {failed.get(c, 'no samples')}")
+            continue
+        rps, p99 = median([x[0] for x in res[c]]), median([x[1] for x in res[c]])
+        cfg.http[c] = (rps, p99)
+        rep.row(s, c, rps, p99, rps / base_rps if base_rps else None, p99 / base_p99 if base_p99 else None,
+                note=f"{len(res[c])} runs")
+    if tier_err:
+        rep.row(s, "loopscope light / phases", note=f"not measured: {tier_err}")
+    if prom_err:
+        rep.row(s, "prom-client", note=f"not measured: {prom_err}")
+    if clinic_err:
+        rep.row(s, "clinic doctor", note=f"not measured: {clinic_err}")
+
+
+# ---------------------------------------------------------------- main
+
+def git_commit():
+    rc, out = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], 10)
+    rc2, dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], 10)
+    return out.strip() + ("+dirty" if dirty.strip() else "") if rc == 0 else "unknown"
+
+
+SECTIONS = {
+    "overhead": section_overhead,
+    "http": section_http,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--quick", action="store_true", help="short runs (to debug the harness)")
+    ap.add_argument("--only", default="", help="comma-separated sections: " + ",".join(SECTIONS))
+    ap.add_argument("--out", default=None, help="report directory (default BUILD/bench)")
+    args = ap.parse_args()
+    cfg = argparse.Namespace()
+    cfg.build = os.path.abspath(args.build)
+    cfg.out = os.path.abspath(args.out or os.path.join(cfg.build, "bench"))
+    cfg.quick = args.quick
+    q = args.quick
+    cfg.reps = 2 if q else 5
+    cfg.warmup = 0.5 if q else 1.5
+    cfg.measure = 0.6 if q else 1.0
+    cfg.conns = 32
+    cfg.http_s = 1 if q else 3
+    cfg.http_reps = 1 if q else 3
+    cfg.clinic_reps = 1 if q else 2
+    os.makedirs(os.path.join(cfg.out, "logs"), exist_ok=True)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(130))
+    t0 = time.monotonic()
+    env = Env(cfg.build)
+    rep = Report()
+    only = [x for x in args.only.split(",") if x]
+    for name, fn in SECTIONS.items():
+        if only and name not in only:
+            continue
+        ts = time.monotonic()
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        fn(env, cfg, rep)
+        print(f"bench: {name} done in {time.monotonic() - ts:.0f} s", file=sys.stderr, flush=True)
+
+    meta = {
+        "command": "make bench" + (" (tests/bench/bench.py " + " ".join(sys.argv[1:]) + ")" if sys.argv[1:] else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": git_commit(),
+        "host": f"{os.cpu_count()} CPUs, kernel {os.uname().release}",
+        "elapsed_s": time.monotonic() - t0,
+        "quick": q,
+    }
+    md = render_md(rep, meta)
+    with open(os.path.join(cfg.out, "report.md"), "w") as f:
+        f.write(md + "\n")
+    with open(os.path.join(cfg.out, "report.json"), "w") as f:
+        json.dump({"meta": meta, "goals": rep.goals, "sections": rep.sections}, f, indent=1)
+    print(md)
+    print(f"bench: wrote {cfg.out}/report.md and report.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
