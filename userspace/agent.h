@@ -53,6 +53,9 @@ struct ls_backend_ops {
 	void (*detach)(struct ls_target *t);
 };
 
+/* The backends (agent.c keeps the table that asks them in order). */
+extern const struct ls_backend_ops ls_backend_refloop;	/* refloop.c: reference loop, USDT */
+
 /* Per-target state a backend may hang its own data on. */
 struct ls_target {
 	struct ls_target_info info;

@@ -7,6 +7,7 @@
 
 /* One line per command, in the order `loopscope --help` lists them. */
 static const struct ls_command commands[] = {
+	{ "stat", "attach to running loops and print their numbers every interval", ls_cmd_stat },
 };
 
 static void usage(FILE *f)

@@ -180,6 +180,11 @@ void ls_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snaps
  *  "poll_wait_s", "stall_episodes", and for Node "gc":{"count","total_s","p99_s","max_s"}}.
  * Returns 0 or -errno. */
 int ls_summary_write_json(const struct ls_loop_summary *s, FILE *out);
+/* The same, plus "episodes":[{"kind","phase","start_s","duration_s","callbacks"}] for
+ * the neps finished episodes given (eps NULL: no "episodes" key at all). */
+struct ls_episode;
+int ls_summary_write_json_ex(const struct ls_loop_summary *s, const struct ls_episode *eps, size_t neps,
+			     FILE *out);
 
 /*
  * A source of snapshots and episodes (htop's Platform idea): the live agent, a remote

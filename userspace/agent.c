@@ -1,0 +1,453 @@
+/* agent.c: the agent core (agent.h). Targets, their backends, and the live
+ * ls_source every front end reads.
+ *
+ * One epoll set holds, per target, the backend's ring-buffer fd and a pidfd, so a
+ * single wait wakes on episodes and on a target's exit alike. Snapshots are built on
+ * demand from the kernel maps (cumulative); an exited or detached target keeps its
+ * last numbers in later snapshots.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "agent.h"
+
+/* Backends asked in order; the first whose match() says yes owns the target.
+ * A new runtime adds one line here (and declares its ops in agent.h). */
+static const struct ls_backend_ops *const backends[] = {
+	&ls_backend_refloop,
+};
+
+/* Where the kernel's BTF lives (CO-RE needs it); LOOPSCOPE_BTF overrides the path
+ * the check looks at, so the "no BTF" error can be tested on a machine that has it. */
+#define LS_DEFAULT_BTF "/sys/kernel/btf/vmlinux"
+
+/* How often poll() looks at live state for stalls in progress, at the least. */
+#define LIVE_CHECK_MS 50
+
+struct agent_target {
+	struct ls_target t;
+	int pidfd;			/* -1 once the target is gone */
+	struct ls_target_snapshot last;	/* latest collected numbers (owned) */
+};
+
+struct ls_agent {
+	struct ls_source src;		/* first: ls_agent_source() returns its address */
+	struct ls_agent_opts opts;
+	int epfd;
+	struct agent_target **targets;	/* every target ever added, in order */
+	uint32_t ntargets;
+	int ever_attached;
+	uint64_t episodes;
+};
+
+static int verbose_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return 0;
+}
+
+static struct ls_agent *agent_of(struct ls_source *src)
+{
+	return (struct ls_agent *)src;
+}
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Epoll data: the target index, tagged: bit 32 set = pidfd, clear = episode fd. */
+#define EV_PIDFD (1ull << 32)
+
+static void deliver(struct ls_agent *ag, const struct ls_episode *ep)
+{
+	ag->episodes++;
+	if (ag->src.on_episode)
+		ag->src.on_episode(ep, ag->src.episode_arg);
+}
+
+/* Counts every episode a backend delivers, then hands it to the front end. */
+static void count_episode(const struct ls_episode *ep, void *arg)
+{
+	deliver(arg, ep);
+}
+
+/* Final collect, then the backend detaches; the numbers stay for later snapshots. */
+static void target_retire(struct ls_agent *ag, struct agent_target *at, uint32_t state)
+{
+	int efd;
+
+	if (at->t.state != LS_TARGET_ATTACHED)
+		return;
+	at->t.backend->consume(&at->t, count_episode, ag);
+	at->t.backend->collect(&at->t, &at->last);
+	efd = at->t.backend->episode_fd(&at->t);
+	if (efd >= 0)
+		epoll_ctl(ag->epfd, EPOLL_CTL_DEL, efd, NULL);
+	if (at->pidfd >= 0) {
+		epoll_ctl(ag->epfd, EPOLL_CTL_DEL, at->pidfd, NULL);
+		close(at->pidfd);
+		at->pidfd = -1;
+	}
+	at->t.backend->detach(&at->t);
+	at->t.state = state;
+	if (state == LS_TARGET_EXITED)
+		at->t.exited_ns = ls_now_mono_ns();
+	at->last.state = state;
+	at->last.exited_ns = at->t.exited_ns;
+}
+
+static void target_exited(struct ls_agent *ag, struct agent_target *at)
+{
+	struct ls_episode ep;
+
+	if (at->t.state != LS_TARGET_ATTACHED)
+		return;
+	/* Drain what the probes said before the exit, then detach. */
+	at->t.backend->consume(&at->t, count_episode, ag);
+	target_retire(ag, at, LS_TARGET_EXITED);
+	memset(&ep, 0, sizeof(ep));
+	ep.pid = at->t.info.pid;
+	ep.kind = LS_EP_TARGET_EXIT;
+	ep.phase = LS_PHASE_NONE;
+	ep.start_ns = ep.end_ns = at->t.exited_ns;
+	deliver(ag, &ep);
+}
+
+static uint32_t attached_count(const struct ls_agent *ag)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < ag->ntargets; i++)
+		n += ag->targets[i]->t.state == LS_TARGET_ATTACHED;
+	return n;
+}
+
+static int agent_poll(struct ls_source *src, int timeout_ms)
+{
+	struct ls_agent *ag = agent_of(src);
+	uint64_t deadline = ls_now_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
+
+	for (;;) {
+		struct epoll_event evs[16];
+		uint64_t now = ls_now_mono_ns();
+		int wait_ms, n;
+
+		if (ag->ever_attached && !attached_count(ag))
+			return -ENODATA;
+		wait_ms = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+		if (wait_ms > LIVE_CHECK_MS)
+			wait_ms = LIVE_CHECK_MS;
+		n = epoll_wait(ag->epfd, evs, 16, wait_ms);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n < 0)
+			return 0;	/* a signal: let the caller look at its flags */
+		for (int i = 0; i < n; i++) {
+			uint64_t d = evs[i].data.u64;
+			uint32_t idx = (uint32_t)d;
+
+			if (idx < ag->ntargets && (d & EV_PIDFD))
+				target_exited(ag, ag->targets[idx]);
+		}
+		/* Episodes (and stalls in progress) from every live target. */
+		for (uint32_t i = 0; i < ag->ntargets; i++) {
+			struct agent_target *at = ag->targets[i];
+
+			if (at->t.state == LS_TARGET_ATTACHED)
+				at->t.backend->consume(&at->t, count_episode, ag);
+		}
+		if (ls_now_mono_ns() >= deadline)
+			return 0;
+	}
+}
+
+static int copy_target(struct ls_target_snapshot *dst, const struct ls_target_snapshot *src)
+{
+	*dst = *src;
+	dst->loops = NULL;
+	if (src->nloops) {
+		dst->loops = malloc(sizeof(*dst->loops) * src->nloops);
+		if (!dst->loops)
+			return -ENOMEM;
+		memcpy(dst->loops, src->loops, sizeof(*dst->loops) * src->nloops);
+	}
+	return 0;
+}
+
+static void self_stats(struct ls_agent *ag, struct ls_self_stats *s)
+{
+	struct rusage ru;
+	FILE *f;
+
+	memset(s, 0, sizeof(*s));
+	for (uint32_t i = 0; i < ag->ntargets; i++) {
+		struct agent_target *at = ag->targets[i];
+
+		if (at->t.state != LS_TARGET_ATTACHED)
+			continue;
+		s->attached_targets++;
+		s->probe_hits += at->t.backend->probe_hits(&at->t);
+		s->ringbuf_drops += at->t.backend->drops(&at->t);
+	}
+	s->episodes = ag->episodes;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		s->cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+			   (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	f = fopen("/proc/self/statm", "re");
+	if (f) {
+		unsigned long size, rss;
+
+		if (fscanf(f, "%lu %lu", &size, &rss) == 2)
+			s->rss_bytes = (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+		fclose(f);
+	}
+}
+
+static int agent_snapshot(struct ls_source *src, struct ls_snapshot *out)
+{
+	struct ls_agent *ag = agent_of(src);
+	int r = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (uint32_t i = 0; i < ag->ntargets; i++) {
+		struct agent_target *at = ag->targets[i];
+
+		if (at->t.state == LS_TARGET_ATTACHED) {
+			r = at->t.backend->collect(&at->t, &at->last);
+			if (r)
+				return r;
+		}
+	}
+	out->mono_ns = ls_now_mono_ns();
+	out->wall_ns = ls_now_wall_ns();
+	self_stats(ag, &out->self);
+	if (!ag->ntargets)
+		return 0;
+	out->targets = calloc(ag->ntargets, sizeof(*out->targets));
+	if (!out->targets)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < ag->ntargets; i++) {
+		r = copy_target(&out->targets[i], &ag->targets[i]->last);
+		if (r) {
+			ls_snapshot_free(out);
+			return r;
+		}
+		out->ntargets++;
+	}
+	return 0;
+}
+
+static int agent_fd(struct ls_source *src)
+{
+	return agent_of(src)->epfd;
+}
+
+static void agent_destroy(struct ls_source *src)
+{
+	(void)src;	/* owned by the agent: ls_agent_free() frees it */
+}
+
+static const struct ls_source_ops agent_source_ops = {
+	.name = "agent",
+	.poll = agent_poll,
+	.snapshot = agent_snapshot,
+	.fd = agent_fd,
+	.destroy = agent_destroy,
+};
+
+int ls_agent_new(const struct ls_agent_opts *opts, struct ls_agent **out, char *err, size_t errlen)
+{
+	struct ls_agent *ag;
+
+	*out = NULL;
+	ag = calloc(1, sizeof(*ag));
+	if (!ag) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ag->src.ops = &agent_source_ops;
+	if (opts)
+		ag->opts = *opts;
+	if (!ag->opts.stall_threshold_ns)
+		ag->opts.stall_threshold_ns = 100000000ull;
+	ag->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ag->epfd < 0) {
+		int r = -errno;
+		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+		free(ag);
+		return r;
+	}
+	libbpf_set_print(ag->opts.verbose ? verbose_print : quiet_print);
+	*out = ag;
+	return 0;
+}
+
+static int check_btf(char *err, size_t errlen)
+{
+	const char *path = getenv("LOOPSCOPE_BTF");
+
+	if (!path || !*path)
+		path = LS_DEFAULT_BTF;
+	if (access(path, R_OK) == 0)
+		return 0;
+	snprintf(err, errlen, "no BTF: %s is missing; loopscope needs a kernel built with "
+		 "CONFIG_DEBUG_INFO_BTF=y", path);
+	return -ENOENT;
+}
+
+int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
+{
+	struct agent_target *at = NULL, **grown;
+	struct ls_target_info ti;
+	const struct ls_backend_ops *be = NULL;
+	struct epoll_event ev;
+	int r, id_r, efd;
+
+	for (uint32_t i = 0; i < ag->ntargets; i++) {
+		if (ag->targets[i]->t.info.pid == pid && ag->targets[i]->t.state == LS_TARGET_ATTACHED) {
+			snprintf(err, errlen, "process %d is already traced", (int)pid);
+			return -EEXIST;
+		}
+	}
+	at = calloc(1, sizeof(*at));
+	if (!at) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	at->pidfd = -1;
+	/* pidfd first: from here on a reused PID cannot be mistaken for this process. */
+	at->pidfd = pidfd_open_(pid);
+	if (at->pidfd < 0) {
+		r = errno == ESRCH || errno == EINVAL ? -ESRCH : -errno;
+		if (r == -ESRCH)
+			snprintf(err, errlen, "no such process: %d", (int)pid);
+		else if (r == -EPERM)
+			snprintf(err, errlen, "not permitted to trace process %d: run loopscope as root", (int)pid);
+		else
+			snprintf(err, errlen, "pidfd_open(%d): %s", (int)pid, strerror(-r));
+		goto cleanup;
+	}
+	id_r = ls_target_identify(pid, &ti, err, errlen);
+	if (id_r && id_r != -ENOTSUP) {
+		r = id_r;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]) && !be; i++)
+		if (backends[i]->match(&ti))
+			be = backends[i];
+	if (!be) {
+		if (!id_r)
+			snprintf(err, errlen, "process %d (%s): no backend for runtime %s", (int)pid, ti.comm,
+				 ls_runtime_name(ti.runtime));
+		r = -ENOTSUP;
+		goto cleanup;
+	}
+	r = check_btf(err, errlen);
+	if (r)
+		goto cleanup;
+	grown = realloc(ag->targets, sizeof(*ag->targets) * (ag->ntargets + 1));
+	if (!grown) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto cleanup;
+	}
+	ag->targets = grown;
+	at->t.info = ti;
+	at->t.backend = be;
+	at->t.state = LS_TARGET_DETACHED;
+	r = be->attach(&at->t, &ti, &ag->opts, err, errlen);
+	if (r)
+		goto cleanup;
+	at->t.state = LS_TARGET_ATTACHED;
+	at->t.attached_ns = ls_now_mono_ns();
+
+	at->last.pid = pid;
+	snprintf(at->last.comm, sizeof(at->last.comm), "%s", ti.comm);
+	snprintf(at->last.exe, sizeof(at->last.exe), "%s", ti.exe);
+	at->last.runtime = ti.runtime;
+	at->last.state = LS_TARGET_ATTACHED;
+	at->last.attached_ns = at->t.attached_ns;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.u64 = ag->ntargets | EV_PIDFD;
+	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, at->pidfd, &ev)) {
+		r = -errno;
+		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+		goto cleanup_detach;
+	}
+	efd = be->episode_fd(&at->t);
+	if (efd >= 0) {
+		ev.data.u64 = ag->ntargets;
+		if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, efd, &ev)) {
+			r = -errno;
+			snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+			epoll_ctl(ag->epfd, EPOLL_CTL_DEL, at->pidfd, NULL);
+			goto cleanup_detach;
+		}
+	}
+	ag->targets[ag->ntargets++] = at;
+	ag->ever_attached = 1;
+	return 0;
+
+cleanup_detach:
+	be->detach(&at->t);
+cleanup:
+	if (at->pidfd >= 0)
+		close(at->pidfd);
+	free(at->last.loops);
+	free(at);
+	return r;
+}
+
+int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid)
+{
+	for (uint32_t i = 0; i < ag->ntargets; i++) {
+		struct agent_target *at = ag->targets[i];
+
+		if (at->t.info.pid == pid && at->t.state == LS_TARGET_ATTACHED) {
+			target_retire(ag, at, LS_TARGET_DETACHED);
+			return 0;
+		}
+	}
+	return -ESRCH;
+}
+
+struct ls_source *ls_agent_source(struct ls_agent *ag)
+{
+	return &ag->src;
+}
+
+void ls_agent_free(struct ls_agent *ag)
+{
+	if (!ag)
+		return;
+	for (uint32_t i = 0; i < ag->ntargets; i++) {
+		struct agent_target *at = ag->targets[i];
+
+		if (at->t.state == LS_TARGET_ATTACHED)
+			at->t.backend->detach(&at->t);
+		if (at->pidfd >= 0)
+			close(at->pidfd);
+		free(at->last.loops);
+		free(at);
+	}
+	free(ag->targets);
+	if (ag->epfd >= 0)
+		close(ag->epfd);
+	free(ag);
+}

@@ -1,0 +1,443 @@
+/* refloop.c: the user side of the reference-loop probe set (bpf/refloop.bpf.c).
+ *
+ * A backend of the agent (agent.h): loads one copy of the probe set per traced
+ * process, attaches it to the loop's USDT probes, turns the kernel's per-thread
+ * aggregates into ls_loop_snapshot, and delivers episodes: finished ones from the
+ * ring buffer, and ones still in progress from the loop's live state, which it reads
+ * straight from the target's memory (the record whose address poll_start handed
+ * over) with process_vm_readv. That read costs the target nothing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent.h"
+#include "refloop.h"
+#include "refloop.skel.h"
+
+_Static_assert(REFLOOP_EP_STALL == LS_EP_STALL, "episode kinds");
+_Static_assert(REFLOOP_EP_TICK_STARVATION == LS_EP_TICK_STARVATION, "episode kinds");
+_Static_assert(REFLOOP_EP_MICROTASK_STARVATION == LS_EP_MICROTASK_STARVATION, "episode kinds");
+_Static_assert((int)LSL_PROBE_NPHASES == (int)LS_NPHASES, "phase numbering");
+_Static_assert((int)LSL_PROBE_NONE == (int)LS_PHASE_NONE, "phase numbering");
+
+/* Attach order. poll_start goes LAST: loopdemo --wait-attach starts its workload when
+ * poll_start's semaphore rises, and by then every other probe must be live. The
+ * program names equal the probe names. */
+static const char *const attach_table[] = {
+	"poll_end", "timer_fired", "tick_drain_end", "microtask_drain_end", "poll_start",
+};
+#define NATTACH (sizeof(attach_table) / sizeof(attach_table[0]))
+
+#define MAX_LIVE 32	/* in-progress episodes announced and not yet finished */
+
+struct live_ep {
+	uint32_t tid, kind;
+	uint64_t start_ns;
+};
+
+struct refloop_priv {
+	struct refloop *skel;
+	struct bpf_link *links[NATTACH];
+	struct ring_buffer *rb;
+	struct refloop_loop *val;	/* scratch for one map value (too big for the stack) */
+	pid_t pid;
+	uint64_t threshold_ns;
+	/* Set only while consume() runs: where episodes go. */
+	ls_episode_fn fn;
+	void *fn_arg;
+	struct live_ep live[MAX_LIVE];
+	unsigned nlive;
+};
+
+static int refloop_match(const struct ls_target_info *ti)
+{
+	return ti->runtime == LS_RT_REFERENCE;
+}
+
+static void forget_live(struct refloop_priv *p, uint32_t tid, uint32_t kind)
+{
+	for (unsigned i = 0; i < p->nlive; i++) {
+		if (p->live[i].tid == tid && p->live[i].kind == kind) {
+			p->live[i] = p->live[--p->nlive];
+			return;
+		}
+	}
+}
+
+static int on_ringbuf(void *ctx, void *data, size_t len)
+{
+	struct refloop_priv *p = ctx;
+	const struct refloop_episode *e = data;
+	struct ls_episode ep;
+
+	if (len < sizeof(*e))
+		return 0;
+	forget_live(p, e->tid, e->kind);
+	memset(&ep, 0, sizeof(ep));
+	ep.pid = p->pid;
+	ep.tid = e->tid;
+	ep.kind = e->kind;
+	ep.phase = e->phase;
+	ep.start_ns = e->start_ns;
+	ep.end_ns = e->end_ns;
+	ep.callbacks = e->callbacks;
+	if (p->fn)
+		p->fn(&ep, p->fn_arg);
+	return 0;
+}
+
+static void refloop_detach(struct ls_target *t)
+{
+	struct refloop_priv *p = t->priv;
+
+	if (!p)
+		return;
+	/* poll_start first: nothing half-counted after the others go. */
+	for (int i = (int)NATTACH - 1; i >= 0; i--)
+		bpf_link__destroy(p->links[i]);
+	ring_buffer__free(p->rb);
+	refloop__destroy(p->skel);
+	free(p->val);
+	free(p);
+	t->priv = NULL;
+}
+
+static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
+			  const struct ls_agent_opts *opts, char *err, size_t errlen)
+{
+	struct refloop_priv *p;
+	const char *path = ti->lib[0] ? ti->lib : ti->exe_proc;
+	int r;
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	t->priv = p;
+	p->pid = ti->pid;
+	p->threshold_ns = opts->stall_threshold_ns;
+	p->val = malloc(sizeof(*p->val));
+	if (!p->val) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto cleanup;
+	}
+	p->skel = refloop__open();
+	if (!p->skel) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the reference-loop BPF object: %s", strerror(-r));
+		goto cleanup;
+	}
+	p->skel->rodata->targ_tgid = (__u32)ti->pid;
+	p->skel->rodata->stall_threshold_ns = opts->stall_threshold_ns;
+	r = refloop__load(p->skel);
+	if (r) {
+		if (r == -EPERM)	/* -EACCES is the verifier saying no */
+			snprintf(err, errlen, "not permitted to load BPF programs: run loopscope as root "
+				 "(it needs CAP_BPF and CAP_PERFMON)");
+		else
+			snprintf(err, errlen, "loading the reference-loop BPF programs failed: %s "
+				 "(run with -v for the verifier log)", strerror(-r));
+		goto cleanup;
+	}
+	for (size_t i = 0; i < NATTACH; i++) {
+		struct bpf_program *prog = bpf_object__find_program_by_name(p->skel->obj, attach_table[i]);
+
+		if (!prog) {
+			r = -ENOENT;
+			snprintf(err, errlen, "internal: no BPF program %s", attach_table[i]);
+			goto cleanup;
+		}
+		p->links[i] = bpf_program__attach_usdt(prog, ti->pid, path, LSL_PROBE_PROVIDER,
+						       attach_table[i], NULL);
+		if (!p->links[i]) {
+			r = -errno;
+			if (r == -EPERM || r == -EACCES)
+				snprintf(err, errlen, "not permitted to attach uprobes to process %d: run "
+					 "loopscope as root (CAP_BPF, CAP_PERFMON)", (int)ti->pid);
+			else if (r == -ESRCH)
+				snprintf(err, errlen, "process %d exited while attaching", (int)ti->pid);
+			else
+				snprintf(err, errlen, "attaching USDT probe %s:%s in %s failed: %s",
+					 LSL_PROBE_PROVIDER, attach_table[i], ti->exe, strerror(-r));
+			goto cleanup;
+		}
+	}
+	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.episodes), on_ringbuf, p, NULL);
+	if (!p->rb) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open the episode ring buffer: %s", strerror(-r));
+		goto cleanup;
+	}
+	return 0;
+cleanup:
+	refloop_detach(t);
+	return r < 0 ? r : -EINVAL;
+}
+
+/* The loop's live record, read from the target. 0 or -errno. */
+static int read_record(pid_t pid, uint64_t addr, struct lsl_probe_record *rec)
+{
+	struct iovec local = { .iov_base = rec, .iov_len = sizeof(*rec) };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = sizeof(*rec) };
+
+	if (!addr)
+		return -ENOENT;
+	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(*rec))
+		return -errno ? -errno : -EIO;
+	if (rec->abi != LSL_PROBE_ABI)
+		return -EPROTO;
+	return 0;
+}
+
+/* The thread's comm; 0, or -1 when the thread is gone (out untouched). */
+static int thread_comm(pid_t pid, uint32_t tid, char *out, size_t len)
+{
+	char path[64], buf[32];
+	FILE *f;
+	int r = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%u/comm", (int)pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fgets(buf, sizeof(buf), f)) {
+		buf[strcspn(buf, "\n")] = '\0';
+		snprintf(out, len, "%.15s", buf);
+		r = 0;
+	}
+	fclose(f);
+	return r;
+}
+
+static void fill_drain(struct ls_drain_stats *d, const struct refloop_drain *s)
+{
+	d->drains = s->drains;
+	d->callbacks = s->callbacks;
+	d->starvation_episodes = s->starvation_episodes;
+	d->duration = s->duration;
+	d->per_drain = s->per_drain;
+}
+
+/* prev_name: what the thread was called at the last collect (NULL if new), kept
+ * when the thread is gone (the final collect after an exit). */
+static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop_loop *v,
+		      const char *prev_name, struct ls_loop_snapshot *o)
+{
+	struct lsl_probe_record rec;
+
+	memset(o, 0, sizeof(*o));
+	o->tid = tid;
+	if (thread_comm(p->pid, tid, o->name, sizeof(o->name))) {
+		if (prev_name)
+			memcpy(o->name, prev_name, sizeof(o->name));
+		else
+			snprintf(o->name, sizeof(o->name), "%u", tid);
+	}
+	o->has = LS_HAS_PHASES | LS_HAS_DELAY | LS_HAS_TIMERS | LS_HAS_DRAINS | LS_HAS_EPISODES;
+	o->iterations = v->iterations;
+	o->busy_ns = v->busy_ns;
+	o->idle_ns = v->idle_ns;
+	for (int i = 0; i < LS_NPHASES; i++)
+		o->phase[i] = v->phase[i];
+	o->iteration = v->iteration;
+	o->delay = v->delay;
+	o->poll_wait = v->poll_wait;
+	o->timer_lateness = v->timer_lateness;
+	fill_drain(&o->ticks, &v->ticks);
+	fill_drain(&o->microtasks, &v->microtasks);
+	o->stall_episodes = v->stall_episodes;
+
+	o->live_phase = LS_PHASE_NONE;
+	if (!v->poll_start_ns) {
+		o->live_state = LS_LIVE_UNKNOWN;
+	} else if (v->poll_start_ns > v->poll_end_ns) {
+		o->live_state = LS_LIVE_POLLING;
+		o->live_since_ns = v->poll_start_ns;
+	} else {
+		o->live_state = LS_LIVE_RUNNING;
+		o->live_since_ns = v->poll_end_ns;
+	}
+	if (read_record(p->pid, v->record, &rec) == 0) {
+		o->live_phase = rec.live_phase < LS_NPHASES ? rec.live_phase : LS_PHASE_NONE;
+		o->live_phase_since_ns = rec.live_phase_since_ns;
+		if (rec.live_drain == LSL_DRAIN_TICKS || rec.live_drain == LSL_DRAIN_MICROTASKS) {
+			o->live_drain = rec.live_drain;
+			o->live_drain_since_ns = rec.live_drain_since_ns;
+			o->live_drain_callbacks = rec.live_drain_callbacks;
+		}
+	}
+}
+
+static int cmp_loop(const void *a, const void *b)
+{
+	const struct ls_loop_snapshot *x = a, *y = b;
+
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
+{
+	struct refloop_priv *p = t->priv;
+	struct ls_loop_snapshot *loops;
+	uint32_t key, next, n = 0;
+	int fd, r;
+
+	snprintf(out->tier, sizeof(out->tier), "usdt");
+	out->note[0] = '\0';
+	loops = calloc(REFLOOP_MAX_LOOPS, sizeof(*loops));
+	if (!loops)
+		return -ENOMEM;
+	fd = bpf_map__fd(p->skel->maps.loops);
+	r = bpf_map_get_next_key(fd, NULL, &next);
+	while (r == 0 && n < REFLOOP_MAX_LOOPS) {
+		key = next;
+		if (bpf_map_lookup_elem(fd, &key, p->val) == 0) {
+			const char *prev_name = NULL;
+
+			for (uint32_t i = 0; i < out->nloops && !prev_name; i++)
+				if (out->loops[i].tid == key)
+					prev_name = out->loops[i].name;
+			fill_loop(p, key, p->val, prev_name, &loops[n++]);
+		}
+		r = bpf_map_get_next_key(fd, &key, &next);
+	}
+	qsort(loops, n, sizeof(*loops), cmp_loop);
+	free(out->loops);
+	out->loops = loops;
+	out->nloops = n;
+	return 0;
+}
+
+static int refloop_episode_fd(struct ls_target *t)
+{
+	struct refloop_priv *p = t->priv;
+
+	return p && p->rb ? ring_buffer__epoll_fd(p->rb) : -1;
+}
+
+/* Announce an episode in progress once (end_ns = 0); the ring buffer finishes it. */
+static void announce(struct refloop_priv *p, uint32_t tid, uint32_t kind, uint32_t phase,
+		     uint64_t start, uint64_t callbacks)
+{
+	struct ls_episode ep;
+
+	for (unsigned i = 0; i < p->nlive; i++)
+		if (p->live[i].tid == tid && p->live[i].kind == kind && p->live[i].start_ns == start)
+			return;
+	if (p->nlive == MAX_LIVE)	/* should not happen: drop the oldest */
+		memmove(&p->live[0], &p->live[1], sizeof(p->live[0]) * --p->nlive);
+	p->live[p->nlive++] = (struct live_ep){ .tid = tid, .kind = kind, .start_ns = start };
+	memset(&ep, 0, sizeof(ep));
+	ep.pid = p->pid;
+	ep.tid = tid;
+	ep.kind = kind;
+	ep.phase = phase;
+	ep.start_ns = start;
+	ep.callbacks = callbacks;
+	if (p->fn)
+		p->fn(&ep, p->fn_arg);
+}
+
+/* Stalls and starvation still in progress, from each loop's live record. */
+static void check_live(struct refloop_priv *p)
+{
+	int fd = bpf_map__fd(p->skel->maps.loops);
+	uint64_t now = ls_now_mono_ns();
+	uint32_t key, next;
+	int r;
+
+	r = bpf_map_get_next_key(fd, NULL, &next);
+	while (r == 0) {
+		struct lsl_probe_record rec;
+
+		key = next;
+		if (bpf_map_lookup_elem(fd, &key, p->val) == 0 && read_record(p->pid, p->val->record, &rec) == 0) {
+			const struct refloop_loop *v = p->val;
+			uint64_t s = rec.live_phase_since_ns;
+			int polling = v->poll_start_ns > v->poll_end_ns;
+
+			if (rec.live_phase < LS_NPHASES && s) {
+				/* The poll wait is idle, not a stall: only its callbacks count. */
+				if (rec.live_phase == LS_PHASE_POLL && v->poll_end_ns > s)
+					s = v->poll_end_ns;
+				if (!(rec.live_phase == LS_PHASE_POLL && polling) && now > s &&
+				    now - s > p->threshold_ns)
+					announce(p, key, LS_EP_STALL, rec.live_phase, s, 0);
+			}
+			s = rec.live_drain_since_ns;
+			if ((rec.live_drain == LSL_DRAIN_TICKS || rec.live_drain == LSL_DRAIN_MICROTASKS) && s &&
+			    now > s && now - s > p->threshold_ns)
+				announce(p, key,
+					 rec.live_drain == LSL_DRAIN_TICKS ? LS_EP_TICK_STARVATION
+									   : LS_EP_MICROTASK_STARVATION,
+					 rec.live_phase < LS_NPHASES ? rec.live_phase : LS_PHASE_NONE, s,
+					 rec.live_drain_callbacks);
+		}
+		r = bpf_map_get_next_key(fd, &key, &next);
+	}
+}
+
+static int refloop_consume(struct ls_target *t, ls_episode_fn fn, void *arg)
+{
+	struct refloop_priv *p = t->priv;
+	int r;
+
+	p->fn = fn;
+	p->fn_arg = arg;
+	r = ring_buffer__consume(p->rb);
+	if (r >= 0)
+		check_live(p);
+	p->fn = NULL;
+	p->fn_arg = NULL;
+	return r < 0 ? r : 0;
+}
+
+/* Sum one counter over every loop of the target. */
+static uint64_t sum_loops(struct refloop_priv *p, size_t off)
+{
+	int fd = bpf_map__fd(p->skel->maps.loops);
+	uint32_t key, next;
+	uint64_t sum = 0;
+	int r;
+
+	r = bpf_map_get_next_key(fd, NULL, &next);
+	while (r == 0) {
+		key = next;
+		if (bpf_map_lookup_elem(fd, &key, p->val) == 0)
+			sum += *(const uint64_t *)((const char *)p->val + off);
+		r = bpf_map_get_next_key(fd, &key, &next);
+	}
+	return sum;
+}
+
+static uint64_t refloop_probe_hits(struct ls_target *t)
+{
+	struct refloop_priv *p = t->priv;
+
+	return sum_loops(p, offsetof(struct refloop_loop, probe_hits)) + p->skel->bss->untracked_hits;
+}
+
+static uint64_t refloop_drops(struct ls_target *t)
+{
+	return sum_loops(t->priv, offsetof(struct refloop_loop, drops));
+}
+
+const struct ls_backend_ops ls_backend_refloop = {
+	.name = "refloop",
+	.match = refloop_match,
+	.attach = refloop_attach,
+	.collect = refloop_collect,
+	.episode_fd = refloop_episode_fd,
+	.consume = refloop_consume,
+	.probe_hits = refloop_probe_hits,
+	.drops = refloop_drops,
+	.detach = refloop_detach,
+};
