@@ -1,0 +1,449 @@
+/* loop.c: lsl_run, one named function per phase (libuv's uv_run shape), the
+ * nextTick/microtask drain, and the per-iteration probe record. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lsl_internal.h"
+
+#ifndef LSL_NO_PROBES
+/* The USDT semaphores: a tracer increments one when it attaches that probe. */
+#define LSL__SEM_DEF(name) \
+	__extension__ volatile unsigned short loopscope_##name##_semaphore \
+		__attribute__((unused, section(".probes"))) = 0;
+LSL__PROBES(LSL__SEM_DEF)
+#endif
+
+const char *const lsl_phase_names[LSL_NPHASES] = {
+	"timers", "pending", "idle", "prepare", "poll", "check", "close",
+};
+
+uint64_t lsl_hrtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int lsl_loop_new(lsl_loop_t **loopp)
+{
+	lsl_loop_t *loop;
+	int err;
+
+	if (!loopp)
+		return -EINVAL;
+	*loopp = NULL;
+	loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (loop->epfd < 0) {
+		err = -errno;
+		free(loop);
+		return err;
+	}
+	lsl__queue_init(&loop->handles);
+	lsl__queue_init(&loop->idle_q);
+	lsl__queue_init(&loop->prepare_q);
+	lsl__queue_init(&loop->check_q);
+	loop->starvation_threshold_ns = 100 * 1000000ull;
+	loop->rec.abi = LSL_PROBE_ABI;
+	loop->rec.size = sizeof(loop->rec);
+	loop->rec.live_phase = LSL_PROBE_NONE;
+	loop->now_ns = lsl_hrtime_ns();
+	*loopp = loop;
+	return 0;
+}
+
+static void task_list_free(struct lsl__task_list *l)
+{
+	struct lsl__task *t, *n;
+
+	for (t = l->head; t; t = n) {
+		n = t->next;
+		free(t);
+	}
+	l->head = l->tail = NULL;
+	l->n = 0;
+}
+
+int lsl_loop_close(lsl_loop_t *loop)
+{
+	struct lsl__task *t, *n;
+
+	if (!loop)
+		return -EINVAL;
+	if (loop->running || loop->open_handles || loop->active_reqs || loop->ticks.head ||
+	    loop->microtasks.head || loop->immediates.head || loop->pending.head)
+		return -EBUSY;
+	lsl__pool_destroy(loop);
+	for (t = loop->task_free; t; t = n) {
+		n = t->next;
+		free(t);
+	}
+	task_list_free(&loop->ticks);
+	task_list_free(&loop->microtasks);
+	free(loop->heap);
+	free(loop->events);
+	free(loop->read_buf);
+	lsl__acct_free(&loop->acct);
+	close(loop->epfd);
+	free(loop);
+	return 0;
+}
+
+uint64_t lsl_now_ns(const lsl_loop_t *loop) { return loop ? loop->now_ns : 0; }
+uint64_t lsl_now_ms(const lsl_loop_t *loop) { return loop ? loop->now_ns / 1000000u : 0; }
+void lsl_update_time(lsl_loop_t *loop) { if (loop) loop->now_ns = lsl_hrtime_ns(); }
+uint64_t lsl_iterations(const lsl_loop_t *loop) { return loop ? loop->iteration : 0; }
+void lsl_stop(lsl_loop_t *loop) { if (loop) loop->stop_flag = 1; }
+
+const struct lsl_probe_record *lsl_probe_record(const lsl_loop_t *loop)
+{
+	return loop ? &loop->rec : NULL;
+}
+
+int lsl_probe_enabled(const char *probe)
+{
+	if (!probe)
+		return -EINVAL;
+#ifndef LSL_NO_PROBES
+#define LSL__SEM_CMP(name) \
+	if (!strcmp(probe, #name)) \
+		return loopscope_##name##_semaphore != 0;
+	LSL__PROBES(LSL__SEM_CMP)
+	return -EINVAL;
+#else
+	return -ENOTSUP;
+#endif
+}
+
+int lsl_loop_alive(const lsl_loop_t *loop)
+{
+	return loop && (loop->active_handles || loop->active_reqs || loop->closing_head ||
+			loop->pending.head);
+}
+
+/* ---------------------------------------------------------------- tasks */
+
+int lsl__task_push(lsl_loop_t *loop, struct lsl__task_list *l, lsl_task_cb cb, void *arg)
+{
+	struct lsl__task *t = loop->task_free;
+
+	if (t) {
+		loop->task_free = t->next;
+		loop->task_free_n--;
+	} else {
+		t = malloc(sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+	}
+	t->next = NULL;
+	t->cb = cb;
+	t->arg = arg;
+	if (l->tail)
+		l->tail->next = t;
+	else
+		l->head = t;
+	l->tail = t;
+	l->n++;
+	return 0;
+}
+
+/* Pop the head, recycle its node, and hand back what to call. */
+static inline void task_pop(lsl_loop_t *loop, struct lsl__task_list *l, lsl_task_cb *cb, void **arg)
+{
+	struct lsl__task *t = l->head;
+
+	l->head = t->next;
+	if (!l->head)
+		l->tail = NULL;
+	l->n--;
+	*cb = t->cb;
+	*arg = t->arg;
+	lsl__task_recycle(loop, t);
+}
+
+int lsl_next_tick(lsl_loop_t *loop, lsl_task_cb cb, void *arg)
+{
+	if (!loop || !cb)
+		return -EINVAL;
+	loop->ticks_queued_total++;
+	return lsl__task_push(loop, &loop->ticks, cb, arg);
+}
+
+int lsl_queue_microtask(lsl_loop_t *loop, lsl_task_cb cb, void *arg)
+{
+	if (!loop || !cb)
+		return -EINVAL;
+	loop->microtasks_queued_total++;
+	return lsl__task_push(loop, &loop->microtasks, cb, arg);
+}
+
+int lsl_set_immediate(lsl_loop_t *loop, lsl_task_cb cb, void *arg)
+{
+	int err;
+
+	if (!loop || !cb)
+		return -EINVAL;
+	err = lsl__task_push(loop, &loop->immediates, cb, arg);
+	if (!err)
+		loop->active_reqs++;
+	return err;
+}
+
+/*
+ * One drain: run the queue until it is empty, including what the callbacks add.
+ * kind is LSL_DRAIN_TICKS or LSL_DRAIN_MICROTASKS. Timestamps are taken only when
+ * the record, accounting or a drain probe needs them.
+ */
+static void drain(lsl_loop_t *loop, int kind)
+{
+	struct lsl__task_list *l = kind == LSL_DRAIN_TICKS ? &loop->ticks : &loop->microtasks;
+	uint64_t *queued_total = kind == LSL_DRAIN_TICKS ? &loop->ticks_queued_total
+							 : &loop->microtasks_queued_total;
+	uint64_t queued0 = *queued_total, ran = 0, t0 = 0, t1, d;
+	int probe_start = kind == LSL_DRAIN_TICKS ? LSL_PROBE_ON(tick_drain_start)
+						  : LSL_PROBE_ON(microtask_drain_start);
+	int probe_end = kind == LSL_DRAIN_TICKS ? LSL_PROBE_ON(tick_drain_end)
+						: LSL_PROBE_ON(microtask_drain_end);
+	int timed = loop->rec_on || probe_end;
+	uint32_t prev_drain = loop->rec.live_drain;
+	uint64_t prev_since = loop->rec.live_drain_since_ns, prev_cbs = loop->rec.live_drain_callbacks;
+	lsl_task_cb cb;
+	void *arg;
+
+	if (timed)
+		t0 = lsl_hrtime_ns();
+	if (probe_start) {
+		size_t n = l->n;
+		if (kind == LSL_DRAIN_TICKS)
+			LSL_PROBE2(tick_drain_start, loop, n);
+		else
+			LSL_PROBE2(microtask_drain_start, loop, n);
+	}
+	if (loop->rec_on) {
+		loop->rec.live_drain = kind;
+		loop->rec.live_drain_since_ns = t0;
+		loop->rec.live_drain_callbacks = 0;
+	}
+	while (l->head) {
+		task_pop(loop, l, &cb, &arg);
+		cb(loop, arg);
+		ran++;
+		loop->rec.live_drain_callbacks = ran;
+	}
+	if (timed) {
+		uint64_t queued = *queued_total - queued0;
+		t1 = lsl_hrtime_ns();
+		d = t1 - t0;
+		if (probe_end) {
+			if (kind == LSL_DRAIN_TICKS)
+				LSL_PROBE4(tick_drain_end, loop, t0, ran, queued);
+			else
+				LSL_PROBE4(microtask_drain_end, loop, t0, ran, queued);
+		}
+		if (loop->acct.on) {
+			struct lsl_drain_stats *s = kind == LSL_DRAIN_TICKS ? &loop->acct.ticks
+									    : &loop->acct.microtasks;
+			s->drains++;
+			s->callbacks += ran;
+			s->total_ns += d;
+			if (d > s->max_drain_ns)
+				s->max_drain_ns = d;
+			if (d > loop->starvation_threshold_ns)
+				s->starvation_episodes++;
+		}
+	}
+	/* Drains nest when the main-script drain is entered from a callback; restore. */
+	loop->rec.live_drain = prev_drain;
+	loop->rec.live_drain_since_ns = prev_since;
+	loop->rec.live_drain_callbacks = prev_cbs;
+}
+
+/* Node's processTicksAndRejections: every tick, then every microtask, until both are
+ * empty. Ticks queued by microtasks therefore wait for the microtask queue. */
+void lsl__after_callback(lsl_loop_t *loop)
+{
+	if (loop->in_drain)
+		return;		/* a callback inside the drain: the outer drain runs them */
+	loop->in_drain = 1;
+	do {
+		if (loop->ticks.head)
+			drain(loop, LSL_DRAIN_TICKS);
+		if (loop->microtasks.head)
+			drain(loop, LSL_DRAIN_MICROTASKS);
+	} while (loop->ticks.head);
+	loop->in_drain = 0;
+}
+
+void lsl__callback_probe_start(lsl_loop_t *loop, int phase, const void *fn)
+{
+	LSL_PROBE3(callback_start, loop, phase, fn);
+}
+
+void lsl__callback_probe_end(lsl_loop_t *loop, int phase)
+{
+	LSL_PROBE2(callback_end, loop, phase);
+}
+
+/* ---------------------------------------------------------------- phases */
+
+static void run_pending(lsl_loop_t *loop, uint32_t *ncb)
+{
+	struct lsl__task_list l = loop->pending;
+	lsl_task_cb cb;
+	void *arg;
+
+	/* Completions deferred by this phase's callbacks wait for the next iteration. */
+	memset(&loop->pending, 0, sizeof(loop->pending));
+	while (l.head) {
+		task_pop(loop, &l, &cb, &arg);
+		(*ncb)++;
+		LSL__CALLBACK(loop, LSL_PROBE_PENDING, cb, cb(loop, arg));
+	}
+}
+
+/* The epoll timeout for this iteration, in ms (-1 = infinite). */
+static int backend_timeout(const lsl_loop_t *loop)
+{
+	uint64_t next, diff;
+
+	if (loop->stop_flag || loop->immediates.head || loop->nidle || loop->pending.head ||
+	    loop->closing_head || !lsl_loop_alive(loop))
+		return 0;
+	next = lsl__next_timer_ns(loop);
+	if (!next)
+		return -1;
+	if (next <= loop->now_ns)
+		return 0;
+	diff = next - loop->now_ns;
+	/* Round up: waking before the due time would only spin another iteration. */
+	diff = (diff + 999999u) / 1000000u;
+	return diff > INT_MAX ? INT_MAX : (int)diff;
+}
+
+/* Phase bracket. *t is the previous boundary's timestamp (valid while rec_on): one
+ * clock read per boundary serves as this phase's end and the next one's start. */
+static inline void phase_enter(lsl_loop_t *loop, int ph, uint64_t t)
+{
+	if (loop->rec_on) {
+		loop->rec.live_phase = ph;
+		loop->rec.live_phase_since_ns = t;
+		if (ph != LSL_PROBE_POLL)	/* poll's run is updated after poll_start */
+			loop->rec.phase[ph].start_ns = t;
+	}
+	if (LSL_PROBE_ON(phase_start))
+		LSL_PROBE2(phase_start, loop, ph);
+}
+
+static inline void phase_leave(lsl_loop_t *loop, int ph, uint32_t ncb, uint64_t *t,
+			       uint64_t wait_ns)
+{
+	if (loop->rec_on) {
+		uint64_t now = lsl_hrtime_ns(), d = now - *t;
+		loop->rec.phase[ph].end_ns = now;
+		loop->rec.phase[ph].callbacks = ncb;
+		loop->rec.live_phase = LSL_PROBE_NONE;
+		loop->rec.live_phase_since_ns = now;
+		if (loop->acct.on) {
+			lsl__series_add(loop, &loop->acct.phase[ph], d);
+			if (d - wait_ns > loop->starvation_threshold_ns)
+				loop->acct.stall_episodes++;
+		}
+		*t = now;
+	}
+	if (LSL_PROBE_ON(phase_end))
+		LSL_PROBE3(phase_end, loop, ph, ncb);
+}
+
+static int run_poll(lsl_loop_t *loop, uint64_t *t)
+{
+	uint32_t ncb = 0;
+	uint64_t wait_ns = 0;
+	int timeout, nev = 0, err;
+
+	phase_enter(loop, LSL_PROBE_POLL, *t);
+	timeout = backend_timeout(loop);
+	if (timeout > 0) {
+		/* About to sleep: callbacks may have run long since the iteration began,
+		 * and a wait computed from that stale time would wake the timer late. */
+		loop->now_ns = lsl_hrtime_ns();
+		timeout = backend_timeout(loop);
+	}
+	if (loop->rec_on && loop->acct.on && loop->last_poll_return_ns >= loop->acct.window_start_ns &&
+	    loop->last_poll_return_ns)
+		lsl__series_add(loop, &loop->acct.delay, *t - loop->last_poll_return_ns);
+	if (LSL_PROBE_ON(poll_start))
+		LSL_PROBE3(poll_start, loop, timeout, &loop->rec);
+	if (loop->rec_on)
+		loop->rec.phase[LSL_PROBE_POLL].start_ns = *t;
+	err = lsl__io_poll(loop, timeout, &ncb, &wait_ns, &nev);
+	if (loop->acct.on)
+		loop->acct.poll_wait_ns += wait_ns;
+	phase_leave(loop, LSL_PROBE_POLL, ncb, t, wait_ns);
+	return err;
+}
+
+#define RUN_PHASE(loop, ph, fn, t)                     \
+	do {                                           \
+		uint32_t ncb_ = 0;                     \
+		phase_enter((loop), (ph), *(t));       \
+		fn((loop), &ncb_);                     \
+		phase_leave((loop), (ph), ncb_, (t), 0); \
+	} while (0)
+
+int lsl_run(lsl_loop_t *loop)
+{
+	int err = 0;
+
+	if (!loop)
+		return -EINVAL;
+	if (loop->running)
+		return -EBUSY;
+	loop->running = 1;
+	loop->stop_flag = 0;
+	/* What the "main script" queued runs before the first iteration, as in Node. */
+	lsl__after_callback(loop);
+
+	while (!loop->stop_flag && lsl_loop_alive(loop)) {
+		uint64_t t, t_iter;
+
+		loop->iteration++;
+		t = t_iter = loop->now_ns = lsl_hrtime_ns();
+		if (unlikely(loop->acct.want != loop->acct.on))
+			lsl__acct_apply(loop, t);
+		loop->rec_on = loop->acct.on || LSL_PROBE_ON(poll_start) || LSL_PROBE_ON(poll_end);
+		if (loop->rec_on)
+			loop->rec.iteration = loop->iteration;
+		if (loop->acct.on)
+			loop->acct.iterations++;
+		if (LSL_PROBE_ON(iter_start))
+			LSL_PROBE2(iter_start, loop, loop->iteration);
+
+		RUN_PHASE(loop, LSL_PROBE_TIMERS, lsl__run_timers, &t);
+		RUN_PHASE(loop, LSL_PROBE_PENDING, run_pending, &t);
+		RUN_PHASE(loop, LSL_PROBE_IDLE, lsl__run_idle, &t);
+		RUN_PHASE(loop, LSL_PROBE_PREPARE, lsl__run_prepare, &t);
+		err = run_poll(loop, &t);
+		if (err)
+			break;
+		RUN_PHASE(loop, LSL_PROBE_CHECK, lsl__run_check, &t);
+		RUN_PHASE(loop, LSL_PROBE_CLOSE, lsl__run_closing, &t);
+
+		if (loop->rec_on) {
+			loop->rec.last_iter_start_ns = t_iter;
+			loop->rec.last_iter_end_ns = t;
+		}
+		if (LSL_PROBE_ON(iter_end))
+			LSL_PROBE2(iter_end, loop, loop->iteration);
+	}
+	loop->rec_on = 0;
+	loop->running = 0;
+	if (loop->acct.want != loop->acct.on)
+		lsl__acct_apply(loop, lsl_hrtime_ns());
+	return err;
+}

@@ -1,0 +1,255 @@
+/* stats.c: the loop's ground-truth accounting. Every sample is kept, so quantiles
+ * are exact; this is what the eBPF side is checked against. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsl_internal.h"
+
+void lsl__series_add(lsl_loop_t *loop, struct lsl__series *s, uint64_t v)
+{
+	s->count++;
+	s->total += v;
+	if (v > s->max)
+		s->max = v;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		uint32_t *nv;
+
+		if (cap > LSL_STATS_MAX_SAMPLES)
+			cap = LSL_STATS_MAX_SAMPLES;
+		if (s->n >= cap || !(nv = realloc(s->v, cap * sizeof(*nv)))) {
+			loop->acct.dropped++;
+			return;
+		}
+		s->v = nv;
+		s->cap = cap;
+	}
+	s->v[s->n++] = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static void series_free(struct lsl__series *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+void lsl__acct_free(struct lsl__acct *a)
+{
+	int i;
+
+	for (i = 0; i < LSL_NPHASES; i++)
+		series_free(&a->phase[i]);
+	series_free(&a->delay);
+	series_free(&a->lateness);
+}
+
+/* Clear every counter and sample; the window starts at t. Keeps on/want. */
+static void acct_clear(struct lsl__acct *a, uint64_t t)
+{
+	int on = a->on, want = a->want;
+
+	lsl__acct_free(a);
+	memset(a, 0, sizeof(*a));
+	a->on = on;
+	a->want = want;
+	a->window_start_ns = t;
+}
+
+/* Called at an iteration start when lsl_accounting_start/stop changed the wish. */
+void lsl__acct_apply(lsl_loop_t *loop, uint64_t t)
+{
+	struct lsl__acct *a = &loop->acct;
+
+	if (a->want && !a->on) {
+		acct_clear(a, t);
+		a->on = 1;
+	} else if (!a->want && a->on) {
+		a->on = 0;
+		a->window_end_ns = t;
+	}
+}
+
+int lsl_accounting_start(lsl_loop_t *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (loop->acct.want)
+		return 0;
+	loop->acct.want = 1;
+	if (!loop->running)
+		lsl__acct_apply(loop, lsl_hrtime_ns());
+	return 0;
+}
+
+int lsl_accounting_stop(lsl_loop_t *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	loop->acct.want = 0;
+	if (!loop->running)
+		lsl__acct_apply(loop, lsl_hrtime_ns());
+	return 0;
+}
+
+int lsl_accounting_enabled(const lsl_loop_t *loop)
+{
+	return loop && (loop->acct.on || loop->acct.want);
+}
+
+int lsl_stats_reset(lsl_loop_t *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	acct_clear(&loop->acct, lsl_hrtime_ns());
+	return 0;
+}
+
+int lsl_set_starvation_threshold(lsl_loop_t *loop, uint64_t ns)
+{
+	if (!loop || ns == 0)
+		return -EINVAL;
+	loop->starvation_threshold_ns = ns;
+	return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest sample with at least q of all samples at or below it. */
+static uint64_t rank(const uint32_t *v, size_t n, double q)
+{
+	size_t k;
+
+	if (!n)
+		return 0;
+	k = (size_t)(q * (double)n + 0.999999999);
+	if (k < 1)
+		k = 1;
+	if (k > n)
+		k = n;
+	return v[k - 1];
+}
+
+static int quantiles(const struct lsl__series *s, struct lsl_quantiles *q)
+{
+	uint32_t *v;
+
+	memset(q, 0, sizeof(*q));
+	q->count = s->count;
+	q->total_ns = s->total;
+	q->max_ns = s->max;
+	if (!s->n)
+		return 0;
+	v = malloc(s->n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, s->v, s->n * sizeof(*v));
+	qsort(v, s->n, sizeof(*v), cmp_u32);
+	q->p50_ns = rank(v, s->n, 0.50);
+	q->p99_ns = rank(v, s->n, 0.99);
+	if (q->p99_ns > q->max_ns)
+		q->p99_ns = q->max_ns;
+	if (q->p50_ns > q->max_ns)
+		q->p50_ns = q->max_ns;
+	free(v);
+	return 0;
+}
+
+int lsl_stats_get(lsl_loop_t *loop, struct lsl_stats *out)
+{
+	const struct lsl__acct *a;
+	uint64_t end;
+	int i, err = 0;
+
+	if (!loop || !out)
+		return -EINVAL;
+	a = &loop->acct;
+	memset(out, 0, sizeof(*out));
+	end = a->on ? lsl_hrtime_ns() : a->window_end_ns;
+	if (a->window_start_ns && end > a->window_start_ns)
+		out->window_ns = end - a->window_start_ns;
+	out->iterations = a->iterations;
+	for (i = 0; i < LSL_NPHASES && !err; i++)
+		err = quantiles(&a->phase[i], &out->phase[i]);
+	if (!err)
+		err = quantiles(&a->delay, &out->delay);
+	if (!err)
+		err = quantiles(&a->lateness, &out->timer_lateness);
+	if (err)
+		return err;
+	out->ticks = a->ticks;
+	out->microtasks = a->microtasks;
+	out->poll_wait_ns = a->poll_wait_ns;
+	out->stall_episodes = a->stall_episodes;
+	out->samples_dropped = a->dropped;
+	out->starvation_threshold_ns = loop->starvation_threshold_ns;
+	if (out->window_ns)
+		out->utilization = out->poll_wait_ns >= out->window_ns ? 0.0 :
+			(double)(out->window_ns - out->poll_wait_ns) / (double)out->window_ns;
+	return 0;
+}
+
+/* The one place ns become seconds in this file's output. */
+static double secs(uint64_t ns) { return (double)ns / 1e9; }
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void json_quant(FILE *f, const struct lsl_quantiles *q, int with_total)
+{
+	fputc('{', f);
+	if (with_total)
+		fprintf(f, "\"total_s\":%.9f,", secs(q->total_ns));
+	fprintf(f, "\"count\":%llu,\"p50_s\":%.9f,\"p99_s\":%.9f,\"max_s\":%.9f}",
+		(unsigned long long)q->count, secs(q->p50_ns), secs(q->p99_ns), secs(q->max_ns));
+}
+
+static void json_drain(FILE *f, const struct lsl_drain_stats *d)
+{
+	fprintf(f, "{\"drains\":%llu,\"callbacks\":%llu,\"max_drain_s\":%.9f,\"starvation_episodes\":%llu}",
+		(unsigned long long)d->drains, (unsigned long long)d->callbacks, secs(d->max_drain_ns),
+		(unsigned long long)d->starvation_episodes);
+}
+
+int lsl_stats_write_json(const struct lsl_stats *st, FILE *f, int pid, int tid, const char *comm)
+{
+	int i;
+
+	if (!st || !f)
+		return -EINVAL;
+	fprintf(f, "{\"pid\":%d,\"tid\":%d,\"comm\":", pid, tid);
+	json_str(f, comm ? comm : "");
+	fprintf(f, ",\"runtime\":\"reference\",\"interval_s\":%.9f,\"iterations\":%llu,\"utilization\":%.6f,\"phases\":{",
+		secs(st->window_ns), (unsigned long long)st->iterations, st->utilization);
+	for (i = 0; i < LSL_NPHASES; i++) {
+		fprintf(f, "%s\"%s\":", i ? "," : "", lsl_phase_names[i]);
+		json_quant(f, &st->phase[i], 1);
+	}
+	fputs("},\"delay\":", f);
+	json_quant(f, &st->delay, 0);
+	fputs(",\"timer_lateness\":", f);
+	json_quant(f, &st->timer_lateness, 0);
+	fputs(",\"ticks\":", f);
+	json_drain(f, &st->ticks);
+	fputs(",\"microtasks\":", f);
+	json_drain(f, &st->microtasks);
+	fprintf(f, ",\"poll_wait_s\":%.9f,\"stall_episodes\":%llu}\n", secs(st->poll_wait_ns),
+		(unsigned long long)st->stall_episodes);
+	fflush(f);
+	return ferror(f) ? -EIO : 0;
+}
