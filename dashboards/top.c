@@ -1,0 +1,484 @@
+/* top.c: `loopscope top`, the live terminal dashboard.
+ *
+ * A loop over poll(2) on the terminal, a self-pipe for signals and the source's fd:
+ * episodes reach the model as they arrive (an alert shows at once), snapshots are taken
+ * every refresh interval, and the screen is redrawn from the model (topdraw.c) with
+ * erase + wnoutrefresh + doupdate, so curses sends only what changed.
+ *
+ * Every way out goes through one place, so the terminal is always restored: q, Ctrl-C,
+ * SIGTERM/SIGHUP/SIGQUIT (a flag and the self-pipe; the loop exits normally), the
+ * source failing or ending (the loop exits normally), and crashes (SIGSEGV, SIGABRT, ...:
+ * an async-signal-safe reset of the tty from strings prepared at start-up, then the
+ * default action). Probes are bpf links owned by our fds, so even a crash leaves nothing
+ * attached in the kernel.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <locale.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <curses.h>
+#include <term.h>
+
+#include "agent.h"
+#include "commands.h"
+#include "remote.h"
+#include "snapshot.h"
+#include "topdraw.h"
+#include "topmodel.h"
+
+#define TOP_MAX_PIDS 64
+
+struct top_cfg {
+	pid_t pids[TOP_MAX_PIDS];
+	int npids;
+	const char *connect;
+	int refresh_ms;
+	uint64_t stall_ns, starve_ns, hold_ns;
+	int color;
+	int exit_linger_ms;	/* after every target is gone, keep the last screen this long */
+};
+
+/* ---------------------------------------------------------------- terminal */
+
+static struct {
+	int on;				/* curses is up */
+	int have_termios;
+	struct termios saved;		/* the tty as we found it */
+	char reset[128];		/* leave alternate screen, show cursor, plain attributes */
+	size_t reset_len;
+	int sigpipe[2];
+	volatile sig_atomic_t stop;	/* the signal that asked us to stop, or 0 */
+} tty = { .sigpipe = { -1, -1 } };
+
+static void append_cap(const char *cap)
+{
+	char *s = tigetstr((char *)cap);
+	size_t n;
+
+	if (!s || s == (char *)-1)
+		return;
+	n = strlen(s);
+	if (tty.reset_len + n < sizeof(tty.reset)) {
+		memcpy(tty.reset + tty.reset_len, s, n);
+		tty.reset_len += n;
+	}
+}
+
+/* The normal way back: endwin() restores modes and leaves the alternate screen. */
+static void term_restore(void)
+{
+	if (!tty.on)
+		return;
+	tty.on = 0;
+	endwin();
+	if (tty.have_termios)
+		tcsetattr(STDIN_FILENO, TCSADRAIN, &tty.saved);
+}
+
+/* Crash path: only async-signal-safe calls, then die of the same signal. */
+static void crash_handler(int sig)
+{
+	if (tty.on) {
+		if (tty.reset_len)
+			(void)!write(STDOUT_FILENO, tty.reset, tty.reset_len);
+		if (tty.have_termios)
+			tcsetattr(STDIN_FILENO, TCSANOW, &tty.saved);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void stop_handler(int sig)
+{
+	int e = errno;
+
+	tty.stop = sig;
+	if (tty.sigpipe[1] >= 0)
+		(void)!write(tty.sigpipe[1], "", 1);
+	errno = e;
+}
+
+static void atexit_restore(void) { term_restore(); }
+
+static int term_setup(const struct top_cfg *cfg, struct top_draw_ctx *ctx)
+{
+	static const int crash[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
+	static const int stop[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	struct sigaction sa;
+	const char *nc = getenv("NO_COLOR");
+
+	if (pipe2(tty.sigpipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	if (tcgetattr(STDIN_FILENO, &tty.saved) == 0)
+		tty.have_termios = 1;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = stop_handler;
+	for (size_t i = 0; i < sizeof(stop) / sizeof(stop[0]); i++)
+		sigaction(stop[i], &sa, NULL);
+	sa.sa_handler = crash_handler;
+	sa.sa_flags = SA_RESETHAND;
+	for (size_t i = 0; i < sizeof(crash) / sizeof(crash[0]); i++)
+		sigaction(crash[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	atexit(atexit_restore);
+
+	if (!initscr())
+		return -ENOTTY;
+	tty.on = 1;
+	append_cap("rmcup");
+	append_cap("sgr0");
+	append_cap("cnorm");
+	cbreak();	/* Ctrl-C still raises SIGINT, which we catch */
+	noecho();
+	nonl();
+	keypad(stdscr, TRUE);
+	nodelay(stdscr, TRUE);
+	curs_set(0);
+	set_escdelay(25);
+	ctx->color = cfg->color && !(nc && nc[0]);
+	ctx->utf8 = MB_CUR_MAX > 1;
+	top_draw_init(ctx);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- options */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: loopscope top -p PID [-p PID]... [OPTIONS]\n"
+		   "       loopscope top --connect ADDR:PORT [OPTIONS]\n\n"
+		   "Live dashboard of event loops: per-process header lines, per-phase share of wall\n"
+		   "time and p50/p99/max, event-loop delay history, nextTick/microtask drains, GC\n"
+		   "pauses, recent episodes, and alerts while a stall or starvation is happening.\n\n"
+		   "Options:\n"
+		   "  -p, --pid PID          attach to PID (repeatable; needs root or CAP_BPF+CAP_PERFMON)\n"
+		   "  -c, --connect ADDR:PORT  show what a running `loopscope serve` streams (no privileges)\n"
+		   "  -i, --interval MS      refresh interval, 50..60000 (default 500)\n"
+		   "  -t, --threshold MS     stall and starvation alert threshold (default 100)\n"
+		   "      --stall MS         stall threshold alone (a phase or not-polling span)\n"
+		   "      --starve MS        starvation threshold alone (a nextTick/microtask drain)\n"
+		   "      --hold MS          keep an alert on screen this long after it ended (default 3000)\n"
+		   "      --no-color         monochrome (also when NO_COLOR is set)\n"
+		   "  -h, --help             this help\n\n"
+		   "Keys: q quit, p pause, Up/Down or j/k select, s sort, h or ? help, r reset window.\n");
+}
+
+static int parse_ms(const char *arg, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < lo || v > hi)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* 0 ok, 2 usage error (message printed), -1 help printed. */
+static int parse_args(int argc, char **argv, struct top_cfg *cfg)
+{
+	enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR };
+	static const struct option longopts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "threshold", required_argument, NULL, 't' },
+		{ "stall", required_argument, NULL, OPT_STALL },
+		{ "starve", required_argument, NULL, OPT_STARVE },
+		{ "hold", required_argument, NULL, OPT_HOLD },
+		{ "no-color", no_argument, NULL, OPT_NOCOLOR },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	long v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "p:c:i:t:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_ms(optarg, 1, 0x7fffffff, &v)) {
+				fprintf(stderr, "loopscope top: bad PID '%s'\n", optarg);
+				return 2;
+			}
+			if (cfg->npids == TOP_MAX_PIDS) {
+				fprintf(stderr, "loopscope top: at most %d PIDs\n", TOP_MAX_PIDS);
+				return 2;
+			}
+			cfg->pids[cfg->npids++] = (pid_t)v;
+			break;
+		case 'c':
+			cfg->connect = optarg;
+			break;
+		case 'i':
+			if (parse_ms(optarg, 50, 60000, &v)) {
+				fprintf(stderr, "loopscope top: interval '%s' out of range; give 50..60000 ms\n", optarg);
+				return 2;
+			}
+			cfg->refresh_ms = (int)v;
+			break;
+		case 't':
+		case OPT_STALL:
+		case OPT_STARVE:
+			if (parse_ms(optarg, 1, 3600 * 1000, &v)) {
+				fprintf(stderr, "loopscope top: threshold '%s' out of range; give 1..3600000 ms\n", optarg);
+				return 2;
+			}
+			if (c != OPT_STARVE)
+				cfg->stall_ns = (uint64_t)v * 1000000;
+			if (c != OPT_STALL)
+				cfg->starve_ns = (uint64_t)v * 1000000;
+			break;
+		case OPT_HOLD:
+			if (parse_ms(optarg, 0, 3600 * 1000, &v)) {
+				fprintf(stderr, "loopscope top: hold '%s' out of range; give 0..3600000 ms\n", optarg);
+				return 2;
+			}
+			cfg->hold_ns = (uint64_t)v * 1000000;
+			break;
+		case OPT_NOCOLOR:
+			cfg->color = 0;
+			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			fprintf(stderr, "loopscope top: try 'loopscope top --help'\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "loopscope top: unexpected argument '%s'; try 'loopscope top --help'\n", argv[optind]);
+		return 2;
+	}
+	if (!cfg->npids == !cfg->connect) {
+		fprintf(stderr, "loopscope top: give -p PID (attach) or --connect ADDR:PORT (a serve stream), not %s\n",
+			cfg->npids ? "both" : "neither");
+		return 2;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- main loop */
+
+static void on_episode(const struct ls_episode *ep, void *arg)
+{
+	top_model_episode(arg, ep, ls_now_mono_ns());
+}
+
+static int take_snapshot(struct ls_source *src, struct top_model *m)
+{
+	struct ls_snapshot s = { 0 };
+	int err = ls_source_snapshot(src, &s);
+
+	if (err)
+		return err;
+	err = top_model_update(m, &s, ls_now_mono_ns());
+	ls_snapshot_free(&s);
+	return err;
+}
+
+static void redraw(struct top_model *m, const struct top_draw_ctx *ctx)
+{
+	top_model_tick(m, ls_now_mono_ns());
+	top_draw(stdscr, m, ctx);
+	wnoutrefresh(stdscr);
+	doupdate();
+}
+
+/* 1 to quit. */
+static int handle_key(struct top_model *m, int ch)
+{
+	if (m->help && ch != KEY_RESIZE) {
+		m->help = 0;	/* any key closes the help */
+		return ch == 'q';
+	}
+	switch (ch) {
+	case 'q':
+	case 'Q':
+		return 1;
+	case 'p':
+	case ' ':
+		m->paused = !m->paused;
+		break;
+	case KEY_UP:
+	case 'k':
+		top_model_select(m, -1);
+		break;
+	case KEY_DOWN:
+	case 'j':
+		top_model_select(m, 1);
+		break;
+	case 's':
+		top_model_cycle_sort(m);
+		break;
+	case 'r':
+		top_model_reset_window(m);
+		break;
+	case 'h':
+	case '?':
+		m->help = 1;
+		break;
+	}
+	return 0;
+}
+
+/* Run the dashboard on src until the user quits, a signal, the source ends or fails.
+ * Returns the exit status and leaves a one-line reason in why. */
+static int run(struct ls_source *src, struct top_model *m, const struct top_cfg *cfg,
+	       const struct top_draw_ctx *ctx, char *why, size_t whylen)
+{
+	uint64_t interval = (uint64_t)cfg->refresh_ms * 1000000, next = ls_now_mono_ns(), ended_at = 0;
+	int sfd = src->ops->fd ? src->ops->fd(src) : -1, status = 0, err;
+
+	why[0] = '\0';
+	for (;;) {
+		struct pollfd pfd[3] = {
+			{ .fd = STDIN_FILENO, .events = POLLIN },
+			{ .fd = tty.sigpipe[0], .events = POLLIN },
+			{ .fd = sfd, .events = POLLIN },
+		};
+		uint64_t now = ls_now_mono_ns();
+		int timeout, ch, dirty = 0;
+
+		if (!ended_at && now >= next) {
+			err = take_snapshot(src, m);
+			if (err && err != -ENODATA) {
+				snprintf(why, whylen, "reading the %s source failed: %s", m->source_name, strerror(-err));
+				return 1;
+			}
+			next = now - next > interval ? now + interval : next + interval;
+			dirty = 1;
+		}
+		if (ended_at && now - ended_at >= (uint64_t)cfg->exit_linger_ms * 1000000)
+			return status;
+		if (dirty)
+			redraw(m, ctx);
+		/* Redraw at least every 100 ms while an alert is on, so its duration counts up. */
+		timeout = ended_at ? cfg->exit_linger_ms : (int)((next - now) / 1000000) + 1;
+		if (m->nalerts && timeout > 100)
+			timeout = 100;
+		if (sfd < 0 && timeout > 50)
+			timeout = 50;	/* a source without an fd is polled */
+		if (poll(pfd, sfd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
+			snprintf(why, whylen, "poll: %s", strerror(errno));
+			return 1;
+		}
+		if (tty.stop) {
+			snprintf(why, whylen, "stopped by signal %d", (int)tty.stop);
+			return 0;
+		}
+		if (!ended_at && (sfd < 0 || pfd[2].revents)) {
+			err = ls_source_poll(src, 0);
+			if (err == -ENODATA) {
+				/* Show the final state (target exited) for a moment, then leave. */
+				take_snapshot(src, m);
+				m->all_exited = 1;
+				ended_at = ls_now_mono_ns();
+				snprintf(why, whylen, "every target is gone (the %s source ended)", m->source_name);
+			} else if (err) {
+				snprintf(why, whylen, "the %s source failed: %s", m->source_name, strerror(-err));
+				return 1;
+			}
+			dirty = 1;
+		}
+		while ((ch = getch()) != ERR) {
+			if (handle_key(m, ch))
+				return 0;
+			dirty = 1;
+		}
+		if (dirty || m->nalerts || m->help)
+			redraw(m, ctx);
+	}
+}
+
+int ls_cmd_top(int argc, char **argv)
+{
+	struct top_cfg cfg = {
+		.refresh_ms = 500, .stall_ns = 100000000, .starve_ns = 100000000, .hold_ns = 3000000000ull,
+		.color = 1, .exit_linger_ms = 1500,
+	};
+	struct ls_agent *ag = NULL;
+	struct ls_source *src = NULL;
+	struct top_model m;
+	struct top_draw_ctx ctx = { 0 };
+	char err[256] = "", why[256] = "";
+	int rc, status = 1;
+
+	setlocale(LC_ALL, "");
+	rc = parse_args(argc, argv, &cfg);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+		fprintf(stderr, "loopscope top: needs a terminal; for a log use 'loopscope stat'\n");
+		return 2;
+	}
+	top_model_init(&m, &(struct top_opts){ .stall_ns = cfg.stall_ns, .starve_ns = cfg.starve_ns,
+					       .hold_ns = cfg.hold_ns });
+	m.refresh_s = cfg.refresh_ms / 1000.0;
+
+	/* Attach (or connect) before the screen takes over, so errors print plainly. */
+	if (cfg.connect) {
+		rc = ls_remote_source_new(cfg.connect, &src, err, sizeof(err));
+		if (rc) {
+			fprintf(stderr, "loopscope top: %s\n", err);
+			goto cleanup;
+		}
+		snprintf(m.source_name, sizeof(m.source_name), "%.31s", cfg.connect);
+	} else {
+		struct ls_agent_opts ao = { .stall_threshold_ns = cfg.stall_ns < cfg.starve_ns ? cfg.stall_ns : cfg.starve_ns };
+
+		rc = ls_agent_new(&ao, &ag, err, sizeof(err));
+		if (rc) {
+			fprintf(stderr, "loopscope top: %s\n", err);
+			goto cleanup;
+		}
+		for (int i = 0; i < cfg.npids; i++) {
+			rc = ls_agent_add_pid(ag, cfg.pids[i], err, sizeof(err));
+			if (rc) {
+				fprintf(stderr, "loopscope top: %s\n", err);
+				goto cleanup;
+			}
+		}
+		src = ls_agent_source(ag);
+		snprintf(m.source_name, sizeof(m.source_name), "agent");
+	}
+	src->on_episode = on_episode;
+	src->episode_arg = &m;
+
+	rc = term_setup(&cfg, &ctx);
+	if (rc) {
+		fprintf(stderr, "loopscope top: cannot set up the terminal: %s\n", strerror(-rc));
+		goto cleanup;
+	}
+	status = run(src, &m, &cfg, &ctx, why, sizeof(why));
+	term_restore();
+	if (status || m.all_exited)
+		fprintf(stderr, "loopscope top: %s\n", why);
+
+cleanup:
+	term_restore();
+	if (src)
+		src->on_episode = NULL;
+	if (ag)
+		ls_agent_free(ag);	/* owns its source */
+	else
+		ls_source_destroy(src);
+	top_model_free(&m);
+	for (int i = 0; i < 2; i++)
+		if (tty.sigpipe[i] >= 0) {
+			close(tty.sigpipe[i]);
+			tty.sigpipe[i] = -1;
+		}
+	return status;
+}

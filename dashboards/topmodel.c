@@ -1,0 +1,591 @@
+/* topmodel.c: the pure model of `loopscope top` (see topmodel.h). No curses, no clock. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "histogram.h"
+#include "topmodel.h"
+
+const char *top_sort_name(int sort)
+{
+	static const char *const names[TOP_NSORTS] = {
+		[TOP_SORT_PID] = "pid", [TOP_SORT_DELAY] = "delay", [TOP_SORT_UTIL] = "util",
+		[TOP_SORT_RATE] = "iter/s",
+	};
+	return sort >= 0 && sort < TOP_NSORTS ? names[sort] : "?";
+}
+
+void top_fmt_ns(char *buf, size_t len, uint64_t ns)
+{
+	double v = (double)ns;
+
+	if (ns < 1000)
+		snprintf(buf, len, "%uns", (unsigned)ns);
+	else if (ns < 10 * 1000)
+		snprintf(buf, len, "%.2fus", v / 1e3);
+	else if (ns < 1000 * 1000)
+		snprintf(buf, len, "%.0fus", v / 1e3);
+	else if (ns < 10ull * 1000 * 1000)
+		snprintf(buf, len, "%.2fms", v / 1e6);
+	else if (ns < 1000ull * 1000 * 1000)
+		snprintf(buf, len, "%.0fms", v / 1e6);
+	else if (ns < 100ull * 1000 * 1000 * 1000)
+		snprintf(buf, len, "%.2fs", v / 1e9);
+	else
+		snprintf(buf, len, "%.0fs", v / 1e9);
+}
+
+static void quant(const struct ls_hist *cur, const struct ls_hist *prev, struct ls_quant *q)
+{
+	static const struct ls_hist zero;
+	struct ls_hist d;
+
+	ls_hist_delta(cur, prev ? prev : &zero, &d);
+	q->count = d.count;
+	q->total_ns = d.sum;
+	q->p50_ns = ls_hist_quantile(&d, 0.50);
+	q->p99_ns = ls_hist_quantile(&d, 0.99);
+	q->max_ns = d.max;
+}
+
+static uint64_t sub(uint64_t a, uint64_t b)
+{
+	return a >= b ? a - b : a;	/* a counter that went back: the source restarted */
+}
+
+static void drain(const struct ls_drain_stats *cur, const struct ls_drain_stats *prev,
+		  struct ls_drain_summary *out)
+{
+	static const struct ls_drain_stats zero;
+	struct ls_quant q;
+
+	if (!prev)
+		prev = &zero;
+	quant(&cur->duration, &prev->duration, &q);
+	out->drains = sub(cur->drains, prev->drains);
+	out->callbacks = sub(cur->callbacks, prev->callbacks);
+	out->max_drain_ns = q.max_ns;
+	out->starvation_episodes = sub(cur->starvation_episodes, prev->starvation_episodes);
+}
+
+void top_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snapshot *prev,
+		   double interval_s, struct ls_loop_summary *out)
+{
+	uint64_t busy, idle;
+
+	memset(out, 0, sizeof(*out));
+	out->tid = cur->tid;
+	memcpy(out->comm, cur->name, sizeof(out->comm));
+	out->comm[sizeof(out->comm) - 1] = '\0';
+	out->has = cur->has;
+	out->interval_s = interval_s;
+	out->iterations = sub(cur->iterations, prev ? prev->iterations : 0);
+	busy = sub(cur->busy_ns, prev ? prev->busy_ns : 0);
+	idle = sub(cur->idle_ns, prev ? prev->idle_ns : 0);
+	out->utilization = busy + idle ? (double)busy / (double)(busy + idle) : 0;
+	for (int i = 0; i < LS_NPHASES; i++)
+		quant(&cur->phase[i], prev ? &prev->phase[i] : NULL, &out->phase[i]);
+	quant(&cur->iteration, prev ? &prev->iteration : NULL, &out->iteration);
+	quant(&cur->delay, prev ? &prev->delay : NULL, &out->delay);
+	quant(&cur->timer_lateness, prev ? &prev->timer_lateness : NULL, &out->timer_lateness);
+	quant(&cur->gc, prev ? &prev->gc : NULL, &out->gc);
+	drain(&cur->ticks, prev ? &prev->ticks : NULL, &out->ticks);
+	drain(&cur->microtasks, prev ? &prev->microtasks : NULL, &out->microtasks);
+	out->poll_wait_ns = sub(cur->poll_wait.sum, prev ? prev->poll_wait.sum : 0);
+	out->stall_episodes = sub(cur->stall_episodes, prev ? prev->stall_episodes : 0);
+}
+
+void top_model_init(struct top_model *m, const struct top_opts *opts)
+{
+	memset(m, 0, sizeof(*m));
+	m->opts = *opts;
+	m->refresh_s = 0.5;
+	snprintf(m->source_name, sizeof(m->source_name), "?");
+}
+
+static void row_free(struct top_row *r)
+{
+	free(r->prev);
+	free(r->base);
+	r->prev = r->base = NULL;
+}
+
+void top_model_free(struct top_model *m)
+{
+	for (uint32_t i = 0; i < m->nrows; i++)
+		row_free(&m->rows[i]);
+	free(m->rows);
+	m->rows = NULL;
+	m->nrows = m->rows_cap = 0;
+}
+
+static struct top_row *find_row(struct top_model *m, int32_t pid, uint32_t tid)
+{
+	for (uint32_t i = 0; i < m->nrows; i++)
+		if (m->rows[i].pid == pid && m->rows[i].tid == tid)
+			return &m->rows[i];
+	return NULL;
+}
+
+static struct top_row *add_row(struct top_model *m, int32_t pid, uint32_t tid)
+{
+	if (m->nrows == m->rows_cap) {
+		uint32_t cap = m->rows_cap ? m->rows_cap * 2 : 8;
+		struct top_row *rows = realloc(m->rows, cap * sizeof(*rows));
+
+		if (!rows)
+			return NULL;
+		m->rows = rows;
+		m->rows_cap = cap;
+	}
+	struct top_row *r = &m->rows[m->nrows++];
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	r->tid = tid;
+	r->live_phase = LS_PHASE_NONE;
+	return r;
+}
+
+static int row_key_cmp(const struct top_row *a, const struct top_row *b)
+{
+	if (a->pid != b->pid)
+		return a->pid < b->pid ? -1 : 1;
+	return a->tid < b->tid ? -1 : a->tid > b->tid;
+}
+
+/* Sort keys: the busiest first, pid as the tie-break so the order is stable. */
+static int sort_mode;
+static int row_cmp(const void *pa, const void *pb)
+{
+	const struct top_row *a = pa, *b = pb;
+	double x = 0, y = 0;
+
+	switch (sort_mode) {
+	case TOP_SORT_DELAY:
+		x = (double)a->last.delay.p99_ns, y = (double)b->last.delay.p99_ns;
+		break;
+	case TOP_SORT_UTIL:
+		x = a->last.utilization, y = b->last.utilization;
+		break;
+	case TOP_SORT_RATE:
+		x = a->last.interval_s > 0 ? (double)a->last.iterations / a->last.interval_s : 0;
+		y = b->last.interval_s > 0 ? (double)b->last.iterations / b->last.interval_s : 0;
+		break;
+	}
+	if (x != y)
+		return x > y ? -1 : 1;
+	return row_key_cmp(a, b);
+}
+
+/* Re-sort, keeping the same loop selected. */
+static void resort(struct top_model *m)
+{
+	int32_t pid = 0;
+	uint32_t tid = 0;
+	int had = m->selected < m->nrows;
+
+	if (had) {
+		pid = m->rows[m->selected].pid;
+		tid = m->rows[m->selected].tid;
+	}
+	sort_mode = m->sort;	/* qsort has no context argument; the model is single-threaded */
+	qsort(m->rows, m->nrows, sizeof(*m->rows), row_cmp);
+	m->selected = 0;
+	if (had)
+		for (uint32_t i = 0; i < m->nrows; i++)
+			if (m->rows[i].pid == pid && m->rows[i].tid == tid)
+				m->selected = i;
+}
+
+static void push_point(struct top_row *r)
+{
+	struct top_point *p;
+
+	if (r->hist_len < TOP_HISTORY)
+		p = &r->history[(r->hist_head + r->hist_len++) % TOP_HISTORY];
+	else {
+		p = &r->history[r->hist_head];
+		r->hist_head = (r->hist_head + 1) % TOP_HISTORY;
+	}
+	p->p99_ns = r->last.delay.p99_ns;
+	p->max_ns = r->last.delay.max_ns;
+	p->count = r->last.delay.count;
+}
+
+static void fill_identity(struct top_row *r, const struct ls_target_snapshot *t)
+{
+	memcpy(r->comm, t->comm, sizeof(r->comm));
+	r->comm[sizeof(r->comm) - 1] = '\0';
+	r->runtime = t->runtime;
+	/* An exit seen through an episode sticks even if a snapshot lags behind it. */
+	if (!(r->target_state == LS_TARGET_EXITED && t->state == LS_TARGET_ATTACHED))
+		r->target_state = t->state;
+	snprintf(r->tier, sizeof(r->tier), "%.*s", (int)sizeof(t->tier) - 1, t->tier);
+	snprintf(r->note, sizeof(r->note), "%.*s", (int)sizeof(t->note) - 1, t->note);
+	r->attached_ns = t->attached_ns;
+	if (t->exited_ns)
+		r->exited_ns = t->exited_ns;
+}
+
+static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint64_t mono)
+{
+	const struct ls_loop_snapshot *since;
+	uint64_t since_ns;
+
+	if (!r->prev && !(r->prev = malloc(sizeof(*r->prev))))
+		return -ENOMEM;
+	/* The first snapshot's interval is "since attach". */
+	since = r->prev_mono_ns ? r->prev : NULL;
+	since_ns = r->prev_mono_ns ? r->prev_mono_ns : r->attached_ns;
+	top_summarize(l, since, mono > since_ns && since_ns ? (double)(mono - since_ns) / 1e9 : 0,
+		      &r->last);
+	if (r->last.interval_s > 0)
+		push_point(r);
+	if (!r->base)
+		r->window_start_ns = r->attached_ns;
+	top_summarize(l, r->base, mono > r->window_start_ns && r->window_start_ns ?
+		      (double)(mono - r->window_start_ns) / 1e9 : 0, &r->window);
+	r->last.pid = r->window.pid = r->pid;
+	r->last.runtime = r->window.runtime = r->runtime;
+	memcpy(r->prev, l, sizeof(*l));
+	r->prev_mono_ns = mono;
+	r->has = l->has;
+	r->live_state = l->live_state;
+	r->live_phase = l->live_phase;
+	r->live_drain = l->live_drain;
+	r->live_since_ns = l->live_since_ns;
+	r->live_phase_since_ns = l->live_phase_since_ns;
+	r->live_drain_since_ns = l->live_drain_since_ns;
+	r->live_drain_callbacks = l->live_drain_callbacks;
+	return 0;
+}
+
+/* An in-progress episode whose end never came (ring-buffer drop, stream joined late)
+ * must not alarm forever: a snapshot taken after it began that shows the loop out of
+ * that state ends it. */
+static void infer_over(struct top_model *m, const struct top_row *r, uint64_t mono)
+{
+	for (uint32_t i = 0; i < m->log_len; i++) {
+		struct top_log_entry *e = &m->log[(m->log_head + i) % TOP_LOG];
+		const struct ls_episode *ep = &e->ep;
+
+		if (ep->end_ns || e->over || ep->pid != r->pid || ep->tid != r->tid || mono <= ep->start_ns)
+			continue;
+		switch (ep->kind) {
+		case LS_EP_STALL:
+			if (r->live_state == LS_LIVE_POLLING && r->live_since_ns > ep->start_ns)
+				e->over = 1;
+			break;
+		case LS_EP_TICK_STARVATION:
+		case LS_EP_MICROTASK_STARVATION: {
+			uint32_t want = ep->kind == LS_EP_TICK_STARVATION ? 1 : 2;
+
+			if (r->live_drain != want || r->live_drain_since_ns > ep->start_ns)
+				e->over = 1;
+			break;
+		}
+		}
+	}
+}
+
+int top_model_update(struct top_model *m, const struct ls_snapshot *s, uint64_t local_now)
+{
+	int err = 0;
+
+	m->clock_offset = (int64_t)(s->mono_ns - local_now);
+	m->now_ns = s->mono_ns;
+	if (s->wall_ns)
+		m->wall_minus_mono = s->wall_ns - s->mono_ns;
+	if (m->paused)
+		return 0;
+	m->self = s->self;
+	m->gen++;
+	for (uint32_t i = 0; i < s->ntargets; i++) {
+		const struct ls_target_snapshot *t = &s->targets[i];
+		uint32_t n = t->nloops ? t->nloops : 1;
+
+		for (uint32_t j = 0; j < n; j++) {
+			const struct ls_loop_snapshot *l = t->nloops ? &t->loops[j] : NULL;
+			uint32_t tid = l ? l->tid : 0;
+			struct top_row *r = find_row(m, t->pid, tid);
+
+			/* A loop showed up: its placeholder row (tid 0) goes. */
+			if (!r && l && (r = find_row(m, t->pid, 0)))
+				r->tid = tid;
+			if (!r && !(r = add_row(m, t->pid, tid)))
+				return -ENOMEM;
+			fill_identity(r, t);
+			if (l) {
+				if ((err = apply_loop(r, l, s->mono_ns)))
+					return err;
+				infer_over(m, r, s->mono_ns);
+			}
+			r->present = 1;
+			r->seen_gen = m->gen;
+		}
+	}
+	m->all_exited = m->nrows > 0;
+	for (uint32_t i = 0; i < m->nrows; i++) {
+		struct top_row *r = &m->rows[i];
+
+		if (r->seen_gen != m->gen)
+			r->present = 0;
+		if (r->present && r->target_state == LS_TARGET_ATTACHED)
+			m->all_exited = 0;
+	}
+	m->updates++;
+	resort(m);
+	top_model_tick(m, local_now);
+	return 0;
+}
+
+static struct top_log_entry *log_push(struct top_model *m)
+{
+	struct top_log_entry *e;
+
+	if (m->log_len < TOP_LOG)
+		e = &m->log[(m->log_head + m->log_len++) % TOP_LOG];
+	else {
+		e = &m->log[m->log_head];
+		m->log_head = (m->log_head + 1) % TOP_LOG;
+	}
+	memset(e, 0, sizeof(*e));
+	return e;
+}
+
+void top_model_episode(struct top_model *m, const struct ls_episode *ep, uint64_t local_now)
+{
+	struct top_log_entry *e = NULL;
+	struct top_row *r;
+
+	m->episodes_seen++;
+	/* The end of an episode whose start we logged updates that entry. */
+	for (uint32_t i = 0; ep->end_ns && i < m->log_len; i++) {
+		struct top_log_entry *c = &m->log[(m->log_head + i) % TOP_LOG];
+
+		if (!c->ep.end_ns && c->ep.pid == ep->pid && c->ep.tid == ep->tid &&
+		    c->ep.kind == ep->kind && c->ep.start_ns == ep->start_ns)
+			e = c;
+	}
+	if (!e)
+		e = log_push(m);
+	e->ep = *ep;
+	e->over = 0;
+	r = NULL;
+	for (uint32_t i = 0; i < m->nrows; i++)
+		if (m->rows[i].pid == ep->pid && (!r || m->rows[i].tid == ep->tid))
+			r = &m->rows[i];
+	if (r)
+		memcpy(e->comm, r->comm, sizeof(e->comm));
+	if (ep->kind == LS_EP_TARGET_EXIT)
+		for (uint32_t i = 0; i < m->nrows; i++)
+			if (m->rows[i].pid == ep->pid) {
+				m->rows[i].target_state = LS_TARGET_EXITED;
+				m->rows[i].exited_ns = ep->start_ns;
+			}
+	top_model_tick(m, local_now);
+}
+
+static struct top_alert *alert_add(struct top_model *m)
+{
+	if (m->nalerts == TOP_MAX_ALERTS) {
+		m->alerts_dropped++;
+		return NULL;
+	}
+	struct top_alert *a = &m->alerts[m->nalerts++];
+	memset(a, 0, sizeof(*a));
+	return a;
+}
+
+static void alert_text(struct top_alert *a)
+{
+	char d[16], ago[16];
+
+	top_fmt_ns(d, sizeof(d), a->duration_ns);
+	top_fmt_ns(ago, sizeof(ago), a->ago_ns);
+	switch (a->kind) {
+	case LS_EP_STALL:
+		if (a->phase < LS_NPHASES)
+			snprintf(a->text, sizeof(a->text), "%s in %s for %s", a->level == TOP_ALERT_ACTIVE ?
+				 "stalled" : "stall", ls_phase_name(a->phase), d);
+		else
+			snprintf(a->text, sizeof(a->text), "%s for %s", a->level == TOP_ALERT_ACTIVE ?
+				 "not polling" : "stall", d);
+		break;
+	case LS_EP_TICK_STARVATION:
+		snprintf(a->text, sizeof(a->text), "process.nextTick starvation for %s (%llu callbacks)", d,
+			 (unsigned long long)a->callbacks);
+		break;
+	case LS_EP_MICROTASK_STARVATION:
+		snprintf(a->text, sizeof(a->text), "microtask starvation for %s (%llu callbacks)", d,
+			 (unsigned long long)a->callbacks);
+		break;
+	case LS_EP_GC:
+		snprintf(a->text, sizeof(a->text), "GC pause for %s", d);
+		break;
+	case LS_EP_TARGET_EXIT:
+		snprintf(a->text, sizeof(a->text), "target exited");
+		return;
+	}
+	if (a->level == TOP_ALERT_RECENT) {
+		size_t n = strlen(a->text);
+		snprintf(a->text + n, sizeof(a->text) - n, ", %s ago", ago);
+	}
+}
+
+/* The active alert of one kind for one loop: the longer of what the live state says
+ * (as of the latest snapshot) and what an in-progress episode says (as of now). */
+struct live_cand {
+	uint64_t dur, callbacks;
+	uint32_t phase;
+};
+
+static void cand_take(struct live_cand *c, uint64_t dur, uint32_t phase, uint64_t callbacks)
+{
+	if (dur > c->dur) {
+		c->dur = dur;
+		c->phase = phase;
+	}
+	if (callbacks > c->callbacks)
+		c->callbacks = callbacks;
+}
+
+void top_model_tick(struct top_model *m, uint64_t local_now)
+{
+	uint64_t now = (uint64_t)((int64_t)local_now + m->clock_offset);
+
+	m->now_ns = now;
+	m->nalerts = m->alerts_dropped = 0;
+	for (uint32_t i = 0; i < m->nrows; i++) {
+		const struct top_row *r = &m->rows[i];
+		struct live_cand c[LS_EP_NKINDS];
+		uint64_t snap = r->prev_mono_ns;
+
+		memset(c, 0, sizeof(c));
+		for (int k = 0; k < LS_EP_NKINDS; k++)
+			c[k].phase = LS_PHASE_NONE;
+		if (r->target_state == LS_TARGET_EXITED) {
+			struct top_alert *a = alert_add(m);
+
+			if (a) {
+				a->level = TOP_ALERT_EXITED;
+				a->pid = r->pid;
+				a->tid = r->tid;
+				a->kind = LS_EP_TARGET_EXIT;
+				a->phase = LS_PHASE_NONE;
+				alert_text(a);
+			}
+			continue;
+		}
+		if (r->present && snap && r->live_state == LS_LIVE_RUNNING) {
+			if (r->live_phase < LS_NPHASES && r->live_phase_since_ns && snap > r->live_phase_since_ns)
+				cand_take(&c[LS_EP_STALL], snap - r->live_phase_since_ns, r->live_phase, 0);
+			else if (r->live_since_ns && snap > r->live_since_ns)
+				cand_take(&c[LS_EP_STALL], snap - r->live_since_ns, LS_PHASE_NONE, 0);
+		}
+		if (r->present && snap && r->live_drain && r->live_drain_since_ns && snap > r->live_drain_since_ns)
+			cand_take(&c[r->live_drain == 1 ? LS_EP_TICK_STARVATION : LS_EP_MICROTASK_STARVATION],
+				  snap - r->live_drain_since_ns, r->live_phase, r->live_drain_callbacks);
+		for (uint32_t j = 0; j < m->log_len; j++) {
+			const struct top_log_entry *e = &m->log[(m->log_head + j) % TOP_LOG];
+
+			if (e->ep.end_ns || e->over || e->ep.pid != r->pid || e->ep.tid != r->tid ||
+			    e->ep.kind >= LS_EP_NKINDS || e->ep.kind == LS_EP_TARGET_EXIT)
+				continue;
+			cand_take(&c[e->ep.kind], now > e->ep.start_ns ? now - e->ep.start_ns : 0, e->ep.phase,
+				  e->ep.callbacks);
+		}
+		int active[LS_EP_NKINDS] = { 0 }, shown[LS_EP_NKINDS] = { 0 };
+
+		for (int k = 0; k < LS_EP_NKINDS; k++) {
+			uint64_t thr = k == LS_EP_STALL ? m->opts.stall_ns : m->opts.starve_ns;
+			struct top_alert *a;
+
+			if (k == LS_EP_GC ? !c[k].dur : c[k].dur < thr)
+				continue;
+			active[k] = 1;
+			if (!(a = alert_add(m)))
+				continue;
+			a->level = TOP_ALERT_ACTIVE;
+			a->pid = r->pid;
+			a->tid = r->tid;
+			a->kind = (uint32_t)k;
+			a->phase = c[k].phase;
+			a->duration_ns = c[k].dur;
+			a->callbacks = c[k].callbacks;
+			alert_text(a);
+		}
+		/* Episodes that ended a moment ago stay on screen for hold_ns, marked as over,
+		 * so a stall shorter than the refresh interval is still seen. Newest first. */
+		for (uint32_t j = m->log_len; j-- > 0;) {
+			const struct top_log_entry *e = &m->log[(m->log_head + j) % TOP_LOG];
+			struct top_alert *a;
+
+			if (!e->ep.end_ns || e->ep.pid != r->pid || e->ep.tid != r->tid ||
+			    e->ep.kind >= LS_EP_NKINDS || e->ep.kind == LS_EP_TARGET_EXIT ||
+			    now < e->ep.end_ns || now - e->ep.end_ns > m->opts.hold_ns ||
+			    active[e->ep.kind] || shown[e->ep.kind])
+				continue;
+			shown[e->ep.kind] = 1;	/* the newest of each kind is enough */
+			if (!(a = alert_add(m)))
+				continue;
+			a->level = TOP_ALERT_RECENT;
+			a->pid = r->pid;
+			a->tid = r->tid;
+			a->kind = e->ep.kind;
+			a->phase = e->ep.phase;
+			a->duration_ns = e->ep.end_ns - e->ep.start_ns;
+			a->callbacks = e->ep.callbacks;
+			a->ago_ns = now - e->ep.end_ns;
+			alert_text(a);
+		}
+	}
+}
+
+void top_model_select(struct top_model *m, int delta)
+{
+	int64_t s = (int64_t)m->selected + delta;
+
+	if (s >= (int64_t)m->nrows)
+		s = (int64_t)m->nrows - 1;
+	if (s < 0)
+		s = 0;
+	m->selected = (uint32_t)s;
+}
+
+void top_model_cycle_sort(struct top_model *m)
+{
+	m->sort = (m->sort + 1) % TOP_NSORTS;
+	resort(m);
+}
+
+void top_model_reset_window(struct top_model *m)
+{
+	for (uint32_t i = 0; i < m->nrows; i++) {
+		struct top_row *r = &m->rows[i];
+
+		if (!r->prev_mono_ns)
+			continue;
+		if (!r->base && !(r->base = malloc(sizeof(*r->base))))
+			continue;	/* out of memory: the window stays as it was */
+		memcpy(r->base, r->prev, sizeof(*r->base));
+		r->window_start_ns = r->prev_mono_ns;
+		top_summarize(r->prev, r->base, 0, &r->window);
+		r->window.pid = r->pid;
+		r->window.runtime = r->runtime;
+		r->hist_len = r->hist_head = 0;
+	}
+}
+
+const struct top_row *top_model_selected(const struct top_model *m)
+{
+	return m->selected < m->nrows ? &m->rows[m->selected] : NULL;
+}
+
+const struct top_log_entry *top_model_log(const struct top_model *m, uint32_t i)
+{
+	if (i >= m->log_len)
+		return NULL;
+	return &m->log[(m->log_head + m->log_len - 1 - i) % TOP_LOG];
+}

@@ -1,0 +1,225 @@
+/* top_draw_test.c: drawing the `loopscope top` model (dashboards/topdraw.c) into a
+ * curses screen that writes to /dev/null, then reading the screen back: what must be on
+ * it at 80x24 and larger, that small sizes still give a whole screen, monochrome too. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "histogram.h"
+#include "snapshot.h"
+#include "topdraw.h"
+#include "topmodel.h"
+
+#define MS 1000000ull
+#define S 1000000000ull
+#define T0 (1000 * S)
+
+static SCREEN *scr;
+static FILE *out, *in;
+
+static int setup(void **state)
+{
+	out = fopen("/dev/null", "w");
+	in = fopen("/dev/null", "r");
+	assert_non_null(out);
+	assert_non_null(in);
+	scr = newterm("xterm", out, in);
+	assert_non_null(scr);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	endwin();
+	delscreen(scr);
+	fclose(out);
+	fclose(in);
+	return 0;
+}
+
+/* A model with two reference loops, one of them stalled right now, and a few episodes. */
+static void build(struct top_model *m)
+{
+	struct ls_snapshot s = { 0 };
+	struct ls_target_snapshot t[2] = { 0 };
+	struct ls_loop_snapshot *l = calloc(2, sizeof(*l));
+
+	assert_non_null(l);
+	top_model_init(m, &(struct top_opts){ .stall_ns = 100 * MS, .starve_ns = 100 * MS, .hold_ns = 3 * S });
+	snprintf(m->source_name, sizeof(m->source_name), "agent");
+	for (int i = 0; i < 2; i++) {
+		t[i].pid = 4242 + i;
+		snprintf(t[i].comm, sizeof(t[i].comm), "loopdemo");
+		snprintf(t[i].tier, sizeof(t[i].tier), "usdt");
+		t[i].attached_ns = T0;
+		t[i].nloops = 1;
+		t[i].loops = &l[i];
+		l[i].tid = (uint32_t)t[i].pid;
+		l[i].has = LS_HAS_PHASES | LS_HAS_DELAY | LS_HAS_TIMERS | LS_HAS_DRAINS | LS_HAS_EPISODES;
+		for (int k = 0; k < 1000; k++) {
+			for (int p = 0; p < LS_NPHASES; p++)
+				ls_hist_add(&l[i].phase[p], (uint64_t)(p + 1) * 20000);
+			ls_hist_add(&l[i].delay, 50000 + (uint64_t)k * 100);
+			ls_hist_add(&l[i].ticks.duration, 3000);
+		}
+		l[i].ticks.drains = 1000;
+		l[i].ticks.callbacks = 5000;
+		l[i].iterations = 1000;
+		l[i].busy_ns = 300 * MS;
+		l[i].idle_ns = 700 * MS;
+	}
+	l[0].live_state = LS_LIVE_RUNNING;
+	l[0].live_phase = LS_PHASE_TIMERS;
+	l[0].live_since_ns = l[0].live_phase_since_ns = T0 + 2 * S - 250 * MS;
+	s.mono_ns = T0 + 2 * S;
+	s.wall_ns = 1700000000 * S;
+	s.ntargets = 2;
+	s.targets = t;
+	assert_int_equal(top_model_update(m, &s, s.mono_ns), 0);
+	for (int k = 0; k < 3; k++) {
+		struct ls_episode ep = { .pid = 4243, .tid = 4243, .kind = LS_EP_TICK_STARVATION,
+					 .phase = LS_PHASE_CHECK, .start_ns = T0 + (uint64_t)k * 100 * MS,
+					 .end_ns = T0 + (uint64_t)k * 100 * MS + 150 * MS, .callbacks = 7 };
+		top_model_episode(m, &ep, s.mono_ns);
+	}
+	free(l);
+}
+
+static char screen[80][512];
+
+/* Draw at rows x cols and copy the screen into `screen`. */
+static void draw_at(const struct top_model *m, int rows, int cols, int color, int utf8)
+{
+	struct top_draw_ctx ctx = { .color = color, .utf8 = utf8 };
+
+	assert_int_equal(resizeterm(rows, cols), OK);
+	top_draw_init(&ctx);
+	top_draw(stdscr, m, &ctx);
+	memset(screen, 0, sizeof(screen));
+	for (int y = 0; y < rows && y < 80; y++) {
+		int n = mvwinnstr(stdscr, y, 0, screen[y], cols < 511 ? cols : 511);
+		assert_true(n >= 0);
+	}
+}
+
+static int find(int rows, const char *what)
+{
+	for (int y = 0; y < rows; y++)
+		if (strstr(screen[y], what))
+			return y;
+	return -1;
+}
+
+static void dump(int rows)
+{
+	for (int y = 0; y < rows; y++)
+		print_message("|%s|\n", screen[y]);
+}
+
+/* At 80x24 every part is there: title, alert, header lines, all seven phases, the delay
+ * line and strip, drains, the episode log and the key line at the bottom. */
+static void test_80x24_whole(void **state)
+{
+	struct top_model m;
+
+	build(&m);
+	draw_at(&m, 24, 80, 1, 0);
+	dump(24);
+	assert_int_equal(find(24, "loopscope top"), 0);
+	assert_true(find(24, "stalled in timers for 250ms") > 0);
+	assert_true(find(24, "PID COMM") > 0);
+	assert_true(find(24, "4242 loopdemo") > 0);
+	assert_true(find(24, "4243 loopdemo") > 0);
+	assert_true(find(24, "STALL timers 250ms") > 0);
+	for (int p = 0; p < LS_NPHASES; p++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), " %s ", ls_phase_names[p]);
+		if (find(24, want) < 0)
+			fail_msg("phase '%s' missing at 80x24", ls_phase_names[p]);
+	}
+	assert_true(find(24, "delay p50") > 0);
+	assert_true(find(24, "nextTick") > 0);
+	assert_true(find(24, "EPISODES") > 0);
+	assert_true(find(24, "tick_starvation") > 0);
+	assert_int_equal(find(24, "q quit"), 23);
+	/* The timers phase: 20 us each, 1000 runs over a 2 s window = 1.0% of wall time. */
+	assert_true(find(24, "1.0%") > 0);
+	top_model_free(&m);
+}
+
+/* The selected process is what the detail shows; moving the selection moves it. */
+static void test_selection_drives_detail(void **state)
+{
+	struct top_model m;
+	int y;
+
+	build(&m);
+	top_model_select(&m, 1);
+	draw_at(&m, 30, 100, 0, 0);
+	y = find(30, "4243 loopdemo  reference/usdt");
+	if (y < 0) {
+		dump(30);
+		fail_msg("detail header of the selected pid 4243 missing");
+	}
+	top_model_free(&m);
+}
+
+/* Small and odd sizes: no crash, title first and keys last, nothing written past the
+ * width (mvwinnstr never returns more than cols). */
+static void test_small_and_large(void **state)
+{
+	static const int sizes[][2] = { { 24, 80 }, { 10, 40 }, { 5, 30 }, { 2, 20 }, { 60, 200 }, { 24, 81 } };
+	struct top_model m;
+
+	build(&m);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		int rows = sizes[i][0], cols = sizes[i][1];
+
+		draw_at(&m, rows, cols, (int)(i & 1), (int)(i & 2));
+		assert_true(strstr(screen[0], "loopscope top") != NULL);
+		if (rows > 3)
+			assert_true(strstr(screen[rows - 1], "q quit") != NULL);
+		for (int y = 0; y < rows; y++)
+			assert_true((int)strlen(screen[y]) <= cols);
+	}
+	/* Larger screens get more of the log. */
+	draw_at(&m, 60, 200, 1, 0);
+	assert_true(find(60, "EPISODES") > 0);
+	top_model_free(&m);
+}
+
+/* The help overlay lists the keys; an empty model says it is waiting. */
+static void test_help_and_empty(void **state)
+{
+	struct top_model m;
+
+	build(&m);
+	m.help = 1;
+	draw_at(&m, 24, 80, 1, 0);
+	assert_true(find(24, "pause / resume") > 0);
+	assert_true(find(24, "reset the window") > 0);
+	top_model_free(&m);
+
+	top_model_init(&m, &(struct top_opts){ .stall_ns = 100 * MS, .starve_ns = 100 * MS, .hold_ns = S });
+	draw_at(&m, 24, 80, 0, 0);
+	assert_true(find(24, "waiting for the first snapshot") > 0);
+	top_model_free(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_80x24_whole),
+		cmocka_unit_test(test_selection_drives_detail),
+		cmocka_unit_test(test_small_and_large),
+		cmocka_unit_test(test_help_and_empty),
+	};
+	setenv("TERM", "xterm", 1);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
