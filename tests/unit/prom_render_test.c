@@ -1,0 +1,431 @@
+/* prom_render_test.c: the Prometheus exposition (userspace/prom.c) of synthetic
+ * snapshots: exact cumulative le buckets, format structure, escaping, has-bits and
+ * the prom-client compatibility series. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "histogram.h"
+#include "prom.h"
+
+/* "12.000004095" -> 12000004095 ns, exactly (no floating point on the way). */
+static uint64_t parse_seconds_ns(const char *s)
+{
+	uint64_t whole = 0, frac = 0;
+	int digits = 0;
+
+	while (*s >= '0' && *s <= '9')
+		whole = whole * 10 + (uint64_t)(*s++ - '0');
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++, digits++)
+			frac = frac * 10 + (uint64_t)(*s - '0');
+	assert_true(digits <= 9);
+	while (digits++ < 9)
+		frac *= 10;
+	return whole * 1000000000ull + frac;
+}
+
+static void test_le_edges(void **state)
+{
+	(void)state;
+	for (int set = 0; set < 2; set++) {
+		unsigned n = ls_prom_le_count(set);
+		double worst = set == LS_PROM_FINE ? 1.125 : 1.5;
+
+		assert_int_equal(ls_prom_le_edge_ns(set, 0), 4096);
+		assert_int_equal(ls_prom_le_edge_ns(set, n - 1), 1ull << 34);
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t e = ls_prom_le_edge_ns(set, i);
+			/* Every edge starts a bucket of bpf/hist.h: le = edge - 1 ns is exact. */
+			assert_int_equal(ls_hist_bucket_lo(ls_hist_index(e)), e);
+			assert_int_equal(ls_hist_index(e - 1) + 1, ls_hist_index(e));
+			if (i) {
+				uint64_t p = ls_prom_le_edge_ns(set, i - 1);
+				assert_true(e > p);
+				assert_true((double)e / (double)p <= worst + 1e-9);
+			}
+		}
+	}
+	assert_int_equal(ls_prom_le_count(LS_PROM_FINE), 22 * 8 + 1);
+	assert_int_equal(ls_prom_le_count(LS_PROM_COARSE), 22 * 2 + 1);
+}
+
+static void test_seconds_format(void **state)
+{
+	static const struct { uint64_t ns; const char *text; } cases[] = {
+		{ 0, "0" }, { 1, "0.000000001" }, { 4095, "0.000004095" }, { 1000000000, "1" },
+		{ 1500000000, "1.5" }, { 17179869183ull, "17.179869183" }, { 100000, "0.0001" },
+		{ UINT64_MAX, "18446744073.709551615" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct ls_buf b = { 0 };
+		ls_prom_seconds(&b, cases[i].ns);
+		assert_string_equal(b.p, cases[i].text);
+		assert_int_equal(parse_seconds_ns(b.p), cases[i].ns);
+		ls_buf_free(&b);
+	}
+}
+
+/* One target with one loop of the given has-bits, owned by the caller's statics. */
+struct fixture {
+	struct ls_snapshot s;
+	struct ls_target_snapshot t;
+	struct ls_loop_snapshot l;
+};
+
+static void fixture_init(struct fixture *f, uint32_t has, const char *comm)
+{
+	memset(f, 0, sizeof(*f));
+	f->t.pid = 4321;
+	snprintf(f->t.comm, sizeof(f->t.comm), "%s", comm);
+	snprintf(f->t.exe, sizeof(f->t.exe), "/usr/bin/loopdemo");
+	snprintf(f->t.tier, sizeof(f->t.tier), "usdt");
+	f->t.runtime = LS_RT_REFERENCE;
+	f->t.state = LS_TARGET_ATTACHED;
+	f->t.nloops = 1;
+	f->t.loops = &f->l;
+	f->l.tid = 4322;
+	f->l.has = has;
+	f->s.ntargets = 1;
+	f->s.targets = &f->t;
+	f->s.self.attached_targets = 1;
+	f->s.self.cpu_s = 0.25;
+}
+
+static char *render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx)
+{
+	struct ls_buf b = { 0 };
+	struct ls_prom_ctx zero = { 0 };
+
+	ls_prom_render(s, ctx ? ctx : &zero, &b);
+	assert_false(b.oom);
+	assert_non_null(b.p);
+	return b.p;
+}
+
+/* The value of the first sample line that starts with prefix (name{labels} ). */
+static const char *find_sample(const char *text, const char *prefix)
+{
+	const char *p = text;
+	size_t n = strlen(prefix);
+
+	while (p && *p) {
+		if (!strncmp(p, prefix, n))
+			return p + n;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return NULL;
+}
+
+/* le buckets count exactly the samples <= le, whatever the sample values. */
+static void test_histogram_exact(void **state)
+{
+	enum { N = 30000 };
+	static uint64_t v[N];
+	static struct fixture f;
+	uint64_t x = 88172645463325252ull, sum = 0;
+	char *text, *p;
+	int nle = 0;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_DELAY, "demo");
+	for (int i = 0; i < N; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		if (i % 3 == 0)	/* right on an edge, or one below: where off-by-ones live */
+			v[i] = ls_prom_le_edge_ns(LS_PROM_FINE, (unsigned)(x % 177)) - (x >> 60 & 1);
+		else
+			v[i] = x % (1ull << (8 + x % 29));
+		ls_hist_add(&f.l.delay, v[i]);
+		sum += v[i];
+	}
+	text = render(&f.s, NULL);
+	for (p = strstr(text, "loopscope_eventloop_delay_seconds_bucket{"); p;
+	     p = strstr(p + 1, "loopscope_eventloop_delay_seconds_bucket{")) {
+		const char *le = strstr(p, "le=\"") + 4;
+		uint64_t got = strtoull(strchr(le, '}') + 2, NULL, 10), want = 0;
+
+		if (!strncmp(le, "+Inf", 4)) {
+			assert_int_equal(got, N);
+			continue;
+		}
+		for (int i = 0; i < N; i++)
+			want += v[i] <= parse_seconds_ns(le);
+		if (got != want)
+			fail_msg("le=%.20s: %llu in bucket, %llu samples <= le", le, (unsigned long long)got,
+				 (unsigned long long)want);
+		nle++;
+	}
+	assert_int_equal(nle, 177);
+	p = (char *)find_sample(text, "loopscope_eventloop_delay_seconds_count{");
+	assert_non_null(p);
+	assert_int_equal(strtoull(strchr(p, ' ') + 1, NULL, 10), N);
+	p = (char *)find_sample(text, "loopscope_eventloop_delay_seconds_sum{");
+	assert_non_null(p);
+	assert_int_equal(parse_seconds_ns(strchr(p, ' ') + 1), sum);
+	free(text);
+}
+
+/* Structure of the text format: HELP and TYPE once per family, before its samples;
+ * samples of a family together; counters end in _total; no series twice. */
+static int ends_with(const char *s, size_t n, const char *sfx)
+{
+	size_t k = strlen(sfx);
+	return n >= k && !memcmp(s + n - k, sfx, k);
+}
+
+static void check_structure(const char *text)
+{
+	char fam[128] = "", type[16] = "";
+	char seen_fams[64][128];
+	int nfams = 0, nsamples = 0;
+	const char *line = text;
+
+	while (*line) {
+		const char *end = strchr(line, '\n');
+		size_t len;
+
+		assert_non_null(end);	/* every line ends in \n, the last one too */
+		len = (size_t)(end - line);
+		if (!strncmp(line, "# HELP ", 7)) {
+			assert_true(sscanf(line, "# HELP %127s", fam) == 1);
+			for (int i = 0; i < nfams; i++)
+				if (!strcmp(seen_fams[i], fam))
+					fail_msg("family %s twice", fam);
+			assert_true(nfams < 64);
+			strcpy(seen_fams[nfams++], fam);
+			type[0] = 0;
+		} else if (!strncmp(line, "# TYPE ", 7)) {
+			char f2[128];
+			assert_true(sscanf(line, "# TYPE %127s %15s", f2, type) == 2);
+			assert_string_equal(f2, fam);
+			if (!strcmp(type, "counter"))
+				assert_true(ends_with(fam, strlen(fam), "_total"));
+		} else {
+			size_t nl = strcspn(line, "{ ");
+			int ok;
+
+			assert_true(type[0]);
+			ok = nl == strlen(fam) && !strncmp(line, fam, nl);
+			if (!ok && (!strcmp(type, "histogram") || !strcmp(type, "summary")))
+				ok = !strncmp(line, fam, strlen(fam)) &&
+				     (ends_with(line, nl, "_bucket") || ends_with(line, nl, "_sum") ||
+				      ends_with(line, nl, "_count"));
+			if (!ok)
+				fail_msg("sample '%.*s' outside its family %s", (int)len, line, fam);
+			/* Same series twice (name and labels identical) is a scrape error. */
+			{
+				const char *val = memchr(line, '}', len);
+				size_t key = val ? (size_t)(val - line) + 1 : nl;
+				for (const char *q = strstr(text, "\n"); q && q + 1 < line; q = strchr(q + 1, '\n'))
+					if (!strncmp(q + 1, line, key) && (q[1 + key] == ' '))
+						fail_msg("series twice: %.*s", (int)key, line);
+			}
+			nsamples++;
+		}
+		line = end + 1;
+	}
+	assert_true(nsamples > 0);
+}
+
+static void test_structure_all_bits(void **state)
+{
+	static struct fixture f;
+	struct ls_prom_loop_state st = { .pid = 4321, .tid = 4322, .utilization = 0.5 };
+	struct ls_http_stats hs = { .open = 3, .rejected_busy = 1 };
+	struct ls_prom_ctx ctx = { .compat_prom_client = 1, .http = &hs };
+	char *text;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_PHASES | LS_HAS_DELAY | LS_HAS_TIMERS | LS_HAS_DRAINS | LS_HAS_GC | LS_HAS_EPISODES,
+		     "demo");
+	for (int p = 0; p < LS_NPHASES; p++)
+		ls_hist_add(&f.l.phase[p], 1000u * (p + 1));
+	ls_hist_add(&f.l.delay, 20000000);
+	ls_hist_add(&f.l.gc, 3000000);
+	ls_prom_elu_observe(&st, 0.5, 1.0);
+	(void)st;
+	text = render(&f.s, &ctx);
+	check_structure(text);
+	/* Every family the README lists is there. */
+	static const char *const fams[] = {
+		"loopscope_target_info", "loopscope_target_up", "loopscope_iterations_total",
+		"loopscope_busy_seconds_total", "loopscope_idle_seconds_total", "loopscope_eventloop_utilization",
+		"loopscope_phase_duration_seconds", "loopscope_iteration_duration_seconds",
+		"loopscope_eventloop_delay_seconds", "loopscope_poll_wait_seconds", "loopscope_timer_lateness_seconds",
+		"loopscope_gc_pause_seconds", "loopscope_drain_duration_seconds", "loopscope_drain_callbacks_total",
+		"loopscope_starvation_episodes_total", "loopscope_stall_episodes_total",
+		"loopscope_gc_phase_seconds_total", "loopscope_episodes_in_progress", "loopscope_attached_targets",
+		"loopscope_probe_hits_total", "loopscope_ringbuf_drops_total", "loopscope_agent_cpu_seconds_total",
+		"loopscope_scrape_duration_seconds", "loopscope_http_rejected_total", "nodejs_eventloop_lag_seconds",
+		"nodejs_eventloop_lag_p99_seconds", "nodejs_eventloop_utilization_summary",
+		"nodejs_eventloop_utilization_histogram", "loopscope_build_info",
+	};
+	for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+		char want[160];
+		snprintf(want, sizeof(want), "# TYPE %s ", fams[i]);
+		if (!strstr(text, want))
+			fail_msg("no family %s", fams[i]);
+	}
+	assert_non_null(strstr(text, "loopscope_phase_duration_seconds_count{pid=\"4321\",comm=\"demo\","
+				     "runtime=\"reference\",loop=\"4322\",phase=\"check\"} 1\n"));
+	assert_non_null(strstr(text, "loopscope_http_rejected_total{reason=\"busy\"} 1\n"));
+	assert_non_null(strstr(text, "loopscope_agent_cpu_seconds_total 0.25\n"));
+	free(text);
+}
+
+/* A loop that only measures delay gets no phase, drain or GC series. */
+static void test_has_bits(void **state)
+{
+	static struct fixture f;
+	char *text;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_DELAY, "demo");
+	text = render(&f.s, NULL);
+	check_structure(text);
+	assert_null(strstr(text, "loopscope_phase_duration_seconds_bucket"));
+	assert_null(strstr(text, "loopscope_gc_pause_seconds_bucket"));
+	assert_null(strstr(text, "loopscope_drain_duration_seconds_bucket"));
+	assert_non_null(strstr(text, "loopscope_eventloop_delay_seconds_bucket"));
+	assert_null(strstr(text, "nodejs_eventloop"));	/* compat only when asked */
+	free(text);
+}
+
+static void test_label_escaping(void **state)
+{
+	static struct fixture f;
+	char *text;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_DELAY, "a\"b\\c\nd\xff\xc3\xa9");
+	text = render(&f.s, NULL);
+	check_structure(text);
+	assert_non_null(strstr(text, "comm=\"a\\\"b\\\\c\\nd?\xc3\xa9\""));
+	free(text);
+}
+
+static const struct ls_prom_loop_state *one_state(void *arg, int32_t pid, uint32_t tid)
+{
+	const struct ls_prom_loop_state *st = arg;
+	return st->pid == pid && st->tid == tid ? st : NULL;
+}
+
+/* Utilization comes from the exporter's last interval when it has one, else it spans
+ * since attach; the in-progress gauge follows the state. */
+static void test_utilization_and_in_progress(void **state)
+{
+	static struct fixture f;
+	static struct ls_prom_loop_state st;
+	struct ls_prom_ctx ctx = { .loop_state = one_state, .arg = &st };
+	char *text;
+	const char *v;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_DELAY | LS_HAS_EPISODES, "demo");
+	f.l.busy_ns = 1000000000;
+	f.l.idle_ns = 3000000000ull;
+	text = render(&f.s, NULL);
+	v = find_sample(text, "loopscope_eventloop_utilization{pid=\"4321\",comm=\"demo\",runtime=\"reference\",loop=\"4322\"} ");
+	assert_non_null(v);
+	assert_true(!strncmp(v, "0.25\n", 5));
+	assert_non_null(strstr(text, "loopscope_busy_seconds_total{pid=\"4321\",comm=\"demo\",runtime=\"reference\",loop=\"4322\"} 1\n"));
+	free(text);
+
+	st.pid = 4321;
+	st.tid = 4322;
+	st.utilization = 0.75;
+	st.in_progress[LS_EP_STALL] = 1;
+	text = render(&f.s, &ctx);
+	v = find_sample(text, "loopscope_eventloop_utilization{pid=\"4321\",comm=\"demo\",runtime=\"reference\",loop=\"4322\"} ");
+	assert_true(!strncmp(v, "0.75\n", 5));
+	assert_non_null(strstr(text, "loopscope_episodes_in_progress{pid=\"4321\",comm=\"demo\",runtime=\"reference\","
+				     "loop=\"4322\",kind=\"stall\"} 1\n"));
+	assert_non_null(strstr(text, "kind=\"tick_starvation\"} 0\n"));
+	free(text);
+}
+
+/* prom-client's ELU: one observation per 100 ms, prom-client's buckets; the lag
+ * gauges come from the delay window. */
+static void test_compat(void **state)
+{
+	static struct fixture f;
+	static struct ls_prom_loop_state st = { .pid = 4321, .tid = 4322, .utilization = -1 };
+	struct ls_prom_ctx ctx = { .compat_prom_client = 1, .loop_state = one_state, .arg = &st,
+				   .now_ns = 5000000000ull };
+	char *text;
+	const char *v;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_DELAY, "demo");
+	for (int i = 0; i < 1000; i++)
+		ls_hist_add(&st.lag_window, i < 990 ? 1000000 : 50000000);	/* 1 ms, 1% at 50 ms */
+	st.lag_window_valid = 1;
+	ls_hist_add(&f.l.delay, 1);	/* the cumulative one must not be used */
+	f.l.live_state = LS_LIVE_RUNNING;
+	f.l.live_since_ns = 4750000000ull;
+	ls_prom_elu_observe(&st, 0.3, 1.0);
+	ls_prom_elu_observe(&st, 0.96, 0.5);
+	text = render(&f.s, &ctx);
+	check_structure(text);
+	v = find_sample(text, "nodejs_eventloop_lag_seconds{pid=\"4321\",comm=\"demo\",runtime=\"reference\",loop=\"4322\"} ");
+	assert_non_null(v);
+	assert_true(!strncmp(v, "0.25\n", 5));	/* out of poll for 250 ms now */
+	v = find_sample(text, "nodejs_eventloop_lag_p99_seconds{");
+	assert_non_null(v);
+	{
+		double p99 = strtod(strchr(v, ' ') + 1, NULL);
+		assert_true(p99 > 0.047 && p99 < 0.053);
+	}
+	v = find_sample(text, "nodejs_eventloop_lag_p50_seconds{");
+	{
+		double p50 = strtod(strchr(v, ' ') + 1, NULL);
+		assert_true(p50 > 0.00095 && p50 < 0.00105);
+	}
+	/* 10 observations of 0.3 and 5 of 0.96. */
+	assert_non_null(strstr(text, "loop=\"4322\",le=\"0.25\"} 0\n"));
+	assert_non_null(strstr(text, "loop=\"4322\",le=\"0.5\"} 10\n"));
+	assert_non_null(strstr(text, "loop=\"4322\",le=\"0.95\"} 10\n"));
+	assert_non_null(strstr(text, "loop=\"4322\",le=\"0.99\"} 15\n"));
+	assert_non_null(strstr(text, "nodejs_eventloop_utilization_histogram_count{pid=\"4321\",comm=\"demo\","
+				     "runtime=\"reference\",loop=\"4322\"} 15\n"));
+	assert_non_null(strstr(text, "loop=\"4322\",quantile=\"0.5\"} 0.95999999999999996\n") ||
+			strstr(text, "loop=\"4322\",quantile=\"0.5\"} 0.96\n"));
+	free(text);
+}
+
+/* An empty snapshot still renders the agent's own series. */
+static void test_empty(void **state)
+{
+	struct ls_snapshot s = { 0 };
+	char *text;
+
+	(void)state;
+	text = render(&s, NULL);
+	check_structure(text);
+	assert_non_null(strstr(text, "loopscope_attached_targets 0\n"));
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_le_edges),
+		cmocka_unit_test(test_seconds_format),
+		cmocka_unit_test(test_histogram_exact),
+		cmocka_unit_test(test_structure_all_bits),
+		cmocka_unit_test(test_has_bits),
+		cmocka_unit_test(test_label_escaping),
+		cmocka_unit_test(test_utilization_and_in_progress),
+		cmocka_unit_test(test_compat),
+		cmocka_unit_test(test_empty),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

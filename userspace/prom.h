@@ -1,0 +1,74 @@
+/* prom.h: Prometheus text exposition (format 0.0.4) of a snapshot.
+ *
+ * Rendering is a pure function of its inputs (a snapshot copy plus the exporter's
+ * per-loop state), so it never touches the agent and the unit tests feed it
+ * synthetic snapshots.
+ *
+ * Histograms: the agent's log-linear buckets (bpf/hist.h) are summed into a fixed,
+ * documented set of cumulative `le` buckets. Each `le` sits on an edge of the agent's
+ * buckets, at edge - 1 ns: a bucket holds integers [lo, hi), so "value <= hi - 1 ns"
+ * is exact and `le` means "less than or equal" with no sample split or guessed.
+ *  - fine set (event-loop delay, iteration duration): 8 edges per power of two,
+ *    2^12 ns (4.1 us) to 2^34 ns (17.2 s); neighbouring le differ by at most 12.5%,
+ *    so histogram_quantile() stays within that of the truth even for a point mass;
+ *  - coarse set (everything else measured in seconds): edges 16*2^k and 24*2^k ns
+ *    over the same range (steps of 50% and 33%).
+ */
+#ifndef LS_PROM_H
+#define LS_PROM_H
+
+#include <stdint.h>
+
+#include "http.h"
+#include "snapshot.h"
+
+/* prom-client's default ELU histogram buckets (nodejs_eventloop_utilization_histogram). */
+#define LS_PROM_ELU_NBUCKETS 13
+#define LS_PROM_ELU_WINDOW 60	/* 1 s utilization samples kept for the ELU summary */
+
+/* What the exporter tracks per loop between snapshots (owned by serve.c). */
+struct ls_prom_loop_state {
+	int32_t pid;
+	uint32_t tid;
+	double utilization;			/* busy share over the last sampling interval; < 0 unknown */
+	uint32_t in_progress[LS_EP_NKINDS];	/* episodes started and not yet ended */
+	/* --compat prom-client */
+	struct ls_hist lag_window;		/* delay samples of the last 10-20 s */
+	int lag_window_valid;
+	uint64_t elu_bucket[LS_PROM_ELU_NBUCKETS];	/* cumulative observations per le */
+	uint64_t elu_count;
+	double elu_sum;
+	double elu_recent[LS_PROM_ELU_WINDOW];	/* ring of the last 1 s samples */
+	uint32_t elu_n, elu_head;
+};
+
+struct ls_prom_ctx {
+	uint64_t now_ns;			/* CLOCK_MONOTONIC at render */
+	int compat_prom_client;			/* also emit prom-client's nodejs_eventloop_* series */
+	/* Per-loop state, or NULL when none is kept (utilization then spans since attach). */
+	const struct ls_prom_loop_state *(*loop_state)(void *arg, int32_t pid, uint32_t tid);
+	void *arg;
+	double last_scrape_s;			/* duration of the previous /metrics response */
+	uint64_t scrapes;			/* /metrics responses so far */
+	const struct ls_http_stats *http;	/* the server's counters, or NULL */
+};
+
+/* Append the exposition of s to out (check out->oom afterwards). */
+void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, struct ls_buf *out);
+
+/* Nanoseconds as an exact decimal number of seconds ("0.000004095", "17", "0"). */
+void ls_prom_seconds(struct ls_buf *b, uint64_t ns);
+
+/* The le sets: number of finite edges, and edge i in ns (le = edge - 1 ns). */
+enum ls_prom_leset { LS_PROM_FINE, LS_PROM_COARSE };
+unsigned ls_prom_le_count(int set);
+uint64_t ls_prom_le_edge_ns(int set, unsigned i);
+
+/* prom-client's default ELU buckets. */
+extern const double ls_prom_elu_buckets[LS_PROM_ELU_NBUCKETS];
+
+/* Feed one utilization sample covering interval_s seconds into the ELU state the way
+ * prom-client does (one observation per elapsed 100 ms). */
+void ls_prom_elu_observe(struct ls_prom_loop_state *st, double utilization, double interval_s);
+
+#endif /* LS_PROM_H */
