@@ -374,8 +374,7 @@ static int run_poll(lsl_loop_t *loop, uint64_t *t)
 		loop->now_ns = lsl_hrtime_ns();
 		timeout = backend_timeout(loop);
 	}
-	if (loop->rec_on && loop->acct.on && loop->last_poll_return_ns >= loop->acct.window_start_ns &&
-	    loop->last_poll_return_ns)
+	if (loop->acct.on && loop->last_poll_return_ns)
 		lsl__series_add(loop, &loop->acct.delay, *t - loop->last_poll_return_ns);
 	if (LSL_PROBE_ON(poll_start))
 		LSL_PROBE3(poll_start, loop, timeout, &loop->rec);

@@ -63,6 +63,7 @@ void lsl__acct_apply(lsl_loop_t *loop, uint64_t t)
 	if (a->want && !a->on) {
 		acct_clear(a, t);
 		a->on = 1;
+		loop->last_poll_return_ns = 0;	/* the first delay sample needs a poll return */
 	} else if (!a->want && a->on) {
 		a->on = 0;
 		a->window_end_ns = t;
