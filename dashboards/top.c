@@ -34,6 +34,7 @@
 #include "topmodel.h"
 
 #define TOP_MAX_PIDS 64
+#define TOP_POLL_MS 50		/* the agent looks for stalls in progress when polled */
 
 struct top_cfg {
 	pid_t pids[TOP_MAX_PIDS];
@@ -165,7 +166,7 @@ static void usage(FILE *f)
 		   "  -t, --threshold MS     stall and starvation alert threshold (default 100)\n"
 		   "      --stall MS         stall threshold alone (a phase or not-polling span)\n"
 		   "      --starve MS        starvation threshold alone (a nextTick/microtask drain)\n"
-		   "      --hold MS          keep an alert on screen this long after it ended (default 3000)\n"
+		   "      --hold MS          keep an alert on screen this long after it ended (default 2000)\n"
 		   "      --no-color         monochrome (also when NO_COLOR is set)\n"
 		   "  -h, --help             this help\n\n"
 		   "Keys: q quit, p pause, Up/Down or j/k select, s sort, h or ? help, r reset window.\n");
@@ -353,23 +354,27 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 
 		if (!ended_at && now >= next) {
 			err = take_snapshot(src, m);
-			if (err && err != -ENODATA) {
+			if (err && err != -ENODATA && err != -EAGAIN) {
 				snprintf(why, whylen, "reading the %s source failed: %s", m->source_name, strerror(-err));
 				return 1;
 			}
 			next = now - next > interval ? now + interval : next + interval;
 			dirty = 1;
 		}
+		if (!ended_at && m->all_exited) {
+			ended_at = now;
+			snprintf(why, whylen, "every target has exited");
+		}
 		if (ended_at && now - ended_at >= (uint64_t)cfg->exit_linger_ms * 1000000)
 			return status;
 		if (dirty)
 			redraw(m, ctx);
-		/* Redraw at least every 100 ms while an alert is on, so its duration counts up. */
+		/* The source is polled at least every TOP_POLL_MS even when its fd is quiet:
+		 * a stall in progress fires no probe, so the agent finds it only by looking
+		 * at the loop's live state, which it does when polled. */
 		timeout = ended_at ? cfg->exit_linger_ms : (int)((next - now) / 1000000) + 1;
-		if (m->nalerts && timeout > 100)
-			timeout = 100;
-		if (sfd < 0 && timeout > 50)
-			timeout = 50;	/* a source without an fd is polled */
+		if (!ended_at && timeout > TOP_POLL_MS)
+			timeout = TOP_POLL_MS;
 		if (poll(pfd, sfd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
 			snprintf(why, whylen, "poll: %s", strerror(errno));
 			return 1;
@@ -378,8 +383,12 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 			snprintf(why, whylen, "stopped by signal %d", (int)tty.stop);
 			return 0;
 		}
-		if (!ended_at && (sfd < 0 || pfd[2].revents)) {
+		if (!ended_at) {
+			uint64_t seen = m->episodes_seen;
+
 			err = ls_source_poll(src, 0);
+			if (m->episodes_seen != seen)
+				dirty = 1;
 			if (err == -ENODATA) {
 				/* Show the final state (target exited) for a moment, then leave. */
 				take_snapshot(src, m);
@@ -390,7 +399,6 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 				snprintf(why, whylen, "the %s source failed: %s", m->source_name, strerror(-err));
 				return 1;
 			}
-			dirty = 1;
 		}
 		while ((ch = getch()) != ERR) {
 			if (handle_key(m, ch))
@@ -405,7 +413,7 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 int ls_cmd_top(int argc, char **argv)
 {
 	struct top_cfg cfg = {
-		.refresh_ms = 500, .stall_ns = 100000000, .starve_ns = 100000000, .hold_ns = 3000000000ull,
+		.refresh_ms = 500, .stall_ns = 100000000, .starve_ns = 100000000, .hold_ns = 2000000000ull,
 		.color = 1, .exit_linger_ms = 1500,
 	};
 	struct ls_agent *ag = NULL;

@@ -108,7 +108,9 @@ static void row_free(struct top_row *r)
 {
 	free(r->prev);
 	free(r->base);
-	r->prev = r->base = NULL;
+	free(r->rate_old);
+	free(r->rate_new);
+	r->prev = r->base = r->rate_old = r->rate_new = NULL;
 }
 
 void top_model_free(struct top_model *m)
@@ -198,7 +200,7 @@ static void resort(struct top_model *m)
 				m->selected = i;
 }
 
-static void push_point(struct top_row *r)
+static void push_point(struct top_row *r, const struct ls_quant *q)
 {
 	struct top_point *p;
 
@@ -208,9 +210,9 @@ static void push_point(struct top_row *r)
 		p = &r->history[r->hist_head];
 		r->hist_head = (r->hist_head + 1) % TOP_HISTORY;
 	}
-	p->p99_ns = r->last.delay.p99_ns;
-	p->max_ns = r->last.delay.max_ns;
-	p->count = r->last.delay.count;
+	p->p99_ns = q->p99_ns;
+	p->max_ns = q->max_ns;
+	p->count = q->count;
 }
 
 static void fill_identity(struct top_row *r, const struct ls_target_snapshot *t)
@@ -230,18 +232,37 @@ static void fill_identity(struct top_row *r, const struct ls_target_snapshot *t)
 
 static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint64_t mono)
 {
-	const struct ls_loop_snapshot *since;
-	uint64_t since_ns;
-
 	if (!r->prev && !(r->prev = malloc(sizeof(*r->prev))))
 		return -ENOMEM;
-	/* The first snapshot's interval is "since attach". */
-	since = r->prev_mono_ns ? r->prev : NULL;
-	since_ns = r->prev_mono_ns ? r->prev_mono_ns : r->attached_ns;
-	top_summarize(l, since, mono > since_ns && since_ns ? (double)(mono - since_ns) / 1e9 : 0,
-		      &r->last);
-	if (r->last.interval_s > 0)
-		push_point(r);
+	if (!r->rate_new && !(r->rate_new = malloc(sizeof(*r->rate_new))))
+		return -ENOMEM;
+	if (!r->rate_old && !(r->rate_old = malloc(sizeof(*r->rate_old))))
+		return -ENOMEM;
+	/* The sparkline: this refresh's worst delay. */
+	if (r->prev_mono_ns && mono > r->prev_mono_ns) {
+		struct ls_quant q;
+
+		quant(&l->delay, &r->prev->delay, &q);
+		push_point(r, &q);
+	}
+	/* `last` is since rate_old, 1 to 2 s back (since attach until one exists). */
+	if (!r->rate_new_ns) {
+		memcpy(r->rate_new, l, sizeof(*l));
+		r->rate_new_ns = mono;
+	} else if (mono - r->rate_new_ns >= TOP_RATE_NS) {
+		struct ls_loop_snapshot *t = r->rate_old;
+
+		r->rate_old = r->rate_new;
+		r->rate_old_ns = r->rate_new_ns;
+		r->rate_new = t;
+		memcpy(r->rate_new, l, sizeof(*l));
+		r->rate_new_ns = mono;
+	}
+	if (r->rate_old_ns)
+		top_summarize(l, r->rate_old, (double)(mono - r->rate_old_ns) / 1e9, &r->last);
+	else
+		top_summarize(l, NULL, r->attached_ns && mono > r->attached_ns ?
+			      (double)(mono - r->attached_ns) / 1e9 : 0, &r->last);
 	if (!r->base)
 		r->window_start_ns = r->attached_ns;
 	top_summarize(l, r->base, mono > r->window_start_ns && r->window_start_ns ?
@@ -400,10 +421,15 @@ static struct top_alert *alert_add(struct top_model *m)
 
 static void alert_text(struct top_alert *a)
 {
-	char d[16], ago[16];
+	char d[16], ago[24];
 
 	top_fmt_ns(d, sizeof(d), a->duration_ns);
-	top_fmt_ns(ago, sizeof(ago), a->ago_ns);
+	if (a->ago_ns < 100 * 1000000ull)
+		snprintf(ago, sizeof(ago), "just now");
+	else {
+		top_fmt_ns(ago, sizeof(ago), a->ago_ns);
+		strcat(ago, " ago");
+	}
 	switch (a->kind) {
 	case LS_EP_STALL:
 		if (a->phase < LS_NPHASES)
@@ -430,7 +456,7 @@ static void alert_text(struct top_alert *a)
 	}
 	if (a->level == TOP_ALERT_RECENT) {
 		size_t n = strlen(a->text);
-		snprintf(a->text + n, sizeof(a->text) - n, ", %s ago", ago);
+		snprintf(a->text + n, sizeof(a->text) - n, ", %s", ago);
 	}
 }
 

@@ -6,8 +6,8 @@
  * "now", so unit tests drive it with synthetic snapshots and synthetic time.
  *
  * Views:
- * - last interval (between the two latest snapshots): iterations/s, utilization,
- *   delay p99 in the per-process header lines;
+ * - last (the latest 1 to 2 seconds, so a loop that iterates twice a second does not
+ *   flicker between 0 and 4/s): iterations/s, utilization, delay p99 in the header lines;
  * - window (since attach, or since the user pressed r): phase shares and p50/p99/max,
  *   delay p50/p99/max, drains, GC;
  * - history: one point per snapshot (the interval's delay p99 and max) for the sparkline;
@@ -35,6 +35,7 @@ struct top_opts {
 };
 
 /* One point of a loop's delay history: the interval between two snapshots. */
+#define TOP_RATE_NS 1000000000ull	/* `last` spans at least this */
 struct top_point {
 	uint64_t p99_ns, max_ns, count;
 };
@@ -52,7 +53,7 @@ struct top_row {
 	uint64_t attached_ns, exited_ns;
 	int present;			/* in the latest snapshot */
 
-	struct ls_loop_summary last;	/* the latest interval; last.interval_s == 0 before two snapshots */
+	struct ls_loop_summary last;	/* the latest 1-2 s (since attach at first) */
 	struct ls_loop_summary window;	/* since base */
 	uint64_t window_start_ns;	/* mono (source clock) of base */
 
@@ -66,7 +67,8 @@ struct top_row {
 	/* private */
 	struct ls_loop_snapshot *prev;	/* latest snapshot */
 	struct ls_loop_snapshot *base;	/* window start */
-	uint64_t prev_mono_ns;
+	struct ls_loop_snapshot *rate_old, *rate_new;	/* 1-2 s and 0-1 s ago: what `last` is since */
+	uint64_t prev_mono_ns, rate_old_ns, rate_new_ns;
 	uint32_t seen_gen;
 };
 

@@ -200,9 +200,18 @@ static void test_interval_and_window(void **state)
 	assert_int_equal(r->window.iterations, 1500);
 	assert_int_equal(r->window.phase[LS_PHASE_TIMERS].total_ns, 1000 * 100000ull + 500 * 1500000ull);
 	assert_true(r->window.delay.p50_ns > 90000 && r->window.delay.p50_ns < 110000);
-	/* One history point per interval, holding that interval's worst delay. */
+	/* One history point per refresh after the first, holding its worst delay. */
+	assert_int_equal(r->hist_len, 1);
+	assert_int_equal(r->history[r->hist_head].max_ns, 1500000);
+
+	/* Half a second later `last` still spans more than a second (no flicker). */
+	run_loop(&y, 0, 100, 1500000, 2 * MS);
+	y.snap.mono_ns = T0 + 2 * S + 500 * MS;
+	apply(&m, &y);
+	r = top_model_selected(&m);
+	assert_true(r->last.interval_s > 1.49 && r->last.interval_s < 1.51);
+	assert_int_equal(r->last.iterations, 600);
 	assert_int_equal(r->hist_len, 2);
-	assert_int_equal(r->history[(r->hist_head + 1) % TOP_HISTORY].max_ns, 1500000);
 	model_done(&m, &y);
 }
 
