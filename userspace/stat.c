@@ -42,6 +42,7 @@ static void usage(FILE *f)
 		"      --json           one JSON object per line per loop per interval\n"
 		"      --threshold MS   a phase or drain longer than this is a stall or\n"
 		"                       starvation episode (default 100)\n"
+		"      --probes TIER    Node.js/libuv probe tier: light (default) or phases\n"
 		"  -v, --verbose        libbpf diagnostics on stderr\n"
 		"  -h, --help           this help\n\n"
 		"Exit status: 0 ran as asked (a target exiting is reported, not an error),\n"
@@ -239,6 +240,7 @@ int ls_cmd_stat(int argc, char **argv)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "threshold", required_argument, NULL, 't' },
+		{ "probes", required_argument, NULL, 'P' },	/* Node tier: light | phases */
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -299,6 +301,9 @@ int ls_cmd_stat(int argc, char **argv)
 					optarg);
 				return 2;
 			}
+			break;
+		case 'P':
+			opts.tier = optarg;	/* checked by the Node backend at attach */
 			break;
 		case 'v':
 			opts.verbose = 1;

@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: GPL-2.0
+/* nodeuv.bpf.c: event-loop probes for unmodified Node.js and libuv programs.
+ *
+ * Two tiers share this object (the loader picks programs with set_autoload):
+ *  - light: the epoll_wait / epoll_pwait syscall tracepoints of the target's threads
+ *    (utilization, not-polling spans, iterations) plus one uprobe at the entry of
+ *    uv__run_timers (timer lateness from loop->time and the timer heap minimum);
+ *  - phases: light's tracepoints plus `nu_boundary` at instruction-exact sites inside
+ *    uv_run (chosen with Capstone in user space); the attach cookie says which
+ *    boundary fired, the span between two boundaries is a phase.
+ * In both tiers: Heap::CollectGarbage entry/return sites bracket GC pauses, and a
+ * ~99 Hz task-clock perf event per loop thread samples the user stack only while the
+ * loop has not polled for half the stall threshold, to tell microtask starvation,
+ * nextTick starvation and one long synchronous callback apart by address range.
+ *
+ * Every loop thread owns one struct nu_loop (key: tid) and only that thread writes
+ * it: tracepoint, uprobe and perf_event programs exclude each other on a CPU
+ * (bpf_prog_active), so plain read-modify-write is safe. Finished and starting
+ * episodes go out through a ring buffer; everything else stays in the map.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "nodeuv.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader before load (rodata). */
+const volatile __u32 targ_tgid = 0;
+const volatile __u64 stall_ns = 100000000ull;
+const volatile __u32 metrics_idle_time = 0;	/* Node: each poll first calls epoll with timeout 0 */
+const volatile __u32 off_heap_min = 520;	/* uv_loop_t.timer_heap.min */
+const volatile __u32 off_time = 544;		/* uv_loop_t.time (ms) */
+const volatile __u32 off_node_timeout = 24;	/* uv_timer_t.timeout - uv_timer_t.heap node */
+const volatile __u64 micro_lo = 0, micro_hi = 0;	/* MicrotaskQueue::RunMicrotasks */
+const volatile __u64 tick_lo = 0, tick_hi = 0;		/* InternalCallbackScope::Close */
+
+/* Written by the loader before attaching (bss): when the probes went live. */
+__u64 start_ns = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nu_loop);
+} zero SEC(".maps");	/* never written: the initial value of a new loop */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NU_MAX_LOOPS);
+	__type(key, __u32);	/* loop thread id */
+	__type(value, struct nu_loop);
+} loops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} episodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NU_NCNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct stack_buf {
+	__u64 ip[NU_STACK_DEPTH];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stack_buf);
+} stack_scratch SEC(".maps");
+
+/* The phase each boundary starts (a switch: a table index loses its bound in clang). */
+static __always_inline __u32 boundary_phase(__u32 b)
+{
+	switch (b) {
+	case NU_B_IDLE: return NU_PHASE_IDLE;
+	case NU_B_PREPARE: return NU_PHASE_PREPARE;
+	case NU_B_POLL_IN: return NU_PHASE_POLL;
+	case NU_B_POLL_OUT: return NU_PHASE_PENDING;
+	case NU_B_CHECK_IN: return NU_PHASE_CHECK;
+	case NU_B_CHECK_OUT: return NU_PHASE_CLOSE;
+	case NU_B_TIMERS_IN: return NU_PHASE_TIMERS;
+	case NU_B_TIMERS_OUT: return NU_PHASE_PENDING;
+	}
+	return NU_PHASE_NONE;
+}
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+	if (c)
+		(*c)++;
+}
+
+static __always_inline void hist_add(struct ls_hist *h, __u64 v)
+{
+	/* 64-bit, hidden from the optimizer: the verifier must see the bound checked */
+	__u64 i = ls_hist_index(v);
+
+	barrier_var(i);
+	if (i >= LS_HIST_BUCKETS)
+		i = LS_HIST_BUCKETS - 1;
+	h->count++;
+	h->sum += v;
+	if (v > h->max)
+		h->max = v;
+	h->bucket[i]++;
+}
+
+/* 1 (and the thread id) if the calling thread belongs to the target. */
+static __always_inline int is_target(__u32 *tidp)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if ((__u32)(id >> 32) != targ_tgid)
+		return 0;
+	*tidp = (__u32)id;
+	count(NU_CNT_HITS);
+	return 1;
+}
+
+/* The record of loop thread tid, created on first sight (a libuv loop runs there). */
+static __always_inline struct nu_loop *new_loop(__u32 tid, __u64 now)
+{
+	__u32 z = 0;
+	struct nu_loop *l = bpf_map_lookup_elem(&loops, &tid), *init;
+
+	if (l)
+		return l;
+	init = bpf_map_lookup_elem(&zero, &z);
+	if (!init)
+		return NULL;
+	bpf_map_update_elem(&loops, &tid, init, BPF_NOEXIST);	/* -EEXIST is fine */
+	l = bpf_map_lookup_elem(&loops, &tid);
+	if (!l) {
+		count(NU_CNT_NEWLOOP_FAIL);	/* more loop threads than NU_MAX_LOOPS */
+		return NULL;
+	}
+	if (!l->first_ns) {
+		l->first_ns = now;
+		l->busy_mark_ns = now;
+		l->last_b = NU_NB;
+		l->live_phase = NU_PHASE_NONE;
+	}
+	return l;
+}
+
+static __always_inline void emit(__u32 tid, __u32 kind, __u32 phase, __u64 start, __u64 end)
+{
+	struct nu_event *e = bpf_ringbuf_reserve(&episodes, sizeof(*e), 0);
+
+	if (!e) {
+		count(NU_CNT_DROPS);
+		return;
+	}
+	e->tid = tid;
+	e->kind = kind;
+	e->phase = phase;
+	e->pad = 0;
+	e->start_ns = start;
+	e->end_ns = end;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* What the stack samples of the stall so far say it is (NU_EP_*). GC samples do not
+ * vote: a pause inside a stall is reported as GC separately. */
+static __always_inline __u32 stall_kind(const struct nu_loop *l)
+{
+	__u64 m = l->cat_samples[NU_CAT_MICRO], t = l->cat_samples[NU_CAT_TICK];
+	__u64 s = l->cat_samples[NU_CAT_SYNC];
+
+	if (m && m >= t && m >= s)
+		return NU_EP_MICRO;
+	if (t && t >= s)
+		return NU_EP_TICK;
+	return NU_EP_STALL;
+}
+
+static __always_inline void count_episode(struct nu_loop *l, __u32 kind)
+{
+	if (kind == NU_EP_MICRO)
+		l->micro_episodes++;
+	else if (kind == NU_EP_TICK)
+		l->tick_episodes++;
+	else
+		l->stall_episodes++;
+}
+
+/* A not-polling span [ep_exit_ns, now) just ended: report it if it was a stall. */
+static __always_inline void close_span(struct nu_loop *l, __u32 tid, __u64 now)
+{
+	__u64 span = now - l->ep_exit_ns;
+
+	if (span >= stall_ns) {
+		__u32 kind = l->stall_open ? l->stall_open - 1 : stall_kind(l);
+
+		if (!l->stall_open)
+			count_episode(l, kind);
+		emit(tid, kind, l->live_phase, l->ep_exit_ns, now);
+	}
+	l->stall_open = 0;
+	l->cat_samples[NU_CAT_SYNC] = 0;
+	l->cat_samples[NU_CAT_TICK] = 0;
+	l->cat_samples[NU_CAT_MICRO] = 0;
+	l->cat_samples[NU_CAT_GC] = 0;
+}
+
+static __always_inline int epoll_enter(__s64 timeout)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 tid;
+	struct nu_loop *l;
+
+	if (!is_target(&tid))
+		return 0;
+	l = new_loop(tid, now);
+	if (!l)
+		return 0;
+	/* Node (UV_METRICS_IDLE_TIME) polls with timeout 0 first and, when that finds
+	 * nothing, again with the real timeout: the second call continues the iteration. */
+	if (!(metrics_idle_time && l->ep_prev_nb_empty && timeout != 0)) {
+		if (l->ep_exit_ns) {
+			hist_add(&l->delay, now - l->ep_exit_ns);
+			l->iterations++;
+			close_span(l, tid, now);
+		}
+		if (l->iter_start_ns) {
+			hist_add(&l->iteration, now - l->iter_start_ns);
+			hist_add(&l->poll_wait, l->iter_wait_ns);
+		}
+		l->iter_start_ns = now;
+		l->iter_wait_ns = 0;
+	}
+	if (timeout != 0) {
+		l->busy_ns += now - l->busy_mark_ns;
+		l->idle_mark_ns = now;
+	}
+	l->ep_enter_ns = now;
+	l->ep_timeout = timeout;
+	return 0;
+}
+
+static __always_inline int epoll_exit(long ret)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 tid;
+	struct nu_loop *l;
+
+	if (!is_target(&tid))
+		return 0;
+	l = bpf_map_lookup_elem(&loops, &tid);
+	if (!l) {
+		/* Attached while this thread was blocked in epoll: idle since then. */
+		l = new_loop(tid, now);
+		if (!l)
+			return 0;
+		l->ep_missed_enter = 1;
+		l->idle_ns += start_ns && now > start_ns ? now - start_ns : 0;
+		l->busy_mark_ns = now;
+		l->ep_exit_ns = now;
+		return 0;
+	}
+	if (!l->ep_enter_ns)
+		return 0;
+	l->iter_wait_ns += now - l->ep_enter_ns;
+	if (l->ep_timeout != 0 && l->idle_mark_ns) {
+		l->idle_ns += now - l->idle_mark_ns;
+		l->idle_mark_ns = 0;
+		l->busy_mark_ns = now;
+	}
+	l->ep_prev_nb_empty = l->ep_timeout == 0 && ret == 0;
+	l->ep_exit_ns = now;
+	l->ep_enter_ns = 0;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_pwait")
+int nu_enter_epoll_pwait(struct trace_event_raw_sys_enter *ctx)
+{
+	return epoll_enter((int)ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_pwait")
+int nu_exit_epoll_pwait(struct trace_event_raw_sys_exit *ctx)
+{
+	return epoll_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_epoll_wait")
+int nu_enter_epoll_wait(struct trace_event_raw_sys_enter *ctx)
+{
+	return epoll_enter((int)ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_epoll_wait")
+int nu_exit_epoll_wait(struct trace_event_raw_sys_exit *ctx)
+{
+	return epoll_exit(ctx->ret);
+}
+
+/* At uv__run_timers (loop->time was refreshed just before): if the heap minimum is
+ * due, it fires in this pass, and now - its due time is how late it runs. The due
+ * time is in whole ms of the loop clock, so the result is quantized to ~1 ms. */
+static __always_inline void timer_lateness(struct nu_loop *l, __u64 loop, __u64 now)
+{
+	__u64 min = 0, due = 0, lt = 0, due_ns;
+
+	if (!loop || bpf_probe_read_user(&min, sizeof(min), (void *)(loop + off_heap_min)) || !min)
+		return;
+	if (bpf_probe_read_user(&lt, sizeof(lt), (void *)(loop + off_time)) ||
+	    bpf_probe_read_user(&due, sizeof(due), (void *)(min + off_node_timeout)))
+		return;
+	if (due > lt)
+		return;
+	due_ns = due * 1000000ull;
+	hist_add(&l->timer_lateness, now > due_ns ? now - due_ns : 0);
+	l->timers_due++;
+}
+
+/* light tier: entry of uv__run_timers(loop) */
+SEC("uprobe")
+int nu_timers(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 tid;
+	struct nu_loop *l;
+
+	if (!is_target(&tid))
+		return 0;
+	l = new_loop(tid, now);
+	if (!l)
+		return 0;
+	l->loop_addr = PT_REGS_PARM1(ctx);
+	timer_lateness(l, l->loop_addr, now);
+	return 0;
+}
+
+/* phases tier: one boundary inside uv_run; the cookie is enum nu_boundary. */
+SEC("uprobe")
+int nu_boundary(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 tid, b = (__u32)bpf_get_attach_cookie(ctx), p;
+	struct nu_loop *l;
+
+	if (!is_target(&tid))
+		return 0;
+	l = new_loop(tid, now);
+	if (!l || b >= NU_NB)
+		return 0;
+	/* An after-call site may sit inside a short loop (the post-poll pending rounds):
+	 * only its first hit is the boundary. */
+	if (b == l->last_b)
+		return 0;
+	if (l->last_b < NU_NB) {
+		p = boundary_phase(l->last_b);
+		barrier_var(p);
+		if (p < NU_NPHASES)
+			hist_add(&l->phase[p], now - l->last_b_ns);
+	}
+	/* At the call sites the loop is the first argument. */
+	if (b == NU_B_POLL_IN || b == NU_B_TIMERS_IN)
+		l->loop_addr = PT_REGS_PARM1(ctx);
+	if (b == NU_B_TIMERS_IN)
+		timer_lateness(l, l->loop_addr, now);
+	l->last_b = b;
+	l->last_b_ns = now;
+	l->live_phase = boundary_phase(b);
+	return 0;
+}
+
+/* Heap::CollectGarbage: entry (cookie 0) and every return site (cookie 1). */
+SEC("uprobe")
+int nu_gc(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), d;
+	__u32 tid, ph;
+	struct nu_loop *l;
+
+	if (!is_target(&tid))
+		return 0;
+	l = bpf_map_lookup_elem(&loops, &tid);
+	if (!l)
+		return 0;
+	if (bpf_get_attach_cookie(ctx) == 0) {
+		if (l->gc_depth++ == 0)
+			l->gc_start_ns = now;
+		return 0;
+	}
+	if (!l->gc_depth || --l->gc_depth)
+		return 0;
+	d = now - l->gc_start_ns;
+	hist_add(&l->gc, d);
+	ph = l->live_phase < NU_NPHASES ? l->live_phase : NU_NPHASES;
+	barrier_var(ph);
+	if (ph <= NU_NPHASES)
+		l->gc_phase_ns[ph] += d;
+	if (d >= stall_ns) {
+		l->gc_episodes++;
+		emit(tid, NU_EP_GC, l->live_phase, l->gc_start_ns, now);
+	}
+	return 0;
+}
+
+/* Stack sample of a loop thread (task-clock, ~99 Hz). Cheap unless the loop has not
+ * polled for half the stall threshold; then the user stack is read and classified. */
+SEC("perf_event")
+int nu_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), span;
+	__u32 tid, z = 0, i, cat = NU_CAT_SYNC, tick = 0, micro = 0;
+	struct nu_loop *l;
+	struct stack_buf *sb;
+	long n;
+
+	if (!is_target(&tid))
+		return 0;
+	l = bpf_map_lookup_elem(&loops, &tid);
+	if (!l || l->ep_enter_ns || !l->ep_exit_ns)
+		return 0;
+	span = now - l->ep_exit_ns;
+	if (span < stall_ns / 2)
+		return 0;
+	if (l->gc_depth) {
+		cat = NU_CAT_GC;
+	} else {
+		sb = bpf_map_lookup_elem(&stack_scratch, &z);
+		if (!sb)
+			return 0;
+		n = bpf_get_stack(ctx, sb->ip, sizeof(sb->ip), BPF_F_USER_STACK);
+		if (n <= 0)
+			return 0;
+		n /= sizeof(__u64);
+		for (i = 0; i < NU_STACK_DEPTH; i++) {
+			__u64 ip;
+
+			if (i >= n)
+				break;
+			ip = sb->ip[i];
+			if (ip >= micro_lo && ip < micro_hi)
+				micro = 1;
+			else if (ip >= tick_lo && ip < tick_hi)
+				tick = 1;
+		}
+		cat = micro ? NU_CAT_MICRO : tick ? NU_CAT_TICK : NU_CAT_SYNC;
+	}
+	if (cat < NU_NCATS)
+		l->cat_samples[cat]++;
+	l->samples_total++;
+	if (!l->stall_open && span >= stall_ns) {
+		__u32 kind = stall_kind(l);
+
+		l->stall_open = kind + 1;
+		count_episode(l, kind);
+		emit(tid, kind, l->live_phase, l->ep_exit_ns, 0);
+	}
+	return 0;
+}

@@ -1,0 +1,103 @@
+/* libuv.h: what the Node.js / libuv backend learns about a target's libuv without
+ * running it: ELF symbols (libelf), the libuv version, uv_loop_t / uv_timer_t field
+ * offsets (DWARF via libdw, else a table per version), and uprobe sites inside
+ * uv_run and around V8 functions chosen with a real x86-64 decoder (Capstone).
+ *
+ * Addresses are link-time virtual addresses of the ELF (add the load bias for the
+ * running process); uprobes take file offsets (lu_elf_file_offset()).
+ * Errors: negative errno; functions that can explain themselves take why/whylen.
+ */
+#ifndef LS_LIBUV_H
+#define LS_LIBUV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct lu_elf;
+
+struct lu_sym {
+	uint64_t addr;		/* 0 when not found */
+	uint64_t size;
+	uint32_t from_dynsym;	/* found only in .dynsym */
+};
+
+/* A symbol wanted by name; names ending in '*' match by prefix (mangled C++ names
+ * whose argument types vary between V8 versions). */
+struct lu_want {
+	const char *name;
+	struct lu_sym *out;
+};
+
+int lu_elf_open(const char *path, struct lu_elf **out);
+void lu_elf_close(struct lu_elf *e);
+/* One pass over .symtab, then .dynsym for what is still missing. Returns how many
+ * of the n wanted symbols were found (0..n) or -errno. */
+int lu_elf_lookup(struct lu_elf *e, const struct lu_want *want, size_t n);
+int lu_elf_has_symtab(const struct lu_elf *e);
+int lu_elf_is_pie(const struct lu_elf *e);	/* ET_DYN: needs a load bias */
+uint64_t lu_elf_first_vaddr(const struct lu_elf *e);	/* lowest PT_LOAD p_vaddr, page-aligned */
+/* File offset of vaddr (inside a PT_LOAD with file bytes) or -ENOENT. */
+int lu_elf_file_offset(const struct lu_elf *e, uint64_t vaddr, uint64_t *off);
+/* Copy len bytes of the file image at vaddr. */
+int lu_elf_read(const struct lu_elf *e, uint64_t vaddr, void *buf, size_t len);
+
+/* libuv version as UV_VERSION_HEX ((major << 16) | (minor << 8) | patch), decoded
+ * from the `mov $imm, %eax` that uv_version() returns. */
+int lu_version(const struct lu_elf *e, const struct lu_sym *uv_version, uint32_t *hex);
+
+/* The loop struct fields the probes read. */
+struct lu_offsets {
+	uint32_t heap_min;	/* uv_loop_t.timer_heap.min */
+	uint32_t heap_nelts;	/* uv_loop_t.timer_heap.nelts */
+	uint32_t time;		/* uv_loop_t.time (ms) */
+	uint32_t backend_fd;	/* uv_loop_t.backend_fd */
+	uint32_t loop_size;	/* sizeof(uv_loop_t) */
+	uint32_t timer_loop;	/* uv_timer_t.loop */
+	uint32_t timer_node;	/* uv_timer_t.heap_node / .node (where heap pointers point) */
+	uint32_t timer_timeout;	/* uv_timer_t.timeout (ms) */
+	char source[48];	/* "DWARF" or "table for libuv 1.44-1.49" */
+};
+/* From the DWARF of path (struct uv_loop_s and uv_timer_s), -ENOENT without it. */
+int lu_offsets_dwarf(const char *path, struct lu_offsets *o);
+/* From the per-version table; -ENOTSUP for a version it does not cover. */
+int lu_offsets_table(uint32_t version_hex, struct lu_offsets *o);
+/* Read the uv_loop_t at addr in pid with process_vm_readv and check the offsets
+ * give plausible values (clock, heap, fd, the heap minimum's timer points back at
+ * the loop). 0 if plausible, else -EINVAL / -errno with the reason in why. */
+int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *why, size_t whylen);
+
+/* ---- uprobe sites (libuv_sites.c, Capstone) ---- */
+
+/* 1 if the kernel emulates a uprobe on this instruction (direct call, jmp, jcc,
+ * push reg, 0x90 nop, or a 0f 1f nop of at most 8 bytes without a 0x66 prefix);
+ * 0 if it single-steps it (~20x dearer here, NOTES.md section 1). */
+int lu_insn_emulated(const uint8_t *bytes, size_t len);
+
+struct lu_site {
+	uint64_t vaddr;
+	uint32_t cookie;	/* enum nu_boundary, or 0 entry / 1 return for brackets */
+	char insn[40];		/* "call 0x18b4450" (for -v and tests) */
+};
+
+/* The callees of uv_run whose call sites mark phase boundaries (0 when unknown). */
+struct lu_uv_callees {
+	uint64_t run_idle, run_prepare, io_poll, run_check, run_timers;
+};
+
+/* Boundary sites inside uv_run: every direct call of a phase function, and for
+ * uv__io_poll, uv__run_check and uv__run_timers the first emulated instruction on
+ * the straight-line path after the call (rejected if a branch from outside the
+ * region up to the next phase call can land between the call and it). Returns the
+ * number of sites (<= max) or -errno; missing lists boundaries that found no site
+ * (comma-separated names, "" when complete). */
+int lu_uv_run_sites(const struct lu_elf *e, const struct lu_sym *uv_run, const struct lu_uv_callees *c,
+		    struct lu_site *out, size_t max, char *missing, size_t missinglen);
+/* The first emulated instruction at a function's entry (past endbr64), before any
+ * branch; -ENOENT if there is none. */
+int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out);
+/* Every way out of fn: ret instructions and direct jumps leaving it (tail calls).
+ * -ENOTSUP if fn has an indirect jump (a tail call we could not see). */
+int lu_return_sites(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out, size_t max);
+
+#endif /* LS_LIBUV_H */

@@ -1,0 +1,443 @@
+/* libuv_elf.c: symbols, version and struct offsets of the libuv inside a target
+ * (libelf for the ELF, libdw for DWARF, Capstone to decode uv_version()). */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <elfutils/libdw.h>
+#include <dwarf.h>
+#include <capstone/capstone.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libuv.h"
+
+struct lu_elf {
+	int fd;
+	Elf *elf;
+	int has_symtab;
+	int pie;
+	size_t nphdr;
+	GElf_Phdr *phdr;
+};
+
+int lu_elf_open(const char *path, struct lu_elf **out)
+{
+	struct lu_elf *e = NULL;
+	GElf_Ehdr eh;
+	Elf_Scn *scn = NULL;
+	int err;
+
+	*out = NULL;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (e->fd < 0) {
+		err = -errno;
+		goto cleanup;
+	}
+	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
+	if (!e->elf || elf_kind(e->elf) != ELF_K_ELF || !gelf_getehdr(e->elf, &eh)) {
+		err = -ENOEXEC;
+		goto cleanup;
+	}
+	e->pie = eh.e_type == ET_DYN;
+	if (elf_getphdrnum(e->elf, &e->nphdr)) {
+		err = -ENOEXEC;
+		goto cleanup;
+	}
+	e->phdr = calloc(e->nphdr ? e->nphdr : 1, sizeof(*e->phdr));
+	if (!e->phdr) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < e->nphdr; i++)
+		if (!gelf_getphdr(e->elf, (int)i, &e->phdr[i])) {
+			err = -ENOEXEC;
+			goto cleanup;
+		}
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		GElf_Shdr sh;
+
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
+			e->has_symtab = 1;
+	}
+	*out = e;
+	return 0;
+cleanup:
+	lu_elf_close(e);
+	return err;
+}
+
+void lu_elf_close(struct lu_elf *e)
+{
+	if (!e)
+		return;
+	if (e->elf)
+		elf_end(e->elf);
+	if (e->fd >= 0)
+		close(e->fd);
+	free(e->phdr);
+	free(e);
+}
+
+int lu_elf_has_symtab(const struct lu_elf *e) { return e->has_symtab; }
+int lu_elf_is_pie(const struct lu_elf *e) { return e->pie; }
+
+uint64_t lu_elf_first_vaddr(const struct lu_elf *e)
+{
+	uint64_t lo = UINT64_MAX;
+
+	for (size_t i = 0; i < e->nphdr; i++)
+		if (e->phdr[i].p_type == PT_LOAD && e->phdr[i].p_vaddr < lo)
+			lo = e->phdr[i].p_vaddr;
+	return lo == UINT64_MAX ? 0 : lo & ~0xfffull;
+}
+
+int lu_elf_file_offset(const struct lu_elf *e, uint64_t vaddr, uint64_t *off)
+{
+	for (size_t i = 0; i < e->nphdr; i++) {
+		const GElf_Phdr *p = &e->phdr[i];
+
+		if (p->p_type == PT_LOAD && vaddr >= p->p_vaddr && vaddr < p->p_vaddr + p->p_filesz) {
+			*off = vaddr - p->p_vaddr + p->p_offset;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int lu_elf_read(const struct lu_elf *e, uint64_t vaddr, void *buf, size_t len)
+{
+	uint64_t off, end;
+	ssize_t n;
+	int err = lu_elf_file_offset(e, vaddr, &off);
+
+	if (err)
+		return err;
+	if (len && (err = lu_elf_file_offset(e, vaddr + len - 1, &end)))
+		return err;
+	n = pread(e->fd, buf, len, (off_t)off);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+static int name_matches(const char *want, const char *have)
+{
+	size_t n = strlen(want);
+
+	if (n && want[n - 1] == '*')
+		return !strncmp(want, have, n - 1);
+	return !strcmp(want, have);
+}
+
+/* One pass over the section of type shtype, filling still-empty wanted symbols. */
+static int scan_symbols(struct lu_elf *e, Elf64_Word shtype, const struct lu_want *want, size_t n)
+{
+	Elf_Scn *scn = NULL;
+	int found = 0;
+
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *data;
+		size_t count;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != shtype || !sh.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		count = sh.sh_size / sh.sh_entsize;
+		for (size_t i = 0; i < count; i++) {
+			GElf_Sym s;
+			const char *name;
+			int type;
+
+			if (!gelf_getsym(data, (int)i, &s) || s.st_shndx == SHN_UNDEF || !s.st_value)
+				continue;
+			type = GELF_ST_TYPE(s.st_info);
+			if (type != STT_FUNC && type != STT_OBJECT && type != STT_NOTYPE)
+				continue;
+			name = elf_strptr(e->elf, sh.sh_link, s.st_name);
+			if (!name || !*name)
+				continue;
+			for (size_t k = 0; k < n; k++) {
+				if (want[k].out->addr || !name_matches(want[k].name, name))
+					continue;
+				want[k].out->addr = s.st_value;
+				want[k].out->size = s.st_size;
+				want[k].out->from_dynsym = shtype == SHT_DYNSYM;
+				found++;
+			}
+		}
+	}
+	return found;
+}
+
+int lu_elf_lookup(struct lu_elf *e, const struct lu_want *want, size_t n)
+{
+	int found;
+
+	for (size_t k = 0; k < n; k++)
+		memset(want[k].out, 0, sizeof(*want[k].out));
+	found = scan_symbols(e, SHT_SYMTAB, want, n);
+	if ((size_t)found < n)
+		found += scan_symbols(e, SHT_DYNSYM, want, n);
+	return found;
+}
+
+int lu_version(const struct lu_elf *e, const struct lu_sym *uv_version, uint32_t *hex)
+{
+	uint8_t code[16];
+	csh cs = 0;
+	cs_insn *insn = NULL;
+	size_t n;
+	int err;
+
+	if (!uv_version->addr)
+		return -ENOENT;
+	err = lu_elf_read(e, uv_version->addr, code, sizeof(code));
+	if (err)
+		return err;
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
+		return -ENOMEM;
+	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+	n = cs_disasm(cs, code, sizeof(code), uv_version->addr, 3, &insn);
+	err = -ENOENT;
+	for (size_t i = 0; i < n; i++) {
+		const cs_x86 *x = &insn[i].detail->x86;
+
+		if (insn[i].id == X86_INS_ENDBR64)
+			continue;
+		/* uv_version(): mov $UV_VERSION_HEX, %eax; ret */
+		if (insn[i].id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+		    x->operands[0].reg == X86_REG_EAX && x->operands[1].type == X86_OP_IMM &&
+		    x->operands[1].imm >= 0x10000 && x->operands[1].imm < 0x1000000) {
+			*hex = (uint32_t)x->operands[1].imm;
+			err = 0;
+		}
+		break;
+	}
+	if (n)
+		cs_free(insn, n);
+	cs_close(&cs);
+	return err;
+}
+
+/* ---- DWARF ---- */
+
+static int die_name_is(Dwarf_Die *d, const char *name)
+{
+	const char *n = dwarf_diename(d);
+
+	return n && !strcmp(n, name);
+}
+
+/* The struct a type chain (typedef / const / volatile) ends in. */
+static int peel_type(Dwarf_Die *d, Dwarf_Die *out)
+{
+	Dwarf_Attribute a;
+	Dwarf_Die cur = *d;
+
+	for (int i = 0; i < 8; i++) {
+		int tag = dwarf_tag(&cur);
+
+		if (tag == DW_TAG_structure_type || tag == DW_TAG_union_type) {
+			*out = cur;
+			return 0;
+		}
+		if (!dwarf_attr_integrate(&cur, DW_AT_type, &a) || !dwarf_formref_die(&a, &cur))
+			return -ENOENT;
+	}
+	return -ENOENT;
+}
+
+/* Offset of member name in struct sdie; with sub, of sub inside that member. */
+static int member_offset(Dwarf_Die *sdie, const char *name, const char *sub, uint32_t *off)
+{
+	Dwarf_Die m;
+
+	if (dwarf_child(sdie, &m) != 0)
+		return -ENOENT;
+	do {
+		Dwarf_Attribute a;
+		Dwarf_Word w = 0;
+
+		if (dwarf_tag(&m) != DW_TAG_member || !die_name_is(&m, name))
+			continue;
+		if (dwarf_attr_integrate(&m, DW_AT_data_member_location, &a) && dwarf_formudata(&a, &w))
+			return -ENOENT;
+		if (sub) {
+			Dwarf_Die t, inner;
+			uint32_t o2;
+
+			if (!dwarf_attr_integrate(&m, DW_AT_type, &a) || !dwarf_formref_die(&a, &t) ||
+			    peel_type(&t, &inner) || member_offset(&inner, sub, NULL, &o2))
+				return -ENOENT;
+			w += o2;
+		}
+		*off = (uint32_t)w;
+		return 0;
+	} while (dwarf_siblingof(&m, &m) == 0);
+	return -ENOENT;
+}
+
+/* A complete (non-declaration) struct named name directly under a CU. */
+static int find_struct(Dwarf_Die *cu, const char *name, Dwarf_Die *out)
+{
+	Dwarf_Die c;
+
+	if (dwarf_child(cu, &c) != 0)
+		return -ENOENT;
+	do {
+		if (dwarf_tag(&c) == DW_TAG_structure_type && die_name_is(&c, name) &&
+		    !dwarf_hasattr(&c, DW_AT_declaration)) {
+			*out = c;
+			return 0;
+		}
+	} while (dwarf_siblingof(&c, &c) == 0);
+	return -ENOENT;
+}
+
+int lu_offsets_dwarf(const char *path, struct lu_offsets *o)
+{
+	Dwarf *dw = NULL;
+	Dwarf_Off off = 0, next;
+	size_t hsize;
+	int fd, err = -ENOENT, have_loop = 0, have_timer = 0;
+	struct lu_offsets r = { 0 };
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dw = dwarf_begin(fd, DWARF_C_READ);
+	if (!dw)
+		goto cleanup;
+	while (!(have_loop && have_timer) && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+		Dwarf_Die cu, s;
+
+		if (dwarf_offdie(dw, off + hsize, &cu)) {
+			Dwarf_Word sz;
+
+			if (!have_loop && !find_struct(&cu, "uv_loop_s", &s) &&
+			    !member_offset(&s, "timer_heap", "min", &r.heap_min) &&
+			    !member_offset(&s, "timer_heap", "nelts", &r.heap_nelts) &&
+			    !member_offset(&s, "time", NULL, &r.time) &&
+			    !member_offset(&s, "backend_fd", NULL, &r.backend_fd)) {
+				Dwarf_Attribute a;
+
+				if (dwarf_attr(&s, DW_AT_byte_size, &a) && !dwarf_formudata(&a, &sz)) {
+					r.loop_size = (uint32_t)sz;
+					have_loop = 1;
+				}
+			}
+			if (!have_timer && !find_struct(&cu, "uv_timer_s", &s) &&
+			    !member_offset(&s, "loop", NULL, &r.timer_loop) &&
+			    !member_offset(&s, "timeout", NULL, &r.timer_timeout) &&
+			    (!member_offset(&s, "heap_node", NULL, &r.timer_node) ||
+			     !member_offset(&s, "node", NULL, &r.timer_node)))
+				have_timer = 1;
+		}
+		off = next;
+	}
+	if (have_loop && have_timer) {
+		snprintf(r.source, sizeof(r.source), "DWARF");
+		*o = r;
+		err = 0;
+	}
+cleanup:
+	if (dw)
+		dwarf_end(dw);
+	close(fd);
+	return err;
+}
+
+/* x86-64 Linux, glibc. Produced by compiling offsetof() against the public headers
+ * of each release tag (include/uv.h, include/uv/unix.h): 1.44.2, 1.45.0, 1.46.0,
+ * 1.47.0, 1.48.0 and 1.49.0 all give the same layout (1.48 renamed heap_node to
+ * node without moving it), and Node 20's DWARF for 1.46.0 agrees. */
+int lu_offsets_table(uint32_t version_hex, struct lu_offsets *o)
+{
+	uint32_t major = version_hex >> 16, minor = (version_hex >> 8) & 0xff;
+	static const struct lu_offsets v144_149 = {
+		.heap_min = 520, .heap_nelts = 528, .time = 544, .backend_fd = 64, .loop_size = 848,
+		.timer_loop = 8, .timer_node = 104, .timer_timeout = 128,
+		.source = "table for libuv 1.44-1.49",
+	};
+
+	if (major != 1 || minor < 44 || minor > 49)
+		return -ENOTSUP;
+	*o = v144_149;
+	return 0;
+}
+
+static int read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *why, size_t whylen)
+{
+	uint8_t loop[4096];
+	uint64_t t, min, nelts32, back = 0, now_ms;
+	int32_t fd;
+	uint32_t nelts;
+	struct timespec ts;
+	int err;
+
+	if (o->loop_size > sizeof(loop) || o->time + 8 > o->loop_size || o->heap_min + 8 > o->loop_size ||
+	    o->heap_nelts + 4 > o->loop_size || o->backend_fd + 4 > o->loop_size) {
+		snprintf(why, whylen, "uv_loop_t offsets out of range");
+		return -EINVAL;
+	}
+	err = read_remote(pid, addr, loop, o->loop_size);
+	if (err) {
+		snprintf(why, whylen, "cannot read the loop at %#llx: %s", (unsigned long long)addr, strerror(-err));
+		return err;
+	}
+	memcpy(&t, loop + o->time, 8);
+	memcpy(&min, loop + o->heap_min, 8);
+	memcpy(&nelts, loop + o->heap_nelts, 4);
+	memcpy(&fd, loop + o->backend_fd, 4);
+	nelts32 = nelts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	/* loop->time is CLOCK_MONOTONIC in ms, refreshed every iteration (an idle loop may
+	 * lag, it never leads). */
+	if (t == 0 || t > now_ms + 1000) {
+		snprintf(why, whylen, "loop->time %llu ms is not a recent CLOCK_MONOTONIC value (now %llu ms)",
+			 (unsigned long long)t, (unsigned long long)now_ms);
+		return -EINVAL;
+	}
+	if (fd < 0 || fd > (1 << 24)) {
+		snprintf(why, whylen, "loop->backend_fd %d is not an epoll fd", fd);
+		return -EINVAL;
+	}
+	if ((min == 0) != (nelts32 == 0) || nelts32 > 10000000) {
+		snprintf(why, whylen, "timer heap min %#llx with %u elements is inconsistent",
+			 (unsigned long long)min, nelts);
+		return -EINVAL;
+	}
+	if (min) {
+		err = read_remote(pid, min - o->timer_node + o->timer_loop, &back, 8);
+		if (err || back != addr) {
+			snprintf(why, whylen, "the timer at the heap minimum does not point back at the loop");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}

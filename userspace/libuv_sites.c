@@ -1,0 +1,312 @@
+/* libuv_sites.c: choosing instruction-exact uprobe sites with Capstone.
+ *
+ * A uprobe replaces the first byte of an instruction with int3. Placed inside an
+ * instruction it corrupts the target, so every site here is the start of an
+ * instruction found by decoding the whole function from its symbol's start. Among
+ * valid sites we prefer those the kernel emulates (arch/x86/kernel/uprobes.c:
+ * branch_setup_xol_ops / push_setup_xol_ops): ~0.6 us per hit here, against ~11 us
+ * for an instruction it must single-step out of line (NOTES.md section 1).
+ */
+#include <errno.h>
+#include <capstone/capstone.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libuv.h"
+#include "nodeuv.h"
+
+int lu_insn_emulated(const uint8_t *b, size_t len)
+{
+	size_t i = 0;
+	int p66 = 0, rex = 0;
+
+	/* legacy prefixes, then an optional REX */
+	while (i < len && (b[i] == 0x66 || b[i] == 0x67 || b[i] == 0x2e || b[i] == 0x3e || b[i] == 0xf2 ||
+			   b[i] == 0xf3 || b[i] == 0x26 || b[i] == 0x36 || b[i] == 0x64 || b[i] == 0x65)) {
+		if (b[i] == 0x66)
+			p66 = 1;
+		i++;
+	}
+	if (i < len && (b[i] & 0xf0) == 0x40) {
+		rex = b[i];
+		i++;
+	}
+	if (i >= len)
+		return 0;
+	if (b[i] == 0x90 && !(rex & 1))		/* nop, any prefixes (not xchg %r8,%rax) */
+		return 1;
+	if (p66)				/* the kernel rejects 16-bit branches and pushes */
+		return 0;
+	if (b[i] == 0xe8 || b[i] == 0xe9 || b[i] == 0xeb)	/* call rel32, jmp rel32/rel8 */
+		return 1;
+	if (b[i] >= 0x70 && b[i] <= 0x7f)	/* jcc rel8 */
+		return 1;
+	if (b[i] >= 0x50 && b[i] <= 0x57)	/* push %reg, push %r8-%r15 (REX.B) */
+		return rex == 0 || rex == 0x41;
+	if (b[i] == 0x0f && i + 1 < len) {
+		if (b[i + 1] >= 0x80 && b[i + 1] <= 0x8f)	/* jcc rel32 */
+			return 1;
+		if (b[i + 1] == 0x1f)		/* multi-byte nop: measured emulated up to 8 bytes */
+			return len <= 8;
+	}
+	return 0;
+}
+
+/* A decoded function. */
+struct fn_code {
+	cs_insn *insn;
+	size_t n;
+	uint64_t start, end;
+};
+
+static int decode(const struct lu_elf *e, const struct lu_sym *fn, csh *cs, struct fn_code *fc)
+{
+	uint8_t *code = NULL;
+	int err;
+
+	memset(fc, 0, sizeof(*fc));
+	if (!fn->addr || !fn->size || fn->size > (1u << 20))
+		return -ENOENT;
+	code = malloc(fn->size);
+	if (!code)
+		return -ENOMEM;
+	err = lu_elf_read(e, fn->addr, code, fn->size);
+	if (err)
+		goto cleanup;
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, cs) != CS_ERR_OK) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	cs_option(*cs, CS_OPT_DETAIL, CS_OPT_ON);
+	fc->n = cs_disasm(*cs, code, fn->size, fn->addr, 0, &fc->insn);
+	fc->start = fn->addr;
+	fc->end = fn->addr + fn->size;
+	err = 0;
+	/* Decoding must cover the function to its end (padding included): a stop in the
+	 * middle means data or an instruction Capstone does not know. */
+	if (!fc->n || fc->insn[fc->n - 1].address + fc->insn[fc->n - 1].size < fc->end - 16)
+		err = -EILSEQ;
+cleanup:
+	free(code);
+	if (err && fc->n) {
+		cs_free(fc->insn, fc->n);
+		fc->n = 0;
+	}
+	if (err && *cs)
+		cs_close(cs);
+	return err;
+}
+
+static void release(csh *cs, struct fn_code *fc)
+{
+	if (fc->n)
+		cs_free(fc->insn, fc->n);
+	fc->n = 0;
+	if (*cs)
+		cs_close(cs);
+}
+
+/* Direct target of a call / jmp / jcc, or 0. */
+static uint64_t direct_target(const cs_insn *in)
+{
+	const cs_x86 *x = &in->detail->x86;
+
+	if (x->op_count == 1 && x->operands[0].type == X86_OP_IMM)
+		return (uint64_t)x->operands[0].imm;
+	return 0;
+}
+
+static int is_branch(csh cs, const cs_insn *in)
+{
+	return cs_insn_group(cs, in, CS_GRP_JUMP) || cs_insn_group(cs, in, CS_GRP_RET) ||
+	       cs_insn_group(cs, in, CS_GRP_CALL) || in->id == X86_INS_UD2 || in->id == X86_INS_HLT;
+}
+
+static void fill_site(struct lu_site *s, const cs_insn *in, uint32_t cookie)
+{
+	s->vaddr = in->address;
+	s->cookie = cookie;
+	snprintf(s->insn, sizeof(s->insn), "%.12s %.26s", in->mnemonic, in->op_str);
+}
+
+/* 1 if a direct branch located outside [lo, hi) lands in (from, to]. */
+static int entered_from_outside(csh cs, const struct fn_code *fc, uint64_t from, uint64_t to, uint64_t lo,
+				uint64_t hi)
+{
+	for (size_t i = 0; i < fc->n; i++) {
+		const cs_insn *in = &fc->insn[i];
+		uint64_t t;
+
+		if (!cs_insn_group(cs, in, CS_GRP_JUMP))
+			continue;
+		t = direct_target(in);
+		if (t > from && t <= to && (in->address < lo || in->address >= hi))
+			return 1;
+	}
+	return 0;
+}
+
+/* The first emulated instruction after the call at index ci, on the fall-through
+ * path; NULL if a non-emulated branch comes first or the path can be entered from
+ * outside [call, limit). */
+static const cs_insn *after_call(csh cs, const struct fn_code *fc, size_t ci, uint64_t limit)
+{
+	for (size_t j = ci + 1; j < fc->n; j++) {
+		const cs_insn *in = &fc->insn[j];
+
+		if (lu_insn_emulated(in->bytes, in->size)) {
+			if (entered_from_outside(cs, fc, fc->insn[ci].address, in->address, fc->insn[ci].address, limit))
+				return NULL;
+			return in;
+		}
+		if (is_branch(cs, in))
+			return NULL;
+	}
+	return NULL;
+}
+
+static void add_missing(char *missing, size_t len, const char *name)
+{
+	size_t n = strlen(missing);
+
+	snprintf(missing + n, len - n, "%s%s", n ? "," : "", name);
+}
+
+int lu_uv_run_sites(const struct lu_elf *e, const struct lu_sym *uv_run, const struct lu_uv_callees *c,
+		    struct lu_site *out, size_t max, char *missing, size_t missinglen)
+{
+	static const struct {
+		size_t callee;		/* offsetof into lu_uv_callees */
+		uint32_t in, out;	/* boundary at the call / after it (NU_NB: none) */
+		const char *name;
+	} plan[] = {
+		{ offsetof(struct lu_uv_callees, run_idle), NU_B_IDLE, NU_NB, "idle" },
+		{ offsetof(struct lu_uv_callees, run_prepare), NU_B_PREPARE, NU_NB, "prepare" },
+		{ offsetof(struct lu_uv_callees, io_poll), NU_B_POLL_IN, NU_B_POLL_OUT, "poll" },
+		{ offsetof(struct lu_uv_callees, run_check), NU_B_CHECK_IN, NU_B_CHECK_OUT, "check" },
+		{ offsetof(struct lu_uv_callees, run_timers), NU_B_TIMERS_IN, NU_B_TIMERS_OUT, "timers" },
+	};
+	csh cs = 0;
+	struct fn_code fc;
+	size_t n = 0;
+	int err;
+
+	missing[0] = 0;
+	err = decode(e, uv_run, &cs, &fc);
+	if (err)
+		return err;
+	for (size_t p = 0; p < sizeof(plan) / sizeof(plan[0]); p++) {
+		uint64_t callee = *(const uint64_t *)((const char *)c + plan[p].callee);
+		int calls = 0, afters = 0;
+
+		for (size_t i = 0; callee && i < fc.n; i++) {
+			const cs_insn *in = &fc.insn[i], *a;
+			uint64_t limit = fc.end;
+
+			if (in->id != X86_INS_CALL || direct_target(in) != callee)
+				continue;
+			if (n >= max) {
+				err = -E2BIG;
+				goto cleanup;
+			}
+			fill_site(&out[n++], in, plan[p].in);
+			calls++;
+			if (plan[p].out == NU_NB)
+				continue;
+			/* The region after this call ends at the next call of any phase function. */
+			for (size_t k = i + 1; k < fc.n; k++) {
+				uint64_t t = fc.insn[k].id == X86_INS_CALL ? direct_target(&fc.insn[k]) : 0;
+
+				if (t && (t == c->run_idle || t == c->run_prepare || t == c->io_poll ||
+					  t == c->run_check || t == c->run_timers)) {
+					limit = fc.insn[k].address;
+					break;
+				}
+			}
+			a = after_call(cs, &fc, i, limit);
+			if (!a)
+				continue;
+			if (n >= max) {
+				err = -E2BIG;
+				goto cleanup;
+			}
+			fill_site(&out[n++], a, plan[p].out);
+			afters++;
+		}
+		if (!calls)
+			add_missing(missing, missinglen, plan[p].name);
+		else if (plan[p].out != NU_NB && !afters)
+			add_missing(missing, missinglen, plan[p].out == NU_B_POLL_OUT ? "poll_end" :
+							   plan[p].out == NU_B_CHECK_OUT ? "check_end" : "timers_end");
+	}
+	err = (int)n;
+cleanup:
+	release(&cs, &fc);
+	return err;
+}
+
+int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out)
+{
+	csh cs = 0;
+	struct fn_code fc;
+	int err = decode(e, fn, &cs, &fc);
+
+	if (err)
+		return err;
+	err = -ENOENT;
+	for (size_t i = 0; i < fc.n && i < 4; i++) {
+		const cs_insn *in = &fc.insn[i];
+
+		if (in->id == X86_INS_ENDBR64)
+			continue;	/* single-stepped (~11 us): the site is the next one */
+		if (lu_insn_emulated(in->bytes, in->size)) {
+			/* a loop back to the entry would count the function twice */
+			if (!entered_from_outside(cs, &fc, in->address - 1, in->address, 0, 0))
+				fill_site(out, in, 0), err = 0;
+			break;
+		}
+		if (is_branch(cs, in))
+			break;
+	}
+	release(&cs, &fc);
+	return err;
+}
+
+int lu_return_sites(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out, size_t max)
+{
+	csh cs = 0;
+	struct fn_code fc;
+	size_t n = 0;
+	int err = decode(e, fn, &cs, &fc);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < fc.n; i++) {
+		const cs_insn *in = &fc.insn[i];
+		int leaves = 0;
+
+		if (cs_insn_group(cs, in, CS_GRP_RET)) {
+			leaves = 1;
+		} else if (in->id == X86_INS_JMP) {
+			uint64_t t = direct_target(in);
+
+			if (!t) {
+				err = -ENOTSUP;	/* jmp *reg / *mem: a switch or a tail call, cannot tell */
+				goto cleanup;
+			}
+			leaves = t < fc.start || t >= fc.end;
+		}
+		if (!leaves)
+			continue;
+		if (n >= max) {
+			err = -E2BIG;
+			goto cleanup;
+		}
+		fill_site(&out[n++], in, 1);
+	}
+	err = n ? (int)n : -ENOENT;
+cleanup:
+	release(&cs, &fc);
+	return err;
+}

@@ -1,0 +1,688 @@
+/* node.c: the Node.js / libuv backend (node.h, probes in bpf/nodeuv.bpf.c).
+ *
+ * attach() first makes a plan from the target's ELF alone (libuv.h: symbols,
+ * version, offsets, Capstone-chosen sites), checks the loop offsets against the
+ * live default loop, then loads one copy of the probe set per process and attaches
+ * it in a fixed order: tracepoints, uprobes, per-thread perf events. Anything that
+ * fails on the way is torn down by detach(), so a failed attach leaves nothing.
+ *
+ * What is measured where (and what each tier costs) is in README.md, "Node.js and
+ * libuv targets".
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "libuv.h"
+#include "node.h"
+#include "nodeuv.h"
+#include "nodeuv.skel.h"
+
+_Static_assert(NU_NPHASES == LS_NPHASES, "phase numbering");
+_Static_assert(NU_PHASE_POLL == LS_PHASE_POLL && NU_PHASE_CLOSE == LS_PHASE_CLOSE, "phase numbering");
+_Static_assert(NU_PHASE_NONE == LS_PHASE_NONE, "phase numbering");
+_Static_assert(NU_EP_STALL == LS_EP_STALL && NU_EP_TICK == LS_EP_TICK_STARVATION, "episode kinds");
+_Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC, "episode kinds");
+
+#define MAX_BSITES 24
+#define MAX_RET_SITES 16
+#define SAMPLE_HZ 99
+#define DEFAULT_STALL_NS 100000000ull
+
+/* Symbols the plan needs, by index. */
+enum {
+	S_UV_RUN, S_UV_VERSION, S_RUN_TIMERS, S_RUN_IDLE, S_RUN_PREPARE, S_IO_POLL, S_RUN_CHECK,
+	S_DEFAULT_LOOP, S_MICROTASKS, S_CB_CLOSE, S_COLLECT_GARBAGE, S_NSYMS,
+};
+static const char *const sym_names[S_NSYMS] = {
+	[S_UV_RUN] = "uv_run",
+	[S_UV_VERSION] = "uv_version",
+	[S_RUN_TIMERS] = "uv__run_timers",
+	[S_RUN_IDLE] = "uv__run_idle",
+	[S_RUN_PREPARE] = "uv__run_prepare",
+	[S_IO_POLL] = "uv__io_poll",
+	[S_RUN_CHECK] = "uv__run_check",
+	[S_DEFAULT_LOOP] = "default_loop_struct",
+	[S_MICROTASKS] = "_ZN2v88internal14MicrotaskQueue13RunMicrotasksEPNS0_7IsolateE",
+	[S_CB_CLOSE] = "_ZN4node21InternalCallbackScope5CloseEv",
+	/* the argument types changed across V8 versions: match the prefix */
+	[S_COLLECT_GARBAGE] = "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpace*",
+};
+
+struct node_plan {
+	uint32_t runtime;		/* LS_RT_NODE or LS_RT_LIBUV */
+	char path[PATH_MAX];		/* the ELF holding libuv, openable by us and libbpf */
+	uint64_t bias;			/* load bias of path in the target */
+	uint32_t version;		/* UV_VERSION_HEX or 0 */
+	struct lu_sym sym[S_NSYMS];
+	int have_off;
+	struct lu_offsets off;
+	int have_timers;
+	struct lu_site timers;		/* entry of uv__run_timers (light tier) */
+	int phases;			/* uv_run boundaries in use */
+	int nb;
+	struct lu_site bsites[MAX_BSITES];
+	int have_gc;
+	struct lu_site gc_entry;
+	int ngc_ret;
+	struct lu_site gc_ret[MAX_RET_SITES];
+	char tier[16];
+	char note[200];
+};
+
+struct perf_slot {
+	uint32_t tid;
+	int fd;				/* -1: could not open (thread gone): do not retry */
+	struct bpf_link *link;
+};
+
+#define MAX_LINKS (8 + MAX_BSITES + MAX_RET_SITES)
+
+struct node_priv {
+	struct node_plan plan;
+	struct nodeuv *skel;
+	struct bpf_link *links[MAX_LINKS];
+	size_t nlinks;
+	struct perf_slot perf[NU_MAX_LOOPS];
+	size_t nperf;
+	struct ring_buffer *rb;
+	struct nu_loop *val;		/* scratch for one map value (too big for the stack) */
+	pid_t pid;
+	uint64_t stall_ns;
+	ls_episode_fn fn;		/* set only while consume() runs */
+	void *fn_arg;
+};
+
+static int node_match(const struct ls_target_info *ti)
+{
+	return ti->runtime == LS_RT_NODE || ti->runtime == LS_RT_LIBUV;
+}
+
+static void note_add(struct node_plan *pl, const char *text)
+{
+	size_t n = strlen(pl->note);
+
+	snprintf(pl->note + n, sizeof(pl->note) - n, "%s%s", n ? "; " : "", text);
+}
+
+/* Load address of the mapping of (dev, ino) at file offset 0 in pid, or 0. */
+static uint64_t map_base(pid_t pid, dev_t dev, ino_t ino)
+{
+	char path[64], line[512];
+	FILE *f;
+	uint64_t base = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start, off, inode;
+		unsigned maj, min;
+
+		if (sscanf(line, "%llx-%*x %*s %llx %x:%x %llu", &start, &off, &maj, &min, &inode) != 5)
+			continue;
+		if (off == 0 && inode == ino && makedev(maj, min) == dev) {
+			base = start;
+			break;
+		}
+	}
+	fclose(f);
+	return base;
+}
+
+static const char *tier_or_default(const char *tier)
+{
+	return tier && *tier ? tier : LS_NODE_DEFAULT_TIER;
+}
+
+/* Everything decided from the target's ELF before anything is loaded. */
+static int make_plan(const struct ls_target_info *ti, const char *tier, struct node_plan *pl, char *err,
+		     size_t errlen)
+{
+	struct lu_want want[S_NSYMS];
+	struct lu_elf *e = NULL;
+	struct lu_uv_callees callees;
+	char missing[96], buf[160];
+	int r, in_exe;
+
+	memset(pl, 0, sizeof(*pl));
+	tier = tier_or_default(tier);
+	if (strcmp(tier, "light") && strcmp(tier, "phases")) {
+		snprintf(err, errlen, "unknown probe tier '%s': use --probes light or --probes phases", tier);
+		return -EINVAL;
+	}
+	pl->runtime = ti->runtime == LS_RT_NODE ? LS_RT_NODE : LS_RT_LIBUV;
+	in_exe = !ti->lib[0] || !strcmp(ti->lib, ti->exe_proc);
+	snprintf(pl->path, sizeof(pl->path), "%s", in_exe ? ti->exe_proc : ti->lib);
+	r = lu_elf_open(pl->path, &e);
+	if (r) {
+		snprintf(err, errlen, "cannot read %s (%s): %s", in_exe ? ti->exe : ti->lib, pl->path,
+			 strerror(-r));
+		return r;
+	}
+	for (int i = 0; i < S_NSYMS; i++) {
+		want[i].name = sym_names[i];
+		want[i].out = &pl->sym[i];
+	}
+	r = lu_elf_lookup(e, want, S_NSYMS);
+	if (r < 0 || !pl->sym[S_UV_RUN].addr) {
+		snprintf(err, errlen, "no uv_run symbol in %s: not a libuv program", in_exe ? ti->exe : ti->lib);
+		r = r < 0 ? r : -ENOTSUP;
+		goto cleanup;
+	}
+	if (lu_elf_is_pie(e)) {
+		struct stat st;
+
+		if (!in_exe)
+			pl->bias = ti->lib_base - lu_elf_first_vaddr(e);
+		else if (!stat(pl->path, &st))
+			pl->bias = map_base(ti->pid, st.st_dev, st.st_ino) - lu_elf_first_vaddr(e);
+	}
+	if (lu_version(e, &pl->sym[S_UV_VERSION], &pl->version))
+		pl->version = 0;
+
+	/* uv_loop_t offsets: DWARF when the binary has it, else the version table. */
+	if (!lu_offsets_dwarf(pl->path, &pl->off) || !lu_offsets_table(pl->version, &pl->off))
+		pl->have_off = 1;
+
+	if (pl->sym[S_RUN_TIMERS].addr && pl->have_off && !lu_entry_site(e, &pl->sym[S_RUN_TIMERS], &pl->timers))
+		pl->have_timers = 1;
+
+	if (!strcmp(tier, "phases")) {
+		callees = (struct lu_uv_callees){
+			.run_idle = pl->sym[S_RUN_IDLE].addr, .run_prepare = pl->sym[S_RUN_PREPARE].addr,
+			.io_poll = pl->sym[S_IO_POLL].addr, .run_check = pl->sym[S_RUN_CHECK].addr,
+			.run_timers = pl->sym[S_RUN_TIMERS].addr,
+		};
+		r = lu_uv_run_sites(e, &pl->sym[S_UV_RUN], &callees, pl->bsites, MAX_BSITES, missing,
+				    sizeof(missing));
+		/* Without the poll and timers boundaries the phases would be meaningless. */
+		if (r > 0 && callees.io_poll && callees.run_timers) {
+			pl->nb = r;
+			pl->phases = 1;
+			if (missing[0]) {
+				snprintf(buf, sizeof(buf), "no cheap site for %s: merged into the next phase", missing);
+				note_add(pl, buf);
+			}
+		} else {
+			snprintf(buf, sizeof(buf), "phases unavailable (%s): light tier used",
+				 !callees.io_poll ? "uv__io_poll has no symbol" : "no uprobe sites in uv_run");
+			note_add(pl, buf);
+		}
+	}
+	snprintf(pl->tier, sizeof(pl->tier), "%s", pl->phases ? "phases" : "light");
+
+	if (pl->sym[S_COLLECT_GARBAGE].addr && !lu_entry_site(e, &pl->sym[S_COLLECT_GARBAGE], &pl->gc_entry)) {
+		r = lu_return_sites(e, &pl->sym[S_COLLECT_GARBAGE], pl->gc_ret, MAX_RET_SITES);
+		if (r > 0) {
+			pl->ngc_ret = r;
+			pl->have_gc = 1;
+		}
+	}
+
+	if (pl->runtime == LS_RT_NODE) {
+		if (!pl->have_gc)
+			note_add(pl, "no GC pauses (Heap::CollectGarbage not found or not bracketable)");
+		if (!pl->sym[S_MICROTASKS].addr || !pl->sym[S_CB_CLOSE].addr)
+			note_add(pl, "starvation not classified (V8/node symbols missing)");
+		note_add(pl, "drains not counted: starvation is classified from stack samples during stalls");
+	} else {
+		note_add(pl, "libuv without Node: no GC, ticks or microtasks");
+	}
+	if (!pl->have_timers) {
+		snprintf(buf, sizeof(buf), "no timer lateness or phases: %s",
+			 !pl->sym[S_RUN_TIMERS].addr ? (lu_elf_has_symtab(e) ? "uv__run_timers not in the symbol table"
+						       : "libuv is stripped (exported symbols only), "
+							 "uv__run_timers/uv__io_poll are internal")
+			 : !pl->have_off ? "unknown libuv version, no DWARF for uv_loop_t"
+					 : "no cheap uprobe site at uv__run_timers");
+		note_add(pl, buf);
+	}
+	r = 0;
+cleanup:
+	lu_elf_close(e);
+	return r;
+}
+
+int ls_node_plan(const struct ls_target_info *ti, const char *tier, FILE *out, char *err, size_t errlen)
+{
+	static const char *const bnames[NU_NB] = {
+		"idle", "prepare", "poll_in", "poll_out", "check_in", "check_out", "timers_in", "timers_out",
+	};
+	struct node_plan *pl = calloc(1, sizeof(*pl));
+	int r;
+
+	if (!pl)
+		return -ENOMEM;
+	r = make_plan(ti, tier, pl, err, errlen);
+	if (r)
+		goto cleanup;
+	fprintf(out, "runtime %s libuv %u.%u.%u tier %s bias %#llx offsets %s\n", ls_runtime_name(pl->runtime),
+		pl->version >> 16, (pl->version >> 8) & 0xff, pl->version & 0xff, pl->tier,
+		(unsigned long long)pl->bias, pl->have_off ? pl->off.source : "none");
+	if (pl->have_timers)
+		fprintf(out, "timers uv__run_timers+%#llx %s\n",
+			(unsigned long long)(pl->timers.vaddr - pl->sym[S_RUN_TIMERS].addr), pl->timers.insn);
+	for (int i = 0; i < pl->nb; i++)
+		fprintf(out, "boundary %s uv_run+%#llx %s\n", bnames[pl->bsites[i].cookie],
+			(unsigned long long)(pl->bsites[i].vaddr - pl->sym[S_UV_RUN].addr), pl->bsites[i].insn);
+	if (pl->have_gc) {
+		fprintf(out, "gc_entry +%#llx %s\n",
+			(unsigned long long)(pl->gc_entry.vaddr - pl->sym[S_COLLECT_GARBAGE].addr), pl->gc_entry.insn);
+		for (int i = 0; i < pl->ngc_ret; i++)
+			fprintf(out, "gc_return +%#llx %s\n",
+				(unsigned long long)(pl->gc_ret[i].vaddr - pl->sym[S_COLLECT_GARBAGE].addr),
+				pl->gc_ret[i].insn);
+	}
+	fprintf(out, "note %s\n", pl->note);
+cleanup:
+	free(pl);
+	return r;
+}
+
+/* ---- attach / detach ---- */
+
+static void node_detach(struct ls_target *t)
+{
+	struct node_priv *p = t->priv;
+
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nperf; i++) {
+		bpf_link__destroy(p->perf[i].link);
+		if (p->perf[i].fd >= 0)
+			close(p->perf[i].fd);
+	}
+	/* uprobes before tracepoints: the reverse of the attach order */
+	while (p->nlinks)
+		bpf_link__destroy(p->links[--p->nlinks]);
+	ring_buffer__free(p->rb);
+	nodeuv__destroy(p->skel);
+	free(p->val);
+	free(p);
+	t->priv = NULL;
+}
+
+static int on_ringbuf(void *ctx, void *data, size_t len)
+{
+	struct node_priv *p = ctx;
+	const struct nu_event *e = data;
+	struct ls_episode ep;
+
+	if (len < sizeof(*e) || !p->fn)
+		return 0;
+	ep = (struct ls_episode){
+		.pid = p->pid, .tid = e->tid, .kind = e->kind, .phase = e->phase,
+		.start_ns = e->start_ns, .end_ns = e->end_ns, .callbacks = 0,
+	};
+	p->fn(&ep, p->fn_arg);
+	return 0;
+}
+
+static int add_uprobe(struct node_priv *p, struct bpf_program *prog, const struct lu_site *s, const char *what,
+		      char *err, size_t errlen)
+{
+	struct lu_elf *e = NULL;
+	uint64_t off;
+	struct bpf_link *link;
+	int r;
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = s->cookie);
+
+	/* libbpf wants a file offset; the plan holds link-time addresses */
+	r = lu_elf_open(p->plan.path, &e);
+	if (!r)
+		r = lu_elf_file_offset(e, s->vaddr, &off);
+	lu_elf_close(e);
+	if (r) {
+		snprintf(err, errlen, "%s: no file offset for %#llx in %s", what, (unsigned long long)s->vaddr,
+			 p->plan.path);
+		return r;
+	}
+	if (p->nlinks >= MAX_LINKS) {
+		snprintf(err, errlen, "%s: too many probes", what);
+		return -E2BIG;
+	}
+	link = bpf_program__attach_uprobe_opts(prog, p->pid, p->plan.path, (size_t)off, &uo);
+	if (!link) {
+		r = -errno;
+		snprintf(err, errlen, "attaching the %s uprobe (%s at %#llx) failed: %s", what, s->insn,
+			 (unsigned long long)s->vaddr, strerror(-r));
+		return r;
+	}
+	p->links[p->nlinks++] = link;
+	return 0;
+}
+
+/* Syscall tracepoints need tracefs for their ids. Mount it where libbpf looks when
+ * no one has (a minimal VM or container host), once, as perf tools do. */
+static void ensure_tracefs(void)
+{
+	struct stat st;
+
+	if (!stat("/sys/kernel/tracing/events", &st) || !stat("/sys/kernel/debug/tracing/events", &st))
+		return;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) && errno != EBUSY)
+		return;	/* attach then says which tracepoint it could not find */
+}
+
+/* Sample tid's user stack at SAMPLE_HZ of its own CPU time (only while it runs). */
+static void add_sampler(struct node_priv *p, uint32_t tid)
+{
+	struct perf_event_attr pa = {
+		.type = PERF_TYPE_SOFTWARE, .config = PERF_COUNT_SW_TASK_CLOCK, .size = sizeof(pa),
+		.freq = 1, .sample_freq = SAMPLE_HZ,
+	};
+	struct perf_slot *s;
+
+	for (size_t i = 0; i < p->nperf; i++)
+		if (p->perf[i].tid == tid)
+			return;
+	if (p->nperf >= NU_MAX_LOOPS)
+		return;
+	s = &p->perf[p->nperf++];
+	s->tid = tid;
+	s->link = NULL;
+	s->fd = (int)syscall(__NR_perf_event_open, &pa, (pid_t)tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (s->fd < 0)
+		return;
+	s->link = bpf_program__attach_perf_event(p->skel->progs.nu_sample, s->fd);
+	if (!s->link) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+static int node_attach(struct ls_target *t, const struct ls_target_info *ti, const struct ls_agent_opts *opts,
+		       char *err, size_t errlen)
+{
+	static const struct {
+		size_t prog;	/* offsetof in struct nodeuv's progs */
+		const char *category, *name;
+	} tracepoints[] = {
+		{ offsetof(struct nodeuv, progs.nu_enter_epoll_pwait), "syscalls", "sys_enter_epoll_pwait" },
+		{ offsetof(struct nodeuv, progs.nu_exit_epoll_pwait), "syscalls", "sys_exit_epoll_pwait" },
+		{ offsetof(struct nodeuv, progs.nu_enter_epoll_wait), "syscalls", "sys_enter_epoll_wait" },
+		{ offsetof(struct nodeuv, progs.nu_exit_epoll_wait), "syscalls", "sys_exit_epoll_wait" },
+	};
+	struct node_priv *p;
+	struct node_plan *pl;
+	char why[160];
+	int r;
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	t->priv = p;
+	p->pid = ti->pid;
+	p->stall_ns = opts && opts->stall_threshold_ns ? opts->stall_threshold_ns : DEFAULT_STALL_NS;
+	pl = &p->plan;
+	r = make_plan(ti, opts ? opts->tier : NULL, pl, err, errlen);
+	if (r)
+		goto fail;
+	/* The offsets must describe this process's loop before any probe reads it. */
+	if (pl->have_off && pl->sym[S_DEFAULT_LOOP].addr &&
+	    lu_loop_check(ti->pid, pl->sym[S_DEFAULT_LOOP].addr + pl->bias, &pl->off, why, sizeof(why))) {
+		char buf[200];
+
+		snprintf(buf, sizeof(buf), "loop struct reads off (%s)", why);
+		note_add(pl, buf);
+		pl->have_off = 0;
+		pl->have_timers = 0;
+		pl->phases = 0;
+		snprintf(pl->tier, sizeof(pl->tier), "light");
+	}
+	p->val = malloc(sizeof(*p->val));
+	p->skel = nodeuv__open();
+	if (!p->val || !p->skel) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "opening the node probe set failed");
+		goto fail;
+	}
+	p->skel->rodata->targ_tgid = (uint32_t)ti->pid;
+	p->skel->rodata->stall_ns = p->stall_ns;
+	p->skel->rodata->metrics_idle_time = pl->runtime == LS_RT_NODE;
+	if (pl->have_off) {
+		p->skel->rodata->off_heap_min = pl->off.heap_min;
+		p->skel->rodata->off_time = pl->off.time;
+		p->skel->rodata->off_node_timeout = pl->off.timer_timeout - pl->off.timer_node;
+	}
+	if (pl->sym[S_MICROTASKS].addr && pl->sym[S_CB_CLOSE].addr) {
+		p->skel->rodata->micro_lo = pl->sym[S_MICROTASKS].addr + pl->bias;
+		p->skel->rodata->micro_hi = pl->sym[S_MICROTASKS].addr + pl->sym[S_MICROTASKS].size + pl->bias;
+		p->skel->rodata->tick_lo = pl->sym[S_CB_CLOSE].addr + pl->bias;
+		p->skel->rodata->tick_hi = pl->sym[S_CB_CLOSE].addr + pl->sym[S_CB_CLOSE].size + pl->bias;
+	}
+	bpf_program__set_autoload(p->skel->progs.nu_timers, pl->have_timers && !pl->phases);
+	bpf_program__set_autoload(p->skel->progs.nu_boundary, pl->phases);
+	bpf_program__set_autoload(p->skel->progs.nu_gc, pl->have_gc);
+	r = nodeuv__load(p->skel);
+	if (r) {
+		snprintf(err, errlen, "loading the node probe set failed (%s): is the kernel's BTF present?",
+			 strerror(-r));
+		goto fail;
+	}
+	p->skel->bss->start_ns = ls_now_mono_ns();
+	ensure_tracefs();
+
+	for (size_t i = 0; i < sizeof(tracepoints) / sizeof(tracepoints[0]); i++) {
+		struct bpf_program *prog = *(struct bpf_program **)((char *)p->skel + tracepoints[i].prog);
+		struct bpf_link *link = bpf_program__attach_tracepoint(prog, tracepoints[i].category,
+								       tracepoints[i].name);
+
+		if (!link) {
+			r = -errno;
+			snprintf(err, errlen, "attaching tracepoint %s:%s failed: %s (is tracefs mounted at "
+				 "/sys/kernel/tracing?)", tracepoints[i].category, tracepoints[i].name, strerror(-r));
+			goto fail;
+		}
+		p->links[p->nlinks++] = link;
+	}
+	if (pl->have_gc) {
+		/* returns before the entry: a pause never starts without its end probed */
+		for (int i = 0; i < pl->ngc_ret; i++)
+			if ((r = add_uprobe(p, p->skel->progs.nu_gc, &pl->gc_ret[i], "GC return", err, errlen)))
+				goto fail;
+		if ((r = add_uprobe(p, p->skel->progs.nu_gc, &pl->gc_entry, "GC entry", err, errlen)))
+			goto fail;
+	}
+	if (pl->phases) {
+		for (int i = 0; i < pl->nb; i++)
+			if ((r = add_uprobe(p, p->skel->progs.nu_boundary, &pl->bsites[i], "uv_run boundary", err,
+					    errlen)))
+				goto fail;
+	} else if (pl->have_timers) {
+		if ((r = add_uprobe(p, p->skel->progs.nu_timers, &pl->timers, "uv__run_timers", err, errlen)))
+			goto fail;
+	}
+	add_sampler(p, (uint32_t)ti->pid);
+	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.episodes), on_ringbuf, p, NULL);
+	if (!p->rb) {
+		r = -errno;
+		snprintf(err, errlen, "creating the episode ring buffer failed: %s", strerror(-r));
+		goto fail;
+	}
+	return 0;
+fail:
+	node_detach(t);
+	return r ? r : -EINVAL;
+}
+
+/* ---- collect ---- */
+
+static void thread_comm(pid_t pid, uint32_t tid, char *out, size_t len)
+{
+	char path[64];
+	FILE *f;
+
+	out[0] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task/%u/comm", (int)pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fgets(out, (int)len, f))
+		out[strcspn(out, "\n")] = 0;
+	fclose(f);
+}
+
+static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v, const char *prev_name,
+		      uint64_t now, struct ls_loop_snapshot *o)
+{
+	const struct node_plan *pl = &p->plan;
+
+	memset(o, 0, sizeof(*o));
+	o->tid = tid;
+	if (prev_name && prev_name[0])
+		snprintf(o->name, sizeof(o->name), "%s", prev_name);
+	else
+		thread_comm(p->pid, tid, o->name, sizeof(o->name));
+	o->has = LS_HAS_DELAY | LS_HAS_EPISODES;
+	if (pl->phases)
+		o->has |= LS_HAS_PHASES;
+	if (pl->have_timers)
+		o->has |= LS_HAS_TIMERS;
+	if (pl->have_gc)
+		o->has |= LS_HAS_GC;
+	o->iterations = v->iterations;
+	o->busy_ns = v->busy_ns;
+	o->idle_ns = v->idle_ns;
+	/* the span in progress counts up to now */
+	if (v->idle_mark_ns && now > v->idle_mark_ns)
+		o->idle_ns += now - v->idle_mark_ns;
+	else if (!v->idle_mark_ns && v->busy_mark_ns && now > v->busy_mark_ns)
+		o->busy_ns += now - v->busy_mark_ns;
+	for (int i = 0; i < LS_NPHASES; i++)
+		o->phase[i] = v->phase[i];
+	o->iteration = v->iteration;
+	o->delay = v->delay;
+	o->poll_wait = v->poll_wait;
+	o->timer_lateness = v->timer_lateness;
+	o->gc = v->gc;
+	for (int i = 0; i <= LS_NPHASES; i++)
+		o->gc_phase_ns[i] = v->gc_phase_ns[i];
+	o->stall_episodes = v->stall_episodes;
+	o->ticks.starvation_episodes = v->tick_episodes;
+	o->microtasks.starvation_episodes = v->micro_episodes;
+	if (v->ep_enter_ns && v->ep_timeout != 0) {
+		o->live_state = LS_LIVE_POLLING;
+		o->live_since_ns = v->ep_enter_ns;
+		o->live_phase = LS_PHASE_POLL;
+	} else {
+		o->live_state = v->ep_exit_ns ? LS_LIVE_RUNNING : LS_LIVE_UNKNOWN;
+		o->live_since_ns = v->ep_exit_ns;
+		o->live_phase = pl->phases ? v->live_phase : LS_PHASE_NONE;
+	}
+	o->live_phase_since_ns = pl->phases ? v->last_b_ns : 0;
+}
+
+static int cmp_loop(const void *a, const void *b)
+{
+	const struct ls_loop_snapshot *x = a, *y = b;
+
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
+{
+	struct node_priv *p = t->priv;
+	struct ls_loop_snapshot *loops;
+	uint32_t key, next, n = 0;
+	uint64_t now = ls_now_mono_ns();
+	int fd, r;
+
+	if (!p)
+		return -EINVAL;
+	out->runtime = p->plan.runtime;
+	snprintf(out->tier, sizeof(out->tier), "%s", p->plan.tier);
+	snprintf(out->note, sizeof(out->note), "%s", p->plan.note);
+	loops = calloc(NU_MAX_LOOPS, sizeof(*loops));
+	if (!loops)
+		return -ENOMEM;
+	fd = bpf_map__fd(p->skel->maps.loops);
+	r = bpf_map_get_next_key(fd, NULL, &next);
+	while (r == 0 && n < NU_MAX_LOOPS) {
+		key = next;
+		if (bpf_map_lookup_elem(fd, &key, p->val) == 0) {
+			const char *prev_name = NULL;
+
+			for (uint32_t i = 0; i < out->nloops && !prev_name; i++)
+				if (out->loops && out->loops[i].tid == key)
+					prev_name = out->loops[i].name;
+			fill_loop(p, key, p->val, prev_name, now, &loops[n++]);
+			add_sampler(p, key);	/* worker_threads start later than attach */
+		}
+		r = bpf_map_get_next_key(fd, &key, &next);
+	}
+	qsort(loops, n, sizeof(*loops), cmp_loop);
+	free(out->loops);
+	out->loops = loops;
+	out->nloops = n;
+	return 0;
+}
+
+static int node_episode_fd(struct ls_target *t)
+{
+	struct node_priv *p = t->priv;
+
+	return p && p->rb ? ring_buffer__epoll_fd(p->rb) : -1;
+}
+
+static int node_consume(struct ls_target *t, ls_episode_fn fn, void *arg)
+{
+	struct node_priv *p = t->priv;
+	int r;
+
+	if (!p || !p->rb)
+		return 0;
+	p->fn = fn;
+	p->fn_arg = arg;
+	r = ring_buffer__consume(p->rb);
+	p->fn = NULL;
+	p->fn_arg = NULL;
+	return r < 0 ? r : 0;
+}
+
+static uint64_t counter(struct node_priv *p, uint32_t idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *v, sum = 0;
+
+	if (!p || !p->skel || ncpu <= 0)
+		return 0;
+	v = calloc((size_t)ncpu, sizeof(*v));
+	if (!v)
+		return 0;
+	if (bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.counters), &idx, v) == 0)
+		for (int i = 0; i < ncpu; i++)
+			sum += v[i];
+	free(v);
+	return sum;
+}
+
+static uint64_t node_probe_hits(struct ls_target *t) { return counter(t->priv, NU_CNT_HITS); }
+static uint64_t node_drops(struct ls_target *t) { return counter(t->priv, NU_CNT_DROPS); }
+
+const struct ls_backend_ops ls_backend_node = {
+	.name = "node",
+	.match = node_match,
+	.attach = node_attach,
+	.collect = node_collect,
+	.episode_fd = node_episode_fd,
+	.consume = node_consume,
+	.probe_hits = node_probe_hits,
+	.drops = node_drops,
+	.detach = node_detach,
+};

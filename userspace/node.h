@@ -1,0 +1,23 @@
+/* node.h: the Node.js / libuv backend (node.c) of the agent core (agent.h).
+ *
+ * Targets: any process with libuv's uv_run in its executable (Node.js links libuv
+ * in) or in a mapped libuv.so. Tiers (ls_agent_opts.tier):
+ *   "light"  (default) epoll syscall tracepoints + one uprobe at uv__run_timers;
+ *   "phases" light's tracepoints + uprobes at the phase boundaries inside uv_run.
+ * Both add GC brackets (Node) and stall classification by stack samples.
+ */
+#ifndef LS_NODE_H
+#define LS_NODE_H
+
+#include "agent.h"
+
+#define LS_NODE_DEFAULT_TIER "light"
+
+extern const struct ls_backend_ops ls_backend_node;
+
+/* What the backend would attach for this target and tier, without attaching:
+ * one line per probe site ("boundary poll_in uv_run+0x182 call 0x18c0120 emulated")
+ * and the note. For `-v` output and tests. 0 or -errno with err. */
+int ls_node_plan(const struct ls_target_info *ti, const char *tier, FILE *out, char *err, size_t errlen);
+
+#endif /* LS_NODE_H */
