@@ -784,6 +784,23 @@ int ls_http_poll(struct ls_http_server *srv, int timeout_ms)
 	return 0;
 }
 
+void ls_http_stream_write(struct ls_http_conn *c, const void *data, size_t len)
+{
+	if (c->fd < 0 || !c->stream)
+		return;
+	if (c->out.len + len > c->srv->o.max_out) {
+		c->srv->st.stream_drops++;
+		conn_close(c);
+		return;
+	}
+	ls_buf_append(&c->out, data, len);
+	if (c->out.oom)
+		conn_close(c);
+	/* Flushed by the caller's round (inside a handler) or right here otherwise. */
+	else if (!c->req)
+		conn_flush(c);
+}
+
 int ls_http_broadcast(struct ls_http_server *srv, const void *data, size_t len, int droppable, size_t soft)
 {
 	struct ls_http_conn *c, *next;

@@ -108,6 +108,8 @@ void ls_http_respond(struct ls_http_conn *c, int status, const char *content_typ
  * as a stream: the owner then pushes bytes with ls_http_broadcast(). HEAD gets the
  * head only. */
 void ls_http_stream(struct ls_http_conn *c, const char *content_type);
+/* Queue data on one stream connection (e.g. the latest snapshot for a new client). */
+void ls_http_stream_write(struct ls_http_conn *c, const void *data, size_t len);
 /* Queue data on every stream connection. A stream whose queued output is above
  * soft bytes skips this message when droppable (a later cumulative snapshot makes
  * up for it); one above opts.max_out is closed. Returns the number of streams reached. */

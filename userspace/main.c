@@ -8,6 +8,7 @@
 /* One line per command, in the order `loopscope --help` lists them. */
 static const struct ls_command commands[] = {
 	{ "stat", "attach to running loops and print their numbers every interval", ls_cmd_stat },
+	{ "serve", "Prometheus exporter (/metrics) and live event stream (/events)", ls_cmd_serve },
 	{ "top", "live terminal dashboard of event loops (attached, or a serve stream)", ls_cmd_top },
 };
 
