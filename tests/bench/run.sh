@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh [SECTION...]: what `make bench` runs. Each section is one
+# function below; with no argument every section runs, in order. Benchmarks are never
+# part of `make test`. Add a section: write section_NAME and append NAME to SECTIONS.
+#
+# Method: these VMs are noisy, so each comparison runs its sides interleaved in one
+# run (A B A B ...), a side's figure is the median over the rounds, and the ratio of
+# medians is what gets reported. The measured process is pinned to one CPU when
+# taskset exists.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${LS_BUILD:-$ROOT/build}
+OUT=$BUILD/bench
+mkdir -p "$OUT"
+PIN=()
+command -v taskset >/dev/null 2>&1 && PIN=(taskset -c 1)
+
+# median: the median of the numbers on stdin.
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# ------------------------------------------------------------------ loop
+# The reference loop vs libuv on a tight immediate chain, and the untraced probe
+# cost (the same loop compiled with -DLSL_NO_PROBES).
+section_loop() {
+	local bin=$BUILD/bench/bin/loop_bench nop=$OUT/noprobes/loop_bench
+	local rounds=${LOOP_BENCH_ROUNDS:-11} n=${LOOP_BENCH_N:-300000} raw=$OUT/loop_bench.raw r
+	echo "== loop: reference loop vs libuv, tight immediate chain ($rounds interleaved rounds of $n iterations)"
+	[ -x "$bin" ] || { echo "loop: $bin missing (make bench builds it)" >&2; return 1; }
+	mkdir -p "$OUT/noprobes"
+	# The no-probe twin: same sources and flags, probe sites compiled out.
+	${CC:-cc} -O2 -g -std=gnu11 -D_GNU_SOURCE -DLSL_NO_PROBES -fno-omit-frame-pointer \
+		-I"$ROOT/loop/include" -o "$nop" "$ROOT"/loop/src/*.c "$ROOT/tests/bench/loop_bench.c" \
+		-luv -lpthread -lm || { echo "loop: building the -DLSL_NO_PROBES twin failed" >&2; return 1; }
+	: >"$raw"
+	for ((r = 0; r < rounds; r++)); do
+		"${PIN[@]}" "$bin" --rounds 1 --n "$n" --modes lsl,libuv,lsl-acct,lsl-fd >>"$raw" || return 1
+		"${PIN[@]}" "$nop" --rounds 1 --n "$n" --modes lsl | sed 's/^lsl /lsl-noprobes /' >>"$raw" || return 1
+	done
+	local m_lsl m_uv m_acct m_fd m_nop
+	m_lsl=$(awk '$1 == "lsl" { print $2 }' "$raw" | median)
+	m_uv=$(awk '$1 == "libuv" { print $2 }' "$raw" | median)
+	m_acct=$(awk '$1 == "lsl-acct" { print $2 }' "$raw" | median)
+	m_fd=$(awk '$1 == "lsl-fd" { print $2 }' "$raw" | median)
+	m_nop=$(awk '$1 == "lsl-noprobes" { print $2 }' "$raw" | median)
+	awk -v lsl="$m_lsl" -v uv="$m_uv" -v acct="$m_acct" -v fd="$m_fd" -v nop="$m_nop" 'BEGIN {
+		printf "  %-44s %10s %12s\n", "variant (median ns per iteration)", "ns/iter", "vs libuv"
+		printf "  %-44s %10.1f %11.2fx\n", "libuv 1.44 check+idle chain", uv, 1
+		printf "  %-44s %10.1f %11.2fx\n", "lsl, probes compiled in, untraced", lsl, lsl / uv
+		printf "  %-44s %10.1f %11.2fx\n", "lsl, + one fd watched (epoll_wait(0) each)", fd, fd / uv
+		printf "  %-44s %10.1f %11.2fx\n", "lsl, ground-truth accounting on", acct, acct / uv
+		printf "  %-44s %10.1f %11.2fx\n", "lsl, built with -DLSL_NO_PROBES", nop, nop / uv
+		printf "  untraced probe cost: %.1f ns per iteration (probes in %.1f vs compiled out %.1f; %+.1f%%)\n", lsl - nop, lsl, nop, (lsl - nop) * 100 / nop
+		printf "  goal: within 1.3x of libuv with probes compiled in: %s (%.2fx; %.2fx with an fd watched)\n", (lsl / uv <= 1.3 && fd / uv <= 1.3) ? "met" : "NOT met", lsl / uv, fd / uv
+	}'
+	printf '{"libuv_ns":%s,"lsl_ns":%s,"lsl_fd_ns":%s,"lsl_acct_ns":%s,"lsl_noprobes_ns":%s,"libuv_ratio":%s,"libuv_ratio_fd":%s,"rounds":%d,"n":%d}\n' \
+		"$m_uv" "$m_lsl" "$m_fd" "$m_acct" "$m_nop" \
+		"$(awk -v a="$m_lsl" -v b="$m_uv" 'BEGIN { printf "%.3f", a / b }')" \
+		"$(awk -v a="$m_fd" -v b="$m_uv" 'BEGIN { printf "%.3f", a / b }')" "$rounds" "$n" >"$OUT/loop_bench.json"
+	echo "  raw runs: $raw; summary: $OUT/loop_bench.json"
+}
+
+SECTIONS=(loop)
+
+want=("$@")
+[ ${#want[@]} -eq 0 ] && want=("${SECTIONS[@]}")
+rc=0
+for s in "${want[@]}"; do
+	if ! declare -F "section_$s" >/dev/null; then
+		echo "bench: no section '$s' (have: ${SECTIONS[*]})" >&2
+		rc=1
+		continue
+	fi
+	"section_$s" || { echo "bench: section $s failed" >&2; rc=1; }
+done
+exit $rc
