@@ -32,6 +32,14 @@ struct ls_target_info {
 	uint32_t runtime;	/* enum ls_runtime */
 	char lib[256];		/* the ELF that holds the probes (exe or a mapped .so), as seen from us */
 	uint64_t lib_base;	/* load address of lib in the target (for .so offsets) */
+	uint32_t found;		/* LS_FOUND_* bits: what discovery saw (runtime is only
+				 * meaningful when found != 0) */
+};
+enum {
+	LS_FOUND_LSL_USDT = 1u << 0,	/* the "loopscope" USDT provider (in lib) */
+	LS_FOUND_UV_RUN = 1u << 1,	/* uv_run defined (in lib) */
+	LS_FOUND_UV_IO_POLL = 1u << 2,	/* uv__io_poll defined (in lib) */
+	LS_FOUND_NODE = 1u << 3,	/* node::Start in the executable */
 };
 
 /* A runtime backend. attach() owns everything it creates and detach() frees it all,

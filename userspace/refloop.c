@@ -57,7 +57,7 @@ struct refloop_priv {
 
 static int refloop_match(const struct ls_target_info *ti)
 {
-	return ti->runtime == LS_RT_REFERENCE;
+	return (ti->found & LS_FOUND_LSL_USDT) != 0;
 }
 
 static void forget_live(struct refloop_priv *p, uint32_t tid, uint32_t kind)

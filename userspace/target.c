@@ -116,7 +116,8 @@ static int elf_libuv_bits(Elf *e)
 	return bits;
 }
 
-/* What one ELF file holds: bit 0 our provider, bits 1.. libuv bits << 1. -errno. */
+/* What one ELF file holds, as LS_FOUND_* bits (bit 0 our provider, then
+ * elf_libuv_bits() << 1), or -errno. */
 static int inspect_elf(const char *path)
 {
 	Elf *e = NULL;
@@ -191,6 +192,8 @@ int ls_target_identify(pid_t pid, struct ls_target_info *ti, char *err, size_t e
 			 "loopscope as root", (int)pid, ti->comm);
 		return -EPERM;
 	}
+	if (exe_bits > 0)
+		ti->found = (uint32_t)exe_bits;	/* same bit layout as LS_FOUND_* */
 	if (exe_bits > 0 && (exe_bits & 1)) {
 		ti->runtime = LS_RT_REFERENCE;
 		snprintf(ti->lib, sizeof(ti->lib), "%s", ti->exe_proc);
@@ -238,6 +241,7 @@ int ls_target_identify(pid_t pid, struct ls_target_info *ti, char *err, size_t e
 				continue;	/* cannot name it to libbpf: too long */
 			memcpy(ti->lib, file, strlen(file) + 1);
 			ti->lib_base = start - off;
+			ti->found |= (uint32_t)r & (LS_FOUND_LSL_USDT | LS_FOUND_UV_RUN | LS_FOUND_UV_IO_POLL);
 			if (r & 1)
 				ti->runtime = LS_RT_REFERENCE;
 			else
