@@ -305,11 +305,15 @@ class Env:
         return [t for t in ("light", "phases") if t in h]
 
     def default_tier(self):
-        """The tier stat uses without --probes, as its help states ("default: X")."""
+        """The Node tier stat uses without --probes, as its --help states it:
+        "light (default)" or "default: light" in the --probes paragraph."""
         h = self.help.get("stat") or ""
-        m = re.search(r"--probes[^\n]*(?:\n[^-\n][^\n]*)*?default[:\s]+(light|phases)", h)
-        if not m:
-            m = re.search(r"default(?: tier)?[:\s]+(light|phases)", h)
+        i = h.find("--probes")
+        if i < 0:
+            return None
+        para = h[i:i + 400]
+        m = (re.search(r"\b(light|phases)\s*\(default\)", para)
+             or re.search(r"default[:\s]+(light|phases)\b", para))
         return m.group(1) if m else None
 
 
@@ -392,8 +396,10 @@ class Report:
         self.sections = []
         self.goals = []
 
-    def section(self, key, title, columns, method):
-        s = {"key": key, "title": title, "columns": columns, "method": method, "rows": [], "notes": []}
+    def section(self, key, title, columns, method, formats=None):
+        """formats: {column: "pct" | "3f" | ...} for the Markdown only (JSON keeps numbers)."""
+        s = {"key": key, "title": title, "columns": columns, "method": method, "rows": [], "notes": [],
+             "formats": formats or {}}
         self.sections.append(s)
         return s
 
@@ -408,9 +414,13 @@ class Report:
         self.goals.append({"goal": text, "value": value, "met": met, "note": note})
 
 
-def fmt(v, nd=2):
+def fmt(v, nd=2, how=None):
     if v is None:
         return "-"
+    if how == "pct" and isinstance(v, (int, float)):
+        return "inf" if v == float("inf") else f"{100 * v:.2f}%"
+    if how == "3f" and isinstance(v, float):
+        return f"{v:.3f}"
     if isinstance(v, float):
         if abs(v) >= 1000:
             return f"{v:,.0f}"
@@ -441,7 +451,7 @@ def render_md(rep, meta):
         out.append("| " + " | ".join(s["columns"]) + " |")
         out.append("|" + " --- |" * len(s["columns"]))
         for r in s["rows"]:
-            out.append("| " + " | ".join(fmt(r.get(c)) for c in s["columns"]) + " |")
+            out.append("| " + " | ".join(fmt(r.get(c), how=s["formats"].get(c)) for c in s["columns"]) + " |")
         for n in s["notes"]:
             out.append("")
             out.append(n)
@@ -601,6 +611,11 @@ def npm_ready(cfg):
     return os.path.join(dest, "node_modules"), None
 
 
+def wrk_requests(out):
+    m = re.search(r"^\s*(\d+) requests in", out, re.M)
+    return int(m.group(1)) if m else None
+
+
 def parse_wrk(out):
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -655,14 +670,17 @@ class PromScraper:
 
 def section_http(env, cfg, rep):
     s = rep.section("http", "2. Node HTTP server under load",
-                    ["configuration", "req/s", "p99 ms", "req/s vs no agent", "p99 vs no agent", "note"],
+                    ["configuration", "req/s", "p99 ms", "req/s vs no agent", "p99 vs no agent",
+                     "server CPU us/req", "CPU/req vs no agent", "note"],
                     f"`tests/bench/node/server.js` on 127.0.0.1 pinned to CPU 0; `wrk -t1 -c{cfg.conns} "
                     f"-d{cfg.http_s}s --latency` pinned to CPU 1. Configurations run interleaved, "
                     f"{cfg.http_reps} rounds (clinic: {cfg.clinic_reps}); medians per configuration. loopscope's "
                     "tiers attach to the same server process as the no-agent runs (`loopscope stat -p PID -i 60 "
                     "--probes TIER`, attached before wrk starts, detached after); prom-client "
                     "(`collectDefaultMetrics()`, scraped once a second from CPU 1) runs in its own server "
-                    "process with the same code; `clinic doctor --collect-only` spawns its own server.")
+                    "process with the same code; `clinic doctor --collect-only` spawns its own server. Server CPU "
+                    "per request: the server's CPU time (schedstat, all threads, BPF probe time included) "
+                    "over the wrk run divided by the requests wrk completed.")
     if not env.wrk:
         rep.row(s, "all", note="not measured: wrk not installed (Debian package wrk)")
         return
@@ -701,10 +719,13 @@ def section_http(env, cfg, rep):
         run(["wrk", "-t1", f"-c{cfg.conns}", "-d1s", f"http://127.0.0.1:{prom_port}/"], 20, cpu=CPU_HELPER)
 
     for r in range(cfg.http_reps):
-        for c in configs:
+        # rotate the order each round so no configuration always follows the same one
+        for c in configs[r % len(configs):] + configs[:r % len(configs)]:
             if c in failed:
                 continue
+            cpu0, cpu_pid = None, None
             if c == "no agent":
+                cpu_pid, cpu0 = srv.pid, task_cpu_seconds(srv.pid)
                 rc, out = run(wrk_cmd(cfg, port), cfg.http_s + 20, cpu=CPU_HELPER)
             elif c.startswith("loopscope "):
                 t = c.split()[1]
@@ -714,6 +735,7 @@ def section_http(env, cfg, rep):
                 if err:
                     failed[c] = err
                     continue
+                cpu_pid, cpu0 = srv.pid, task_cpu_seconds(srv.pid)
                 rc, out = run(wrk_cmd(cfg, port), cfg.http_s + 20, cpu=CPU_HELPER)
                 alive = ag.p.poll() is None
                 ag.stop()
@@ -722,6 +744,7 @@ def section_http(env, cfg, rep):
                     continue
             elif c == "prom-client":
                 sc = PromScraper(prom_port)
+                cpu_pid, cpu0 = prom_srv.pid, task_cpu_seconds(prom_srv.pid)
                 rc, out = run(wrk_cmd(cfg, prom_port), cfg.http_s + 20, cpu=CPU_HELPER)
                 sc.close()
             else:
@@ -735,26 +758,34 @@ def section_http(env, cfg, rep):
                               cfg.http_s + 90, cwd=clinic_dir,
                               env={"NO_INSIGHT": "1", "NO_UPDATE_NOTIFIER": "1", "PORT": "0",
                                    "EXIT_AFTER_S": "120"})
+            us_per_req = None
+            if cpu_pid:
+                cpu1, nreq = task_cpu_seconds(cpu_pid), wrk_requests(out or "")
+                if cpu0 is not None and cpu1 is not None and nreq:
+                    us_per_req = (cpu1 - cpu0) / nreq * 1e6
             rps, p99, note = parse_wrk(out or "")
             if rps is None:
                 failed[c] = f"run failed (rc {rc}): {note}"
                 continue
-            res[c].append((rps, p99))
+            res[c].append((rps, p99, us_per_req))
     stop(srv)
     if prom_srv:
         stop(prom_srv)
 
     base_rps = median([x[0] for x in res["no agent"]])
     base_p99 = median([x[1] for x in res["no agent"]])
+    base_cpu = median([x[2] for x in res["no agent"]])
     cfg.http = {}
     for c in configs:
         if c in failed or not res[c]:
             rep.row(s, c, note=f"not measured: {failed.get(c, 'no samples')}")
             continue
         rps, p99 = median([x[0] for x in res[c]]), median([x[1] for x in res[c]])
+        cpu_req = median([x[2] for x in res[c]])
         cfg.http[c] = (rps, p99)
         rep.row(s, c, rps, p99, rps / base_rps if base_rps else None, p99 / base_p99 if base_p99 else None,
-                note=f"{len(res[c])} runs")
+                cpu_req, cpu_req / base_cpu if cpu_req and base_cpu else None,
+                note=f"{len(res[c])} runs", runs=res[c])
     if tier_err:
         rep.row(s, "loopscope light / phases", note=f"not measured: {tier_err}")
     if prom_err:
@@ -1004,7 +1035,9 @@ def section_accuracy(env, cfg, rep):
                     "measures itself with perf_hooks over exactly the intervals of `loopscope stat -i 1 --json` "
                     "(windows opened and closed by SIGUSR2 as stat prints); bounds (issue 4): ELU within "
                     "0.03, delay max within max(10%, 2 ms) of monitorEventLoopDelay({resolution: 1}).max "
-                    "minus the resolution.")
+                    "minus the resolution.",
+                    formats={"iterations": "pct", "utilization abs": "3f", "delay p50": "pct",
+                             "delay p99": "pct", "delay max": "pct"})
     why = env.why_no_stat()
     wd = env.why_no_demo("--wait-attach", "--stats-json")
     cfg.acc_ok = None
@@ -1102,6 +1135,166 @@ def node_accuracy(env, cfg, rep, s, why):
             perf_hooks=node, loopscope=stat_lines)
 
 
+# ---- 6. serve
+
+def scrape(port, path="/metrics", gzip=False):
+    """One GET over a fresh connection; (seconds to the last byte, body bytes, status)."""
+    t = time.monotonic()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", path, headers={"Accept-Encoding": "gzip"} if gzip else {})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return time.monotonic() - t, len(body), r.status
+
+
+def attached_targets(text):
+    m = re.search(r"^loopscope_\w*attached\w*(?:\{[^}]*\})?\s+([\d.e+]+)\s*$", text, re.M)
+    return int(float(m.group(1))) if m else None
+
+
+def section_serve(env, cfg, rep):
+    s = rep.section("serve", "6. `loopscope serve`: scrape latency and agent CPU",
+                    ["targets", "scrape median ms", "scrape max ms", "gzip median ms", "body KiB",
+                     "agent CPU % of a core", "agent RSS MiB", "note"],
+                    "N `loopdemo --block 1 --every 100` processes (CPU 0); `loopscope serve -p PID ... "
+                    "--listen 127.0.0.1:PORT` (CPU 1); once every target is attached, GET /metrics once "
+                    f"a second for {cfg.serve_s} s from CPU 1 (a fresh connection each, time to the last "
+                    "byte; every other scrape asks for gzip), and the agent's CPU time over the same "
+                    "window (schedstat of all its threads).")
+    cfg.serve = {}
+    if env.help.get("serve") is None:
+        rep.row(s, "1 / 10 / 50", note="not measured: `loopscope serve` does not exist yet (issue 5)")
+        return
+    if env.demo_help is None:
+        rep.row(s, "1 / 10 / 50", note=f"not measured: {env.loopdemo} not built")
+        return
+    for n in cfg.serve_targets:
+        demos = [start([env.loopdemo, "--block", "1", "--every", "100", "--duration", "120"],
+                       cpu=CPU_TARGET) for _ in range(n)]
+        port = free_port()
+        args = ["serve", "--listen", f"127.0.0.1:{port}"]
+        for d in demos:
+            args += ["-p", str(d.pid)]
+        ag = Agent(env, args, f"serve-{n}.log")
+        # ready: /metrics answers and reports every target attached (or, without that
+        # metric, the agent's BPF link count has settled)
+        ready, text, end = False, "", time.monotonic() + 20 + 0.5 * n
+        while time.monotonic() < end and ag.p.poll() is None:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/metrics")
+                text = c.getresponse().read().decode(errors="replace")
+                c.close()
+                k = attached_targets(text)
+                if k == n or (k is None and ag.wait_attached(timeout=end - ag.t0) is None):
+                    ready = True
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        if not ready:
+            err = ag.error() or f"not ready in time (attached: {attached_targets(text)})"
+            ag.stop()
+            for d in demos:
+                stop(d)
+            rep.row(s, n, note=f"not measured: {err}")
+            continue
+        plain, gz, size = [], [], 0
+        c0, t0 = task_cpu_seconds(ag.p.pid), time.monotonic()
+        for i in range(cfg.serve_s):
+            nxt = t0 + i + 1
+            try:
+                dt, nbytes, st = scrape(port, gzip=bool(i % 2))
+                if st == 200:
+                    (gz if i % 2 else plain).append(dt * 1e3)
+                    if not i % 2:
+                        size = nbytes
+            except OSError:
+                pass
+            time.sleep(max(0.0, nxt - time.monotonic()))
+        c1, t1 = task_cpu_seconds(ag.p.pid), time.monotonic()
+        rss = rss_mib(ag.p.pid)
+        err = ag.error()
+        ag.stop()
+        for d in demos:
+            stop(d)
+        if err or c0 is None or c1 is None or not plain:
+            rep.row(s, n, note=f"not measured: {err or 'no successful scrape'}")
+            continue
+        cpu = 100 * (c1 - c0) / (t1 - t0)
+        cfg.serve[n] = (median(plain), cpu)
+        rep.row(s, n, median(plain), max(plain + gz), median(gz), size / 1024, cpu, rss,
+                note=f"{len(plain) + len(gz)} scrapes")
+
+
+# ---- goals
+
+def judge_goals(env, cfg, rep):
+    g = lambda name, default=None: getattr(cfg, name, default)
+
+    # default Node tier under 2% of req/s
+    http = g("http")
+    tier = env.default_tier()
+    key = f"loopscope {tier}" if tier else ("loopscope default" if http and "loopscope default" in http else None)
+    if http is None:
+        rep.goal("default tier costs < 2% of Node req/s", "-", None, "http section not run")
+    elif not key or key not in http or "no agent" not in http:
+        rep.goal("default tier costs < 2% of Node req/s", "-", None,
+                 "no Node tier measured (see section 2)")
+    else:
+        loss = 1 - http[key][0] / http["no agent"][0]
+        rep.goal(f"default tier ({key.split()[1]}) costs < 2% of Node req/s", f"{100 * loss:.1f}% fewer req/s",
+                 loss < 0.02)
+
+    # reference-loop probe budget (issue 3): ~2 us per iteration
+    c = g("ref_tier_cost")
+    rep.goal("reference loop: default probe set adds <= ~2 us per iteration",
+             f"{c:,.0f} ns" if c is not None else "-", (c <= 2000) if c is not None else None,
+             "" if c is not None else "see section 1")
+
+    # agent CPU at 10k it/s
+    a = g("agent_cpu", {})
+    at10k = {k[0]: v for k, v in a.items() if k[1] == 10000}
+    if at10k:
+        worst = max(at10k.values())
+        rep.goal("agent < 1% of a core at 10k iterations/s",
+                 ", ".join(f"{k} {v:.2f}%" for k, v in at10k.items()), worst < 1.0,
+                 "" if "node" in at10k else "Node not measured")
+    else:
+        rep.goal("agent < 1% of a core at 10k iterations/s", "-", None, "see section 3")
+
+    # attach
+    ms = g("attach_ms")
+    rep.goal("attach < 300 ms (stat start -> probe live, reference loop)",
+             f"{ms:.0f} ms" if ms is not None else "-", (ms < 300) if ms is not None else None,
+             "" if ms is not None else "see section 3b")
+
+    # loop vs libuv
+    r = g("libuv_ratio")
+    rep.goal("reference loop within 1.3x of libuv per iteration",
+             f"{r:.2f}x" if r is not None else "-", (r <= 1.3) if r is not None else None,
+             g("libuv_note", "") if r is None else "")
+
+    # accuracy
+    ok = g("acc_ok")
+    rep.goal("reference loop accuracy within issue 3's bounds", "see section 4" if ok is not None else "-", ok,
+             "" if ok is not None else "not run")
+    ok = g("node_acc_ok")
+    rep.goal("Node accuracy within issue 4's bounds (ELU 0.03, delay max)",
+             "see section 4" if ok is not None else "-", ok, "" if ok is not None else "Node not measured")
+
+    # serve
+    sv = g("serve", {})
+    if 50 in sv:
+        rep.goal("serve: scrape of 50 targets < 20 ms", f"{sv[50][0]:.1f} ms", sv[50][0] < 20)
+        rep.goal("serve: agent < 1% of a core at a 1 s scrape interval (50 targets)", f"{sv[50][1]:.2f}%",
+                 sv[50][1] < 1.0)
+    else:
+        rep.goal("serve: scrape of 50 targets < 20 ms; agent < 1% of a core at 1 s scrapes", "-", None,
+                 "see section 6")
+
+
 # ---------------------------------------------------------------- main
 
 def git_commit():
@@ -1115,6 +1308,7 @@ SECTIONS = {
     "http": section_http,
     "agent": section_agent,
     "accuracy": section_accuracy,
+    "serve": section_serve,
 }
 
 
@@ -1124,6 +1318,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short runs (to debug the harness)")
     ap.add_argument("--only", default="", help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--out", default=None, help="report directory (default BUILD/bench)")
+    ap.add_argument("--budget", type=float, default=540,
+                    help="seconds; sections that would start after this are skipped (default 540)")
     args = ap.parse_args()
     cfg = argparse.Namespace()
     cfg.build = os.path.abspath(args.build)
@@ -1134,13 +1330,15 @@ def main():
     cfg.warmup = 0.5 if q else 1.5
     cfg.measure = 0.6 if q else 1.0
     cfg.conns = 32
-    cfg.http_s = 1 if q else 3
-    cfg.http_reps = 1 if q else 3
+    cfg.http_s = 1 if q else 2
+    cfg.http_reps = 1 if q else 7
     cfg.clinic_reps = 1 if q else 2
     cfg.agent_s = 2.0 if q else 5.0
     cfg.attach_runs = 3 if q else 7
     cfg.acc_s = 2 if q else 4
     cfg.node_acc_intervals = 3 if q else 5
+    cfg.serve_s = 4 if q else 10
+    cfg.serve_targets = (1, 10) if q else (1, 10, 50)
     os.makedirs(os.path.join(cfg.out, "logs"), exist_ok=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -1153,10 +1351,15 @@ def main():
         if only and name not in only:
             continue
         ts = time.monotonic()
+        if ts - t0 > args.budget:
+            sec = rep.section(name, f"{name}", ["note"], "")
+            rep.row(sec, f"not measured: the run passed its {args.budget:.0f} s budget before this section")
+            continue
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         fn(env, cfg, rep)
         print(f"bench: {name} done in {time.monotonic() - ts:.0f} s", file=sys.stderr, flush=True)
 
+    judge_goals(env, cfg, rep)
     meta = {
         "command": "make bench" + (" (tests/bench/bench.py " + " ".join(sys.argv[1:]) + ")" if sys.argv[1:] else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
