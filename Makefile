@@ -35,6 +35,7 @@ Q := @
 msg = @printf '  %-7s %s\n' $(1) $(2)
 endif
 
+.DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .SUFFIXES:
 .PHONY: all deps demo test bench install uninstall clean check-deps
@@ -169,8 +170,7 @@ demo: all
 	$(Q)tests/demo.sh
 
 # ---------------------------------------------------------------- install
-instPROGS := $(BUILD)/loopscope $(if $(DEMO_SRCS),$(BUILD)/loopdemo)
-all: $(PROGS)
+install: $(PROGS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BUILD)/loopscope $(DESTDIR)$(PREFIX)/bin/loopscope
 	install -m 0755 $(BUILD)/loopdemo $(DESTDIR)$(PREFIX)/bin/loopdemo
