@@ -477,6 +477,20 @@ static void cand_take(struct live_cand *c, uint64_t dur, uint32_t phase, uint64_
 		c->callbacks = callbacks;
 }
 
+/* Whether an episode of this kind ended after `since`: then the span the latest
+ * snapshot saw running since then is over (spans of one kind never overlap in a loop),
+ * even if no newer snapshot says so yet. */
+static int ended_since(const struct top_model *m, const struct top_row *r, uint32_t kind, uint64_t since)
+{
+	for (uint32_t j = 0; j < m->log_len; j++) {
+		const struct ls_episode *ep = &m->log[(m->log_head + j) % TOP_LOG].ep;
+
+		if (ep->end_ns > since && ep->kind == kind && ep->pid == r->pid && ep->tid == r->tid)
+			return 1;
+	}
+	return 0;
+}
+
 void top_model_tick(struct top_model *m, uint64_t local_now)
 {
 	uint64_t now = (uint64_t)((int64_t)local_now + m->clock_offset);
@@ -505,14 +519,19 @@ void top_model_tick(struct top_model *m, uint64_t local_now)
 			continue;
 		}
 		if (r->present && snap && r->live_state == LS_LIVE_RUNNING) {
-			if (r->live_phase < LS_NPHASES && r->live_phase_since_ns && snap > r->live_phase_since_ns)
-				cand_take(&c[LS_EP_STALL], snap - r->live_phase_since_ns, r->live_phase, 0);
-			else if (r->live_since_ns && snap > r->live_since_ns)
+			if (r->live_phase < LS_NPHASES && r->live_phase_since_ns && snap > r->live_phase_since_ns) {
+				if (!ended_since(m, r, LS_EP_STALL, r->live_phase_since_ns))
+					cand_take(&c[LS_EP_STALL], snap - r->live_phase_since_ns, r->live_phase, 0);
+			} else if (r->live_since_ns && snap > r->live_since_ns &&
+				   !ended_since(m, r, LS_EP_STALL, r->live_since_ns))
 				cand_take(&c[LS_EP_STALL], snap - r->live_since_ns, LS_PHASE_NONE, 0);
 		}
-		if (r->present && snap && r->live_drain && r->live_drain_since_ns && snap > r->live_drain_since_ns)
-			cand_take(&c[r->live_drain == 1 ? LS_EP_TICK_STARVATION : LS_EP_MICROTASK_STARVATION],
-				  snap - r->live_drain_since_ns, r->live_phase, r->live_drain_callbacks);
+		if (r->present && snap && r->live_drain && r->live_drain_since_ns && snap > r->live_drain_since_ns) {
+			uint32_t k = r->live_drain == 1 ? LS_EP_TICK_STARVATION : LS_EP_MICROTASK_STARVATION;
+
+			if (!ended_since(m, r, k, r->live_drain_since_ns))
+				cand_take(&c[k], snap - r->live_drain_since_ns, r->live_phase, r->live_drain_callbacks);
+		}
 		for (uint32_t j = 0; j < m->log_len; j++) {
 			const struct top_log_entry *e = &m->log[(m->log_head + j) % TOP_LOG];
 

@@ -490,6 +490,32 @@ static void test_rows_follow_targets(void **state)
 	model_done(&m, &y);
 }
 
+/* The latest snapshot saw a stall in progress; its episode's end arrives before the
+ * next snapshot: the alert turns "recent" at once instead of lingering as active. */
+static void test_end_beats_stale_live_state(void **state)
+{
+	struct top_model m;
+	struct synth y;
+	struct ls_loop_snapshot *l;
+	struct ls_episode ep = { .pid = 100, .tid = 100, .kind = LS_EP_STALL, .phase = LS_PHASE_TIMERS };
+
+	model_init(&m, &y, 1);
+	l = loop_of(&y, 0);
+	y.snap.mono_ns = T0 + 10 * S;
+	l->live_state = LS_LIVE_RUNNING;
+	l->live_phase = LS_PHASE_TIMERS;
+	l->live_since_ns = l->live_phase_since_ns = T0 + 10 * S - 250 * MS;
+	apply(&m, &y);
+	assert_true(has_alert(&m, TOP_ALERT_ACTIVE, "stalled in timers for 250ms"));
+	ep.start_ns = l->live_phase_since_ns;
+	ep.end_ns = ep.start_ns + 300 * MS;
+	top_model_episode(&m, &ep, LOCAL(ep.end_ns + 1 * MS));
+	print_alerts(&m);
+	assert_int_equal(m.nalerts, 1);
+	assert_true(has_alert(&m, TOP_ALERT_RECENT, "stall in timers for 300ms, just now"));
+	model_done(&m, &y);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -499,6 +525,7 @@ int main(void)
 		cmocka_unit_test(test_live_tick_starvation),
 		cmocka_unit_test(test_episode_lifecycle),
 		cmocka_unit_test(test_lost_end_inferred),
+		cmocka_unit_test(test_end_beats_stale_live_state),
 		cmocka_unit_test(test_target_exit),
 		cmocka_unit_test(test_sort_and_select),
 		cmocka_unit_test(test_reset_and_pause),
