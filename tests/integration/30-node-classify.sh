@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# timeout: 90
+# Node.js stalls told apart from outside by stack samples: a recursive
+# process.nextTick, a recursive promise chain and one long synchronous callback
+# each give exactly one episode of the right kind, in both probe tiers; a healthy
+# HTTP server under bounded loopback load gives none.
+source "$(dirname "$0")/../lib.sh"
+need_root
+need_cmd node
+need_cmd wrk
+NODEDIR=$(cd "$(dirname "$0")/../node" && pwd)
+
+# kinds JSONFILE: the episode kinds of the main loop, sorted, comma-separated.
+kinds() {
+	python3 - "$1" <<'PY'
+import json, sys
+ks = []
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    if o["tid"] == o["pid"]:
+        ks += [e["kind"] for e in o.get("episodes", [])]
+print(",".join(sorted(ks)))
+PY
+}
+
+for tier in light phases; do
+	for mode in tick micro sync; do
+		case $mode in
+		tick) want=tick_starvation ;;
+		micro) want=microtask_starvation ;;
+		sync) want=stall ;;
+		esac
+		bg node "$NODEDIR/block.js" "$mode" 600 1200 >"$TMP/block.out"
+		pid=$BG_PID
+		sleep 0.4	# node's default loop must exist before attach (the offsets are checked on it)
+		"$LOOPSCOPE" stat -p "$pid" -d 2.6 -i 2.6 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err"
+		rc=$?
+		check "$tier/$mode: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$mode.err"))" [ "$rc" = 0 ]
+		check "$tier/$mode: the block ran while attached" grep -q "blocked $mode" "$TMP/block.out"
+		got=$(kinds "$TMP/$mode.json")
+		check "$tier/$mode: one episode, kind $want (got '$got')" [ "$got" = "$want" ]
+		kill "$pid"; wait "$pid" 2>/dev/null
+	done
+done
+
+# A healthy server under load: no episode at the default threshold (100 ms).
+bg node "$NODEDIR/server.js" 0 >"$TMP/server.out"
+spid=$BG_PID
+wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "server did not start"; done_testing; }
+port=$(awk '/listening/ { print $2 }' "$TMP/server.out")
+bg wrk -t1 -c16 -d5s "http://127.0.0.1:$port/" >"$TMP/wrk.out"
+wpid=$BG_PID
+sleep 0.5
+"$LOOPSCOPE" stat -p "$spid" -d 3 -i 3 --json >"$TMP/http.json" 2>"$TMP/http.err"
+check "http: stat exits 0" [ $? = 0 ]
+wait "$wpid"
+read -r iters eps <<<"$(python3 -c '
+import json, sys
+o = [json.loads(l) for l in open(sys.argv[1])]
+m = [x for x in o if x["tid"] == x["pid"]]
+print(sum(x["iterations"] for x in m), sum(len(x.get("episodes", [])) + x["stall_episodes"] for x in m))
+' "$TMP/http.json")"
+check "http: the loop iterated under load ($iters iterations)" [ "${iters:-0}" -gt 1000 ]
+check "http: no episode on a healthy server (got ${eps:-?})" [ "${eps:-1}" = 0 ]
+reqs=$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")
+check "http: wrk got responses ($reqs)" [ "${reqs:-0}" -gt 1000 ]
+check "http: no socket errors or non-2xx" bash -c "! grep -qE 'Socket errors|Non-2xx' '$TMP/wrk.out'"
+done_testing

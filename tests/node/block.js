@@ -1,0 +1,29 @@
+// block.js MODE [MS] [DELAY_MS]: after DELAY_MS (default 1500, time to attach), keep the
+// event loop from polling for MS milliseconds (default 600) in one of three ways, then
+// idle with a 50 ms interval until killed:
+//   tick  - recursive process.nextTick (the nextTick queue never empties)
+//   micro - recursive promise reactions (V8's microtask queue never empties)
+//   sync  - one long synchronous callback (a busy loop)
+// Prints "blocked MODE N" when done (N = callbacks run).
+'use strict';
+const mode = process.argv[2];
+const ms = +process.argv[3] || 600;
+const delay = +process.argv[4] || 1500;
+if (!['tick', 'micro', 'sync'].includes(mode)) {
+  console.error('usage: block.js tick|micro|sync [MS] [DELAY_MS]');
+  process.exit(2);
+}
+setInterval(() => {}, 50);
+setTimeout(() => {
+  const t0 = Date.now();
+  let n = 0;
+  const done = () => console.log('blocked', mode, n);
+  if (mode === 'tick') {
+    (function again() { n++; if (Date.now() - t0 < ms) process.nextTick(again); else done(); })();
+  } else if (mode === 'micro') {
+    (function again() { n++; if (Date.now() - t0 < ms) Promise.resolve().then(again); else done(); })();
+  } else {
+    while (Date.now() - t0 < ms) n++;
+    done();
+  }
+}, delay);
