@@ -14,7 +14,10 @@
  *
  * --exe: every interval, stat() of /proc/PID/exe for every process, compared by
  * device and inode with the named binary (so symlinks, bind mounts and relative paths
- * all match, and a binary replaced on disk is followed). A process that starts is
+ * all match, and a binary replaced on disk is followed); failing that, the link text
+ * of /proc/PID/exe is compared with the path, which is what matches a process in
+ * another container (another mount namespace) running "/usr/local/bin/node" when the
+ * agent's own filesystem has a different file there, or none. A process that starts is
  * picked up within one interval; one that exits is seen at once through the agent's
  * pidfd, reported with loopscope_target_up 0 and dropped after --keep-exited. A /proc
  * scan was chosen over a sched_process_exec tracepoint: it costs one stat() per
@@ -66,7 +69,8 @@ struct gone {
 };
 
 struct exe_watch {
-	const char *path;
+	const char *path;	/* as given (absolute, or made absolute by realpath) */
+	char real[PATH_MAX];	/* realpath() of it, or "" */
 	dev_t dev;
 	ino_t ino;
 	int ok;			/* the path could be stat()ed at the last scan */
@@ -390,8 +394,18 @@ static void scan_exes(struct serve *sv)
 			continue;	/* a kernel thread, gone, or not ours to look at */
 		for (int i = 0; i < sv->nexes && !match; i++)
 			match = sv->exes[i].ok && st.st_dev == sv->exes[i].dev && st.st_ino == sv->exes[i].ino ? i + 1 : 0;
-		if (!match)
-			continue;
+		if (!match) {
+			char link[PATH_MAX];
+			ssize_t n = readlink(path, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = 0;
+			for (int i = 0; i < sv->nexes && !match; i++)
+				match = !strcmp(link, sv->exes[i].path) || (sv->exes[i].real[0] && !strcmp(link, sv->exes[i].real))
+						? i + 1 : 0;
+			if (!match)
+				continue;
+		}
 		if (pid_failed(sv, (int32_t)pid)) {
 			push_pid(&still, &nstill, &capstill, (int32_t)pid);
 			continue;
@@ -777,9 +791,17 @@ int ls_cmd_serve(int argc, char **argv)
 	}
 	for (int i = 0; i < sv.nexes; i++) {
 		struct stat st;
-		if (stat(sv.exes[i].path, &st) || !S_ISREG(st.st_mode)) {
-			fprintf(stderr, "loopscope serve: --exe %s: %s\n", sv.exes[i].path,
-				errno ? strerror(errno) : "not a regular file");
+		/* An absolute path that does not exist here may still name a binary in another
+		 * container; anything else must be a file we can see. */
+		if (stat(sv.exes[i].path, &st) == 0) {
+			if (!S_ISREG(st.st_mode)) {
+				fprintf(stderr, "loopscope serve: --exe %s: not a regular file\n", sv.exes[i].path);
+				return 2;
+			}
+			if (!realpath(sv.exes[i].path, sv.exes[i].real))
+				sv.exes[i].real[0] = 0;
+		} else if (sv.exes[i].path[0] != '/') {
+			fprintf(stderr, "loopscope serve: --exe %s: %s\n", sv.exes[i].path, strerror(errno));
 			return 2;
 		}
 	}
