@@ -95,7 +95,7 @@ static void usage(FILE *f)
 	      "      --every binds to the workload flag just before it (default 1000 ms)\n"
 	      "  --io                                echo server on 127.0.0.1 + its own bounded clients\n"
 	      "  --clients N                         --io client connections (default 4, max 64)\n"
-	      "  --work                              thread-pool jobs (4 at a time, ~2 ms each)\n"
+	      "  --work                              thread-pool jobs (up to 4 every 50 ms, ~2 ms of CPU each)\n"
 	      "options:\n"
 	      "  --duration S           stop after S seconds of workload (default: until killed)\n"
 	      "  --stats-json FILE      write ground truth (JSON) at exit and on SIGUSR1\n"
@@ -474,7 +474,7 @@ static void start_workload(void)
 	if (D.work) {
 		lsl_timer_init(D.loop, &D.work_timer);
 		D.work_timer_open = 1;
-		lsl_timer_start(&D.work_timer, work_cb, 1, 10);
+		lsl_timer_start(&D.work_timer, work_cb, 1, 50);
 	}
 	if (D.duration_s > 0) {
 		lsl_timer_init(D.loop, &D.duration_timer);

@@ -193,6 +193,11 @@ int lsl_loop_alive(const lsl_loop_t *loop);
 /* The probe record (lsl_probes.h) this loop fills while accounting or tracing. */
 const struct lsl_probe_record *lsl_probe_record(const lsl_loop_t *loop);
 
+/* Probes (lsl_probes.h has the table). callback_start/callback_end bracket every
+ * phase-level callback: timers, pending, idle, prepare, the I/O dispatch of one fd,
+ * check handles, immediates, close callbacks. Single ticks and microtasks are not
+ * bracketed: the *_drain_start/end probes cover them as a run. */
+
 /* 1 if a tracer raised the named probe's semaphore (e.g. "poll_start"), else 0;
  * -EINVAL for an unknown name, -ENOTSUP when built with -DLSL_NO_PROBES. */
 int lsl_probe_enabled(const char *probe);
@@ -274,7 +279,8 @@ size_t lsl_tcp_write_queue_size(const lsl_tcp_t *tcp);
 
 /* Thread pool (4 threads, started on first use). work runs on a pool thread, then
  * after(w, 0) runs on the loop thread in the poll phase. The request keeps the loop
- * alive until after ran. w must stay valid until then. */
+ * alive until after ran. w must stay valid until then; zero it before its first use
+ * (a request still queued or running gives -EBUSY). */
 int lsl_queue_work(lsl_loop_t *loop, lsl_work_t *w, lsl_work_cb work, lsl_after_work_cb after);
 
 /* ------------------------------------------------------------------ accounting */

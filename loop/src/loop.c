@@ -441,6 +441,7 @@ int lsl_run(lsl_loop_t *loop)
 			LSL_PROBE2(iter_end, loop, loop->iteration);
 	}
 	loop->rec_on = 0;
+	loop->rec.live_phase = LSL_PROBE_NONE;
 	loop->running = 0;
 	if (loop->acct.want != loop->acct.on)
 		lsl__acct_apply(loop, lsl_hrtime_ns());

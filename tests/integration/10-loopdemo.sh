@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 90
+# timeout: 120
 # loopdemo's ground truth (--stats-json) matches the lag each workload flag asks for,
 # and the binary carries the USDT probe set of lsl_probes.h, each with a semaphore.
 source "$(dirname "$0")/../lib.sh"
@@ -84,7 +84,21 @@ wait "$pid"; rc=$?
 check "SIGTERM: clean exit (rc $rc), no leak reported by ASan" [ "$rc" = 0 ]
 check "stats rewritten at exit" jt '.interval_s >= 1.4' "$f"
 
-# 7. bad flags are refused with a message, not run.
+# 7. the default mix (what make demo shows) prints live lines and stops on SIGINT.
+bg "$DEMO" --stats-json "$TMP/mix.json"
+pid=$BG_PID
+sleep 2.6
+kill -INT "$pid"
+wait "$pid"; rc=$?
+check "default mix: SIGINT ends it cleanly (rc $rc)" [ "$rc" = 0 ]
+check "default mix: echo traffic, pool jobs and a 40 ms block in 2.6 s" \
+	jt '.microtasks.drains > 100 and .phases.poll.count > 200 and .phases.timers.max_s >= 0.040' "$TMP/mix.json"
+out=$("$LS_BUILD/loopdemo" --print-interval 0.3 --duration 1)
+check "--print-interval prints a line per interval with it/s, echo and jobs" \
+	bash -c '[ "$(grep -c "it/s.*util.*delay p99" <<<"$1")" -ge 2 ] && grep -q "echo .*jobs" <<<"$1"' _ "$out"
+check "quiet by default: nothing on stdout" bash -c '[ -z "$("$1" --block 1 --every 10 --duration 0.3)" ]' _ "$DEMO"
+
+# 8. bad flags are refused with a message, not run.
 check "--every without a workload is refused" bash -c '! "$1" --every 10 --duration 1 2>/dev/null' _ "$DEMO"
 check "negative ms is refused" bash -c '! "$1" --block -5 --duration 1 2>/dev/null' _ "$DEMO"
 done_testing
