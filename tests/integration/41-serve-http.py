@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+# timeout: 90
+"""41-serve-http: the HTTP server of `loopscope serve` under bad and hostile clients.
+
+serve runs with --exe on a binary nobody runs (no target, so no BPF is needed and the
+test is about the server alone), a 2 s header timeout and a 250-connection limit.
+Asserted: 400 / 404 / 405 (+Allow) / 431 / 505, HEAD, keep-alive and pipelining,
+a one-byte-per-second client that never blocks scrapes and is dropped at its header
+deadline, 200 concurrent scrapes all answered, the connection limit (503) and recovery,
+a /events reader that stops reading without slowing scrapes, and a clean exit (ASan).
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("LS_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
+LOOPSCOPE = os.environ.get("LOOPSCOPE") or os.path.join(BUILD, "asan", "loopscope")
+
+n = 0
+failed = 0
+
+
+def tap(ok, desc):
+    global n, failed
+    n += 1
+    if not ok:
+        failed += 1
+    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, desc), flush=True)
+
+
+def start_serve(args):
+    """Start serve; returns (proc, port, stderr lines list filled by a thread)."""
+    p = subprocess.Popen([LOOPSCOPE, "serve", "--listen", "127.0.0.1:0"] + args,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = []
+    port = [None]
+    ready = threading.Event()
+
+    def pump():
+        for line in p.stderr:
+            lines.append(line.rstrip("\n"))
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                port[0] = int(m.group(1))
+                ready.set()
+        ready.set()
+    threading.Thread(target=pump, daemon=True).start()
+    ready.wait(20)
+    return p, port[0], lines
+
+
+def connect(port, timeout=5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return s
+
+
+def recv_all(s, until=None, limit=10 << 20):
+    buf = b""
+    while len(buf) < limit:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+        if until is not None and until(buf):
+            break
+    return buf
+
+
+def one_response_done(buf):
+    """True once buf holds one complete response with a Content-Length."""
+    head, sep, body = buf.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    m = re.search(rb"(?i)\r\ncontent-length: (\d+)", head)
+    return m is not None and len(body) >= int(m.group(1))
+
+
+def request(port, raw, timeout=5):
+    s = connect(port, timeout)
+    s.sendall(raw)
+    data = recv_all(s)
+    s.close()
+    return data
+
+
+def status_of(resp):
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", resp)
+    return int(m.group(1)) if m else None
+
+
+def scrape_time(port):
+    t = time.monotonic()
+    r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    return time.monotonic() - t, status_of(r)
+
+
+def main():
+    if not os.path.exists(LOOPSCOPE):
+        print("not ok 1 - %s missing (make first)" % LOOPSCOPE)
+        return 1
+    tmp = tempfile.mkdtemp(prefix="loopscope-41-")
+    nobody = os.path.join(tmp, "nobody-runs-this")
+    shutil.copy("/bin/true", nobody)
+    serve, port, err = start_serve(["--exe", nobody, "--header-timeout", "2", "--max-conns", "250"])
+    try:
+        tap(port is not None, "serve listens on a free port (stderr: %r)" % err[-3:])
+        if port is None:
+            return 1
+        run_cases(port)
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            rc = serve.wait(20)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            rc = serve.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    tap(rc == 0, "serve exits 0 on SIGTERM with nothing leaked (rc %s; stderr tail %r)" % (rc, err[-5:]))
+    print("1..%d" % n)
+    return 1 if failed else 0
+
+
+def run_cases(port):
+    # --- status codes
+    r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    tap(status_of(r) == 200 and b"version=0.0.4" in r and b"# TYPE loopscope_attached_targets gauge" in r,
+        "GET /metrics: 200, text format 0.0.4")
+    r = request(port, b"HELLO\r\n\r\n")
+    tap(status_of(r) == 400, "malformed request line: 400 (%r)" % r[:40])
+    r = request(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+    tap(status_of(r) == 400, "HTTP/1.1 without Host: 400")
+    r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n")
+    tap(status_of(r) == 400, "header line without a colon: 400")
+    r = request(port, b"GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    tap(status_of(r) == 404, "unknown path: 404")
+    for method in (b"POST", b"PUT", b"DELETE", b"OPTIONS"):
+        r = request(port, method + b" /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        tap(status_of(r) == 405 and b"\r\nAllow: GET, HEAD\r\n" in r, "%s /metrics: 405 with Allow" % method.decode())
+    r = request(port, b"GET /metrics HTTP/2.0\r\nHost: t\r\n\r\n")
+    tap(status_of(r) == 505, "HTTP/2.0 request line: 505")
+    r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+    tap(status_of(r) == 431, "20 kB of headers: 431")
+    r = request(port, b"GET /" + b"a" * 400 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    tap(status_of(r) == 414, "400-byte target: 414")
+    r = request(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    tap(status_of(r) == 200 and r.endswith(b"attached\n"), "GET /healthz: 200")
+
+    # --- HEAD, keep-alive, pipelining
+    s = connect(port)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    r1 = recv_all(s, one_response_done)
+    s.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    r2 = recv_all(s, lambda b: b"\r\n\r\n" in b)
+    time.sleep(0.2)
+    s.settimeout(0.3)
+    extra = recv_all(s)
+    head2 = r2.partition(b"\r\n\r\n")
+    cl = re.search(rb"(?i)content-length: (\d+)", head2[0])
+    tap(status_of(r1) == 200 and status_of(r2) == 200 and cl and int(cl.group(1)) > 1000
+        and head2[2] == b"" and extra == b"",
+        "keep-alive: GET then HEAD on one connection; HEAD has Content-Length and no body")
+    s.settimeout(5)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+              b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    r = recv_all(s)
+    tap(r.count(b"HTTP/1.1 200 OK") == 3, "three pipelined requests answered in order, then closed")
+    s.close()
+
+    # --- gzip
+    r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+    tap(b"\r\nContent-Encoding: gzip\r\n" in r and r.partition(b"\r\n\r\n")[2][:2] == b"\x1f\x8b",
+        "Accept-Encoding: gzip gets a gzip body")
+    r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip;q=0\r\nConnection: close\r\n\r\n")
+    tap(b"Content-Encoding" not in r, "gzip;q=0 gets plain text")
+
+    # --- one byte per second: never blocks others, dropped at the 2 s header deadline
+    slow = connect(port)
+    slow_req = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
+    t0 = time.monotonic()
+    worst = 0.0
+    dropped_after = None
+    for i in range(len(slow_req)):
+        try:
+            slow.sendall(slow_req[i:i + 1])
+            slow.settimeout(0.01)
+            try:
+                if slow.recv(4096) == b"":
+                    dropped_after = time.monotonic() - t0
+            except socket.timeout:
+                pass
+            except OSError:
+                dropped_after = time.monotonic() - t0
+        except OSError:
+            dropped_after = time.monotonic() - t0
+        if dropped_after is not None:
+            break
+        dt, st = scrape_time(port)
+        worst = max(worst, dt)
+        time.sleep(max(0.0, 1.0 - dt))
+    slow.close()
+    tap(dropped_after is not None and 1.5 <= dropped_after <= 4.5,
+        "a one-byte-per-second client is dropped at the header timeout (after %s s)" %
+        (None if dropped_after is None else round(dropped_after, 2)))
+    tap(worst < 0.5, "scrapes meanwhile answered at once (slowest %.3f s)" % worst)
+
+    # --- 200 concurrent connections, all answered
+    socks = [connect(port, 10) for _ in range(200)]
+    for s in socks:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    ok = 0
+    for s in socks:
+        r = recv_all(s)
+        ok += status_of(r) == 200 and one_response_done(r)
+        s.close()
+    tap(ok == 200, "200 concurrent scrapes: %d answered 200 with a full body" % ok)
+
+    # --- connection limit (250): the 251st gets 503, and the server recovers
+    socks = [connect(port, 10) for _ in range(250)]
+    time.sleep(0.3)
+    over = connect(port)
+    r = recv_all(over)
+    over.close()
+    tap(status_of(r) == 503, "connection 251 of a 250 limit: 503 (%r)" % r[:30])
+    for s in socks:
+        s.close()
+    time.sleep(0.3)
+    dt, st = scrape_time(port)
+    tap(st == 200, "after the idle connections close, scrapes work again (%.3f s)" % dt)
+
+    # --- an /events reader that never reads does not slow scrapes
+    ev = connect(port)
+    ev.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ev.sendall(b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n")
+    good = connect(port)
+    good.sendall(b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n")
+    worst = 0.0
+    for _ in range(10):
+        dt, st = scrape_time(port)
+        worst = max(worst, dt)
+        time.sleep(0.25)
+    good.settimeout(2)
+    data = recv_all(good, lambda b: b.count(b'{"type":"snapshot"') >= 2)
+    head, _, body = data.partition(b"\r\n\r\n")
+    tap(b"application/x-ndjson" in head and body.count(b'{"type":"snapshot"') >= 2,
+        "/events streams one snapshot line per interval (%d seen)" % body.count(b'{"type":"snapshot"'))
+    tap(worst < 0.5, "a stalled /events reader does not slow scrapes (slowest %.3f s)" % worst)
+    ev.close()
+    good.close()
+    r = request(port, b"HEAD /events HTTP/1.1\r\nHost: t\r\n\r\n")
+    tap(status_of(r) == 200 and r.endswith(b"\r\n\r\n"), "HEAD /events: head only, then closed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
