@@ -61,6 +61,9 @@ static void write_done(lsl_tcp_t *tcp, int status, void *arg)
 {
 	assert_int_equal(status, 0);
 	assert_ptr_equal(arg, &e);
+	/* A small write completes at once; its callback is deferred to the pending
+	 * phase of the next iteration, never run from inside lsl_tcp_write. */
+	assert_int_equal(lsl_probe_record(tcp->h.loop)->live_phase, LSL_PROBE_PENDING);
 	e.writes_done++;
 }
 
@@ -87,6 +90,7 @@ static void test_tcp_echo_round_trip(void **state)
 	int port;
 
 	memset(&e, 0, sizeof(e));
+	assert_int_equal(lsl_accounting_start(loop), 0);	/* fills the record's live phase */
 	assert_int_equal(lsl_tcp_init(loop, &e.server), 0);
 	assert_int_equal(lsl_tcp_port(&e.server), -ENOTCONN);
 	assert_int_equal(lsl_tcp_listen(&e.server, "127.0.0.1", 0, 16, on_conn), 0);
@@ -192,6 +196,55 @@ static void test_tcp_close_with_queued_writes(void **state)
 	assert_int_equal(lsl_loop_close(loop), 0);
 }
 
+/* Writing to a peer that closed: an error status in the write callback (no SIGPIPE,
+ * no crash), after which the handle closes normally. */
+static lsl_tcp_t gone_server, gone_conn, gone_client;
+static int gone_status, gone_writes;
+
+static void gone_on_conn(lsl_tcp_t *server, int status)
+{
+	assert_int_equal(lsl_tcp_init(server->h.loop, &gone_conn), 0);
+	assert_int_equal(lsl_tcp_accept(server, &gone_conn), 0);
+	lsl_close(&gone_conn.h, NULL);		/* hang up at once */
+	lsl_close(&server->h, NULL);
+}
+
+static void gone_write_cb(lsl_tcp_t *tcp, int status, void *arg)
+{
+	gone_writes++;
+	if (status == 0 && gone_writes < 2000) {
+		usleep(200);
+		assert_int_equal(lsl_tcp_write(tcp, "ping", 4, gone_write_cb, NULL), 0);
+		return;
+	}
+	gone_status = status;
+	lsl_close(&tcp->h, NULL);
+}
+
+static void gone_on_connect(lsl_tcp_t *tcp, int status)
+{
+	assert_int_equal(status, 0);
+	assert_int_equal(lsl_tcp_write(tcp, "ping", 4, gone_write_cb, NULL), 0);
+}
+
+static void test_tcp_write_to_closed_peer(void **state)
+{
+	lsl_loop_t *loop = new_loop();
+	int port;
+
+	gone_status = 0;
+	gone_writes = 0;
+	assert_int_equal(lsl_tcp_init(loop, &gone_server), 0);
+	assert_int_equal(lsl_tcp_listen(&gone_server, "127.0.0.1", 0, 4, gone_on_conn), 0);
+	port = lsl_tcp_port(&gone_server);
+	assert_int_equal(lsl_tcp_init(loop, &gone_client), 0);
+	assert_int_equal(lsl_tcp_connect(&gone_client, "127.0.0.1", (uint16_t)port, gone_on_connect), 0);
+	assert_int_equal(lsl_run(loop), 0);
+	assert_true(gone_status == -EPIPE || gone_status == -ECONNRESET);
+	assert_true(gone_writes < 2000);
+	assert_int_equal(lsl_loop_close(loop), 0);
+}
+
 /* ------------------------------------------------------------ thread pool */
 
 static pthread_t loop_thread;
@@ -284,6 +337,7 @@ int main(void)
 		cmocka_unit_test(test_tcp_echo_round_trip),
 		cmocka_unit_test(test_tcp_connect_refused_and_bad_address),
 		cmocka_unit_test(test_tcp_close_with_queued_writes),
+		cmocka_unit_test(test_tcp_write_to_closed_peer),
 		cmocka_unit_test(test_thread_pool_completion),
 		cmocka_unit_test(test_io_watcher),
 	};
