@@ -12,6 +12,12 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${LS_BUILD:-$ROOT/build}
 OUT=$BUILD/bench
 mkdir -p "$OUT"
+# bench.py names the command in its report and only folds in loop_bench.json made in this run.
+export BENCH_T0=${BENCH_T0:-$(date +%s)}
+if [ -z "${BENCH_CMD:-}" ]; then
+	if [ -n "${MAKELEVEL:-}" ]; then BENCH_CMD="make bench"; else BENCH_CMD="tests/bench/run.sh $*"; fi
+fi
+export BENCH_CMD
 PIN=()
 command -v taskset >/dev/null 2>&1 && PIN=(taskset -c 1)
 
@@ -59,7 +65,17 @@ section_loop() {
 	echo "  raw runs: $raw; summary: $OUT/loop_bench.json"
 }
 
-SECTIONS=(loop)
+# ------------------------------------------------------------------ report
+# Every other benchmark (probe tiers per iteration, Node HTTP with loopscope /
+# prom-client / clinic, agent CPU and attach time, accuracy, serve) and the ONE report:
+# tests/bench/bench.py writes $OUT/report.md and $OUT/report.json, folding in the
+# loop section's $OUT/loop_bench.json when that ran in this same run.
+section_report() {
+	echo "== report: probe tiers, Node HTTP, agent cost and attach, accuracy, libuv, serve (tests/bench/bench.py)"
+	python3 -B "$ROOT/tests/bench/bench.py" --build "$BUILD" --out "$OUT" ${BENCH_ARGS:-}
+}
+
+SECTIONS=(loop report)
 
 want=("$@")
 [ ${#want[@]} -eq 0 ] && want=("${SECTIONS[@]}")
