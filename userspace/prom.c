@@ -238,7 +238,7 @@ static const struct {
 	int set;
 } loop_hists[] = {
 	{ "loopscope_iteration_duration_seconds", "Duration of whole loop iterations.",
-	  offsetof(struct ls_loop_snapshot, iteration), LS_HAS_PHASES | LS_HAS_DELAY, LS_PROM_FINE },
+	  offsetof(struct ls_loop_snapshot, iteration), LS_HAS_PHASES | LS_HAS_DELAY, LS_PROM_COARSE },
 	{ "loopscope_eventloop_delay_seconds",
 	  "Event-loop delay: per iteration, the not-polling span from poll return to the next poll entry "
 	  "(the longest an event arriving then could wait).",
