@@ -334,6 +334,20 @@ static int handle_key(struct top_model *m, int ch)
 	return 0;
 }
 
+/* "target 123 (loopdemo) exited; nothing left to watch" */
+static void exited_why(const struct top_model *m, char *why, size_t len)
+{
+	size_t n = 0;
+
+	why[0] = '\0';
+	for (uint32_t i = 0; i < m->nrows && n + 1 < len; i++)
+		if (m->rows[i].target_state == LS_TARGET_EXITED)
+			n += (size_t)snprintf(why + n, len - n, "%starget %d (%s) exited", n ? ", " : "",
+					      m->rows[i].pid, m->rows[i].comm);
+	if (n + 1 < len)
+		snprintf(why + n, len - n, "%snothing left to watch", n ? "; " : "");
+}
+
 /* Run the dashboard on src until the user quits, a signal, the source ends or fails.
  * Returns the exit status and leaves a one-line reason in why. */
 static int run(struct ls_source *src, struct top_model *m, const struct top_cfg *cfg,
@@ -363,7 +377,7 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 		}
 		if (!ended_at && m->all_exited) {
 			ended_at = now;
-			snprintf(why, whylen, "every target has exited");
+			exited_why(m, why, whylen);
 		}
 		if (ended_at && now - ended_at >= (uint64_t)cfg->exit_linger_ms * 1000000)
 			return status;
@@ -392,9 +406,13 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 			if (err == -ENODATA) {
 				/* Show the final state (target exited) for a moment, then leave. */
 				take_snapshot(src, m);
-				m->all_exited = 1;
 				ended_at = ls_now_mono_ns();
-				snprintf(why, whylen, "every target is gone (the %s source ended)", m->source_name);
+				if (m->all_exited)
+					exited_why(m, why, whylen);
+				else
+					snprintf(why, whylen, "the %s source ended (stream closed or every target gone)",
+						 m->source_name);
+				m->all_exited = 1;
 			} else if (err) {
 				snprintf(why, whylen, "the %s source failed: %s", m->source_name, strerror(-err));
 				return 1;

@@ -19,10 +19,9 @@ tmux_fmt() { tm display-message -p -t t "$1"; }
 tmux_resize() { tm resize-window -t t -x "$1" -y "$2"; }
 
 # tmux_stty: the pane's tty modes as `stty -g` prints them (only at the shell prompt).
-_stty_n=0
 tmux_stty() {
-	_stty_n=$((_stty_n + 1))
-	local f=$TMP/stty.$_stty_n
+	local f	# a fresh name each time: this runs in $(...), so a counter would not stick
+	f=$(mktemp -u "$TMP/stty.XXXXXX")
 	tmux_keys "stty -g > $f" Enter
 	wait_for 5 test -s "$f" && cat "$f"
 }
