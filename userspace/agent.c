@@ -7,6 +7,7 @@
  * last numbers in later snapshots.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,8 @@ struct agent_target {
 	struct ls_target t;
 	int pidfd;			/* -1 once the target is gone */
 	struct ls_target_snapshot last;	/* latest collected numbers (owned) */
+	pthread_t reaper;		/* detaching after an exit (see target_exited) */
+	int reaping;
 };
 
 struct ls_agent {
@@ -86,8 +89,18 @@ static void count_episode(const struct ls_episode *ep, void *arg)
 	deliver(arg, ep);
 }
 
-/* Final collect, then the backend detaches; the numbers stay for later snapshots. */
-static void target_retire(struct ls_agent *ag, struct agent_target *at, uint32_t state)
+static void *reap(void *arg)
+{
+	struct agent_target *at = arg;
+
+	at->t.backend->detach(&at->t);
+	return NULL;
+}
+
+/* Final collect, then the backend detaches; the numbers stay for later snapshots.
+ * async: detach on a thread (joined by ls_agent_free), because unregistering uprobes
+ * takes ~1 s here and the other targets' reports must not wait for a dead one. */
+static void target_retire(struct ls_agent *ag, struct agent_target *at, uint32_t state, int async)
 {
 	int efd;
 
@@ -103,7 +116,10 @@ static void target_retire(struct ls_agent *ag, struct agent_target *at, uint32_t
 		close(at->pidfd);
 		at->pidfd = -1;
 	}
-	at->t.backend->detach(&at->t);
+	if (async && pthread_create(&at->reaper, NULL, reap, at) == 0)
+		at->reaping = 1;
+	else
+		at->t.backend->detach(&at->t);
 	at->t.state = state;
 	if (state == LS_TARGET_EXITED)
 		at->t.exited_ns = ls_now_mono_ns();
@@ -119,7 +135,7 @@ static void target_exited(struct ls_agent *ag, struct agent_target *at)
 		return;
 	/* Drain what the probes said before the exit, then detach. */
 	at->t.backend->consume(&at->t, count_episode, ag);
-	target_retire(ag, at, LS_TARGET_EXITED);
+	target_retire(ag, at, LS_TARGET_EXITED, 1);
 	memset(&ep, 0, sizeof(ep));
 	ep.pid = at->t.info.pid;
 	ep.kind = LS_EP_TARGET_EXIT;
@@ -421,7 +437,7 @@ int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid)
 		struct agent_target *at = ag->targets[i];
 
 		if (at->t.info.pid == pid && at->t.state == LS_TARGET_ATTACHED) {
-			target_retire(ag, at, LS_TARGET_DETACHED);
+			target_retire(ag, at, LS_TARGET_DETACHED, 0);
 			return 0;
 		}
 	}
@@ -442,6 +458,8 @@ void ls_agent_free(struct ls_agent *ag)
 
 		if (at->t.state == LS_TARGET_ATTACHED)
 			at->t.backend->detach(&at->t);
+		if (at->reaping)
+			pthread_join(at->reaper, NULL);
 		if (at->pidfd >= 0)
 			close(at->pidfd);
 		free(at->last.loops);

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# timeout: 150
+# 21-stat-lifecycle: loopscope stat's errors, exits and signals. Every error is one
+# line on stderr with a non-zero exit; a target exiting mid-trace is one line and exit
+# 0; SIGINT/SIGTERM detach cleanly; and after every case nothing of ours is left in
+# the kernel (bpftool prog/link, compared with before the case).
+source "$(dirname "$0")/../lib.sh"
+need_root
+need_cmd bpftool
+need_cmd jq
+need_cmd setpriv
+
+OUR_PROGS='^(poll_start|poll_end|timer_fired|tick_drain_end|microtask_drain)$'
+# IDs of loaded BPF programs with our probe names (bpftool truncates names to 15 chars).
+our_prog_ids() { bpftool -j prog list | jq -r --arg re "$OUR_PROGS" '.[] | select((.name // "") | test($re)) | .id' | sort -u; }
+# Program IDs some live process holds (a prog or link fd). Debian's bpftool has no
+# "pids" field, so read /proc/*/fdinfo. Other engineers' agents may run concurrently
+# on a dev machine: their programs are held, a leak of ours would not be.
+held_prog_ids() { grep -hs '^prog_id:' /proc/[0-9]*/fdinfo/* | awk '{print $2}' | sort -u; }
+# How many BPF programs process $1 holds open.
+progs_held_by() {
+	local n=0 fd
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = "anon_inode:bpf-prog" ] && n=$((n + 1))
+	done
+	echo $n
+}
+
+BEFORE=
+mark() { BEFORE=$(our_prog_ids); }
+# nothing_left DESC: every program of ours that appeared since mark() is gone, or
+# held by some other live process; no bpffs pin of ours either.
+nothing_left() {
+	local new leaked
+	new=$(comm -13 <(echo "$BEFORE") <(our_prog_ids) | grep -v '^$')
+	leaked=$(comm -23 <(echo "$new") <(held_prog_ids) | grep -v '^$')
+	if [ -z "$leaked" ] && ! ls /sys/fs/bpf 2>/dev/null | grep -Eq 'poll_|drain|refloop'; then
+		ok "$1: nothing left attached"
+	else
+		not_ok "$1: programs left loaded and held by no process: $(echo $leaked)"
+	fi
+}
+# wait_exec PID: until the process runs a loopscope reference loop (bg forks a
+# shell first; /proc/PID/exe exists before the exec).
+wait_exec() { wait_for 5 bash -c "readelf -n /proc/$1/exe 2>/dev/null | grep -q 'Provider: loopscope'"; }
+# one_line FILE: exactly one non-empty line.
+one_line() { [ "$(grep -c . "$1")" = 1 ]; }
+
+# The agent must be runnable by nobody for the "not permitted" cases.
+cp "$LOOPSCOPE" "$TMP/loopscope"
+chmod 755 "$TMP" "$TMP/loopscope"
+LS="$TMP/loopscope"
+
+# ---- help and version
+check "--help exits 0 and lists stat" bash -c "'$LS' --help | grep -q '^  stat '"
+check "--version prints the version" bash -c "'$LS' --version | grep -Eq '^loopscope [0-9]+\.[0-9]+'"
+check "stat --help exits 0 with usage" bash -c "'$LS' stat --help | grep -q 'usage: loopscope stat -p PID'"
+
+# ---- bad usage: exit 2, one line
+"$LS" stat >/dev/null 2>"$TMP/e"; rc=$?
+check "stat without -p exits 2 (rc $rc)" [ "$rc" = 2 ]
+check "stat without -p: one line" one_line "$TMP/e"
+for i in 0 0.05 3601 abc; do
+	"$LS" stat -p 1 -i "$i" >/dev/null 2>"$TMP/e"; rc=$?
+	check "interval $i out of range: exit 2 (rc $rc)" [ "$rc" = 2 ]
+	check "interval $i: one line that says so" bash -c "one_line() { [ \"\$(grep -c . \"\$1\")\" = 1 ]; }; one_line '$TMP/e' && grep -q 'interval out of range' '$TMP/e'"
+done
+"$LS" stat -p notapid >/dev/null 2>"$TMP/e"; rc=$?
+check "bad PID: exit 2 (rc $rc)" [ "$rc" = 2 ]
+
+# ---- no such process
+mark
+true & gone=$!; wait $gone
+"$LS" stat -p "$gone" >/dev/null 2>"$TMP/e"; rc=$?
+check "no such PID: exit 1 (rc $rc)" [ "$rc" = 1 ]
+check "no such PID: one line 'no such process'" bash -c "[ \$(grep -c . '$TMP/e') = 1 ] && grep -q 'no such process: $gone' '$TMP/e'"
+nothing_left "no such PID"
+
+# ---- unsupported target
+mark
+bg sleep 30; sleeper=$BG_PID
+"$LS" stat -p "$sleeper" >/dev/null 2>"$TMP/e"; rc=$?
+check "unsupported target: exit 1 (rc $rc)" [ "$rc" = 1 ]
+check "unsupported target: one line naming what was looked for" bash -c \
+	"[ \$(grep -c . '$TMP/e') = 1 ] && grep -q 'not a supported target' '$TMP/e' && grep -q 'USDT provider' '$TMP/e' && grep -q 'uv_run' '$TMP/e'"
+nothing_left "unsupported target"
+
+# ---- no BTF (the check's path is overridable for exactly this test)
+bg "$LOOPDEMO" --block 5 --every 100; demo=$BG_PID
+wait_exec $demo
+mark
+LOOPSCOPE_BTF=/nonexistent/vmlinux "$LS" stat -p "$demo" >/dev/null 2>"$TMP/e"; rc=$?
+check "no BTF: exit 1 (rc $rc)" [ "$rc" = 1 ]
+check "no BTF: one line" bash -c "[ \$(grep -c . '$TMP/e') = 1 ] && grep -q 'no BTF' '$TMP/e'"
+nothing_left "no BTF"
+
+# ---- not permitted: nobody tracing root's process, and nobody tracing its own
+mark
+setpriv --reuid=65534 --regid=65534 --clear-groups "$LS" stat -p "$demo" >/dev/null 2>"$TMP/e"; rc=$?
+check "not permitted (other user's process): exit 1 (rc $rc)" [ "$rc" = 1 ]
+check "not permitted (other user's process): one line" bash -c "[ \$(grep -c . '$TMP/e') = 1 ] && grep -q 'not permitted' '$TMP/e'"
+cp "$LOOPDEMO" "$TMP/loopdemo"; chmod 755 "$TMP/loopdemo"
+bg setpriv --reuid=65534 --regid=65534 --clear-groups "$TMP/loopdemo" --block 5 --every 100; nd=$BG_PID
+wait_exec $nd
+setpriv --reuid=65534 --regid=65534 --clear-groups "$LS" stat -p "$nd" >/dev/null 2>"$TMP/e"; rc=$?
+check "not permitted (own process, no CAP_BPF): exit 1 (rc $rc)" [ "$rc" = 1 ]
+check "not permitted (own process): one line" bash -c "[ \$(grep -c . '$TMP/e') = 1 ] && grep -q 'not permitted' '$TMP/e'"
+kill "$nd" 2>/dev/null
+nothing_left "not permitted"
+
+# ---- an attach that fails half-way leaves nothing: our provider, but no timer_fired probe
+cat > "$TMP/partial.c" <<'EOF'
+#define _SDT_HAS_SEMAPHORES 1
+#include <sys/sdt.h>
+#include <unistd.h>
+__extension__ unsigned short loopscope_poll_start_semaphore __attribute__((section(".probes")));
+__extension__ unsigned short loopscope_poll_end_semaphore __attribute__((section(".probes")));
+int main(void)
+{
+	for (int i = 0; i < 3000; i++) {
+		if (loopscope_poll_start_semaphore)
+			STAP_PROBE3(loopscope, poll_start, 0, 0, 0);
+		usleep(10000);
+		if (loopscope_poll_end_semaphore)
+			STAP_PROBE2(loopscope, poll_end, 0, 0);
+	}
+	return 0;
+}
+EOF
+if gcc -O1 -o "$TMP/partial" "$TMP/partial.c"; then
+	bg "$TMP/partial"; part=$BG_PID
+	wait_exec $part
+	mark
+	"$LS" stat -p "$part" >/dev/null 2>"$TMP/e"; rc=$?
+	check "half-way attach failure: exit 1 (rc $rc)" [ "$rc" = 1 ]
+	check "half-way attach failure: one line naming the probe" bash -c "[ \$(grep -c . '$TMP/e') = 1 ] && grep -q 'timer_fired' '$TMP/e'"
+	nothing_left "half-way attach failure"
+	kill "$part" 2>/dev/null
+else
+	not_ok "compile the partial-provider target (gcc and sys/sdt.h are build dependencies)"
+fi
+
+# ---- SIGINT and SIGTERM detach cleanly and exit 0
+for sig in INT TERM; do
+	mark
+	rm -f "$TMP/out"
+	"$LS" stat -p "$demo" -i 0.2 >"$TMP/out" 2>"$TMP/e" & st=$!
+	wait_for 10 grep -q '^pid ' "$TMP/out"
+	held=$(progs_held_by "$st")
+	check "SIG$sig: the agent held its 5 programs while tracing (held $held)" [ "$held" = 5 ]
+	kill -"$sig" "$st"; wait "$st"; rc=$?
+	check "SIG$sig: exit 0 (rc $rc)" [ "$rc" = 0 ]
+	check "SIG$sig: the target is unharmed" kill -0 "$demo"
+	nothing_left "SIG$sig"
+done
+
+# ---- a stall in progress is announced while it happens, then finished
+bg "$LOOPDEMO" --block 400 --every 700; staller=$BG_PID
+wait_exec $staller
+mark
+"$LS" stat -p "$staller" -i 5 -d 2.5 >"$TMP/out" 2>"$TMP/e"; rc=$?
+check "stall run: exit 0 after -d (rc $rc)" [ "$rc" = 0 ]
+check "stall in progress announced ('! pid ... stall in timers, running for')" \
+	grep -Eq "^! pid $staller tid [0-9]+: stall in timers, running for" "$TMP/out"
+check "finished stall listed in the block" grep -Eq '^    stall in timers: (3|4)[0-9][0-9]\.[0-9]+ ms' "$TMP/out"
+nothing_left "stall run"
+kill "$staller" 2>/dev/null
+
+# ---- -d: the requested number of intervals, the target keeps running
+mark
+"$LS" stat -p "$demo" -i 0.5 -d 1.6 --json >"$TMP/out" 2>"$TMP/e"; rc=$?
+n=$(grep -c '^{' "$TMP/out")
+check "-d 1.6 -i 0.5: exit 0 (rc $rc)" [ "$rc" = 0 ]
+check "-d 1.6 -i 0.5: 4 JSON lines, 3 full intervals and the rest (got $n)" [ "$n" = 4 ]
+check "--json: every line parses and names the loop" bash -c "jq -e 'select(.pid == $demo and .runtime == \"reference\" and (.phases | length) == 7)' '$TMP/out' | grep -c '^{' | grep -qx $n"
+check "-d: target still running" kill -0 "$demo"
+nothing_left "-d"
+
+# ---- the only target exits mid-trace: one line, exit 0
+mark
+bg "$LOOPDEMO" --block 5 --every 100 --duration 1.5; short=$BG_PID
+wait_exec $short
+"$LS" stat -p "$short" -i 0.5 >"$TMP/out" 2>"$TMP/e"; rc=$?
+check "only target exits: exit 0 (rc $rc)" [ "$rc" = 0 ]
+check "only target exits: one line says so" bash -c "[ \$(grep -c 'exited' '$TMP/e') = 1 ] && grep -q 'process $short exited' '$TMP/e'"
+check "only target exits: its last block is marked (exited)" grep -q "^pid $short .*(exited)" "$TMP/out"
+nothing_left "only target exits"
+
+# ---- two targets, one exits: the agent goes on with the other and drops the dead one's probes
+mark
+bg "$LOOPDEMO" --block 5 --every 100 --duration 1.2; a=$BG_PID
+wait_exec $a
+"$LS" stat -p "$a" -p "$demo" -i 0.5 -d 3.5 --json >"$TMP/out" 2>"$TMP/e" & st=$!
+sleep 0.8
+h1=$(progs_held_by "$st")
+sleep 1.7
+h2=$(progs_held_by "$st")
+wait "$st"; rc=$?
+check "two targets: 10 programs held while both live (held $h1)" [ "$h1" = 10 ]
+check "two targets: 5 programs held after one exited (held $h2)" [ "$h2" = 5 ]
+check "two targets, one exits: exit 0 (rc $rc)" [ "$rc" = 0 ]
+check "two targets: one line for the exit" bash -c "[ \$(grep -c 'exited' '$TMP/e') = 1 ] && grep -q 'process $a exited' '$TMP/e'"
+na=$(jq -r "select(.pid == $a) | .pid" "$TMP/out" | wc -l)
+nd=$(jq -r "select(.pid == $demo) | .pid" "$TMP/out" | wc -l)
+check "two targets: the exited one stops being reported ($na lines), the other goes on ($nd lines)" \
+	bash -c "[ $na -ge 1 ] && [ $na -le 4 ] && [ $nd -ge 7 ]"
+nothing_left "two targets"
+
+check "the demo target survived every attach and detach" kill -0 "$demo"
+done_testing
