@@ -36,64 +36,15 @@ void top_fmt_ns(char *buf, size_t len, uint64_t ns)
 		snprintf(buf, len, "%.0fs", v / 1e9);
 }
 
+/* The sparkline's point: one histogram between two snapshots. */
 static void quant(const struct ls_hist *cur, const struct ls_hist *prev, struct ls_quant *q)
 {
-	static const struct ls_hist zero;
 	struct ls_hist d;
 
-	ls_hist_delta(cur, prev ? prev : &zero, &d);
+	ls_hist_delta(cur, prev, &d);
 	q->count = d.count;
-	q->total_ns = d.sum;
-	q->p50_ns = ls_hist_quantile(&d, 0.50);
 	q->p99_ns = ls_hist_quantile(&d, 0.99);
-	q->max_ns = d.max;
-}
-
-static uint64_t sub(uint64_t a, uint64_t b)
-{
-	return a >= b ? a - b : a;	/* a counter that went back: the source restarted */
-}
-
-static void drain(const struct ls_drain_stats *cur, const struct ls_drain_stats *prev,
-		  struct ls_drain_summary *out)
-{
-	static const struct ls_drain_stats zero;
-	struct ls_quant q;
-
-	if (!prev)
-		prev = &zero;
-	quant(&cur->duration, &prev->duration, &q);
-	out->drains = sub(cur->drains, prev->drains);
-	out->callbacks = sub(cur->callbacks, prev->callbacks);
-	out->max_drain_ns = q.max_ns;
-	out->starvation_episodes = sub(cur->starvation_episodes, prev->starvation_episodes);
-}
-
-void top_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snapshot *prev,
-		   double interval_s, struct ls_loop_summary *out)
-{
-	uint64_t busy, idle;
-
-	memset(out, 0, sizeof(*out));
-	out->tid = cur->tid;
-	memcpy(out->comm, cur->name, sizeof(out->comm));
-	out->comm[sizeof(out->comm) - 1] = '\0';
-	out->has = cur->has;
-	out->interval_s = interval_s;
-	out->iterations = sub(cur->iterations, prev ? prev->iterations : 0);
-	busy = sub(cur->busy_ns, prev ? prev->busy_ns : 0);
-	idle = sub(cur->idle_ns, prev ? prev->idle_ns : 0);
-	out->utilization = busy + idle ? (double)busy / (double)(busy + idle) : 0;
-	for (int i = 0; i < LS_NPHASES; i++)
-		quant(&cur->phase[i], prev ? &prev->phase[i] : NULL, &out->phase[i]);
-	quant(&cur->iteration, prev ? &prev->iteration : NULL, &out->iteration);
-	quant(&cur->delay, prev ? &prev->delay : NULL, &out->delay);
-	quant(&cur->timer_lateness, prev ? &prev->timer_lateness : NULL, &out->timer_lateness);
-	quant(&cur->gc, prev ? &prev->gc : NULL, &out->gc);
-	drain(&cur->ticks, prev ? &prev->ticks : NULL, &out->ticks);
-	drain(&cur->microtasks, prev ? &prev->microtasks : NULL, &out->microtasks);
-	out->poll_wait_ns = sub(cur->poll_wait.sum, prev ? prev->poll_wait.sum : 0);
-	out->stall_episodes = sub(cur->stall_episodes, prev ? prev->stall_episodes : 0);
+	q->max_ns = d.count ? d.max : 0;
 }
 
 void top_model_init(struct top_model *m, const struct top_opts *opts)
@@ -259,13 +210,13 @@ static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint6
 		r->rate_new_ns = mono;
 	}
 	if (r->rate_old_ns)
-		top_summarize(l, r->rate_old, (double)(mono - r->rate_old_ns) / 1e9, &r->last);
+		ls_summarize(l, r->rate_old, (double)(mono - r->rate_old_ns) / 1e9, &r->last);
 	else
-		top_summarize(l, NULL, r->attached_ns && mono > r->attached_ns ?
+		ls_summarize(l, NULL, r->attached_ns && mono > r->attached_ns ?
 			      (double)(mono - r->attached_ns) / 1e9 : 0, &r->last);
 	if (!r->base)
 		r->window_start_ns = r->attached_ns;
-	top_summarize(l, r->base, mono > r->window_start_ns && r->window_start_ns ?
+	ls_summarize(l, r->base, mono > r->window_start_ns && r->window_start_ns ?
 		      (double)(mono - r->window_start_ns) / 1e9 : 0, &r->window);
 	r->last.pid = r->window.pid = r->pid;
 	r->last.runtime = r->window.runtime = r->runtime;
@@ -616,7 +567,7 @@ void top_model_reset_window(struct top_model *m)
 			continue;	/* out of memory: the window stays as it was */
 		memcpy(r->base, r->prev, sizeof(*r->base));
 		r->window_start_ns = r->prev_mono_ns;
-		top_summarize(r->prev, r->base, 0, &r->window);
+		ls_summarize(r->prev, r->base, 0, &r->window);
 		r->window.pid = r->pid;
 		r->window.runtime = r->runtime;
 		r->hist_len = r->hist_head = 0;

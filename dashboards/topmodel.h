@@ -141,11 +141,6 @@ const struct top_row *top_model_selected(const struct top_model *m);	/* NULL if 
 /* i-th most recent log entry (0 = newest), NULL past the end. */
 const struct top_log_entry *top_model_log(const struct top_model *m, uint32_t i);
 
-/* The interval view of one loop between two cumulative snapshots (prev NULL: since
- * the start). Same meaning as ls_summarize() in snapshot.h. */
-void top_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snapshot *prev,
-		   double interval_s, struct ls_loop_summary *out);
-
 /* "312ms", "1.25s", "48.0us": at most 7 characters. */
 void top_fmt_ns(char *buf, size_t len, uint64_t ns);
 
