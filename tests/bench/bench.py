@@ -680,7 +680,7 @@ class PromScraper:
 def section_http(env, cfg, rep):
     s = rep.section("http", "2. Node HTTP server under load",
                     ["configuration", "req/s", "p99 ms", "req/s vs no agent", "p99 vs no agent",
-                     "server CPU us/req", "CPU/req vs no agent", "note"],
+                     "server CPU us/req", "CPU/req vs no agent", "loop iterations/req", "note"],
                     f"`tests/bench/node/server.js` on 127.0.0.1 pinned to CPU 0; `wrk -t1 -c{cfg.conns} "
                     f"-d{cfg.http_s}s --latency` pinned to CPU 1. Configurations run interleaved, "
                     f"{cfg.http_reps} rounds (clinic: {cfg.clinic_reps}); medians per configuration. loopscope's "
@@ -689,7 +689,9 @@ def section_http(env, cfg, rep):
                     "(`collectDefaultMetrics()`, scraped once a second from CPU 1) runs in its own server "
                     "process with the same code; `clinic doctor --collect-only` spawns its own server. Server CPU "
                     "per request: the server's CPU time (schedstat, all threads, BPF probe time included) "
-                    "over the wrk run divided by the requests wrk completed.")
+                    "over the wrk run divided by the requests wrk completed. Loop iterations per request: "
+                    "what `stat --json` counted while attached, over wrk's requests (so the per-iteration "
+                    "costs of section 1 translate into per-request costs).")
     if not env.wrk:
         rep.row(s, "all", note="not measured: wrk not installed (Debian package wrk)")
         return
@@ -719,6 +721,7 @@ def section_http(env, cfg, rep):
         + (["clinic doctor"] if not clinic_err else [])
     res = {c: [] for c in configs}
     failed = {}
+    it_per_req = {}
     clinic_dir = os.path.join(cfg.out, "clinic")
     os.makedirs(clinic_dir, exist_ok=True)
 
@@ -739,7 +742,8 @@ def section_http(env, cfg, rep):
             elif c.startswith("loopscope "):
                 t = c.split()[1]
                 extra = [] if t == "default" else ["--probes", t]
-                ag = Agent(env, ["stat", "-p", str(srv.pid), "-i", "60"] + extra, f"http-{t}-{r}.log")
+                ag = Agent(env, ["stat", "-p", str(srv.pid), "-i", "60", "--json"] + extra,
+                           f"http-{t}-{r}.log")
                 err = ag.wait_attached()
                 if err:
                     failed[c] = err
@@ -751,6 +755,11 @@ def section_http(env, cfg, rep):
                 if not alive:
                     failed[c] = ag.error()
                     continue
+                # stat's one interval spans attach..detach, wrk inside it; the idle server
+                # makes next to no iterations, so iterations / requests is what wrk caused
+                j, nreq = last_json(ag.output()), wrk_requests(out or "")
+                if j and nreq:
+                    it_per_req.setdefault(c, []).append(j["iterations"] / nreq)
             elif c == "prom-client":
                 sc = PromScraper(prom_port)
                 cpu_pid, cpu0 = prom_srv.pid, task_cpu_seconds(prom_srv.pid)
@@ -791,10 +800,12 @@ def section_http(env, cfg, rep):
             continue
         rps, p99 = median([x[0] for x in res[c]]), median([x[1] for x in res[c]])
         cpu_req = median([x[2] for x in res[c]])
-        cfg.http[c] = (rps, p99)
+        rps_all = [x[0] for x in res[c]]
+        cfg.http[c] = (rps, p99, cpu_req, median(it_per_req.get(c, [])),
+                       (max(rps_all) - min(rps_all)) / 2 / rps if len(rps_all) > 1 else None)
         rep.row(s, c, rps, p99, rps / base_rps if base_rps else None, p99 / base_p99 if base_p99 else None,
                 cpu_req, cpu_req / base_cpu if cpu_req and base_cpu else None,
-                note=f"{len(res[c])} runs", runs=res[c])
+                median(it_per_req.get(c, [])), note=f"{len(res[c])} runs", runs=res[c])
     if tier_err:
         rep.row(s, "loopscope light / phases", note=f"not measured: {tier_err}")
     if prom_err:
@@ -1290,9 +1301,19 @@ def judge_goals(env, cfg, rep):
         rep.goal("default tier costs < 2% of Node req/s", "-", None,
                  "no Node tier measured (see section 2)")
     else:
+        tier = key.split()[1]
         loss = 1 - http[key][0] / http["no agent"][0]
-        rep.goal(f"default tier ({key.split()[1]}) costs < 2% of Node req/s", f"{100 * loss:.1f}% fewer req/s",
-                 loss < 0.02)
+        why = []
+        if http[key][2] and http["no agent"][2]:
+            why.append(f"server CPU per request {100 * (http[key][2] / http['no agent'][2] - 1):+.1f}%")
+        cost = (g("node_tier_cost") or {}).get(tier)
+        if cost is not None and http[key][3]:
+            why.append(f"{http[key][3]:.3f} loop iterations/request x {cost:,.0f} ns/iteration (section 1) = "
+                       f"{cost * http[key][3]:,.0f} ns/request")
+        if http["no agent"][4] is not None:
+            why.append(f"no-agent runs spread +/-{100 * http['no agent'][4]:.1f}%")
+        rep.goal(f"default tier ({tier}) costs < 2% of Node req/s", f"req/s {-100 * loss:+.1f}% vs no agent",
+                 loss < 0.02, "; ".join(why))
 
     # reference-loop probe budget (issue 3): ~2 us per iteration
     c = g("ref_tier_cost")

@@ -3,12 +3,14 @@
 //   PORT=N (0 = any free port; the chosen one is printed)   PROM=1: prom-client's
 //   collectDefaultMetrics() in-process, with /metrics served, as users run it today.
 //   EXIT_AFTER_S=N: exit by itself after N seconds (default 300), so a forgotten
-//   server never outlives the bench.
+//   server never outlives the bench. WORK=N: steps of the per-request JS loop (default 2000).
 //
 // Prints one line "listening PORT PID" when ready. Each request does a little JS work
-// (a 2,000-step loop) so the loop has something to do besides the socket calls.
+// (a WORK-step loop, ~15 us in all per request here) so the loop has something to do
+// besides the socket calls; a light handler is the worst case for per-iteration probes.
 'use strict';
 const http = require('http');
+const WORK = +(process.env.WORK || 2000);
 
 let register = null;
 if (process.env.PROM === '1') {
@@ -26,7 +28,7 @@ const server = http.createServer((req, res) => {
     return;
   }
   let s = 0;
-  for (let i = 0; i < 2000; i++) s += i;
+  for (let i = 0; i < WORK; i++) s += i;
   res.writeHead(200, { 'content-type': 'text/plain' });
   res.end('hello ' + s + '\n');
 });
