@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+# timeout: 120
+"""Node.js numbers from outside agree with Node's own, measured in the same process.
+
+- utilization: loopscope's vs performance.eventLoopUtilization() over the same
+  window (Node's cumulative idle/active interpolated to the window edges), within 0.03;
+- delay: loopscope's max not-polling span vs monitorEventLoopDelay({resolution: 1})'s
+  max minus the resolution, within max(10%, 2 ms);
+- GC: total pause time vs the pauses `node --trace-gc` prints, within 15%.
+Both probe tiers are checked for utilization and delay (a stationary workload:
+tests/node/accuracy.js); the GC check uses the default tier (tests/node/gc.js).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NODEDIR = os.path.join(HERE, "..", "node")
+BUILD = os.environ.get("LS_BUILD", os.path.join(HERE, "..", "..", "build"))
+LOOPSCOPE = os.environ.get("LOOPSCOPE", os.path.join(BUILD, "asan", "loopscope"))
+N = 0
+FAILED = 0
+
+
+def check(desc, cond):
+    global N, FAILED
+    N += 1
+    if not cond:
+        FAILED += 1
+    print(("ok" if cond else "not ok") + " %d - %s" % (N, desc), flush=True)
+
+
+def skip(reason):
+    print("SKIP " + reason)
+    sys.exit(77)
+
+
+def interp(recs, t, key):
+    """Linear interpolation of a cumulative record field at monotonic time t (ns)."""
+    for a, b in zip(recs, recs[1:]):
+        if a["t"] <= t <= b["t"]:
+            f = (t - a["t"]) / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0
+            return a[key] + f * (b[key] - a[key])
+    return None
+
+
+def stat_once(pid, secs, tier):
+    """One stat interval of secs; returns (json of the main loop, mono ns at its end)."""
+    p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(pid), "-i", str(secs), "-d", str(secs),
+                          "--json", "--probes", tier], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    main, t_end = None, None
+    for line in p.stdout:
+        t_end = time.monotonic_ns()
+        o = json.loads(line)
+        if o["tid"] == o["pid"]:
+            main = o
+    err = p.stderr.read()
+    rc = p.wait()
+    return main, t_end, rc, err
+
+
+def accuracy(tier, tmp):
+    out = open(os.path.join(tmp, "acc-%s.out" % tier), "w+")
+    node = subprocess.Popen(["node", os.path.join(NODEDIR, "accuracy.js")], stdout=out,
+                            stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1.5)
+        main, t_end, rc, err = stat_once(node.pid, 3, tier)
+        time.sleep(0.2)
+    finally:
+        node.kill()
+        node.wait()
+    check("%s: stat exits 0 and reports the main loop (rc=%d %s)" % (tier, rc, err.strip()[:200]),
+          rc == 0 and main is not None)
+    if main is None:
+        return
+    out.seek(0)
+    recs = []
+    for line in out:
+        o = json.loads(line)
+        if "t" in o:
+            o["t"] = int(o["t"])
+            recs.append(o)
+    t0 = t_end - int(main["interval_s"] * 1e9)
+    idle = [interp(recs, t, "idle") for t in (t0, t_end)]
+    active = [interp(recs, t, "active") for t in (t0, t_end)]
+    if None in idle or None in active:
+        check("%s: node's records cover the window" % tier, False)
+        return
+    di, da = idle[1] - idle[0], active[1] - active[0]
+    elu_node = da / (da + di)
+    elu_ours = main["utilization"]
+    check("%s: utilization %.4f vs node's eventLoopUtilization %.4f (within 0.03)"
+          % (tier, elu_ours, elu_node), abs(elu_ours - elu_node) <= 0.03)
+    # each record's max covers the 50 ms before it
+    eld = [r["eld_max_ns"] for r in recs if t0 + 50e6 <= r["t"] <= t_end]
+    eld_max = max(eld) / 1e9 - 0.001 if eld else None
+    ours = main["delay"]["max_s"]
+    tol = max(0.1 * eld_max, 0.002) if eld_max else 0
+    check("%s: delay max %.2f ms vs monitorEventLoopDelay max - resolution %.2f ms (within %.2f ms)"
+          % (tier, ours * 1e3, (eld_max or 0) * 1e3, tol * 1e3),
+          eld_max is not None and abs(ours - eld_max) <= tol)
+
+
+PAUSE = re.compile(r"\s(\d+) ms: (?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Compact|Mark-Compact \(reduce\))"
+                   r".*?MB, ([\d.]+) / [\d.]+ ms")
+
+
+def gc_total(tmp):
+    out = open(os.path.join(tmp, "gc.out"), "w+")
+    node = subprocess.Popen(["node", "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "1500"],
+                            stdout=out, stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    # no -d: stat ends when the target exits, after its final interval
+    p = subprocess.run([LOOPSCOPE, "stat", "-p", str(node.pid), "-i", "0.5", "--json"],
+                       capture_output=True, text=True, timeout=30)
+    node.wait()
+    ours = n_ours = 0
+    for line in p.stdout.splitlines():
+        o = json.loads(line)
+        if o["tid"] == o["pid"] and "gc" in o:
+            ours += o["gc"]["total_s"]
+            n_ours += o["gc"]["count"]
+    out.seek(0)
+    text = out.read()
+    started = text.find("gc_start")
+    theirs = [float(m.group(2)) / 1e3 for m in PAUSE.finditer(text[started:])] if started >= 0 else []
+    check("gc: stat exits 0 after the target exits (rc=%d %s)" % (p.returncode, p.stderr.strip()[-200:]),
+          p.returncode == 0)
+    check("gc: the workload collected (%d pauses in --trace-gc, %d seen)" % (len(theirs), n_ours),
+          len(theirs) >= 10 and n_ours >= 10)
+    total = sum(theirs)
+    check("gc: pause total %.1f ms vs --trace-gc %.1f ms (within 15%%)" % (ours * 1e3, total * 1e3),
+          total > 0 and abs(ours - total) <= 0.15 * total)
+
+
+def main():
+    if os.geteuid() != 0:
+        skip("needs root (CAP_BPF, CAP_PERFMON)")
+    if subprocess.run(["sh", "-c", "command -v node"], capture_output=True).returncode:
+        skip("needs node")
+    with tempfile.TemporaryDirectory(prefix="loopscope-test.") as tmp:
+        for tier in ("light", "phases"):
+            accuracy(tier, tmp)
+        gc_total(tmp)
+    print("1..%d" % N)
+    sys.exit(1 if FAILED else 0)
+
+
+main()
