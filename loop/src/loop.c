@@ -211,8 +211,6 @@ static void drain(lsl_loop_t *loop, int kind)
 	int probe_end = kind == LSL_DRAIN_TICKS ? LSL_PROBE_ON(tick_drain_end)
 						: LSL_PROBE_ON(microtask_drain_end);
 	int timed = loop->rec_on || probe_end;
-	uint32_t prev_drain = loop->rec.live_drain;
-	uint64_t prev_since = loop->rec.live_drain_since_ns, prev_cbs = loop->rec.live_drain_callbacks;
 	lsl_task_cb cb;
 	void *arg;
 
@@ -258,10 +256,7 @@ static void drain(lsl_loop_t *loop, int kind)
 				s->starvation_episodes++;
 		}
 	}
-	/* Drains nest when the main-script drain is entered from a callback; restore. */
-	loop->rec.live_drain = prev_drain;
-	loop->rec.live_drain_since_ns = prev_since;
-	loop->rec.live_drain_callbacks = prev_cbs;
+	loop->rec.live_drain = LSL_DRAIN_NONE;
 }
 
 /* Node's processTicksAndRejections: every tick, then every microtask, until both are
@@ -269,7 +264,7 @@ static void drain(lsl_loop_t *loop, int kind)
 void lsl__after_callback(lsl_loop_t *loop)
 {
 	if (loop->in_drain)
-		return;		/* a callback inside the drain: the outer drain runs them */
+		return;		/* never nested: the running drain picks up what was queued */
 	loop->in_drain = 1;
 	do {
 		if (loop->ticks.head)
