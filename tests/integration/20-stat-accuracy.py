@@ -109,8 +109,14 @@ def compare(name, gt, tr, expect_episodes=None):
         "%s: stall episodes %d vs %d" % (name, tr["stall_episodes"], gt["stall_episodes"]))
     eps = tr.get("episodes", [])
     if expect_episodes is None:
-        tap(eps == [] and tr["stall_episodes"] == 0 and gt["stall_episodes"] == 0,
-            "%s: healthy workload, no episode reported (%d)" % (name, len(eps)))
+        # Healthy: no starvation at all. A phase can still overrun on a loaded machine
+        # (2 cores shared with the agent); then the loop counted it too and the
+        # episodes must match its count.
+        starv = [e for e in eps if e["kind"] != "stall"]
+        stalls = [e for e in eps if e["kind"] == "stall"]
+        tap(starv == [] and len(stalls) == gt["stall_episodes"],
+            "%s: healthy workload: %d starvation episodes, %d stalls (loop counted %d)"
+            % (name, len(starv), len(stalls), gt["stall_episodes"]))
         return
     kind, ms = expect_episodes
     if kind == "stall":
