@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# timeout: 60
+# A C program linked with Debian's libuv1 (stripped: exported symbols only) is
+# attached: it reports utilization close to the program's own busy fraction, the
+# runtime "libuv", the light tier, and one note saying what is unavailable and why.
+source "$(dirname "$0")/../lib.sh"
+need_root
+need_cmd gcc
+need_cmd curl
+[ -e /usr/include/uv.h ] || skip "needs libuv1-dev"
+
+cat >"$TMP/uvbusy.c" <<'C'
+/* A repeating 10 ms libuv timer whose callback busy-waits 5 ms; after 4 s prints its
+ * own busy fraction (callback time / wall time since the first callback). */
+#include <stdio.h>
+#include <unistd.h>
+#include <uv.h>
+
+static uint64_t first, busy;
+
+static void on_timer(uv_timer_t *t)
+{
+	uint64_t s = uv_hrtime();
+
+	if (!first)
+		first = s;
+	while (uv_hrtime() - s < 5000000)
+		;
+	busy += uv_hrtime() - s;
+	if (uv_hrtime() - first > 4000000000ull) {
+		printf("busy_fraction %.4f\n", (double)busy / (double)(uv_hrtime() - first));
+		uv_timer_stop(t);
+	}
+}
+
+int main(void)
+{
+	uv_timer_t t;
+
+	uv_timer_init(uv_default_loop(), &t);
+	uv_timer_start(&t, on_timer, 10, 10);
+	printf("ready\n");
+	fflush(stdout);
+	return uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+}
+C
+gcc -O1 -o "$TMP/uvbusy" "$TMP/uvbusy.c" -luv || { not_ok "build the libuv1 program"; done_testing; }
+ok "built a program against Debian's libuv1"
+
+bg "$TMP/uvbusy" >"$TMP/uvbusy.out"
+upid=$BG_PID
+wait_for 5 grep -q ready "$TMP/uvbusy.out"
+sleep 0.5
+"$LOOPSCOPE" stat -p "$upid" -d 2 -i 2 --json >"$TMP/stat.json" 2>"$TMP/stat.err"
+check "stat exits 0 ($(head -c 200 "$TMP/stat.err"))" [ $? = 0 ]
+bg "$LOOPSCOPE" serve -p "$upid" -l 127.0.0.1:0 2>"$TMP/serve.err"
+spid=$BG_PID
+wait_for 10 grep -q listening "$TMP/serve.err"
+addr=$(grep -oE '127\.0\.0\.1:[0-9]+' "$TMP/serve.err" | head -1)
+curl -s -m 3 "http://$addr/events" >"$TMP/events.ndjson"
+kill "$spid"; wait "$spid" 2>/dev/null
+wait "$upid"
+own=$(awk '/busy_fraction/ { print $2 }' "$TMP/uvbusy.out")
+
+read -r rt util iters <<<"$(python3 -c '
+import json, sys
+o = [json.loads(l) for l in open(sys.argv[1])]
+m = [x for x in o if x["tid"] == x["pid"]][-1]
+print(m["runtime"], m["utilization"], m["iterations"])
+' "$TMP/stat.json")"
+check "runtime is libuv (got $rt)" [ "$rt" = libuv ]
+check "the loop iterated ($iters iterations in 2 s)" [ "${iters:-0}" -gt 50 ]
+check "utilization $util vs the program's own busy fraction $own (within 0.05)" within "$util" "$own" 0 0.05
+read -r tier note <<<"$(python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    if o.get("type") == "snapshot" and o["targets"]:
+        t = o["targets"][0]
+        print(t["tier"], t["note"])
+        break
+' "$TMP/events.ndjson")"
+check "tier light (got '$tier')" [ "$tier" = light ]
+check "the note says why phases and timers are unavailable: '$note'" \
+	bash -c "grep -q 'stripped' <<<'$note' && grep -q 'uv__run_timers' <<<'$note'"
+done_testing
