@@ -78,6 +78,7 @@ struct lu_site {
 	uint64_t vaddr;
 	uint64_t file_off;	/* filled by the caller (lu_elf_file_offset) for attaching */
 	uint32_t cookie;	/* enum nu_boundary, or 0 entry / 1 return for brackets */
+	uint32_t len;		/* instruction length */
 	char insn[40];		/* "call 0x18b4450" (for -v and tests) */
 };
 

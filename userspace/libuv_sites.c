@@ -127,6 +127,7 @@ static void fill_site(struct lu_site *s, const cs_insn *in, uint32_t cookie)
 {
 	s->vaddr = in->address;
 	s->cookie = cookie;
+	s->len = in->size;
 	snprintf(s->insn, sizeof(s->insn), "%.12s %.26s", in->mnemonic, in->op_str);
 }
 

@@ -1,0 +1,201 @@
+/* node_sites_test.c: what the Node.js / libuv backend learns from an ELF alone
+ * (userspace/libuv_elf.c, libuv_sites.c): which instructions the kernel emulates,
+ * the per-version uv_loop_t table, and, on the machine's /usr/bin/node and Debian's
+ * libuv1, symbols, version, DWARF offsets and the uprobe sites chosen with Capstone. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "libuv.h"
+#include "nodeuv.h"
+
+#define NODE "/usr/bin/node"
+#define LIBUV1 "/usr/lib/x86_64-linux-gnu/libuv.so.1"
+
+static void test_emulated(void **state)
+{
+	static const struct {
+		uint8_t b[10];
+		size_t len;
+		int want;
+		const char *what;
+	} cases[] = {
+		{ { 0xe8, 1, 2, 3, 4 }, 5, 1, "call rel32" },
+		{ { 0xe9, 1, 2, 3, 4 }, 5, 1, "jmp rel32" },
+		{ { 0xeb, 0x10 }, 2, 1, "jmp rel8" },
+		{ { 0x74, 0x10 }, 2, 1, "je rel8" },
+		{ { 0x0f, 0x84, 1, 2, 3, 4 }, 6, 1, "je rel32" },
+		{ { 0x55 }, 1, 1, "push %rbp" },
+		{ { 0x41, 0x54 }, 2, 1, "push %r12" },
+		{ { 0x90 }, 1, 1, "nop" },
+		{ { 0x66, 0x90 }, 2, 1, "xchg %ax,%ax" },
+		{ { 0x0f, 0x1f, 0x44, 0, 0 }, 5, 1, "nopl 0(%rax,%rax)" },
+		{ { 0x0f, 0x1f, 0x80, 0, 0, 0, 0 }, 7, 1, "nopl 0(%rax)" },
+		{ { 0x66, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0 }, 9, 0, "nopw 0(%rax,%rax) (9 bytes)" },
+		{ { 0x48, 0x89, 0xe5 }, 3, 0, "mov %rsp,%rbp" },
+		{ { 0xc3 }, 1, 0, "ret" },
+		{ { 0xf3, 0x0f, 0x1e, 0xfa }, 4, 0, "endbr64" },
+		{ { 0xff, 0xd0 }, 2, 0, "call *%rax" },
+		{ { 0x66, 0xe8, 1, 2 }, 4, 0, "callw (16-bit)" },
+		{ { 0x49, 0x90 }, 2, 0, "xchg %rax,%r8" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = lu_insn_emulated(cases[i].b, cases[i].len);
+
+		if (got != cases[i].want)
+			fail_msg("%s: emulated %d, want %d", cases[i].what, got, cases[i].want);
+	}
+}
+
+static void test_offsets_table(void **state)
+{
+	struct lu_offsets o;
+
+	(void)state;
+	for (uint32_t minor = 44; minor <= 49; minor++) {
+		assert_int_equal(lu_offsets_table(0x010000 | minor << 8 | 2, &o), 0);
+		assert_int_equal(o.heap_min, 520);
+		assert_int_equal(o.time, 544);
+		assert_int_equal(o.timer_timeout - o.timer_node, 24);
+	}
+	assert_int_equal(lu_offsets_table(0x012b00, &o), -ENOTSUP);	/* 1.43 */
+	assert_int_equal(lu_offsets_table(0x013200, &o), -ENOTSUP);	/* 1.50 */
+	assert_int_equal(lu_offsets_table(0x020000, &o), -ENOTSUP);
+}
+
+/* Decode the rel32 target of the 5-byte call at vaddr. */
+static uint64_t call_target(const struct lu_elf *e, uint64_t vaddr)
+{
+	uint8_t b[5];
+	int32_t rel;
+
+	assert_int_equal(lu_elf_read(e, vaddr, b, sizeof(b)), 0);
+	assert_int_equal(b[0], 0xe8);
+	memcpy(&rel, b + 1, 4);
+	return vaddr + 5 + (int64_t)rel;
+}
+
+static void test_node_binary(void **state)
+{
+	enum { RUN, VER, TIMERS, IDLE, PREPARE, POLL, CHECK, GC, NS };
+	static const char *const names[NS] = {
+		"uv_run", "uv_version", "uv__run_timers", "uv__run_idle", "uv__run_prepare", "uv__io_poll",
+		"uv__run_check", "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpace*",
+	};
+	struct lu_sym sym[NS];
+	struct lu_want want[NS];
+	struct lu_elf *e = NULL;
+	struct lu_offsets dw, tab;
+	struct lu_site sites[32], entry;
+	char missing[96];
+	uint32_t ver;
+	int n, seen[NU_NB] = { 0 };
+
+	(void)state;
+	if (access(NODE, R_OK))
+		skip();
+	assert_int_equal(lu_elf_open(NODE, &e), 0);
+	for (int i = 0; i < NS; i++)
+		want[i] = (struct lu_want){ names[i], &sym[i] };
+	assert_int_equal(lu_elf_lookup(e, want, NS), NS);
+	assert_true(lu_elf_has_symtab(e));
+	assert_int_equal(lu_version(e, &sym[VER], &ver), 0);
+	assert_int_equal(ver >> 16, 1);
+	assert_true(((ver >> 8) & 0xff) >= 44);
+
+	/* DWARF, where present, agrees with the table */
+	assert_int_equal(lu_offsets_dwarf(NODE, &dw), 0);
+	assert_int_equal(lu_offsets_table(ver, &tab), 0);
+	assert_int_equal(dw.heap_min, tab.heap_min);
+	assert_int_equal(dw.heap_nelts, tab.heap_nelts);
+	assert_int_equal(dw.time, tab.time);
+	assert_int_equal(dw.backend_fd, tab.backend_fd);
+	assert_int_equal(dw.loop_size, tab.loop_size);
+	assert_int_equal(dw.timer_node, tab.timer_node);
+	assert_int_equal(dw.timer_timeout, tab.timer_timeout);
+	assert_int_equal(dw.timer_loop, tab.timer_loop);
+
+	struct lu_uv_callees c = {
+		.run_idle = sym[IDLE].addr, .run_prepare = sym[PREPARE].addr, .io_poll = sym[POLL].addr,
+		.run_check = sym[CHECK].addr, .run_timers = sym[TIMERS].addr,
+	};
+	n = lu_uv_run_sites(e, &sym[RUN], &c, sites, 32, missing, sizeof(missing));
+	assert_true(n >= NU_NB);
+	assert_string_equal(missing, "");
+	for (int i = 0; i < n; i++) {
+		uint8_t b[16];
+		uint64_t callee = 0;
+
+		assert_true(sites[i].cookie < NU_NB);
+		seen[sites[i].cookie]++;
+		assert_true(sites[i].vaddr >= sym[RUN].addr && sites[i].vaddr < sym[RUN].addr + sym[RUN].size);
+		assert_int_equal(lu_elf_read(e, sites[i].vaddr, b, sizeof(b)), 0);
+		/* every site is an emulated instruction (~0.6 us, not ~11 us) */
+		assert_true(sites[i].len > 0 && sites[i].len <= sizeof(b));
+		if (!lu_insn_emulated(b, sites[i].len))
+			fail_msg("site %s at %#llx is not emulated", sites[i].insn, (unsigned long long)sites[i].vaddr);
+		switch (sites[i].cookie) {
+		case NU_B_IDLE: callee = c.run_idle; break;
+		case NU_B_PREPARE: callee = c.run_prepare; break;
+		case NU_B_POLL_IN: callee = c.io_poll; break;
+		case NU_B_CHECK_IN: callee = c.run_check; break;
+		case NU_B_TIMERS_IN: callee = c.run_timers; break;
+		}
+		if (callee)	/* call-site boundaries really call the phase function */
+			assert_true(call_target(e, sites[i].vaddr) == callee);
+	}
+	for (int b = 0; b < NU_NB; b++)
+		if (!seen[b])
+			fail_msg("no site for boundary %d", b);
+
+	/* light tier: the entry of uv__run_timers, past any endbr64 */
+	assert_int_equal(lu_entry_site(e, &sym[TIMERS], &entry), 0);
+	assert_true(entry.vaddr >= sym[TIMERS].addr && entry.vaddr < sym[TIMERS].addr + 8);
+
+	/* GC: returns are ret or a jump out of the function */
+	n = lu_return_sites(e, &sym[GC], sites, 32);
+	assert_true(n >= 1);
+	for (int i = 0; i < n; i++)
+		assert_true(!strncmp(sites[i].insn, "ret", 3) || !strncmp(sites[i].insn, "jmp", 3));
+	lu_elf_close(e);
+}
+
+static void test_debian_libuv1(void **state)
+{
+	struct lu_sym run, poll, ver;
+	struct lu_want want[] = { { "uv_run", &run }, { "uv__io_poll", &poll }, { "uv_version", &ver } };
+	struct lu_elf *e = NULL;
+	uint32_t v;
+
+	(void)state;
+	if (access(LIBUV1, R_OK))
+		skip();
+	assert_int_equal(lu_elf_open(LIBUV1, &e), 0);
+	assert_false(lu_elf_has_symtab(e));	/* stripped */
+	assert_int_equal(lu_elf_lookup(e, want, 3), 2);
+	assert_true(run.addr && run.from_dynsym);
+	assert_int_equal(poll.addr, 0);	/* internal: not exported */
+	assert_int_equal(lu_version(e, &ver, &v), 0);
+	assert_int_equal(v >> 8, 0x012c);	/* 1.44.x */
+	assert_true(lu_elf_is_pie(e));
+	lu_elf_close(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_emulated),
+		cmocka_unit_test(test_offsets_table),
+		cmocka_unit_test(test_node_binary),
+		cmocka_unit_test(test_debian_libuv1),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
