@@ -322,9 +322,13 @@ static int backend_timeout(const lsl_loop_t *loop)
 }
 
 /* Phase bracket. *t is the previous boundary's timestamp (valid while rec_on): one
- * clock read per boundary serves as this phase's end and the next one's start. */
-static inline void phase_enter(lsl_loop_t *loop, int ph, uint64_t t)
+ * clock read per boundary serves as this phase's end and the next one's start.
+ * traced is a compile-time constant (see iterate): 0 leaves nothing behind. */
+static inline __attribute__((always_inline)) void phase_enter(lsl_loop_t *loop, int ph, uint64_t t,
+							      const int traced)
 {
+	if (!traced)
+		return;
 	if (loop->rec_on) {
 		loop->rec.live_phase = ph;
 		loop->rec.live_phase_since_ns = t;
@@ -335,9 +339,12 @@ static inline void phase_enter(lsl_loop_t *loop, int ph, uint64_t t)
 		LSL_PROBE2(phase_start, loop, ph);
 }
 
-static inline void phase_leave(lsl_loop_t *loop, int ph, uint32_t ncb, uint64_t *t,
-			       uint64_t wait_ns)
+static inline __attribute__((always_inline)) void phase_leave(lsl_loop_t *loop, int ph, uint32_t ncb,
+							      uint64_t *t, uint64_t wait_ns,
+							      const int traced)
 {
+	if (!traced)
+		return;
 	if (loop->rec_on) {
 		uint64_t now = lsl_hrtime_ns(), d = now - *t;
 		loop->rec.phase[ph].end_ns = now;
@@ -355,13 +362,14 @@ static inline void phase_leave(lsl_loop_t *loop, int ph, uint32_t ncb, uint64_t 
 		LSL_PROBE3(phase_end, loop, ph, ncb);
 }
 
-static int run_poll(lsl_loop_t *loop, uint64_t *t)
+static inline __attribute__((always_inline)) int run_poll(lsl_loop_t *loop, uint64_t *t,
+							  const int traced)
 {
 	uint32_t ncb = 0;
 	uint64_t wait_ns = 0;
 	int timeout, nev = 0, err;
 
-	phase_enter(loop, LSL_PROBE_POLL, *t);
+	phase_enter(loop, LSL_PROBE_POLL, *t, traced);
 	timeout = backend_timeout(loop);
 	if (timeout > 0) {
 		/* About to sleep: callbacks may have run long since the iteration began,
@@ -369,26 +377,82 @@ static int run_poll(lsl_loop_t *loop, uint64_t *t)
 		loop->now_ns = lsl_hrtime_ns();
 		timeout = backend_timeout(loop);
 	}
-	if (loop->acct.on && loop->last_poll_return_ns)
-		lsl__series_add(loop, &loop->acct.delay, *t - loop->last_poll_return_ns);
-	if (LSL_PROBE_ON(poll_start))
-		LSL_PROBE3(poll_start, loop, timeout, &loop->rec);
-	if (loop->rec_on)
-		loop->rec.phase[LSL_PROBE_POLL].start_ns = *t;
+	if (traced) {
+		if (loop->acct.on && loop->last_poll_return_ns)
+			lsl__series_add(loop, &loop->acct.delay, *t - loop->last_poll_return_ns);
+		if (LSL_PROBE_ON(poll_start))
+			LSL_PROBE3(poll_start, loop, timeout, &loop->rec);
+		if (loop->rec_on)
+			loop->rec.phase[LSL_PROBE_POLL].start_ns = *t;
+	}
 	err = lsl__io_poll(loop, timeout, &ncb, &wait_ns, &nev);
-	if (loop->acct.on)
+	if (traced && loop->acct.on)
 		loop->acct.poll_wait_ns += wait_ns;
-	phase_leave(loop, LSL_PROBE_POLL, ncb, t, wait_ns);
+	phase_leave(loop, LSL_PROBE_POLL, ncb, t, wait_ns, traced);
 	return err;
 }
 
-#define RUN_PHASE(loop, ph, fn, t)                     \
-	do {                                           \
-		uint32_t ncb_ = 0;                     \
-		phase_enter((loop), (ph), *(t));       \
-		fn((loop), &ncb_);                     \
-		phase_leave((loop), (ph), ncb_, (t), 0); \
+#define RUN_PHASE(loop, ph, fn, t, traced)                       \
+	do {                                                     \
+		uint32_t ncb_ = 0;                               \
+		phase_enter((loop), (ph), *(t), (traced));       \
+		fn((loop), &ncb_);                               \
+		phase_leave((loop), (ph), ncb_, (t), 0, (traced)); \
 	} while (0)
+
+/*
+ * One iteration, one named function per phase (libuv's uv_run). It is compiled twice:
+ * traced = 0 is the copy an untraced loop runs, with no probe site, timestamp or record
+ * write at phase level; traced = 1 runs while accounting is on or any iteration-level
+ * probe (iter_*, phase_*, poll_*) is enabled. So an untraced iteration pays for a few
+ * semaphore loads once, not for a check at every phase boundary.
+ */
+static inline __attribute__((always_inline)) int iterate(lsl_loop_t *loop, uint64_t t,
+							 const int traced)
+{
+	uint64_t t_iter = t;
+	int err;
+
+	if (traced) {
+		if (loop->rec_on)
+			loop->rec.iteration = loop->iteration;
+		if (loop->acct.on)
+			loop->acct.iterations++;
+		if (LSL_PROBE_ON(iter_start))
+			LSL_PROBE2(iter_start, loop, loop->iteration);
+	}
+	RUN_PHASE(loop, LSL_PROBE_TIMERS, lsl__run_timers, &t, traced);
+	RUN_PHASE(loop, LSL_PROBE_PENDING, run_pending, &t, traced);
+	RUN_PHASE(loop, LSL_PROBE_IDLE, lsl__run_idle, &t, traced);
+	RUN_PHASE(loop, LSL_PROBE_PREPARE, lsl__run_prepare, &t, traced);
+	err = run_poll(loop, &t, traced);
+	if (err)
+		return err;
+	RUN_PHASE(loop, LSL_PROBE_CHECK, lsl__run_check, &t, traced);
+	RUN_PHASE(loop, LSL_PROBE_CLOSE, lsl__run_closing, &t, traced);
+	if (traced) {
+		if (loop->rec_on) {
+			loop->rec.last_iter_start_ns = t_iter;
+			loop->rec.last_iter_end_ns = t;
+		}
+		if (LSL_PROBE_ON(iter_end))
+			LSL_PROBE2(iter_end, loop, loop->iteration);
+	}
+	return 0;
+}
+
+#ifndef LSL_NO_PROBES
+/* Branch-free: any iteration-level probe enabled. */
+#define ITER_PROBES_ANY()                                                                  \
+	((loopscope_iter_start_semaphore | loopscope_iter_end_semaphore |                  \
+	  loopscope_phase_start_semaphore | loopscope_phase_end_semaphore |                \
+	  loopscope_poll_start_semaphore | loopscope_poll_end_semaphore) != 0)
+#define RECORD_PROBES_ANY() \
+	((loopscope_poll_start_semaphore | loopscope_poll_end_semaphore) != 0)
+#else
+#define ITER_PROBES_ANY() 0
+#define RECORD_PROBES_ANY() 0
+#endif
 
 int lsl_run(lsl_loop_t *loop)
 {
@@ -404,36 +468,20 @@ int lsl_run(lsl_loop_t *loop)
 	lsl__after_callback(loop);
 
 	while (!loop->stop_flag && lsl_loop_alive(loop)) {
-		uint64_t t, t_iter;
+		uint64_t t;
 
 		loop->iteration++;
-		t = t_iter = loop->now_ns = lsl_hrtime_ns();
+		t = loop->now_ns = lsl_hrtime_ns();
 		if (unlikely(loop->acct.want != loop->acct.on))
 			lsl__acct_apply(loop, t);
-		loop->rec_on = loop->acct.on || LSL_PROBE_ON(poll_start) || LSL_PROBE_ON(poll_end);
-		if (loop->rec_on)
-			loop->rec.iteration = loop->iteration;
-		if (loop->acct.on)
-			loop->acct.iterations++;
-		if (LSL_PROBE_ON(iter_start))
-			LSL_PROBE2(iter_start, loop, loop->iteration);
-
-		RUN_PHASE(loop, LSL_PROBE_TIMERS, lsl__run_timers, &t);
-		RUN_PHASE(loop, LSL_PROBE_PENDING, run_pending, &t);
-		RUN_PHASE(loop, LSL_PROBE_IDLE, lsl__run_idle, &t);
-		RUN_PHASE(loop, LSL_PROBE_PREPARE, lsl__run_prepare, &t);
-		err = run_poll(loop, &t);
+		/* The record is filled while accounting or a record reader is attached. */
+		loop->rec_on = loop->acct.on | RECORD_PROBES_ANY();
+		if (likely(!(loop->rec_on | ITER_PROBES_ANY())))
+			err = iterate(loop, t, 0);
+		else
+			err = iterate(loop, t, 1);
 		if (err)
 			break;
-		RUN_PHASE(loop, LSL_PROBE_CHECK, lsl__run_check, &t);
-		RUN_PHASE(loop, LSL_PROBE_CLOSE, lsl__run_closing, &t);
-
-		if (loop->rec_on) {
-			loop->rec.last_iter_start_ns = t_iter;
-			loop->rec.last_iter_end_ns = t;
-		}
-		if (LSL_PROBE_ON(iter_end))
-			LSL_PROBE2(iter_end, loop, loop->iteration);
 	}
 	loop->rec_on = 0;
 	loop->rec.live_phase = LSL_PROBE_NONE;
