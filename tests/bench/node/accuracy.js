@@ -1,10 +1,12 @@
 // accuracy.js: a Node loop with a known lag pattern that measures itself with perf_hooks,
 // for comparing loopscope's numbers with Node's own in the same process and window.
 //
-//   node accuracy.js [--max-s S]
+//   node accuracy.js [--http] [--max-s S]
 //
-// Every 100 ms a timer blocks the loop for 0, 5, 10, 20, 40 ms in turn (a 500 ms cycle);
-// nothing else runs, so the loop idles in epoll between the blocks. Each SIGUSR2 closes the window opened by the previous one and prints
+// Default workload: every 100 ms a timer blocks the loop for 0, 5, 10, 20, 40 ms in turn
+// (a 500 ms cycle); nothing else runs, so the loop idles in epoll between the blocks.
+// --http: instead, an HTTP server on 127.0.0.1 (any free port, printed as
+// "listening PORT") whose requests each do ~50 us of JS; the caller drives the load. Each SIGUSR2 closes the window opened by the previous one and prints
 //   {"window_s", "elu", "eld": {"count","min_s","mean_s","p50_s","p99_s","max_s"}, "resolution_s"}
 // (the first SIGUSR2 only opens a window). ELU is performance.eventLoopUtilization()
 // over the window; eld is perf_hooks.monitorEventLoopDelay({resolution: 1}), reset at
@@ -17,12 +19,21 @@ const maxS = i >= 0 ? +process.argv[i + 1] : 120;
 const RES_MS = 1;
 const blocks = [0, 5, 10, 20, 40];
 
-let k = 0;
-setInterval(() => {
-  const ms = blocks[k++ % blocks.length];
-  const end = performance.now() + ms;
-  while (performance.now() < end);
-}, 100);
+if (process.argv.includes('--http')) {
+  const server = require('http').createServer((req, res) => {
+    const end = performance.now() + 0.05;
+    while (performance.now() < end);
+    res.end('ok\n');
+  });
+  server.listen(0, '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`));
+} else {
+  let k = 0;
+  setInterval(() => {
+    const ms = blocks[k++ % blocks.length];
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  }, 100);
+}
 
 const h = monitorEventLoopDelay({ resolution: RES_MS });
 h.enable();
