@@ -438,7 +438,9 @@ def render_md(rep, meta):
     out = ["# loopscope benchmark report", ""]
     out.append(f"Command: `{meta['command']}`  ")
     out.append(f"Date: {meta['date']} · commit {meta['commit']} · {meta['host']}  ")
-    out.append(f"Took {meta['elapsed_s']:.0f} s{' (--quick: short runs, not for quoting)' if meta['quick'] else ''}.")
+    out.append(f"Took {meta['elapsed_s']:.0f} s{' (--quick: short runs, not for quoting)' if meta['quick'] else ''}; "
+               f"1-minute load average {meta.get('loadavg_start', 0):.2f} at the start, "
+               f"{meta.get('loadavg_end', 0):.2f} at the end (2 CPUs; anything else running adds noise).")
     out.append("")
     out.append("## Goals")
     out.append("")
@@ -1414,7 +1416,8 @@ def readme_section(report):
            "`tests/bench/bench.py --quick` does short runs for debugging the harness; "
            "`tests/bench/bench.py --update-readme` copies the last report here.", "",
            f"Latest: `{meta['command']}` on {meta['date']}, commit {meta['commit']}, {meta['host']}, "
-           f"took {meta['elapsed_s']:.0f} s{' (QUICK RUN)' if meta['quick'] else ''}.", ""]
+           f"took {meta['elapsed_s']:.0f} s{' (QUICK RUN)' if meta['quick'] else ''}, load average "
+           f"{meta.get('loadavg_start', 0):.2f} -> {meta.get('loadavg_end', 0):.2f}.", ""]
     md = render_md(Report.from_json(report), meta).splitlines()
     i = md.index("## Goals")
     for line in md[i:]:
@@ -1452,6 +1455,11 @@ def update_readme(report_json, readme):
 
 
 # ---------------------------------------------------------------- main
+
+def node_version(env):
+    rc, out = run([env.node, "--version"], 10)
+    return out.strip() if rc == 0 else "?"
+
 
 def git_commit():
     rc, out = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], 10)
@@ -1508,6 +1516,7 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sys.exit(130))
     t0 = time.monotonic()
+    load0 = os.getloadavg()
     env = Env(cfg.build)
     rep = Report()
     only = [x for x in args.only.split(",") if x]
@@ -1537,7 +1546,10 @@ def main():
         "command": os.environ.get("BENCH_CMD") or " ".join(["tests/bench/bench.py"] + sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "commit": git_commit(),
-        "host": f"{os.cpu_count()} CPUs, kernel {os.uname().release}",
+        "host": f"{os.cpu_count()} CPUs, kernel {os.uname().release}, node {node_version(env)}",
+        # other work on the machine is the main source of noise: say how much there was
+        "loadavg_start": load0[0],
+        "loadavg_end": os.getloadavg()[0],
         "elapsed_s": time.monotonic() - t0,
         "quick": q,
     }
