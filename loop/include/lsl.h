@@ -312,11 +312,13 @@ struct lsl_drain_stats {
  *   stall_episodes  phase runs longer than the threshold (poll counted without its
  *                   wait: only its callbacks can stall)
  *   utilization     (window - poll_wait) / window
- * Samples are kept in memory (4 bytes each, saturating at 4.29 s; max_ns stays exact)
- * up to LSL_STATS_MAX_SAMPLES per series; past that, count/total/max stay exact and
- * samples_dropped counts what the quantiles no longer see.
+ * Samples are kept in memory (4 bytes each, saturating at 4.29 s; max_ns stays exact),
+ * so quantiles are exact up to LSL_STATS_MAX_SAMPLES samples per series (4 MiB each).
+ * Past that a series keeps a uniform random reservoir of that size (Vitter's algorithm
+ * R): count/total/max stay exact, quantiles become estimates, and samples_dropped
+ * counts the samples not kept. Quantiles are exact while samples_dropped is 0.
  */
-#define LSL_STATS_MAX_SAMPLES (1u << 22)
+#define LSL_STATS_MAX_SAMPLES (1u << 20)
 
 struct lsl_stats {
 	uint64_t window_ns;		/* accounting start (or reset) -> now */
@@ -328,7 +330,7 @@ struct lsl_stats {
 	struct lsl_drain_stats ticks, microtasks;
 	uint64_t poll_wait_ns;
 	uint64_t stall_episodes;
-	uint64_t samples_dropped;
+	uint64_t samples_dropped;	/* 0: every quantile above is exact */
 	uint64_t starvation_threshold_ns;
 };
 

@@ -115,6 +115,7 @@ struct lsl__acct {
 	uint64_t poll_wait_ns;
 	uint64_t stall_episodes;
 	uint64_t dropped;
+	uint64_t rng;		/* xorshift64* state for the reservoirs */
 };
 
 struct lsl__pool;

@@ -5,26 +5,50 @@
 
 #include "lsl_internal.h"
 
+/* xorshift64*: the reservoirs need cheap, not strong, randomness. */
+static uint64_t next_random(struct lsl__acct *a)
+{
+	uint64_t x = a->rng ? a->rng : 0x9e3779b97f4a7c15ull;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	a->rng = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
 void lsl__series_add(lsl_loop_t *loop, struct lsl__series *s, uint64_t v)
 {
+	uint32_t v32 = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+
 	s->count++;
 	s->total += v;
 	if (v > s->max)
 		s->max = v;
-	if (s->n == s->cap) {
+	if (s->n == s->cap && s->cap < LSL_STATS_MAX_SAMPLES) {
 		size_t cap = s->cap ? s->cap * 2 : 1024;
 		uint32_t *nv;
 
 		if (cap > LSL_STATS_MAX_SAMPLES)
 			cap = LSL_STATS_MAX_SAMPLES;
-		if (s->n >= cap || !(nv = realloc(s->v, cap * sizeof(*nv)))) {
-			loop->acct.dropped++;
-			return;
+		nv = realloc(s->v, cap * sizeof(*nv));
+		if (nv) {
+			s->v = nv;
+			s->cap = cap;
 		}
-		s->v = nv;
-		s->cap = cap;
 	}
-	s->v[s->n++] = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	if (s->n < s->cap) {
+		s->v[s->n++] = v32;
+		return;
+	}
+	/* Full (or out of memory): sample i replaces a kept one with probability n/i,
+	 * so the kept ones stay a uniform sample of everything seen. */
+	loop->acct.dropped++;
+	if (s->n) {
+		uint64_t j = next_random(&loop->acct) % s->count;
+		if (j < s->n)
+			s->v[j] = v32;
+	}
 }
 
 static void series_free(struct lsl__series *s)

@@ -113,6 +113,26 @@ static void test_exact_quantiles(void **state)
 	assert_int_equal(lsl_loop_close(loop), 0);
 }
 
+/* Past LSL_STATS_MAX_SAMPLES a series keeps a uniform reservoir: quantiles stay
+ * close, count/total/max exact, and samples_dropped says they are estimates. */
+static void test_reservoir_past_the_cap(void **state)
+{
+	lsl_loop_t *loop = new_loop();
+	struct lsl_stats st;
+	uint64_t i, n = 3ull * LSL_STATS_MAX_SAMPLES;
+
+	assert_int_equal(lsl_accounting_start(loop), 0);
+	for (i = 0; i < n; i++)
+		lsl__series_add(loop, &loop->acct.delay, ((i * 7919) % 1000 + 1) * 1000);
+	assert_int_equal(lsl_stats_get(loop, &st), 0);
+	assert_int_equal(st.delay.count, n);
+	assert_int_equal(st.samples_dropped, n - LSL_STATS_MAX_SAMPLES);
+	assert_int_equal(st.delay.max_ns, 1000000);
+	assert_true(st.delay.p50_ns >= 490000 && st.delay.p50_ns <= 510000);
+	assert_true(st.delay.p99_ns >= 985000 && st.delay.p99_ns <= 995000);
+	assert_int_equal(lsl_loop_close(loop), 0);
+}
+
 /* A nextTick drain past the threshold counts as one starvation episode. */
 static void tick_chain(lsl_loop_t *loop, void *arg)
 {
@@ -279,6 +299,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accounting_sanity),
 		cmocka_unit_test(test_exact_quantiles),
+		cmocka_unit_test(test_reservoir_past_the_cap),
 		cmocka_unit_test(test_starvation_threshold),
 		cmocka_unit_test(test_off_means_off),
 		cmocka_unit_test(test_record_filled_when_traced),
