@@ -31,8 +31,11 @@
  * Errors: functions return 0 or a negative errno, never crash on bad input:
  *   -EINVAL   NULL argument, negative delay/repeat, unknown flags, uninitialized handle
  *   -EBADF    the fd is negative or not open
- *   -EBADFD   the handle is closing or closed (use after close)
+ *   -EBADFD   the handle is closing or closed (use after close; detectable while its
+ *             memory is still yours, i.e. not freed in or after the close callback)
  *   -EALREADY lsl_close on a handle already closing or closed (double close)
+ *   -ENOTCONN / -EISCONN  a tcp handle not connected yet / already in use
+ *   -EAGAIN   lsl_tcp_accept with no connection waiting
  *   -EBUSY    lsl_loop_close while handles are still open or requests outstanding;
  *             lsl_run called from inside lsl_run
  *   -ENOMEM   allocation failed
