@@ -107,6 +107,15 @@ def compare(name, gt, tr, expect_episodes=None):
                 "%s: %s longest drain %.6f vs %.6f" % (name, dr, t["max_drain_s"], g["max_drain_s"]))
     tap(tr["stall_episodes"] == gt["stall_episodes"],
         "%s: stall episodes %d vs %d" % (name, tr["stall_episodes"], gt["stall_episodes"]))
+    # One line of figures per workload (the README quotes them).
+    big = [ph for ph, g in gt["phases"].items() if g["total_s"] >= 0.01]
+    worst = max(abs(tr["phases"][ph]["total_s"] - gt["phases"][ph]["total_s"]) / gt["phases"][ph]["total_s"]
+                for ph in big) if big else 0.0
+    print("# %-16s iterations %6d/%6d  worst phase total (>=10 ms) %.3f%%  utilization %+.4f  "
+          "delay p50/p99/max %+.0f/%+.0f/%+.0f us" % (
+              name, tr["iterations"], gt["iterations"], 100 * worst, tr["utilization"] - gt["utilization"],
+              1e6 * (tr["delay"]["p50_s"] - gt["delay"]["p50_s"]), 1e6 * (tr["delay"]["p99_s"] - gt["delay"]["p99_s"]),
+              1e6 * (tr["delay"]["max_s"] - gt["delay"]["max_s"])), flush=True)
     eps = tr.get("episodes", [])
     if expect_episodes is None:
         # Healthy: no starvation at all. A phase can still overrun on a loaded machine
