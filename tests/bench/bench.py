@@ -160,6 +160,19 @@ def free_port():
     return port
 
 
+def spread(xs):
+    """Half the range over the median, as a fraction (None for fewer than 2 values)."""
+    xs = [x for x in xs if x is not None]
+    if len(xs) < 2 or not statistics.median(xs):
+        return None
+    return (max(xs) - min(xs)) / 2 / statistics.median(xs)
+
+
+def spread_txt(xs):
+    sp = spread(xs)
+    return f"+/-{100 * sp:.1f}%" if sp is not None else "-"
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -480,9 +493,10 @@ def spin_windows(p, sink, stop_evt):
 
 
 def ns_per_iter(wins, t_from, t_to):
-    sel = [w for w in wins if t_from <= w[0] - w[2] / 1e9 and w[0] <= t_to]
-    iters = sum(w[1] for w in sel)
-    return (sum(w[2] for w in sel) / iters) if iters else None
+    """Median over the windows wholly inside [t_from, t_to] of ns per iteration (a median,
+    so a window in which another process took the CPU does not move the figure)."""
+    sel = [w[2] / w[1] for w in wins if t_from <= w[0] - w[2] / 1e9 and w[0] <= t_to and w[1]]
+    return median(sel) if sel else None
 
 
 def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
@@ -540,7 +554,8 @@ def section_overhead(env, cfg, rep):
                     ["target", "tier", "untraced ns/iter", "traced ns/iter", "added ns/iter", "ratio", "note"],
                     "A target that does nothing but iterate (the reference loop's tight immediate chain, "
                     "Node's `setImmediate` chain in `tests/bench/node/spin.js`) is pinned to CPU 0 and reports "
-                    "its own iterations per 200 ms window. In one process the bench alternates untraced "
+                    "its own iterations per 200 ms window (a repetition's figure is the median of its windows). "
+                    "In one process the bench alternates untraced "
                     "windows and windows with `loopscope stat -p PID -i 60 [--probes TIER]` attached "
                     f"(CPU 1), {cfg.reps} repetitions of {cfg.measure:.1f} s each; figures are medians of the "
                     "repetitions, added = traced - untraced, ratio = traced / untraced. Probe hits run in the "
@@ -595,7 +610,8 @@ def _tier_rows(rep, s, target, res, failed, tiers):
             continue
         v = median(res[t])
         rep.row(s, target, t, base, v, v - base if base else None, v / base if base else None,
-                note=f"{len(res[t])} reps")
+                note=f"{len(res[t])} reps; spread untraced {spread_txt(res.get('none', []))}, "
+                     f"traced {spread_txt(res[t])}", runs={"none": res.get("none"), t: res[t]})
 
 
 # ---- 2. HTTP
@@ -802,12 +818,11 @@ def section_http(env, cfg, rep):
             continue
         rps, p99 = median([x[0] for x in res[c]]), median([x[1] for x in res[c]])
         cpu_req = median([x[2] for x in res[c]])
-        rps_all = [x[0] for x in res[c]]
-        cfg.http[c] = (rps, p99, cpu_req, median(it_per_req.get(c, [])),
-                       (max(rps_all) - min(rps_all)) / 2 / rps if len(rps_all) > 1 else None)
+        cfg.http[c] = (rps, p99, cpu_req, median(it_per_req.get(c, [])), spread([x[0] for x in res[c]]))
         rep.row(s, c, rps, p99, rps / base_rps if base_rps else None, p99 / base_p99 if base_p99 else None,
                 cpu_req, cpu_req / base_cpu if cpu_req and base_cpu else None,
-                median(it_per_req.get(c, [])), note=f"{len(res[c])} runs", runs=res[c])
+                median(it_per_req.get(c, [])),
+                note=f"{len(res[c])} runs, req/s spread {spread_txt([x[0] for x in res[c]])}", runs=res[c])
     if tier_err:
         rep.row(s, "loopscope light / phases", note=f"not measured: {tier_err}")
     if prom_err:
