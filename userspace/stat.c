@@ -127,6 +127,12 @@ static void print_text(const struct ls_loop_summary *s, const struct ls_target_s
 			       (unsigned long)q->count, a, b, c);
 		}
 	}
+	if (s->iteration.count) {
+		fmt_ns(a, sizeof(a), s->iteration.p50_ns);
+		fmt_ns(b, sizeof(b), s->iteration.p99_ns);
+		fmt_ns(c, sizeof(c), s->iteration.max_ns);
+		printf("  iteration      p50 %s  p99 %s  max %s\n", a, b, c);
+	}
 	fmt_ns(a, sizeof(a), s->delay.p50_ns);
 	fmt_ns(b, sizeof(b), s->delay.p99_ns);
 	fmt_ns(c, sizeof(c), s->delay.max_ns);
