@@ -597,14 +597,56 @@ static int attach_tracepoints(struct node_priv *p, char *err, size_t errlen)
 	return 0;
 }
 
+/* Drop the loaded probe set and its links (before a retry). */
+static void release_probes(struct node_priv *p)
+{
+	for (size_t i = 0; i < p->nmulti; i++)
+		close(p->multi[i]);
+	p->nmulti = 0;
+	destroy_links(p->links, p->nlinks);
+	p->nlinks = 0;
+	nodeuv__destroy(p->skel);
+	p->skel = NULL;
+}
+
+/* Load, then attach tracepoints and uprobes in that order. With multi, -EOPNOTSUPP
+ * means the kernel refused the first uprobe_multi link (retry without). */
+static int load_and_attach(struct node_priv *p, int multi, char *err, size_t errlen)
+{
+	struct uprobe_set sets[3];
+	int r, n;
+
+	r = load_skel(p, multi, err, errlen);
+	if (r)
+		return r;
+	p->skel->bss->start_ns = ls_now_mono_ns();
+	r = attach_tracepoints(p, err, errlen);
+	if (r)
+		return r;
+	n = uprobe_sets(p, sets);
+	for (int i = 0; i < n; i++) {
+		if (multi) {
+			r = add_uprobe_multi(p, sets[i].prog, sets[i].sites, sets[i].n, sets[i].what, err, errlen);
+			if (r && i == 0 && (r == -EINVAL || r == -EOPNOTSUPP || r == -ENOSYS))
+				return -EOPNOTSUPP;
+			if (r)
+				return r;
+			continue;
+		}
+		for (int k = 0; k < sets[i].n; k++)
+			if ((r = add_uprobe(p, sets[i].prog, &sets[i].sites[k], sets[i].what, err, errlen)))
+				return r;
+	}
+	return 0;
+}
+
 static int node_attach(struct ls_target *t, const struct ls_target_info *ti, const struct ls_agent_opts *opts,
 		       char *err, size_t errlen)
 {
 	struct node_priv *p;
 	struct node_plan *pl;
-	struct uprobe_set sets[3];
 	char why[160];
-	int r, n, multi = 1;
+	int r, multi;
 
 	p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -636,42 +678,16 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	r = load_skel(p, multi, err, errlen);
+	/* uprobe_multi unless told otherwise (the per-site path stays testable) */
+	multi = !getenv("LOOPSCOPE_NO_UPROBE_MULTI");
+	r = load_and_attach(p, multi, err, errlen);
+	if (r == -EOPNOTSUPP && multi) {
+		/* A kernel without uprobe_multi: start over with one uprobe per site. */
+		release_probes(p);
+		r = load_and_attach(p, 0, err, errlen);
+	}
 	if (r)
 		goto fail;
-	p->skel->bss->start_ns = ls_now_mono_ns();
-	r = attach_tracepoints(p, err, errlen);
-	if (r)
-		goto fail;
-	n = uprobe_sets(p, sets);
-	for (int i = 0; i < n; i++) {
-		r = add_uprobe_multi(p, sets[i].prog, sets[i].sites, sets[i].n, sets[i].what, err, errlen);
-		if (r && i == 0 && (r == -EINVAL || r == -EOPNOTSUPP || r == -ENOSYS || r == -E2BIG)) {
-			/* A kernel without uprobe_multi: reload for one perf-event uprobe per site. */
-			multi = 0;
-			break;
-		}
-		if (r)
-			goto fail;
-	}
-	if (!multi) {
-		destroy_links(p->links, p->nlinks);
-		p->nlinks = 0;
-		nodeuv__destroy(p->skel);
-		p->skel = NULL;
-		r = load_skel(p, 0, err, errlen);
-		if (r)
-			goto fail;
-		p->skel->bss->start_ns = ls_now_mono_ns();
-		r = attach_tracepoints(p, err, errlen);
-		if (r)
-			goto fail;
-		n = uprobe_sets(p, sets);
-		for (int i = 0; i < n; i++)
-			for (int k = 0; k < sets[i].n; k++)
-				if ((r = add_uprobe(p, sets[i].prog, &sets[i].sites[k], sets[i].what, err, errlen)))
-					goto fail;
-	}
 	add_sampler(p, (uint32_t)ti->pid);
 	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.episodes), on_ringbuf, p, NULL);
 	if (!p->rb) {
