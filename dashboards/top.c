@@ -404,15 +404,16 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 			if (m->episodes_seen != seen)
 				dirty = 1;
 			if (err == -ENODATA) {
-				/* Show the final state (target exited) for a moment, then leave. */
 				take_snapshot(src, m);
+				if (!m->all_exited) {
+					/* A closed stream, not the targets: that is a failure. */
+					snprintf(why, whylen, "the %s source ended (the stream closed); "
+						 "is 'loopscope serve' still running?", m->source_name);
+					return 1;
+				}
+				/* Show the final state (target exited) for a moment, then leave. */
 				ended_at = ls_now_mono_ns();
-				if (m->all_exited)
-					exited_why(m, why, whylen);
-				else
-					snprintf(why, whylen, "the %s source ended (stream closed or every target gone)",
-						 m->source_name);
-				m->all_exited = 1;
+				exited_why(m, why, whylen);
 			} else if (err) {
 				snprintf(why, whylen, "the %s source failed: %s", m->source_name, strerror(-err));
 				return 1;

@@ -261,11 +261,25 @@ static void infer_over(struct top_model *m, const struct top_row *r, uint64_t mo
 	}
 }
 
+/* The source's clock (a remote agent's, maybe another host's) as an offset from ours.
+ * Every source time we are handed (a snapshot's mono_ns, an episode's start or end) is
+ * at or before the source's "now", so each gives a lower bound of the offset; the
+ * largest one seen is the best. Taking the latest instead would let a snapshot that
+ * sat in a buffer for half a second make every running stall look that much younger. */
+static void learn_clock(struct top_model *m, uint64_t source_ns, uint64_t local_now)
+{
+	int64_t off = (int64_t)(source_ns - local_now);
+
+	if (!m->clock_known || off > m->clock_offset)
+		m->clock_offset = off;
+	m->clock_known = 1;
+}
+
 int top_model_update(struct top_model *m, const struct ls_snapshot *s, uint64_t local_now)
 {
 	int err = 0;
 
-	m->clock_offset = (int64_t)(s->mono_ns - local_now);
+	learn_clock(m, s->mono_ns, local_now);
 	m->now_ns = s->mono_ns;
 	if (s->wall_ns)
 		m->wall_minus_mono = s->wall_ns - s->mono_ns;
@@ -332,6 +346,8 @@ void top_model_episode(struct top_model *m, const struct ls_episode *ep, uint64_
 	struct top_row *r;
 
 	m->episodes_seen++;
+	if (m->clock_known)
+		learn_clock(m, ep->end_ns > ep->start_ns ? ep->end_ns : ep->start_ns, local_now);
 	/* The end of an episode whose start we logged updates that entry. */
 	for (uint32_t i = 0; ep->end_ns && i < m->log_len; i++) {
 		struct top_log_entry *c = &m->log[(m->log_head + i) % TOP_LOG];

@@ -116,7 +116,8 @@ struct top_model {
 	int all_exited;			/* every target has exited (or been detached) */
 
 	/* private */
-	int64_t clock_offset;		/* source mono - local mono, learned at each snapshot */
+	int64_t clock_offset;		/* source mono - local mono (the largest seen, see learn_clock) */
+	int clock_known;
 	uint32_t gen;
 	uint32_t rows_cap;
 };

@@ -365,7 +365,8 @@ int ls_remote_source_new(const char *addr, struct ls_source **out, char *errbuf,
 	return 0;
 
 timeout:
-	snprintf(errbuf, errlen, "%s did not answer within %d ms: %s", addr, REMOTE_CONNECT_MS, strerror(-err));
+	snprintf(errbuf, errlen, "%s did not answer GET /events within %d ms (%s); is it a 'loopscope serve'?",
+		 addr, REMOTE_CONNECT_MS, strerror(-err));
 cleanup:
 	remote_destroy(&r->src);
 	return err;

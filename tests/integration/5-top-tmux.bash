@@ -53,11 +53,11 @@ wait_screen_not() {
 	done
 }
 
-# top_launch ARGS...: start top in the pane; sets TOP_PID. stderr goes to $TMP/top.err,
+# top_launch ARGS...: start top in the pane (behind $TOP_WRAP, e.g. setpriv); sets TOP_PID. stderr goes to $TMP/top.err,
 # and the shell prints TOP_EXIT=<status> when it ends.
 top_launch() {
 	rm -f "$TMP/top.pid"
-	tmux_keys "sh -c 'echo \$\$ > $TMP/top.pid; exec $LOOPSCOPE top $*' 2>$TMP/top.err; echo TOP_EXIT=\$?" Enter
+	tmux_keys "sh -c 'echo \$\$ > $TMP/top.pid; exec ${TOP_WRAP:-} $LOOPSCOPE top $*' 2>$TMP/top.err; echo TOP_EXIT=\$?" Enter
 	wait_for 5 test -s "$TMP/top.pid" || return 1
 	TOP_PID=$(cat "$TMP/top.pid")
 }
