@@ -40,6 +40,7 @@ struct top_cfg {
 	pid_t pids[TOP_MAX_PIDS];
 	int npids;
 	const char *connect;
+	const char *tier;	/* Node probe tier, NULL = the agent's default */
 	int refresh_ms;
 	uint64_t stall_ns, starve_ns, hold_ns;
 	int color;
@@ -167,6 +168,7 @@ static void usage(FILE *f)
 		   "      --stall MS         stall threshold alone (a phase or not-polling span)\n"
 		   "      --starve MS        starvation threshold alone (a nextTick/microtask drain)\n"
 		   "      --hold MS          keep an alert on screen this long after it ended (default 2000)\n"
+		   "      --probes TIER      Node.js probe tier: light (default) or phases (per-phase times)\n"
 		   "      --no-color         monochrome (also when NO_COLOR is set)\n"
 		   "  -h, --help             this help\n\n"
 		   "Keys: q quit, p pause, Up/Down or j/k select, s sort, h or ? help, r reset window.\n");
@@ -188,7 +190,7 @@ static int parse_ms(const char *arg, long lo, long hi, long *out)
 /* 0 ok, 2 usage error (message printed), -1 help printed. */
 static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 {
-	enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR };
+	enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR, OPT_PROBES };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -198,6 +200,7 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 		{ "starve", required_argument, NULL, OPT_STARVE },
 		{ "hold", required_argument, NULL, OPT_HOLD },
 		{ "no-color", no_argument, NULL, OPT_NOCOLOR },
+		{ "probes", required_argument, NULL, OPT_PROBES },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -249,6 +252,13 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 			break;
 		case OPT_NOCOLOR:
 			cfg->color = 0;
+			break;
+		case OPT_PROBES:
+			if (strcmp(optarg, "light") && strcmp(optarg, "phases")) {
+				fprintf(stderr, "loopscope top: --probes takes 'light' or 'phases', not '%s'\n", optarg);
+				return 2;
+			}
+			cfg->tier = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -463,7 +473,8 @@ int ls_cmd_top(int argc, char **argv)
 		}
 		snprintf(m.source_name, sizeof(m.source_name), "%.31s", cfg.connect);
 	} else {
-		struct ls_agent_opts ao = { .stall_threshold_ns = cfg.stall_ns < cfg.starve_ns ? cfg.stall_ns : cfg.starve_ns };
+		struct ls_agent_opts ao = { .stall_threshold_ns = cfg.stall_ns < cfg.starve_ns ? cfg.stall_ns : cfg.starve_ns,
+					    .tier = cfg.tier };
 
 		rc = ls_agent_new(&ao, &ag, err, sizeof(err));
 		if (rc) {

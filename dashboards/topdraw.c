@@ -315,7 +315,7 @@ static int want_phases(const struct top_model *m, int cols)
 
 	if (!r)
 		return 0;
-	return 1 + (r->has & LS_HAS_PHASES ? LS_NPHASES : 1);
+	return 1 + (r->has & LS_HAS_PHASES ? LS_NPHASES : 1) + (r->note[0] ? 1 : 0);
 }
 
 static void draw_phases(WINDOW *w, const struct top_model *m, const struct top_draw_ctx *c, struct area a)
@@ -331,9 +331,12 @@ static void draw_phases(WINDOW *w, const struct top_model *m, const struct top_d
 	x += put(w, a.y, x, ST_NORMAL, "  window %s", span(win, sizeof(win), s->interval_s));
 	if (r->has & LS_HAS_PHASES && a.cols >= PH_NAME + PH_NUMS + 10)
 		put(w, a.y, a.cols - 24 > x ? a.cols - 24 : x + 1, ST_HEAD, "%7s %7s %7s", "p50", "p99", "max");
+	if (r->note[0] && a.h > 1)
+		put(w, a.y + a.h - 1, 2, ST_DIM, "note: %s", r->note);
 	if (!(r->has & LS_HAS_PHASES)) {
 		if (a.h > 1)
-			put(w, a.y + 1, 2, ST_DIM, "phases not measured%s%s", r->note[0] ? ": " : "", r->note);
+			put(w, a.y + 1, 2, ST_DIM, "per-phase times not measured at probe tier '%s'%s", r->tier,
+			    r->runtime == LS_RT_NODE ? " (top --probes phases measures them)" : "");
 		return;
 	}
 	if (barw < 4)
