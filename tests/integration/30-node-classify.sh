@@ -30,10 +30,17 @@ for tier in light phases; do
 		micro) want=microtask_starvation ;;
 		sync) want=stall ;;
 		esac
-		bg node "$NODEDIR/block.js" "$mode" 600 1200 >"$TMP/block.out"
+		bg node "$NODEDIR/block.js" "$mode" 600 0 >"$TMP/block.out"
 		pid=$BG_PID
-		sleep 0.4	# node's default loop must exist before attach (the offsets are checked on it)
-		"$LOOPSCOPE" stat -p "$pid" -d 2.6 -i 2.6 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err"
+		# node's default loop must exist before attach (the offsets are checked on it)
+		wait_for 10 grep -q ready "$TMP/block.out"
+		"$LOOPSCOPE" stat -p "$pid" -d 3 -i 3 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
+		stat_pid=$!
+		# block once the probes are live (attach takes 0.1-0.5 s here; --json prints
+		# nothing before the first interval, so allow for a loaded machine)
+		sleep 1.5
+		kill -USR2 "$pid"
+		wait "$stat_pid"
 		rc=$?
 		check "$tier/$mode: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$mode.err"))" [ "$rc" = 0 ]
 		check "$tier/$mode: the block ran while attached" grep -q "blocked $mode" "$TMP/block.out"

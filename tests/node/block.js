@@ -1,6 +1,7 @@
-// block.js MODE [MS] [DELAY_MS]: after DELAY_MS (default 1500, time to attach), keep the
-// event loop from polling for MS milliseconds (default 600) in one of three ways, then
-// idle with a 50 ms interval until killed:
+// block.js MODE [MS] [DELAY_MS]: after DELAY_MS (default 1500, time to attach; 0 = on
+// SIGUSR2, so a test can start it once the agent is attached), keep the event loop
+// from polling for MS milliseconds (default 600) in one of three ways, then idle with
+// a 50 ms interval until killed:
 //   tick  - recursive process.nextTick (the nextTick queue never empties)
 //   micro - recursive promise reactions (V8's microtask queue never empties)
 //   sync  - one long synchronous callback (a busy loop)
@@ -8,13 +9,13 @@
 'use strict';
 const mode = process.argv[2];
 const ms = +process.argv[3] || 600;
-const delay = +process.argv[4] || 1500;
+const delay = process.argv[4] === undefined ? 1500 : +process.argv[4];
 if (!['tick', 'micro', 'sync'].includes(mode)) {
   console.error('usage: block.js tick|micro|sync [MS] [DELAY_MS]');
   process.exit(2);
 }
 setInterval(() => {}, 50);
-setTimeout(() => {
+function block() {
   const t0 = Date.now();
   let n = 0;
   const done = () => console.log('blocked', mode, n);
@@ -26,4 +27,7 @@ setTimeout(() => {
     while (Date.now() - t0 < ms) n++;
     done();
   }
-}, delay);
+}
+if (delay > 0) setTimeout(block, delay);
+else process.once('SIGUSR2', block);
+console.log('ready');
