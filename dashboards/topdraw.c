@@ -263,11 +263,12 @@ static void draw_alerts(WINDOW *w, const struct top_model *m, const struct top_d
 			band(w, a.y + i, 0, st);
 		const char *comm = "";
 
-		for (uint32_t j = 0; j < m->nrows; j++)
+		/* With one process the pid says enough; the width goes to the text. */
+		for (uint32_t j = 0; j < m->nrows && m->nrows > 1; j++)
 			if (m->rows[j].pid == al->pid)
 				comm = m->rows[j].comm;
-		x = put(w, a.y + i, 0, st, " %s %d %s: %s", al->level == TOP_ALERT_ACTIVE ? "!!" : "  ",
-			al->pid, comm, al->text);
+		x = put(w, a.y + i, 0, st, " %s %d%s%s: %s", al->level == TOP_ALERT_ACTIVE ? "!!" : "  ",
+			al->pid, comm[0] ? " " : "", comm, al->text);
 		if (i == a.h - 1 && more > 0)
 			put(w, a.y + i, x, st, "  (+%d more)", more);
 	}
@@ -525,7 +526,7 @@ static void draw_footer(WINDOW *w, const struct top_model *m, const struct top_d
 
 	band(w, a.y, 0, ST_TITLE);
 	x = put(w, a.y, 0, ST_TITLE, " q quit  p pause  %s select  s sort  r reset  h help", c->utf8 ? "\u2191\u2193/jk" : "j/k");
-	if (m->self.attached_targets || m->self.probe_hits)
+	if ((m->self.attached_targets || m->self.probe_hits) && a.cols - x >= 30)
 		put(w, a.y, x, ST_TITLE, "   agent %.2fs cpu  %llu drops", m->self.cpu_s,
 		    (unsigned long long)m->self.ringbuf_drops);
 }

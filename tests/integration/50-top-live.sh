@@ -35,7 +35,7 @@ check "the header line shows the reference runtime and a rate" \
 alert_at= alert_line=
 end=$((SECONDS + 8))
 while [ $SECONDS -lt $end ]; do
-	line=$(tmux_cap | grep -m1 -E "^ !! $DEMO loopdemo: stalled in timers for [0-9]+ms")
+	line=$(tmux_cap | grep -m1 -E "^ !! $DEMO: stalled in timers for [0-9]+ms")
 	if [ -n "$line" ]; then alert_at=$(date +%s.%N); alert_line=$line; break; fi
 	sleep 0.05
 done

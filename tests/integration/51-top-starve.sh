@@ -36,7 +36,7 @@ tmux_start 100 32
 top_launch -p "$DEMO"
 check "top is up" wait_screen 10 "$DEMO loopdemo"
 check "nextTick starvation banner while it lasts, counting up" \
-	watch_banner "^ !! $DEMO loopdemo: process.nextTick starvation for [0-9.]+m?s \\([0-9]+ callbacks\\)" 1500
+	watch_banner "^ !! $DEMO: process.nextTick starvation for [0-9.]+m?s \\([0-9]+ callbacks\\)" 1500
 check "the log has the nextTick episode (~1.5 s)" \
 	wait_screen 6 "^[0-9:.]+ +$DEMO loopdemo +tick_starvation +[a-z]+ +1\\.[45][0-9]s"
 check "the drains line counts the starvation" wait_screen 3 "^nextTick .* starved [1-9]"
@@ -49,7 +49,7 @@ DEMO=$BG_PID
 top_launch -p "$DEMO"
 check "top is up again" wait_screen 10 "$DEMO loopdemo"
 check "microtask starvation banner while it lasts, counting up" \
-	watch_banner "^ !! $DEMO loopdemo: microtask starvation for [0-9.]+m?s \\([0-9]+ callbacks\\)" 1500
+	watch_banner "^ !! $DEMO: microtask starvation for [0-9.]+m?s \\([0-9]+ callbacks\\)" 1500
 check "the log has the microtask episode" \
 	wait_screen 6 "^[0-9:.]+ +$DEMO loopdemo +microtask_starvation +[a-z]+ +1\\.[45][0-9]s"
 tmux_keys q

@@ -41,7 +41,7 @@ bg "$LOOPDEMO" --block 20 --every 100 --duration 3
 DEMO=$BG_PID
 top_launch -p "$DEMO"
 check "target exit: top is up and holds links" up "$DEMO"
-check "target exit: the 'target exited' alert shows" wait_screen 8 "$DEMO loopdemo: target exited"
+check "target exit: the 'target exited' alert shows" wait_screen 8 "$DEMO: target exited"
 restored "target exit" 0
 check "target exit: top said why on stderr" grep -q "target $DEMO (loopdemo) exited" "$TMP/top.err"
 wait "$DEMO" 2>/dev/null
@@ -69,8 +69,8 @@ restored "SIGSEGV" 139
 check "the demo loop survived all of it" kill -0 "$DEMO"
 
 # 5. Errors before the screen: one line, non-zero, the screen never taken.
-tmux_keys "$LOOPSCOPE top -p 4194303 2>$TMP/e1; echo TOP_EXIT=\$?" Enter
-check "no such PID: exit 1" wait_screen 8 "TOP_EXIT=1\$"
+tmux_keys "$LOOPSCOPE top -p 4194303 2>$TMP/e1; echo NOPID_EXIT=\$?" Enter
+check "no such PID: exit 1" wait_screen 8 "NOPID_EXIT=1\$"
 check "no such PID: one line naming the PID" bash -c "[ \$(wc -l <'$TMP/e1') = 1 ] && grep -q 4194303 '$TMP/e1'"
 check "no such PID: nothing left on the alternate screen" test "$(tmux_fmt '#{alternate_on}')" = 0
 "$LOOPSCOPE" top -p "$DEMO" </dev/null >/dev/null 2>"$TMP/e2"

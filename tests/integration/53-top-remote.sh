@@ -28,7 +28,7 @@ check "top shows the streamed target and its phases" \
 	wait_screen 10 "source 127.0.0.1:$PORT" "$DEMO loopdemo +reference" "^[ >]timers .*%" "^[ >]close .*%"
 check "top holds no bpf object (the server does the tracing)" test -z "$(top_link_ids)$(top_prog_ids)"
 check "a stall alert comes through the stream" \
-	wait_screen 8 "^ !! $DEMO loopdemo: stalled in timers for [0-9]+ms"
+	wait_screen 8 "^ !! $DEMO: stalled in timers for [0-9]+ms"
 check "the stall's episode reaches the log" wait_screen 5 "^[0-9:.]+ +$DEMO loopdemo +stall +timers +(29[0-9]|30[0-9]|31[0-9])ms"
 
 # The server goes away: top says so and leaves, with the terminal restored.
@@ -77,11 +77,11 @@ kill "$FAKE" 2>/dev/null; wait "$FAKE" 2>/dev/null
 
 # Bad addresses fail before the screen, in one line.
 tmux_keys clear Enter
-tmux_keys "$LOOPSCOPE top --connect nonsense 2>$TMP/e1; echo TOP_EXIT=\$?" Enter
-check "bad address: exit 1" wait_screen 5 "TOP_EXIT=1\$"
+tmux_keys "$LOOPSCOPE top --connect nonsense 2>$TMP/e1; echo BADADDR_EXIT=\$?" Enter
+check "bad address: exit 1" wait_screen 5 "BADADDR_EXIT=1\$"
 check "bad address: one line saying what to give" bash -c "[ \$(wc -l <'$TMP/e1') = 1 ] && grep -q HOST:PORT '$TMP/e1'"
 tmux_keys clear Enter
-tmux_keys "$LOOPSCOPE top --connect 127.0.0.1:$SLOW_PORT 2>$TMP/e2; echo TOP_EXIT=\$?" Enter
-check "nothing listening: exit 1" wait_screen 5 "TOP_EXIT=1\$"
+tmux_keys "$LOOPSCOPE top --connect 127.0.0.1:$SLOW_PORT 2>$TMP/e2; echo REFUSED_EXIT=\$?" Enter
+check "nothing listening: exit 1" wait_screen 5 "REFUSED_EXIT=1\$"
 check "nothing listening: one line naming serve" bash -c "[ \$(wc -l <'$TMP/e2') = 1 ] && grep -q 'loopscope serve' '$TMP/e2'"
 done_testing

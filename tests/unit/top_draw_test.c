@@ -131,7 +131,7 @@ static void test_80x24_whole(void **state)
 	draw_at(&m, 24, 80, 1, 0);
 	dump(24);
 	assert_int_equal(find(24, "loopscope top"), 0);
-	assert_true(find(24, "stalled in timers for 250ms") > 0);
+	assert_true(find(24, "!! 4242 loopdemo: stalled in timers for 250ms") > 0);
 	assert_true(find(24, "PID COMM") > 0);
 	assert_true(find(24, "4242 loopdemo") > 0);
 	assert_true(find(24, "4243 loopdemo") > 0);
