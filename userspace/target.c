@@ -141,7 +141,32 @@ cleanup:
 	return r;
 }
 
+static int identify_once(pid_t pid, struct ls_target_info *ti, char *err, size_t errlen);
+
+/* The exe link is read first and the mappings after: a process that execs in between
+ * (a fresh child) would mix two programs, so a changed link means another look. */
 int ls_target_identify(pid_t pid, struct ls_target_info *ti, char *err, size_t errlen)
+{
+	char again[sizeof(ti->exe)];
+	int r = 0;
+
+	for (int tries = 0; tries < 3; tries++) {
+		ssize_t n;
+
+		r = identify_once(pid, ti, err, errlen);
+		if (r == -ESRCH || r == -EPERM || !ti->exe[0])
+			return r;
+		n = readlink(ti->exe_proc, again, sizeof(again) - 1);
+		if (n < 0)
+			return r;
+		again[n] = '\0';
+		if (!strcmp(again, ti->exe))
+			return r;
+	}
+	return r;
+}
+
+static int identify_once(pid_t pid, struct ls_target_info *ti, char *err, size_t errlen)
 {
 	char path[64], line[PATH_MAX + 128];
 	FILE *maps = NULL;
