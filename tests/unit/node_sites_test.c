@@ -6,12 +6,15 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "libuv.h"
+#include "node.h"
 #include "nodeuv.h"
 
 #define NODE "/usr/bin/node"
@@ -188,6 +191,51 @@ static void test_debian_libuv1(void **state)
 	lu_elf_close(e);
 }
 
+/* The whole plan for /usr/bin/node as the backend makes it at attach (no process
+ * needed: node is not PIE, so no load bias is looked up). */
+static void test_node_plan(void **state)
+{
+	struct ls_target_info ti = { .pid = 1, .runtime = LS_RT_NODE };
+	char *text = NULL, err[256];
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	if (access(NODE, R_OK))
+		skip();
+	snprintf(ti.exe, sizeof(ti.exe), NODE);
+	snprintf(ti.exe_proc, sizeof(ti.exe_proc), NODE);
+	snprintf(ti.lib, sizeof(ti.lib), NODE);
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(ls_node_plan(&ti, "phases", f, err, sizeof(err)), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "runtime node libuv 1."));
+	assert_non_null(strstr(text, "tier phases"));
+	assert_non_null(strstr(text, "offsets DWARF"));
+	assert_non_null(strstr(text, "boundary poll_in uv_run+"));
+	assert_non_null(strstr(text, "boundary poll_out uv_run+"));
+	assert_non_null(strstr(text, "gc_entry +0"));
+	assert_non_null(strstr(text, "gc_return +"));
+	free(text);
+
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(ls_node_plan(&ti, NULL, f, err, sizeof(err)), 0);	/* default tier */
+	fclose(f);
+	assert_non_null(strstr(text, "tier " LS_NODE_DEFAULT_TIER));
+	assert_non_null(strstr(text, "timers uv__run_timers+"));
+	assert_null(strstr(text, "boundary "));
+	free(text);
+
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(ls_node_plan(&ti, "heavy", f, err, sizeof(err)), -EINVAL);
+	fclose(f);
+	assert_non_null(strstr(err, "--probes light or --probes phases"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -195,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_offsets_table),
 		cmocka_unit_test(test_node_binary),
 		cmocka_unit_test(test_debian_libuv1),
+		cmocka_unit_test(test_node_plan),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
