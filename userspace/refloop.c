@@ -54,6 +54,10 @@ struct refloop_priv {
 	void *fn_arg;
 	struct live_ep live[MAX_LIVE];
 	unsigned nlive;
+	/* Thread names seen while the threads lived: a loop thread that ends before the
+	 * next snapshot keeps its name. */
+	struct { uint32_t tid; char name[16]; } names[REFLOOP_MAX_LOOPS];
+	unsigned nnames;
 };
 
 static int refloop_match(const struct ls_target_info *ti)
@@ -262,8 +266,15 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 	memset(o, 0, sizeof(*o));
 	o->tid = tid;
 	if (thread_comm(p->pid, tid, o->name, sizeof(o->name))) {
-		if (prev_name)
-			memcpy(o->name, prev_name, sizeof(o->name));
+		const char *cached = NULL;
+
+		for (unsigned i = 0; i < p->nnames && !cached; i++)
+			if (p->names[i].tid == tid)
+				cached = p->names[i].name;
+		if (!cached)
+			cached = prev_name;
+		if (cached)
+			memcpy(o->name, cached, sizeof(o->name));
 		else
 			snprintf(o->name, sizeof(o->name), "%u", tid);
 	}
@@ -372,6 +383,18 @@ static void announce(struct refloop_priv *p, uint32_t tid, uint32_t kind, uint32
 		p->fn(&ep, p->fn_arg);
 }
 
+/* Remember a loop thread's name the first time it is seen (O(loops), at most 16). */
+static void learn_name(struct refloop_priv *p, uint32_t tid)
+{
+	for (unsigned i = 0; i < p->nnames; i++)
+		if (p->names[i].tid == tid)
+			return;
+	if (p->nnames == REFLOOP_MAX_LOOPS)
+		return;
+	if (thread_comm(p->pid, tid, p->names[p->nnames].name, sizeof(p->names[0].name)) == 0)
+		p->names[p->nnames++].tid = tid;
+}
+
 /* Stalls and starvation still in progress, from each loop's live record. */
 static void check_live(struct refloop_priv *p)
 {
@@ -385,6 +408,7 @@ static void check_live(struct refloop_priv *p)
 		struct lsl_probe_record rec;
 
 		key = next;
+		learn_name(p, key);
 		if (bpf_map_lookup_elem(fd, &key, p->val) == 0 && read_record(p->pid, p->val->record, &rec) == 0) {
 			const struct refloop_loop *v = p->val;
 			uint64_t s = rec.live_phase_since_ns;
