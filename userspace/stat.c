@@ -33,7 +33,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: loopscope stat -p PID [-p PID]... [-i SECONDS] [-d SECONDS] [--json]\n"
-		"                      [--threshold MS] [-v]\n\n"
+		"                      [--threshold MS] [--probes TIER] [-v]\n\n"
 		"Attach to running event loops and print their numbers every interval.\n\n"
 		"  -p, --pid PID        process to trace (repeat for several)\n"
 		"  -i, --interval S     seconds between reports (%.1f to %.0f, default 1)\n"
