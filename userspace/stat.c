@@ -397,6 +397,12 @@ int ls_cmd_stat(int argc, char **argv)
 			fprintf(stderr, "loopscope stat: writing the report failed\n");
 			goto cleanup;
 		}
+		/* Lost episodes are counted in the kernel; say so, never drop them silently.
+		 * (Counts of a target that detached leave the sum: hence the >.) */
+		if (cur.self.ringbuf_drops > prev.self.ringbuf_drops)
+			fprintf(stderr, "loopscope stat: %lu episodes lost (ring buffer full); the counts in "
+				"the report still include them\n",
+				(unsigned long)(cur.self.ringbuf_drops - prev.self.ringbuf_drops));
 		ls_snapshot_free(&prev);
 		prev = cur;
 		memset(&cur, 0, sizeof(cur));
