@@ -203,9 +203,11 @@ static __always_inline void close_span(struct nu_loop *l, __u32 tid, __u64 now)
 
 		if (!l->stall_open)
 			count_episode(l, kind);
-		emit(tid, kind, l->live_phase, l->ep_exit_ns, now);
+		/* by now the loop is in poll again: the phase was noted while it stalled */
+		emit(tid, kind, l->stall_phase ? l->stall_phase - 1 : NU_PHASE_NONE, l->ep_exit_ns, now);
 	}
 	l->stall_open = 0;
+	l->stall_phase = 0;
 	l->cat_samples[NU_CAT_SYNC] = 0;
 	l->cat_samples[NU_CAT_TICK] = 0;
 	l->cat_samples[NU_CAT_MICRO] = 0;
@@ -364,6 +366,9 @@ int nu_boundary(struct pt_regs *ctx)
 		barrier_var(p);
 		if (p < NU_NPHASES)
 			hist_add(&l->phase[p], now - l->last_b_ns);
+		/* a stall ends at the next epoll entry; remember which phase held it */
+		if (p != NU_PHASE_POLL && now - l->last_b_ns >= stall_ns && !l->stall_phase)
+			l->stall_phase = p + 1;
 	}
 	/* At the call sites the loop is the first argument. */
 	if (b == NU_B_POLL_IN || b == NU_B_TIMERS_IN)
@@ -458,6 +463,8 @@ int nu_sample(struct bpf_perf_event_data *ctx)
 		__u32 kind = stall_kind(l);
 
 		l->stall_open = kind + 1;
+		if (l->live_phase < NU_NPHASES)
+			l->stall_phase = l->live_phase + 1;
 		count_episode(l, kind);
 		emit(tid, kind, l->live_phase, l->ep_exit_ns, 0);
 	}

@@ -89,7 +89,7 @@ struct nu_loop {
 	/* stall in progress: stack samples by category, episode open? */
 	__u64 cat_samples[NU_NCATS];
 	__u32 stall_open;	/* 1 + kind once the start was reported, else 0 */
-	__u32 pad0;
+	__u32 stall_phase;	/* 1 + the phase the stall is in (phases tier), else 0 */
 	__u64 samples_total;	/* stack samples taken (all stalls) */
 
 	__u64 stall_episodes, tick_episodes, micro_episodes, gc_episodes;
