@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# timeout: 90
+# loopscope top on two processes at once, an unmodified Node.js program (GC pauses and a
+# 300 ms busy timer callback) and loopdemo: one header line each, j/k moves the detail to
+# the other process, the Node one shows its GC pauses and alerts on its stall.
+source "$(dirname "$0")/../lib.sh"
+need_root
+need_cmd tmux
+need_cmd node
+source "$(dirname "$0")/5-top-tmux.bash"
+
+cat >"$TMP/app.js" <<'EOF'
+// Garbage for the collector every 100 ms, and a 300 ms busy timer callback every 1.5 s.
+let keep = [];
+setInterval(() => { keep = []; for (let i = 0; i < 200000; i++) keep.push({ i, s: 'x' + i }); }, 100);
+setInterval(() => { const t = Date.now(); while (Date.now() - t < 300); }, 1500);
+setTimeout(() => process.exit(0), 60000);
+EOF
+bg node "$TMP/app.js"
+NODE=$BG_PID
+bg "$LOOPDEMO" --block 20 --every 200 --duration 60
+DEMO=$BG_PID
+sleep 0.5
+
+tmux_start 100 40
+stty_before=$(tmux_stty)
+top_launch --probes phases -p "$DEMO" -p "$NODE"
+check "one header line per process" wait_screen 15 "^ +$DEMO loopdemo +reference " "^ +$NODE node +node "
+check "the first -p is selected at first" wait_screen 3 "^$DEMO loopdemo +reference/usdt +window"
+# Rows are in pid order; the Node process is above or below loopdemo.
+if [ "$NODE" -lt "$DEMO" ]; then to_node=k to_demo=j; else to_node=j to_demo=k; fi
+tmux_keys $to_node
+check "$to_node moves the detail to the Node process" wait_screen 3 "^$NODE node +node/phases +window"
+check "Node: its GC pauses are counted" wait_screen 10 "^GC +[1-9][0-9]* pauses +total [0-9.]+[mun]?s"
+check "Node: per-phase rows at --probes phases" wait_screen 5 "^[ >]timers .*%" "^[ >]poll .*%"
+check "Node: its 300 ms callback alerts while it runs" \
+	wait_screen 10 "^ !! $NODE node: (stalled in [a-z]+|not polling) for [0-9]+ms"
+check "Node: the stall reaches the episode log" wait_screen 5 "^[0-9:.]+ +$NODE node +stall +"
+tmux_keys $to_demo
+check "$to_demo moves back" wait_screen 3 "^$DEMO loopdemo +reference/usdt +window"
+tmux_keys q
+check "q exits with status 0" wait_screen 5 "TOP_EXIT=0\$"
+check "tty modes as before" test "$(tmux_stty)" = "$stty_before"
+check "both targets still run" kill -0 "$NODE" "$DEMO"
+check "top's stderr is clean (no sanitizer report)" bash -c "! grep -qiE 'sanitizer|runtime error' '$TMP/top.err'"
+done_testing
