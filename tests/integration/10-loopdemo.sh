@@ -4,6 +4,7 @@
 # and the binary carries the USDT probe set of lsl_probes.h, each with a semaphore.
 source "$(dirname "$0")/../lib.sh"
 DEMO=$LS_BUILD/asan/loopdemo
+DEMO_SH=$(cd "$(dirname "$0")/.." && pwd)/demo.sh
 need_cmd jq
 need_cmd readelf
 
@@ -97,6 +98,10 @@ out=$("$LS_BUILD/loopdemo" --print-interval 0.3 --duration 1)
 check "--print-interval prints a line per interval with it/s, echo and jobs" \
 	bash -c '[ "$(grep -c "it/s.*util.*delay p99" <<<"$1")" -ge 2 ] && grep -q "echo .*jobs" <<<"$1"' _ "$out"
 check "quiet by default: nothing on stdout" bash -c '[ -z "$("$1" --block 1 --every 10 --duration 0.3)" ]' _ "$DEMO"
+
+out=$(timeout -s INT 2.5 "$DEMO_SH" 2>&1)
+check "tests/demo.sh (make demo) shows live numbers until interrupted" \
+	bash -c '[ "$(grep -c "it/s.*util.*echo.*jobs" <<<"$1")" -ge 2 ]' _ "$out"
 
 # 8. bad flags are refused with a message, not run.
 check "--every without a workload is refused" bash -c '! "$1" --every 10 --duration 1 2>/dev/null' _ "$DEMO"
