@@ -5,6 +5,8 @@
  * Modes (run interleaved, A B C A B C ..., one line per run: "MODE NS_PER_ITERATION"):
  *   lsl        our loop, probes compiled in, untraced, accounting off
  *   lsl-acct   the same with ground-truth accounting on (timestamps, samples)
+ *   lsl-rec    our loop with the poll_start semaphore raised in-process and no tracer:
+ *              what filling the probe record costs (a real tracer adds its probe hits)
  *   lsl-fd     our loop with one idle fd watched, so it calls epoll_wait(0) every
  *              iteration as libuv always does (its own async eventfd is watched)
  *   libuv      Debian's libuv: a check handle whose callback counts iterations plus an
@@ -78,6 +80,21 @@ static double run_lsl(uint64_t n, int accounting, int with_fd)
 	return (double)(t1 - t0) / (double)it;
 }
 
+#ifndef LSL_NO_PROBES
+extern volatile unsigned short loopscope_poll_start_semaphore;
+
+/* As if a tracer attached poll_start, minus the probe hits (the nop stays a nop). */
+static double run_lsl_record(uint64_t n)
+{
+	double ns;
+
+	loopscope_poll_start_semaphore++;
+	ns = run_lsl(n, 0, 0);
+	loopscope_poll_start_semaphore--;
+	return ns;
+}
+#endif
+
 static uint64_t uv_count, uv_n;
 static uv_check_t uv_chk;
 static uv_idle_t uv_idl;
@@ -124,6 +141,10 @@ static double run_mode(const char *mode, uint64_t n)
 		return run_lsl(n, 0, 0);
 	if (!strcmp(mode, "lsl-acct"))
 		return run_lsl(n, 1, 0);
+#ifndef LSL_NO_PROBES
+	if (!strcmp(mode, "lsl-rec"))
+		return run_lsl_record(n);
+#endif
 	if (!strcmp(mode, "lsl-fd"))
 		return run_lsl(n, 0, 1);
 	if (!strcmp(mode, "libuv"))
@@ -133,7 +154,7 @@ static double run_mode(const char *mode, uint64_t n)
 
 int main(int argc, char **argv)
 {
-	const char *modes = "lsl,lsl-acct,lsl-fd,libuv";
+	const char *modes = "lsl,lsl-acct,lsl-rec,lsl-fd,libuv";
 	char *list, *save = NULL, *m, *names[8];
 	int rounds = 9, nmodes = 0, r, i;
 	uint64_t n = 300000;
@@ -146,7 +167,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--modes") && i + 1 < argc)
 			modes = argv[++i];
 		else {
-			fprintf(stderr, "usage: loop_bench [--rounds R] [--n N] [--modes lsl,lsl-acct,lsl-fd,libuv]\n");
+			fprintf(stderr, "usage: loop_bench [--rounds R] [--n N] [--modes lsl,lsl-acct,lsl-rec,lsl-fd,libuv]\n");
 			return 2;
 		}
 	}

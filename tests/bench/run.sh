@@ -41,31 +41,33 @@ section_loop() {
 		-luv -lpthread -lm || { echo "loop: building the -DLSL_NO_PROBES twin failed" >&2; return 1; }
 	: >"$raw"
 	for ((r = 0; r < rounds; r++)); do
-		"${PIN[@]}" "$bin" --rounds 1 --n "$n" --modes lsl,libuv,lsl-acct,lsl-fd >>"$raw" || return 1
+		"${PIN[@]}" "$bin" --rounds 1 --n "$n" --modes lsl,libuv,lsl-acct,lsl-rec,lsl-fd >>"$raw" || return 1
 		"${PIN[@]}" "$nop" --rounds 1 --n "$n" --modes lsl | sed 's/^lsl /lsl-noprobes /' >>"$raw" || return 1
 	done
-	local m_lsl m_uv m_acct m_fd m_nop min_lsl min_nop
+	local m_lsl m_uv m_acct m_rec m_fd m_nop min_lsl min_nop
 	m_lsl=$(awk '$1 == "lsl" { print $2 }' "$raw" | median)
 	m_uv=$(awk '$1 == "libuv" { print $2 }' "$raw" | median)
 	m_acct=$(awk '$1 == "lsl-acct" { print $2 }' "$raw" | median)
 	m_fd=$(awk '$1 == "lsl-fd" { print $2 }' "$raw" | median)
+	m_rec=$(awk '$1 == "lsl-rec" { print $2 }' "$raw" | median)
 	m_nop=$(awk '$1 == "lsl-noprobes" { print $2 }' "$raw" | median)
 	min_lsl=$(awk '$1 == "lsl" { print $2 }' "$raw" | minimum)
 	min_nop=$(awk '$1 == "lsl-noprobes" { print $2 }' "$raw" | minimum)
-	awk -v lsl="$m_lsl" -v uv="$m_uv" -v acct="$m_acct" -v fd="$m_fd" -v nop="$m_nop" \
+	awk -v lsl="$m_lsl" -v uv="$m_uv" -v acct="$m_acct" -v rec="$m_rec" -v fd="$m_fd" -v nop="$m_nop" \
 		-v minl="$min_lsl" -v minn="$min_nop" 'BEGIN {
 		printf "  %-44s %10s %12s\n", "variant (median ns per iteration)", "ns/iter", "vs libuv"
 		printf "  %-44s %10.1f %11.2fx\n", "libuv 1.44 check+idle chain", uv, 1
 		printf "  %-44s %10.1f %11.2fx\n", "lsl, probes compiled in, untraced", lsl, lsl / uv
 		printf "  %-44s %10.1f %11.2fx\n", "lsl, + one fd watched (epoll_wait(0) each)", fd, fd / uv
 		printf "  %-44s %10.1f %11.2fx\n", "lsl, ground-truth accounting on", acct, acct / uv
+		printf "  %-44s %10.1f %11.2fx\n", "lsl, record filled (poll_start semaphore up)", rec, rec / uv
 		printf "  %-44s %10.1f %11.2fx\n", "lsl, built with -DLSL_NO_PROBES", nop, nop / uv
 		printf "  untraced probe cost: %.1f ns per iteration by medians (probes in %.1f vs compiled out %.1f; %+.1f%%),\n", lsl - nop, lsl, nop, (lsl - nop) * 100 / nop
 		printf "                       %.1f ns by the fastest runs (%.1f vs %.1f)\n", minl - minn, minl, minn
 		printf "  goal: within 1.3x of libuv with probes compiled in: %s (%.2fx; %.2fx with an fd watched)\n", (lsl / uv <= 1.3 && fd / uv <= 1.3) ? "met" : "NOT met", lsl / uv, fd / uv
 	}'
-	printf '{"libuv_ns":%s,"lsl_ns":%s,"lsl_fd_ns":%s,"lsl_acct_ns":%s,"lsl_noprobes_ns":%s,"lsl_min_ns":%s,"lsl_noprobes_min_ns":%s,"libuv_ratio":%s,"libuv_ratio_fd":%s,"rounds":%d,"n":%d}\n' \
-		"$m_uv" "$m_lsl" "$m_fd" "$m_acct" "$m_nop" "$min_lsl" "$min_nop" \
+	printf '{"libuv_ns":%s,"lsl_ns":%s,"lsl_fd_ns":%s,"lsl_acct_ns":%s,"lsl_rec_ns":%s,"lsl_noprobes_ns":%s,"lsl_min_ns":%s,"lsl_noprobes_min_ns":%s,"libuv_ratio":%s,"libuv_ratio_fd":%s,"rounds":%d,"n":%d}\n' \
+		"$m_uv" "$m_lsl" "$m_fd" "$m_acct" "$m_rec" "$m_nop" "$min_lsl" "$min_nop" \
 		"$(awk -v a="$m_lsl" -v b="$m_uv" 'BEGIN { printf "%.3f", a / b }')" \
 		"$(awk -v a="$m_fd" -v b="$m_uv" 'BEGIN { printf "%.3f", a / b }')" "$rounds" "$n" >"$OUT/loop_bench.json"
 	echo "  raw runs: $raw; summary: $OUT/loop_bench.json"
