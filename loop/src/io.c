@@ -16,6 +16,7 @@ void lsl__io_init_internal(lsl_loop_t *loop, lsl_io_t *io, int fd, lsl_handle_t 
 {
 	io->h.loop = loop;
 	io->h.data = owner;	/* the tcp handle an embedded watcher belongs to, else NULL */
+	io->h.magic = 0;	/* internal watchers are not handles: the public API refuses them */
 	io->fd = fd;
 	io->cb = NULL;
 	io->events = 0;
