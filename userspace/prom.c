@@ -42,6 +42,7 @@ static struct leset {
 	unsigned n;
 	uint32_t idx[NFINE];
 	char text[NFINE][24];
+	uint8_t len[NFINE];
 } lesets[2];
 
 static void leset_init(void)
@@ -60,6 +61,7 @@ static void leset_init(void)
 			ls->idx[i] = ls_hist_index(edge);
 			ls_prom_seconds(&b, edge - 1);
 			snprintf(ls->text[i], sizeof(ls->text[i]), "%s", b.p ? b.p : "0");
+			ls->len[i] = (uint8_t)strlen(ls->text[i]);
 			ls_buf_free(&b);
 		}
 	}
@@ -196,20 +198,32 @@ static void histogram(struct ls_buf *b, const char *name, const char *labels, co
 	const struct leset *ls = &lesets[set];
 	uint64_t cum = 0;
 	uint32_t k = 0;
-	char sfx[128];
+	char pre[1024], sfx[128];
+	int np;
 
+	/* The part before the le value is the same on every bucket line: format it once
+	 * (this loop writes most of the exposition, so no printf per line). */
+	np = snprintf(pre, sizeof(pre), "%s_bucket{%s%s%s%sle=\"", name, labels, *labels ? "," : "",
+		      extra ? extra : "", extra && *extra ? "," : "");
+	if (np < 0 || (size_t)np >= sizeof(pre)) {
+		b->oom = 1;	/* labels are bounded (comm 16 bytes): cannot happen */
+		return;
+	}
 	for (unsigned i = 0; i < ls->n; i++) {
 		for (; k < ls->idx[i]; k++)
 			cum += h->bucket[k];
-		ls_buf_printf(b, "%s_bucket{%s%s%s%sle=\"%s\"} ", name, labels, *labels ? "," : "",
-			      extra ? extra : "", extra && *extra ? "," : "", ls->text[i]);
+		if (ls_buf_reserve(b, (size_t)np + sizeof(ls->text[i]) + 24))
+			return;
+		ls_buf_append(b, pre, (size_t)np);
+		ls_buf_append(b, ls->text[i], ls->len[i]);
+		ls_buf_append(b, "\"} ", 3);
 		ls_buf_u64(b, cum);
-		ls_buf_puts(b, "\n");
+		ls_buf_append(b, "\n", 1);
 	}
 	for (; k < LS_HIST_BUCKETS; k++)
 		cum += h->bucket[k];
-	ls_buf_printf(b, "%s_bucket{%s%s%s%sle=\"+Inf\"} ", name, labels, *labels ? "," : "",
-		      extra ? extra : "", extra && *extra ? "," : "");
+	ls_buf_append(b, pre, (size_t)np);
+	ls_buf_puts(b, "+Inf\"} ");
 	ls_buf_u64(b, cum);
 	ls_buf_puts(b, "\n");
 	snprintf(sfx, sizeof(sfx), "%s_sum", name);

@@ -1,14 +1,15 @@
 /* serve.c: `loopscope serve`, the Prometheus exporter and live event stream.
  *
  * One thread, one epoll set: the HTTP server's epoll fd, a 100 ms timerfd and a
- * signalfd. Every tick polls the agent (episodes, stalls in progress) and sweeps HTTP
- * deadlines; every --interval (1 s) it also takes a snapshot, updates per-loop state
+ * signalfd. Every tick sweeps HTTP deadlines, every other tick polls the agent
+ * (episodes, stalls in progress); every --interval (1 s) it also takes a snapshot, updates per-loop state
  * (utilization, the prom-client compat windows), streams the snapshot to /events
  * clients, and rescans /proc for --exe.
  *
  * Rendering never holds the aggregation path: the kernel side aggregates on its own
- * (per-CPU maps); /metrics renders from a deep copy of a snapshot (refreshed when older
- * than 200 ms, so a flood of scrapes does not turn into a flood of map reads), and all
+ * (per-CPU maps); /metrics renders from a deep copy of a snapshot, the interval's one
+ * (a fresh one only when that is older than 1.5 s), so a scrape costs no map reads and a
+ * flood of scrapes does not turn into a flood of map reads; and all
  * socket I/O is non-blocking with bounded buffers (http.c), so a slow client costs
  * memory up to its cap, never time.
  *
@@ -47,7 +48,8 @@
 
 #define LS_SERVE_DEFAULT_LISTEN "127.0.0.1:9752"
 #define TICK_MS 100
-#define SCRAPE_REUSE_NS 200000000ull	/* a /metrics snapshot younger than this is reused */
+#define SCRAPE_REUSE_NS 1500000000ull	/* /metrics renders a snapshot up to this old */
+#define AGENT_POLL_NS 200000000ull	/* episodes and stalls in progress: at most this late */
 #define STREAM_SOFT_LIMIT (1u << 20)	/* a stream this far behind skips snapshots */
 #define LAG_WINDOW_NS 10000000000ull	/* compat lag window: the last 10-20 s */
 #define MAX_PIDS 256
@@ -101,7 +103,7 @@ struct serve {
 	struct ls_buf body;
 	double last_scrape_s;
 	uint64_t scrapes;
-	uint64_t next_sample_ns;
+	uint64_t next_sample_ns, next_poll_ns;
 };
 
 /* ---------------------------------------------------------------- per-loop state */
@@ -472,17 +474,21 @@ static void handle_metrics(struct serve *sv, struct ls_http_conn *c)
 	struct ls_snapshot view;
 	struct ls_http_stats hs;
 	struct ls_prom_ctx ctx = { 0 };
+	const struct ls_snapshot *use = &sv->tick;
 	int r;
 
-	if (!sv->scrape.mono_ns || t0 - sv->scrape.mono_ns > SCRAPE_REUSE_NS) {
-		struct ls_snapshot s;
-		r = ls_source_snapshot(sv->src, &s);
-		if (r == 0) {
-			ls_snapshot_free(&sv->scrape);
-			sv->scrape = s;
+	if (!sv->tick.mono_ns || t0 - sv->tick.mono_ns > SCRAPE_REUSE_NS) {
+		if (!sv->scrape.mono_ns || t0 - sv->scrape.mono_ns > SCRAPE_REUSE_NS) {
+			struct ls_snapshot s;
+			r = ls_source_snapshot(sv->src, &s);
+			if (r == 0) {
+				ls_snapshot_free(&sv->scrape);
+				sv->scrape = s;
+			}
 		}
+		use = &sv->scrape;
 	}
-	if (make_view(sv, &sv->scrape, &view)) {
+	if (make_view(sv, use, &view)) {
 		ls_http_respond(c, 503, "text/plain; charset=utf-8", NULL, "503 out of memory\n", 18, 0);
 		return;
 	}
@@ -651,9 +657,12 @@ static int run(struct serve *sv)
 					(void)0;
 				/* -ENODATA (every target gone) is not the end for an exporter:
 				 * it goes on serving their last numbers and waiting for --exe. */
-				r = ls_source_poll(sv->src, 0);
-				if (r && r != -ENODATA)
-					fprintf(stderr, "loopscope serve: agent poll: %s\n", strerror(-r));
+				if (now >= sv->next_poll_ns) {
+					r = ls_source_poll(sv->src, 0);
+					if (r && r != -ENODATA)
+						fprintf(stderr, "loopscope serve: agent poll: %s\n", strerror(-r));
+					sv->next_poll_ns = now + AGENT_POLL_NS - TICK_MS * 500000ull;
+				}
 				ls_http_poll(sv->http, 0);	/* deadlines, even with no socket activity */
 				if (now >= sv->next_sample_ns) {
 					sample(sv);

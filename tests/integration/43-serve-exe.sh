@@ -12,7 +12,7 @@ need_cmd curl
 cp "$LOOPDEMO" "$TMP/mydemo"
 ln -s "$TMP/mydemo" "$TMP/link-to-demo"
 
-bg "$LOOPSCOPE" serve --exe "$TMP/link-to-demo" --listen 127.0.0.1:0 --keep-exited 2 2>"$TMP/serve.err"
+bg "$LOOPSCOPE" serve --exe "$TMP/link-to-demo" --listen 127.0.0.1:0 --keep-exited 4 2>"$TMP/serve.err"
 SERVE=$BG_PID
 wait_for 20 grep -q 'listening on' "$TMP/serve.err" || { cat "$TMP/serve.err"; not_ok "serve starts"; done_testing; }
 PORT=$(grep -o '127\.0\.0\.1:[0-9]*' "$TMP/serve.err" | head -1 | cut -d: -f2)
@@ -22,8 +22,9 @@ up_of() { metrics | grep "^loopscope_target_up{pid=\"$1\"," | awk '{ print $2 }'
 
 check "no process of that binary yet: attached_targets 0" [ "$(attached)" = 0 ]
 
-# Started after the agent: found by the next /proc scan (1 s interval).
-"$TMP/mydemo" --block 2 --every 20 --duration 3 >/dev/null 2>&1 &
+# Started after the agent: found by the next /proc scan (1 s interval) and shown by the
+# next snapshot (/metrics renders the interval's snapshot): within about 2 s.
+"$TMP/mydemo" --block 2 --every 20 --duration 7 >/dev/null 2>&1 &
 D1=$!
 _pids+=("$D1")
 t0=$SECONDS
@@ -36,20 +37,23 @@ check "its loop is measured (iterations grow)" wait_for 5 sh -c \
 	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_iterations_total{pid=\"$D1\",.*} [1-9]'"
 
 # A second process of the same binary.
-"$TMP/mydemo" --duration 2 >/dev/null 2>&1 &
+"$TMP/mydemo" --duration 3 >/dev/null 2>&1 &
 D2=$!
 _pids+=("$D2")
 check "a second process of the binary is attached too (attached_targets 2)" wait_for 5 sh -c \
 	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_attached_targets 2\$'"
 
-# Exits: target_up 0 at once, and gone after --keep-exited (2 s).
-wait "$D1" 2>/dev/null
+# Exits: target_up 0 within an interval, and gone after --keep-exited (4 s).
 wait "$D2" 2>/dev/null
+check "the second one exits first: target_up 0 for it, 1 for the first" wait_for 5 sh -c \
+	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_target_up{pid=\"$D2\",.*} 0' &&
+	 curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_target_up{pid=\"$D1\",.*} 1'"
+wait "$D1" 2>/dev/null
 check "after both exit: attached_targets 0" wait_for 5 sh -c \
 	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_attached_targets 0\$'"
 up=$(up_of "$D1")
 check "the exited process reads target_up 0 (got '$up')" [ "$up" = 0 ]
-check "and is dropped from /metrics after --keep-exited" wait_for 6 sh -c \
+check "and is dropped from /metrics after --keep-exited" wait_for 8 sh -c \
 	"! curl -sf http://127.0.0.1:$PORT/metrics | grep -q 'pid=\"$D1\"'"
 check "serve logged both attaches" [ "$(grep -c 'attached to' "$TMP/serve.err")" = 2 ]
 
