@@ -30,6 +30,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 targ_tgid = 0;
 const volatile __u64 stall_ns = 100000000ull;
 const volatile __u32 metrics_idle_time = 0;	/* Node: each poll first calls epoll with timeout 0 */
+const volatile __u32 read_loop = 0;		/* the offsets below are known and checked */
 const volatile __u32 off_heap_min = 520;	/* uv_loop_t.timer_heap.min */
 const volatile __u32 off_time = 544;		/* uv_loop_t.time (ms) */
 const volatile __u32 off_node_timeout = 24;	/* uv_timer_t.timeout - uv_timer_t.heap node */
@@ -314,7 +315,7 @@ static __always_inline void timer_lateness(struct nu_loop *l, __u64 loop, __u64 
 {
 	__u64 min = 0, due = 0, lt = 0, due_ns;
 
-	if (!loop || bpf_probe_read_user(&min, sizeof(min), (void *)(loop + off_heap_min)) || !min)
+	if (!read_loop || !loop || bpf_probe_read_user(&min, sizeof(min), (void *)(loop + off_heap_min)) || !min)
 		return;
 	if (bpf_probe_read_user(&lt, sizeof(lt), (void *)(loop + off_time)) ||
 	    bpf_probe_read_user(&due, sizeof(due), (void *)(min + off_node_timeout)))

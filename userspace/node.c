@@ -534,6 +534,7 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 	p->skel->rodata->stall_ns = p->stall_ns;
 	p->skel->rodata->metrics_idle_time = pl->runtime == LS_RT_NODE;
 	if (pl->have_off) {
+		p->skel->rodata->read_loop = 1;
 		p->skel->rodata->off_heap_min = pl->off.heap_min;
 		p->skel->rodata->off_time = pl->off.time;
 		p->skel->rodata->off_node_timeout = pl->off.timer_timeout - pl->off.timer_node;
