@@ -68,7 +68,27 @@ kill -SEGV "$TOP_PID"
 restored "SIGSEGV" 139
 check "the demo loop survived all of it" kill -0 "$DEMO"
 
-# 5. Errors before the screen: one line, non-zero, the screen never taken.
+# 5. Colour, and NO_COLOR: capture-pane -e shows the attributes as SGR sequences.
+sgr_colour() { tm capture-pane -p -e -t t | grep -qE $'\e\\[([0-9;]*;)?(3[0-7]|4[0-7]|38|48)(;[0-9;]*)?m'; }
+sgr_reverse() { tm capture-pane -p -e -t t | grep -qE $'\e\\[([0-9;]*;)?7(;[0-9;]*)?m'; }
+top_launch -p "$DEMO"
+check "colour: top is up" up "$DEMO"
+check "colour: the screen uses colours" sgr_colour
+tmux_keys q
+check "colour: q exits" wait_screen 5 "TOP_EXIT=0\$"
+tmux_keys clear Enter
+TOP_WRAP="env NO_COLOR=1"
+top_launch -p "$DEMO"
+check "NO_COLOR: top is up" up "$DEMO"
+no_sgr_colour() { ! sgr_colour; }
+check "NO_COLOR: no colour at all" no_sgr_colour
+check "NO_COLOR: reverse video still marks the title and selection" sgr_reverse
+tmux_keys q
+check "NO_COLOR: q exits" wait_screen 5 "TOP_EXIT=0\$"
+TOP_WRAP=
+tmux_keys clear Enter
+
+# 6. Errors before the screen: one line, non-zero, the screen never taken.
 tmux_keys "$LOOPSCOPE top -p 4194303 2>$TMP/e1; echo NOPID_EXIT=\$?" Enter
 check "no such PID: exit 1" wait_screen 8 "NOPID_EXIT=1\$"
 check "no such PID: one line naming the PID" bash -c "[ \$(wc -l <'$TMP/e1') = 1 ] && grep -q 4194303 '$TMP/e1'"
