@@ -306,7 +306,9 @@ struct lsl_drain_stats {
  * Accounting covers whole iterations: lsl_accounting_start() takes effect at the start
  * of the next iteration, which is also where the window (window_ns) begins.
  *   phase[p]        one sample per run of phase p (every iteration runs every phase);
- *                   poll's run includes its wait and its I/O callbacks
+ *                   poll's run includes its wait and its I/O callbacks. A phase that
+ *                   ran no callback is recorded as 0 ns (no clock read for it; its few
+ *                   ns of bookkeeping count toward the next phase)
  *   poll_wait_ns    time blocked inside epoll_wait
  *   delay           one sample per iteration: previous poll return -> this poll entry
  *   timer_lateness  one sample per timer callback: callback start - due time

@@ -346,7 +346,9 @@ static inline __attribute__((always_inline)) void phase_leave(lsl_loop_t *loop, 
 	if (!traced)
 		return;
 	if (loop->rec_on) {
-		uint64_t now = lsl_hrtime_ns(), d = now - *t;
+		/* A phase that ran no callback ends where it began, without a clock read:
+		 * the few ns it spent looking at an empty queue go to the next phase. */
+		uint64_t now = ncb || ph == LSL_PROBE_POLL ? lsl_hrtime_ns() : *t, d = now - *t;
 		loop->rec.phase[ph].end_ns = now;
 		loop->rec.phase[ph].callbacks = ncb;
 		loop->rec.live_phase = LSL_PROBE_NONE;
