@@ -1232,10 +1232,16 @@ def section_libuv(env, cfg, rep):
             ("reference loop, probes compiled in, untraced", "lsl_ns", "no fd watched: poll skips the syscall"),
             ("reference loop + one fd watched (epoll_wait(0) each, as libuv)", "lsl_fd_ns", ""),
             ("reference loop, ground-truth accounting on", "lsl_acct_ns", "what loopdemo --stats-json pays"),
+            ("reference loop, probe record filled (semaphore up, no tracer)", "lsl_rec_ns",
+             "the loop's own share of a traced iteration"),
             ("reference loop, built with -DLSL_NO_PROBES", "lsl_noprobes_ns", "")):
-        rep.row(s, name, j[key], j[key] / uv, note=note)
-    rep.row(s, "untraced probe cost (probes in - compiled out)", j["lsl_ns"] - j["lsl_noprobes_ns"],
+        if key in j:
+            rep.row(s, name, j[key], j[key] / uv, note=note)
+    rep.row(s, "untraced probe cost (probes in - compiled out), medians", j["lsl_ns"] - j["lsl_noprobes_ns"],
             note=f"{j['rounds']} rounds x {j['n']} iterations, loop_bench.json of {when}")
+    if "lsl_min_ns" in j and "lsl_noprobes_min_ns" in j:
+        rep.row(s, "untraced probe cost, fastest runs", j["lsl_min_ns"] - j["lsl_noprobes_min_ns"],
+                note="least disturbed runs of each")
     cfg.libuv_ratio = max(j["libuv_ratio"], j["libuv_ratio_fd"])
 
 
