@@ -388,9 +388,11 @@ static void draw_delay(WINDOW *w, const struct top_model *m, const struct top_dr
 		put(w, a.y, 0, ST_DIM, " delay not measured");
 		return;
 	}
+	/* Delay over the last ~2 minutes (the strip's span), the rest over the window. */
 	x = put(w, a.y, 0, ST_HEAD, "delay");
-	x += put(w, a.y, x, ST_NORMAL, " p50 %s  p99 %s  max %s", ns(b1, sizeof(b1), s->delay.p50_ns),
-		 ns(b2, sizeof(b2), s->delay.p99_ns), ns(b3, sizeof(b3), s->delay.max_ns));
+	x += put(w, a.y, x, ST_DIM, " %s", span(b4, sizeof(b4), r->recent_s));
+	x += put(w, a.y, x, ST_NORMAL, " p50 %s  p99 %s  max %s", ns(b1, sizeof(b1), r->recent_delay.p50_ns),
+		 ns(b2, sizeof(b2), r->recent_delay.p99_ns), ns(b3, sizeof(b3), r->recent_delay.max_ns));
 	x += put(w, a.y, x, ST_NORMAL, "  util %.1f%%", s->utilization * 100);
 	if (r->has & LS_HAS_TIMERS && s->timer_lateness.count)
 		x += put(w, a.y, x, ST_NORMAL, "  timers late p99 %s", ns(b4, sizeof(b4), s->timer_lateness.p99_ns));

@@ -36,13 +36,15 @@ void top_fmt_ns(char *buf, size_t len, uint64_t ns)
 		snprintf(buf, len, "%.0fs", v / 1e9);
 }
 
-/* The sparkline's point: one histogram between two snapshots. */
+/* One histogram between two cumulative snapshots of it. */
 static void quant(const struct ls_hist *cur, const struct ls_hist *prev, struct ls_quant *q)
 {
 	struct ls_hist d;
 
 	ls_hist_delta(cur, prev, &d);
 	q->count = d.count;
+	q->total_ns = d.sum;
+	q->p50_ns = ls_hist_quantile(&d, 0.50);
 	q->p99_ns = ls_hist_quantile(&d, 0.99);
 	q->max_ns = d.count ? d.max : 0;
 }
@@ -61,7 +63,9 @@ static void row_free(struct top_row *r)
 	free(r->base);
 	free(r->rate_old);
 	free(r->rate_new);
+	free(r->dring);
 	r->prev = r->base = r->rate_old = r->rate_new = NULL;
+	r->dring = NULL;
 }
 
 void top_model_free(struct top_model *m)
@@ -166,6 +170,39 @@ static void push_point(struct top_row *r, const struct ls_quant *q)
 	p->count = q->count;
 }
 
+/* Checkpoint the cumulative delay histogram every TOP_RECENT_STEP_NS and summarize
+ * since the oldest checkpoint: "the last 2 minutes" for the price of 13 histograms. */
+static void recent_push(struct top_row *r, const struct ls_hist *h, uint64_t ns)
+{
+	uint32_t n = TOP_RECENT_STEPS + 1, i;
+
+	if (r->dring_len < n)
+		i = (r->dring_head + r->dring_len++) % n;
+	else {
+		i = r->dring_head;
+		r->dring_head = (r->dring_head + 1) % n;
+	}
+	r->dring[i] = *h;
+	r->dring_ns[i] = ns;
+}
+
+static void recent_update(struct top_row *r, const struct ls_loop_snapshot *l, uint64_t mono)
+{
+	uint32_t n = TOP_RECENT_STEPS + 1, newest;
+
+	if (!r->dring_len) {
+		/* The window's start: zero at attach, or the snapshot r reset it at. */
+		static const struct ls_hist zero;
+
+		recent_push(r, r->base ? &r->base->delay : &zero, r->window_start_ns);
+	}
+	newest = (r->dring_head + r->dring_len - 1) % n;
+	if (mono >= r->dring_ns[newest] + TOP_RECENT_STEP_NS)
+		recent_push(r, &l->delay, mono);
+	quant(&l->delay, &r->dring[r->dring_head], &r->recent_delay);
+	r->recent_s = mono > r->dring_ns[r->dring_head] ? (double)(mono - r->dring_ns[r->dring_head]) / 1e9 : 0;
+}
+
 static void fill_identity(struct top_row *r, const struct ls_target_snapshot *t)
 {
 	memcpy(r->comm, t->comm, sizeof(r->comm));
@@ -188,6 +225,8 @@ static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint6
 	if (!r->rate_new && !(r->rate_new = malloc(sizeof(*r->rate_new))))
 		return -ENOMEM;
 	if (!r->rate_old && !(r->rate_old = malloc(sizeof(*r->rate_old))))
+		return -ENOMEM;
+	if (!r->dring && !(r->dring = calloc(TOP_RECENT_STEPS + 1, sizeof(*r->dring))))
 		return -ENOMEM;
 	/* The sparkline: this refresh's worst delay. */
 	if (r->prev_mono_ns && mono > r->prev_mono_ns) {
@@ -220,6 +259,7 @@ static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint6
 		      (double)(mono - r->window_start_ns) / 1e9 : 0, &r->window);
 	r->last.pid = r->window.pid = r->pid;
 	r->last.runtime = r->window.runtime = r->runtime;
+	recent_update(r, l, mono);
 	memcpy(r->prev, l, sizeof(*l));
 	r->prev_mono_ns = mono;
 	r->has = l->has;
@@ -587,6 +627,9 @@ void top_model_reset_window(struct top_model *m)
 		r->window.pid = r->pid;
 		r->window.runtime = r->runtime;
 		r->hist_len = r->hist_head = 0;
+		r->dring_len = r->dring_head = 0;	/* the next snapshot restarts it at base */
+		memset(&r->recent_delay, 0, sizeof(r->recent_delay));
+		r->recent_s = 0;
 	}
 }
 

@@ -36,6 +36,8 @@ struct top_opts {
 
 /* One point of a loop's delay history: the interval between two snapshots. */
 #define TOP_RATE_NS 1000000000ull	/* `last` spans at least this */
+#define TOP_RECENT_STEP_NS 10000000000ull	/* recent_delay: one checkpoint per 10 s, */
+#define TOP_RECENT_STEPS 12			/* 12 of them back: the last 2-2m10s */
 struct top_point {
 	uint64_t p99_ns, max_ns, count;
 };
@@ -63,11 +65,17 @@ struct top_row {
 
 	struct top_point history[TOP_HISTORY];	/* ring, oldest first from hist_head */
 	uint32_t hist_len, hist_head;
+	/* Delay over the last ~2 minutes (TOP_RECENT_STEPS steps of TOP_RECENT_STEP_NS). */
+	struct ls_quant recent_delay;
+	double recent_s;		/* the span recent_delay covers */
 
 	/* private */
 	struct ls_loop_snapshot *prev;	/* latest snapshot */
 	struct ls_loop_snapshot *base;	/* window start */
 	struct ls_loop_snapshot *rate_old, *rate_new;	/* 1-2 s and 0-1 s ago: what `last` is since */
+	struct ls_hist *dring;		/* TOP_RECENT_STEPS + 1 cumulative delay histograms, 10 s apart */
+	uint64_t dring_ns[TOP_RECENT_STEPS + 1];
+	uint32_t dring_len, dring_head;
 	uint64_t prev_mono_ns, rate_old_ns, rate_new_ns;
 	uint32_t seen_gen;
 };

@@ -26,7 +26,7 @@ for ph in timers pending idle prepare poll check close; do
 	if grep -qE "^[ >]$ph +[^ ]+ +[0-9.]+% " <<<"$cap"; then ok "phase $ph has a bar and a share"; else
 		not_ok "phase $ph has a bar and a share"; echo "$cap" | sed 's/^/# /'; fi
 done
-check "the delay line has p50/p99/max" grep -qE '^delay p50 [0-9.]+[mun]?s +p99 [0-9.]+[mun]?s +max' <<<"$cap"
+check "the delay line has p50/p99/max over its span" grep -qE '^delay [0-9hms]+ p50 [0-9.]+[mun]?s +p99 [0-9.]+[mun]?s +max' <<<"$cap"
 check "the header line shows the reference runtime and a rate" \
 	grep -qE "^ +$DEMO loopdemo +reference +[0-9.]+k? +[0-9.]+%" <<<"$cap"
 

@@ -143,7 +143,7 @@ static void test_80x24_whole(void **state)
 		if (find(24, want) < 0)
 			fail_msg("phase '%s' missing at 80x24", ls_phase_names[p]);
 	}
-	assert_true(find(24, "delay p50") > 0);
+	assert_true(find(24, "delay 2s p50 ") > 0);
 	assert_true(find(24, "nextTick") > 0);
 	assert_true(find(24, "EPISODES") > 0);
 	assert_true(find(24, "tick_starvation") > 0);

@@ -516,6 +516,35 @@ static void test_end_beats_stale_live_state(void **state)
 	model_done(&m, &y);
 }
 
+/* The delay quantiles of "the last 2 minutes": a 300 ms lag counts while it is less than
+ * ~2 min old and drops out after, whatever the window says. */
+static void test_recent_delay(void **state)
+{
+	struct top_model m;
+	struct synth y;
+	const struct top_row *r;
+
+	model_init(&m, &y, 1);
+	run_loop(&y, 0, 1, 300 * MS, 301 * MS);		/* one 300 ms lag at the start */
+	for (int t = 1; t <= 200; t++) {
+		run_loop(&y, 0, 100, 1 * MS, 10 * MS);	/* then 1 ms, 100 a second */
+		y.snap.mono_ns = T0 + (uint64_t)t * S;
+		apply(&m, &y);
+		r = top_model_selected(&m);
+		if (t == 60) {
+			assert_int_equal(r->recent_delay.max_ns, 300 * MS);
+			assert_true(r->recent_s > 59.9 && r->recent_s < 60.1);
+		}
+	}
+	r = top_model_selected(&m);
+	assert_true(r->recent_s >= 120 && r->recent_s <= 131);
+	/* The exact max is gone with the 300 ms one: its bucket bounds it within 6.25%. */
+	assert_true(r->recent_delay.max_ns >= 1 * MS && r->recent_delay.max_ns < 1070000);
+	assert_true(r->recent_delay.count >= 12000 && r->recent_delay.count <= 13100);
+	assert_int_equal(r->window.delay.max_ns, 300 * MS);	/* the window still has it */
+	model_done(&m, &y);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +559,7 @@ int main(void)
 		cmocka_unit_test(test_sort_and_select),
 		cmocka_unit_test(test_reset_and_pause),
 		cmocka_unit_test(test_log_ring),
+		cmocka_unit_test(test_recent_delay),
 		cmocka_unit_test(test_rows_follow_targets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
