@@ -54,10 +54,14 @@ c, _ = s.accept()
 c.recv(4096)
 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n")
 c.sendall(snap)
-c.sendall(snap[: len(snap) // 2])
-time.sleep(30)   # stalls; the test ends it earlier
+if sys.argv[3] == "stall":
+    c.sendall(snap[: len(snap) // 2])
+else:   # "bad": a snapshot line of a version nobody knows, two seconds later
+    time.sleep(2)
+    c.sendall(b'{"type":"snapshot","v":99}\n')
+time.sleep(30)   # the test ends it earlier
 EOF
-bg python3 "$TMP/fake.py" "$SLOW_PORT" "$TMP/snap.json"	# (a heredoc would not reach a background job)
+bg python3 "$TMP/fake.py" "$SLOW_PORT" "$TMP/snap.json" stall	# (a heredoc would not reach a background job)
 FAKE=$BG_PID
 wait_for 5 bash -c "ss -ltn | grep -q ':$SLOW_PORT '"
 
@@ -73,6 +77,18 @@ check "stalled stream: q exits at once with 0" wait_screen 3 "TOP_EXIT=0\$"
 check "stalled stream: tty modes as before" test "$(tmux_stty)" = "$stty_before"
 check "top's stderr is clean (no sanitizer report)" bash -c "! grep -qiE 'sanitizer|runtime error' '$TMP/top.err'"
 
+kill "$FAKE" 2>/dev/null; wait "$FAKE" 2>/dev/null
+
+# A source that fails (a line it cannot read) ends top with status 1, the tty restored.
+bg python3 "$TMP/fake.py" "$SLOW_PORT" "$TMP/snap.json" bad
+FAKE=$BG_PID
+wait_for 5 bash -c "ss -ltn | grep -q ':$SLOW_PORT '"
+tmux_keys clear Enter
+top_launch --connect "127.0.0.1:$SLOW_PORT"
+check "bad line: top is up first" wait_screen 5 "$DEMO loopdemo +reference"
+check "bad line: top exits 1" wait_screen 6 "TOP_EXIT=1\$"
+check "bad line: one line saying the source failed" grep -q "source failed" "$TMP/top.err"
+check "bad line: tty modes as before" test "$(tmux_stty)" = "$stty_before"
 kill "$FAKE" 2>/dev/null; wait "$FAKE" 2>/dev/null
 
 # Bad addresses fail before the screen, in one line.
