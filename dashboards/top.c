@@ -35,6 +35,7 @@
 
 #define TOP_MAX_PIDS 64
 #define TOP_POLL_MS 50		/* the agent looks for stalls in progress when polled */
+#define TOP_ALERT_REDRAW_NS 100000000ull
 
 struct top_cfg {
 	pid_t pids[TOP_MAX_PIDS];
@@ -363,7 +364,7 @@ static void exited_why(const struct top_model *m, char *why, size_t len)
 static int run(struct ls_source *src, struct top_model *m, const struct top_cfg *cfg,
 	       const struct top_draw_ctx *ctx, char *why, size_t whylen)
 {
-	uint64_t interval = (uint64_t)cfg->refresh_ms * 1000000, next = ls_now_mono_ns(), ended_at = 0;
+	uint64_t interval = (uint64_t)cfg->refresh_ms * 1000000, next = ls_now_mono_ns(), ended_at = 0, drawn = 0;
 	int sfd = src->ops->fd ? src->ops->fd(src) : -1, status = 0, err;
 
 	why[0] = '\0';
@@ -391,8 +392,10 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 		}
 		if (ended_at && now - ended_at >= (uint64_t)cfg->exit_linger_ms * 1000000)
 			return status;
-		if (dirty)
+		if (dirty) {
 			redraw(m, ctx);
+			drawn = now;
+		}
 		/* The source is polled at least every TOP_POLL_MS even when its fd is quiet:
 		 * a stall in progress fires no probe, so the agent finds it only by looking
 		 * at the loop's live state, which it does when polled. */
@@ -434,8 +437,12 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 				return 0;
 			dirty = 1;
 		}
-		if (dirty || m->nalerts || m->help)
+		/* While an alert is up its duration counts: redraw ten times a second. */
+		now = ls_now_mono_ns();
+		if (dirty || (m->nalerts && now - drawn >= TOP_ALERT_REDRAW_NS)) {
 			redraw(m, ctx);
+			drawn = now;
+		}
 	}
 }
 
