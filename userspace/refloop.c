@@ -262,10 +262,13 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 		      const char *prev_name, struct ls_loop_snapshot *o)
 {
 	struct lsl_probe_record rec;
+	uint64_t now = ls_now_mono_ns();
+	int alive;
 
 	memset(o, 0, sizeof(*o));
 	o->tid = tid;
-	if (thread_comm(p->pid, tid, o->name, sizeof(o->name))) {
+	alive = thread_comm(p->pid, tid, o->name, sizeof(o->name)) == 0;
+	if (!alive) {
 		const char *cached = NULL;
 
 		for (unsigned i = 0; i < p->nnames && !cached; i++)
@@ -310,6 +313,14 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 			o->live_drain_since_ns = rec.live_drain_since_ns;
 			o->live_drain_callbacks = rec.live_drain_callbacks;
 		}
+		/* busy/idle as of now, not as of the last poll boundary: a loop blocked for
+		 * seconds shows as busy while it blocks. The kernel adds the whole span at
+		 * the next boundary, which is at least this much, so the counters stay
+		 * monotonic. Only for a live thread (a dead one's span never ends). */
+		if (alive && o->live_state == LS_LIVE_RUNNING && now > v->poll_end_ns)
+			o->busy_ns += now - v->poll_end_ns;
+		else if (alive && o->live_state == LS_LIVE_POLLING && now > v->poll_start_ns)
+			o->idle_ns += now - v->poll_start_ns;
 	}
 }
 

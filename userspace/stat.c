@@ -193,6 +193,11 @@ static int report(const struct ls_snapshot *cur, const struct ls_snapshot *prev,
 			end = cur->mono_ns;
 		if (begin < t->attached_ns)
 			begin = t->attached_ns;
+		/* A loop shows up at its first poll entry after the attach (that hands
+		 * over its record); until then say so rather than print nothing. */
+		if (!t->nloops && !st->json && t->state == LS_TARGET_ATTACHED)
+			printf("pid %d (%s): attached, waiting for the loop's first poll entry\n\n", (int)t->pid,
+			       t->comm);
 		for (uint32_t l = 0; l < t->nloops; l++) {
 			struct ls_loop_summary s;
 			size_t neps = 0;

@@ -166,6 +166,15 @@ check "finished stall listed in the block" grep -Eq '^    stall in timers: (3|4)
 nothing_left "stall run"
 kill "$staller" 2>/dev/null
 
+# ---- a loop blocked for longer than an interval shows as busy while it blocks
+bg "$LOOPDEMO" --io --block 1500 --every 2000; blocker=$BG_PID
+wait_exec $blocker
+"$LS" stat -p "$blocker" -i 0.5 -d 4.5 --json >"$TMP/out" 2>"$TMP/e"; rc=$?
+check "long block: exit 0 (rc $rc)" [ "$rc" = 0 ]
+check "long block: an interval inside the block has utilization >= 0.95 with no iteration" \
+	bash -c "jq -e 'select(.iterations == 0 and .utilization >= 0.95)' '$TMP/out' >/dev/null"
+kill "$blocker" 2>/dev/null
+
 # ---- -d: the requested number of intervals, the target keeps running
 mark
 "$LS" stat -p "$demo" -i 0.5 -d 1.6 --json >"$TMP/out" 2>"$TMP/e"; rc=$?
