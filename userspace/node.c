@@ -646,6 +646,7 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 {
 	struct node_priv *p;
 	struct node_plan *pl;
+	const char *no_multi = getenv("LOOPSCOPE_NO_UPROBE_MULTI");
 	char why[160];
 	int r, multi;
 
@@ -680,7 +681,7 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 		goto fail;
 	}
 	/* uprobe_multi unless told otherwise (the per-site path stays testable) */
-	multi = !getenv("LOOPSCOPE_NO_UPROBE_MULTI");
+	multi = !(no_multi && *no_multi && strcmp(no_multi, "0"));
 	r = load_and_attach(p, multi, err, errlen);
 	if (r == -EOPNOTSUPP && multi) {
 		/* A kernel without uprobe_multi: start over with one uprobe per site. */

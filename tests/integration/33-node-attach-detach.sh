@@ -2,7 +2,8 @@
 # timeout: 240
 # Safety: attach to and detach from a Node.js HTTP server 100 times while wrk keeps
 # a bounded loopback load on it (4 connections, 5 s rounds). The server must never
-# crash, no request may fail, and nothing of ours may stay in the kernel.
+# crash, no request may fail, and nothing of ours may stay in the kernel. Every tenth
+# cycle uses the phases tier, every fifth the per-site uprobes (no uprobe_multi).
 source "$(dirname "$0")/../lib.sh"
 need_root
 need_cmd node
@@ -23,9 +24,11 @@ sleep 1
 
 fails=0
 for i in $(seq "$CYCLES"); do
-	tier=light
+	tier=light multi=
 	[ $((i % 10)) = 0 ] && tier=phases	# every tenth cycle the heavier tier
-	if ! "$LOOPSCOPE" stat -p "$spid" -d 0.1 -i 0.1 --json --probes "$tier" >"$TMP/stat.json" 2>"$TMP/stat.err"; then
+	[ $((i % 5)) = 0 ] && multi=1		# every fifth one perf-event uprobe per site
+	if ! LOOPSCOPE_NO_UPROBE_MULTI=$multi "$LOOPSCOPE" stat -p "$spid" -d 0.1 -i 0.1 --json --probes "$tier" \
+		>"$TMP/stat.json" 2>"$TMP/stat.err"; then
 		fails=$((fails + 1))
 		echo "# cycle $i ($tier) failed: $(head -c 300 "$TMP/stat.err")"
 	fi
