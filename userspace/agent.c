@@ -153,10 +153,13 @@ static uint32_t attached_count(const struct ls_agent *ag)
 	return n;
 }
 
+/* timeout_ms < 0: until something is delivered (an episode, an exit) or a signal. */
 static int agent_poll(struct ls_source *src, int timeout_ms)
 {
 	struct ls_agent *ag = agent_of(src);
-	uint64_t deadline = ls_now_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+					   : ls_now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t delivered = ag->episodes;
 
 	for (;;) {
 		struct epoll_event evs[16];
@@ -165,9 +168,12 @@ static int agent_poll(struct ls_source *src, int timeout_ms)
 
 		if (ag->ever_attached && !attached_count(ag))
 			return -ENODATA;
-		wait_ms = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
-		if (wait_ms > LIVE_CHECK_MS)
+		if (now >= deadline)
+			wait_ms = 0;
+		else if (deadline - now >= (uint64_t)LIVE_CHECK_MS * 1000000ull)
 			wait_ms = LIVE_CHECK_MS;
+		else
+			wait_ms = (int)((deadline - now + 999999) / 1000000);
 		n = epoll_wait(ag->epfd, evs, 16, wait_ms);
 		if (n < 0 && errno != EINTR)
 			return -errno;
@@ -187,7 +193,7 @@ static int agent_poll(struct ls_source *src, int timeout_ms)
 			if (at->t.state == LS_TARGET_ATTACHED)
 				at->t.backend->consume(&at->t, count_episode, ag);
 		}
-		if (ls_now_mono_ns() >= deadline)
+		if (ls_now_mono_ns() >= deadline || (timeout_ms < 0 && ag->episodes != delivered))
 			return 0;
 	}
 }
