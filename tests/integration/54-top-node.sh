@@ -2,7 +2,7 @@
 # timeout: 90
 # loopscope top on two processes at once, an unmodified Node.js program (GC pauses and a
 # 300 ms busy timer callback) and loopdemo: one header line each, j/k moves the detail to
-# the other process, the Node one shows its GC pauses and alerts on its stall.
+# the other process (arrow keys or j/k), the Node one shows its GC pauses and alerts on its stall.
 source "$(dirname "$0")/../lib.sh"
 need_root
 need_cmd tmux
@@ -28,7 +28,8 @@ top_launch --probes phases -p "$DEMO" -p "$NODE"
 check "one header line per process" wait_screen 15 "^ +$DEMO loopdemo +reference " "^ +$NODE node +node "
 check "the first -p is selected at first" wait_screen 3 "^$DEMO loopdemo +reference/usdt +window"
 # Rows are in pid order; the Node process is above or below loopdemo.
-if [ "$NODE" -lt "$DEMO" ]; then to_node=k to_demo=j; else to_node=j to_demo=k; fi
+# Arrow keys one way, j/k the other.
+if [ "$NODE" -lt "$DEMO" ]; then to_node=Up to_demo=j; else to_node=Down to_demo=k; fi
 tmux_keys $to_node
 check "$to_node moves the detail to the Node process" wait_screen 3 "^$NODE node +node/phases +window"
 check "Node: its GC pauses are counted" wait_screen 10 "^GC +[1-9][0-9]* pauses +total [0-9.]+[mun]?s"
