@@ -196,7 +196,8 @@ typedef void (*ls_episode_fn)(const struct ls_episode *ep, void *arg);
 struct ls_source_ops {
 	const char *name;
 	/* Wait up to timeout_ms for new data, delivering episodes through the callback
-	 * (timeout_ms < 0: until something was delivered or a signal arrived).
+	 * (the live agent takes timeout_ms < 0 as: until something was delivered or a
+	 * signal arrived).
 	 * 0 on success (also on timeout); -ENODATA when the source has ended for good
 	 * (every target gone, stream closed, recording over); other -errno on failure. */
 	int (*poll)(struct ls_source *src, int timeout_ms);
