@@ -39,8 +39,12 @@ def near(a, b, rel, absolute):
 def run_case(name, args, duration, tmp):
     """Run loopdemo ARGS under the agent; returns (ground truth, trace line, stat stderr)."""
     gt_path = os.path.join(tmp, name + ".gt.json")
-    demo = subprocess.Popen([LOOPDEMO] + args + ["--duration", str(duration), "--stats-json", gt_path,
-                                                  "--wait-attach"],
+    # SCHED_FIFO: on this shared 2-CPU machine a preemption between the loop's own
+    # clock read and the probe's would otherwise show up as a difference of a
+    # scheduler slice (ms) in maxima of microsecond spans. chrt execs loopdemo, so
+    # the PID is loopdemo's.
+    demo = subprocess.Popen(["chrt", "-f", "10", LOOPDEMO] + args +
+                            ["--duration", str(duration), "--stats-json", gt_path, "--wait-attach"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         stat = subprocess.run([LOOPSCOPE, "stat", "-p", str(demo.pid), "-i", "600", "--json"],
@@ -103,7 +107,10 @@ def compare(name, gt, tr, expect_episodes=None):
             "%s: %s starvation episodes %d vs %d" % (name, dr, t["starvation_episodes"],
                                                       g["starvation_episodes"]))
         if g["drains"]:
-            tap(near(t["max_drain_s"], g["max_drain_s"], 0.05, 200e-6),
+            # The end is the probe's own clock read: a preemption between the loop's
+            # end stamp and the probe (this 2-CPU machine is shared) lengthens a drain
+            # of microseconds by up to a scheduler slice, hence the 2 ms floor.
+            tap(near(t["max_drain_s"], g["max_drain_s"], 0.05, 0.002),
                 "%s: %s longest drain %.6f vs %.6f" % (name, dr, t["max_drain_s"], g["max_drain_s"]))
     tap(tr["stall_episodes"] == gt["stall_episodes"],
         "%s: stall episodes %d vs %d" % (name, tr["stall_episodes"], gt["stall_episodes"]))
@@ -166,6 +173,7 @@ def main():
         ("block20", ["--block", "20", "--every", "100"], 3, None),
         ("block80", ["--block", "80", "--every", "250"], 3, None),
         ("io", ["--io"], 3, None),
+        ("work", ["--work"], 3, None),
         ("idle", ["--block", "1", "--every", "1000"], 3, None),
         ("block150", ["--block", "150", "--every", "500"], 3, ("stall", 150)),
         ("tick-starve", ["--tick-starve", "150", "--every", "600"], 3, ("tick_starvation", 150)),
