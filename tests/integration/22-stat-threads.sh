@@ -98,7 +98,8 @@ if ! gcc -O2 -D_GNU_SOURCE -I"$SRC/loop/include" -o "$TMP/twoloops" "$TMP/twoloo
 	done_testing
 fi
 
-bg "$TMP/twoloops" "$TMP" 3; pid=$BG_PID
+# SCHED_FIFO, as in 20-stat-accuracy: no preemption between the loops' clock reads and the probes'.
+bg chrt -f 10 "$TMP/twoloops" "$TMP" 3; pid=$BG_PID
 wait_for 5 bash -c "readelf -n /proc/$pid/exe 2>/dev/null | grep -q 'Provider: loopscope'"
 "$LOOPSCOPE" stat -p "$pid" -i 600 --json >"$TMP/out" 2>"$TMP/err"; rc=$?
 check "stat exits 0 when the process ends (rc $rc: $(head -c 200 "$TMP/err"))" [ "$rc" = 0 ]
