@@ -100,6 +100,7 @@ struct serve {
 	int32_t *failed;		/* --exe matches we could not attach to (not retried) */
 	size_t nfailed, capfailed;
 	struct ls_buf line;		/* the latest snapshot as an /events line */
+	uint64_t line_mono_ns;		/* mono_ns of the snapshot in line */
 	struct ls_buf body;
 	double last_scrape_s;
 	uint64_t scrapes;
@@ -433,9 +434,31 @@ static void scan_exes(struct serve *sv)
 
 /* ---------------------------------------------------------------- sampling */
 
+/* The interval's snapshot as an /events line, encoded once per interval and only
+ * when someone streams (a new client gets it at once). 0 or -ENOMEM. */
+static int encode_line(struct serve *sv)
+{
+	struct ls_snapshot view;
+
+	if (sv->line_mono_ns == sv->tick.mono_ns && sv->line.len)
+		return 0;
+	if (make_view(sv, &sv->tick, &view))
+		return -ENOMEM;
+	ls_buf_reset(&sv->line);
+	ls_snapshot_json_append(&view, &sv->line);
+	ls_buf_append(&sv->line, "\n", 1);
+	free(view.targets);
+	if (sv->line.oom) {
+		ls_buf_free(&sv->line);
+		return -ENOMEM;
+	}
+	sv->line_mono_ns = sv->tick.mono_ns;
+	return 0;
+}
+
 static void sample(struct serve *sv)
 {
-	struct ls_snapshot s, view;
+	struct ls_snapshot s;
 	int r;
 
 	r = ls_source_snapshot(sv->src, &s);
@@ -448,16 +471,9 @@ static void sample(struct serve *sv)
 	update_states(sv);
 	if (sv->nexes)
 		scan_exes(sv);
-	if (make_view(sv, &sv->tick, &view) == 0) {
-		ls_buf_reset(&sv->line);
-		ls_snapshot_json_append(&view, &sv->line);
-		ls_buf_append(&sv->line, "\n", 1);
-		free(view.targets);
-		if (!sv->line.oom)
-			ls_http_broadcast(sv->http, sv->line.p, sv->line.len, 1, STREAM_SOFT_LIMIT);
-		else
-			ls_buf_free(&sv->line);
-	}
+	sv->line_mono_ns = 0;
+	if (ls_http_nstreams(sv->http) && encode_line(sv) == 0)
+		ls_http_broadcast(sv->http, sv->line.p, sv->line.len, 1, STREAM_SOFT_LIMIT);
 }
 
 /* ---------------------------------------------------------------- HTTP */
@@ -512,8 +528,9 @@ static void handle_metrics(struct serve *sv, struct ls_http_conn *c)
 			sv->body.len, 1);
 	sv->scrapes++;
 	sv->last_scrape_s = (double)(ls_now_mono_ns() - t0) / 1e9;
-	/* Do not keep a 50-target exposition's buffer around between scrapes. */
-	if (sv->body.cap > (4u << 20))
+	/* The buffer is reused (regrowing 5 MB per scrape costs page faults); only an
+	 * unusually large one is given back. */
+	if (sv->body.cap > (64u << 20))
 		ls_buf_free(&sv->body);
 }
 
@@ -551,7 +568,7 @@ static void handle(struct ls_http_conn *c, const struct ls_http_req *req, void *
 	case P_EVENTS:
 		ls_http_stream(c, "application/x-ndjson");
 		/* A new client starts from the latest snapshot rather than waiting a tick. */
-		if (req->method == LS_HTTP_GET && sv->line.len)
+		if (req->method == LS_HTTP_GET && sv->tick.mono_ns && encode_line(sv) == 0)
 			ls_http_stream_write(c, sv->line.p, sv->line.len);
 		break;
 	default:
