@@ -157,8 +157,9 @@ int poll_start(struct pt_regs *ctx)
 	bpf_usdt_arg(ctx, 2, &rec);
 
 	prev = l->poll_start_ns;
-	/* A complete not-polling span needs the previous entry and its return. */
-	if (prev && l->poll_end_ns >= prev) {
+	/* A complete not-polling span needs the previous entry and its return, in the
+	 * same loop (a thread may run one loop after another: a new record restarts). */
+	if (prev && l->poll_end_ns >= prev && l->record == (__u64)rec) {
 		__u64 span = now - l->poll_end_ns;
 
 		l->iterations++;
