@@ -170,6 +170,8 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 			ep->pid, ep->tid, ep->end_ns ? "ended" : "in progress");
 }
 
+static int pid_attached(const struct ls_snapshot *s, int32_t pid);
+
 /* Busy / idle time including the span in progress, so a loop stuck in one callback
  * for the whole interval reads as utilization 1, not as "no data". */
 static void effective_busy_idle(const struct ls_loop_snapshot *l, uint64_t mono, uint64_t *busy, uint64_t *idle)
@@ -196,14 +198,20 @@ static void update_states(struct serve *sv)
 
 		for (uint32_t j = 0; j < t->nloops; j++) {
 			const struct ls_loop_snapshot *l = &t->loops[j];
-			struct loop_state *st = state_find(sv, t->pid, l->tid, 1);
+			struct loop_state *st;
 			uint64_t busy, idle;
 
+			if (t->state != LS_TARGET_ATTACHED && t->exited_ns && s->mono_ns > t->exited_ns &&
+			    s->mono_ns - t->exited_ns > sv->keep_exited_ns)
+				continue;	/* out of the view: its state goes below */
+			st = state_find(sv, t->pid, l->tid, 1);
 			if (!st)
 				continue;
 			st->seen = 1;
 			if (t->state != LS_TARGET_ATTACHED) {
-				memset(st->p.in_progress, 0, sizeof(st->p.in_progress));
+				/* (Unless the PID came back: the new process owns the state now.) */
+				if (!pid_attached(s, t->pid))
+					memset(st->p.in_progress, 0, sizeof(st->p.in_progress));
 				continue;	/* numbers are frozen: keep the last utilization */
 			}
 			effective_busy_idle(l, s->mono_ns, &busy, &idle);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 60
+# timeout: 90
 # 43-serve-exe: `loopscope serve --exe PATH` picks up a process started after the agent
 # and drops it when it exits (target_up 0, then gone after --keep-exited), and a second
 # process of the same binary is picked up too. The binary is a private copy of loopdemo,
@@ -24,32 +24,32 @@ check "no process of that binary yet: attached_targets 0" [ "$(attached)" = 0 ]
 
 # Started after the agent: found by the next /proc scan (1 s interval) and shown by the
 # next snapshot (/metrics renders the interval's snapshot): within about 2 s.
-"$TMP/mydemo" --block 2 --every 20 --duration 7 >/dev/null 2>&1 &
+"$TMP/mydemo" --block 2 --every 20 --duration 12 >/dev/null 2>&1 &
 D1=$!
 _pids+=("$D1")
 t0=$SECONDS
-if wait_for 5 sh -c "[ \"\$(curl -sf http://127.0.0.1:$PORT/metrics | grep -c '^loopscope_target_up{pid=\"$D1\",.*} 1')\" = 1 ]"; then
+if wait_for 8 sh -c "[ \"\$(curl -sf http://127.0.0.1:$PORT/metrics | grep -c '^loopscope_target_up{pid=\"$D1\",.*} 1')\" = 1 ]"; then
 	ok "a process started after the agent is attached within $((SECONDS - t0)) s (target_up 1)"
 else
 	not_ok "process $D1 started after the agent was not picked up; stderr: $(tail -3 "$TMP/serve.err")"
 fi
-check "its loop is measured (iterations grow)" wait_for 5 sh -c \
+check "its loop is measured (iterations grow)" wait_for 8 sh -c \
 	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_iterations_total{pid=\"$D1\",.*} [1-9]'"
 
 # A second process of the same binary.
-"$TMP/mydemo" --duration 3 >/dev/null 2>&1 &
+"$TMP/mydemo" --duration 5 >/dev/null 2>&1 &
 D2=$!
 _pids+=("$D2")
-check "a second process of the binary is attached too (attached_targets 2)" wait_for 5 sh -c \
+check "a second process of the binary is attached too (attached_targets 2)" wait_for 8 sh -c \
 	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_attached_targets 2\$'"
 
 # Exits: target_up 0 within an interval, and gone after --keep-exited (4 s).
 wait "$D2" 2>/dev/null
-check "the second one exits first: target_up 0 for it, 1 for the first" wait_for 5 sh -c \
+check "the second one exits first: target_up 0 for it, 1 for the first" wait_for 8 sh -c \
 	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_target_up{pid=\"$D2\",.*} 0' &&
 	 curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_target_up{pid=\"$D1\",.*} 1'"
 wait "$D1" 2>/dev/null
-check "after both exit: attached_targets 0" wait_for 5 sh -c \
+check "after both exit: attached_targets 0" wait_for 8 sh -c \
 	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_attached_targets 0\$'"
 up=$(up_of "$D1")
 check "the exited process reads target_up 0 (got '$up')" [ "$up" = 0 ]
@@ -58,10 +58,10 @@ check "and is dropped from /metrics after --keep-exited" wait_for 8 sh -c \
 check "serve logged both attaches" [ "$(grep -c 'attached to' "$TMP/serve.err")" = 2 ]
 
 # A process that starts again after the others left is picked up (the scan goes on).
-"$TMP/mydemo" --duration 2 >/dev/null 2>&1 &
+"$TMP/mydemo" --duration 6 >/dev/null 2>&1 &
 D3=$!
 _pids+=("$D3")
-check "a later process is picked up after the others exited" wait_for 5 sh -c \
+check "a later process is picked up after the others exited" wait_for 8 sh -c \
 	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_target_up{pid=\"$D3\",.*} 1'"
 wait "$D3" 2>/dev/null
 
