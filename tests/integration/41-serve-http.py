@@ -2,8 +2,8 @@
 # timeout: 90
 """41-serve-http: the HTTP server of `loopscope serve` under bad and hostile clients.
 
-serve runs with --exe on a binary nobody runs (no target, so no BPF is needed and the
-test is about the server alone), a 2 s header timeout and a 250-connection limit.
+serve runs attached to a loopdemo (so /metrics is a real ~100 kB body) plus --exe on a
+binary nobody runs, with a 2 s header timeout and a 250-connection limit.
 Asserted: 400 / 404 / 405 (+Allow) / 431 / 505, HEAD, keep-alive and pipelining,
 a one-byte-per-second client that never blocks scrapes and is dropped at its header
 deadline, 200 concurrent scrapes all answered, the connection limit (503) and recovery,
@@ -22,6 +22,7 @@ import time
 
 BUILD = os.environ.get("LS_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
 LOOPSCOPE = os.environ.get("LOOPSCOPE") or os.path.join(BUILD, "asan", "loopscope")
+LOOPDEMO = os.environ.get("LOOPDEMO") or os.path.join(BUILD, "loopdemo")
 
 n = 0
 failed = 0
@@ -111,7 +112,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="loopscope-41-")
     nobody = os.path.join(tmp, "nobody-runs-this")
     shutil.copy("/bin/true", nobody)
-    serve, port, err = start_serve(["--exe", nobody, "--header-timeout", "2", "--max-conns", "250"])
+    demo = subprocess.Popen([LOOPDEMO, "--block", "2", "--every", "50", "--duration", "60"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    serve, port, err = start_serve(["-p", str(demo.pid), "--exe", nobody, "--header-timeout", "2",
+                                    "--max-conns", "250"])
     try:
         tap(port is not None, "serve listens on a free port (stderr: %r)" % err[-3:])
         if port is None:
@@ -124,6 +128,8 @@ def main():
         except subprocess.TimeoutExpired:
             serve.kill()
             rc = serve.wait()
+        demo.kill()
+        demo.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     tap(rc == 0, "serve exits 0 on SIGTERM with nothing leaked (rc %s; stderr tail %r)" % (rc, err[-5:]))
     print("1..%d" % n)
@@ -131,10 +137,14 @@ def main():
 
 
 def run_cases(port):
-    # --- status codes
-    r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    tap(status_of(r) == 200 and b"version=0.0.4" in r and b"# TYPE loopscope_attached_targets gauge" in r,
-        "GET /metrics: 200, text format 0.0.4")
+    # --- status codes (first wait for the demo's loop to show up: one interval)
+    for _ in range(40):
+        r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        if b"loopscope_iterations_total{" in r:
+            break
+        time.sleep(0.1)
+    tap(status_of(r) == 200 and b"version=0.0.4" in r and b"loopscope_attached_targets 1\n" in r
+        and len(r) > 50000, "GET /metrics: 200, text format 0.0.4, the demo's series (%d bytes)" % len(r))
     r = request(port, b"HELLO\r\n\r\n")
     tap(status_of(r) == 400, "malformed request line: 400 (%r)" % r[:40])
     r = request(port, b"GET /metrics HTTP/1.1\r\n\r\n")
