@@ -526,7 +526,15 @@ static void append_head(struct ls_http_conn *c, int status, const char *ctype, c
 {
 	struct ls_buf *o = &c->out;
 
-	ls_buf_printf(o, "HTTP/1.1 %d %s\r\n", status, ls_http_reason(status));
+	char date[64];
+	struct tm tm;
+	time_t now = time(NULL);
+
+	/* RFC 9110 6.6.1: an origin server with a clock sends Date. */
+	if (gmtime_r(&now, &tm) && strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm))
+		ls_buf_printf(o, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, ls_http_reason(status), date);
+	else
+		ls_buf_printf(o, "HTTP/1.1 %d %s\r\n", status, ls_http_reason(status));
 	if (ctype)
 		ls_buf_printf(o, "Content-Type: %s\r\n", ctype);
 	if (has_len)

@@ -286,6 +286,39 @@ def main():
         demo.wait(30)
         rc = stop(serve)
     tap(rc == 0, "compat serve exits 0 (rc %s)" % rc)
+
+    # A stall long enough to be seen while it lasts: the gauge goes to 1 and back to 0,
+    # and /events carries the episode as it starts (end_ns 0) and as it ends.
+    demo = subprocess.Popen([LOOPDEMO, "--block", "1500", "--every", "2000", "--duration", "4", "--wait-attach"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    serve, port, err = start_serve(["-p", str(demo.pid)])
+    try:
+        events = {}
+        ev_thread = threading.Thread(target=lambda: events.update(
+            dict(zip(("status", "headers", "body"), http(port, "GET", "/events", read_for=4.5)))))
+        ev_thread.start()
+        seen = []
+        key = 'loopscope_episodes_in_progress{pid="%d",comm="loopdemo",runtime="reference",loop="%d",kind="stall"} ' \
+            % (demo.pid, demo.pid)
+        end = time.monotonic() + 4.5
+        while time.monotonic() < end:
+            st, h, body = http(port, "GET", "/metrics")
+            for line in body.decode().splitlines():
+                if line.startswith(key) and (not seen or seen[-1] != line[len(key):]):
+                    seen.append(line[len(key):])
+            time.sleep(0.1)
+        tap("1" in seen and seen.index("1") + 1 < len(seen) and seen[seen.index("1") + 1] == "0",
+            "episodes_in_progress{kind=stall} goes 1 during a 1.5 s stall, then 0 (values seen: %s)" % seen)
+        ev_thread.join(10)
+        eps = [json.loads(l) for l in events.get("body", b"").decode().split("\n") if '"type":"episode"' in l]
+        stalls = [e for e in eps if e["kind"] == "stall" and e["pid"] == demo.pid]
+        tap(any(e["end_ns"] == 0 for e in stalls) and any(e["end_ns"] > 0 for e in stalls),
+            "/events: the stall as it starts (end_ns 0) and as it ends (%s)" % [(e["phase"], e["end_ns"] > 0)
+                                                                              for e in stalls])
+    finally:
+        demo.wait(30)
+        rc = stop(serve)
+    tap(rc == 0, "serve exits 0 (rc %s)" % rc)
     print("1..%d" % n)
     return 1 if failed else 0
 
