@@ -358,6 +358,16 @@ static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 		r = bpf_map_get_next_key(fd, &key, &next);
 	}
 	qsort(loops, n, sizeof(*loops), cmp_loop);
+	if (n < REFLOOP_MAX_LOOPS) {
+		/* A loop snapshot is ~90 KB: keep only what is used. */
+		struct ls_loop_snapshot *fit = n ? realloc(loops, n * sizeof(*loops)) : NULL;
+
+		if (fit || !n) {
+			if (!n)
+				free(loops);
+			loops = fit;
+		}
+	}
 	free(out->loops);
 	out->loops = loops;
 	out->nloops = n;
