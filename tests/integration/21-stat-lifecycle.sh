@@ -166,6 +166,17 @@ check "finished stall listed in the block" grep -Eq '^    stall in timers: (3|4)
 nothing_left "stall run"
 kill "$staller" 2>/dev/null
 
+# ---- starvation in progress is announced too (the drain is read from the loop's record)
+bg "$LOOPDEMO" --microtask-starve 400 --every 700; starver=$BG_PID
+wait_exec $starver
+"$LS" stat -p "$starver" -i 5 -d 2.5 >"$TMP/out" 2>"$TMP/e"; rc=$?
+check "starvation run: exit 0 (rc $rc)" [ "$rc" = 0 ]
+check "microtask starvation in progress announced" \
+	grep -Eq "^! pid $starver tid [0-9]+: microtask_starvation in timers, running for" "$TMP/out"
+check "finished microtask starvation listed with its callbacks" \
+	grep -Eq '^    microtask_starvation in timers: (3|4)[0-9][0-9]\.[0-9]+ ms, [0-9]+ callbacks' "$TMP/out"
+kill "$starver" 2>/dev/null
+
 # ---- a loop blocked for longer than an interval shows as busy while it blocks
 bg "$LOOPDEMO" --io --block 1500 --every 2000; blocker=$BG_PID
 wait_exec $blocker
