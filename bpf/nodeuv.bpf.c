@@ -230,7 +230,11 @@ static __always_inline int epoll_enter(__s64 timeout)
 	 * nothing, again with the real timeout: the second call continues the iteration. */
 	if (!(metrics_idle_time && l->ep_prev_nb_empty && timeout != 0)) {
 		if (l->ep_exit_ns) {
-			hist_add(&l->delay, now - l->ep_exit_ns);
+			/* The loop ran late by the span it did not poll plus how late the
+			 * poll that let it go returned: a thread the CPU was busy elsewhere
+			 * for is late too, as a timer inside the process would see. */
+			hist_add(&l->delay, now - l->ep_exit_ns + l->oversleep_ns);
+			l->oversleep_ns = 0;
 			l->iterations++;
 			close_span(l, tid, now);
 		}
@@ -273,6 +277,10 @@ static __always_inline int epoll_exit(long ret)
 	if (!l->ep_enter_ns)
 		return 0;
 	l->iter_wait_ns += now - l->ep_enter_ns;
+	/* due back timeout ms after it went in (at once for 0), events or not: any later
+	 * is time the thread waited for a CPU; summed over the iteration's polls */
+	if (l->ep_timeout >= 0 && now - l->ep_enter_ns > (__u64)l->ep_timeout * 1000000ull)
+		l->oversleep_ns += now - l->ep_enter_ns - (__u64)l->ep_timeout * 1000000ull;
 	if (l->ep_timeout != 0 && l->idle_mark_ns) {
 		l->idle_ns += now - l->idle_mark_ns;
 		l->idle_mark_ns = 0;

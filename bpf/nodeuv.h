@@ -78,6 +78,7 @@ struct nu_loop {
 	__s64 ep_timeout;	/* ms argument of the call in progress */
 	__u32 ep_prev_nb_empty;	/* last call had timeout 0 and returned no events */
 	__u32 ep_missed_enter;	/* saw an exit without its enter (attached mid-call) */
+	__u64 oversleep_ns;	/* the polls since the last delay sample returned this late */
 	__u64 iter_start_ns;	/* first epoll entry of the current iteration */
 	__u64 iter_wait_ns;	/* time blocked in epoll in the current iteration */
 
@@ -102,7 +103,8 @@ struct nu_loop {
 
 	struct ls_hist phase[NU_NPHASES];
 	struct ls_hist iteration;	/* first epoll entry to the next */
-	struct ls_hist delay;		/* not-polling span: epoll exit -> next iteration's entry */
+	struct ls_hist delay;		/* not-polling span (epoll exit -> next iteration's entry)
+					 * plus how late the poll before it returned */
 	struct ls_hist poll_wait;	/* time blocked in epoll per iteration */
 	struct ls_hist timer_lateness;	/* now - heap-min due time, at uv__run_timers */
 	struct ls_hist gc;		/* GC pauses */

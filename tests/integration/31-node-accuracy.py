@@ -66,8 +66,11 @@ def stat_once(pid, secs, tier):
 
 def accuracy(tier, tmp):
     out = open(os.path.join(tmp, "acc-%s.out" % tier), "w+")
-    node = subprocess.Popen(["node", os.path.join(NODEDIR, "accuracy.js")], stdout=out,
-                            stderr=subprocess.STDOUT)
+    # Highest CFS weight: on a busy 2-vCPU machine other processes preempting node
+    # between two of its iterations make monitorEventLoopDelay's one gap span two of
+    # loopscope's per-iteration samples, and the maxima stop being comparable.
+    node = subprocess.Popen(["nice", "-n", "-20", "node", os.path.join(NODEDIR, "accuracy.js")],
+                            stdout=out, stderr=subprocess.STDOUT)
     try:
         time.sleep(1.5)
         main, t_end, rc, err = stat_once(node.pid, 3, tier)
