@@ -358,8 +358,9 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 		}
 	family(b, "loopscope_starvation_episodes_total", "counter",
 	       "nextTick / microtask drains that ran past the starvation threshold.");
+	/* Node counts starvation by stack sampling without measuring drains: either bit. */
 	for (size_t i = 0; i < n; i++)
-		for (int q = 0; q < 2 && (refs[i].l->has & LS_HAS_DRAINS); q++) {
+		for (int q = 0; q < 2 && (refs[i].l->has & (LS_HAS_DRAINS | LS_HAS_EPISODES)); q++) {
 			snprintf(extra, sizeof(extra), "queue=\"%s\"", queue_names[q]);
 			sample_u64(b, "loopscope_starvation_episodes_total", refs[i].labels, extra,
 				   drain_of(refs[i].l, q)->starvation_episodes);
