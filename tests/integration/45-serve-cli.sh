@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# timeout: 60
+# 45-serve-cli: `loopscope serve` options and errors: usage errors exit 2 with one line,
+# runtime failures (no such process, unsupported target, address in use, bad address)
+# exit 1 with one line saying what to do, --help exits 0, and SIGINT ends it cleanly.
+source "$(dirname "$0")/../lib.sh"
+need_root
+need_cmd curl
+
+# run_err WANT_RC PATTERN ARGS...: exit status and a one-line message matching PATTERN.
+run_err() {
+	local want=$1 pat=$2
+	shift 2
+	"$LOOPSCOPE" serve "$@" >"$TMP/out" 2>"$TMP/err"
+	local rc=$? lines
+	lines=$(wc -l <"$TMP/err")
+	if [ "$rc" = "$want" ] && [ "$lines" -le 2 ] && grep -qE "$pat" "$TMP/err"; then
+		ok "serve $* -> exit $rc: $(head -1 "$TMP/err")"
+	else
+		not_ok "serve $* -> exit $rc (want $want), stderr: $(head -3 "$TMP/err")"
+	fi
+}
+
+"$LOOPSCOPE" serve --help >"$TMP/help" 2>&1
+check "serve --help exits 0 and shows the usage" grep -q '^usage: loopscope serve' "$TMP/help"
+check "loopscope --help lists serve" sh -c "'$LOOPSCOPE' --help | grep -q '^  serve '"
+
+run_err 2 'nothing to watch' 
+run_err 2 "bad PID 'abc'" -p abc
+run_err 2 "unknown --compat 'foo'" -p 1 --compat foo
+run_err 2 "interval '0' out of range" -p 1 -i 0
+run_err 2 "unexpected argument" -p 1 extra
+run_err 2 'No such file or directory' --exe ./no/such/binary
+run_err 1 'no such process' -p 999999
+run_err 1 'not a supported target' -p $$
+bg "$LOOPDEMO" --block 1 --every 100 --duration 30
+DEMO=$BG_PID
+sleep 0.3
+run_err 1 'bad listen address' -p "$DEMO" --listen nowhere
+bg "$LOOPSCOPE" serve -p "$DEMO" --listen 127.0.0.1:0 2>"$TMP/serve.err"
+SERVE=$BG_PID
+wait_for 20 grep -q 'listening on' "$TMP/serve.err"
+PORT=$(grep -o '127\.0\.0\.1:[0-9]*' "$TMP/serve.err" | head -1 | cut -d: -f2)
+run_err 1 "cannot listen on 127.0.0.1:$PORT: Address already in use; pick another port" -p "$DEMO" --listen "127.0.0.1:$PORT"
+check "the first serve still answers after the second failed" sh -c \
+	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_target_up{pid=\"$DEMO\",.*} 1'"
+kill -INT "$SERVE"
+wait "$SERVE"
+rc=$?
+check "SIGINT ends serve with exit 0 (rc $rc)" [ "$rc" = 0 ]
+check "the demo is unharmed by attach and detach" kill -0 "$DEMO"
+done_testing
