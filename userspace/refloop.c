@@ -35,7 +35,10 @@ static const char *const attach_table[] = {
 };
 #define NATTACH (sizeof(attach_table) / sizeof(attach_table[0]))
 
-#define MAX_LIVE 32	/* in-progress episodes announced and not yet finished */
+/* The start of the latest episode seen (announced or finished) per loop thread and
+ * kind: an episode is announced once, and not again when the record still shows its
+ * drain for a moment after the ring buffer said it ended. */
+#define MAX_LIVE (REFLOOP_MAX_LOOPS * 3)
 
 struct live_ep {
 	uint32_t tid, kind;
@@ -65,14 +68,21 @@ static int refloop_match(const struct ls_target_info *ti)
 	return (ti->found & LS_FOUND_LSL_USDT) != 0;
 }
 
-static void forget_live(struct refloop_priv *p, uint32_t tid, uint32_t kind)
+/* Record (tid, kind)'s latest episode start; 1 if it was already the latest. */
+static int seen_episode(struct refloop_priv *p, uint32_t tid, uint32_t kind, uint64_t start)
 {
 	for (unsigned i = 0; i < p->nlive; i++) {
 		if (p->live[i].tid == tid && p->live[i].kind == kind) {
-			p->live[i] = p->live[--p->nlive];
-			return;
+			if (p->live[i].start_ns == start)
+				return 1;
+			p->live[i].start_ns = start;
+			return 0;
 		}
 	}
+	if (p->nlive == MAX_LIVE)	/* more threads than slots: forget the oldest */
+		memmove(&p->live[0], &p->live[1], sizeof(p->live[0]) * --p->nlive);
+	p->live[p->nlive++] = (struct live_ep){ .tid = tid, .kind = kind, .start_ns = start };
+	return 0;
 }
 
 static int on_ringbuf(void *ctx, void *data, size_t len)
@@ -83,7 +93,7 @@ static int on_ringbuf(void *ctx, void *data, size_t len)
 
 	if (len < sizeof(*e))
 		return 0;
-	forget_live(p, e->tid, e->kind);
+	seen_episode(p, e->tid, e->kind, e->start_ns);
 	memset(&ep, 0, sizeof(ep));
 	ep.pid = p->pid;
 	ep.tid = e->tid;
@@ -387,12 +397,8 @@ static void announce(struct refloop_priv *p, uint32_t tid, uint32_t kind, uint32
 {
 	struct ls_episode ep;
 
-	for (unsigned i = 0; i < p->nlive; i++)
-		if (p->live[i].tid == tid && p->live[i].kind == kind && p->live[i].start_ns == start)
-			return;
-	if (p->nlive == MAX_LIVE)	/* should not happen: drop the oldest */
-		memmove(&p->live[0], &p->live[1], sizeof(p->live[0]) * --p->nlive);
-	p->live[p->nlive++] = (struct live_ep){ .tid = tid, .kind = kind, .start_ns = start };
+	if (seen_episode(p, tid, kind, start))
+		return;
 	memset(&ep, 0, sizeof(ep));
 	ep.pid = p->pid;
 	ep.tid = tid;
