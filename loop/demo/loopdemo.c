@@ -361,8 +361,11 @@ static int write_stats(void)
 	prctl(PR_GET_NAME, comm, 0, 0, 0);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", D.stats_json);
 	f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
+	if (!f) {
+		err = -errno;
+		fprintf(stderr, "loopdemo: writing %s: %s\n", tmp, strerror(-err));
+		return err;
+	}
 	err = lsl_stats_write_json(&st, f, getpid(), (int)syscall(SYS_gettid), comm);
 	if (fclose(f) && !err)
 		err = -errno;
@@ -641,6 +644,20 @@ int main(int argc, char **argv)
 	int err;
 
 	parse_args(argc, argv);
+	if (D.stats_json) {
+		/* Fail now, not after the workload, when the file cannot be written. */
+		char tmp[4096];
+		FILE *f;
+
+		snprintf(tmp, sizeof(tmp), "%s.tmp", D.stats_json);
+		f = fopen(tmp, "w");
+		if (!f) {
+			fprintf(stderr, "loopdemo: cannot write %s: %s\n", tmp, strerror(errno));
+			return 2;
+		}
+		fclose(f);
+		unlink(tmp);
+	}
 	err = lsl_loop_new(&D.loop);
 	if (err)
 		die("creating the loop", err);

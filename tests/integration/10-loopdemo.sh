@@ -105,5 +105,7 @@ check "tests/demo.sh (make demo) shows live numbers until interrupted" \
 
 # 8. bad flags are refused with a message, not run.
 check "--every without a workload is refused" bash -c '! "$1" --every 10 --duration 1 2>/dev/null' _ "$DEMO"
+check "an unwritable --stats-json is refused at start, with a message" \
+	bash -c '! "$1" --block 1 --every 10 --duration 5 --stats-json /nonexistent/x.json 2>"$2" && grep -q "cannot write" "$2"' _ "$DEMO" "$TMP/err"
 check "negative ms is refused" bash -c '! "$1" --block -5 --duration 1 2>/dev/null' _ "$DEMO"
 done_testing
