@@ -412,6 +412,7 @@ struct ls_http_conn {
 	const struct ls_http_req *req;	/* the request being handled, else NULL */
 	int responded;
 	int close_after;		/* close once out is flushed; read nothing more */
+	int lingering;			/* answered and shut down for writing: discarding input until EOF */
 	int stream;			/* an endless response fed by ls_http_broadcast() */
 	int served;			/* answered at least one request */
 	uint32_t events;		/* registered epoll mask */
@@ -482,7 +483,7 @@ static void update_events(struct ls_http_conn *c)
 		return;
 	/* Stop reading while output is backed up: a client that pipelines requests
 	 * but never reads the answers cannot make us buffer without bound. */
-	if (c->stream || (!c->close_after && c->out.len < c->srv->o.max_out))
+	if (c->stream || c->lingering || (!c->close_after && c->out.len < c->srv->o.max_out))
 		want |= EPOLLIN | EPOLLRDHUP;
 	if (c->out.len)
 		want |= EPOLLOUT;
@@ -513,10 +514,14 @@ static void conn_flush(struct ls_http_conn *c)
 		conn_close(c);
 		return;
 	}
-	if (c->fd >= 0 && !c->out.len && c->close_after && !c->stream) {
+	if (c->fd >= 0 && !c->out.len && c->close_after && !c->stream && !c->lingering) {
+		/* Lingering close: closing with unread input (a request body we refused,
+		 * pipelined requests after an error) would send a reset that can destroy the
+		 * response before the client reads it. So shut down writing and discard what
+		 * arrives until the client closes, for at most the write timeout. */
 		shutdown(c->fd, SHUT_WR);
-		conn_close(c);
-		return;
+		c->lingering = 1;
+		c->last_io_ns = now_ns();
 	}
 	update_events(c);
 }
@@ -638,9 +643,14 @@ static void conn_read(struct ls_http_conn *c)
 {
 	struct ls_http_server *srv = c->srv;
 	char tmp[4096];
+	size_t budget = 64 * 1024;	/* per round: a client that never stops sending cannot hold us */
 
 	for (;;) {
-		ssize_t n = recv(c->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+		ssize_t n;
+
+		if (budget < sizeof(tmp))
+			break;
+		n = recv(c->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
 		if (n == 0) {
 			conn_close(c);	/* peer closed; anything queued has nowhere to go */
 			return;
@@ -653,9 +663,10 @@ static void conn_read(struct ls_http_conn *c)
 			conn_close(c);
 			return;
 		}
-		c->last_io_ns = now_ns();
+		budget -= (size_t)n;
 		if (c->stream || c->close_after)
 			continue;	/* nothing more is read from a stream or a closing connection */
+		c->last_io_ns = now_ns();
 		if (!c->in.len && !c->head_start_ns)
 			c->head_start_ns = c->last_io_ns;
 		ls_buf_append(&c->in, tmp, (size_t)n);
@@ -729,6 +740,8 @@ static uint64_t conn_deadline(const struct ls_http_conn *c)
 
 	if (c->out.len)
 		return c->last_io_ns + o->write_timeout_ms * 1000000ull;
+	if (c->lingering)	/* at most 1 s, however much the client keeps sending */
+		return c->last_io_ns + (o->write_timeout_ms < 1000 ? o->write_timeout_ms : 1000) * 1000000ull;
 	if (c->stream)
 		return 0;
 	if (c->head_start_ns)

@@ -156,6 +156,16 @@ def run_cases(port):
     for method in (b"POST", b"PUT", b"DELETE", b"OPTIONS"):
         r = request(port, method + b" /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         tap(status_of(r) == 405 and b"\r\nAllow: GET, HEAD\r\n" in r, "%s /metrics: 405 with Allow" % method.decode())
+    # A refused body: the 405 must survive the unread bytes (lingering close, no reset).
+    s = connect(port)
+    s.sendall(b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 300000\r\n\r\n")
+    try:
+        s.sendall(b"x" * 300000)
+        r = recv_all(s)
+    except OSError as e:
+        r = b"<%s>" % str(e).encode()
+    s.close()
+    tap(status_of(r) == 405, "POST with a 300 kB body: the 405 arrives intact (%r)" % r[:40])
     r = request(port, b"GET /metrics HTTP/2.0\r\nHost: t\r\n\r\n")
     tap(status_of(r) == 505, "HTTP/2.0 request line: 505")
     r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
