@@ -116,6 +116,59 @@ static void test_timer_closed_by_sibling(void **state)
 	assert_int_equal(lsl_loop_close(loop), 0);
 }
 
+/* Heap stress: 400 timers with random delays, a quarter stopped and some restarted;
+ * they fire in (due time, start order) order and stopped ones never fire. */
+#define NSTRESS 400
+static lsl_timer_t stress[NSTRESS];
+static uint64_t stress_due[NSTRESS], stress_seq[NSTRESS];
+static int stress_order[NSTRESS], nfired_stress;
+
+static void stress_cb(lsl_timer_t *t)
+{
+	stress_order[nfired_stress++] = (int)(t - stress);
+}
+
+static void test_timer_heap_order(void **state)
+{
+	lsl_loop_t *loop = new_loop();
+	uint64_t rnd = 88172645463325252ull, seq = 0;
+	int i, stopped = 0;
+
+	nfired_stress = 0;
+	for (i = 0; i < NSTRESS; i++) {
+		rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+		assert_int_equal(lsl_timer_init(loop, &stress[i]), 0);
+		assert_int_equal(lsl_timer_start(&stress[i], stress_cb, (int64_t)(rnd % 8), 0), 0);
+		stress_due[i] = lsl_timer_due_ns(&stress[i]);
+		stress_seq[i] = seq++;
+	}
+	for (i = 0; i < NSTRESS; i += 4) {
+		assert_int_equal(lsl_timer_stop(&stress[i]), 0);
+		stress_due[i] = 0;
+		stopped++;
+	}
+	for (i = 2; i < NSTRESS; i += 8) {	/* restart: a later start-order position */
+		assert_int_equal(lsl_timer_start(&stress[i], stress_cb, 3, 0), 0);
+		stress_due[i] = lsl_timer_due_ns(&stress[i]);
+		stress_seq[i] = seq++;
+	}
+	assert_int_equal(lsl_run(loop), 0);
+	assert_int_equal(nfired_stress, NSTRESS - stopped);
+	for (i = 0; i < nfired_stress; i++) {
+		int k = stress_order[i];
+		assert_int_not_equal(stress_due[k], 0);	/* a stopped timer never fires */
+		if (i) {
+			int j = stress_order[i - 1];
+			assert_true(stress_due[j] < stress_due[k] ||
+				    (stress_due[j] == stress_due[k] && stress_seq[j] < stress_seq[k]));
+		}
+	}
+	for (i = 0; i < NSTRESS; i++)
+		lsl_close(&stress[i].h, NULL);
+	assert_int_equal(lsl_run(loop), 0);
+	assert_int_equal(lsl_loop_close(loop), 0);
+}
+
 /* ------------------------------------------------------------ ref / unref */
 
 static void test_unref_does_not_keep_loop_alive(void **state)
@@ -287,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_timer_cancel_and_restart),
 		cmocka_unit_test(test_timer_zero_delay_is_one_ms),
 		cmocka_unit_test(test_timer_closed_by_sibling),
+		cmocka_unit_test(test_timer_heap_order),
 		cmocka_unit_test(test_unref_does_not_keep_loop_alive),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_reentrant_run),
