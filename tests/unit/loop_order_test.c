@@ -397,6 +397,46 @@ static void test_immediate_from_immediate_next_iteration(void **state)
 	assert_string_equal(out, "first,sibling,second");
 }
 
+/* The poll wait: 0 with an idle handle or an immediate pending, else until the
+ * nearest timer (one blocking wait, not a spin). */
+static int idle_runs;
+static lsl_idle_t spin_idle;
+
+static void count_idle(lsl_idle_t *h) { idle_runs++; }
+
+static void stop_idle(lsl_loop_t *loop, void *arg)
+{
+	lsl_close(&spin_idle.h, NULL);
+}
+
+static void test_poll_timeout_rules(void **state)
+{
+	lsl_loop_t *loop = new_loop();
+	struct lsl_stats stats;
+	uint64_t it0;
+
+	/* A 30 ms timer alone: the loop sleeps in epoll until it is due. */
+	assert_int_equal(lsl_accounting_start(loop), 0);
+	set_timeout(loop, 30, say_task, "t");
+	it0 = lsl_iterations(loop);
+	assert_int_equal(lsl_run(loop), 0);
+	assert_true(lsl_iterations(loop) - it0 <= 3);
+	assert_int_equal(lsl_stats_get(loop, &stats), 0);
+	assert_true(stats.poll_wait_ns >= 25000000u);
+
+	/* With an idle handle active the wait is 0: many iterations before the timer. */
+	idle_runs = 0;
+	assert_int_equal(lsl_stats_reset(loop), 0);
+	assert_int_equal(lsl_idle_init(loop, &spin_idle), 0);
+	assert_int_equal(lsl_idle_start(&spin_idle, count_idle), 0);
+	set_timeout(loop, 20, stop_idle, NULL);
+	assert_int_equal(lsl_run(loop), 0);
+	assert_true(idle_runs > 50);
+	assert_int_equal(lsl_stats_get(loop, &stats), 0);
+	assert_true(stats.poll_wait_ns < 5000000u);	/* it never blocked for long */
+	assert_int_equal(lsl_loop_close(loop), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_recursive_tick_starves_poll),
 		cmocka_unit_test(test_recursive_microtask_starves_poll),
 		cmocka_unit_test(test_immediate_from_immediate_next_iteration),
+		cmocka_unit_test(test_poll_timeout_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
