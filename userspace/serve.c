@@ -1,8 +1,9 @@
 /* serve.c: `loopscope serve`, the Prometheus exporter and live event stream.
  *
  * One thread, one epoll set: the HTTP server's epoll fd, a 100 ms timerfd and a
- * signalfd. Every tick sweeps HTTP deadlines, every other tick polls the agent
- * (episodes, stalls in progress); every --interval (1 s) it also takes a snapshot, updates per-loop state
+ * signalfd. Every tick sweeps HTTP deadlines; every 200 ms (500 ms while no /events
+ * client is connected) it polls the agent (episodes, stalls in progress); every
+ * --interval (1 s) it also takes a snapshot, updates per-loop state
  * (utilization, the prom-client compat windows), streams the snapshot to /events
  * clients, and rescans /proc for --exe.
  *
@@ -49,7 +50,10 @@
 #define LS_SERVE_DEFAULT_LISTEN "127.0.0.1:9752"
 #define TICK_MS 100
 #define SCRAPE_REUSE_NS 1500000000ull	/* /metrics renders a snapshot up to this old */
-#define AGENT_POLL_NS 200000000ull	/* episodes and stalls in progress: at most this late */
+/* Episodes and stalls in progress reach /events at most this late; with no stream
+ * open only Prometheus looks (every 15 s or so), so the agent is polled less often. */
+#define AGENT_POLL_NS 200000000ull
+#define AGENT_POLL_IDLE_NS 500000000ull
 #define STREAM_SOFT_LIMIT (1u << 20)	/* a stream this far behind skips snapshots */
 #define LAG_WINDOW_NS 10000000000ull	/* compat lag window: the last 10-20 s */
 #define MAX_PIDS 256
@@ -686,7 +690,8 @@ static int run(struct serve *sv)
 					r = ls_source_poll(sv->src, 0);
 					if (r && r != -ENODATA)
 						fprintf(stderr, "loopscope serve: agent poll: %s\n", strerror(-r));
-					sv->next_poll_ns = now + AGENT_POLL_NS - TICK_MS * 500000ull;
+					sv->next_poll_ns = now - TICK_MS * 500000ull +
+							   (ls_http_nstreams(sv->http) ? AGENT_POLL_NS : AGENT_POLL_IDLE_NS);
 				}
 				ls_http_poll(sv->http, 0);	/* deadlines, even with no socket activity */
 				if (now >= sv->next_sample_ns) {
