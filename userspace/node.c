@@ -68,6 +68,7 @@ struct node_plan {
 	uint32_t version;		/* UV_VERSION_HEX or 0 */
 	struct lu_sym sym[S_NSYMS];
 	int have_off;
+	int off_guessed;		/* no version: the layout must pass lu_loop_check() */
 	struct lu_offsets off;
 	int have_timers;
 	struct lu_site timers;		/* entry of uv__run_timers (light tier) */
@@ -196,9 +197,16 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	if (lu_version(e, &pl->sym[S_UV_VERSION], &pl->version))
 		pl->version = 0;
 
-	/* uv_loop_t offsets: DWARF when the binary has it, else the version table. */
-	if (!lu_offsets_dwarf(pl->path, &pl->off) || !lu_offsets_table(pl->version, &pl->off))
+	/* uv_loop_t offsets: DWARF when the binary has it, else the version table; with
+	 * no version at all (a static link that left uv_version out) the one layout
+	 * 1.44-1.49 share, used only if the live default loop confirms it at attach. */
+	if (!lu_offsets_dwarf(pl->path, &pl->off) || !lu_offsets_table(pl->version, &pl->off)) {
 		pl->have_off = 1;
+	} else if (!pl->version && !lu_offsets_table(0x012c00, &pl->off)) {
+		pl->have_off = 1;
+		pl->off_guessed = 1;
+		snprintf(pl->off.source, sizeof(pl->off.source), "1.44-1.49 layout, version unknown");
+	}
 
 	if (pl->sym[S_RUN_TIMERS].addr && pl->have_off && !lu_entry_site(e, &pl->sym[S_RUN_TIMERS], &pl->timers))
 		pl->have_timers = 1;
@@ -647,8 +655,8 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	struct node_priv *p;
 	struct node_plan *pl;
 	const char *no_multi = getenv("LOOPSCOPE_NO_UPROBE_MULTI");
-	char why[160];
-	int r, multi;
+	char why[160] = "";
+	int r, multi, bad_off = 0;
 
 	p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -663,8 +671,14 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	if (r)
 		goto fail;
 	/* The offsets must describe this process's loop before any probe reads it. */
-	if (pl->have_off && pl->sym[S_DEFAULT_LOOP].addr &&
-	    lu_loop_check(ti->pid, pl->sym[S_DEFAULT_LOOP].addr + pl->bias, &pl->off, why, sizeof(why))) {
+	if (pl->have_off && pl->off_guessed && !pl->sym[S_DEFAULT_LOOP].addr) {
+		snprintf(why, sizeof(why), "libuv version unknown and no default loop to check its layout on");
+		bad_off = 1;
+	} else if (pl->have_off && pl->sym[S_DEFAULT_LOOP].addr) {
+		bad_off = lu_loop_check(ti->pid, pl->sym[S_DEFAULT_LOOP].addr + pl->bias, &pl->off, why,
+					sizeof(why)) != 0;
+	}
+	if (bad_off) {
 		char buf[200];
 
 		snprintf(buf, sizeof(buf), "loop struct reads off (%s)", why);

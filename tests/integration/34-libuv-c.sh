@@ -3,6 +3,9 @@
 # A C program linked with Debian's libuv1 (stripped: exported symbols only) is
 # attached: it reports utilization close to the program's own busy fraction, the
 # runtime "libuv", the light tier, and one note saying what is unavailable and why.
+# The same program linked statically with Debian's libuv_a.a into a PIE (symbols kept,
+# no uv_version, a load bias) gets the phases tier and timer lateness, the uv_loop_t
+# layout confirmed on its live default loop.
 source "$(dirname "$0")/../lib.sh"
 need_root
 need_cmd gcc
@@ -83,4 +86,28 @@ for l in open(sys.argv[1]):
 check "tier light (got '$tier')" [ "$tier" = light ]
 check "the note says why phases and timers are unavailable: '$note'" \
 	bash -c "grep -q 'stripped' <<<'$note' && grep -q 'uv__run_timers' <<<'$note'"
+
+# Static libuv in a PIE: libuv 1.44 runs timers at the top of the iteration.
+[ -e /usr/lib/x86_64-linux-gnu/libuv_a.a ] || { not_ok "libuv_a.a (libuv1-dev) is missing"; done_testing; }
+gcc -O1 -fPIE -pie -o "$TMP/uvstatic" "$TMP/uvbusy.c" /usr/lib/x86_64-linux-gnu/libuv_a.a -lpthread -ldl ||
+	{ not_ok "build the static libuv program"; done_testing; }
+bg "$TMP/uvstatic" >"$TMP/uvstatic.out"
+upid=$BG_PID
+wait_for 5 grep -q ready "$TMP/uvstatic.out"
+sleep 0.5
+"$LOOPSCOPE" stat -p "$upid" -d 2 -i 2 --json --probes phases >"$TMP/static.json" 2>"$TMP/static.err"
+check "static PIE: stat --probes phases exits 0 ($(head -c 200 "$TMP/static.err"))" [ $? = 0 ]
+wait "$upid"
+own=$(awk '/busy_fraction/ { print $2 }' "$TMP/uvstatic.out")
+read -r util late timers nph <<<"$(python3 -c '
+import json, sys
+o = [json.loads(l) for l in open(sys.argv[1])]
+m = [x for x in o if x["tid"] == x["pid"]][-1]
+ph = m.get("phases", {})
+print(m["utilization"], m.get("timer_lateness", {}).get("count", 0), ph.get("timers", {}).get("count", 0),
+      sum(1 for v in ph.values() if v["count"] > 0))
+' "$TMP/static.json")"
+check "static PIE: utilization $util vs its own busy fraction $own (within 0.05)" within "$util" "$own" 0 0.05
+check "static PIE: timer lateness measured ($late samples)" [ "${late:-0}" -gt 50 ]
+check "static PIE: every phase measured ($nph of 7, timers ran $timers times)" [ "${nph:-0}" = 7 ]
 done_testing
