@@ -37,7 +37,7 @@ const volatile __u32 off_node_timeout = 24;	/* uv_timer_t.timeout - uv_timer_t.h
 const volatile __u64 micro_lo = 0, micro_hi = 0;	/* MicrotaskQueue::RunMicrotasks */
 const volatile __u64 tick_lo = 0, tick_hi = 0;		/* InternalCallbackScope::Close */
 
-/* Written by the loader before attaching (bss): when the probes went live. */
+/* Written by the loader once everything is attached (bss): counting starts here. */
 __u64 start_ns = 0;
 
 struct {
@@ -146,7 +146,9 @@ static __always_inline struct nu_loop *new_loop(__u32 tid, __u64 now)
 	}
 	if (!l->first_ns) {
 		l->first_ns = now;
-		l->busy_mark_ns = now;
+		/* First seen outside epoll (an enter, or a uprobe): it has not been inside
+		 * epoll since the probes went live, or its exit would have come first. */
+		l->busy_mark_ns = start_ns && start_ns < now ? start_ns : now;
 		l->last_b = NU_NB;
 		l->live_phase = NU_PHASE_NONE;
 	}

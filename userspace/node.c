@@ -628,7 +628,6 @@ static int load_and_attach(struct node_priv *p, int multi, char *err, size_t err
 	r = load_skel(p, multi, err, errlen);
 	if (r)
 		return r;
-	p->skel->bss->start_ns = ls_now_mono_ns();
 	r = attach_tracepoints(p, err, errlen);
 	if (r)
 		return r;
@@ -704,6 +703,9 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	}
 	if (r)
 		goto fail;
+	/* Counting starts now, with everything live: the first snapshot is taken just
+	 * after, and what a loop did before (while attaching) must not enter its ratios. */
+	p->skel->bss->start_ns = ls_now_mono_ns();
 	add_sampler(p, (uint32_t)ti->pid);
 	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.episodes), on_ringbuf, p, NULL);
 	if (!p->rb) {
