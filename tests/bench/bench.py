@@ -321,12 +321,10 @@ class Env:
         """The Node tier stat uses without --probes, as its --help states it:
         "light (default)" or "default: light" in the --probes paragraph."""
         h = self.help.get("stat") or ""
-        i = h.find("--probes")
-        if i < 0:
+        if "--probes" not in h:
             return None
-        para = h[i:i + 400]
-        m = (re.search(r"\b(light|phases)\s*\(default\)", para)
-             or re.search(r"default[:\s]+(light|phases)\b", para))
+        m = (re.search(r"\b(light|phases)\s*\(default\)", h)
+             or re.search(r"default[:\s]+(light|phases)\b", h))
         return m.group(1) if m else None
 
 
