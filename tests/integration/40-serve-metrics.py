@@ -241,6 +241,10 @@ def main():
         starv = val("loopscope_starvation_episodes_total", queue="nexttick")
         tap(starv == [float(gt["ticks"]["starvation_episodes"])] and starv[0] >= 2,
             "nexttick starvation episodes %s == ground truth %d" % (starv, gt["ticks"]["starvation_episodes"]))
+        busy, idle = val("loopscope_busy_seconds_total"), val("loopscope_idle_seconds_total")
+        util = busy[0] / (busy[0] + idle[0]) if busy and idle and busy[0] + idle[0] > 0 else -1
+        tap(abs(util - gt["utilization"]) <= 0.02,
+            "busy / (busy + idle) from the counters %.3f vs ground-truth utilization %.3f" % (util, gt["utilization"]))
         dc = val("loopscope_eventloop_delay_seconds_count")
         tap(dc and abs(dc[0] - gt["delay"]["count"]) <= max(3, 0.02 * gt["delay"]["count"]),
             "delay samples %s vs ground truth %d" % (dc, gt["delay"]["count"]))
