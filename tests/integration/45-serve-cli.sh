@@ -48,5 +48,14 @@ kill -INT "$SERVE"
 wait "$SERVE"
 rc=$?
 check "SIGINT ends serve with exit 0 (rc $rc)" [ "$rc" = 0 ]
+
+# IPv6 loopback, asked for explicitly.
+bg "$LOOPSCOPE" serve -p "$DEMO" --listen '[::1]:0' 2>"$TMP/serve6.err"
+SERVE=$BG_PID
+wait_for 20 grep -q 'listening on http://\[::1\]:' "$TMP/serve6.err"
+PORT6=$(grep -o '\]:[0-9]*/' "$TMP/serve6.err" | tr -dc 0-9)
+check "--listen [::1]:0 serves over IPv6" sh -c "curl -sfg 'http://[::1]:$PORT6/healthz' | grep -q '^ok 1 attached'"
+kill -TERM "$SERVE"
+wait "$SERVE"
 check "the demo is unharmed by attach and detach" kill -0 "$DEMO"
 done_testing
