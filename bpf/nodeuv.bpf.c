@@ -406,6 +406,10 @@ int nu_gc(struct pt_regs *ctx)
 	if (!l)
 		return 0;
 	if (bpf_get_attach_cookie(ctx) == 0) {
+		/* a return we could not see (a longjmp-like exit) must not hide every later
+		 * pause: no GC runs for a minute */
+		if (l->gc_depth && now - l->gc_start_ns > 60000000000ull)
+			l->gc_depth = 0;
 		if (l->gc_depth++ == 0)
 			l->gc_start_ns = now;
 		return 0;

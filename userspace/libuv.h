@@ -99,7 +99,8 @@ int lu_uv_run_sites(const struct lu_elf *e, const struct lu_sym *uv_run, const s
  * branch; -ENOENT if there is none. */
 int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out);
 /* Every way out of fn: ret instructions and direct jumps leaving it (tail calls).
- * -ENOTSUP if fn has an indirect jump (a tail call we could not see). */
+ * -ENOTSUP if fn has an indirect jump (a tail call we could not see) or a conditional
+ * jump out of it (no site fires only when it is taken). */
 int lu_return_sites(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out, size_t max);
 
 #endif /* LS_LIBUV_H */

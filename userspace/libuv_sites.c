@@ -289,7 +289,7 @@ int lu_return_sites(const struct lu_elf *e, const struct lu_sym *fn, struct lu_s
 
 		if (cs_insn_group(cs, in, CS_GRP_RET)) {
 			leaves = 1;
-		} else if (in->id == X86_INS_JMP) {
+		} else if (cs_insn_group(cs, in, CS_GRP_JUMP)) {
 			uint64_t t = direct_target(in);
 
 			if (!t) {
@@ -297,6 +297,11 @@ int lu_return_sites(const struct lu_elf *e, const struct lu_sym *fn, struct lu_s
 				goto cleanup;
 			}
 			leaves = t < fc.start || t >= fc.end;
+			/* a conditional tail call: a probe on it fires taken or not */
+			if (leaves && in->id != X86_INS_JMP) {
+				err = -ENOTSUP;
+				goto cleanup;
+			}
 		}
 		if (!leaves)
 			continue;
