@@ -314,7 +314,12 @@ int ls_cmd_stat(int argc, char **argv)
 			}
 			break;
 		case 'P':
-			opts.tier = optarg;	/* checked by the Node backend at attach */
+			if (strcmp(optarg, "light") && strcmp(optarg, "phases")) {
+				fprintf(stderr, "loopscope stat: unknown probe tier '%s': give light or phases\n",
+					optarg);
+				return 2;
+			}
+			opts.tier = optarg;	/* the Node / libuv backend's tier */
 			break;
 		case 'v':
 			opts.verbose = 1;
