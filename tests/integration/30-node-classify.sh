@@ -54,6 +54,20 @@ for tier in light phases; do
 	done
 done
 
+# An episode is announced while it runs (the stack sampler opens it past the
+# threshold), not only when the loop polls again.
+bg node "$NODEDIR/block.js" micro 800 0 >"$TMP/live.out"
+pid=$BG_PID
+wait_for 10 grep -q ready "$TMP/live.out"
+"$LOOPSCOPE" stat -p "$pid" -d 3 -i 3 >"$TMP/live.txt" 2>&1 &
+stat_pid=$!
+sleep 1.5
+kill -USR2 "$pid"
+wait "$stat_pid"
+check "a microtask starvation is announced live: $(grep -m1 '^!' "$TMP/live.txt")" \
+	grep -qE "^! pid $pid tid $pid: microtask_starvation.*running for" "$TMP/live.txt"
+kill "$pid"; wait "$pid" 2>/dev/null
+
 # A healthy server under load: no episode at the default threshold (100 ms).
 bg node "$NODEDIR/server.js" 0 >"$TMP/server.out"
 spid=$BG_PID
