@@ -498,8 +498,9 @@ static void ensure_tracefs(void)
 		return;	/* attach then says which tracepoint it could not find */
 }
 
-/* Sample tid's user stack at SAMPLE_HZ of its own CPU time (only while it runs). */
-static void add_sampler(struct node_priv *p, uint32_t tid)
+/* Sample tid's user stack at SAMPLE_HZ of its own CPU time (only while it runs).
+ * 0, or -errno when the perf event could not be opened or attached. */
+static int add_sampler(struct node_priv *p, uint32_t tid)
 {
 	struct perf_event_attr pa = {
 		.type = PERF_TYPE_SOFTWARE, .config = PERF_COUNT_SW_TASK_CLOCK, .size = sizeof(pa),
@@ -507,22 +508,27 @@ static void add_sampler(struct node_priv *p, uint32_t tid)
 	};
 	struct perf_slot *s;
 
+	int r;
+
 	for (size_t i = 0; i < p->nperf; i++)
 		if (p->perf[i].tid == tid)
-			return;
+			return p->perf[i].link ? 0 : -ENOENT;
 	if (p->nperf >= NU_MAX_LOOPS)
-		return;
+		return -E2BIG;
 	s = &p->perf[p->nperf++];
 	s->tid = tid;
 	s->link = NULL;
 	s->fd = (int)syscall(__NR_perf_event_open, &pa, (pid_t)tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (s->fd < 0)
-		return;
+		return -errno;
 	s->link = bpf_program__attach_perf_event(p->skel->progs.nu_sample, s->fd);
 	if (!s->link) {
+		r = -errno;
 		close(s->fd);
 		s->fd = -1;
+		return r;
 	}
+	return 0;
 }
 
 /* Open and load the probe set for the plan; multi: uprobe programs load for
@@ -706,7 +712,14 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	/* Counting starts now, with everything live: the first snapshot is taken just
 	 * after, and what a loop did before (while attaching) must not enter its ratios. */
 	p->skel->bss->start_ns = ls_now_mono_ns();
-	add_sampler(p, (uint32_t)ti->pid);
+	r = add_sampler(p, (uint32_t)ti->pid);
+	if (r) {
+		char buf[120];
+
+		/* stalls are still seen when they end, just not classified or announced */
+		snprintf(buf, sizeof(buf), "no stack samples (perf event: %s): stalls unclassified", strerror(-r));
+		note_add(pl, buf);
+	}
 	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.episodes), on_ringbuf, p, NULL);
 	if (!p->rb) {
 		r = -errno;
@@ -820,7 +833,7 @@ static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
 				if (out->loops && out->loops[i].tid == key)
 					prev_name = out->loops[i].name;
 			fill_loop(p, key, p->val, prev_name, now, &loops[n++]);
-			add_sampler(p, key);	/* worker_threads start later than attach */
+			add_sampler(p, key);	/* worker_threads start later; best effort */
 		}
 		r = bpf_map_get_next_key(fd, &key, &next);
 	}
