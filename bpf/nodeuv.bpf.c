@@ -47,9 +47,12 @@ struct {
 	__type(value, struct nu_loop);
 } zero SEC(".maps");	/* never written: the initial value of a new loop */
 
+/* Not preallocated: ~57 KB a loop, and most processes have one or two loops, not
+ * NU_MAX_LOOPS (preallocated, every attached process would pin 3.7 MB). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NU_MAX_LOOPS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);	/* loop thread id */
 	__type(value, struct nu_loop);
 } loops SEC(".maps");
