@@ -507,6 +507,7 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
     th = threading.Thread(target=spin_windows, args=(p, wins, evt), daemon=True)
     th.start()
     res = {"none": []}
+    pairs = {}          # tier -> [(untraced, traced)] of the same repetition
     failed = {}
     time.sleep(cfg.warmup)
     meas = cfg.measure
@@ -537,6 +538,7 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
                 failed[name] = ag.error() or "agent exited while measuring"
                 continue
             res.setdefault(name, []).append(v)
+            pairs.setdefault(name, []).append((res["none"][-1], v))
             time.sleep(settle)          # detach: uprobes unregister on close
         if p.poll() is not None:
             break
@@ -544,6 +546,7 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
     stop(p)
     if p.returncode not in (0, -signal.SIGTERM):
         failed["target"] = f"target exited {p.returncode}"
+    res["_pairs"] = pairs
     return res, failed
 
 
@@ -556,7 +559,9 @@ def section_overhead(env, cfg, rep):
                     "In one process the bench alternates untraced "
                     "windows and windows with `loopscope stat -p PID -i 60 [--probes TIER]` attached "
                     f"(CPU 1), {cfg.reps} repetitions of {cfg.measure:.1f} s each; figures are medians of the "
-                    "repetitions, added = traced - untraced, ratio = traced / untraced. Probe hits run in the "
+                    "repetitions; added and ratio are medians of each repetition's traced - untraced and "
+                    "traced / untraced (paired, so a slow drift of the machine's load cancels). Probe hits "
+                    "run in the "
                     "target's context, so this is where the kernel side of the agent's cost shows.")
     why = env.why_no_stat()
 
@@ -595,9 +600,14 @@ def section_overhead(env, cfg, rep):
     cfg.node_tier_cost = {t: _tier_added(res, t) for t, _ in tiers_spec}
 
 
+def _paired(res, tier):
+    """Per-repetition (traced - untraced, traced / untraced), from adjacent windows."""
+    ps = [(a, b) for a, b in res.get("_pairs", {}).get(tier, []) if a and b]
+    return [b - a for a, b in ps], [b / a for a, b in ps]
+
+
 def _tier_added(res, tier):
-    a, b = median(res.get("none", [])), median(res.get(tier, []))
-    return (b - a) if a is not None and b is not None else None
+    return median(_paired(res, tier)[0])
 
 
 def _tier_rows(rep, s, target, res, failed, tiers):
@@ -607,7 +617,8 @@ def _tier_rows(rep, s, target, res, failed, tiers):
             rep.row(s, target, t, base, note=f"not measured: {failed.get(t, 'no samples')}")
             continue
         v = median(res[t])
-        rep.row(s, target, t, base, v, v - base if base else None, v / base if base else None,
+        added, ratio = _paired(res, t)
+        rep.row(s, target, t, base, v, median(added), median(ratio),
                 note=f"{len(res[t])} reps; spread untraced {spread_txt(res.get('none', []))}, "
                      f"traced {spread_txt(res[t])}", runs={"none": res.get("none"), t: res[t]})
 
@@ -699,7 +710,9 @@ def section_http(env, cfg, rep):
                      "server CPU us/req", "CPU/req vs no agent", "loop iterations/req", "note"],
                     f"`tests/bench/node/server.js` on 127.0.0.1 pinned to CPU 0; `wrk -t1 -c{cfg.conns} "
                     f"-d{cfg.http_s}s --latency` pinned to CPU 1. Configurations run interleaved, "
-                    f"{cfg.http_reps} rounds (clinic: {cfg.clinic_reps}); medians per configuration. loopscope's "
+                    f"{cfg.http_reps} rounds (clinic: {cfg.clinic_reps}, which spawns its own server, is compared with "
+                    "the no-agent run of its round too); absolute figures are medians per configuration, the "
+                    "\"vs no agent\" columns medians of per-round ratios (paired). loopscope's "
                     "tiers attach to the same server process as the no-agent runs (`loopscope stat -p PID -i 60 "
                     "--probes TIER`, attached before wrk starts, detached after); prom-client "
                     "(`collectDefaultMetrics()`, scraped once a second from CPU 1) runs in its own server "
@@ -801,14 +814,18 @@ def section_http(env, cfg, rep):
             if rps is None:
                 failed[c] = f"run failed (rc {rc}): {note}"
                 continue
-            res[c].append((rps, p99, us_per_req))
+            res[c].append((rps, p99, us_per_req, r))
     stop(srv)
     if prom_srv:
         stop(prom_srv)
 
-    base_rps = median([x[0] for x in res["no agent"]])
-    base_p99 = median([x[1] for x in res["no agent"]])
-    base_cpu = median([x[2] for x in res["no agent"]])
+    base = {x[3]: x for x in res["no agent"]}       # round -> the no-agent run of that round
+
+    def paired(c, k):
+        """Median over rounds of this configuration's value k over no agent's, same round."""
+        rs = [x[k] / base[x[3]][k] for x in res[c] if x[3] in base and x[k] and base[x[3]][k]]
+        return median(rs)
+
     cfg.http = {}
     for c in configs:
         if c in failed or not res[c]:
@@ -816,11 +833,12 @@ def section_http(env, cfg, rep):
             continue
         rps, p99 = median([x[0] for x in res[c]]), median([x[1] for x in res[c]])
         cpu_req = median([x[2] for x in res[c]])
-        cfg.http[c] = (rps, p99, cpu_req, median(it_per_req.get(c, [])), spread([x[0] for x in res[c]]))
-        rep.row(s, c, rps, p99, rps / base_rps if base_rps else None, p99 / base_p99 if base_p99 else None,
-                cpu_req, cpu_req / base_cpu if cpu_req and base_cpu else None,
-                median(it_per_req.get(c, [])),
-                note=f"{len(res[c])} runs, req/s spread {spread_txt([x[0] for x in res[c]])}", runs=res[c])
+        rps_ratio, p99_ratio, cpu_ratio = paired(c, 0), paired(c, 1), paired(c, 2)
+        cfg.http[c] = (rps, p99, cpu_req, median(it_per_req.get(c, [])), spread([x[0] for x in res[c]]),
+                       rps_ratio, cpu_ratio)
+        rep.row(s, c, rps, p99, rps_ratio, p99_ratio, cpu_req, cpu_ratio, median(it_per_req.get(c, [])),
+                note=f"{len(res[c])} runs, req/s spread {spread_txt([x[0] for x in res[c]])}",
+                runs=[x[:3] + (x[3],) for x in res[c]])
     if tier_err:
         rep.row(s, "loopscope light / phases", note=f"not measured: {tier_err}")
     if prom_err:
@@ -1352,10 +1370,10 @@ def judge_goals(env, cfg, rep):
                  "no Node tier measured (see section 2)")
     else:
         tier = key.split()[1]
-        loss = 1 - http[key][0] / http["no agent"][0]
+        loss = 1 - (http[key][5] if http[key][5] is not None else http[key][0] / http["no agent"][0])
         why = []
-        if http[key][2] and http["no agent"][2]:
-            why.append(f"server CPU per request {100 * (http[key][2] / http['no agent'][2] - 1):+.1f}%")
+        if http[key][6] is not None:
+            why.append(f"server CPU per request {100 * (http[key][6] - 1):+.1f}%")
         cost = (g("node_tier_cost") or {}).get(tier)
         if cost is not None and http[key][3]:
             why.append(f"{http[key][3]:.3f} loop iterations/request x {cost:,.0f} ns/iteration (section 1) = "
