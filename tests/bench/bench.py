@@ -481,19 +481,22 @@ def render_md(rep, meta):
 # ---------------------------------------------------------------- sections
 
 def spin_windows(p, sink, stop_evt):
-    """Reader thread: 'win ITERS NS' lines from spin targets -> (monotonic, iters, ns)."""
+    """Reader thread: 'win ITERS WALL_NS CPU_NS' lines from spin targets ->
+    (monotonic, iters, wall ns, loop-thread CPU ns)."""
     for raw in iter(p.stdout.readline, b""):
         parts = raw.split()
-        if len(parts) == 3 and parts[0] == b"win":
-            sink.append((time.monotonic(), int(parts[1]), int(parts[2])))
+        if len(parts) == 4 and parts[0] == b"win":
+            sink.append((time.monotonic(), int(parts[1]), int(parts[2]), int(parts[3])))
         if stop_evt.is_set():
             break
 
 
-def ns_per_iter(wins, t_from, t_to):
-    """Median over the windows wholly inside [t_from, t_to] of ns per iteration (a median,
-    so a window in which another process took the CPU does not move the figure)."""
-    sel = [w[2] / w[1] for w in wins if t_from <= w[0] - w[2] / 1e9 and w[0] <= t_to and w[1]]
+def ns_per_iter(wins, t_from, t_to, clock="cpu"):
+    """Median over the windows wholly inside [t_from, t_to] of ns per iteration, in the
+    loop thread's CPU time (clock="cpu": another process taking the CPU does not count)
+    or in wall-clock time ("wall")."""
+    k = 3 if clock == "cpu" else 2
+    sel = [w[k] / w[1] for w in wins if t_from <= w[0] - w[2] / 1e9 and w[0] <= t_to and w[1]]
     return median(sel) if sel else None
 
 
@@ -508,6 +511,7 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
     th.start()
     res = {"none": []}
     pairs = {}          # tier -> [(untraced, traced)] of the same repetition
+    wall_pairs = {}     # the same in wall-clock time
     failed = {}
     time.sleep(cfg.warmup)
     meas = cfg.measure
@@ -515,6 +519,7 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
         t = time.monotonic()
         time.sleep(meas)
         res["none"].append(ns_per_iter(wins, t, time.monotonic()))
+        wall_none = ns_per_iter(wins, t, time.monotonic(), "wall")
         for name, extra in tiers:
             if name in failed:
                 continue
@@ -532,6 +537,7 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
             t = time.monotonic()
             time.sleep(meas)
             v = ns_per_iter(wins, t, time.monotonic())
+            vw = ns_per_iter(wins, t, time.monotonic(), "wall")
             alive = ag.p.poll() is None
             rc = ag.stop()
             if not alive:
@@ -539,6 +545,7 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
                 continue
             res.setdefault(name, []).append(v)
             pairs.setdefault(name, []).append((res["none"][-1], v))
+            wall_pairs.setdefault(name, []).append((wall_none, vw))
             time.sleep(settle)          # detach: uprobes unregister on close
         if p.poll() is not None:
             break
@@ -546,7 +553,7 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
     stop(p)
     if p.returncode not in (0, -signal.SIGTERM):
         failed["target"] = f"target exited {p.returncode}"
-    res["_pairs"] = pairs
+    res["_pairs"], res["_wall_pairs"] = pairs, wall_pairs
     return res, failed
 
 
@@ -555,7 +562,10 @@ def section_overhead(env, cfg, rep):
                     ["target", "tier", "untraced ns/iter", "traced ns/iter", "added ns/iter", "ratio", "note"],
                     "A target that does nothing but iterate (the reference loop's tight immediate chain, "
                     "Node's `setImmediate` chain in `tests/bench/node/spin.js`) is pinned to CPU 0 and reports "
-                    "its own iterations per 200 ms window (a repetition's figure is the median of its windows). "
+                    "its own iterations and its loop thread's CPU time per 200 ms window; ns per iteration is "
+                    "that CPU time (user + system, where probe hits are handled) over the iterations, so "
+                    "time other processes take from CPU 0 does not count (the wall-clock figure is in the note); "
+                    "a repetition's figure is the median of its windows. "
                     "In one process the bench alternates untraced "
                     "windows and windows with `loopscope stat -p PID -i 60 [--probes TIER]` attached "
                     f"(CPU 1), {cfg.reps} repetitions of {cfg.measure:.1f} s each; figures are medians of the "
@@ -600,9 +610,9 @@ def section_overhead(env, cfg, rep):
     cfg.node_tier_cost = {t: _tier_added(res, t) for t, _ in tiers_spec}
 
 
-def _paired(res, tier):
+def _paired(res, tier, key="_pairs"):
     """Per-repetition (traced - untraced, traced / untraced), from adjacent windows."""
-    ps = [(a, b) for a, b in res.get("_pairs", {}).get(tier, []) if a and b]
+    ps = [(a, b) for a, b in res.get(key, {}).get(tier, []) if a and b]
     return [b - a for a, b in ps], [b / a for a, b in ps]
 
 
@@ -618,9 +628,11 @@ def _tier_rows(rep, s, target, res, failed, tiers):
             continue
         v = median(res[t])
         added, ratio = _paired(res, t)
+        wall_added = median(_paired(res, t, "_wall_pairs")[0])
         rep.row(s, target, t, base, v, median(added), median(ratio),
                 note=f"{len(res[t])} reps; spread untraced {spread_txt(res.get('none', []))}, "
-                     f"traced {spread_txt(res[t])}", runs={"none": res.get("none"), t: res[t]})
+                     f"traced {spread_txt(res[t])}; wall clock: +{fmt(wall_added)} ns/iter",
+                runs={"none": res.get("none"), t: res[t]}, wall_pairs=res["_wall_pairs"].get(t))
 
 
 # ---- 2. HTTP
@@ -941,7 +953,7 @@ def section_agent(env, cfg, rep):
             c1, b1, t1 = task_cpu_seconds(ag.p.pid), bpf_prog_stats(ag.p.pid), time.monotonic()
             rss = rss_mib(ag.p.pid)
             stats.close()
-            achieved = ns_per_iter(wins, t0, t1)
+            achieved = ns_per_iter(wins, t0, t1, "wall")
             alive = ag.p.poll() is None
             ag.stop()
             evt.set()

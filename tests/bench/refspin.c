@@ -8,29 +8,43 @@
  * poll phase skips the syscall: no fd is watched and the wait is 0). Without --rate it
  * runs flat out; with --rate N each callback busy-waits until its slot (start + i/N s),
  * so the loop makes N iterations/s. Prints "ready PID", then per window (default
- * 200 ms) "win ITERATIONS NANOSECONDS". Exits 0 after --duration (default 120 s).
+ * 200 ms) "win ITERATIONS WALL_NS CPU_NS": CPU_NS is the loop thread's own CPU time
+ * (user + system, so probe hits handled in its context count; time another process
+ * held the CPU does not). Exits 0 after --duration (default 120 s).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lsl.h"
 
 struct spin {
-	uint64_t start_ns, end_ns, win_start_ns, window_ns;
+	uint64_t start_ns, end_ns, win_start_ns, window_ns, win_cpu_ns;
 	uint64_t win_iters, total;
 	double period_ns;	/* 0: flat out */
 	int done;		/* past --duration: stop re-arming, the loop then exits */
 	int err;
 };
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void flush_window(struct spin *s, uint64_t now)
 {
-	printf("win %llu %llu\n", (unsigned long long)s->win_iters,
-	       (unsigned long long)(now - s->win_start_ns));
+	uint64_t cpu = thread_cpu_ns();
+
+	printf("win %llu %llu %llu\n", (unsigned long long)s->win_iters,
+	       (unsigned long long)(now - s->win_start_ns), (unsigned long long)(cpu - s->win_cpu_ns));
 	fflush(stdout);
+	s->win_cpu_ns = cpu;
 	s->win_start_ns = now;
 	s->win_iters = 0;
 	if (now >= s->end_ns)
@@ -97,6 +111,7 @@ int main(int argc, char **argv)
 	s.period_ns = rate > 0 ? 1e9 / rate : 0;
 	s.window_ns = (uint64_t)(window_ms * 1e6);
 	s.start_ns = s.win_start_ns = lsl_hrtime_ns();
+	s.win_cpu_ns = thread_cpu_ns();
 	s.end_ns = s.start_ns + (uint64_t)(duration_s * 1e9);
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
