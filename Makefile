@@ -37,6 +37,9 @@ endif
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
+# Keep generated skeletons and objects that only feed other targets: make would
+# otherwise delete them as intermediates and rebuild them on every run.
+.SECONDARY:
 .SUFFIXES:
 .PHONY: all deps demo test bench install uninstall clean check-deps
 

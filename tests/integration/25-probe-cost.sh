@@ -35,8 +35,11 @@ one_run() {
 	st=$!
 	# stat says "tracing" once every probe is attached.
 	if ! wait_for 10 grep -q 'tracing' "$TMP/agent.err"; then
+		local alive=exited
+		kill -0 "$spin" 2>/dev/null && alive=running
 		kill "$st" 2>/dev/null; wait "$st"; kill "$spin" 2>/dev/null; wait "$spin"
-		echo "# agent failed: $(cat "$TMP/agent.err")" >&2; echo fail; return
+		echo "# agent failed: $(cat "$TMP/agent.err"); refspin $alive, last output: $(tail -n 2 "$out" | tr '\n' ' ')" >&2
+		echo fail; return
 	fi
 	t_start=$(( $(lines "$out") + 2 ))	# skip the window the attach ended in
 	sleep 1.5
@@ -54,6 +57,9 @@ one_run() {
 runs=()
 for i in 1 2 3 4 5; do
 	r=$(one_run "$i")
+	# One retry: a run fails outright (no windows) only when the machine got in the
+	# way (the target could not start or was starved); the bound below is unchanged.
+	[ "$r" = fail ] && r=$(one_run "$i.retry")
 	echo "# run $i: untraced / traced / added ns per iteration: $r"
 	[ "$r" = fail ] && { not_ok "run $i measured both windows"; done_testing; }
 	runs+=("$r")
