@@ -64,24 +64,35 @@ def stat_once(pid, secs, tier):
     return main, t_end, rc, err
 
 
-def accuracy(tier, tmp):
-    out = open(os.path.join(tmp, "acc-%s.out" % tier), "w+")
-    # Highest CFS weight: on a busy 2-vCPU machine other processes preempting node
-    # between two of its iterations make monitorEventLoopDelay's one gap span two of
-    # loopscope's per-iteration samples, and the maxima stop being comparable.
+def run_delay_ns(pid):
+    """Time the process's main thread has waited on a run queue (schedstat), in ns."""
+    try:
+        return int(open("/proc/%d/task/%d/schedstat" % (pid, pid)).read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def one_window(tier, tmp, attempt):
+    """One stat window against accuracy.js; returns the verdicts (desc, ok) or None."""
+    out = open(os.path.join(tmp, "acc-%s-%d.out" % (tier, attempt)), "w+")
+    # Highest CFS weight: other processes preempting node between two of its
+    # iterations make monitorEventLoopDelay's one gap span two of loopscope's
+    # per-iteration samples (or the reverse), and the maxima stop being comparable.
     node = subprocess.Popen(["nice", "-n", "-20", "node", os.path.join(NODEDIR, "accuracy.js")],
                             stdout=out, stderr=subprocess.STDOUT)
     try:
         time.sleep(1.5)
+        rd0 = run_delay_ns(node.pid)
         main, t_end, rc, err = stat_once(node.pid, 3, tier)
+        waited = run_delay_ns(node.pid) - rd0
         time.sleep(0.2)
     finally:
         node.kill()
         node.wait()
-    check("%s: stat exits 0 and reports the main loop (rc=%d %s)" % (tier, rc, err.strip()[:200]),
-          rc == 0 and main is not None)
+    v = [("%s: stat exits 0 and reports the main loop (rc=%d %s)" % (tier, rc, err.strip()[:200]),
+          rc == 0 and main is not None)]
     if main is None:
-        return
+        return v, 0
     out.seek(0)
     recs = []
     for line in out:
@@ -93,21 +104,37 @@ def accuracy(tier, tmp):
     idle = [interp(recs, t, "idle") for t in (t0, t_end)]
     active = [interp(recs, t, "active") for t in (t0, t_end)]
     if None in idle or None in active:
-        check("%s: node's records cover the window" % tier, False)
-        return
+        return v + [("%s: node's records cover the window" % tier, False)], waited
     di, da = idle[1] - idle[0], active[1] - active[0]
     elu_node = da / (da + di)
     elu_ours = main["utilization"]
-    check("%s: utilization %.4f vs node's eventLoopUtilization %.4f (within 0.03)"
-          % (tier, elu_ours, elu_node), abs(elu_ours - elu_node) <= 0.03)
+    v.append(("%s: utilization %.4f vs node's eventLoopUtilization %.4f (within 0.03)"
+              % (tier, elu_ours, elu_node), abs(elu_ours - elu_node) <= 0.03))
     # each record's max covers the 50 ms before it
     eld = [r["eld_max_ns"] for r in recs if t0 + 50e6 <= r["t"] <= t_end]
     eld_max = max(eld) / 1e9 - 0.001 if eld else None
     ours = main["delay"]["max_s"]
     tol = max(0.1 * eld_max, 0.002) if eld_max else 0
-    check("%s: delay max %.2f ms vs monitorEventLoopDelay max - resolution %.2f ms (within %.2f ms)"
-          % (tier, ours * 1e3, (eld_max or 0) * 1e3, tol * 1e3),
-          eld_max is not None and abs(ours - eld_max) <= tol)
+    v.append(("%s: delay max %.2f ms vs monitorEventLoopDelay max - resolution %.2f ms (within %.2f ms)"
+              % (tier, ours * 1e3, (eld_max or 0) * 1e3, tol * 1e3),
+              eld_max is not None and abs(ours - eld_max) <= tol))
+    return v, waited
+
+
+def accuracy(tier, tmp):
+    """Up to three windows: one where a check fails while node waited for a CPU for
+    more than 2 ms is the machine's doing (see one_window) and is measured again."""
+    for attempt in range(3):
+        v, waited = one_window(tier, tmp, attempt)
+        if all(ok for _, ok in v) or waited <= 2000000 or attempt == 2:
+            break
+        print("# %s: a check failed while node waited %.1f ms for a CPU in the window; again"
+              % (tier, waited / 1e6))
+        for desc, ok in v:
+            print("#   %s %s" % ("ok" if ok else "not ok", desc))
+    print("# %s: node waited %.1f ms for a CPU in the window" % (tier, waited / 1e6))
+    for desc, ok in v:
+        check(desc, ok)
 
 
 PAUSE = re.compile(r"\s(\d+) ms: (?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Compact|Mark-Compact \(reduce\))"
