@@ -85,15 +85,23 @@ static cJSON *quant_json(const struct ls_quant *q, int with_total)
 	return o;
 }
 
-static cJSON *drain_json(const struct ls_drain_summary *d)
+/* A queue's drains. measured = 0 (Node: drains are not probed, starvation is found
+ * by stack sampling) gives null for what was not measured, never a made-up 0. */
+static cJSON *drain_json(const struct ls_drain_summary *d, int measured)
 {
 	cJSON *o = cJSON_CreateObject();
 
 	if (!o)
 		return NULL;
-	cJSON_AddNumberToObject(o, "drains", (double)d->drains);
-	cJSON_AddNumberToObject(o, "callbacks", (double)d->callbacks);
-	cJSON_AddNumberToObject(o, "max_drain_s", ls_ns_to_s(d->max_drain_ns));
+	if (measured) {
+		cJSON_AddNumberToObject(o, "drains", (double)d->drains);
+		cJSON_AddNumberToObject(o, "callbacks", (double)d->callbacks);
+		cJSON_AddNumberToObject(o, "max_drain_s", ls_ns_to_s(d->max_drain_ns));
+	} else {
+		cJSON_AddNullToObject(o, "drains");
+		cJSON_AddNullToObject(o, "callbacks");
+		cJSON_AddNullToObject(o, "max_drain_s");
+	}
 	cJSON_AddNumberToObject(o, "starvation_episodes", (double)d->starvation_episodes);
 	return o;
 }
@@ -125,9 +133,11 @@ int ls_summary_write_json_ex(const struct ls_loop_summary *s, const struct ls_ep
 	cJSON_AddItemToObject(o, "delay", quant_json(&s->delay, 0));
 	if (s->has & LS_HAS_TIMERS)
 		cJSON_AddItemToObject(o, "timer_lateness", quant_json(&s->timer_lateness, 0));
-	if (s->has & LS_HAS_DRAINS) {
-		cJSON_AddItemToObject(o, "ticks", drain_json(&s->ticks));
-		cJSON_AddItemToObject(o, "microtasks", drain_json(&s->microtasks));
+	if (s->has & (LS_HAS_DRAINS | LS_HAS_EPISODES)) {
+		int measured = !!(s->has & LS_HAS_DRAINS);
+
+		cJSON_AddItemToObject(o, "ticks", drain_json(&s->ticks, measured));
+		cJSON_AddItemToObject(o, "microtasks", drain_json(&s->microtasks, measured));
 	}
 	cJSON_AddNumberToObject(o, "poll_wait_s", ls_ns_to_s(s->poll_wait_ns));
 	cJSON_AddNumberToObject(o, "stall_episodes", (double)s->stall_episodes);

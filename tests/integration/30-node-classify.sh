@@ -23,6 +23,21 @@ print(",".join(sorted(ks)))
 PY
 }
 
+# counters JSONFILE: ticks.starvation_episodes and microtasks.starvation_episodes of
+# the main loop, summed over the intervals (the schema shared with the reference loop).
+counters() {
+	python3 - "$1" <<'PY'
+import json, sys
+t = m = 0
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    if o["tid"] == o["pid"]:
+        t += o["ticks"]["starvation_episodes"]
+        m += o["microtasks"]["starvation_episodes"]
+print(t, m)
+PY
+}
+
 for tier in light phases; do
 	for mode in tick micro sync; do
 		case $mode in
@@ -50,6 +65,13 @@ for tier in light phases; do
 		[ "$tier" = phases ] && phase=poll
 		got=$(kinds "$TMP/$mode.json")
 		check "$tier/$mode: one episode, $want in $phase (got '$got')" [ "$got" = "$want@$phase" ]
+		case $mode in
+		tick) wantc="1 0" ;;
+		micro) wantc="0 1" ;;
+		sync) wantc="0 0" ;;
+		esac
+		gotc=$(counters "$TMP/$mode.json")
+		check "$tier/$mode: ticks/microtasks.starvation_episodes = $wantc (got '$gotc')" [ "$gotc" = "$wantc" ]
 		kill "$pid"; wait "$pid" 2>/dev/null
 	done
 done

@@ -175,6 +175,50 @@ static void test_json_schema(void **state)
 	free(a);
 }
 
+/* A Node loop: starvation is counted (stack sampling) but drains are not measured,
+ * so ticks/microtasks carry starvation_episodes and null for the rest; gc is there. */
+static void test_json_node_schema(void **state)
+{
+	struct ls_loop_snapshot *a = calloc(1, sizeof(*a));
+	struct ls_loop_summary s;
+	cJSON *o, *t, *m, *g;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(a);
+	a->has = LS_HAS_DELAY | LS_HAS_EPISODES | LS_HAS_GC;
+	a->ticks.starvation_episodes = 2;
+	a->microtasks.starvation_episodes = 1;
+	ls_hist_add(&a->gc, 4000000);
+	ls_hist_add(&a->gc, 6000000);
+	ls_summarize(a, NULL, 1.0, &s);
+	s.runtime = LS_RT_NODE;
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(ls_summary_write_json(&s, f), 0);
+	fclose(f);
+	o = cJSON_Parse(buf);
+	assert_non_null(o);
+	t = cJSON_GetObjectItemCaseSensitive(o, "ticks");
+	m = cJSON_GetObjectItemCaseSensitive(o, "microtasks");
+	assert_true(num(t, "starvation_episodes") == 2);
+	assert_true(num(m, "starvation_episodes") == 1);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(t, "drains")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(m, "max_drain_s")));
+	assert_null(cJSON_GetObjectItemCaseSensitive(o, "phases"));	/* light tier */
+	g = cJSON_GetObjectItemCaseSensitive(o, "gc");
+	assert_non_null(g);
+	assert_true(num(g, "count") == 2);
+	assert_true(num(g, "total_s") > 0.00999 && num(g, "total_s") < 0.01001);
+	assert_true(num(g, "max_s") == 0.006);
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(g, "p99_s"));
+	cJSON_Delete(o);
+	free(buf);
+	free(a);
+}
+
 /* Deep copies own their loops; free zeroes; find returns the latest run of a PID. */
 static void test_snapshot_copy_find(void **state)
 {
@@ -215,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_summarize_delta),
 		cmocka_unit_test(test_summarize_empty),
 		cmocka_unit_test(test_json_schema),
+		cmocka_unit_test(test_json_node_schema),
 		cmocka_unit_test(test_snapshot_copy_find),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
