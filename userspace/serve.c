@@ -604,6 +604,7 @@ static void usage(FILE *f)
 		"      --keep-exited SECONDS  keep exited processes in /metrics, target_up 0 (default 300)\n"
 		"      --compat prom-client   also emit prom-client's nodejs_eventloop_* series\n"
 		"  -t, --threshold MS     stall / starvation threshold (default 100)\n"
+		"      --probes TIER      Node.js/libuv probe tier: light (default) or phases\n"
 		"      --max-conns N      concurrent HTTP connections (default 256)\n"
 		"      --header-timeout SECONDS  time a client has to send its request head (default 5)\n"
 		"  -v, --verbose          log episodes and libbpf messages to stderr\n"
@@ -718,6 +719,7 @@ int ls_cmd_serve(int argc, char **argv)
 		{ "keep-exited", required_argument, NULL, 'K' },
 		{ "compat", required_argument, NULL, 'C' },
 		{ "threshold", required_argument, NULL, 't' },
+		{ "probes", required_argument, NULL, 'P' },
 		{ "max-conns", required_argument, NULL, 'M' },
 		{ "header-timeout", required_argument, NULL, 'H' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -794,6 +796,13 @@ int ls_cmd_serve(int argc, char **argv)
 				return 2;
 			}
 			aopts.stall_threshold_ns = (uint64_t)(v * 1e6);
+			break;
+		case 'P':
+			if (strcmp(optarg, "light") && strcmp(optarg, "phases")) {
+				fprintf(stderr, "loopscope serve: unknown probe tier '%s': give light or phases\n", optarg);
+				return 2;
+			}
+			aopts.tier = optarg;
 			break;
 		case 'M':
 			if (parse_seconds(optarg, 1, 65536, &v)) {

@@ -29,6 +29,7 @@ run_err 2 'nothing to watch'
 run_err 2 "bad PID 'abc'" -p abc
 run_err 2 "unknown --compat 'foo'" -p 1 --compat foo
 run_err 2 "interval '0' out of range" -p 1 -i 0
+run_err 2 "unknown probe tier 'bogus'" -p 1 --probes bogus
 run_err 2 "unexpected argument" -p 1 extra
 run_err 2 'No such file or directory' --exe ./no/such/binary
 run_err 1 'no such process' -p 999999
@@ -58,4 +59,19 @@ check "--listen [::1]:0 serves over IPv6" sh -c "curl -sfg 'http://[::1]:$PORT6/
 kill -TERM "$SERVE"
 wait "$SERVE"
 check "the demo is unharmed by attach and detach" kill -0 "$DEMO"
+
+# --probes reaches the Node backend: the phases tier exports Node's phase series.
+need_cmd node
+bg node "$(dirname "$0")/../node/server.js" 0 >"$TMP/node.out"
+NODEPID=$BG_PID
+wait_for 10 grep -q listening "$TMP/node.out"
+bg "$LOOPSCOPE" serve -p "$NODEPID" --probes phases --listen 127.0.0.1:0 -i 0.5 2>"$TMP/serven.err"
+SERVE=$BG_PID
+wait_for 20 grep -q 'listening on' "$TMP/serven.err"
+PORTN=$(grep -o '127\.0\.0\.1:[0-9]*' "$TMP/serven.err" | head -1 | cut -d: -f2)
+node_phases() { curl -sf "http://127.0.0.1:$PORTN/metrics" | grep -q "^loopscope_phase_duration_seconds_count{pid=\"$NODEPID\",.*runtime=\"node\".*phase=\"poll\"}"; }
+check "serve --probes phases: Node's poll phase histogram is exported" wait_for 15 node_phases
+kill -TERM "$SERVE"
+wait "$SERVE"
+check "serve --probes phases ends cleanly (rc $?)" [ $? = 0 ]
 done_testing
