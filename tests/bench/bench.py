@@ -1052,7 +1052,8 @@ def within_delay(a, b):
 
 
 def episodes(j):
-    return (j.get("stall_episodes", 0), j["ticks"]["starvation_episodes"], j["microtasks"]["starvation_episodes"])
+    return (j.get("stall_episodes", 0), (j.get("ticks") or {}).get("starvation_episodes"),
+            (j.get("microtasks") or {}).get("starvation_episodes"))
 
 
 def compare_ref(gt, ls):
@@ -1219,7 +1220,7 @@ def node_accuracy_one(env, cfg, rep, s, label, http_load):
     ls_util = sum(j["utilization"] * j["interval_s"] for j in stat_lines) / sum(j["interval_s"] for j in stat_lines)
     elu = sum(n["elu"] * n["window_s"] for n in node) / sum(n["window_s"] for n in node)
     ls_max = max(j["delay"]["max_s"] for j in stat_lines)
-    late_max = max(j["timer_lateness"]["max_s"] for j in stat_lines)
+    late_max = max(((j.get("timer_lateness") or {}).get("max_s") or 0) for j in stat_lines)
     eld_max = max(n["eld"]["max_s"] for n in node) - node[0]["resolution_s"]
     util_ok = abs(ls_util - elu) <= 0.03
     max_ok = abs(ls_max - eld_max) <= max(0.10 * eld_max, 2e-3)
