@@ -51,7 +51,8 @@ DEB_PKGS := build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 # Cheap when everything is there (one dpkg-query); installs only what is missing.
-$(DEPS_STAMP): Makefile
+# The stamp follows dpkg's database too, so a package removed later is installed again.
+$(DEPS_STAMP): Makefile $(wildcard /var/lib/dpkg/status)
 	$(Q)mkdir -p $(BUILD)
 	$(Q)missing=$$(for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \

@@ -1,4 +1,5 @@
 /* hist.c: quantiles, deltas and merges of the shared log-linear histogram. */
+#include <math.h>
 #include <string.h>
 
 #include "histogram.h"
@@ -75,7 +76,10 @@ uint64_t ls_hist_quantile(const struct ls_hist *h, double q)
 		q = 0;
 	if (q >= 1)
 		return h->max;
-	rank = (uint64_t)(q * (double)total);	/* 0-based rank of the wanted sample */
+	/* Nearest rank, as the loop's ground truth defines it: the smallest sample with at
+	 * least q of all samples at or below it, i.e. 0-based rank ceil(q * total) - 1. */
+	rank = (uint64_t)ceil(q * (double)total);
+	rank = rank ? rank - 1 : 0;
 	if (rank >= total)
 		rank = total - 1;
 	for (uint32_t i = 0; i < LS_HIST_BUCKETS; i++) {

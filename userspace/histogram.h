@@ -16,8 +16,9 @@ void ls_hist_add(struct ls_hist *h, uint64_t v);
 void ls_hist_delta(const struct ls_hist *cur, const struct ls_hist *prev, struct ls_hist *out);
 void ls_hist_merge(struct ls_hist *into, const struct ls_hist *from);
 
-/* Quantile q in [0,1] in ns: the midpoint of the bucket holding the q-th sample,
- * clamped to the exact max. 0 for an empty histogram. */
+/* Quantile q in [0,1] in ns: the midpoint of the bucket holding the nearest-rank
+ * sample (the smallest with at least q of all samples at or below it), clamped to the
+ * exact max. 0 for an empty histogram. */
 uint64_t ls_hist_quantile(const struct ls_hist *h, double q);
 
 /* Number of samples <= v, exact when v is a bucket's upper edge minus one;

@@ -92,6 +92,31 @@ static void test_delta_and_merge(void **state)
 	assert_int_equal(ls_hist_quantile(&d, 0.5), 0);
 }
 
+/* Nearest rank, like the loop's ground truth: p99 of 100 samples is the 99th, not the
+ * 100th; p50 of two samples is the lower one. */
+static void test_nearest_rank(void **state)
+{
+	static struct ls_hist h;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	for (int i = 0; i < 98; i++)
+		ls_hist_add(&h, 1000);
+	ls_hist_add(&h, 5000);
+	ls_hist_add(&h, 100000);
+	uint64_t p99 = ls_hist_quantile(&h, 0.99);
+	if (p99 < 4700 || p99 > 5300)
+		fail_msg("p99 of 98 x 1us, 5us, 100us: got %lu ns, want ~5000", (unsigned long)p99);
+	memset(&h, 0, sizeof(h));
+	ls_hist_add(&h, 1000);
+	ls_hist_add(&h, 9000);
+	uint64_t p50 = ls_hist_quantile(&h, 0.5);
+	if (p50 < 950 || p50 > 1050)
+		fail_msg("p50 of {1us, 9us}: got %lu ns, want ~1000", (unsigned long)p50);
+	assert_true(ls_hist_quantile(&h, 0.0) < 1050);
+	assert_int_equal(ls_hist_quantile(&h, 1.0), 9000);
+}
+
 static void test_count_le(void **state)
 {
 	static struct ls_hist h;
@@ -112,6 +137,7 @@ int main(void)
 		cmocka_unit_test(test_bucket_bounds),
 		cmocka_unit_test(test_quantile_accuracy),
 		cmocka_unit_test(test_delta_and_merge),
+		cmocka_unit_test(test_nearest_rank),
 		cmocka_unit_test(test_count_le),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
