@@ -269,10 +269,14 @@ int ls_http_parse(const char *buf, size_t len, size_t max_head, struct ls_http_r
 			break;
 		}
 	}
-	if (!head_end)
-		return len > max_head ? -431 : 0;
-	if (head_end - i > max_head)
-		return -431;
+	if (!head_end && len <= max_head)
+		return 0;
+	if (!head_end || head_end - i > max_head) {
+		/* Too large: a request line that alone does not fit is a target too long
+		 * (414), anything else too many header bytes (431). */
+		const char *nl = memchr(buf + i, '\n', scan - i);
+		return nl ? -431 : -414;
+	}
 
 	/* Request line: METHOD SP target SP HTTP/1.d */
 	{
@@ -415,6 +419,7 @@ struct ls_http_conn {
 	int lingering;			/* answered and shut down for writing: discarding input until EOF */
 	int stream;			/* an endless response fed by ls_http_broadcast() */
 	int served;			/* answered at least one request */
+	int busy;			/* over the limit: only delivers a 503 */
 	uint32_t events;		/* registered epoll mask */
 	uint64_t head_start_ns;		/* first byte of the pending request head, or 0 */
 	uint64_t last_io_ns;		/* last read or write progress */
@@ -429,6 +434,7 @@ struct ls_http_server {
 	struct ls_http_conn *conns;	/* open connections */
 	struct ls_http_conn *dead;	/* closed, freed when no event can point at them */
 	int nconns, nstreams, in_poll;
+	int nbusy;			/* connections delivering the over-limit 503 */
 	struct ls_http_stats st;
 };
 
@@ -451,6 +457,8 @@ static void conn_close(struct ls_http_conn *c)
 	c->fd = -1;
 	if (c->stream)
 		srv->nstreams--;
+	if (c->busy)
+		srv->nbusy--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -685,6 +693,65 @@ static void conn_read(struct ls_http_conn *c)
 		conn_flush(c);
 }
 
+/* At the connection limit, the connection that may go: one that has not sent a
+ * complete request yet (idle since connect, or a head still arriving), else an idle
+ * keep-alive one, the longest idle of either kind first. Streams and connections
+ * with a response still queued are never evicted. NULL when there is none. */
+static struct ls_http_conn *evict_candidate(struct ls_http_server *srv)
+{
+	struct ls_http_conn *c, *best = NULL;
+	int best_rank = 0;
+
+	for (c = srv->conns; c; c = c->next) {
+		int rank;
+		if (c->stream || c->lingering || c->close_after || c->out.len)
+			continue;
+		rank = !c->served ? 2 : !c->in.len ? 1 : 0;	/* a served one mid-head: not a candidate */
+		if (!rank)
+			continue;
+		if (!best || rank > best_rank || (rank == best_rank && c->last_io_ns <= best->last_io_ns)) {
+			best = c;
+			best_rank = rank;
+		}
+	}
+	return best;
+}
+
+static struct ls_http_conn *conn_add(struct ls_http_server *srv, int fd)
+{
+	struct ls_http_conn *c = calloc(1, sizeof(*c));
+	struct epoll_event ev;
+	int one = 1;
+
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->fd = fd;
+	c->srv = srv;
+	c->last_io_ns = now_ns();
+	c->events = EPOLLIN | EPOLLRDHUP;
+	ev.events = c->events;
+	ev.data.ptr = c;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		close(fd);
+		free(c);
+		return NULL;
+	}
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	return c;
+}
+
+/* Connections above max_conns that exist only to deliver a 503 (lingering close, so
+ * the client reads it rather than a reset); beyond this many more, new ones are
+ * closed at once. */
+#define LS_HTTP_BUSY_EXTRA 16
+
 static void accept_all(struct ls_http_server *srv)
 {
 	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -693,43 +760,41 @@ static void accept_all(struct ls_http_server *srv)
 
 	for (int k = 0; k < 256; k++) {
 		struct ls_http_conn *c;
-		struct epoll_event ev;
-		int one = 1;
 		int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0)
 			return;		/* EAGAIN, or a transient error (EMFILE, ECONNABORTED) */
-		if (srv->nconns >= srv->o.max_conns) {
-			/* Best effort: a client over the limit learns why instead of hanging. */
-			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-				(void)0;
-			close(fd);
+		if (srv->nconns - srv->nbusy >= srv->o.max_conns) {
+			/* Make room: a connection that has not asked for anything (or the
+			 * longest idle keep-alive one) goes, so idle sockets can never lock a
+			 * scraper out. */
+			struct ls_http_conn *v = evict_candidate(srv);
+			if (v) {
+				srv->st.evicted++;
+				conn_close(v);
+			}
+		}
+		if (srv->nconns - srv->nbusy >= srv->o.max_conns) {
+			/* Everyone is busy (streams, responses in flight): tell the client why,
+			 * through a lingering close so it reads the 503 instead of a reset. */
 			srv->st.rejected_busy++;
+			if (srv->nbusy >= LS_HTTP_BUSY_EXTRA) {
+				close(fd);
+				continue;
+			}
+			c = conn_add(srv, fd);
+			if (!c)
+				continue;
+			c->busy = 1;
+			srv->nbusy++;
+			c->responded = 1;
+			c->close_after = 1;
+			ls_buf_append(&c->out, busy, sizeof(busy) - 1);
+			conn_flush(c);
 			continue;
 		}
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->fd = fd;
-		c->srv = srv;
-		c->last_io_ns = now_ns();
-		c->events = EPOLLIN | EPOLLRDHUP;
-		ev.events = c->events;
-		ev.data.ptr = c;
-		if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		c->next = srv->conns;
-		if (srv->conns)
-			srv->conns->prev = c;
-		srv->conns = c;
-		srv->nconns++;
-		srv->st.accepted++;
+		if (conn_add(srv, fd))
+			srv->st.accepted++;
 	}
 }
 
@@ -860,7 +925,7 @@ int ls_http_port(const struct ls_http_server *srv) { return srv->port; }
 void ls_http_get_stats(const struct ls_http_server *srv, struct ls_http_stats *st)
 {
 	*st = srv->st;
-	st->open = srv->nconns;
+	st->open = srv->nconns - srv->nbusy;
 }
 
 /* "host:port", "[v6]:port" or ":port" into a sockaddr. */

@@ -75,7 +75,11 @@ struct ls_http_server;
 struct ls_http_conn;
 
 struct ls_http_opts {
-	int max_conns;			/* open connections; more get 503 and are closed (default 256) */
+	int max_conns;			/* open connections (default 256). At the limit the longest idle
+					 * connection that has not sent a request (else the longest idle
+					 * keep-alive one) is closed for the newcomer; only when every
+					 * connection is busy (streams, responses queued) does the newcomer
+					 * get a 503 (lingering close) */
 	unsigned header_timeout_ms;	/* first byte of a request head -> complete head (default 5000) */
 	unsigned idle_timeout_ms;	/* keep-alive connection with nothing to do (default 60000) */
 	unsigned write_timeout_ms;	/* pending output that makes no progress (default 10000) */
@@ -118,6 +122,7 @@ int ls_http_nstreams(const struct ls_http_server *srv);
 
 struct ls_http_stats {
 	uint64_t accepted, rejected_busy, timed_out, bad_requests, requests, stream_drops;
+	uint64_t evicted;	/* idle connections closed at the limit to let a new one in */
 	int open;
 };
 void ls_http_get_stats(const struct ls_http_server *srv, struct ls_http_stats *st);

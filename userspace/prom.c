@@ -648,8 +648,10 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 		family(b, "loopscope_http_connections", "gauge", "Open HTTP connections (scrapes and /events streams).");
 		sample_u64(b, "loopscope_http_connections", "", NULL, (uint64_t)ctx->http->open);
 		family(b, "loopscope_http_rejected_total", "counter",
-		       "HTTP connections refused or dropped: busy (connection limit), timeout, bad_request.");
+		       "HTTP connections refused or dropped: busy (connection limit, every connection busy), "
+		       "evicted (idle, closed at the limit for a newcomer), timeout, bad_request.");
 		sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"busy\"", ctx->http->rejected_busy);
+		sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"evicted\"", ctx->http->evicted);
 		sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"timeout\"", ctx->http->timed_out);
 		sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"bad_request\"", ctx->http->bad_requests);
 		family(b, "loopscope_events_dropped_total", "counter",

@@ -556,6 +556,14 @@ static void handle(struct ls_http_conn *c, const struct ls_http_req *req, void *
 	    !strcmp(req->path, "/metrics") ? P_METRICS :
 	    !strcmp(req->path, "/events") ? P_EVENTS :
 	    !strcmp(req->path, "/healthz") ? P_HEALTHZ : P_NONE;
+	if (!strcmp(req->path, "*")) {
+		/* "OPTIONS *" (or anything else with the asterisk form): no such method here. */
+		ls_http_respond(c, req->method == LS_HTTP_OTHER ? 405 : 400, "text/plain; charset=utf-8",
+				req->method == LS_HTTP_OTHER ? allow : NULL,
+				req->method == LS_HTTP_OTHER ? "405 method not allowed\n" : "400 bad request\n",
+				req->method == LS_HTTP_OTHER ? 23 : 16, 0);
+		return;
+	}
 	if (p == P_NONE) {
 		ls_http_respond(c, 404, "text/plain; charset=utf-8", NULL, "404 not found: try /metrics\n", 28, 0);
 		return;
@@ -862,6 +870,12 @@ int ls_cmd_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sv.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
+	/* Bind before attaching: a bad or busy --listen fails at once, with nothing
+	 * attached to any process. (Nothing is served before run() starts.) */
+	if (ls_http_new(listen_addr, &hopts, handle, &sv, &sv.http, err, sizeof(err))) {
+		fprintf(stderr, "loopscope serve: %s\n", err);
+		goto cleanup;
+	}
 	if (ls_agent_new(&aopts, &sv.ag, err, sizeof(err))) {
 		fprintf(stderr, "loopscope serve: %s\n", err);
 		goto cleanup;
@@ -874,10 +888,6 @@ int ls_cmd_serve(int argc, char **argv)
 			fprintf(stderr, "loopscope serve: %s\n", err);
 			goto cleanup;
 		}
-	}
-	if (ls_http_new(listen_addr, &hopts, handle, &sv, &sv.http, err, sizeof(err))) {
-		fprintf(stderr, "loopscope serve: %s\n", err);
-		goto cleanup;
 	}
 	sample(&sv);	/* the first snapshot (and --exe scan) before the first client */
 	sv.next_sample_ns = ls_now_mono_ns() + sv.interval_ns;

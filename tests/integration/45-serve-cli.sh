@@ -43,6 +43,10 @@ SERVE=$BG_PID
 wait_for 20 grep -q 'listening on' "$TMP/serve.err"
 PORT=$(grep -o '127\.0\.0\.1:[0-9]*' "$TMP/serve.err" | head -1 | cut -d: -f2)
 run_err 1 "cannot listen on 127.0.0.1:$PORT: Address already in use; pick another port" -p "$DEMO" --listen "127.0.0.1:$PORT"
+# Bind before attaching: a busy port is reported even when the PID does not exist,
+# i.e. no attach was tried.
+run_err 1 "cannot listen on 127.0.0.1:$PORT: Address already in use" -p 999999 --listen "127.0.0.1:$PORT"
+run_err 1 'bad listen address' -p 999999 --listen nowhere
 check "the first serve still answers after the second failed" sh -c \
 	"curl -sf http://127.0.0.1:$PORT/metrics | grep -q '^loopscope_target_up{pid=\"$DEMO\",.*} 1'"
 kill -INT "$SERVE"

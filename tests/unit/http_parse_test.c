@@ -125,6 +125,12 @@ static void test_limits(void **state)
 	/* A complete head that is too large is refused as well. */
 	memcpy(buf + 9000, "\r\n\r\n", 4);
 	assert_int_equal(ls_http_parse(buf, 9004, 8192, &r), -431);
+	/* A request line longer than max_head (a 10 kB URI): 414, not 431. */
+	n = (size_t)snprintf(buf, sizeof(buf), "GET /");
+	memset(buf + n, 'u', sizeof(buf) - n);
+	assert_int_equal(ls_http_parse(buf, sizeof(buf), 8192, &r), -414);
+	memcpy(buf + 10000, " HTTP/1.1\r\n\r\n", 13);
+	assert_int_equal(ls_http_parse(buf, 10013, 8192, &r), -414);
 }
 
 static void test_accept_gzip(void **state)

@@ -216,19 +216,59 @@ static void test_slow_client(void **state)
 	close(slow);
 }
 
-/* Over the connection limit: 503 and close, and the server recovers afterwards. */
+/* At the connection limit idle connections make room: 12 idle ones against a limit
+ * of 8, then a request still gets its answer, and the oldest idle ones were closed. */
 static void test_connection_limit(void **state)
+{
+	int fds[12], extra, closed = 0;
+	char buf[1024];
+	struct ls_http_stats st;
+
+	(void)state;
+	for (int i = 0; i < 12; i++) {
+		fds[i] = connect_srv();
+		usleep(5000);	/* distinct last-I/O times: the oldest go first */
+	}
+	usleep(100000);
+	extra = connect_srv();
+	send_all(extra, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	recv_until(extra, buf, sizeof(buf), NULL);
+	assert_non_null(strstr(buf, "hello world"));
+	close(extra);
+	for (int i = 0; i < 12; i++) {
+		struct pollfd p = { .fd = fds[i], .events = POLLIN };
+		if (poll(&p, 1, 0) == 1 && recv(fds[i], buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+			closed++, assert_true(i < 5);	/* evicted: the oldest five */
+		close(fds[i]);
+	}
+	assert_int_equal(closed, 5);
+	pthread_mutex_lock(&lock);
+	ls_http_get_stats(srv, &st);
+	pthread_mutex_unlock(&lock);
+	assert_int_equal(st.evicted, 5);
+	assert_int_equal(st.rejected_busy, 0);
+}
+
+/* When every connection is busy (streams), the newcomer gets a 503 it can read,
+ * and the server recovers once they close. */
+static void test_connection_limit_busy(void **state)
 {
 	int fds[8], extra;
 	char buf[1024];
 
 	(void)state;
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 8; i++) {
 		fds[i] = connect_srv();
-	usleep(100000);	/* let the server accept them all */
+		send_all(fds[i], "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+		recv_until(fds[i], buf, sizeof(buf), "\r\n\r\n");
+	}
 	extra = connect_srv();
-	recv_until(extra, buf, sizeof(buf), NULL);
+	/* A request already sent: a plain close would reset the connection and lose the 503. */
+	send_all(extra, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	usleep(100000);
+	recv_until(extra, buf, sizeof(buf), "clients");
 	assert_true(!strncmp(buf, "HTTP/1.1 503", 12));
+	assert_non_null(strstr(buf, "503 too many clients"));
 	close(extra);
 	for (int i = 0; i < 8; i++)
 		close(fds[i]);
@@ -291,6 +331,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connection_limit_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_backpressure, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
