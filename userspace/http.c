@@ -535,7 +535,7 @@ static void conn_flush(struct ls_http_conn *c)
 }
 
 static void append_head(struct ls_http_conn *c, int status, const char *ctype, const char *extra,
-			int has_len, size_t len, int gzip, int keep)
+			int has_len, size_t len, const char *encoding, int keep)
 {
 	struct ls_buf *o = &c->out;
 
@@ -552,18 +552,17 @@ static void append_head(struct ls_http_conn *c, int status, const char *ctype, c
 		ls_buf_printf(o, "Content-Type: %s\r\n", ctype);
 	if (has_len)
 		ls_buf_printf(o, "Content-Length: %zu\r\n", len);
-	if (gzip)
-		ls_buf_puts(o, "Content-Encoding: gzip\r\n");
+	if (encoding)
+		ls_buf_printf(o, "Content-Encoding: %s\r\n", encoding);
 	if (extra)
 		ls_buf_puts(o, extra);
 	ls_buf_puts(o, keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
 }
 
-void ls_http_respond(struct ls_http_conn *c, int status, const char *ctype, const char *extra,
-		     const void *body, size_t len, int gzip)
+void ls_http_respond_encoded(struct ls_http_conn *c, int status, const char *ctype, const char *extra,
+			     const void *body, size_t len, const char *encoding)
 {
 	const struct ls_http_req *r = c->req;
-	struct ls_buf z = { 0 };
 	int keep, head = r && r->method == LS_HTTP_HEAD;
 
 	if (c->responded || c->fd < 0)
@@ -574,22 +573,29 @@ void ls_http_respond(struct ls_http_conn *c, int status, const char *ctype, cons
 		keep = r && r->keep_alive && !r->has_body;	/* well-formed: the connection is fine */
 	if (!keep)
 		c->close_after = 1;
-	if (gzip && r && r->accept_gzip && len > 0) {
-		if (ls_gzip(body, len, &z) == 0 && !z.oom) {
-			body = z.p;
-			len = z.len;
-		} else {
-			gzip = 0;
-		}
-	} else {
-		gzip = 0;
-	}
-	append_head(c, status, ctype, extra, 1, len, gzip, keep);
+	append_head(c, status, ctype, extra, 1, len, encoding, keep);
 	if (!head && len)
 		ls_buf_append(&c->out, body, len);
-	ls_buf_free(&z);
 	if (c->out.oom)
 		conn_close(c);
+}
+
+void ls_http_respond(struct ls_http_conn *c, int status, const char *ctype, const char *extra,
+		     const void *body, size_t len, int gzip)
+{
+	const struct ls_http_req *r = c->req;
+	struct ls_buf z = { 0 };
+	const char *enc = NULL;
+
+	if (c->responded || c->fd < 0)
+		return;
+	if (gzip && r && r->accept_gzip && len > 0 && ls_gzip(body, len, &z) == 0 && !z.oom) {
+		body = z.p;
+		len = z.len;
+		enc = "gzip";
+	}
+	ls_http_respond_encoded(c, status, ctype, extra, body, len, enc);
+	ls_buf_free(&z);
 }
 
 void ls_http_stream(struct ls_http_conn *c, const char *ctype)
@@ -600,7 +606,7 @@ void ls_http_stream(struct ls_http_conn *c, const char *ctype)
 		return;
 	c->responded = 1;
 	c->close_after = 1;
-	append_head(c, 200, ctype, "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n", 0, 0, 0, 0);
+	append_head(c, 200, ctype, "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n", 0, 0, NULL, 0);
 	if (r && r->method == LS_HTTP_HEAD)
 		return;
 	c->stream = 1;

@@ -108,6 +108,11 @@ int ls_http_poll(struct ls_http_server *srv, int timeout_ms);
 void ls_http_respond(struct ls_http_conn *c, int status, const char *content_type,
 		     const char *extra_headers, const void *body, size_t len, int gzip);
 
+/* As ls_http_respond(), with body already encoded: encoding (e.g. "gzip") is sent as
+ * Content-Encoding, or NULL for identity. The caller checks req->accept_gzip. */
+void ls_http_respond_encoded(struct ls_http_conn *c, int status, const char *content_type,
+			     const char *extra_headers, const void *body, size_t len, const char *encoding);
+
 /* Answer 200 with no Content-Length and Connection: close, and keep the connection
  * as a stream: the owner then pushes bytes with ls_http_broadcast(). HEAD gets the
  * head only. */

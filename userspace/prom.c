@@ -642,8 +642,11 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 	family(b, "loopscope_scrape_duration_seconds", "gauge",
 	       "Time the previous /metrics response took to build (snapshot, render, compress).");
 	sample_double(b, "loopscope_scrape_duration_seconds", "", NULL, ctx->last_scrape_s);
-	family(b, "loopscope_scrapes_total", "counter", "/metrics responses served before this one.");
+	family(b, "loopscope_scrapes_total", "counter", "/metrics responses served before this body was rendered.");
 	sample_u64(b, "loopscope_scrapes_total", "", NULL, ctx->scrapes);
+	family(b, "loopscope_renders_total", "counter",
+	       "Times the exposition was rendered, this one included (one per snapshot; scrapes in between get the cached body).");
+	sample_u64(b, "loopscope_renders_total", "", NULL, ctx->renders);
 	if (ctx->http) {
 		family(b, "loopscope_http_connections", "gauge", "Open HTTP connections (scrapes and /events streams).");
 		sample_u64(b, "loopscope_http_connections", "", NULL, (uint64_t)ctx->http->open);

@@ -51,6 +51,7 @@ struct ls_prom_ctx {
 	void *arg;
 	double last_scrape_s;			/* duration of the previous /metrics response */
 	uint64_t scrapes;			/* /metrics responses so far */
+	uint64_t renders;			/* renders so far, this one included */
 	const struct ls_http_stats *http;	/* the server's counters, or NULL */
 };
 

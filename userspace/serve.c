@@ -10,7 +10,10 @@
  * Rendering never holds the aggregation path: the kernel side aggregates on its own
  * (per-CPU maps); /metrics renders from a deep copy of a snapshot, the interval's one
  * (a fresh one only when that is older than 1.5 s), so a scrape costs no map reads and a
- * flood of scrapes does not turn into a flood of map reads; and all
+ * flood of scrapes does not turn into a flood of map reads; the rendered text (and its
+ * gzip, made on the first request that accepts it) is cached per generation (a new
+ * snapshot, an episode starting or ending), so N scrapes in one interval cost one render
+ * and one compression, then a memcpy each (loopscope_renders_total counts renders); and all
  * socket I/O is non-blocking with bounded buffers (http.c), so a slow client costs
  * memory up to its cap, never time.
  *
@@ -105,7 +108,12 @@ struct serve {
 	size_t nfailed, capfailed;
 	struct ls_buf line;		/* the latest snapshot as an /events line */
 	uint64_t line_mono_ns;		/* mono_ns of the snapshot in line */
-	struct ls_buf body;
+	/* /metrics cache: rendered once per generation (a new snapshot, an episode
+	 * starting or ending), gzipped at most once, served to every scrape in between. */
+	uint64_t gen, body_gen;
+	struct ls_buf body, gz;
+	int body_ok, gz_ok;
+	uint64_t renders;
 	double last_scrape_s;
 	uint64_t scrapes;
 	uint64_t next_sample_ns, next_poll_ns;
@@ -149,6 +157,7 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 	struct serve *sv = arg;
 	struct ls_buf b = { 0 };
 
+	sv->gen++;	/* in-progress gauges change: the cached /metrics body is stale */
 	if (ep->kind == LS_EP_TARGET_EXIT) {
 		for (size_t i = 0; i < sv->nstates; i++)
 			if (sv->states[i].p.pid == ep->pid)
@@ -480,6 +489,7 @@ static void sample(struct serve *sv)
 	}
 	ls_snapshot_free(&sv->tick);
 	sv->tick = s;
+	sv->gen++;
 	update_states(sv);
 	if (sv->nexes)
 		scan_exes(sv);
@@ -496,30 +506,16 @@ static const char index_body[] =
 	"/events   live stream: one JSON object per line (snapshots and episodes)\n"
 	"/healthz  liveness\n";
 
-static void handle_metrics(struct serve *sv, struct ls_http_conn *c)
+/* Render the exposition of the current generation into sv->body. 0 or -ENOMEM. */
+static int render_metrics(struct serve *sv, const struct ls_snapshot *use, uint64_t t0)
 {
-	uint64_t t0 = ls_now_mono_ns();
 	struct ls_snapshot view;
 	struct ls_http_stats hs;
 	struct ls_prom_ctx ctx = { 0 };
-	const struct ls_snapshot *use = &sv->tick;
-	int r;
 
-	if (!sv->tick.mono_ns || t0 - sv->tick.mono_ns > SCRAPE_REUSE_NS) {
-		if (!sv->scrape.mono_ns || t0 - sv->scrape.mono_ns > SCRAPE_REUSE_NS) {
-			struct ls_snapshot s;
-			r = ls_source_snapshot(sv->src, &s);
-			if (r == 0) {
-				ls_snapshot_free(&sv->scrape);
-				sv->scrape = s;
-			}
-		}
-		use = &sv->scrape;
-	}
-	if (make_view(sv, use, &view)) {
-		ls_http_respond(c, 503, "text/plain; charset=utf-8", NULL, "503 out of memory\n", 18, 0);
-		return;
-	}
+	sv->body_ok = sv->gz_ok = 0;
+	if (make_view(sv, use, &view))
+		return -ENOMEM;
 	ls_http_get_stats(sv->http, &hs);
 	ctx.now_ns = t0;
 	ctx.compat_prom_client = sv->compat;
@@ -527,23 +523,59 @@ static void handle_metrics(struct serve *sv, struct ls_http_conn *c)
 	ctx.arg = sv;
 	ctx.last_scrape_s = sv->last_scrape_s;
 	ctx.scrapes = sv->scrapes;
+	ctx.renders = ++sv->renders;
 	ctx.http = &hs;
+	/* The buffers are reused (regrowing 5 MB per render costs page faults); only an
+	 * unusually large one is given back. */
+	if (sv->body.cap > (64u << 20))
+		ls_buf_free(&sv->body);
 	ls_buf_reset(&sv->body);
 	ls_prom_render(&view, &ctx, &sv->body);
 	free(view.targets);
 	if (sv->body.oom) {
 		ls_buf_free(&sv->body);
+		return -ENOMEM;
+	}
+	sv->body_gen = sv->gen;
+	sv->body_ok = 1;
+	return 0;
+}
+
+static void handle_metrics(struct serve *sv, struct ls_http_conn *c, const struct ls_http_req *req)
+{
+	static const char ctype[] = "text/plain; version=0.0.4; charset=utf-8";
+	uint64_t t0 = ls_now_mono_ns();
+	const struct ls_snapshot *use = &sv->tick;
+
+	if (!sv->tick.mono_ns || t0 - sv->tick.mono_ns > SCRAPE_REUSE_NS) {
+		if (!sv->scrape.mono_ns || t0 - sv->scrape.mono_ns > SCRAPE_REUSE_NS) {
+			struct ls_snapshot s;
+			if (ls_source_snapshot(sv->src, &s) == 0) {
+				ls_snapshot_free(&sv->scrape);
+				sv->scrape = s;
+				sv->gen++;
+			}
+		}
+		use = &sv->scrape;
+	}
+	if ((!sv->body_ok || sv->body_gen != sv->gen) && render_metrics(sv, use, t0)) {
 		ls_http_respond(c, 503, "text/plain; charset=utf-8", NULL, "503 out of memory\n", 18, 0);
 		return;
 	}
-	ls_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", "Vary: Accept-Encoding\r\n", sv->body.p,
-			sv->body.len, 1);
+	if (req->accept_gzip && !sv->gz_ok && sv->body.len) {
+		if (sv->gz.cap > (16u << 20))
+			ls_buf_free(&sv->gz);
+		ls_buf_reset(&sv->gz);
+		sv->gz_ok = ls_gzip(sv->body.p, sv->body.len, &sv->gz) == 0 && !sv->gz.oom;
+		if (!sv->gz_ok)
+			ls_buf_free(&sv->gz);
+	}
+	if (req->accept_gzip && sv->gz_ok)
+		ls_http_respond_encoded(c, 200, ctype, "Vary: Accept-Encoding\r\n", sv->gz.p, sv->gz.len, "gzip");
+	else
+		ls_http_respond_encoded(c, 200, ctype, "Vary: Accept-Encoding\r\n", sv->body.p, sv->body.len, NULL);
 	sv->scrapes++;
 	sv->last_scrape_s = (double)(ls_now_mono_ns() - t0) / 1e9;
-	/* The buffer is reused (regrowing 5 MB per scrape costs page faults); only an
-	 * unusually large one is given back. */
-	if (sv->body.cap > (64u << 20))
-		ls_buf_free(&sv->body);
 }
 
 static void handle(struct ls_http_conn *c, const struct ls_http_req *req, void *arg)
@@ -583,7 +615,7 @@ static void handle(struct ls_http_conn *c, const struct ls_http_req *req, void *
 		break;
 	}
 	case P_METRICS:
-		handle_metrics(sv, c);
+		handle_metrics(sv, c, req);
 		break;
 	case P_EVENTS:
 		ls_http_stream(c, "application/x-ndjson");
@@ -645,6 +677,7 @@ static void serve_free(struct serve *sv)
 	free(sv->failed);
 	ls_buf_free(&sv->line);
 	ls_buf_free(&sv->body);
+	ls_buf_free(&sv->gz);
 	if (sv->tfd >= 0)
 		close(sv->tfd);
 	if (sv->sfd >= 0)

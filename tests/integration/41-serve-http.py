@@ -245,6 +245,43 @@ def run_cases(port):
         s.close()
     tap(ok == 200, "200 concurrent scrapes: %d answered 200 with a full body" % ok)
 
+    # --- render cache: concurrent scrapes in one interval share one render
+    import gzip as _gzip
+
+    def scrape_body(gz):
+        hdr = b"Accept-Encoding: gzip\r\n" if gz else b""
+        r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\n" + hdr + b"Connection: close\r\n\r\n")
+        head, _, body = r.partition(b"\r\n\r\n")
+        if b"Content-Encoding: gzip" in head:
+            body = _gzip.decompress(body)
+        return body
+
+    def renders_of(body):
+        m = re.search(rb"\nloopscope_renders_total (\d+)\n", body)
+        return int(m.group(1)) if m else None
+
+    bodies = [None] * 20
+    def worker(i):
+        bodies[i] = scrape_body(i % 2 == 0)
+    ths = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    rs = [renders_of(b) for b in bodies]
+    tap(None not in rs and len(set(rs)) <= 2 and len(set(bodies)) == len(set(rs)),
+        "20 concurrent scrapes (half gzip): %d render(s), %d distinct bod(ies)" % (len(set(rs)), len(set(bodies))))
+    r0 = renders_of(scrape_body(False))
+    t_end = time.monotonic() + 3
+    k = 0
+    while time.monotonic() < t_end:
+        scrape_body(k % 2 == 0)
+        k += 1
+        time.sleep(0.03)
+    r1 = renders_of(scrape_body(False))
+    tap(r0 is not None and r1 is not None and r1 - r0 <= 6 and k >= 30,
+        "%d scrapes over 3 s at a 1 s interval: %s renders" % (k, None if r0 is None or r1 is None else r1 - r0))
+
     # --- connection limit (250): 300 idle connections cannot lock a scraper out
     socks = []
     for _ in range(300):
