@@ -6,7 +6,8 @@
  * erase + wnoutrefresh + doupdate, so curses sends only what changed.
  *
  * Every way out goes through one place, so the terminal is always restored: q, Ctrl-C,
- * SIGTERM/SIGHUP/SIGQUIT (a flag and the self-pipe; the loop exits normally), the
+ * SIGTERM/SIGHUP/SIGQUIT (a flag and the self-pipe; the loop exits normally, with status
+ * 128 + the signal's number where q gives 0), the
  * source failing or ending (the loop exits normally), and crashes (SIGSEGV, SIGABRT, ...:
  * an async-signal-safe reset of the tty from strings prepared at start-up, then the
  * default action). Probes are bpf links owned by our fds, so even a crash leaves nothing
@@ -172,7 +173,14 @@ static void usage(FILE *f)
 		   "      --probes TIER      Node.js probe tier: light (default) or phases (per-phase times)\n"
 		   "      --no-color         monochrome (also when NO_COLOR is set)\n"
 		   "  -h, --help             this help\n\n"
-		   "Keys: q quit, p pause, Up/Down or j/k select, s sort, h or ? help, r reset window.\n");
+		   "Keys: q quit, p pause, Up/Down or j/k select, s sort, h or ? help, r reset window.\n\n"
+		   "Spans: the header lines (iter/s, util, delay p99) cover the last 1-2 s; the selected\n"
+		   "loop's detail (phase shares, delay, drains, GC) covers the last 2 minutes, or since\n"
+		   "attach or r if that is later (shown as \"last N\"). \"other\" is the wall time in no\n"
+		   "phase, so the shares add up to 100%%.\n\n"
+		   "Exit status: 0 after q, or when every target has exited; 1 when the source fails;\n"
+		   "2 for a usage error; 128 + the signal's number when stopped by a signal (Ctrl-C 130,\n"
+		   "SIGTERM 143, SIGHUP 129). The terminal is restored on every path.\n");
 }
 
 static int parse_ms(const char *arg, long lo, long hi, long *out)
@@ -407,8 +415,13 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 			return 1;
 		}
 		if (tty.stop) {
-			snprintf(why, whylen, "stopped by signal %d", (int)tty.stop);
-			return 0;
+			/* The shell's convention for a death by signal: 128 + its number
+			 * (Ctrl-C 130, SIGTERM 143), after the same clean exit as q (0). */
+			int sig = (int)tty.stop;
+
+			snprintf(why, whylen, "stopped by SIG%s", sig == SIGINT ? "INT" : sig == SIGTERM ? "TERM" :
+				 sig == SIGHUP ? "HUP" : sig == SIGQUIT ? "QUIT" : "?");
+			return 128 + sig;
 		}
 		if (!ended_at) {
 			uint64_t seen = m->episodes_seen;

@@ -80,6 +80,51 @@ static int put(WINDOW *w, int y, int x, int st, const char *fmt, ...)
 	return n;
 }
 
+/* Like put(), but a text longer than the room is cut at a word boundary (never mid-word;
+ * nothing at all if its first word does not fit). */
+static int put_words(WINDOW *w, int y, int x, int st, const char *text)
+{
+	int room = getmaxx(w) - x, n = (int)strlen(text);
+
+	if (room <= 0)
+		return 0;
+	if (n > room) {
+		n = room;
+		while (n > 0 && text[n] != ' ')
+			n--;
+		while (n > 0 && text[n - 1] == ' ')
+			n--;
+	}
+	return n ? put(w, y, x, st, "%.*s", n, text) : 0;
+}
+
+/* A line made of pieces, each kept whole: when they do not fit in the width, the ones with
+ * the lowest `keep` are left out first; the rest are drawn in their order. */
+struct piece {
+	char text[96];
+	int keep, st;
+};
+
+static int draw_pieces(WINDOW *w, int y, int x, int cols, struct piece *p, int n)
+{
+	int on[16], total = 0;
+
+	for (int i = 0; i < n && i < 16; i++) {
+		on[i] = p[i].text[0] != '\0';
+		total += on[i] ? (int)strlen(p[i].text) : 0;
+	}
+	for (int keep = 0; keep <= 10 && total > cols - x; keep++)
+		for (int i = n - 1; i >= 0 && total > cols - x; i--)
+			if (on[i] && p[i].keep == keep) {
+				on[i] = 0;
+				total -= (int)strlen(p[i].text);
+			}
+	for (int i = 0; i < n; i++)
+		if (on[i])
+			x += put_words(w, y, x, p[i].st, p[i].text);
+	return x;
+}
+
 /* Fill the rest of row y from x with spaces in a style (for bands). */
 static void band(WINDOW *w, int y, int x, int st)
 {
@@ -220,23 +265,40 @@ static int want_one(const struct top_model *m, int cols) { return 1; }
 
 static void draw_title(WINDOW *w, const struct top_model *m, const struct top_draw_ctx *c, struct area a)
 {
-	char clock[16] = "", win[16] = "";
+	char win[16] = "";
 	const struct top_row *r = top_model_selected(m);
 	time_t t = time(NULL);
 	struct tm tm;
-	int x;
+	/* Left out first when narrow: refresh, source, loops, the clock, the detail's span. */
+	struct piece p[8] = {
+		{ " loopscope top", 10, ST_TITLE },
+		{ "", 4, ST_TITLE },
+		{ "", 3, ST_TITLE },
+		{ "", 1, ST_TITLE },
+		{ "", 6, ST_TITLE },
+		{ "", 8, ST_TITLE },
+		{ "", 9, ST_ALERT },
+		{ "", 5, ST_TITLE },
+	};
+	int x, clock_w = 0;
 
 	band(w, a.y, 0, ST_TITLE);
-	x = put(w, a.y, 0, ST_TITLE, " loopscope top");
-	x += put(w, a.y, x, ST_TITLE, "  %u loop%s  source %s  refresh %.0fms", m->nrows, m->nrows == 1 ? "" : "s",
-		 m->source_name, m->refresh_s * 1000);
+	snprintf(p[1].text, sizeof(p[1].text), "  %u loop%s", m->nrows, m->nrows == 1 ? "" : "s");
+	snprintf(p[2].text, sizeof(p[2].text), "  source %s", m->source_name);
+	snprintf(p[3].text, sizeof(p[3].text), "  refresh %.0fms", m->refresh_s * 1000);
+	/* The two spans on screen: rows (header lines) and the selected loop's detail. */
 	if (r && r->window.interval_s > 0)
-		x += put(w, a.y, x, ST_TITLE, "  window %s", span(win, sizeof(win), r->window.interval_s));
-	x += put(w, a.y, x, ST_TITLE, "  sort %s", top_sort_name(m->sort));
+		snprintf(p[4].text, sizeof(p[4].text), "  rows last 1s, detail last %s",
+			 span(win, sizeof(win), r->window.interval_s));
+	snprintf(p[5].text, sizeof(p[5].text), "  sort %s", top_sort_name(m->sort));
 	if (m->paused)
-		x += put(w, a.y, x + 2, ST_ALERT, "PAUSED") + 2;
-	if (localtime_r(&t, &tm) && strftime(clock, sizeof(clock), "%H:%M:%S", &tm) && a.cols - x > 10)
-		put(w, a.y, a.cols - 9, ST_TITLE, "%s", clock);
+		snprintf(p[6].text, sizeof(p[6].text), "  PAUSED");
+	if (a.cols >= 40 && localtime_r(&t, &tm) && strftime(p[7].text, sizeof(p[7].text), "  %H:%M:%S ", &tm))
+		clock_w = (int)strlen(p[7].text);
+	/* The clock sits at the right end when it fits; the rest goes left. */
+	x = draw_pieces(w, a.y, 0, a.cols - clock_w, p, 7);
+	if (clock_w && a.cols - x >= clock_w)
+		put(w, a.y, a.cols - clock_w, ST_TITLE, "%s", p[7].text);
 }
 
 static int want_alerts(const struct top_model *m, int cols)
@@ -267,8 +329,11 @@ static void draw_alerts(WINDOW *w, const struct top_model *m, const struct top_d
 		for (uint32_t j = 0; j < m->nrows && m->nrows > 1; j++)
 			if (m->rows[j].pid == al->pid)
 				comm = m->rows[j].comm;
-		x = put(w, a.y + i, 0, st, " %s %d%s%s: %s", al->level == TOP_ALERT_ACTIVE ? "!!" : "  ",
-			al->pid, comm[0] ? " " : "", comm, al->text);
+		char line[160];
+
+		snprintf(line, sizeof(line), " %s %d%s%s: %s", al->level == TOP_ALERT_ACTIVE ? "!!" : "  ",
+			 al->pid, comm[0] ? " " : "", comm, al->text);
+		x = put_words(w, a.y + i, 0, st, line);
 		if (i == a.h - 1 && more > 0)
 			put(w, a.y + i, x, st, "  (+%d more)", more);
 	}
@@ -276,15 +341,35 @@ static void draw_alerts(WINDOW *w, const struct top_model *m, const struct top_d
 
 static int want_procs(const struct top_model *m, int cols) { return 1 + (int)(m->nrows ? m->nrows : 1); }
 
+/* Header-line columns by width: below 80 RUNTIME goes, below 72 COMM shrinks to 8,
+ * below 64 ITER/S goes, below 50 UTIL goes; STATE takes the rest (cut between words). */
+struct proc_cols {
+	int comm, runtime, rate, util;
+};
+
+static struct proc_cols proc_cols(int cols)
+{
+	return (struct proc_cols){ .comm = cols < 72 ? 8 : 15, .runtime = cols >= 80, .rate = cols >= 64,
+				   .util = cols >= 50 };
+}
+
 static void draw_procs(WINDOW *w, const struct top_model *m, const struct top_draw_ctx *c, struct area a)
 {
-	char r1[16], d1[16], state[48];
-	int rows = a.h - 1, first = 0;
+	char r1[16], d1[16], u1[16], state[48], line[160];
+	int rows = a.h - 1, first = 0, n;
+	struct proc_cols pc = proc_cols(a.cols);
 
-	put(w, a.y, 0, ST_HEAD, "%7s %-15s %-9s %8s %6s %9s  %s", "PID", "COMM", "RUNTIME", "ITER/S", "UTIL",
-	    "DELAY p99", "STATE");
+	n = snprintf(line, sizeof(line), "%7s %-*s ", "PID", pc.comm, "COMM");
+	if (pc.runtime)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%-9s ", "RUNTIME");
+	if (pc.rate)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%8s ", "ITER/S");
+	if (pc.util)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%6s ", "UTIL");
+	snprintf(line + n, sizeof(line) - (size_t)n, "%9s  STATE", "DELAY p99");
+	put_words(w, a.y, 0, ST_HEAD, line);
 	if (m->nrows == 0) {
-		put(w, a.y + 1, 0, ST_DIM, "%7s waiting for the first snapshot...", "");
+		put_words(w, a.y + 1, 0, ST_DIM, "        waiting for the first snapshot...");
 		return;
 	}
 	/* Scroll so the selected row is visible. */
@@ -297,18 +382,53 @@ static void draw_procs(WINDOW *w, const struct top_model *m, const struct top_dr
 		row_state(m, r, state, sizeof(state), &st);
 		if (sel)
 			band(w, a.y + 1 + i, 0, ST_SELECTED);
-		x = put(w, a.y + 1 + i, 0, sel ? ST_SELECTED : ST_NORMAL, "%7d %-15.15s %-9.9s %8s %5.1f%% %9s  ",
-			r->pid, r->comm, ls_runtime_name(r->runtime),
-			r->last.interval_s > 0 ? rate(r1, sizeof(r1), per_s(r->last.iterations, r->last.interval_s)) : "-",
-			r->last.utilization * 100,
-			r->last.delay.count ? ns(d1, sizeof(d1), r->last.delay.p99_ns) : "-");
-		put(w, a.y + 1 + i, x, sel && st == ST_NORMAL ? ST_SELECTED : st, "%s", state);
+		n = snprintf(line, sizeof(line), "%7d %-*.*s ", r->pid, pc.comm, pc.comm, r->comm);
+		if (pc.runtime)
+			n += snprintf(line + n, sizeof(line) - (size_t)n, "%-9.9s ", ls_runtime_name(r->runtime));
+		if (pc.rate)
+			n += snprintf(line + n, sizeof(line) - (size_t)n, "%8s ", r->last.interval_s > 0 ?
+				      rate(r1, sizeof(r1), per_s(r->last.iterations, r->last.interval_s)) : "-");
+		if (pc.util) {
+			snprintf(u1, sizeof(u1), "%.1f%%", r->last.utilization * 100);
+			n += snprintf(line + n, sizeof(line) - (size_t)n, "%6s ", u1);
+		}
+		snprintf(line + n, sizeof(line) - (size_t)n, "%9s  ",
+			 r->last.delay.count ? ns(d1, sizeof(d1), r->last.delay.p99_ns) : "-");
+		x = put(w, a.y + 1 + i, 0, sel ? ST_SELECTED : ST_NORMAL, "%s", line);
+		put_words(w, a.y + 1 + i, x, sel && st == ST_NORMAL ? ST_SELECTED : st, state);
 	}
 }
 
-/* Phase columns: name, bar, share, p50, p99, max. The bar takes what is left. */
+/* Phase table columns: name, bar, share, p50, p99, max; the bar takes what is left. By
+ * width: the bar goes below PH_NAME + 31 + 5 columns, then p50, then max. The headings
+ * are printed at the same x as their columns. One more row, "other", is the part of the
+ * window's wall time in no phase (between phases, or a phase still running at the
+ * snapshot), so the shares add up to 100%. */
 #define PH_NAME 9
-#define PH_NUMS 31	/* " 100.0%" + 3 x " %7s" */
+
+struct ph_cols {
+	int barw, p50, max, numx;
+};
+
+static struct ph_cols ph_cols(int cols)
+{
+	struct ph_cols pc = { .p50 = 1, .max = 1 };
+	int nums = 7 + 8 * 3;
+
+	if (cols < PH_NAME + nums) {
+		pc.p50 = 0;
+		nums -= 8;
+	}
+	if (cols < PH_NAME + nums) {
+		pc.max = 0;
+		nums -= 8;
+	}
+	pc.barw = cols - PH_NAME - nums - 1;
+	if (pc.barw < 4)
+		pc.barw = 0;
+	pc.numx = PH_NAME + (pc.barw ? pc.barw + 1 : 0);
+	return pc;
+}
 
 static int want_phases(const struct top_model *m, int cols)
 {
@@ -316,42 +436,71 @@ static int want_phases(const struct top_model *m, int cols)
 
 	if (!r)
 		return 0;
-	return 1 + (r->has & LS_HAS_PHASES ? LS_NPHASES : 1) + (r->note[0] ? 1 : 0);
+	return 1 + (r->has & LS_HAS_PHASES ? LS_NPHASES + 1 : 1) + (r->note[0] ? 1 : 0);
+}
+
+static void ph_row(WINDOW *w, int y, const struct ph_cols *pc, int st, const char *share, const char *p50,
+		   const char *p99, const char *max)
+{
+	char line[64];
+	int n = snprintf(line, sizeof(line), "%7s", share);
+
+	if (pc->p50)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " %7s", p50);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " %7s", p99);
+	if (pc->max)
+		snprintf(line + n, sizeof(line) - (size_t)n, " %7s", max);
+	put(w, y, pc->numx, st, "%s", line);
 }
 
 static void draw_phases(WINDOW *w, const struct top_model *m, const struct top_draw_ctx *c, struct area a)
 {
 	const struct top_row *r = top_model_selected(m);
 	const struct ls_loop_summary *s = &r->window;
-	char b1[16], b2[16], b3[16], win[16];
-	int barw = a.cols - PH_NAME - PH_NUMS - 1, x;
-	double wall = s->interval_s * 1e9;
+	char b1[16], b2[16], b3[16], win[16], pct[16];
+	struct ph_cols pc = ph_cols(a.cols);
+	double wall = s->interval_s * 1e9, inphase = 0, share;
+	/* Left of the column headings: the detail's span first, then pid/comm, then tier. */
+	struct piece p[3] = { { "", 2, ST_HEAD }, { "", 1, ST_NORMAL }, { "", 3, ST_NORMAL } };
+	int phases = r->has & LS_HAS_PHASES;
 
-	x = put(w, a.y, 0, ST_HEAD, "%d %s", r->pid, r->comm);
-	x += put(w, a.y, x, ST_NORMAL, "  %s%s%s", ls_runtime_name(r->runtime), r->tier[0] ? "/" : "", r->tier);
-	x += put(w, a.y, x, ST_NORMAL, "  window %s", span(win, sizeof(win), s->interval_s));
-	if (r->has & LS_HAS_PHASES && a.cols >= PH_NAME + PH_NUMS + 10)
-		put(w, a.y, a.cols - 24 > x ? a.cols - 24 : x + 1, ST_HEAD, "%7s %7s %7s", "p50", "p99", "max");
+	snprintf(p[0].text, sizeof(p[0].text), "%d %s", r->pid, r->comm);
+	snprintf(p[1].text, sizeof(p[1].text), "  %s%s%s", ls_runtime_name(r->runtime), r->tier[0] ? "/" : "", r->tier);
+	snprintf(p[2].text, sizeof(p[2].text), "  last %s", span(win, sizeof(win), s->interval_s));
+	draw_pieces(w, a.y, 0, phases ? pc.numx : a.cols, p, 3);
+	if (phases)
+		ph_row(w, a.y, &pc, ST_HEAD, "share", "p50", "p99", "max");
 	if (r->note[0] && a.h > 1)
-		put(w, a.y + a.h - 1, 2, ST_DIM, "note: %s", r->note);
-	if (!(r->has & LS_HAS_PHASES)) {
+		put_words(w, a.y + a.h - 1, 2, ST_DIM, r->note);
+	if (!phases) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "per-phase times not measured at probe tier '%s'%s", r->tier,
+			 r->runtime == LS_RT_NODE ? " (top --probes phases measures them)" : "");
 		if (a.h > 1)
-			put(w, a.y + 1, 2, ST_DIM, "per-phase times not measured at probe tier '%s'%s", r->tier,
-			    r->runtime == LS_RT_NODE ? " (top --probes phases measures them)" : "");
+			put_words(w, a.y + 1, 2, ST_DIM, msg);
 		return;
 	}
-	if (barw < 4)
-		barw = 0;
 	for (int i = 0; i < LS_NPHASES && i + 1 < a.h; i++) {
 		const struct ls_quant *q = &s->phase[i];
-		double share = wall > 0 ? (double)q->total_ns / wall : 0;
 		int y = a.y + 1 + i, hot = r->live_state == LS_LIVE_RUNNING && r->live_phase == (uint32_t)i;
 
+		share = wall > 0 ? (double)q->total_ns / wall : 0;
+		inphase += (double)q->total_ns;
 		put(w, y, 0, hot ? ST_WARN : ST_NORMAL, "%s%-*s", hot ? ">" : " ", PH_NAME - 1, ls_phase_names[i]);
-		bar(w, y, PH_NAME, barw, share, i == LS_PHASE_POLL ? ST_OK : ST_BAR, c);
-		put(w, y, PH_NAME + (barw ? barw + 1 : 0), ST_NORMAL, "%6.1f%% %7s %7s %7s", share * 100,
-		    q->count ? ns(b1, sizeof(b1), q->p50_ns) : "-", q->count ? ns(b2, sizeof(b2), q->p99_ns) : "-",
-		    q->count ? ns(b3, sizeof(b3), q->max_ns) : "-");
+		bar(w, y, PH_NAME, pc.barw, share, i == LS_PHASE_POLL ? ST_OK : ST_BAR, c);
+		snprintf(pct, sizeof(pct), "%.1f%%", share * 100);
+		ph_row(w, y, &pc, ST_NORMAL, pct, q->count ? ns(b1, sizeof(b1), q->p50_ns) : "-",
+		       q->count ? ns(b2, sizeof(b2), q->p99_ns) : "-", q->count ? ns(b3, sizeof(b3), q->max_ns) : "-");
+	}
+	if (LS_NPHASES + 1 < a.h) {
+		int y = a.y + 1 + LS_NPHASES;
+
+		share = wall > 0 && wall > inphase ? (wall - inphase) / wall : 0;
+		put(w, y, 0, ST_DIM, " %-*s", PH_NAME - 1, "other");
+		bar(w, y, PH_NAME, pc.barw, share, ST_DIM, c);
+		snprintf(pct, sizeof(pct), "%.1f%%", share * 100);
+		ph_row(w, y, &pc, ST_DIM, pct, "", "", "");
 	}
 }
 
@@ -382,20 +531,27 @@ static void draw_delay(WINDOW *w, const struct top_model *m, const struct top_dr
 	const struct top_row *r = top_model_selected(m);
 	const struct ls_loop_summary *s = &r->window;
 	char b1[16], b2[16], b3[16], b4[16];
-	int x, cells, n = (int)r->hist_len, per;
+	int cells, n = (int)r->hist_len, per;
 
 	if (!(r->has & LS_HAS_DELAY)) {
 		put(w, a.y, 0, ST_DIM, " delay not measured");
 		return;
 	}
-	/* Delay over the last ~2 minutes (the strip's span), the rest over the window. */
-	x = put(w, a.y, 0, ST_HEAD, "delay");
-	x += put(w, a.y, x, ST_DIM, " %s", span(b4, sizeof(b4), r->recent_s));
-	x += put(w, a.y, x, ST_NORMAL, " p50 %s  p99 %s  max %s", ns(b1, sizeof(b1), r->recent_delay.p50_ns),
-		 ns(b2, sizeof(b2), r->recent_delay.p99_ns), ns(b3, sizeof(b3), r->recent_delay.max_ns));
-	x += put(w, a.y, x, ST_NORMAL, "  util %.1f%%", s->utilization * 100);
-	if (r->has & LS_HAS_TIMERS && s->timer_lateness.count)
-		x += put(w, a.y, x, ST_NORMAL, "  timers late p99 %s", ns(b4, sizeof(b4), s->timer_lateness.p99_ns));
+	/* Delay over the detail's window (the last ~2 minutes, its span printed after "delay").
+	 * Utilization is not repeated here: the header lines have it, over their 1 s. */
+	{
+		struct piece p[5] = { { "", 10, ST_HEAD }, { "", 5, ST_NORMAL }, { "", 8, ST_NORMAL },
+				      { "", 6, ST_NORMAL }, { "", 1, ST_NORMAL } };
+
+		snprintf(p[0].text, sizeof(p[0].text), "delay %s", span(b4, sizeof(b4), s->interval_s));
+		snprintf(p[1].text, sizeof(p[1].text), " p50 %s", ns(b1, sizeof(b1), r->recent_delay.p50_ns));
+		snprintf(p[2].text, sizeof(p[2].text), "  p99 %s", ns(b2, sizeof(b2), r->recent_delay.p99_ns));
+		snprintf(p[3].text, sizeof(p[3].text), "  max %s", ns(b3, sizeof(b3), r->recent_delay.max_ns));
+		if (r->has & LS_HAS_TIMERS && s->timer_lateness.count)
+			snprintf(p[4].text, sizeof(p[4].text), "  timers late p99 %s",
+				 ns(b4, sizeof(b4), s->timer_lateness.p99_ns));
+		draw_pieces(w, a.y, 0, a.cols, p, 5);
+	}
 	if (a.h < 2)
 		return;
 	/* The whole history squeezed into the width: each cell shows the worst interval it covers. */
@@ -451,16 +607,20 @@ static void draw_drains(WINDOW *w, const struct top_model *m, const struct top_d
 	for (int i = 0; i < 2 && i < a.h; i++) {
 		const struct ls_drain_summary *d = rows[i].d;
 		char b1[16], b2[16], b3[16];
-		int x;
 
-		x = put(w, a.y + i, 0, ST_HEAD, "%-10s", rows[i].name);
-		x += put(w, a.y + i, x, ST_NORMAL, "%8s drains/s %8s cb/s  max %7s", rate(b1, sizeof(b1), per_s(d->drains, s->interval_s)),
-			 rate(b2, sizeof(b2), per_s(d->callbacks, s->interval_s)),
-			 d->drains ? ns(b3, sizeof(b3), d->max_drain_ns) : "-");
-		x += put(w, a.y + i, x, d->starvation_episodes ? ST_WARN : ST_NORMAL, "  starved %llu",
-			 (unsigned long long)d->starvation_episodes);
+		/* Narrow: cb/s goes first, then the longest drain, then drains/s. */
+		struct piece p[6] = { { "", 10, ST_HEAD }, { "", 5, ST_NORMAL }, { "", 3, ST_NORMAL },
+				      { "", 4, ST_NORMAL }, { "", 6, d->starvation_episodes ? ST_WARN : ST_NORMAL },
+				      { "", 7, ST_WARN } };
+
+		snprintf(p[0].text, sizeof(p[0].text), "%-10s", rows[i].name);
+		snprintf(p[1].text, sizeof(p[1].text), "%8s drains/s", rate(b1, sizeof(b1), per_s(d->drains, s->interval_s)));
+		snprintf(p[2].text, sizeof(p[2].text), " %8s cb/s", rate(b2, sizeof(b2), per_s(d->callbacks, s->interval_s)));
+		snprintf(p[3].text, sizeof(p[3].text), "  max %7s", d->drains ? ns(b3, sizeof(b3), d->max_drain_ns) : "-");
+		snprintf(p[4].text, sizeof(p[4].text), "  starved %llu", (unsigned long long)d->starvation_episodes);
 		if (r->live_drain == rows[i].live)
-			put(w, a.y + i, x, ST_WARN, "  draining now");
+			snprintf(p[5].text, sizeof(p[5].text), "  draining now");
+		draw_pieces(w, a.y + i, 0, a.cols, p, 6);
 	}
 }
 
@@ -485,11 +645,19 @@ static void draw_gc(WINDOW *w, const struct top_model *m, const struct top_draw_
 
 static int want_episodes(const struct top_model *m, int cols) { return 1 + (m->log_len ? (int)m->log_len : 1); }
 
+/* Episode log columns by width: below 80 COMM goes, below 64 the time loses its ms. */
 static void draw_episodes(WINDOW *w, const struct top_model *m, const struct top_draw_ctx *c, struct area a)
 {
-	put(w, a.y, 0, ST_HEAD, "%-12s %7s %-15s %-20s %-8s %s", "EPISODES", "PID", "COMM", "KIND", "PHASE", "DURATION");
+	int comm = a.cols >= 80, ms = a.cols >= 64, tw = ms ? 12 : 8;
+	char line[160];
+
+	if (comm)
+		snprintf(line, sizeof(line), "%-*s %7s %-15s %-20s %-8s DURATION", tw, "EPISODES", "PID", "COMM", "KIND", "PHASE");
+	else
+		snprintf(line, sizeof(line), "%-*s %7s %-20s %-8s DURATION", tw, "EPISODES", "PID", "KIND", "PHASE");
+	put_words(w, a.y, 0, ST_HEAD, line);
 	if (!m->log_len && a.h > 1)
-		put(w, a.y + 1, 0, ST_DIM, "%-12s none yet", "");
+		put(w, a.y + 1, 0, ST_DIM, "%-*s none yet", tw, "");
 	for (int i = 0; i + 1 < a.h; i++) {
 		const struct top_log_entry *e = top_model_log(m, (uint32_t)i);
 		char when[16] = "", dur[24], d[16];
@@ -504,7 +672,8 @@ static void draw_episodes(WINDOW *w, const struct top_model *m, const struct top
 		secs = (time_t)(wall / 1000000000ull);
 		if (wall && localtime_r(&secs, &tm)) {
 			size_t n = strftime(when, sizeof(when), "%H:%M:%S", &tm);
-			snprintf(when + n, sizeof(when) - n, ".%03u", (unsigned)(wall / 1000000 % 1000));
+			if (ms)
+				snprintf(when + n, sizeof(when) - n, ".%03u", (unsigned)(wall / 1000000 % 1000));
 		}
 		if (e->ep.kind == LS_EP_TARGET_EXIT)
 			snprintf(dur, sizeof(dur), "-");
@@ -517,8 +686,13 @@ static void draw_episodes(WINDOW *w, const struct top_model *m, const struct top
 				 ns(d, sizeof(d), m->now_ns > e->ep.start_ns ? m->now_ns - e->ep.start_ns : 0));
 			st = ST_BAD;
 		}
-		put(w, a.y + 1 + i, 0, st, "%-12s %7d %-15.15s %-20s %-8s %s", when, e->ep.pid, e->comm,
-		    ls_episode_kind_name(e->ep.kind), e->ep.phase < LS_NPHASES ? ls_phase_name(e->ep.phase) : "-", dur);
+		if (comm)
+			snprintf(line, sizeof(line), "%-*s %7d %-15.15s %-20s %-8s %s", tw, when, e->ep.pid, e->comm,
+				 ls_episode_kind_name(e->ep.kind), e->ep.phase < LS_NPHASES ? ls_phase_name(e->ep.phase) : "-", dur);
+		else
+			snprintf(line, sizeof(line), "%-*s %7d %-20s %-8s %s", tw, when, e->ep.pid,
+				 ls_episode_kind_name(e->ep.kind), e->ep.phase < LS_NPHASES ? ls_phase_name(e->ep.phase) : "-", dur);
+		put_words(w, a.y + 1 + i, 0, st, line);
 	}
 }
 
@@ -527,7 +701,13 @@ static void draw_footer(WINDOW *w, const struct top_model *m, const struct top_d
 	int x;
 
 	band(w, a.y, 0, ST_TITLE);
-	x = put(w, a.y, 0, ST_TITLE, " q quit  p pause  %s select  s sort  r reset  h help", c->utf8 ? "\u2191\u2193/jk" : "j/k");
+	{
+		char keys[96];
+
+		snprintf(keys, sizeof(keys), " q quit  p pause  %s select  s sort  r reset  h help",
+			 c->utf8 ? "\u2191\u2193/jk" : "j/k");
+		x = put_words(w, a.y, 0, ST_TITLE, keys);
+	}
 	if ((m->self.attached_targets || m->self.probe_hits) && a.cols - x >= 30)
 		put(w, a.y, x, ST_TITLE, "   agent %.2fs cpu  %llu drops", m->self.cpu_s,
 		    (unsigned long long)m->self.ringbuf_drops);
@@ -539,7 +719,7 @@ static const struct widget widgets[] = {
 	{ .name = "title", .want = want_one, .min = 1, .keep = 10, .draw = draw_title },
 	{ .name = "alerts", .want = want_alerts, .min = 1, .shrink = 3, .keep = 10, .draw = draw_alerts },
 	{ .name = "processes", .want = want_procs, .min = 2, .shrink = 2, .keep = 8, .draw = draw_procs },
-	{ .name = "phases", .want = want_phases, .min = 1 + LS_NPHASES, .keep = 7, .draw = draw_phases },
+	{ .name = "phases", .want = want_phases, .min = 2 + LS_NPHASES, .keep = 7, .draw = draw_phases },
 	{ .name = "delay", .want = want_delay, .min = 1, .shrink = 4, .keep = 6, .draw = draw_delay },
 	{ .name = "drains", .want = want_drains, .min = 2, .keep = 5, .draw = draw_drains },
 	{ .name = "gc", .want = want_gc, .min = 1, .keep = 3, .draw = draw_gc },
@@ -553,7 +733,7 @@ static void draw_help(WINDOW *w, const struct top_model *m, const struct top_dra
 	static const char *const lines[] = {
 		"loopscope top: keys",
 		"",
-		"q, Ctrl-C    quit (detaches everything)",
+		"q, Ctrl-C    quit (status 0; Ctrl-C 130)",
 		"p            pause / resume the numbers",
 		"Up/Down, k/j select a loop",
 		"s            sort: pid, delay, util, iter/s",
@@ -565,6 +745,10 @@ static void draw_help(WINDOW *w, const struct top_model *m, const struct top_dra
 		"past the starvation threshold, a target exit.",
 		"Delay strip: worst delay per refresh, log scale",
 		"10us..1s; red past the stall threshold.",
+		"Spans: header lines over the last 1-2 s; the",
+		"detail (phases, delay, drains, GC) over the last",
+		"2 min (since attach or r if later). other: time",
+		"in no phase (between phases, one still running).",
 	};
 	int n = (int)(sizeof(lines) / sizeof(lines[0])), width = 52, rows = getmaxy(w), cols = getmaxx(w);
 	int h = n + 2, y0 = (rows - h) / 2, x0 = (cols - width) / 2;

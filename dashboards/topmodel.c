@@ -63,9 +63,9 @@ static void row_free(struct top_row *r)
 	free(r->base);
 	free(r->rate_old);
 	free(r->rate_new);
-	free(r->dring);
+	free(r->wring);
 	r->prev = r->base = r->rate_old = r->rate_new = NULL;
-	r->dring = NULL;
+	r->wring = NULL;
 }
 
 void top_model_free(struct top_model *m)
@@ -170,37 +170,42 @@ static void push_point(struct top_row *r, const struct ls_quant *q)
 	p->count = q->count;
 }
 
-/* Checkpoint the cumulative delay histogram every TOP_RECENT_STEP_NS and summarize
- * since the oldest checkpoint: "the last 2 minutes" for the price of 13 histograms. */
-static void recent_push(struct top_row *r, const struct ls_hist *h, uint64_t ns)
+/* Checkpoint the cumulative loop snapshot every TOP_RECENT_STEP_NS; the window is since
+ * the oldest checkpoint: "the last 2 minutes" (2m-2m10s) for the price of 13 snapshots. */
+static void ring_push(struct top_row *r, const struct ls_loop_snapshot *l, uint64_t ns)
 {
 	uint32_t n = TOP_RECENT_STEPS + 1, i;
 
-	if (r->dring_len < n)
-		i = (r->dring_head + r->dring_len++) % n;
+	if (r->wring_len < n)
+		i = (r->wring_head + r->wring_len++) % n;
 	else {
-		i = r->dring_head;
-		r->dring_head = (r->dring_head + 1) % n;
+		i = r->wring_head;
+		r->wring_head = (r->wring_head + 1) % n;
 	}
-	r->dring[i] = *h;
-	r->dring_ns[i] = ns;
+	if (l)
+		memcpy(&r->wring[i], l, sizeof(*l));
+	else
+		memset(&r->wring[i], 0, sizeof(r->wring[i]));
+	r->wring_ns[i] = ns;
 }
 
-static void recent_update(struct top_row *r, const struct ls_loop_snapshot *l, uint64_t mono)
+/* The rolling window: from the oldest checkpoint (at first the window's start: attach,
+ * or the snapshot r reset it at) to l. */
+static void window_update(struct top_row *r, const struct ls_loop_snapshot *l, uint64_t mono)
 {
 	uint32_t n = TOP_RECENT_STEPS + 1, newest;
+	uint64_t start;
 
-	if (!r->dring_len) {
-		/* The window's start: zero at attach, or the snapshot r reset it at. */
-		static const struct ls_hist zero;
-
-		recent_push(r, r->base ? &r->base->delay : &zero, r->window_start_ns);
-	}
-	newest = (r->dring_head + r->dring_len - 1) % n;
-	if (mono >= r->dring_ns[newest] + TOP_RECENT_STEP_NS)
-		recent_push(r, &l->delay, mono);
-	quant(&l->delay, &r->dring[r->dring_head], &r->recent_delay);
-	r->recent_s = mono > r->dring_ns[r->dring_head] ? (double)(mono - r->dring_ns[r->dring_head]) / 1e9 : 0;
+	if (!r->wring_len)
+		ring_push(r, r->base, r->window_start_ns);
+	newest = (r->wring_head + r->wring_len - 1) % n;
+	if (mono >= r->wring_ns[newest] + TOP_RECENT_STEP_NS)
+		ring_push(r, l, mono);
+	start = r->wring_ns[r->wring_head];
+	ls_summarize(l, &r->wring[r->wring_head], start && mono > start ? (double)(mono - start) / 1e9 : 0,
+		     &r->window);
+	r->recent_delay = r->window.delay;
+	r->recent_s = r->window.interval_s;
 }
 
 static void fill_identity(struct top_row *r, const struct ls_target_snapshot *t)
@@ -226,7 +231,7 @@ static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint6
 		return -ENOMEM;
 	if (!r->rate_old && !(r->rate_old = malloc(sizeof(*r->rate_old))))
 		return -ENOMEM;
-	if (!r->dring && !(r->dring = calloc(TOP_RECENT_STEPS + 1, sizeof(*r->dring))))
+	if (!r->wring && !(r->wring = calloc(TOP_RECENT_STEPS + 1, sizeof(*r->wring))))
 		return -ENOMEM;
 	/* The sparkline: this refresh's worst delay. */
 	if (r->prev_mono_ns && mono > r->prev_mono_ns) {
@@ -255,11 +260,9 @@ static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint6
 			      (double)(mono - r->attached_ns) / 1e9 : 0, &r->last);
 	if (!r->base)
 		r->window_start_ns = r->attached_ns;
-	ls_summarize(l, r->base, mono > r->window_start_ns && r->window_start_ns ?
-		      (double)(mono - r->window_start_ns) / 1e9 : 0, &r->window);
+	window_update(r, l, mono);
 	r->last.pid = r->window.pid = r->pid;
 	r->last.runtime = r->window.runtime = r->runtime;
-	recent_update(r, l, mono);
 	memcpy(r->prev, l, sizeof(*l));
 	r->prev_mono_ns = mono;
 	r->has = l->has;
@@ -627,7 +630,7 @@ void top_model_reset_window(struct top_model *m)
 		r->window.pid = r->pid;
 		r->window.runtime = r->runtime;
 		r->hist_len = r->hist_head = 0;
-		r->dring_len = r->dring_head = 0;	/* the next snapshot restarts it at base */
+		r->wring_len = r->wring_head = 0;	/* the next snapshot restarts it at base */
 		memset(&r->recent_delay, 0, sizeof(r->recent_delay));
 		r->recent_s = 0;
 	}

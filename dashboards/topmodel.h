@@ -8,8 +8,9 @@
  * Views:
  * - last (the latest 1 to 2 seconds, so a loop that iterates twice a second does not
  *   flicker between 0 and 4/s): iterations/s, utilization, delay p99 in the header lines;
- * - window (since attach, or since the user pressed r): phase shares and p50/p99/max,
- *   delay p50/p99/max, drains, GC;
+ * - window (the last 2 minutes, rolling in 10 s steps; shorter since attach or since the
+ *   user pressed r): phase shares and p50/p99/max, the time in no phase, utilization,
+ *   delay p50/p99/max, drains, GC, all over the same span (window.interval_s);
  * - history: one point per snapshot (the interval's delay p99 and max) for the sparkline;
  * - episodes: a log of the most recent ones, in-progress ones updated when they end;
  * - alerts: what is going wrong right now, recomputed by top_model_tick().
@@ -36,7 +37,7 @@ struct top_opts {
 
 /* One point of a loop's delay history: the interval between two snapshots. */
 #define TOP_RATE_NS 1000000000ull	/* `last` spans at least this */
-#define TOP_RECENT_STEP_NS 10000000000ull	/* recent_delay: one checkpoint per 10 s, */
+#define TOP_RECENT_STEP_NS 10000000000ull	/* window: one checkpoint per 10 s, */
 #define TOP_RECENT_STEPS 12			/* 12 of them back: the last 2-2m10s */
 struct top_point {
 	uint64_t p99_ns, max_ns, count;
@@ -56,8 +57,8 @@ struct top_row {
 	int present;			/* in the latest snapshot */
 
 	struct ls_loop_summary last;	/* the latest 1-2 s (since attach at first) */
-	struct ls_loop_summary window;	/* since base */
-	uint64_t window_start_ns;	/* mono (source clock) of base */
+	struct ls_loop_summary window;	/* the last ~2 minutes (since base at first) */
+	uint64_t window_start_ns;	/* mono (source clock) of base: attach or r */
 
 	/* Live state as of the latest snapshot (source clock). */
 	uint32_t live_state, live_phase, live_drain;
@@ -65,17 +66,17 @@ struct top_row {
 
 	struct top_point history[TOP_HISTORY];	/* ring, oldest first from hist_head */
 	uint32_t hist_len, hist_head;
-	/* Delay over the last ~2 minutes (TOP_RECENT_STEPS steps of TOP_RECENT_STEP_NS). */
+	/* = window.delay and window.interval_s (kept for the drawing code). */
 	struct ls_quant recent_delay;
-	double recent_s;		/* the span recent_delay covers */
+	double recent_s;
 
 	/* private */
 	struct ls_loop_snapshot *prev;	/* latest snapshot */
 	struct ls_loop_snapshot *base;	/* window start */
 	struct ls_loop_snapshot *rate_old, *rate_new;	/* 1-2 s and 0-1 s ago: what `last` is since */
-	struct ls_hist *dring;		/* TOP_RECENT_STEPS + 1 cumulative delay histograms, 10 s apart */
-	uint64_t dring_ns[TOP_RECENT_STEPS + 1];
-	uint32_t dring_len, dring_head;
+	struct ls_loop_snapshot *wring;	/* TOP_RECENT_STEPS + 1 cumulative snapshots, 10 s apart */
+	uint64_t wring_ns[TOP_RECENT_STEPS + 1];
+	uint32_t wring_len, wring_head;
 	uint64_t prev_mono_ns, rate_old_ns, rate_new_ns;
 	uint32_t seen_gen;
 };

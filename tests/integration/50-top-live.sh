@@ -26,6 +26,13 @@ for ph in timers pending idle prepare poll check close; do
 	if grep -qE "^[ >]$ph +[^ ]+ +[0-9.]+% " <<<"$cap"; then ok "phase $ph has a bar and a share"; else
 		not_ok "phase $ph has a bar and a share"; echo "$cap" | sed 's/^/# /'; fi
 done
+check "the time in no phase has its own row" grep -qE "^ other +[^ ]+ +[0-9.]+%" <<<"$cap"
+check "the shares (seven phases and other) add up to 100%" python3 -c '
+import re, sys
+rows = [l for l in sys.stdin if re.match(r"^[ >](timers|pending|idle|prepare|poll|check|close|other) ", l)]
+tot = sum(float(re.search(r" ([0-9.]+)%", l).group(1)) for l in rows)
+print("# %d rows, %.1f%%" % (len(rows), tot))
+sys.exit(0 if len(rows) == 8 and 99.5 <= tot <= 100.5 else 1)' <<<"$cap"
 check "the delay line has p50/p99/max over its span" grep -qE '^delay [0-9hms]+ p50 [0-9.]+[mun]?s +p99 [0-9.]+[mun]?s +max' <<<"$cap"
 check "the header line shows the reference runtime and a rate" \
 	grep -qE "^ +$DEMO loopdemo +reference +[0-9.]+k? +[0-9.]+%" <<<"$cap"
@@ -75,7 +82,7 @@ check "p pauses" wait_screen 3 "PAUSED"
 tmux_keys p
 check "p resumes" wait_screen_not 3 "PAUSED"
 tmux_keys r
-check "r resets the window" wait_screen 3 "window [0-2]s"
+check "r resets the window" wait_screen 3 "  last [0-2]s  "
 
 # 4. Resizing to 80x24 keeps the screen whole.
 tmux_resize 80 24
@@ -92,6 +99,27 @@ check "80x24: no line wider than 80 columns" python3 -c '
 import sys
 w = max(len(l.rstrip("\n")) for l in sys.stdin)
 sys.exit(0 if w <= 80 else 1)' <<<"$cap"
+# 60x15: columns are left out, not cut; the headings stay over their columns.
+tmux_resize 60 15
+sleep 1
+cap=$(tmux_cap)
+check "60x15: the phase headings are over their numbers" python3 -c '
+import re, sys
+lines = sys.stdin.read().split("\n")
+head = next(i for i, l in enumerate(lines) if re.search(r"share +p50 +p99 +max$", l))
+rows = [l for l in lines[head + 1:head + 8]]
+for word in ("share", "p50", "p99", "max"):
+    e = lines[head].index(word) + len(word) - 1
+    for l in rows:
+        if len(l) <= e or l[e] == " " or (len(l) > e + 1 and l[e + 1] != " "):
+            print("# not under %r: %r" % (word, l)); sys.exit(1)' <<<"$cap"
+check "60x15: STATE is over the state, whole" python3 -c '
+import re, sys
+lines = sys.stdin.read().split("\n")
+head = next(i for i, l in enumerate(lines) if "PID COMM" in l)
+x = lines[head].index("STATE")
+sys.exit(0 if re.match(r"(polling|running \w+|STALL \w+ [0-9.]+m?s)$", lines[head + 1][x:].rstrip()) else 1)' <<<"$cap"
+check "60x15: keys on the last line" grep -q "q quit" <<<"$(tmux_cap_raw | tail -1)"
 tmux_resize 120 40
 check "back to 120x40: the screen follows" wait_screen 3 "EPISODES"
 

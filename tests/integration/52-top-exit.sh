@@ -53,13 +53,14 @@ DEMO=$BG_PID
 top_launch -p "$DEMO"
 check "SIGTERM: top is up" up "$DEMO"
 kill -TERM "$TOP_PID"
-restored "SIGTERM" 0
+restored "SIGTERM" 143	# 128 + 15, the shell's convention; q alone gives 0
+check "SIGTERM: one line naming the signal" grep -qx 'loopscope top: stopped by SIGTERM' "$TMP/top.err"
 
 # 3. Ctrl-C.
 top_launch -p "$DEMO"
 check "Ctrl-C: top is up" up "$DEMO"
 tmux_keys C-c
-restored "Ctrl-C" 0
+restored "Ctrl-C" 130	# SIGINT: 128 + 2
 
 # 4. A crash signal: the tty is reset from the handler, then top dies of the signal.
 top_launch -p "$DEMO"
@@ -101,4 +102,6 @@ check "interval out of range: exit 2" test $? = 2 -a -n "$(grep -i range "$TMP/e
 check "neither -p nor --connect: exit 2" test $? = 2 -a -n "$(grep -e '--connect' "$TMP/e4")"
 "$LOOPSCOPE" top --help >"$TMP/h"
 check "--help: exit 0 and lists the keys" test $? = 0 -a -n "$(grep -i 'q quit' "$TMP/h")"
+check "--help: documents the exit statuses" grep -q 'Ctrl-C 130,' "$TMP/h"
+check "--help: documents SIGTERM's" grep -q 'SIGTERM 143' "$TMP/h"
 done_testing

@@ -212,6 +212,128 @@ static void test_help_and_empty(void **state)
 	top_model_free(&m);
 }
 
+/* Columns that end where their heading ends: every row from y0 to y1 has a non-blank
+ * character at the heading's last column and a blank (or the edge) right after it. */
+static void assert_aligned(int rows, int cols, int head, const char *word, int y0, int y1)
+{
+	const char *h = strstr(screen[head], word);
+	int e;
+
+	if (!h) {
+		dump(rows);
+		fail_msg("heading '%s' missing on row %d", word, head);
+	}
+	e = (int)(h - screen[head]) + (int)strlen(word) - 1;
+	for (int y = y0; y <= y1; y++)
+		if (screen[y][e] == ' ' || (e + 1 < cols && screen[y][e + 1] && screen[y][e + 1] != ' ')) {
+			dump(rows);
+			fail_msg("row %d is not aligned under '%s' (column %d)", y, word, e);
+		}
+}
+
+/* Narrow: columns are left out in a defined order, headings stay over their columns, and
+ * nothing is cut mid-word (each line ends with a whole word of what it would say). */
+static void test_60_columns(void **state)
+{
+	struct top_model m;
+	int head, y, x;
+
+	build(&m);
+	for (int rows = 15; rows <= 24; rows += 9) {
+		draw_at(&m, rows, 60, 1, 0);
+		dump(rows);
+		/* Title: ends with the clock or "sort pid", whole. */
+		assert_true(strstr(screen[0], "sort pid") != NULL);
+		/* Header lines: STATE over the state, whole. */
+		head = find(rows, "PID COMM");
+		assert_true(head > 0);
+		x = (int)(strstr(screen[head], "STATE") - screen[head]);
+		y = find(rows, "STALL timers 250ms");
+		assert_true(y == head + 1);
+		assert_int_equal((int)(strstr(screen[y], "STALL timers 250ms") - screen[y]), x);
+		/* At 60x15 the list shrinks to the selected loop. */
+		assert_aligned(rows, 60, head, "DELAY p99", head + 1, rows == 24 ? head + 2 : head + 1);
+		assert_aligned(rows, 60, head, "UTIL", head + 1, rows == 24 ? head + 2 : head + 1);
+		assert_true(strstr(screen[head], "RUNTIME") == NULL);	/* the first to go */
+		/* Phase table: share, p50, p99, max over their numbers, other included. */
+		head = find(rows, "share");
+		assert_true(head > 0);
+		assert_true(strstr(screen[head], "last 2s") != NULL);
+		assert_true(strstr(screen[head + 1], "timers") != NULL);
+		assert_true(strstr(screen[head + LS_NPHASES + 1], "other") != NULL);
+		assert_aligned(rows, 60, head, "share", head + 1, head + LS_NPHASES + 1);
+		assert_aligned(rows, 60, head, "p50", head + 1, head + LS_NPHASES);
+		assert_aligned(rows, 60, head, "p99", head + 1, head + LS_NPHASES);
+		assert_aligned(rows, 60, head, "max", head + 1, head + LS_NPHASES);
+		/* The alert is cut between words. */
+		y = find(rows, "4243: process.nextTick");
+		if (y > 0)
+			assert_true(strstr(screen[y], "starvation for 150ms") != NULL);
+	}
+	/* At 60x24 the drains and the log are there, whole. */
+	for (y = 0; y < 24 && strncmp(screen[y], "nextTick ", 9); y++)
+		;
+	assert_true(y < 24);
+	assert_true(strstr(screen[y], "starved 0") != NULL);
+	head = find(24, "EPISODES");
+	assert_true(head > 0);
+	assert_aligned(24, 60, head, "PID", head + 1, head + 3);
+	assert_true(strstr(screen[head + 1], "tick_starvation      check    150ms") != NULL);
+	top_model_free(&m);
+}
+
+/* The shares of the seven phases and "other" add up to 100%. */
+static void test_shares_add_up(void **state)
+{
+	struct top_model m;
+	double sum = 0;
+	int head;
+
+	build(&m);
+	draw_at(&m, 24, 80, 0, 1);
+	head = find(24, "share");
+	assert_true(head > 0);
+	for (int y = head + 1; y <= head + LS_NPHASES + 1; y++) {
+		char *pct = strchr(screen[y], '%');
+
+		assert_non_null(pct);
+		while (pct > screen[y] && pct[-1] != ' ')
+			pct--;
+		sum += atof(pct);
+	}
+	if (sum < 99.8 || sum > 100.2) {
+		dump(24);
+		fail_msg("shares add up to %.1f%%", sum);
+	}
+	top_model_free(&m);
+}
+
+/* The help overlay is a clean box: the rows it covers show nothing of what is below. */
+static void test_help_box_clean(void **state)
+{
+	struct top_model m;
+
+	build(&m);
+	m.help = 1;
+	for (int utf8 = 0; utf8 <= 1; utf8++) {
+		int y0;
+
+		draw_at(&m, 24, 80, 1, utf8);
+		y0 = find(24, "loopscope top: keys");
+		assert_true(y0 > 0);
+		for (int y = y0 - 1; y < y0 + 15; y++) {
+			/* Inside the box (columns 14..65) only the help text. */
+			for (int x = 14; x < 66; x++)
+				if (!strncmp(&screen[y][x], "...", 3) || screen[y][x] == '#' ||
+				    (unsigned char)screen[y][x] >= 0x80) {
+					dump(24);
+					fail_msg("help box row %d has '%c' at column %d", y, screen[y][x], x);
+				}
+		}
+	}
+	top_model_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +341,9 @@ int main(void)
 		cmocka_unit_test(test_selection_drives_detail),
 		cmocka_unit_test(test_small_and_large),
 		cmocka_unit_test(test_help_and_empty),
+		cmocka_unit_test(test_60_columns),
+		cmocka_unit_test(test_shares_add_up),
+		cmocka_unit_test(test_help_box_clean),
 	};
 	setenv("TERM", "xterm", 1);
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -516,8 +516,9 @@ static void test_end_beats_stale_live_state(void **state)
 	model_done(&m, &y);
 }
 
-/* The delay quantiles of "the last 2 minutes": a 300 ms lag counts while it is less than
- * ~2 min old and drops out after, whatever the window says. */
+/* The window is "the last 2 minutes" (rolling in 10 s steps): a 300 ms lag counts while
+ * it is less than ~2 min old and drops out after, and so do its phase time and drains:
+ * phase shares, utilization and delay all cover the same span. */
 static void test_recent_delay(void **state)
 {
 	struct top_model m;
@@ -541,7 +542,21 @@ static void test_recent_delay(void **state)
 	/* The exact max is gone with the 300 ms one: its bucket bounds it within 6.25%. */
 	assert_true(r->recent_delay.max_ns >= 1 * MS && r->recent_delay.max_ns < 1070000);
 	assert_true(r->recent_delay.count >= 12000 && r->recent_delay.count <= 13100);
-	assert_int_equal(r->window.delay.max_ns, 300 * MS);	/* the window still has it */
+	/* The phase shares, iterations and utilization roll with it (one window for all). */
+	assert_true(r->window.interval_s == r->recent_s);
+	assert_true(r->window.iterations >= 12000 && r->window.iterations <= 13100);
+	assert_int_equal(r->window.phase[LS_PHASE_TIMERS].max_ns, r->recent_delay.max_ns);
+	assert_true(r->window.phase[LS_PHASE_TIMERS].total_ns >= 12000 * MS &&
+		    r->window.phase[LS_PHASE_TIMERS].total_ns <= 13100 * MS);
+	assert_true(r->window.utilization > 0.09 && r->window.utilization < 0.11);
+	/* r still restarts it. */
+	top_model_reset_window(&m);
+	run_loop(&y, 0, 100, 1 * MS, 10 * MS);
+	y.snap.mono_ns = T0 + 201 * S;
+	apply(&m, &y);
+	r = top_model_selected(&m);
+	assert_int_equal(r->window.iterations, 100);
+	assert_true(r->window.interval_s > 0.99 && r->window.interval_s < 1.01);
 	model_done(&m, &y);
 }
 
