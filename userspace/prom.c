@@ -11,12 +11,14 @@
 
 #include "prom.h"
 
-#define LE_LO_LOG2 12	/* first edge: 2^12 ns */
-#define LE_HI_LOG2 34	/* last edge: 2^34 ns */
-#define FINE_PER_OCTAVE 8
+#define FINE_LO_LOG2 14	/* fine set: first edge 2^14 ns (16.4 us) */
+#define COARSE_LO_LOG2 12	/* coarse set: first edge 2^12 ns (4.1 us) */
+#define LE_HI_LOG2 34	/* last edge (both): 2^34 ns (17.2 s) */
+#define FINE_PER_OCTAVE 4
 #define COARSE_PER_OCTAVE 2
-#define NFINE ((LE_HI_LOG2 - LE_LO_LOG2) * FINE_PER_OCTAVE + 1)
-#define NCOARSE ((LE_HI_LOG2 - LE_LO_LOG2) * COARSE_PER_OCTAVE + 1)
+#define NFINE ((LE_HI_LOG2 - FINE_LO_LOG2) * FINE_PER_OCTAVE + 1)
+#define NCOARSE ((LE_HI_LOG2 - COARSE_LO_LOG2) * COARSE_PER_OCTAVE + 1)
+#define NLE_MAX (NFINE > NCOARSE ? NFINE : NCOARSE)
 
 const double ls_prom_elu_buckets[LS_PROM_ELU_NBUCKETS] = {
 	0.01, 0.05, 0.1, 0.25, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.99, 1,
@@ -32,7 +34,8 @@ unsigned ls_prom_le_count(int set)
 uint64_t ls_prom_le_edge_ns(int set, unsigned i)
 {
 	unsigned per = set == LS_PROM_FINE ? FINE_PER_OCTAVE : COARSE_PER_OCTAVE;
-	unsigned e = LE_LO_LOG2 + i / per, sub = (i % per) * (LS_HIST_SUB / per);
+	unsigned lo = set == LS_PROM_FINE ? FINE_LO_LOG2 : COARSE_LO_LOG2;
+	unsigned e = lo + i / per, sub = (i % per) * (LS_HIST_SUB / per);
 
 	return (uint64_t)(LS_HIST_SUB + sub) << (e - LS_HIST_SUB_BITS);
 }
@@ -40,9 +43,9 @@ uint64_t ls_prom_le_edge_ns(int set, unsigned i)
 /* Bucket index of each edge, and the le label text, computed once. */
 static struct leset {
 	unsigned n;
-	uint32_t idx[NFINE];
-	char text[NFINE][24];
-	uint8_t len[NFINE];
+	uint32_t idx[NLE_MAX];
+	char text[NLE_MAX][24];
+	uint8_t len[NLE_MAX];
 } lesets[2];
 
 static void leset_init(void)
@@ -191,7 +194,9 @@ static void sample_double(struct ls_buf *b, const char *name, const char *labels
 
 /* The _bucket/_sum/_count series of one histogram. _count is the sum of the buckets,
  * not h->count: a torn read of a live map can leave them a sample apart, and the
- * format requires +Inf == _count. */
+ * format requires +Inf == _count. A histogram with no sample is left out (a phase
+ * the runtime never runs, a queue never drained): it would be ~50 series of zeros;
+ * it appears with its first sample. */
 static void histogram(struct ls_buf *b, const char *name, const char *labels, const char *extra,
 		      const struct ls_hist *h, int set)
 {
@@ -199,7 +204,12 @@ static void histogram(struct ls_buf *b, const char *name, const char *labels, co
 	uint64_t cum = 0;
 	uint32_t k = 0;
 	char pre[1024], sfx[128];
-	int np;
+	int np, any = 0;
+
+	for (uint32_t i = 0; i < LS_HIST_BUCKETS && !any; i++)
+		any = h->bucket[i] != 0;
+	if (!any)
+		return;
 
 	/* The part before the le value is the same on every bucket line: format it once
 	 * (this loop writes most of the exposition, so no printf per line). */
@@ -562,6 +572,16 @@ static void target_labels(struct ls_buf *b, const struct ls_target_snapshot *t)
 	ls_buf_printf(b, "\",runtime=\"%s\"", ls_runtime_name(t->runtime));
 }
 
+/* An exited (or detached) target kept for --keep-exited shows only target_info and
+ * target_up 0 once its final numbers had their chance to be scraped: its frozen loop
+ * series would be hundreds of series of noise per target. */
+static int loops_shown(const struct ls_target_snapshot *t, const struct ls_prom_ctx *ctx)
+{
+	if (t->state == LS_TARGET_ATTACHED)
+		return 1;
+	return t->exited_ns && ctx->now_ns >= t->exited_ns && ctx->now_ns - t->exited_ns < ctx->exited_loops_ns;
+}
+
 void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, struct ls_buf *b)
 {
 	struct loopref *refs = NULL;
@@ -580,6 +600,8 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 	}
 	for (uint32_t i = 0; i < s->ntargets; i++) {
 		const struct ls_target_snapshot *t = &s->targets[i];
+		if (!loops_shown(t, ctx))
+			continue;
 		for (uint32_t j = 0; j < t->nloops && t->loops; j++) {
 			struct loopref *r = &refs[n];
 			r->t = t;
@@ -617,6 +639,8 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 	}
 	family(b, "loopscope_loops", "gauge", "Event loops (threads) measured in the process.");
 	for (uint32_t i = 0; i < s->ntargets; i++) {
+		if (!loops_shown(&s->targets[i], ctx))
+			continue;
 		ls_buf_reset(&tl);
 		target_labels(&tl, &s->targets[i]);
 		sample_u64(b, "loopscope_loops", tl.p ? tl.p : "", NULL, s->targets[i].nloops);

@@ -8,12 +8,15 @@
  * documented set of cumulative `le` buckets. Each `le` sits on an edge of the agent's
  * buckets, at edge - 1 ns: a bucket holds integers [lo, hi), so "value <= hi - 1 ns"
  * is exact and `le` means "less than or equal" with no sample split or guessed.
- *  - fine set (event-loop delay only): 8 edges per power of two, 2^12 ns (4.1 us) to
- *    2^34 ns (17.2 s); neighbouring le differ by at most 12.5%, so histogram_quantile()
- *    stays within that of the truth even for a point mass (177 le + "+Inf");
- *  - coarse set (every other histogram in seconds): edges 16*2^k and 24*2^k ns over the
- *    same range, steps of 50% and 33% (45 le + "+Inf"). The split is a cardinality
- *    trade-off: a loop exports ~730 bucket series instead of ~2,300 with all fine.
+ *  - fine set (event-loop delay only): 4 edges per power of two, (16, 20, 24, 28) << k,
+ *    from 2^14 ns (16.4 us) to 2^34 ns (17.2 s): 81 le + "+Inf". histogram_quantile()
+ *    interpolates linearly inside the bucket holding the wanted rank, so its answer and
+ *    the true quantile lie in the same bucket (lo, hi]: the error is at most hi/lo - 1,
+ *    i.e. 25% (16->20), 20%, 16.7%, 14.3% by position in the octave, whatever the data;
+ *  - coarse set (every other histogram in seconds): edges 16*2^k and 24*2^k ns from
+ *    2^12 ns to 2^34 ns, steps of 50% and 33% (45 le + "+Inf").
+ * Histograms with no sample are not written; exited targets only get target_info and
+ * target_up once ctx->exited_loops_ns has passed since their exit.
  */
 #ifndef LS_PROM_H
 #define LS_PROM_H
@@ -52,6 +55,9 @@ struct ls_prom_ctx {
 	double last_scrape_s;			/* duration of the previous /metrics response */
 	uint64_t scrapes;			/* /metrics responses so far */
 	uint64_t renders;			/* renders so far, this one included */
+	/* An exited target's loop series stay this long after its exit (so its final
+	 * numbers reach a scrape), then only target_info and target_up 0 remain. */
+	uint64_t exited_loops_ns;
 	const struct ls_http_stats *http;	/* the server's counters, or NULL */
 };
 

@@ -59,6 +59,7 @@
 #define AGENT_POLL_IDLE_NS 500000000ull
 #define STREAM_SOFT_LIMIT (1u << 20)	/* a stream this far behind skips snapshots */
 #define LAG_WINDOW_NS 10000000000ull	/* compat lag window: the last 10-20 s */
+#define EXITED_LOOPS_NS 30000000000ull	/* an exited target's final loop numbers stay 30 s */
 #define MAX_PIDS 256
 #define MAX_EXES 16
 
@@ -524,6 +525,7 @@ static int render_metrics(struct serve *sv, const struct ls_snapshot *use, uint6
 	ctx.last_scrape_s = sv->last_scrape_s;
 	ctx.scrapes = sv->scrapes;
 	ctx.renders = ++sv->renders;
+	ctx.exited_loops_ns = sv->keep_exited_ns < EXITED_LOOPS_NS ? sv->keep_exited_ns : EXITED_LOOPS_NS;
 	ctx.http = &hs;
 	/* The buffers are reused (regrowing 5 MB per render costs page faults); only an
 	 * unusually large one is given back. */
