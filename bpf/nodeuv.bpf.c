@@ -239,6 +239,7 @@ static __always_inline int epoll_enter(__s64 timeout)
 			 * poll that let it go returned: a thread the CPU was busy elsewhere
 			 * for is late too, as a timer inside the process would see. */
 			hist_add(&l->delay, now - l->ep_exit_ns + l->oversleep_ns);
+			hist_add(&l->not_polling, now - l->ep_exit_ns);
 			l->oversleep_ns = 0;
 			l->iterations++;
 			close_span(l, tid, now);

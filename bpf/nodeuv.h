@@ -108,6 +108,7 @@ struct nu_loop {
 	struct ls_hist poll_wait;	/* time blocked in epoll per iteration */
 	struct ls_hist timer_lateness;	/* now - heap-min due time, at uv__run_timers */
 	struct ls_hist gc;		/* GC pauses */
+	struct ls_hist not_polling;	/* the pure not-polling span (delay without the poll lateness) */
 };
 
 /* Global counters (per-CPU array, one slot each). */

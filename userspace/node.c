@@ -760,7 +760,7 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 		snprintf(o->name, sizeof(o->name), "%s", prev_name);
 	else
 		thread_comm(p->pid, tid, o->name, sizeof(o->name));
-	o->has = LS_HAS_DELAY | LS_HAS_EPISODES;
+	o->has = LS_HAS_DELAY | LS_HAS_EPISODES | LS_HAS_NOT_POLLING;
 	if (pl->phases)
 		o->has |= LS_HAS_PHASES;
 	if (pl->have_timers)
@@ -779,6 +779,7 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 		o->phase[i] = v->phase[i];
 	o->iteration = v->iteration;
 	o->delay = v->delay;
+	o->not_polling = v->not_polling;
 	o->poll_wait = v->poll_wait;
 	o->timer_lateness = v->timer_lateness;
 	o->gc = v->gc;

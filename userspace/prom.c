@@ -265,8 +265,12 @@ static const struct {
 	  offsetof(struct ls_loop_snapshot, iteration), LS_HAS_PHASES | LS_HAS_DELAY, LS_PROM_COARSE },
 	{ "loopscope_eventloop_delay_seconds",
 	  "Event-loop delay: per iteration, the not-polling span from poll return to the next poll entry "
-	  "(the longest an event arriving then could wait).",
+	  "(the longest an event arriving then could wait); Node's adds how late that poll returned.",
 	  offsetof(struct ls_loop_snapshot, delay), LS_HAS_DELAY, LS_PROM_FINE },
+	{ "loopscope_not_polling_seconds",
+	  "Not-polling spans, poll return to the next poll entry, per iteration. For the reference loop this is "
+	  "the delay measurement itself; Node's delay also adds how late the poll returned.",
+	  (size_t)-1, LS_HAS_DELAY, LS_PROM_COARSE },
 	{ "loopscope_poll_wait_seconds", "Time blocked in the poll wait, per poll phase.",
 	  offsetof(struct ls_loop_snapshot, poll_wait), LS_HAS_DELAY, LS_PROM_COARSE },
 	{ "loopscope_timer_lateness_seconds", "Timer callback start minus its due time, per timer callback.",
@@ -345,9 +349,14 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 		family(b, loop_hists[f].name, "histogram", loop_hists[f].help);
 		for (size_t i = 0; i < n; i++) {
 			const struct ls_loop_snapshot *l = refs[i].l;
-			if (l->has & loop_hists[f].need)
-				histogram(b, loop_hists[f].name, refs[i].labels, NULL, HIST_AT(loop_hists[f].off),
-					  loop_hists[f].set);
+			const struct ls_hist *h;
+			if (!(l->has & loop_hists[f].need))
+				continue;
+			if (loop_hists[f].off == (size_t)-1)	/* not_polling: delay unless it differs */
+				h = l->has & LS_HAS_NOT_POLLING ? &l->not_polling : &l->delay;
+			else
+				h = HIST_AT(loop_hists[f].off);
+			histogram(b, loop_hists[f].name, refs[i].labels, NULL, h, loop_hists[f].set);
 		}
 	}
 

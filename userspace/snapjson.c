@@ -146,7 +146,10 @@ static void put_loop(struct ls_buf *b, const struct ls_loop_snapshot *l)
 	kv_u64(b, "phase_since_ns", l->live_phase_since_ns);
 	kv_u64(b, "drain_since_ns", l->live_drain_since_ns);
 	kv_u64(b, "drain_callbacks", l->live_drain_callbacks);
-	ls_buf_puts(b, "}}");
+	ls_buf_puts(b, "}");
+	if (l->has & LS_HAS_NOT_POLLING)
+		kv_hist(b, "not_polling", &l->not_polling);
+	ls_buf_puts(b, "}");
 }
 
 /* A double without the locale's decimal comma (top calls setlocale). */
@@ -414,6 +417,7 @@ static int get_loop(const cJSON *o, struct ls_loop_snapshot *l)
 	err |= get_drain(o, "microtasks", &l->microtasks);
 	err |= get_u64(o, "stall_episodes", &l->stall_episodes);
 	err |= get_hist(o, "gc", &l->gc);
+	err |= get_hist(o, "not_polling", &l->not_polling);
 	gp = cJSON_GetObjectItemCaseSensitive(o, "gc_phase_ns");
 	if (gp) {
 		const cJSON *it;

@@ -43,6 +43,7 @@ enum {
 	LS_HAS_DRAINS = 1u << 3,	/* ticks / microtasks drain histograms */
 	LS_HAS_GC = 1u << 4,		/* gc pauses (Node) */
 	LS_HAS_EPISODES = 1u << 5,	/* stall / starvation detection */
+	LS_HAS_NOT_POLLING = 1u << 6,	/* not_polling differs from delay (Node: delay adds poll lateness) */
 };
 
 enum ls_live_state {
@@ -85,6 +86,11 @@ struct ls_loop_snapshot {
 	uint64_t live_phase_since_ns;
 	uint64_t live_drain_since_ns;
 	uint64_t live_drain_callbacks;
+
+	/* The pure not-polling span, poll return -> next poll entry, when the backend's
+	 * delay is something more (Node's adds how late the poll returned); without
+	 * LS_HAS_NOT_POLLING the two are one measurement and this is empty: use delay. */
+	struct ls_hist not_polling;
 };
 
 enum ls_target_state { LS_TARGET_ATTACHED, LS_TARGET_EXITED, LS_TARGET_DETACHED };

@@ -75,6 +75,17 @@ wait_for 20 grep -q 'listening on' "$TMP/serven.err"
 PORTN=$(grep -o '127\.0\.0\.1:[0-9]*' "$TMP/serven.err" | head -1 | cut -d: -f2)
 node_phases() { curl -sf "http://127.0.0.1:$PORTN/metrics" | grep -q "^loopscope_phase_duration_seconds_count{pid=\"$NODEPID\",.*runtime=\"node\".*phase=\"poll\"}"; }
 check "serve --probes phases: Node's poll phase histogram is exported" wait_for 15 node_phases
+# Node: not-polling spans come from their own histogram (delay adds the poll lateness):
+# one sample per iteration in both, and not_polling never sums to more than delay.
+curl -sf "http://127.0.0.1:$PORTN/metrics" >"$TMP/node.metrics"
+check "Node: loopscope_not_polling_seconds has delay's count and a sum <= delay's ($(grep -E '^loopscope_(not_polling|eventloop_delay)_seconds_(sum|count)' "$TMP/node.metrics" | tr '\n' ' '))" \
+	python3 -c '
+import re, sys
+t = open(sys.argv[1]).read()
+v = lambda n: float(re.search(r"^%s\{[^}]*runtime=\"node\"[^}]*\} (\S+)$" % n, t, re.M).group(1))
+c1, c2 = v("loopscope_not_polling_seconds_count"), v("loopscope_eventloop_delay_seconds_count")
+s1, s2 = v("loopscope_not_polling_seconds_sum"), v("loopscope_eventloop_delay_seconds_sum")
+sys.exit(0 if c1 == c2 and c1 > 0 and s1 <= s2 and s1 > 0 else 1)' "$TMP/node.metrics"
 kill -TERM "$SERVE"
 wait "$SERVE"
 check "serve --probes phases ends cleanly (rc $?)" [ $? = 0 ]

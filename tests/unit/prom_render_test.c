@@ -259,12 +259,12 @@ static void test_structure_all_bits(void **state)
 		"loopscope_target_info", "loopscope_target_up", "loopscope_iterations_total",
 		"loopscope_busy_seconds_total", "loopscope_idle_seconds_total", "loopscope_eventloop_utilization",
 		"loopscope_phase_duration_seconds", "loopscope_iteration_duration_seconds",
-		"loopscope_eventloop_delay_seconds", "loopscope_poll_wait_seconds", "loopscope_timer_lateness_seconds",
+		"loopscope_eventloop_delay_seconds", "loopscope_not_polling_seconds", "loopscope_poll_wait_seconds", "loopscope_timer_lateness_seconds",
 		"loopscope_gc_pause_seconds", "loopscope_drain_duration_seconds", "loopscope_drain_callbacks_total",
 		"loopscope_starvation_episodes_total", "loopscope_stall_episodes_total",
 		"loopscope_gc_phase_seconds_total", "loopscope_episodes_in_progress", "loopscope_attached_targets",
 		"loopscope_probe_hits_total", "loopscope_ringbuf_drops_total", "loopscope_agent_cpu_seconds_total",
-		"loopscope_scrape_duration_seconds", "loopscope_http_rejected_total", "nodejs_eventloop_lag_seconds",
+		"loopscope_scrape_duration_seconds", "loopscope_renders_total", "loopscope_http_rejected_total", "nodejs_eventloop_lag_seconds",
 		"nodejs_eventloop_lag_p99_seconds", "nodejs_eventloop_utilization_summary",
 		"nodejs_eventloop_utilization_histogram", "loopscope_build_info",
 	};
@@ -305,7 +305,7 @@ static void test_empty_and_exited(void **state)
 	assert_non_null(strstr(text, "loopscope_eventloop_delay_seconds_count{"));
 	for (const char *p = text; (p = strstr(p, "_bucket{")); p++)
 		nbucket++;
-	assert_int_equal(nbucket, 46 + 82);	/* one coarse + the fine delay histogram */
+	assert_int_equal(nbucket, 46 + 46 + 82);	/* timers, not_polling (= delay), delay */
 	free(text);
 
 	f.t.state = LS_TARGET_EXITED;
@@ -322,6 +322,41 @@ static void test_empty_and_exited(void **state)
 	assert_non_null(strstr(text, "loopscope_target_info{pid=\"4321\""));
 	assert_null(strstr(text, "loop=\""));	/* no per-loop series at all */
 	assert_null(strstr(text, "loopscope_loops{"));
+	free(text);
+}
+
+/* loopscope_not_polling_seconds: the delay histogram for a backend where the two are one
+ * measurement, the not_polling field when LS_HAS_NOT_POLLING says it differs (Node). */
+static void test_not_polling(void **state)
+{
+	static struct fixture f;
+	char *text;
+	const char *p;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_DELAY, "demo");
+	ls_hist_add(&f.l.delay, 30000000);
+	ls_hist_add(&f.l.delay, 30000000);
+	text = render(&f.s, NULL);
+	check_structure(text);
+	p = find_sample(text, "loopscope_not_polling_seconds_sum{");
+	assert_non_null(p);
+	assert_int_equal(parse_seconds_ns(strchr(p, ' ') + 1), 60000000);
+	free(text);
+
+	f.l.has |= LS_HAS_NOT_POLLING;
+	ls_hist_add(&f.l.not_polling, 25000000);
+	text = render(&f.s, NULL);
+	check_structure(text);
+	p = find_sample(text, "loopscope_not_polling_seconds_sum{");
+	assert_non_null(p);
+	assert_int_equal(parse_seconds_ns(strchr(p, ' ') + 1), 25000000);
+	p = find_sample(text, "loopscope_not_polling_seconds_count{");
+	assert_non_null(p);
+	assert_int_equal(strtoull(strchr(p, ' ') + 1, NULL, 10), 1);
+	p = find_sample(text, "loopscope_eventloop_delay_seconds_count{");
+	assert_non_null(p);
+	assert_int_equal(strtoull(strchr(p, ' ') + 1, NULL, 10), 2);
 	free(text);
 }
 
@@ -464,6 +499,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_le_edges),
 		cmocka_unit_test(test_empty_and_exited),
+		cmocka_unit_test(test_not_polling),
 		cmocka_unit_test(test_seconds_format),
 		cmocka_unit_test(test_histogram_exact),
 		cmocka_unit_test(test_structure_all_bits),

@@ -75,8 +75,12 @@ static void make_snapshot(struct ls_snapshot *s)
 			l->microtasks.drains = 9;
 			ls_hist_add(&l->microtasks.duration, 5);
 			l->stall_episodes = 4;
-			if (j)
+			if (j) {
 				ls_hist_add(&l->gc, 2500000);
+				l->has |= LS_HAS_NOT_POLLING;
+				ls_hist_add(&l->not_polling, 123456);
+				ls_hist_add(&l->not_polling, 7);
+			}
 			for (int p = 0; p <= LS_NPHASES; p++)
 				l->gc_phase_ns[p] = (uint64_t)p * 1000 + (p == LS_NPHASES ? (1ull << 62) : 0);
 			l->live_state = j ? LS_LIVE_RUNNING : LS_LIVE_POLLING;
