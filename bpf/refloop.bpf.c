@@ -25,6 +25,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by the loader before load (rodata). */
 const volatile __u32 targ_tgid = 0;
 const volatile __u64 stall_threshold_ns = 100000000ull;
+const volatile __u64 attach_ns = 0;	/* CLOCK_MONOTONIC when the agent began attaching */
 
 /* Never written: the zeroed initial value of a new loop (too big for the stack). */
 struct {
@@ -99,8 +100,12 @@ static __always_inline void emit(struct refloop_loop *l, __u32 tid, __u32 kind, 
 
 /* Account every phase run of the record that finished since the previous poll entry
  * (prev): poll, check, close of the last iteration and timers..prepare of this one.
- * Older runs predate our attach and are skipped. */
-static __always_inline void account_record(struct refloop_loop *l, __u32 tid, __u64 rec, __u64 prev)
+ * first: this is the first poll entry seen (prev = 0); then runs that started at or
+ * after attach_ns are accounted, and a stall that was already running at the attach
+ * (ended after it) is still an episode: the agent may have announced it live, and the
+ * ring buffer must finish it. */
+static __always_inline void account_record(struct refloop_loop *l, __u32 tid, __u64 rec, __u64 prev,
+					   int first)
 {
 	struct lsl_probe_record r;
 	__u64 thr = stall_threshold_ns;
@@ -113,16 +118,22 @@ static __always_inline void account_record(struct refloop_loop *l, __u32 tid, __
 
 		if (!s || e < s || e < prev)
 			continue;
-		hist_add(&l->phase[p], e - s);
+		if (first && e < attach_ns)
+			continue;
+		if (!first || s >= attach_ns)
+			hist_add(&l->phase[p], e - s);
 		/* The poll phase's wait is idle time, not a stall: only its callbacks count. */
 		if (p == LSL_PROBE_POLL && l->poll_end_ns >= s && l->poll_end_ns <= e)
 			s = l->poll_end_ns;
+		else if (p == LSL_PROBE_POLL && first)
+			continue;	/* its wait's end unseen: wait and callbacks cannot be told apart */
 		if (e - s > thr) {
 			l->stall_episodes++;
 			emit(l, tid, REFLOOP_EP_STALL, p, s, e, 0);
 		}
 	}
-	if (r.last_iter_start_ns && r.last_iter_end_ns >= r.last_iter_start_ns && r.last_iter_end_ns >= prev)
+	if (r.last_iter_start_ns && r.last_iter_end_ns >= r.last_iter_start_ns && r.last_iter_end_ns >= prev &&
+	    (!first || r.last_iter_start_ns >= attach_ns))
 		hist_add(&l->iteration, r.last_iter_end_ns - r.last_iter_start_ns);
 }
 
@@ -134,8 +145,10 @@ int poll_start(struct pt_regs *ctx)
 	struct refloop_loop *l;
 	__u32 tid = 0;
 	long rec = 0;
+	int seeded;
 
 	l = this_loop(&tid);
+	seeded = l != NULL;
 	if (!l) {
 		void *z;
 		__u32 k = 0;
@@ -166,7 +179,17 @@ int poll_start(struct pt_regs *ctx)
 		l->busy_ns += span;
 		hist_add(&l->delay, span);
 		if (rec)
-			account_record(l, tid, (__u64)rec, prev);
+			account_record(l, tid, (__u64)rec, prev, 0);
+	} else if (!prev && rec) {
+		/* The first entry: what the record holds since the attach counts too. */
+		account_record(l, tid, (__u64)rec, 0, 1);
+		/* Known from the registry (the agent seeded the entry before attaching),
+		 * so from the attach to here the loop was running, or waiting until the
+		 * return poll_end saw: that running span is busy time (no delay sample).
+		 * A wait in progress at the attach is not idle time we measured. */
+		if (seeded && now > attach_ns)
+			l->busy_ns += now - (l->poll_end_ns > attach_ns && l->poll_end_ns <= now
+					     ? l->poll_end_ns : attach_ns);
 	}
 	if (!l->first_poll_start_ns)
 		l->first_poll_start_ns = now;
@@ -188,6 +211,12 @@ int poll_end(struct pt_regs *ctx)
 		return 0;
 	l->probe_hits++;
 	l->last_event_ns = now;
+	if (!l->poll_start_ns) {
+		/* A wait that began before the attach (loop known from the registry):
+		 * not idle time we measured, but where its poll phase's callbacks begin. */
+		l->poll_end_ns = now;
+		return 0;
+	}
 	if (l->poll_start_ns <= l->poll_end_ns)
 		return 0;	/* no entry seen for this return */
 	l->idle_ns += now - l->poll_start_ns;

@@ -8,11 +8,15 @@
  * over) with process_vm_readv. That read costs the target nothing.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -52,6 +56,7 @@ struct refloop_priv {
 	struct refloop_loop *val;	/* scratch for one map value (too big for the stack) */
 	pid_t pid;
 	uint64_t threshold_ns;
+	uint64_t attach_ns;		/* the probe set's attach_ns (rodata) */
 	/* Set only while consume() runs: where episodes go. */
 	ls_episode_fn fn;
 	void *fn_arg;
@@ -62,6 +67,8 @@ struct refloop_priv {
 	struct { uint32_t tid; char name[16]; } names[REFLOOP_MAX_LOOPS];
 	unsigned nnames;
 };
+
+static int seed_from_registry(struct refloop_priv *p, const struct ls_target_info *ti);
 
 static int refloop_match(const struct ls_target_info *ti)
 {
@@ -177,6 +184,7 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 	}
 	p->skel->rodata->targ_tgid = (__u32)ti->pid;
 	p->skel->rodata->stall_threshold_ns = opts->stall_threshold_ns;
+	p->attach_ns = p->skel->rodata->attach_ns = ls_now_mono_ns();
 	r = refloop__load(p->skel);
 	if (r) {
 		if (r == -EPERM)	/* -EACCES is the verifier saying no */
@@ -187,6 +195,11 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 				 "(run with -v for the verifier log)", strerror(-r));
 		goto cleanup;
 	}
+	/* Before the probes: a poll_start then finds the entry and keeps its record. */
+	r = seed_from_registry(p, ti);
+	if (r < 0 && opts->verbose)
+		fprintf(stderr, "loopscope: process %d: no loop registry (%s); loops appear at their "
+			"next poll entry\n", (int)ti->pid, strerror(-r));
 	for (size_t i = 0; i < NATTACH; i++) {
 		struct bpf_program *prog = bpf_object__find_program_by_name(p->skel->obj, attach_table[i]);
 
@@ -220,6 +233,142 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 cleanup:
 	refloop_detach(t);
 	return r < 0 ? r : -EINVAL;
+}
+
+/* File offset of symbol name's bytes in the ELF at path (in initialized data). 0 or
+ * -errno (-ENOENT: no such symbol, e.g. a liblsl older than the registry). */
+static int elf_symbol_offset(const char *path, const char *name, uint64_t *off)
+{
+	Elf *e = NULL;
+	Elf_Scn *scn = NULL;
+	size_t nph = 0;
+	uint64_t vaddr = 0;
+	int fd, r = -ENOENT, found = 0;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!e || elf_kind(e) != ELF_K_ELF) {
+		r = -ENOEXEC;
+		goto cleanup;
+	}
+	while (!found && (scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) ||
+		    !sh.sh_entsize)
+			continue;
+		d = elf_getdata(scn, NULL);
+		for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *n;
+
+			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_name)
+				continue;
+			n = elf_strptr(e, sh.sh_link, sym.st_name);
+			if (n && !strcmp(n, name)) {
+				vaddr = sym.st_value;
+				found = 1;
+				break;
+			}
+		}
+	}
+	if (!found)
+		goto cleanup;
+	/* The PT_LOAD segment holding it turns the address into a file offset. */
+	r = -ENOENT;
+	if (elf_getphdrnum(e, &nph))
+		goto cleanup;
+	for (size_t i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+
+		if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD && vaddr >= ph.p_vaddr &&
+		    vaddr < ph.p_vaddr + ph.p_filesz) {
+			*off = vaddr - ph.p_vaddr + ph.p_offset;
+			r = 0;
+			break;
+		}
+	}
+cleanup:
+	if (e)
+		elf_end(e);
+	close(fd);
+	return r;
+}
+
+/* Where file offset off of file is mapped in pid (the load bias from /proc/PID/maps). */
+static int mapped_addr(pid_t pid, const char *file, uint64_t off, uint64_t *addr)
+{
+	char path[64], line[PATH_MAX + 128], name[PATH_MAX];
+	FILE *f;
+	int r = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long start, end, moff;
+
+		name[0] = '\0';
+		if (sscanf(line, "%lx-%lx %*s %lx %*s %*s %4095[^\n]", &start, &end, &moff, name) < 4 ||
+		    strcmp(name, file))
+			continue;
+		if (off >= moff && off < moff + (end - start)) {
+			*addr = start + (off - moff);
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+/*
+ * The loops running in the target right now, from liblsl's registry (ABI in
+ * lsl_probes.h): each gets its `loops` entry with the record address before any
+ * probe fires, so a stall already in progress at the attach is seen live. Best
+ * effort: a target without the registry is learned at poll_start as before.
+ * Returns how many loops were registered, or -errno.
+ */
+static int seed_from_registry(struct refloop_priv *p, const struct ls_target_info *ti)
+{
+	const char *elf = ti->lib[0] ? ti->lib : ti->exe_proc;
+	const char *mapped = !ti->lib[0] || !strcmp(ti->lib, ti->exe_proc) ? ti->exe : ti->lib;
+	struct lsl_probe_registry reg;
+	struct iovec local = { .iov_base = &reg, .iov_len = sizeof(reg) };
+	struct iovec remote;
+	uint64_t off = 0, addr = 0;
+	int fd = bpf_map__fd(p->skel->maps.loops), r, n = 0;
+
+	r = elf_symbol_offset(elf, LSL_PROBE_REGISTRY_SYMBOL, &off);
+	if (r)
+		return r;
+	r = mapped_addr(p->pid, mapped, off, &addr);
+	if (r)
+		return r;
+	remote.iov_base = (void *)(uintptr_t)addr;
+	remote.iov_len = sizeof(reg);
+	if (process_vm_readv(p->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(reg))
+		return -EIO;
+	if (reg.abi != LSL_PROBE_ABI || reg.max != LSL_PROBE_REGISTRY_MAX)
+		return -EPROTO;
+	for (int i = 0; i < LSL_PROBE_REGISTRY_MAX; i++) {
+		uint32_t tid = reg.slot[i].tid;
+
+		if (!tid || !reg.slot[i].record)
+			continue;
+		memset(p->val, 0, sizeof(*p->val));
+		p->val->record = reg.slot[i].record;
+		/* NOEXIST: a poll_start that got there first holds the same record. */
+		if (bpf_map_update_elem(fd, &tid, p->val, BPF_NOEXIST) == 0 || errno == EEXIST)
+			n++;
+	}
+	return n;
 }
 
 /* The loop's live record, read from the target. 0 or -errno. */
@@ -317,6 +466,12 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 	}
 	if (read_record(p->pid, v->record, &rec) == 0) {
 		o->live_phase = rec.live_phase < LS_NPHASES ? rec.live_phase : LS_PHASE_NONE;
+		/* Known from the registry, no poll entry yet: the record says what runs. */
+		if (o->live_state == LS_LIVE_UNKNOWN && o->live_phase != LS_PHASE_NONE &&
+		    o->live_phase != LS_PHASE_POLL) {
+			o->live_state = LS_LIVE_RUNNING;
+			o->live_since_ns = rec.live_phase_since_ns;
+		}
 		o->live_phase_since_ns = rec.live_phase_since_ns;
 		if (rec.live_drain == LSL_DRAIN_TICKS || rec.live_drain == LSL_DRAIN_MICROTASKS) {
 			o->live_drain = rec.live_drain;
@@ -327,8 +482,16 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 		 * seconds shows as busy while it blocks. The kernel adds the whole span at
 		 * the next boundary, which is at least this much, so the counters stay
 		 * monotonic. Only for a live thread (a dead one's span never ends). */
-		if (alive && o->live_state == LS_LIVE_RUNNING && now > v->poll_end_ns)
+		if (alive && v->poll_start_ns && o->live_state == LS_LIVE_RUNNING && now > v->poll_end_ns)
 			o->busy_ns += now - v->poll_end_ns;
+		else if (alive && !v->poll_start_ns && o->live_state == LS_LIVE_RUNNING) {
+			/* From the registry, no poll entry yet: what the kernel will add at
+			 * the first one (busy since the attach, or since the return of a wait in progress then). */
+			uint64_t from = v->poll_end_ns > p->attach_ns ? v->poll_end_ns : p->attach_ns;
+
+			if (now > from)
+				o->busy_ns += now - from;
+		}
 		else if (alive && o->live_state == LS_LIVE_POLLING && now > v->poll_start_ns)
 			o->idle_ns += now - v->poll_start_ns;
 	}
@@ -441,7 +604,9 @@ static void check_live(struct refloop_priv *p)
 			uint64_t s = rec.live_phase_since_ns;
 			int polling = v->poll_start_ns > v->poll_end_ns;
 
-			if (rec.live_phase < LS_NPHASES && s) {
+			/* Before the first poll entry a poll phase cannot be told from its wait. */
+			if (rec.live_phase < LS_NPHASES && s &&
+			    !(rec.live_phase == LS_PHASE_POLL && !v->poll_start_ns)) {
 				/* The poll wait is idle, not a stall: only its callbacks count. */
 				if (rec.live_phase == LS_PHASE_POLL && v->poll_end_ns > s)
 					s = v->poll_end_ns;

@@ -317,13 +317,32 @@ struct lsl_drain_stats {
  *   stall_episodes  phase runs longer than the threshold (poll counted without its
  *                   wait: only its callbacks can stall)
  *   utilization     (window - poll_wait) / window
- * Samples are kept in memory (4 bytes each, saturating at 4.29 s; max_ns stays exact),
- * so quantiles are exact up to LSL_STATS_MAX_SAMPLES samples per series (4 MiB each).
+ * Samples are kept in memory (8 bytes each, full range), so quantiles are exact up to
+ * LSL_STATS_MAX_SAMPLES samples per series (8 MiB each).
  * Past that a series keeps a uniform random reservoir of that size (Vitter's algorithm
  * R): count/total/max stay exact, quantiles become estimates, and samples_dropped
  * counts the samples not kept. Quantiles are exact while samples_dropped is 0.
  */
 #define LSL_STATS_MAX_SAMPLES (1u << 20)
+
+/* One episode of the ground truth: a phase run or a drain longer than the threshold. */
+enum lsl_episode_kind {
+	LSL_EPISODE_STALL = 0,			/* a phase run (poll: its callbacks, not its wait) */
+	LSL_EPISODE_TICK_STARVATION = 1,	/* a nextTick drain */
+	LSL_EPISODE_MICROTASK_STARVATION = 2,	/* a microtask drain */
+};
+
+struct lsl_episode {
+	uint64_t start_ns;	/* CLOCK_MONOTONIC (poll stall: the wait's return) */
+	uint64_t duration_ns;
+	uint32_t kind;		/* enum lsl_episode_kind */
+	uint32_t phase;		/* enum lsl_probe_phase it ran in (a drain: the phase it followed a
+				 * callback of; LSL_NPHASES when outside any, e.g. before the
+				 * first iteration) */
+	uint64_t callbacks;	/* starvation: callbacks the drain ran; stall: the phase's */
+};
+
+#define LSL_STATS_MAX_EPISODES 4096
 
 struct lsl_stats {
 	uint64_t window_ns;		/* accounting start (or reset) -> now */
@@ -337,6 +356,13 @@ struct lsl_stats {
 	uint64_t stall_episodes;
 	uint64_t samples_dropped;	/* 0: every quantile above is exact */
 	uint64_t starvation_threshold_ns;
+	/* Every episode of the window in order (stall_episodes + both starvation_episodes
+	 * of them, up to LSL_STATS_MAX_EPISODES; episodes_dropped counts the rest). Points
+	 * into the loop: valid until the next lsl_stats_reset, accounting restart or
+	 * lsl_loop_close. */
+	const struct lsl_episode *episodes;
+	size_t nepisodes;
+	uint64_t episodes_dropped;
 };
 
 /* Start/stop ground-truth accounting. Start while on: no-op. 0, -EINVAL, -ENOMEM. */

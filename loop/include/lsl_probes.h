@@ -100,4 +100,35 @@ struct lsl_probe_record {
 	struct lsl_probe_phase_run phase[LSL_PROBE_NPHASES];
 };
 
+/*
+ * The registry: how a tracer finds the records of loops that are running right now,
+ * without waiting for a probe to fire (a loop stuck in a long callback fires none,
+ * and that is exactly the stall a tracer attaching now wants to see).
+ *
+ * liblsl defines one global `struct lsl_probe_registry` under the symbol
+ * LSL_PROBE_REGISTRY_SYMBOL, in initialized data (.data, so it has file bytes and a
+ * file-backed mapping). lsl_run() claims a free slot for its loop on entry (record
+ * address first, then tid; both with release stores) and frees it on return (tid
+ * first). A reader (userspace/refloop.c) resolves the symbol with libelf in the ELF
+ * that holds the probes, adds the load bias read from /proc/PID/maps, reads the whole
+ * struct with process_vm_readv, and keeps slots with both tid and record non-zero.
+ * A slot read mid-update is either skipped (tid 0) or names a record that is still
+ * valid (records live as long as their loop). Loops beyond LSL_PROBE_REGISTRY_MAX
+ * running at once are not listed; the tracer still learns them at poll_start.
+ */
+#define LSL_PROBE_REGISTRY_SYMBOL "lsl_probe_registry"
+#define LSL_PROBE_REGISTRY_MAX 16
+
+struct lsl_probe_registry_slot {
+	__u64 record;		/* address of the loop's struct lsl_probe_record, 0 = free */
+	__u32 tid;		/* thread running lsl_run() on it, 0 = not (yet) running */
+	__u32 _pad;
+};
+
+struct lsl_probe_registry {
+	__u32 abi;		/* LSL_PROBE_ABI (non-zero: keeps the struct in .data) */
+	__u32 max;		/* LSL_PROBE_REGISTRY_MAX */
+	struct lsl_probe_registry_slot slot[LSL_PROBE_REGISTRY_MAX];
+};
+
 #endif /* LSL_PROBES_H */

@@ -16,6 +16,9 @@
 LSL__PROBES(LSL__SEM_DEF)
 #endif
 
+_Static_assert((int)LSL_DRAIN_TICKS == (int)LSL_EPISODE_TICK_STARVATION &&
+	       (int)LSL_DRAIN_MICROTASKS == (int)LSL_EPISODE_MICROTASK_STARVATION, "drain = episode kind");
+
 const char *const lsl_phase_names[LSL_NPHASES] = {
 	"timers", "pending", "idle", "prepare", "poll", "check", "close",
 };
@@ -252,8 +255,14 @@ static void drain(lsl_loop_t *loop, int kind)
 			s->total_ns += d;
 			if (d > s->max_drain_ns)
 				s->max_drain_ns = d;
-			if (d > loop->starvation_threshold_ns)
+			if (d > loop->starvation_threshold_ns) {
+				uint32_t ph = loop->rec.live_phase;
+
 				s->starvation_episodes++;
+				/* Same numbers: LSL_DRAIN_TICKS/MICROTASKS = the *_STARVATION kinds. */
+				lsl__episode_add(loop, (uint32_t)kind, ph < LSL_NPHASES ? ph : LSL_NPHASES, t0, d,
+						 ran);
+			}
 		}
 	}
 	loop->rec.live_drain = LSL_DRAIN_NONE;
@@ -355,8 +364,11 @@ static inline __attribute__((always_inline)) void phase_leave(lsl_loop_t *loop, 
 		loop->rec.live_phase_since_ns = now;
 		if (loop->acct.on) {
 			lsl__series_add(loop, &loop->acct.phase[ph], d);
-			if (d - wait_ns > loop->starvation_threshold_ns)
+			if (d - wait_ns > loop->starvation_threshold_ns) {
 				loop->acct.stall_episodes++;
+				lsl__episode_add(loop, LSL_EPISODE_STALL, ph, now - (d - wait_ns), d - wait_ns,
+						 ncb);
+			}
 		}
 		*t = now;
 	}
@@ -403,18 +415,20 @@ static inline __attribute__((always_inline)) int run_poll(lsl_loop_t *loop, uint
 	} while (0)
 
 /*
- * One iteration, one named function per phase (libuv's uv_run). It is compiled twice:
- * traced = 0 is the copy an untraced loop runs, with no probe site, timestamp or record
- * write at phase level; traced = 1 runs while accounting is on or any iteration-level
- * probe (iter_*, phase_*, poll_*) is enabled. So an untraced iteration pays for a few
- * semaphore loads once, not for a check at every phase boundary.
+ * One iteration, one named function per phase (libuv's uv_run), in four pieces:
+ * iter_begin (timers), iter_head (pending..prepare), run_poll, iter_tail (check,
+ * close). Each is compiled
+ * twice: traced = 0 is the copy an untraced loop runs, with no probe site, timestamp
+ * or record write at phase level; traced = 1 runs while accounting is on or any
+ * iteration-level probe (iter_*, phase_*, poll_*) is enabled. So an untraced
+ * iteration pays for a few semaphore loads, not for a check at every phase boundary.
+ * lsl_run looks at the semaphores again at poll entry and after the poll wait, after timers, at poll entry and after the poll
+ * wait, so an iteration running (or blocked in epoll) when a tracer attaches is traced
+ * from there.
  */
-static inline __attribute__((always_inline)) int iterate(lsl_loop_t *loop, uint64_t t,
-							 const int traced)
+static inline __attribute__((always_inline)) void iter_begin(lsl_loop_t *loop, uint64_t *t,
+							     const int traced)
 {
-	uint64_t t_iter = t;
-	int err;
-
 	if (traced) {
 		if (loop->rec_on)
 			loop->rec.iteration = loop->iteration;
@@ -423,24 +437,31 @@ static inline __attribute__((always_inline)) int iterate(lsl_loop_t *loop, uint6
 		if (LSL_PROBE_ON(iter_start))
 			LSL_PROBE2(iter_start, loop, loop->iteration);
 	}
-	RUN_PHASE(loop, LSL_PROBE_TIMERS, lsl__run_timers, &t, traced);
-	RUN_PHASE(loop, LSL_PROBE_PENDING, run_pending, &t, traced);
-	RUN_PHASE(loop, LSL_PROBE_IDLE, lsl__run_idle, &t, traced);
-	RUN_PHASE(loop, LSL_PROBE_PREPARE, lsl__run_prepare, &t, traced);
-	err = run_poll(loop, &t, traced);
-	if (err)
-		return err;
-	RUN_PHASE(loop, LSL_PROBE_CHECK, lsl__run_check, &t, traced);
-	RUN_PHASE(loop, LSL_PROBE_CLOSE, lsl__run_closing, &t, traced);
+	RUN_PHASE(loop, LSL_PROBE_TIMERS, lsl__run_timers, t, traced);
+}
+
+static inline __attribute__((always_inline)) void iter_head(lsl_loop_t *loop, uint64_t *t,
+							    const int traced)
+{
+	RUN_PHASE(loop, LSL_PROBE_PENDING, run_pending, t, traced);
+	RUN_PHASE(loop, LSL_PROBE_IDLE, lsl__run_idle, t, traced);
+	RUN_PHASE(loop, LSL_PROBE_PREPARE, lsl__run_prepare, t, traced);
+}
+
+/* t_iter: when the iteration began, 0 if it was traced only from the middle. */
+static inline __attribute__((always_inline)) void iter_tail(lsl_loop_t *loop, uint64_t *t,
+							    uint64_t t_iter, const int traced)
+{
+	RUN_PHASE(loop, LSL_PROBE_CHECK, lsl__run_check, t, traced);
+	RUN_PHASE(loop, LSL_PROBE_CLOSE, lsl__run_closing, t, traced);
 	if (traced) {
-		if (loop->rec_on) {
+		if (loop->rec_on && t_iter) {
 			loop->rec.last_iter_start_ns = t_iter;
-			loop->rec.last_iter_end_ns = t;
+			loop->rec.last_iter_end_ns = *t;
 		}
 		if (LSL_PROBE_ON(iter_end))
 			LSL_PROBE2(iter_end, loop, loop->iteration);
 	}
-	return 0;
 }
 
 #ifndef LSL_NO_PROBES
@@ -456,9 +477,48 @@ static inline __attribute__((always_inline)) int iterate(lsl_loop_t *loop, uint6
 #define RECORD_PROBES_ANY() 0
 #endif
 
+/* A tracer appeared in the middle of an untraced iteration: trace the rest of it. */
+static __attribute__((noinline, cold)) void trace_from_here(lsl_loop_t *loop, uint64_t *t)
+{
+	loop->rec_on = loop->acct.on | RECORD_PROBES_ANY();
+	loop->rec.iteration = loop->iteration;
+	loop->last_poll_return_ns = 0;	/* this iteration's poll return was not timed */
+	*t = lsl_hrtime_ns();
+}
+
+/* The exported registry (ABI: lsl_probes.h). Initialized, so it sits in .data. */
+__attribute__((visibility("default"), used)) struct lsl_probe_registry lsl_probe_registry = {
+	.abi = LSL_PROBE_ABI,
+	.max = LSL_PROBE_REGISTRY_MAX,
+};
+
+/* Claim a registry slot for a running loop; -1 when all are taken. */
+static int registry_add(lsl_loop_t *loop)
+{
+	for (int i = 0; i < LSL_PROBE_REGISTRY_MAX; i++) {
+		struct lsl_probe_registry_slot *s = &lsl_probe_registry.slot[i];
+		__u64 expect = 0;
+
+		if (__atomic_compare_exchange_n(&s->record, &expect, (__u64)(uintptr_t)&loop->rec, 0,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+			__atomic_store_n(&s->tid, (__u32)gettid(), __ATOMIC_RELEASE);
+			return i;
+		}
+	}
+	return -1;
+}
+
+static void registry_del(int i)
+{
+	if (i < 0)
+		return;
+	__atomic_store_n(&lsl_probe_registry.slot[i].tid, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&lsl_probe_registry.slot[i].record, 0, __ATOMIC_RELEASE);
+}
+
 int lsl_run(lsl_loop_t *loop)
 {
-	int err = 0;
+	int err = 0, slot;
 
 	if (!loop)
 		return -EINVAL;
@@ -469,22 +529,64 @@ int lsl_run(lsl_loop_t *loop)
 	/* What the "main script" queued runs before the first iteration, as in Node. */
 	lsl__after_callback(loop);
 
+	slot = registry_add(loop);
 	while (!loop->stop_flag && lsl_loop_alive(loop)) {
-		uint64_t t;
+		uint64_t t, t_iter;
 
 		loop->iteration++;
-		t = loop->now_ns = lsl_hrtime_ns();
+		t = t_iter = loop->now_ns = lsl_hrtime_ns();
 		if (unlikely(loop->acct.want != loop->acct.on))
 			lsl__acct_apply(loop, t);
 		/* The record is filled while accounting or a record reader is attached. */
 		loop->rec_on = loop->acct.on | RECORD_PROBES_ANY();
-		if (likely(!(loop->rec_on | ITER_PROBES_ANY())))
-			err = iterate(loop, t, 0);
-		else
-			err = iterate(loop, t, 1);
+		if (likely(!(loop->rec_on | ITER_PROBES_ANY()))) {
+			uint32_t ncb = 0;
+
+			/* Untraced, the record still says "timers since t" (two stores): a
+			 * tracer attaching during a long timer callback, the commonest
+			 * stall, sees it live, and the check below lets it count it. */
+			loop->rec.live_phase = LSL_PROBE_TIMERS;
+			loop->rec.live_phase_since_ns = t;
+			lsl__run_timers(loop, &ncb);
+			loop->rec.live_phase = LSL_PROBE_NONE;
+			if (unlikely(ITER_PROBES_ANY())) {
+				trace_from_here(loop, &t);
+				if (loop->rec_on) {
+					loop->rec.phase[LSL_PROBE_TIMERS].start_ns = t_iter;
+					loop->rec.phase[LSL_PROBE_TIMERS].end_ns = t;
+					loop->rec.phase[LSL_PROBE_TIMERS].callbacks = ncb;
+					loop->rec.live_phase_since_ns = t;
+				}
+				goto traced_head;
+			}
+			iter_head(loop, &t, 0);
+			if (unlikely(ITER_PROBES_ANY())) {
+				trace_from_here(loop, &t);
+				t_iter = 0;
+				goto traced_poll;
+			}
+			err = run_poll(loop, &t, 0);
+			if (err)
+				break;
+			if (unlikely(ITER_PROBES_ANY())) {	/* attached while we waited */
+				trace_from_here(loop, &t);
+				t_iter = 0;
+				goto traced_tail;
+			}
+			iter_tail(loop, &t, t_iter, 0);
+			continue;
+		}
+		iter_begin(loop, &t, 1);
+traced_head:
+		iter_head(loop, &t, 1);
+traced_poll:
+		err = run_poll(loop, &t, 1);
 		if (err)
 			break;
+traced_tail:
+		iter_tail(loop, &t, t_iter, 1);
 	}
+	registry_del(slot);
 	loop->rec_on = 0;
 	loop->rec.live_phase = LSL_PROBE_NONE;
 	loop->running = 0;

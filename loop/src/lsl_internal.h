@@ -98,7 +98,7 @@ struct lsl__task_list {
 
 /* ---------------------------------------------------------------- accounting */
 struct lsl__series {
-	uint32_t *v;		/* samples in ns, saturating at UINT32_MAX */
+	uint64_t *v;		/* samples in ns */
 	size_t n, cap;
 	uint64_t count, total, max;
 };
@@ -115,6 +115,9 @@ struct lsl__acct {
 	uint64_t poll_wait_ns;
 	uint64_t stall_episodes;
 	uint64_t dropped;
+	struct lsl_episode *eps;	/* every episode, in order, up to LSL_STATS_MAX_EPISODES */
+	size_t neps, eps_cap;
+	uint64_t eps_dropped;
 	uint64_t rng;		/* xorshift64* state for the reservoirs */
 };
 
@@ -237,6 +240,9 @@ void lsl__pool_destroy(lsl_loop_t *loop);
 /* stats.c */
 void lsl__series_add(lsl_loop_t *loop, struct lsl__series *s, uint64_t v);
 void lsl__acct_free(struct lsl__acct *a);
+/* Count an episode (stall or starvation) into the ground truth's list. */
+void lsl__episode_add(lsl_loop_t *loop, uint32_t kind, uint32_t phase, uint64_t start_ns,
+		      uint64_t duration_ns, uint64_t callbacks);
 void lsl__acct_apply(lsl_loop_t *loop, uint64_t t);
 
 #endif /* LSL_INTERNAL_H */

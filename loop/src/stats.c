@@ -19,15 +19,13 @@ static uint64_t next_random(struct lsl__acct *a)
 
 void lsl__series_add(lsl_loop_t *loop, struct lsl__series *s, uint64_t v)
 {
-	uint32_t v32 = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-
 	s->count++;
 	s->total += v;
 	if (v > s->max)
 		s->max = v;
 	if (s->n == s->cap && s->cap < LSL_STATS_MAX_SAMPLES) {
 		size_t cap = s->cap ? s->cap * 2 : 1024;
-		uint32_t *nv;
+		uint64_t *nv;
 
 		if (cap > LSL_STATS_MAX_SAMPLES)
 			cap = LSL_STATS_MAX_SAMPLES;
@@ -38,7 +36,7 @@ void lsl__series_add(lsl_loop_t *loop, struct lsl__series *s, uint64_t v)
 		}
 	}
 	if (s->n < s->cap) {
-		s->v[s->n++] = v32;
+		s->v[s->n++] = v;
 		return;
 	}
 	/* Full (or out of memory): sample i replaces a kept one with probability n/i,
@@ -47,7 +45,7 @@ void lsl__series_add(lsl_loop_t *loop, struct lsl__series *s, uint64_t v)
 	if (s->n) {
 		uint64_t j = next_random(&loop->acct) % s->count;
 		if (j < s->n)
-			s->v[j] = v32;
+			s->v[j] = v;
 	}
 }
 
@@ -65,6 +63,31 @@ void lsl__acct_free(struct lsl__acct *a)
 		series_free(&a->phase[i]);
 	series_free(&a->delay);
 	series_free(&a->lateness);
+	free(a->eps);
+	a->eps = NULL;
+	a->neps = a->eps_cap = 0;
+}
+
+void lsl__episode_add(lsl_loop_t *loop, uint32_t kind, uint32_t phase, uint64_t start_ns,
+		      uint64_t duration_ns, uint64_t callbacks)
+{
+	struct lsl__acct *a = &loop->acct;
+
+	if (a->neps == a->eps_cap && a->eps_cap < LSL_STATS_MAX_EPISODES) {
+		size_t cap = a->eps_cap ? a->eps_cap * 2 : 16;
+		struct lsl_episode *n = realloc(a->eps, cap * sizeof(*n));
+
+		if (n) {
+			a->eps = n;
+			a->eps_cap = cap;
+		}
+	}
+	if (a->neps == a->eps_cap) {
+		a->eps_dropped++;	/* the counts still hold it */
+		return;
+	}
+	a->eps[a->neps++] = (struct lsl_episode){ .start_ns = start_ns, .duration_ns = duration_ns,
+						  .kind = kind, .phase = phase, .callbacks = callbacks };
 }
 
 /* Clear every counter and sample; the window starts at t. Keeps on/want. */
@@ -87,7 +110,11 @@ void lsl__acct_apply(lsl_loop_t *loop, uint64_t t)
 	if (a->want && !a->on) {
 		acct_clear(a, t);
 		a->on = 1;
-		loop->last_poll_return_ns = 0;	/* the first delay sample needs a poll return */
+		/* One delay sample per iteration of the window: the first one's span began
+		 * at the previous poll return, known if that iteration filled the record
+		 * (a tracer attached: its first counted span is this one too). */
+		if (!loop->rec_on)
+			loop->last_poll_return_ns = 0;
 	} else if (!a->want && a->on) {
 		a->on = 0;
 		a->window_end_ns = t;
@@ -137,14 +164,14 @@ int lsl_set_starvation_threshold(lsl_loop_t *loop, uint64_t ns)
 	return 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
+static int cmp_u64(const void *a, const void *b)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return (x > y) - (x < y);
 }
 
 /* Nearest rank: the smallest sample with at least q of all samples at or below it. */
-static uint64_t rank(const uint32_t *v, size_t n, double q)
+static uint64_t rank(const uint64_t *v, size_t n, double q)
 {
 	size_t k;
 
@@ -160,7 +187,7 @@ static uint64_t rank(const uint32_t *v, size_t n, double q)
 
 static int quantiles(const struct lsl__series *s, struct lsl_quantiles *q)
 {
-	uint32_t *v;
+	uint64_t *v;
 
 	memset(q, 0, sizeof(*q));
 	q->count = s->count;
@@ -172,7 +199,7 @@ static int quantiles(const struct lsl__series *s, struct lsl_quantiles *q)
 	if (!v)
 		return -ENOMEM;
 	memcpy(v, s->v, s->n * sizeof(*v));
-	qsort(v, s->n, sizeof(*v), cmp_u32);
+	qsort(v, s->n, sizeof(*v), cmp_u64);
 	q->p50_ns = rank(v, s->n, 0.50);
 	q->p99_ns = rank(v, s->n, 0.99);
 	if (q->p99_ns > q->max_ns)
@@ -210,6 +237,9 @@ int lsl_stats_get(lsl_loop_t *loop, struct lsl_stats *out)
 	out->poll_wait_ns = a->poll_wait_ns;
 	out->stall_episodes = a->stall_episodes;
 	out->samples_dropped = a->dropped;
+	out->episodes = a->eps;
+	out->nepisodes = a->neps;
+	out->episodes_dropped = a->eps_dropped;
 	out->starvation_threshold_ns = loop->starvation_threshold_ns;
 	if (out->window_ns)
 		out->utilization = out->poll_wait_ns >= out->window_ns ? 0.0 :
@@ -273,8 +303,19 @@ int lsl_stats_write_json(const struct lsl_stats *st, FILE *f, int pid, int tid, 
 	json_drain(f, &st->ticks);
 	fputs(",\"microtasks\":", f);
 	json_drain(f, &st->microtasks);
-	fprintf(f, ",\"poll_wait_s\":%.9f,\"stall_episodes\":%llu}\n", secs(st->poll_wait_ns),
-		(unsigned long long)st->stall_episodes);
+	fprintf(f, ",\"poll_wait_s\":%.9f,\"stall_episodes\":%llu,\"samples_dropped\":%llu,\"episodes\":[",
+		secs(st->poll_wait_ns), (unsigned long long)st->stall_episodes,
+		(unsigned long long)st->samples_dropped);
+	for (size_t k = 0; k < st->nepisodes; k++) {
+		const struct lsl_episode *e = &st->episodes[k];
+		static const char *const kinds[] = { "stall", "tick_starvation", "microtask_starvation" };
+
+		fprintf(f, "%s{\"kind\":\"%s\",\"phase\":\"%s\",\"start_s\":%.9f,\"duration_s\":%.9f,"
+			"\"callbacks\":%llu}", k ? "," : "", e->kind < 3 ? kinds[e->kind] : "unknown",
+			e->phase < LSL_NPHASES ? lsl_phase_names[e->phase] : "none", secs(e->start_ns),
+			secs(e->duration_ns), (unsigned long long)e->callbacks);
+	}
+	fprintf(f, "],\"episodes_dropped\":%llu}\n", (unsigned long long)st->episodes_dropped);
 	fflush(f);
 	return ferror(f) ? -EIO : 0;
 }

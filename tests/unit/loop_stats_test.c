@@ -106,10 +106,12 @@ static void test_exact_quantiles(void **state)
 	assert_int_equal(st.delay.p99_ns, 990000);
 	assert_int_equal(st.delay.max_ns, 1000000);
 	assert_int_equal(st.delay.total_ns, 500500000);
-	/* A sample past 4.29 s: the quantile saturates, max and total stay exact. */
+	/* A sample past 4.29 s (32 bits): kept whole, the quantiles too. */
 	assert_int_equal(st.timer_lateness.max_ns, 5000000000ull);
 	assert_int_equal(st.timer_lateness.total_ns, 5000000000ull);
-	assert_int_equal(st.timer_lateness.p99_ns, 4294967295ull);
+	assert_int_equal(st.timer_lateness.p99_ns, 5000000000ull);
+	assert_int_equal(st.timer_lateness.p50_ns, 5000000000ull);
+	assert_int_equal(st.samples_dropped, 0);
 	assert_int_equal(lsl_loop_close(loop), 0);
 }
 
@@ -174,6 +176,18 @@ static void test_starvation_threshold(void **state)
 	assert_int_equal(st.microtasks.callbacks, 1);
 	assert_int_equal(st.microtasks.starvation_episodes, 0);
 	assert_int_equal(st.stall_episodes, 1);		/* the timers phase ran > 10 ms */
+	/* The list holds both, in order: the drain ends (inside the timer's callback)
+	 * before the timers phase does. */
+	assert_int_equal(st.nepisodes, 2);
+	assert_int_equal(st.episodes_dropped, 0);
+	assert_int_equal(st.episodes[0].kind, LSL_EPISODE_TICK_STARVATION);
+	assert_int_equal(st.episodes[0].phase, LSL_PROBE_TIMERS);
+	assert_int_equal(st.episodes[0].duration_ns, st.ticks.max_drain_ns);
+	assert_int_equal(st.episodes[0].callbacks, st.ticks.callbacks);
+	assert_int_equal(st.episodes[1].kind, LSL_EPISODE_STALL);
+	assert_int_equal(st.episodes[1].phase, LSL_PROBE_TIMERS);
+	assert_true(st.episodes[1].duration_ns >= st.episodes[0].duration_ns);
+	assert_true(st.episodes[1].start_ns <= st.episodes[0].start_ns);
 	assert_int_equal(lsl_loop_close(loop), 0);
 }
 
@@ -270,7 +284,17 @@ static void test_json(void **state)
 		"\"timer_lateness\":{\"count\":0,",
 		"\"ticks\":{\"drains\":3,\"callbacks\":9,\"max_drain_s\":0.150000000,\"starvation_episodes\":1}",
 		"\"microtasks\":{\"drains\":0,",
-		"\"poll_wait_s\":1.500000000", "\"stall_episodes\":2}",
+		"\"poll_wait_s\":1.500000000", "\"stall_episodes\":2,", "\"samples_dropped\":3,",
+		"\"episodes\":[{\"kind\":\"stall\",\"phase\":\"check\",\"start_s\":5.000000000,"
+		"\"duration_s\":0.200000000,\"callbacks\":1},{\"kind\":\"microtask_starvation\","
+		"\"phase\":\"none\",\"start_s\":6.000000000,\"duration_s\":0.150000000,\"callbacks\":9}],"
+		"\"episodes_dropped\":0}",
+	};
+	const struct lsl_episode eps[] = {
+		{ .start_ns = 5000 * MS, .duration_ns = 200 * MS, .kind = LSL_EPISODE_STALL,
+		  .phase = LSL_PROBE_CHECK, .callbacks = 1 },
+		{ .start_ns = 6000 * MS, .duration_ns = 150 * MS, .kind = LSL_EPISODE_MICROTASK_STARVATION,
+		  .phase = LSL_NPHASES, .callbacks = 9 },
 	};
 	size_t i;
 
@@ -284,6 +308,9 @@ static void test_json(void **state)
 	st.ticks = (struct lsl_drain_stats){ 3, 9, 0, 150 * MS, 1 };
 	st.poll_wait_ns = 1500 * MS;
 	st.stall_episodes = 2;
+	st.samples_dropped = 3;
+	st.episodes = eps;
+	st.nepisodes = 2;
 	assert_int_equal(lsl_stats_write_json(&st, f, 42, 43, "we\"ird"), 0);
 	fclose(f);
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
