@@ -20,10 +20,6 @@
 #define NCOARSE ((LE_HI_LOG2 - COARSE_LO_LOG2) * COARSE_PER_OCTAVE + 1)
 #define NLE_MAX (NFINE > NCOARSE ? NFINE : NCOARSE)
 
-const double ls_prom_elu_buckets[LS_PROM_ELU_NBUCKETS] = {
-	0.01, 0.05, 0.1, 0.25, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.99, 1,
-};
-
 unsigned ls_prom_le_count(int set)
 {
 	return set == LS_PROM_FINE ? NFINE : NCOARSE;
@@ -441,12 +437,6 @@ static uint64_t hist_min(const struct ls_hist *h)
 	return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void render_compat(struct ls_buf *b, const struct loopref *refs, size_t n, const struct ls_prom_ctx *ctx)
 {
 	static const struct {
@@ -461,8 +451,6 @@ static void render_compat(struct ls_buf *b, const struct loopref *refs, size_t n
 		{ "nodejs_eventloop_lag_p90_seconds", "The 90th percentile of the recorded event loop delays.", 90 },
 		{ "nodejs_eventloop_lag_p99_seconds", "The 99th percentile of the recorded event loop delays.", 99 },
 	};
-	static const double summary_q[] = { 0.01, 0.05, 0.5, 0.9, 0.95, 0.99, 0.999 };
-	char extra[64];
 
 	/* prom-client times a setImmediate from the scrape; the nearest thing we see from
 	 * outside is how long the loop has been out of its poll wait right now. */
@@ -495,65 +483,6 @@ static void render_compat(struct ls_buf *b, const struct loopref *refs, size_t n
 			sample_double(b, lag[f].name, refs[i].labels, NULL, v);
 		}
 	}
-
-	family(b, "nodejs_eventloop_utilization_summary", "summary",
-	       "Ratio of time the event loop is not idling in the event provider to the total time the event loop is running.");
-	for (size_t i = 0; i < n; i++) {
-		const struct ls_prom_loop_state *st = refs[i].st;
-		double sorted[LS_PROM_ELU_WINDOW];
-		uint32_t m = st ? st->elu_n : 0;
-
-		if (!(refs[i].l->has & LS_HAS_DELAY))
-			continue;
-		for (uint32_t k = 0; k < m; k++)
-			sorted[k] = st->elu_recent[k];
-		qsort(sorted, m, sizeof(sorted[0]), cmp_double);
-		for (size_t q = 0; q < sizeof(summary_q) / sizeof(summary_q[0]); q++) {
-			snprintf(extra, sizeof(extra), "quantile=\"%g\"", summary_q[q]);
-			sample_double(b, "nodejs_eventloop_utilization_summary", refs[i].labels, extra,
-				      m ? sorted[(uint32_t)fmin(m - 1, floor(summary_q[q] * m))] : NAN);
-		}
-		sample_double(b, "nodejs_eventloop_utilization_summary_sum", refs[i].labels, NULL, st ? st->elu_sum : 0);
-		sample_u64(b, "nodejs_eventloop_utilization_summary_count", refs[i].labels, NULL, st ? st->elu_count : 0);
-	}
-	family(b, "nodejs_eventloop_utilization_histogram", "histogram",
-	       "Ratio of time the event loop is not idling in the event provider to the total time the event loop is running.");
-	for (size_t i = 0; i < n; i++) {
-		const struct ls_prom_loop_state *st = refs[i].st;
-		const char *lb = refs[i].labels;
-
-		if (!(refs[i].l->has & LS_HAS_DELAY))
-			continue;
-		for (int k = 0; k < LS_PROM_ELU_NBUCKETS; k++) {
-			ls_buf_printf(b, "nodejs_eventloop_utilization_histogram_bucket{%s%sle=\"%g\"} ", lb, *lb ? "," : "",
-				      ls_prom_elu_buckets[k]);
-			ls_buf_u64(b, st ? st->elu_bucket[k] : 0);
-			ls_buf_puts(b, "\n");
-		}
-		ls_buf_printf(b, "nodejs_eventloop_utilization_histogram_bucket{%s%sle=\"+Inf\"} ", lb, *lb ? "," : "");
-		ls_buf_u64(b, st ? st->elu_count : 0);
-		ls_buf_puts(b, "\n");
-		sample_double(b, "nodejs_eventloop_utilization_histogram_sum", lb, NULL, st ? st->elu_sum : 0);
-		sample_u64(b, "nodejs_eventloop_utilization_histogram_count", lb, NULL, st ? st->elu_count : 0);
-	}
-}
-
-void ls_prom_elu_observe(struct ls_prom_loop_state *st, double u, double interval_s)
-{
-	/* prom-client observes its 100 ms utilization once per elapsed 100 ms. */
-	long times = lround(interval_s / 0.1);
-
-	if (u < 0 || times <= 0)
-		return;
-	for (int k = 0; k < LS_PROM_ELU_NBUCKETS; k++)
-		if (u <= ls_prom_elu_buckets[k])
-			st->elu_bucket[k] += (uint64_t)times;
-	st->elu_count += (uint64_t)times;
-	st->elu_sum += u * (double)times;
-	st->elu_recent[st->elu_head] = u;
-	st->elu_head = (st->elu_head + 1) % LS_PROM_ELU_WINDOW;
-	if (st->elu_n < LS_PROM_ELU_WINDOW)
-		st->elu_n++;
 }
 
 /* ---------------------------------------------------------------- render */

@@ -26,10 +26,6 @@
 #include "http.h"
 #include "snapshot.h"
 
-/* prom-client's default ELU histogram buckets (nodejs_eventloop_utilization_histogram). */
-#define LS_PROM_ELU_NBUCKETS 13
-#define LS_PROM_ELU_WINDOW 60	/* 1 s utilization samples kept for the ELU summary */
-
 /* What the exporter tracks per loop between snapshots (owned by serve.c). */
 struct ls_prom_loop_state {
 	int32_t pid;
@@ -39,11 +35,6 @@ struct ls_prom_loop_state {
 	/* --compat prom-client */
 	struct ls_hist lag_window;		/* delay samples of the last 10-20 s */
 	int lag_window_valid;
-	uint64_t elu_bucket[LS_PROM_ELU_NBUCKETS];	/* cumulative observations per le */
-	uint64_t elu_count;
-	double elu_sum;
-	double elu_recent[LS_PROM_ELU_WINDOW];	/* ring of the last 1 s samples */
-	uint32_t elu_n, elu_head;
 };
 
 struct ls_prom_ctx {
@@ -71,12 +62,5 @@ void ls_prom_seconds(struct ls_buf *b, uint64_t ns);
 enum ls_prom_leset { LS_PROM_FINE, LS_PROM_COARSE };
 unsigned ls_prom_le_count(int set);
 uint64_t ls_prom_le_edge_ns(int set, unsigned i);
-
-/* prom-client's default ELU buckets. */
-extern const double ls_prom_elu_buckets[LS_PROM_ELU_NBUCKETS];
-
-/* Feed one utilization sample covering interval_s seconds into the ELU state the way
- * prom-client does (one observation per elapsed 100 ms). */
-void ls_prom_elu_observe(struct ls_prom_loop_state *st, double utilization, double interval_s);
 
 #endif /* LS_PROM_H */

@@ -234,9 +234,6 @@ static void update_states(struct serve *sv)
 				double db = (double)(busy - st->busy_eff), di = (double)(idle - st->idle_eff);
 				double u = db / (db + di);
 				st->p.utilization = u < 0 ? 0 : u > 1 ? 1 : u;
-				if (sv->compat)
-					ls_prom_elu_observe(&st->p, st->p.utilization,
-							    (double)(s->mono_ns - st->eff_ns) / 1e9);
 			}
 			st->busy_eff = busy;
 			st->idle_eff = idle;
