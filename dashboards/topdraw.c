@@ -269,13 +269,14 @@ static void draw_title(WINDOW *w, const struct top_model *m, const struct top_dr
 	const struct top_row *r = top_model_selected(m);
 	time_t t = time(NULL);
 	struct tm tm;
-	/* Left out first when narrow: refresh, source, loops, the clock, the detail's span. */
+	/* Left out first when narrow: refresh, source, loops, sort; the spans stay (the
+	 * clock only where 70 columns leave room for it). */
 	struct piece p[8] = {
 		{ " loopscope top", 10, ST_TITLE },
 		{ "", 4, ST_TITLE },
 		{ "", 3, ST_TITLE },
 		{ "", 1, ST_TITLE },
-		{ "", 6, ST_TITLE },
+		{ "", 9, ST_TITLE },
 		{ "", 8, ST_TITLE },
 		{ "", 9, ST_ALERT },
 		{ "", 5, ST_TITLE },
@@ -293,7 +294,7 @@ static void draw_title(WINDOW *w, const struct top_model *m, const struct top_dr
 	snprintf(p[5].text, sizeof(p[5].text), "  sort %s", top_sort_name(m->sort));
 	if (m->paused)
 		snprintf(p[6].text, sizeof(p[6].text), "  PAUSED");
-	if (a.cols >= 40 && localtime_r(&t, &tm) && strftime(p[7].text, sizeof(p[7].text), "  %H:%M:%S ", &tm))
+	if (a.cols >= 70 && localtime_r(&t, &tm) && strftime(p[7].text, sizeof(p[7].text), "  %H:%M:%S ", &tm))
 		clock_w = (int)strlen(p[7].text);
 	/* The clock sits at the right end when it fits; the rest goes left. */
 	x = draw_pieces(w, a.y, 0, a.cols - clock_w, p, 7);

@@ -242,8 +242,8 @@ static void test_60_columns(void **state)
 	for (int rows = 15; rows <= 24; rows += 9) {
 		draw_at(&m, rows, 60, 1, 0);
 		dump(rows);
-		/* Title: ends with the clock or "sort pid", whole. */
-		assert_true(strstr(screen[0], "sort pid") != NULL);
+		/* Title: the two spans on screen are named, and the line ends with a whole word. */
+		assert_true(strstr(screen[0], "rows last 1s, detail last 2s  sort pid") != NULL);
 		/* Header lines: STATE over the state, whole. */
 		head = find(rows, "PID COMM");
 		assert_true(head > 0);
