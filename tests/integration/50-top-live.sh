@@ -73,6 +73,16 @@ check "the stall episode is in the log with its phase and ~300 ms" \
 # 3. Keys: help overlay, sort, pause.
 tmux_keys h
 check "h opens the help overlay" wait_screen 3 "pause / resume"
+sleep 0.6	# a refresh or two over it
+check "the help box is clean: no bar or strip cell shows through" python3 -c '
+import sys
+lines = sys.stdin.read().split("\n")
+y = next(i for i, l in enumerate(lines) if "loopscope top: keys" in l)
+x = lines[y].index("loopscope top: keys") - 2
+bad = set("\u00b7\u2588\u258f\u258e\u258d\u258c\u258b\u258a\u2589\u2581\u2582\u2583\u2584\u2585\u2586\u2587")
+for l in lines[y - 1:y + 19]:
+    if bad & set(l[x:x + 52]):
+        print("# stray cell in the help box: %r" % l); sys.exit(1)' <<<"$(tmux_cap)"
 tmux_keys x
 check "any key closes it" wait_screen_not 3 "pause / resume"
 tmux_keys s
