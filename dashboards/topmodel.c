@@ -190,14 +190,18 @@ static void ring_push(struct top_row *r, const struct ls_loop_snapshot *l, uint6
 }
 
 /* The rolling window: from the oldest checkpoint (at first the window's start: attach,
- * or the snapshot r reset it at) to l. */
+ * or the snapshot r reset it at; the first snapshot when the attach time is unknown) to l. */
 static void window_update(struct top_row *r, const struct ls_loop_snapshot *l, uint64_t mono)
 {
 	uint32_t n = TOP_RECENT_STEPS + 1, newest;
 	uint64_t start;
 
-	if (!r->wring_len)
-		ring_push(r, r->base, r->window_start_ns);
+	if (!r->wring_len) {
+		if (r->window_start_ns)
+			ring_push(r, r->base, r->window_start_ns);
+		else	/* attach time unknown: the window starts at this snapshot */
+			ring_push(r, l, mono);
+	}
 	newest = (r->wring_head + r->wring_len - 1) % n;
 	if (mono >= r->wring_ns[newest] + TOP_RECENT_STEP_NS)
 		ring_push(r, l, mono);

@@ -560,6 +560,29 @@ static void test_recent_delay(void **state)
 	model_done(&m, &y);
 }
 
+/* A source that does not say when it attached (attached_ns 0): the window starts at the
+ * first snapshot instead of staying empty for two minutes. */
+static void test_window_without_attach_time(void **state)
+{
+	struct top_model m;
+	struct synth y;
+	const struct top_row *r;
+
+	model_init(&m, &y, 1);
+	y.snap.targets[0].attached_ns = 0;
+	run_loop(&y, 0, 100, 1 * MS, 10 * MS);
+	y.snap.mono_ns = T0 + 1 * S;
+	apply(&m, &y);
+	run_loop(&y, 0, 300, 1 * MS, 10 * MS);
+	y.snap.mono_ns = T0 + 4 * S;
+	apply(&m, &y);
+	r = top_model_selected(&m);
+	assert_true(r->window.interval_s > 2.99 && r->window.interval_s < 3.01);
+	assert_int_equal(r->window.iterations, 300);
+	assert_int_equal(r->window.phase[LS_PHASE_TIMERS].total_ns, 300 * MS);
+	model_done(&m, &y);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -575,6 +598,7 @@ int main(void)
 		cmocka_unit_test(test_reset_and_pause),
 		cmocka_unit_test(test_log_ring),
 		cmocka_unit_test(test_recent_delay),
+		cmocka_unit_test(test_window_without_attach_time),
 		cmocka_unit_test(test_rows_follow_targets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
