@@ -513,6 +513,9 @@ static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 
 	snprintf(out->tier, sizeof(out->tier), "usdt");
 	out->note[0] = '\0';
+	if (p->skel->bss->untracked_hits)
+		snprintf(out->note, sizeof(out->note), REFLOOP_NOTE_UNTRACKED " (%llu probe hits dropped)",
+			 (unsigned long long)p->skel->bss->untracked_hits);
 	loops = calloc(REFLOOP_MAX_LOOPS, sizeof(*loops));
 	if (!loops)
 		return -ENOMEM;
@@ -660,6 +663,8 @@ static uint64_t sum_loops(struct refloop_priv *p, size_t off)
 	return sum;
 }
 
+/* BPF program runs, those of loop threads without a slot included (they cost the
+ * target as much); those are reported on their own in the target's note. */
 static uint64_t refloop_probe_hits(struct ls_target *t)
 {
 	struct refloop_priv *p = t->priv;

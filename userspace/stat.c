@@ -11,6 +11,7 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "refloop.h"
 
 #define MAX_PIDS 64
 #define MIN_INTERVAL_S 0.1
@@ -409,6 +410,15 @@ int ls_cmd_stat(int argc, char **argv)
 		}
 		/* Lost episodes are counted in the kernel; say so, never drop them silently.
 		 * (Counts of a target that detached leave the sum: hence the >.) */
+		for (uint32_t i = 0; i < cur.ntargets; i++) {
+			const struct ls_target_snapshot *t = &cur.targets[i];
+			const char *was = i < prev.ntargets && prev.targets[i].pid == t->pid ? prev.targets[i].note : "";
+
+			/* Loops the kernel side had no room for: say so while it grows. */
+			if (!strncmp(t->note, REFLOOP_NOTE_UNTRACKED, strlen(REFLOOP_NOTE_UNTRACKED)) &&
+			    strcmp(t->note, was))
+				fprintf(stderr, "loopscope stat: pid %d: %s\n", (int)t->pid, t->note);
+		}
 		if (cur.self.ringbuf_drops > prev.self.ringbuf_drops)
 			fprintf(stderr, "loopscope stat: %lu episodes lost (ring buffer full); the counts in "
 				"the report still include them\n",
