@@ -606,6 +606,9 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 	sample_double(b, "loopscope_scrape_duration_seconds", "", NULL, ctx->last_scrape_s);
 	family(b, "loopscope_scrapes_total", "counter", "/metrics responses served before this body was rendered.");
 	sample_u64(b, "loopscope_scrapes_total", "", NULL, ctx->scrapes);
+	family(b, "loopscope_render_duration_seconds", "gauge",
+	       "Time the previous render of this exposition took, plus its gzip when one was asked for.");
+	sample_double(b, "loopscope_render_duration_seconds", "", NULL, ctx->last_render_s);
 	family(b, "loopscope_renders_total", "counter",
 	       "Times the exposition was rendered, this one included (one per snapshot; scrapes in between get the cached body).");
 	sample_u64(b, "loopscope_renders_total", "", NULL, ctx->renders);

@@ -46,6 +46,7 @@ struct ls_prom_ctx {
 	double last_scrape_s;			/* duration of the previous /metrics response */
 	uint64_t scrapes;			/* /metrics responses so far */
 	uint64_t renders;			/* renders so far, this one included */
+	double last_render_s;			/* the previous render + its gzip took */
 	/* An exited target's loop series stay this long after its exit (so its final
 	 * numbers reach a scrape), then only target_info and target_up 0 remain. */
 	uint64_t exited_loops_ns;

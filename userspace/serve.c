@@ -115,6 +115,7 @@ struct serve {
 	struct ls_buf body, gz;
 	int body_ok, gz_ok;
 	uint64_t renders;
+	double cur_render_s;		/* render + gzip time of the current body */
 	double last_scrape_s;
 	uint64_t scrapes;
 	uint64_t next_sample_ns, next_poll_ns;
@@ -510,6 +511,7 @@ static int render_metrics(struct serve *sv, const struct ls_snapshot *use, uint6
 	struct ls_snapshot view;
 	struct ls_http_stats hs;
 	struct ls_prom_ctx ctx = { 0 };
+	uint64_t r0 = ls_now_mono_ns();
 
 	sv->body_ok = sv->gz_ok = 0;
 	if (make_view(sv, use, &view))
@@ -522,6 +524,7 @@ static int render_metrics(struct serve *sv, const struct ls_snapshot *use, uint6
 	ctx.last_scrape_s = sv->last_scrape_s;
 	ctx.scrapes = sv->scrapes;
 	ctx.renders = ++sv->renders;
+	ctx.last_render_s = sv->cur_render_s;
 	ctx.exited_loops_ns = sv->keep_exited_ns < EXITED_LOOPS_NS ? sv->keep_exited_ns : EXITED_LOOPS_NS;
 	ctx.http = &hs;
 	/* The buffers are reused (regrowing 5 MB per render costs page faults); only an
@@ -537,6 +540,7 @@ static int render_metrics(struct serve *sv, const struct ls_snapshot *use, uint6
 	}
 	sv->body_gen = sv->gen;
 	sv->body_ok = 1;
+	sv->cur_render_s = (double)(ls_now_mono_ns() - r0) / 1e9;
 	return 0;
 }
 
@@ -562,12 +566,14 @@ static void handle_metrics(struct serve *sv, struct ls_http_conn *c, const struc
 		return;
 	}
 	if (req->accept_gzip && !sv->gz_ok && sv->body.len) {
+		uint64_t z0 = ls_now_mono_ns();
 		if (sv->gz.cap > (16u << 20))
 			ls_buf_free(&sv->gz);
 		ls_buf_reset(&sv->gz);
 		sv->gz_ok = ls_gzip(sv->body.p, sv->body.len, &sv->gz) == 0 && !sv->gz.oom;
 		if (!sv->gz_ok)
 			ls_buf_free(&sv->gz);
+		sv->cur_render_s += (double)(ls_now_mono_ns() - z0) / 1e9;
 	}
 	if (req->accept_gzip && sv->gz_ok)
 		ls_http_respond_encoded(c, 200, ctype, "Vary: Accept-Encoding\r\n", sv->gz.p, sv->gz.len, "gzip");
