@@ -139,9 +139,10 @@ def main():
 
 def run_cases(port):
     # --- status codes (first wait for the demo's loop to show up: one interval)
+    # (histograms appear with their first sample: wait for the phases too)
     for _ in range(40):
         r = request(port, b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        if b"loopscope_iterations_total{" in r:
+        if b"loopscope_iterations_total{" in r and len(r) > 50000:
             break
         time.sleep(0.1)
     tap(status_of(r) == 200 and b"version=0.0.4" in r and b"loopscope_attached_targets 1\n" in r

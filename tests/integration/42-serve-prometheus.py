@@ -8,8 +8,7 @@
   N  node allocating in a timer          (GC pauses, runtime="node")
 
 Asserted through Prometheus's HTTP API:
-  - histogram_quantile(0.99, ...) of A's delay over the run is within 15% of A's p99,
-    and inside the le bucket that holds the true p99 (the guarantee of the le set);
+  - histogram_quantile(0.99, ...) of A's delay over the run is within 15% of A's p99;
   - every PromQL expression of the Grafana dashboard (variables substituted) is valid
     and returns data, while the targets run;
   - every alert rule loads and is healthy, each expression is valid, and its left-hand
@@ -256,15 +255,9 @@ def main():
     tap(abs(p99 - want) <= 0.15 * want,
         "histogram_quantile(0.99) of A's delay %.6f s vs ground truth p99 %.6f s (%+.1f%%)"
         % (p99, want, 100 * (p99 - want) / want if want else 0))
-    # What the le set guarantees whatever the distribution: histogram_quantile() answers
-    # inside the bucket (lo, hi] that holds the true quantile (README: at most hi/lo - 1,
-    # 25% at worst with 4 le per octave); the 15% above is what this workload must meet.
-    edges = [(16 + 4 * j) << (e - 4) for e in range(14, 34) for j in range(4)] + [1 << 34]
-    les = [(x - 1) / 1e9 for x in edges]
-    lo = max([0.0] + [x for x in les if x < want])
-    hi = min([x for x in les if x >= want] + [float("inf")])
-    tap(lo <= p99 <= hi, "the estimate is in the le bucket of the truth (%.6f, %.6f] (bound %.0f%%)"
-        % (lo, hi, 100 * (hi / lo - 1) if lo else float("inf")))
+    # (The le set's own guarantee, "the estimate is in the bucket of loopscope's true
+    # p99", is not checked against the demo's ground truth: the two measure the spans
+    # from different points and can sit in neighbouring buckets near an edge.)
     st, res = query(pport, 'loopscope_eventloop_delay_seconds_count{pid="%d"}' % demo_a.pid)
     cnt = float(res[0]["value"][1]) if st == "success" and res else -1
     tap(abs(cnt - gt["delay"]["count"]) <= max(3, 0.02 * gt["delay"]["count"]),
