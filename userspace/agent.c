@@ -332,6 +332,24 @@ static int check_btf(char *err, size_t errlen)
 	return -ENOENT;
 }
 
+/* The process (Tgid) thread tid belongs to, from /proc/TID/status; -1 if unknown. */
+static pid_t thread_group_of(pid_t tid)
+{
+	char path[64], line[128];
+	pid_t tgid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
 int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 {
 	struct agent_target *at = NULL, **grown;
@@ -355,8 +373,16 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 	/* pidfd first: from here on a reused PID cannot be mistaken for this process. */
 	at->pidfd = pidfd_open_(pid);
 	if (at->pidfd < 0) {
+		pid_t tgid;
+
 		r = errno == ESRCH || errno == EINVAL ? -ESRCH : -errno;
-		if (r == -ESRCH)
+		/* ENOENT: pid names a thread, not a thread-group leader. */
+		if (r == -ENOENT && (tgid = thread_group_of(pid)) > 0 && tgid != pid)
+			snprintf(err, errlen, "%d is a thread of process %d; give the process id", (int)pid,
+				 (int)tgid);
+		else if (r == -ENOENT)
+			snprintf(err, errlen, "no such process: %d", (int)pid);
+		else if (r == -ESRCH)
 			snprintf(err, errlen, "no such process: %d", (int)pid);
 		else if (r == -EPERM)
 			snprintf(err, errlen, "not permitted to trace process %d: run loopscope as root", (int)pid);

@@ -287,7 +287,15 @@ int ls_cmd_stat(int argc, char **argv)
 				fprintf(stderr, "loopscope stat: at most %d -p options\n", MAX_PIDS);
 				return 2;
 			}
-			pids[npids++] = (pid_t)v;
+			/* -p X -p X: one target (attaching twice would only fail). */
+			{
+				int dup = 0;
+
+				for (int k = 0; k < npids; k++)
+					dup |= pids[k] == (pid_t)v;
+				if (!dup)
+					pids[npids++] = (pid_t)v;
+			}
 			break;
 		}
 		case 'i':

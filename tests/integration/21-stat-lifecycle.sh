@@ -226,5 +226,20 @@ check "two targets: the exited one stops being reported ($na lines), the other g
 	bash -c "[ $na -ge 1 ] && [ $na -le 4 ] && [ $nd -ge 7 ]"
 nothing_left "two targets"
 
+# ---- a thread id instead of the process id; the same -p twice
+bg "$LOOPDEMO" --work --duration 4; w=$BG_PID
+wait_exec $w
+wait_for 3 bash -c "[ \$(ls /proc/$w/task | wc -l) -gt 1 ]"
+tid=$(ls /proc/$w/task | grep -vx "$w" | head -1)
+"$LS" stat -p "$tid" -i 0.5 -d 0.5 >"$TMP/out" 2>"$TMP/e"; rc=$?
+check "thread id: exit 1 (rc $rc)" [ "$rc" = 1 ]
+check "thread id: says whose thread it is ($(head -c 200 "$TMP/e"))" \
+	grep -qx "loopscope stat: $tid is a thread of process $w; give the process id" "$TMP/e"
+"$LS" stat -p "$w" -p "$w" -i 0.5 -d 1 --json >"$TMP/out" 2>"$TMP/e"; rc=$?
+check "-p twice: exit 0, traced once (rc $rc: $(head -c 200 "$TMP/e"))" [ "$rc" = 0 ]
+check "-p twice: one line per interval, not two ($(grep -c . "$TMP/out") lines)" \
+	bash -c "[ \$(jq -r .pid '$TMP/out' | sort -u | wc -l) = 1 ] && [ \$(grep -c . '$TMP/out') -le 3 ]"
+nothing_left "thread id and -p twice"
+
 check "the demo target survived every attach and detach" kill -0 "$demo"
 done_testing
