@@ -57,10 +57,18 @@ print(diff if len(syms) == 3 else -1)
 PY
 }
 check "the probed functions are pristine before any attach" [ "$(patched "$spid")" = 0 ]
-"$LOOPSCOPE" stat -p "$spid" -d 1.5 -i 1.5 --json --probes phases >/dev/null 2>&1 &
-sleep 1
-attached=$(patched "$spid")
-wait $!
+# The ASan agent parses node's ~100 MB binary before it attaches, which can take a few
+# seconds on a loaded machine: look for the breakpoints until they appear (or 15 s).
+"$LOOPSCOPE" stat -p "$spid" -d 20 -i 20 --json --probes phases >/dev/null 2>&1 &
+statpid=$!
+attached=0
+for _ in $(seq 150); do
+	attached=$(patched "$spid")
+	[ "$attached" -gt 0 ] && break
+	sleep 0.1
+done
+kill -INT "$statpid" 2>/dev/null
+wait "$statpid"
 check "while attached (phases) the check sees our breakpoints ($attached bytes)" [ "$attached" -gt 0 ]
 
 fails=0
