@@ -6,7 +6,7 @@
 # pinned to CPU 1 and prints its iteration rate every 200 ms. The agent attaches in
 # the middle of the run (pinned to CPU 0), so the untraced and traced windows come
 # from the same process. Five runs, the median counts. Budget (issue 3): ~2 us per
-# iteration; the test fails above 2.5 us.
+# iteration; the test fails above 2.2 us (measured here: 1.7-1.8 us).
 source "$(dirname "$0")/../lib.sh"
 need_root
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -67,6 +67,6 @@ done
 median=$(printf '%s\n' "${runs[@]}" | sort -k3 -n | sed -n 3p)
 read -r untraced traced added <<<"$median"
 echo "# median of 5: untraced $untraced ns/iteration, traced $traced ns/iteration, added $added ns"
-check "default probe set adds $added ns per iteration (budget ~2000, fail above 2500)" \
-	awk -v a="$added" 'BEGIN { exit !(a > 0 && a <= 2500) }'
+check "default probe set adds $added ns per iteration (budget ~2000, fail above 2200)" \
+	awk -v a="$added" 'BEGIN { exit !(a > 0 && a <= 2200) }'
 done_testing
