@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "agent.h"
@@ -501,4 +502,51 @@ void ls_agent_free(struct ls_agent *ag)
 	if (ag->epfd >= 0)
 		close(ag->epfd);
 	free(ag);
+}
+
+static int cmp_loop_tid(const void *a, const void *b)
+{
+	const struct ls_loop_snapshot *x = a, *y = b;
+
+	return x->tid < y->tid ? -1 : x->tid > y->tid;
+}
+
+int ls_collect_loops(int map_fd, void *scratch, uint32_t max, ls_loop_fill_fn fill, void *ctx,
+		     struct ls_target_snapshot *out)
+{
+	struct ls_loop_snapshot *loops;
+	uint32_t key, next, n = 0;
+	int r;
+
+	loops = calloc(max, sizeof(*loops));
+	if (!loops)
+		return -ENOMEM;
+	r = bpf_map_get_next_key(map_fd, NULL, &next);
+	while (r == 0 && n < max) {
+		key = next;
+		if (bpf_map_lookup_elem(map_fd, &key, scratch) == 0) {
+			const char *prev_name = NULL;
+
+			for (uint32_t i = 0; out->loops && i < out->nloops && !prev_name; i++)
+				if (out->loops[i].tid == key)
+					prev_name = out->loops[i].name;
+			fill(ctx, key, scratch, prev_name, &loops[n++]);
+		}
+		r = bpf_map_get_next_key(map_fd, &key, &next);
+	}
+	qsort(loops, n, sizeof(*loops), cmp_loop_tid);
+	if (n < max) {
+		/* A loop snapshot is ~90 KB: keep only what is used. */
+		struct ls_loop_snapshot *fit = n ? realloc(loops, n * sizeof(*loops)) : NULL;
+
+		if (fit || !n) {
+			if (!n)
+				free(loops);
+			loops = fit;
+		}
+	}
+	free(out->loops);
+	out->loops = loops;
+	out->nloops = n;
+	return 0;
 }

@@ -85,6 +85,15 @@ int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid);
 struct ls_source *ls_agent_source(struct ls_agent *ag);
 void ls_agent_free(struct ls_agent *ag);	/* detaches everything */
 
+/* For backends: walk a BPF hash map of per-loop values keyed by loop thread id, calling
+ * fill() for each value (read into scratch, at most max loops) into a fresh array sorted
+ * by tid that replaces out->loops. prev_name is the name the loop had in the previous
+ * collect (a thread that exited keeps its last name), or NULL. 0 or -ENOMEM. */
+typedef void (*ls_loop_fill_fn)(void *ctx, uint32_t tid, const void *val, const char *prev_name,
+				struct ls_loop_snapshot *o);
+int ls_collect_loops(int map_fd, void *scratch, uint32_t max, ls_loop_fill_fn fill, void *ctx,
+		     struct ls_target_snapshot *out);
+
 /* Discovery (target.c): fill *ti for pid; 0 or -errno with a one-line err. */
 int ls_target_identify(pid_t pid, struct ls_target_info *ti, char *err, size_t errlen);
 

@@ -800,49 +800,31 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 	o->live_phase_since_ns = pl->phases ? v->last_b_ns : 0;
 }
 
-static int cmp_loop(const void *a, const void *b)
-{
-	const struct ls_loop_snapshot *x = a, *y = b;
+struct node_fill_ctx {
+	struct node_priv *p;
+	uint64_t now;
+};
 
-	return x->tid < y->tid ? -1 : x->tid > y->tid;
+static void node_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
+		      struct ls_loop_snapshot *o)
+{
+	struct node_fill_ctx *c = ctx;
+
+	fill_loop(c->p, tid, val, prev_name, c->now, o);
+	add_sampler(c->p, tid);	/* worker_threads start later; best effort */
 }
 
 static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
 {
 	struct node_priv *p = t->priv;
-	struct ls_loop_snapshot *loops;
-	uint32_t key, next, n = 0;
-	uint64_t now = ls_now_mono_ns();
-	int fd, r;
+	struct node_fill_ctx c = { .p = p, .now = ls_now_mono_ns() };
 
 	if (!p)
 		return -EINVAL;
 	out->runtime = p->plan.runtime;
 	snprintf(out->tier, sizeof(out->tier), "%s", p->plan.tier);
 	snprintf(out->note, sizeof(out->note), "%s", p->plan.note);
-	loops = calloc(NU_MAX_LOOPS, sizeof(*loops));
-	if (!loops)
-		return -ENOMEM;
-	fd = bpf_map__fd(p->skel->maps.loops);
-	r = bpf_map_get_next_key(fd, NULL, &next);
-	while (r == 0 && n < NU_MAX_LOOPS) {
-		key = next;
-		if (bpf_map_lookup_elem(fd, &key, p->val) == 0) {
-			const char *prev_name = NULL;
-
-			for (uint32_t i = 0; i < out->nloops && !prev_name; i++)
-				if (out->loops && out->loops[i].tid == key)
-					prev_name = out->loops[i].name;
-			fill_loop(p, key, p->val, prev_name, now, &loops[n++]);
-			add_sampler(p, key);	/* worker_threads start later; best effort */
-		}
-		r = bpf_map_get_next_key(fd, &key, &next);
-	}
-	qsort(loops, n, sizeof(*loops), cmp_loop);
-	free(out->loops);
-	out->loops = loops;
-	out->nloops = n;
-	return 0;
+	return ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, NU_MAX_LOOPS, node_fill, &c, out);
 }
 
 static int node_episode_fd(struct ls_target *t)

@@ -497,57 +497,23 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 	}
 }
 
-static int cmp_loop(const void *a, const void *b)
+static void refloop_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
+			 struct ls_loop_snapshot *o)
 {
-	const struct ls_loop_snapshot *x = a, *y = b;
-
-	return x->tid < y->tid ? -1 : x->tid > y->tid;
+	fill_loop(ctx, tid, val, prev_name, o);
 }
 
 static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 {
 	struct refloop_priv *p = t->priv;
-	struct ls_loop_snapshot *loops;
-	uint32_t key, next, n = 0;
-	int fd, r;
 
 	snprintf(out->tier, sizeof(out->tier), "usdt");
 	out->note[0] = '\0';
 	if (p->skel->bss->untracked_hits)
 		snprintf(out->note, sizeof(out->note), REFLOOP_NOTE_UNTRACKED " (%llu probe hits dropped)",
 			 (unsigned long long)p->skel->bss->untracked_hits);
-	loops = calloc(REFLOOP_MAX_LOOPS, sizeof(*loops));
-	if (!loops)
-		return -ENOMEM;
-	fd = bpf_map__fd(p->skel->maps.loops);
-	r = bpf_map_get_next_key(fd, NULL, &next);
-	while (r == 0 && n < REFLOOP_MAX_LOOPS) {
-		key = next;
-		if (bpf_map_lookup_elem(fd, &key, p->val) == 0) {
-			const char *prev_name = NULL;
-
-			for (uint32_t i = 0; i < out->nloops && !prev_name; i++)
-				if (out->loops[i].tid == key)
-					prev_name = out->loops[i].name;
-			fill_loop(p, key, p->val, prev_name, &loops[n++]);
-		}
-		r = bpf_map_get_next_key(fd, &key, &next);
-	}
-	qsort(loops, n, sizeof(*loops), cmp_loop);
-	if (n < REFLOOP_MAX_LOOPS) {
-		/* A loop snapshot is ~90 KB: keep only what is used. */
-		struct ls_loop_snapshot *fit = n ? realloc(loops, n * sizeof(*loops)) : NULL;
-
-		if (fit || !n) {
-			if (!n)
-				free(loops);
-			loops = fit;
-		}
-	}
-	free(out->loops);
-	out->loops = loops;
-	out->nloops = n;
-	return 0;
+	return ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, REFLOOP_MAX_LOOPS, refloop_fill, p,
+				out);
 }
 
 static int refloop_episode_fd(struct ls_target *t)
