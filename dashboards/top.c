@@ -219,8 +219,10 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:c:i:t:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'p':
-			if (parse_ms(optarg, 1, 0x7fffffff, &v)) {
+		case 'p': {
+			pid_t p;
+
+			if (ls_parse_pid(optarg, &p)) {
 				fprintf(stderr, "loopscope top: bad PID '%s'\n", optarg);
 				return 2;
 			}
@@ -228,8 +230,9 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 				fprintf(stderr, "loopscope top: at most %d PIDs\n", TOP_MAX_PIDS);
 				return 2;
 			}
-			cfg->pids[cfg->npids++] = (pid_t)v;
+			cfg->pids[cfg->npids++] = p;
 			break;
+		}
 		case 'c':
 			cfg->connect = optarg;
 			break;
@@ -263,7 +266,7 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 			cfg->color = 0;
 			break;
 		case OPT_PROBES:
-			if (strcmp(optarg, "light") && strcmp(optarg, "phases")) {
+			if (!ls_probe_tier_valid(optarg)) {
 				fprintf(stderr, "loopscope top: --probes takes 'light' or 'phases', not '%s'\n", optarg);
 				return 2;
 			}

@@ -85,6 +85,12 @@ int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid);
 struct ls_source *ls_agent_source(struct ls_agent *ag);
 void ls_agent_free(struct ls_agent *ag);	/* detaches everything */
 
+/* Command-line helpers shared by stat, serve and top (common.c); each command keeps its
+ * own message. ls_parse_pid: a positive decimal process id, 0 or -EINVAL.
+ * ls_probe_tier_valid: 1 for the Node/libuv tiers "light" and "phases", else 0. */
+int ls_parse_pid(const char *arg, pid_t *out);
+int ls_probe_tier_valid(const char *tier);
+
 /* For backends: walk a BPF hash map of per-loop values keyed by loop thread id, calling
  * fill() for each value (read into scratch, at most max loops) into a fresh array sorted
  * by tid that replaces out->loops. prev_name is the name the loop had in the previous

@@ -163,7 +163,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 
 	memset(pl, 0, sizeof(*pl));
 	tier = tier_or_default(tier);
-	if (strcmp(tier, "light") && strcmp(tier, "phases")) {
+	if (!ls_probe_tier_valid(tier)) {
 		snprintf(err, errlen, "unknown probe tier '%s': use --probes light or --probes phases", tier);
 		return -EINVAL;
 	}

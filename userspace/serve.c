@@ -790,11 +790,9 @@ int ls_cmd_serve(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "p:e:l:i:t:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p': {
-			char *end;
-			long p;
-			errno = 0;
-			p = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || p <= 0 || p > 0x3fffffff) {
+			pid_t p;
+
+			if (ls_parse_pid(optarg, &p)) {
 				fprintf(stderr, "loopscope serve: bad PID '%s': give a positive process id\n", optarg);
 				return 2;
 			}
@@ -802,7 +800,7 @@ int ls_cmd_serve(int argc, char **argv)
 				fprintf(stderr, "loopscope serve: at most %d -p options; use --exe for more\n", MAX_PIDS);
 				return 2;
 			}
-			pids[npids++] = (pid_t)p;
+			pids[npids++] = p;
 			break;
 		}
 		case 'e':
@@ -844,7 +842,7 @@ int ls_cmd_serve(int argc, char **argv)
 			aopts.stall_threshold_ns = (uint64_t)(v * 1e6);
 			break;
 		case 'P':
-			if (strcmp(optarg, "light") && strcmp(optarg, "phases")) {
+			if (!ls_probe_tier_valid(optarg)) {
 				fprintf(stderr, "loopscope serve: unknown probe tier '%s': give light or phases\n", optarg);
 				return 2;
 			}

@@ -274,12 +274,9 @@ int ls_cmd_stat(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "p:i:d:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p': {
-			char *end;
-			long v;
+			pid_t v;
 
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v <= 0 || v > 0x3fffffff) {
+			if (ls_parse_pid(optarg, &v)) {
 				fprintf(stderr, "loopscope stat: bad PID '%s': give a positive process id\n", optarg);
 				return 2;
 			}
@@ -292,9 +289,9 @@ int ls_cmd_stat(int argc, char **argv)
 				int dup = 0;
 
 				for (int k = 0; k < npids; k++)
-					dup |= pids[k] == (pid_t)v;
+					dup |= pids[k] == v;
 				if (!dup)
-					pids[npids++] = (pid_t)v;
+					pids[npids++] = v;
 			}
 			break;
 		}
@@ -323,7 +320,7 @@ int ls_cmd_stat(int argc, char **argv)
 			}
 			break;
 		case 'P':
-			if (strcmp(optarg, "light") && strcmp(optarg, "phases")) {
+			if (!ls_probe_tier_valid(optarg)) {
 				fprintf(stderr, "loopscope stat: unknown probe tier '%s': give light or phases\n",
 					optarg);
 				return 2;
