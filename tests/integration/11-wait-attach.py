@@ -13,18 +13,10 @@ import sys
 import tempfile
 import time
 
-BUILD = os.environ.get("LS_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import BUILD, check, done  # noqa: E402
+
 DEMO = os.path.join(BUILD, "asan", "loopdemo")
-n = 0
-failed = 0
-
-
-def check(desc, cond):
-    global n, failed
-    n += 1
-    if not cond:
-        failed += 1
-    print(("ok" if cond else "not ok"), n, "-", desc, flush=True)
 
 
 def semaphore_vaddr(path, probe):
@@ -88,8 +80,7 @@ def main():
         for f in os.listdir(tmp):
             os.unlink(os.path.join(tmp, f))
         os.rmdir(tmp)
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return done()
 
 
 if __name__ == "__main__":

@@ -18,20 +18,10 @@ import sys
 import tempfile
 import time
 
-BUILD = os.environ.get("LS_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
-LOOPSCOPE = os.environ.get("LOOPSCOPE") or os.path.join(BUILD, "asan", "loopscope")
-LOOPDEMO = os.environ.get("LOOPDEMO") or os.path.join(BUILD, "loopdemo")
-
-n = 0
-failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
 
 
-def tap(ok, desc):
-    global n, failed
-    n += 1
-    if not ok:
-        failed += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, desc), flush=True)
 
 
 def run(name, demo_args, duration, attach_after, stat_args, gt_path):
@@ -145,8 +135,7 @@ def main():
         live_case("live-accounted", ["--block", "1500", "--every", "300"], 4, 0.8, tmp, True, 1.5)
         # ... and untraced until the attach (the loop's untraced iteration copy).
         live_case("live-untraced", ["--block", "1500", "--every", "300"], 4, 0.8, tmp, False, 1.5)
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return done()
 
 
 if __name__ == "__main__":

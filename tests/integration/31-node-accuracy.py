@@ -18,25 +18,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import BUILD, LOOPSCOPE, check, skip, done  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODEDIR = os.path.join(HERE, "..", "node")
-BUILD = os.environ.get("LS_BUILD", os.path.join(HERE, "..", "..", "build"))
-LOOPSCOPE = os.environ.get("LOOPSCOPE", os.path.join(BUILD, "asan", "loopscope"))
-N = 0
-FAILED = 0
-
-
-def check(desc, cond):
-    global N, FAILED
-    N += 1
-    if not cond:
-        FAILED += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (N, desc), flush=True)
-
-
-def skip(reason):
-    print("SKIP " + reason)
-    sys.exit(77)
 
 
 def interp(recs, t, key):
@@ -178,8 +164,7 @@ def main():
         for tier in ("light", "phases"):
             accuracy(tier, tmp)
         gc_total(tmp)
-    print("1..%d" % N)
-    sys.exit(1 if FAILED else 0)
+    sys.exit(done())
 
 
 main()

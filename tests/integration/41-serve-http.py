@@ -21,20 +21,10 @@ import tempfile
 import threading
 import time
 
-BUILD = os.environ.get("LS_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
-LOOPSCOPE = os.environ.get("LOOPSCOPE") or os.path.join(BUILD, "asan", "loopscope")
-LOOPDEMO = os.environ.get("LOOPDEMO") or os.path.join(BUILD, "loopdemo")
-
-n = 0
-failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
 
 
-def tap(ok, desc):
-    global n, failed
-    n += 1
-    if not ok:
-        failed += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, desc), flush=True)
 
 
 def start_serve(args):
@@ -133,8 +123,7 @@ def main():
         demo.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     tap(rc == 0, "serve exits 0 on SIGTERM with nothing leaked (rc %s; stderr tail %r)" % (rc, err[-5:]))
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return done()
 
 
 def run_cases(port):

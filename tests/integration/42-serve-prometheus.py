@@ -28,11 +28,11 @@ import time
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
-BUILD = os.environ.get("LS_BUILD") or os.path.join(ROOT, "build")
-LOOPSCOPE = os.environ.get("LOOPSCOPE") or os.path.join(BUILD, "asan", "loopscope")
-LOOPDEMO = os.environ.get("LOOPDEMO") or os.path.join(BUILD, "loopdemo")
 DASHBOARD = os.path.join(ROOT, "dashboards", "grafana", "loopscope.json")
 RULES = os.path.abspath(os.path.join(ROOT, "dashboards", "prometheus", "loopscope-alerts.yml"))
 PROMETHEUS = "/usr/bin/prometheus"
@@ -48,17 +48,7 @@ const t = setInterval(() => {
 }, 20);
 """
 
-n = 0
-failed = 0
 procs = []
-
-
-def tap(ok, desc):
-    global n, failed
-    n += 1
-    if not ok:
-        failed += 1
-    print(("ok %d - %s" if ok else "not ok %d - %s") % (n, desc), flush=True)
 
 
 def spawn(args, **kw):
@@ -289,8 +279,7 @@ def main():
     except subprocess.TimeoutExpired:
         rc = "timeout"
     tap(rc == 0, "serve exits 0 on SIGTERM (rc %s, stderr %r)" % (rc, err[-3:]))
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return done()
 
 
 def cleanup():
