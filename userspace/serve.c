@@ -800,7 +800,15 @@ int ls_cmd_serve(int argc, char **argv)
 				fprintf(stderr, "loopscope serve: at most %d -p options; use --exe for more\n", MAX_PIDS);
 				return 2;
 			}
-			pids[npids++] = p;
+			/* -p X -p X: one target, as in stat (attaching twice would only fail). */
+			{
+				int dup = 0;
+
+				for (int k = 0; k < npids; k++)
+					dup |= pids[k] == p;
+				if (!dup)
+					pids[npids++] = p;
+			}
 			break;
 		}
 		case 'e':

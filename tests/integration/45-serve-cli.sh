@@ -54,6 +54,16 @@ wait "$SERVE"
 rc=$?
 check "SIGINT ends serve with exit 0 (rc $rc)" [ "$rc" = 0 ]
 
+# -p X -p X is one target, as in stat.
+bg "$LOOPSCOPE" serve -p "$DEMO" -p "$DEMO" --listen 127.0.0.1:0 2>"$TMP/serve2.err"
+SERVE=$BG_PID
+wait_for 20 grep -q 'listening on' "$TMP/serve2.err"
+PORT2=$(grep -o '127\.0\.0\.1:[0-9]*' "$TMP/serve2.err" | head -1 | cut -d: -f2)
+check "serve -p X -p X attaches once ($(head -c 120 "$TMP/serve2.err" | tr '\n' ' '))" sh -c \
+	"curl -sf http://127.0.0.1:$PORT2/healthz | grep -q '^ok 1 attached'"
+kill -TERM "$SERVE"
+wait "$SERVE"
+
 # IPv6 loopback, asked for explicitly.
 bg "$LOOPSCOPE" serve -p "$DEMO" --listen '[::1]:0' 2>"$TMP/serve6.err"
 SERVE=$BG_PID
