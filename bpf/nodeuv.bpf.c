@@ -322,6 +322,20 @@ int nu_exit_epoll_wait(struct trace_event_raw_sys_exit *ctx)
 	return epoll_exit(ctx->ret);
 }
 
+/* The same two events from uprobes inside uv__io_poll, where the plan found them
+ * (attached instead of the tracepoints: a syscall tracepoint puts every syscall of
+ * every process on the host on the kernel's slow path while it is attached, which
+ * under load costs more than these two hits per poll). Cookie 0: the call of
+ * epoll_pwait/epoll_wait, timeout in the 4th argument register; 1: the first
+ * instruction after it, %rax still holding the result. */
+SEC("uprobe")
+int nu_epoll(struct pt_regs *ctx)
+{
+	if (bpf_get_attach_cookie(ctx) == 0)
+		return epoll_enter((int)PT_REGS_PARM4(ctx));
+	return epoll_exit((int)PT_REGS_RC(ctx));
+}
+
 /* At uv__run_timers (loop->time was refreshed just before): if the heap minimum is
  * due, it fires in this pass, and now - its due time is how late it runs. The due
  * time is in whole ms of the loop clock, so the result is quantized to ~1 ms. */

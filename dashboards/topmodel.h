@@ -52,7 +52,7 @@ struct top_row {
 	uint32_t target_state;		/* enum ls_target_state */
 	uint32_t has;			/* LS_HAS_* */
 	char tier[16];
-	char note[200];
+	char note[320];
 	uint64_t attached_ns, exited_ns;
 	int present;			/* in the latest snapshot */
 

@@ -42,6 +42,11 @@ int lu_elf_file_offset(const struct lu_elf *e, uint64_t vaddr, uint64_t *off);
 /* Copy len bytes of the file image at vaddr. */
 int lu_elf_read(const struct lu_elf *e, uint64_t vaddr, void *buf, size_t len);
 
+/* GOT slots of functions the ELF imports (R_X86_64_JUMP_SLOT / GLOB_DAT relocations
+ * naming undefined .dynsym symbols): slots[k] for names[k], 0 when not imported.
+ * Returns how many were found. */
+int lu_elf_import_slots(const struct lu_elf *e, const char *const *names, size_t n, uint64_t *slots);
+
 /* libuv version as UV_VERSION_HEX ((major << 16) | (minor << 8) | patch), decoded
  * from the `mov $imm, %eax` that uv_version() returns. */
 int lu_version(const struct lu_elf *e, const struct lu_sym *uv_version, uint32_t *hex);
@@ -95,6 +100,16 @@ struct lu_uv_callees {
  * (comma-separated names, "" when complete). */
 int lu_uv_run_sites(const struct lu_elf *e, const struct lu_sym *uv_run, const struct lu_uv_callees *c,
 		    struct lu_site *out, size_t max, char *missing, size_t missinglen);
+/* The calls of an imported function inside fn (here: epoll_wait/epoll_pwait in
+ * uv__io_poll), each as two sites: the direct call of the function's PLT stub (cookie
+ * 0) and the first emulated instruction on the straight-line path after it (cookie
+ * 1), where %rax still holds the call's return value (nothing in between writes it)
+ * and no branch from elsewhere lands in between. slots: the GOT slots the stubs jump
+ * through (lu_elf_import_slots). Returns the number of sites (2 per call, <= max), or
+ * -ENOENT when there is no such call or one call has no exit site (then none is
+ * used: a call that is not seen would leave the loop's state wrong). */
+int lu_import_call_sites(const struct lu_elf *e, const struct lu_sym *fn, const uint64_t *slots, size_t nslots,
+			 struct lu_site *out, size_t max);
 /* The first emulated instruction at a function's entry (past endbr64), before any
  * branch; -ENOENT if there is none. */
 int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out);

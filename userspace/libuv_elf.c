@@ -194,6 +194,52 @@ int lu_elf_lookup(struct lu_elf *e, const struct lu_want *want, size_t n)
 	return found;
 }
 
+int lu_elf_import_slots(const struct lu_elf *e, const char *const *names, size_t n, uint64_t *slots)
+{
+	Elf_Scn *scn = NULL;
+	int found = 0;
+
+	memset(slots, 0, n * sizeof(*slots));
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *data, *symdata;
+		Elf_Scn *symscn;
+		GElf_Shdr symsh;
+		size_t count;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || !sh.sh_entsize)
+			continue;
+		symscn = elf_getscn(e->elf, sh.sh_link);
+		if (!symscn || !gelf_getshdr(symscn, &symsh) || symsh.sh_type != SHT_DYNSYM)
+			continue;
+		data = elf_getdata(scn, NULL);
+		symdata = elf_getdata(symscn, NULL);
+		if (!data || !symdata)
+			continue;
+		count = sh.sh_size / sh.sh_entsize;
+		for (size_t i = 0; i < count; i++) {
+			GElf_Rela r;
+			GElf_Sym sym;
+			const char *name;
+			uint32_t type;
+
+			if (!gelf_getrela(data, (int)i, &r))
+				continue;
+			type = (uint32_t)GELF_R_TYPE(r.r_info);
+			if ((type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) ||
+			    !gelf_getsym(symdata, (int)GELF_R_SYM(r.r_info), &sym) || sym.st_shndx != SHN_UNDEF)
+				continue;
+			name = elf_strptr(e->elf, symsh.sh_link, sym.st_name);
+			for (size_t k = 0; name && k < n; k++)
+				if (!slots[k] && !strcmp(names[k], name)) {
+					slots[k] = r.r_offset;
+					found++;
+				}
+		}
+	}
+	return found;
+}
+
 int lu_version(const struct lu_elf *e, const struct lu_sym *uv_version, uint32_t *hex)
 {
 	uint8_t code[16];

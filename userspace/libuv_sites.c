@@ -247,6 +247,87 @@ cleanup:
 	return err;
 }
 
+/* The GOT slot a PLT stub at addr jumps through (endbr64, then jmp/bnd jmp through
+ * [rip + disp]), or 0 if addr is not such a stub. */
+static uint64_t plt_slot(const struct lu_elf *e, csh cs, uint64_t addr)
+{
+	uint8_t code[16];
+	cs_insn *in = NULL;
+	uint64_t slot = 0;
+	size_t n;
+
+	if (lu_elf_read(e, addr, code, sizeof(code)))
+		return 0;
+	n = cs_disasm(cs, code, sizeof(code), addr, 2, &in);
+	for (size_t i = 0; i < n; i++) {
+		const cs_x86 *x = &in[i].detail->x86;
+
+		if (in[i].id == X86_INS_ENDBR64)
+			continue;
+		if (in[i].id == X86_INS_JMP && x->op_count == 1 && x->operands[0].type == X86_OP_MEM &&
+		    x->operands[0].mem.base == X86_REG_RIP && x->operands[0].mem.index == X86_REG_INVALID)
+			slot = in[i].address + in[i].size + (uint64_t)x->operands[0].mem.disp;
+		break;
+	}
+	if (n)
+		cs_free(in, n);
+	return slot;
+}
+
+/* 1 if an instruction in [from, to) of fc writes %rax (or a part of it). */
+static int writes_rax(csh cs, const struct fn_code *fc, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++) {
+		cs_regs rd, wr;
+		uint8_t nrd = 0, nwr = 0;
+
+		if (cs_regs_access(cs, &fc->insn[i], rd, &nrd, wr, &nwr) != CS_ERR_OK)
+			return 1;
+		for (uint8_t k = 0; k < nwr; k++)
+			if (wr[k] == X86_REG_RAX || wr[k] == X86_REG_EAX || wr[k] == X86_REG_AX ||
+			    wr[k] == X86_REG_AL || wr[k] == X86_REG_AH)
+				return 1;
+	}
+	return 0;
+}
+
+int lu_import_call_sites(const struct lu_elf *e, const struct lu_sym *fn, const uint64_t *slots, size_t nslots,
+			 struct lu_site *out, size_t max)
+{
+	csh cs = 0;
+	struct fn_code fc;
+	size_t n = 0;
+	int err = decode(e, fn, &cs, &fc);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < fc.n; i++) {
+		const cs_insn *in = &fc.insn[i], *a;
+		uint64_t t = in->id == X86_INS_CALL ? direct_target(in) : 0, slot;
+		int ours = 0;
+
+		if (!t || (t >= fc.start && t < fc.end))
+			continue;
+		slot = plt_slot(e, cs, t);
+		for (size_t k = 0; slot && k < nslots; k++)
+			ours |= slots[k] == slot;
+		if (!ours)
+			continue;
+		/* no branch from anywhere but the call itself may land before the exit site */
+		a = after_call(cs, &fc, i, in->address + in->size);
+		if (!a || writes_rax(cs, &fc, i + 1, (size_t)(a - fc.insn)) || n + 2 > max) {
+			err = !a || n + 2 <= max ? -ENOENT : -E2BIG;
+			goto cleanup;
+		}
+		fill_site(&out[n++], in, 0);
+		fill_site(&out[n++], a, 1);
+	}
+	err = n ? (int)n : -ENOENT;
+cleanup:
+	release(&cs, &fc);
+	return err;
+}
+
 int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out)
 {
 	csh cs = 0;

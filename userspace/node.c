@@ -38,6 +38,7 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 
 #define MAX_BSITES 24
 #define MAX_RET_SITES 16
+#define MAX_EPSITES 8
 #define SAMPLE_HZ 99
 #define DEFAULT_STALL_NS 100000000ull
 
@@ -70,6 +71,9 @@ struct node_plan {
 	int have_off;
 	int off_guessed;		/* no version: the layout must pass lu_loop_check() */
 	struct lu_offsets off;
+	int have_epoll;			/* epoll by uprobes in uv__io_poll, not tracepoints */
+	int nep;
+	struct lu_site epsites[MAX_EPSITES];	/* call (cookie 0), after it (1), ... */
 	int have_timers;
 	struct lu_site timers;		/* entry of uv__run_timers (light tier) */
 	int phases;			/* uv_run boundaries in use */
@@ -79,7 +83,7 @@ struct node_plan {
 	int ngc_sites;
 	struct lu_site gc_sites[MAX_RET_SITES + 1];	/* returns (cookie 1), then the entry (0) */
 	char tier[16];
-	char note[200];
+	char note[320];
 };
 
 struct perf_slot {
@@ -88,7 +92,7 @@ struct perf_slot {
 	struct bpf_link *link;
 };
 
-#define MAX_LINKS (8 + MAX_BSITES + MAX_RET_SITES)
+#define MAX_LINKS (8 + MAX_BSITES + MAX_RET_SITES + MAX_EPSITES)
 #define MAX_MULTI 4
 
 struct node_priv {
@@ -151,6 +155,29 @@ static const char *tier_or_default(const char *tier)
 	return tier && *tier ? tier : LS_NODE_DEFAULT_TIER;
 }
 
+/* Where uv__io_poll calls epoll_pwait/epoll_wait: two emulated uprobes per call
+ * instead of the syscall tracepoints. A tracepoint costs the loop less per poll, but
+ * while one is attached every syscall of every process on the host goes through the
+ * kernel's syscall-work path (NOTES.md section 1; on a loopback HTTP benchmark that was
+ * most of the light tier's cost). LOOPSCOPE_EPOLL_TRACEPOINTS=1 keeps the tracepoints
+ * (and keeps that path testable). */
+static void find_epoll_sites(const struct lu_elf *e, struct node_plan *pl)
+{
+	static const char *const imports[] = { "epoll_pwait", "epoll_wait", "epoll_pwait2" };
+	const char *force = getenv("LOOPSCOPE_EPOLL_TRACEPOINTS");
+	uint64_t slots[3];
+	int r;
+
+	if ((force && *force && strcmp(force, "0")) || !pl->sym[S_IO_POLL].addr ||
+	    lu_elf_import_slots(e, imports, 3, slots) <= 0)
+		return;
+	r = lu_import_call_sites(e, &pl->sym[S_IO_POLL], slots, 3, pl->epsites, MAX_EPSITES);
+	if (r > 0) {
+		pl->nep = r;
+		pl->have_epoll = 1;
+	}
+}
+
 /* Everything decided from the target's ELF before anything is loaded. */
 static int make_plan(const struct ls_target_info *ti, const char *tier, struct node_plan *pl, char *err,
 		     size_t errlen)
@@ -210,6 +237,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 
 	if (pl->sym[S_RUN_TIMERS].addr && pl->have_off && !lu_entry_site(e, &pl->sym[S_RUN_TIMERS], &pl->timers))
 		pl->have_timers = 1;
+	find_epoll_sites(e, pl);
 
 	if (!strcmp(tier, "phases")) {
 		callees = (struct lu_uv_callees){
@@ -250,6 +278,9 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	for (int i = 0; i < pl->ngc_sites; i++)
 		if (lu_elf_file_offset(e, pl->gc_sites[i].vaddr, &pl->gc_sites[i].file_off))
 			pl->have_gc = 0;
+	for (int i = 0; i < pl->nep; i++)
+		if (lu_elf_file_offset(e, pl->epsites[i].vaddr, &pl->epsites[i].file_off))
+			pl->have_epoll = 0;
 
 	snprintf(pl->tier, sizeof(pl->tier), "%s", pl->phases ? "phases" : "light");
 	if (pl->runtime == LS_RT_NODE) {
@@ -270,6 +301,9 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 					 : "no cheap uprobe site at uv__run_timers");
 		note_add(pl, buf);
 	}
+	/* last: the notes above say what is missing, this one what it costs */
+	if (!pl->have_epoll)
+		note_add(pl, "epoll by syscall tracepoints (host-wide syscall slow path)");
 	r = 0;
 cleanup:
 	lu_elf_close(e);
@@ -292,6 +326,11 @@ int ls_node_plan(const struct ls_target_info *ti, const char *tier, FILE *out, c
 	fprintf(out, "runtime %s libuv %u.%u.%u tier %s bias %#llx offsets %s\n", ls_runtime_name(pl->runtime),
 		pl->version >> 16, (pl->version >> 8) & 0xff, pl->version & 0xff, pl->tier,
 		(unsigned long long)pl->bias, pl->have_off ? pl->off.source : "none");
+	for (int i = 0; i < pl->nep; i++)
+		fprintf(out, "epoll %s uv__io_poll+%#llx %s\n", pl->epsites[i].cookie ? "exit" : "enter",
+			(unsigned long long)(pl->epsites[i].vaddr - pl->sym[S_IO_POLL].addr), pl->epsites[i].insn);
+	if (!pl->have_epoll)
+		fprintf(out, "epoll tracepoints\n");
 	if (pl->have_timers)
 		fprintf(out, "timers uv__run_timers+%#llx %s\n",
 			(unsigned long long)(pl->timers.vaddr - pl->sym[S_RUN_TIMERS].addr), pl->timers.insn);
@@ -479,6 +518,9 @@ static int uprobe_sets(struct node_priv *p, struct uprobe_set *out)
 	/* GC first: returns never miss a pause whose entry was seen */
 	if (pl->have_gc)
 		out[n++] = (struct uprobe_set){ p->skel->progs.nu_gc, pl->gc_sites, pl->ngc_sites, "GC" };
+	/* epoll before the sites whose programs assume its state is live */
+	if (pl->have_epoll)
+		out[n++] = (struct uprobe_set){ p->skel->progs.nu_epoll, pl->epsites, pl->nep, "uv__io_poll epoll call" };
 	if (pl->phases)
 		out[n++] = (struct uprobe_set){ p->skel->progs.nu_boundary, pl->bsites, pl->nb, "uv_run boundary" };
 	else if (pl->have_timers)
@@ -536,7 +578,7 @@ static int add_sampler(struct node_priv *p, uint32_t tid)
 static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 {
 	const struct node_plan *pl = &p->plan;
-	struct uprobe_set sets[3];
+	struct uprobe_set sets[4];
 	int n, r;
 
 	p->skel = nodeuv__open();
@@ -564,9 +606,14 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 	bpf_program__set_autoload(p->skel->progs.nu_gc, pl->have_gc);
 	/* libuv >= 1.45 polls with epoll_pwait only; 1.44 uses epoll_wait unless it
 	 * blocks signals. Fewer tracepoints, faster detach. */
-	if (pl->version >= 0x012d00) {
+	bpf_program__set_autoload(p->skel->progs.nu_epoll, pl->have_epoll);
+	if (pl->version >= 0x012d00 || pl->have_epoll) {
 		bpf_program__set_autoload(p->skel->progs.nu_enter_epoll_wait, false);
 		bpf_program__set_autoload(p->skel->progs.nu_exit_epoll_wait, false);
+	}
+	if (pl->have_epoll) {
+		bpf_program__set_autoload(p->skel->progs.nu_enter_epoll_pwait, false);
+		bpf_program__set_autoload(p->skel->progs.nu_exit_epoll_pwait, false);
 	}
 	n = uprobe_sets(p, sets);
 	for (int i = 0; multi && i < n; i++)
@@ -628,7 +675,7 @@ static void release_probes(struct node_priv *p)
  * means the kernel refused the first uprobe_multi link (retry without). */
 static int load_and_attach(struct node_priv *p, int multi, char *err, size_t errlen)
 {
-	struct uprobe_set sets[3];
+	struct uprobe_set sets[4];
 	int r, n;
 
 	r = load_skel(p, multi, err, errlen);

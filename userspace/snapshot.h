@@ -102,7 +102,7 @@ struct ls_target_snapshot {
 	uint32_t runtime;		/* enum ls_runtime */
 	uint32_t state;			/* enum ls_target_state */
 	char tier[16];			/* probe tier in use: "usdt", "light", "phases" */
-	char note[200];			/* what is unavailable and why, or "" */
+	char note[320];			/* what is unavailable and why, or "" */
 	uint64_t attached_ns;		/* mono time the probes went live */
 	uint64_t exited_ns;		/* mono time it exited, or 0 */
 	uint32_t nloops;

@@ -226,6 +226,21 @@ static void test_node_plan(void **state)
 	assert_non_null(strstr(text, "tier " LS_NODE_DEFAULT_TIER));
 	assert_non_null(strstr(text, "timers uv__run_timers+"));
 	assert_null(strstr(text, "boundary "));
+	/* epoll by the two uprobes around uv__io_poll's call, not tracepoints */
+	assert_non_null(strstr(text, "epoll enter uv__io_poll+"));
+	assert_non_null(strstr(text, "epoll exit uv__io_poll+"));
+	assert_null(strstr(text, "epoll tracepoints"));
+	free(text);
+
+	/* LOOPSCOPE_EPOLL_TRACEPOINTS=1: the tracepoints, and the note saying what they cost */
+	setenv("LOOPSCOPE_EPOLL_TRACEPOINTS", "1", 1);
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(ls_node_plan(&ti, NULL, f, err, sizeof(err)), 0);
+	fclose(f);
+	unsetenv("LOOPSCOPE_EPOLL_TRACEPOINTS");
+	assert_non_null(strstr(text, "epoll tracepoints"));
+	assert_null(strstr(text, "epoll enter"));
 	free(text);
 
 	f = open_memstream(&text, &len);
