@@ -514,16 +514,26 @@ static int cmp_loop_tid(const void *a, const void *b)
 int ls_collect_loops(int map_fd, void *scratch, uint32_t max, ls_loop_fill_fn fill, void *ctx,
 		     struct ls_target_snapshot *out)
 {
-	struct ls_loop_snapshot *loops;
-	uint32_t key, next, n = 0;
+	struct ls_loop_snapshot *loops = NULL;
+	uint32_t key, next, n = 0, cap = 0;
 	int r;
 
-	loops = calloc(max, sizeof(*loops));
-	if (!loops)
-		return -ENOMEM;
+	/* A loop snapshot is ~90 KB and fill() writes all of it: grow as loops are
+	 * found (most targets have one) instead of zeroing room for max. */
 	r = bpf_map_get_next_key(map_fd, NULL, &next);
 	while (r == 0 && n < max) {
 		key = next;
+		if (n == cap) {
+			uint32_t c = cap ? cap * 2 : (out->nloops ? out->nloops : 1);
+			struct ls_loop_snapshot *more = realloc(loops, (c < max ? c : max) * sizeof(*loops));
+
+			if (!more) {
+				free(loops);
+				return -ENOMEM;
+			}
+			loops = more;
+			cap = c < max ? c : max;
+		}
 		if (bpf_map_lookup_elem(map_fd, &key, scratch) == 0) {
 			const char *prev_name = NULL;
 
@@ -534,16 +544,11 @@ int ls_collect_loops(int map_fd, void *scratch, uint32_t max, ls_loop_fill_fn fi
 		}
 		r = bpf_map_get_next_key(map_fd, &key, &next);
 	}
-	qsort(loops, n, sizeof(*loops), cmp_loop_tid);
-	if (n < max) {
-		/* A loop snapshot is ~90 KB: keep only what is used. */
-		struct ls_loop_snapshot *fit = n ? realloc(loops, n * sizeof(*loops)) : NULL;
-
-		if (fit || !n) {
-			if (!n)
-				free(loops);
-			loops = fit;
-		}
+	if (n)
+		qsort(loops, n, sizeof(*loops), cmp_loop_tid);
+	if (!n) {
+		free(loops);
+		loops = NULL;
 	}
 	free(out->loops);
 	out->loops = loops;

@@ -64,8 +64,14 @@ struct refloop_priv {
 	unsigned nlive;
 	/* Thread names seen while the threads lived: a loop thread that ends before the
 	 * next snapshot keeps its name. */
-	struct { uint32_t tid; char name[16]; } names[REFLOOP_MAX_LOOPS];
+	/* (and the address of each one's record, refreshed by every collect) */
+	struct { uint32_t tid; char name[16]; uint64_t record; } names[REFLOOP_MAX_LOOPS];
 	unsigned nnames;
+	/* probe_hits and drops summed over the loops by the latest collect (which has
+	 * read every value anyway): the agent asks right after it, and a second and third
+	 * pass over ~70 KB values per loop was most of an idle exporter's CPU. */
+	uint64_t sum_hits, sum_drops;
+	int sums_valid;
 };
 
 static int seed_from_registry(struct refloop_priv *p, const struct ls_target_info *ti);
@@ -500,20 +506,31 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 static void refloop_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
 			 struct ls_loop_snapshot *o)
 {
-	fill_loop(ctx, tid, val, prev_name, o);
+	struct refloop_priv *p = ctx;
+	const struct refloop_loop *v = val;
+
+	fill_loop(p, tid, v, prev_name, o);
+	for (unsigned i = 0; i < p->nnames; i++)
+		if (p->names[i].tid == tid)
+			p->names[i].record = v->record;
+	p->sum_hits += v->probe_hits;
+	p->sum_drops += v->drops;
 }
 
 static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 {
 	struct refloop_priv *p = t->priv;
+	int r;
 
 	snprintf(out->tier, sizeof(out->tier), "usdt");
 	out->note[0] = '\0';
 	if (p->skel->bss->untracked_hits)
 		snprintf(out->note, sizeof(out->note), REFLOOP_NOTE_UNTRACKED " (%llu probe hits dropped)",
 			 (unsigned long long)p->skel->bss->untracked_hits);
-	return ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, REFLOOP_MAX_LOOPS, refloop_fill, p,
-				out);
+	p->sum_hits = p->sum_drops = 0;
+	r = ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, REFLOOP_MAX_LOOPS, refloop_fill, p, out);
+	p->sums_valid = r == 0;
+	return r;
 }
 
 static int refloop_episode_fd(struct ls_target *t)
@@ -543,18 +560,24 @@ static void announce(struct refloop_priv *p, uint32_t tid, uint32_t kind, uint32
 }
 
 /* Remember a loop thread's name the first time it is seen (O(loops), at most 16). */
-static void learn_name(struct refloop_priv *p, uint32_t tid)
+/* tid's slot in names (learnt now if new), or NULL. */
+static unsigned learn_name(struct refloop_priv *p, uint32_t tid)
 {
 	for (unsigned i = 0; i < p->nnames; i++)
 		if (p->names[i].tid == tid)
-			return;
+			return i;
 	if (p->nnames == REFLOOP_MAX_LOOPS)
-		return;
-	if (thread_comm(p->pid, tid, p->names[p->nnames].name, sizeof(p->names[0].name)) == 0)
-		p->names[p->nnames++].tid = tid;
+		return REFLOOP_MAX_LOOPS;
+	if (thread_comm(p->pid, tid, p->names[p->nnames].name, sizeof(p->names[0].name)))
+		return REFLOOP_MAX_LOOPS;
+	p->names[p->nnames].record = 0;
+	p->names[p->nnames].tid = tid;
+	return p->nnames++;
 }
 
-/* Stalls and starvation still in progress, from each loop's live record. */
+/* Stalls and starvation still in progress, from each loop's live record. Runs every
+ * agent poll for every target: the loop's map value (~70 KB) is read only when the
+ * record shows a phase running longer than the threshold (its poll state decides). */
 static void check_live(struct refloop_priv *p)
 {
 	int fd = bpf_map__fd(p->skel->maps.loops);
@@ -565,34 +588,55 @@ static void check_live(struct refloop_priv *p)
 	r = bpf_map_get_next_key(fd, NULL, &next);
 	while (r == 0) {
 		struct lsl_probe_record rec;
+		const struct refloop_loop *v = NULL;
+		unsigned slot;
+		uint64_t record, s;
 
 		key = next;
-		learn_name(p, key);
-		if (bpf_map_lookup_elem(fd, &key, p->val) == 0 && read_record(p->pid, p->val->record, &rec) == 0) {
-			const struct refloop_loop *v = p->val;
-			uint64_t s = rec.live_phase_since_ns;
+		r = bpf_map_get_next_key(fd, &key, &next);
+		slot = learn_name(p, key);
+		record = slot < REFLOOP_MAX_LOOPS ? p->names[slot].record : 0;
+		if (!record) {
+			if (bpf_map_lookup_elem(fd, &key, p->val))
+				continue;
+			v = p->val;
+			record = v->record;
+			if (slot < REFLOOP_MAX_LOOPS)
+				p->names[slot].record = record;
+		}
+		if (read_record(p->pid, record, &rec))
+			continue;
+		s = rec.live_phase_since_ns;
+		if (!v && ((rec.live_phase < LS_NPHASES && s && now > s && now - s > p->threshold_ns) ||
+			   (rec.live_drain != LSL_DRAIN_NONE && rec.live_drain_since_ns &&
+			    now > rec.live_drain_since_ns && now - rec.live_drain_since_ns > p->threshold_ns))) {
+			/* a candidate: the value says whether it is the poll wait, and that
+			 * the cached record is still this thread's */
+			if (bpf_map_lookup_elem(fd, &key, p->val))
+				continue;
+			v = p->val;
+			if (v->record != record) {
+				if (slot < REFLOOP_MAX_LOOPS)
+					p->names[slot].record = v->record;
+				continue;	/* a new loop on this thread: next poll */
+			}
+		}
+		/* Before the first poll entry a poll phase cannot be told from its wait. */
+		if (v && rec.live_phase < LS_NPHASES && s && !(rec.live_phase == LS_PHASE_POLL && !v->poll_start_ns)) {
 			int polling = v->poll_start_ns > v->poll_end_ns;
 
-			/* Before the first poll entry a poll phase cannot be told from its wait. */
-			if (rec.live_phase < LS_NPHASES && s &&
-			    !(rec.live_phase == LS_PHASE_POLL && !v->poll_start_ns)) {
-				/* The poll wait is idle, not a stall: only its callbacks count. */
-				if (rec.live_phase == LS_PHASE_POLL && v->poll_end_ns > s)
-					s = v->poll_end_ns;
-				if (!(rec.live_phase == LS_PHASE_POLL && polling) && now > s &&
-				    now - s > p->threshold_ns)
-					announce(p, key, LS_EP_STALL, rec.live_phase, s, 0);
-			}
-			s = rec.live_drain_since_ns;
-			if ((rec.live_drain == LSL_DRAIN_TICKS || rec.live_drain == LSL_DRAIN_MICROTASKS) && s &&
-			    now > s && now - s > p->threshold_ns)
-				announce(p, key,
-					 rec.live_drain == LSL_DRAIN_TICKS ? LS_EP_TICK_STARVATION
-									   : LS_EP_MICROTASK_STARVATION,
-					 rec.live_phase < LS_NPHASES ? rec.live_phase : LS_PHASE_NONE, s,
-					 rec.live_drain_callbacks);
+			/* The poll wait is idle, not a stall: only its callbacks count. */
+			if (rec.live_phase == LS_PHASE_POLL && v->poll_end_ns > s)
+				s = v->poll_end_ns;
+			if (!(rec.live_phase == LS_PHASE_POLL && polling) && now > s && now - s > p->threshold_ns)
+				announce(p, key, LS_EP_STALL, rec.live_phase, s, 0);
 		}
-		r = bpf_map_get_next_key(fd, &key, &next);
+		s = rec.live_drain_since_ns;
+		if ((rec.live_drain == LSL_DRAIN_TICKS || rec.live_drain == LSL_DRAIN_MICROTASKS) && s && now > s &&
+		    now - s > p->threshold_ns)
+			announce(p, key,
+				 rec.live_drain == LSL_DRAIN_TICKS ? LS_EP_TICK_STARVATION : LS_EP_MICROTASK_STARVATION,
+				 rec.live_phase < LS_NPHASES ? rec.live_phase : LS_PHASE_NONE, s, rec.live_drain_callbacks);
 	}
 }
 
@@ -635,12 +679,15 @@ static uint64_t refloop_probe_hits(struct ls_target *t)
 {
 	struct refloop_priv *p = t->priv;
 
-	return sum_loops(p, offsetof(struct refloop_loop, probe_hits)) + p->skel->bss->untracked_hits;
+	return (p->sums_valid ? p->sum_hits : sum_loops(p, offsetof(struct refloop_loop, probe_hits))) +
+	       p->skel->bss->untracked_hits;
 }
 
 static uint64_t refloop_drops(struct ls_target *t)
 {
-	return sum_loops(t->priv, offsetof(struct refloop_loop, drops));
+	struct refloop_priv *p = t->priv;
+
+	return p->sums_valid ? p->sum_drops : sum_loops(p, offsetof(struct refloop_loop, drops));
 }
 
 const struct ls_backend_ops ls_backend_refloop = {
