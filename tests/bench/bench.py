@@ -333,11 +333,11 @@ class Env:
 class Agent:
     """One `loopscope stat` (or serve) run in the background, pinned to the helper CPU."""
 
-    def __init__(self, env, args, logname):
+    def __init__(self, env, args, logname, extra_env=None):
         self.env = env
         self.log = os.path.join(env.build, "bench", "logs", logname)
         self.t0 = time.monotonic()
-        self.p = start([env.loopscope] + args, cpu=CPU_HELPER, log=self.log)
+        self.p = start([env.loopscope] + args, cpu=CPU_HELPER, log=self.log, env=extra_env)
         self.attach_s = None
 
     def output(self):
@@ -721,12 +721,14 @@ def section_http(env, cfg, rep):
                     ["configuration", "req/s", "p99 ms", "req/s vs no agent", "p99 vs no agent",
                      "server CPU us/req", "CPU/req vs no agent", "loop iterations/req", "note"],
                     f"`tests/bench/node/server.js` on 127.0.0.1 pinned to CPU 0; `wrk -t1 -c{cfg.conns} "
-                    f"-d{cfg.http_s}s --latency` pinned to CPU 1. Configurations run interleaved, "
+                    f"-d{cfg.http_s}s --latency` pinned to CPU 1, after {cfg.http_warm_s} s of unrecorded load. Configurations run interleaved, "
                     f"{cfg.http_reps} rounds (clinic: {cfg.clinic_reps}, which spawns its own server, is compared with "
                     "the no-agent run of its round too); absolute figures are medians per configuration, the "
                     "\"vs no agent\" columns medians of per-round ratios (paired). loopscope's "
                     "tiers attach to the same server process as the no-agent runs (`loopscope stat -p PID -i 60 "
-                    "--probes TIER`, attached before wrk starts, detached after); prom-client "
+                    "--probes TIER`, attached before wrk starts, detached after; \"light (tracepoints)\" is light with "
+                    "`LOOPSCOPE_EPOLL_TRACEPOINTS=1`: epoll timed by the syscall tracepoints instead of its two "
+                    "uprobes in uv__io_poll); prom-client "
                     "(`collectDefaultMetrics()`, scraped once a second from CPU 1) runs in its own server "
                     "process with the same code; `clinic doctor --collect-only` spawns its own server. Server CPU "
                     "per request: the server's CPU time (schedstat, all threads, BPF probe time included) "
@@ -758,7 +760,10 @@ def section_http(env, cfg, rep):
         # stat exists without Node tiers: see whether it attaches to Node at all.
         tiers, tier_err = ["default"], None
 
-    configs = ["no agent"] + [f"loopscope {t}" for t in tiers] + (["prom-client"] if prom_srv else []) \
+    # light with the epoll syscall tracepoints instead of its uprobes: what the choice saves
+    configs = ["no agent"] + [f"loopscope {t}" for t in tiers] \
+        + (["loopscope light (tracepoints)"] if "light" in tiers else []) \
+        + (["prom-client"] if prom_srv else []) \
         + (["clinic doctor"] if not clinic_err else [])
     res = {c: [] for c in configs}
     failed = {}
@@ -766,10 +771,11 @@ def section_http(env, cfg, rep):
     clinic_dir = os.path.join(cfg.out, "clinic")
     os.makedirs(clinic_dir, exist_ok=True)
 
-    # warm-up (JIT) for both servers, not recorded
-    run(["wrk", "-t1", f"-c{cfg.conns}", "-d1s", f"http://127.0.0.1:{port}/"], 20, cpu=CPU_HELPER)
+    # warm-up, not recorded: req/s keeps rising for ~10 s of load (JIT, heap sizing)
+    wu = f"-d{cfg.http_warm_s}s"
+    run(["wrk", "-t1", f"-c{cfg.conns}", wu, f"http://127.0.0.1:{port}/"], 40, cpu=CPU_HELPER)
     if prom_srv:
-        run(["wrk", "-t1", f"-c{cfg.conns}", "-d1s", f"http://127.0.0.1:{prom_port}/"], 20, cpu=CPU_HELPER)
+        run(["wrk", "-t1", f"-c{cfg.conns}", wu, f"http://127.0.0.1:{prom_port}/"], 40, cpu=CPU_HELPER)
 
     for r in range(cfg.http_reps):
         # rotate the order each round so no configuration always follows the same one
@@ -782,9 +788,11 @@ def section_http(env, cfg, rep):
                 rc, out = run(wrk_cmd(cfg, port), cfg.http_s + 20, cpu=CPU_HELPER)
             elif c.startswith("loopscope "):
                 t = c.split()[1]
+                tp = c.endswith("(tracepoints)")
                 extra = [] if t == "default" else ["--probes", t]
                 ag = Agent(env, ["stat", "-p", str(srv.pid), "-i", "60", "--json"] + extra,
-                           f"http-{t}-{r}.log")
+                           f"http-{t}{'-tp' if tp else ''}-{r}.log",
+                           extra_env={"LOOPSCOPE_EPOLL_TRACEPOINTS": "1"} if tp else None)
                 err = ag.wait_attached()
                 if err:
                     failed[c] = err
@@ -1553,7 +1561,8 @@ def main():
     cfg.measure = 0.6 if q else 1.0
     cfg.conns = 32
     cfg.http_s = 1 if q else 2
-    cfg.http_reps = 1 if q else 7
+    cfg.http_reps = 1 if q else 12
+    cfg.http_warm_s = 1 if q else 10
     cfg.clinic_reps = 1 if q else 2
     cfg.agent_s = 2.0 if q else 5.0
     cfg.attach_runs = 3 if q else 7
