@@ -525,14 +525,16 @@ int ls_collect_loops(int map_fd, void *scratch, uint32_t max, ls_loop_fill_fn fi
 		key = next;
 		if (n == cap) {
 			uint32_t c = cap ? cap * 2 : (out->nloops ? out->nloops : 1);
-			struct ls_loop_snapshot *more = realloc(loops, (c < max ? c : max) * sizeof(*loops));
+			struct ls_loop_snapshot *more;
 
+			c = c < max ? c : max;
+			more = realloc(loops, c * sizeof(*loops));
 			if (!more) {
 				free(loops);
 				return -ENOMEM;
 			}
 			loops = more;
-			cap = c < max ? c : max;
+			cap = c;
 		}
 		if (bpf_map_lookup_elem(map_fd, &key, scratch) == 0) {
 			const char *prev_name = NULL;
@@ -544,9 +546,9 @@ int ls_collect_loops(int map_fd, void *scratch, uint32_t max, ls_loop_fill_fn fi
 		}
 		r = bpf_map_get_next_key(map_fd, &key, &next);
 	}
-	if (n)
+	if (n) {
 		qsort(loops, n, sizeof(*loops), cmp_loop_tid);
-	if (!n) {
+	} else {
 		free(loops);
 		loops = NULL;
 	}

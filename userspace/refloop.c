@@ -63,8 +63,8 @@ struct refloop_priv {
 	struct live_ep live[MAX_LIVE];
 	unsigned nlive;
 	/* Thread names seen while the threads lived: a loop thread that ends before the
-	 * next snapshot keeps its name. */
-	/* (and the address of each one's record, refreshed by every collect) */
+	 * next snapshot keeps its name. With each, its record's address (refreshed by
+	 * every collect, checked before an announcement). */
 	struct { uint32_t tid; char name[16]; uint64_t record; } names[REFLOOP_MAX_LOOPS];
 	unsigned nnames;
 	/* probe_hits and drops summed over the loops by the latest collect (which has
@@ -423,6 +423,15 @@ static void fill_drain(struct ls_drain_stats *d, const struct refloop_drain *s)
 
 /* prev_name: what the thread was called at the last collect (NULL if new), kept
  * when the thread is gone (the final collect after an exit). */
+/* tid's slot in names, or REFLOOP_MAX_LOOPS if it has none. */
+static unsigned name_slot(const struct refloop_priv *p, uint32_t tid)
+{
+	for (unsigned i = 0; i < p->nnames; i++)
+		if (p->names[i].tid == tid)
+			return i;
+	return REFLOOP_MAX_LOOPS;
+}
+
 static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop_loop *v,
 		      const char *prev_name, struct ls_loop_snapshot *o)
 {
@@ -434,11 +443,9 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 	o->tid = tid;
 	alive = thread_comm(p->pid, tid, o->name, sizeof(o->name)) == 0;
 	if (!alive) {
-		const char *cached = NULL;
+		unsigned slot = name_slot(p, tid);
+		const char *cached = slot < REFLOOP_MAX_LOOPS ? p->names[slot].name : NULL;
 
-		for (unsigned i = 0; i < p->nnames && !cached; i++)
-			if (p->names[i].tid == tid)
-				cached = p->names[i].name;
 		if (!cached)
 			cached = prev_name;
 		if (cached)
@@ -508,11 +515,11 @@ static void refloop_fill(void *ctx, uint32_t tid, const void *val, const char *p
 {
 	struct refloop_priv *p = ctx;
 	const struct refloop_loop *v = val;
+	unsigned slot = name_slot(p, tid);
 
 	fill_loop(p, tid, v, prev_name, o);
-	for (unsigned i = 0; i < p->nnames; i++)
-		if (p->names[i].tid == tid)
-			p->names[i].record = v->record;
+	if (slot < REFLOOP_MAX_LOOPS)
+		p->names[slot].record = v->record;
 	p->sum_hits += v->probe_hits;
 	p->sum_drops += v->drops;
 }
@@ -559,15 +566,14 @@ static void announce(struct refloop_priv *p, uint32_t tid, uint32_t kind, uint32
 		p->fn(&ep, p->fn_arg);
 }
 
-/* Remember a loop thread's name the first time it is seen (O(loops), at most 16). */
-/* tid's slot in names (learnt now if new), or NULL. */
+/* Remember a loop thread's name the first time it is seen (O(loops), at most 16).
+ * Returns its slot in names, or REFLOOP_MAX_LOOPS when it has none. */
 static unsigned learn_name(struct refloop_priv *p, uint32_t tid)
 {
-	for (unsigned i = 0; i < p->nnames; i++)
-		if (p->names[i].tid == tid)
-			return i;
-	if (p->nnames == REFLOOP_MAX_LOOPS)
-		return REFLOOP_MAX_LOOPS;
+	unsigned slot = name_slot(p, tid);
+
+	if (slot < REFLOOP_MAX_LOOPS || p->nnames == REFLOOP_MAX_LOOPS)
+		return slot;
 	if (thread_comm(p->pid, tid, p->names[p->nnames].name, sizeof(p->names[0].name)))
 		return REFLOOP_MAX_LOOPS;
 	p->names[p->nnames].record = 0;
