@@ -11,27 +11,29 @@
 
 #include "prom.h"
 
-#define FINE_LO_LOG2 14	/* fine set: first edge 2^14 ns (16.4 us) */
-#define COARSE_LO_LOG2 12	/* coarse set: first edge 2^12 ns (4.1 us) */
-#define LE_HI_LOG2 34	/* last edge (both): 2^34 ns (17.2 s) */
-#define FINE_PER_OCTAVE 4
-#define COARSE_PER_OCTAVE 2
-#define NFINE ((LE_HI_LOG2 - FINE_LO_LOG2) * FINE_PER_OCTAVE + 1)
-#define NCOARSE ((LE_HI_LOG2 - COARSE_LO_LOG2) * COARSE_PER_OCTAVE + 1)
-#define NLE_MAX (NFINE > NCOARSE ? NFINE : NCOARSE)
+#define LE_HI_LOG2 34	/* last edge of every set: 2^34 ns (17.2 s) */
+#define NLE_MAX ((LE_HI_LOG2 - 14) * 4 + 1)	/* the largest set, the fine one */
+
+/* First edge 2^lo ns, then per_octave edges per power of two up to 2^LE_HI_LOG2. */
+static const struct {
+	unsigned lo_log2, per_octave;
+} set_def[LS_PROM_NSETS] = {
+	[LS_PROM_FINE] = { 14, 4 },	/* delay: 16.4 us .. 17.2 s, steps <= 25% */
+	[LS_PROM_COARSE] = { 12, 2 },	/* 4.1 us .. 17.2 s, steps of 50% and 33% */
+	[LS_PROM_OCTAVE] = { 12, 1 },	/* 4.1 us .. 17.2 s, doubling */
+};
 
 unsigned ls_prom_le_count(int set)
 {
-	return set == LS_PROM_FINE ? NFINE : NCOARSE;
+	return (LE_HI_LOG2 - set_def[set].lo_log2) * set_def[set].per_octave + 1;
 }
 
 /* Edges are bucket lower bounds of bpf/hist.h: (16 + sub) << (e - 4) for the
  * sub-buckets picked by the set, so every le falls exactly between two buckets. */
 uint64_t ls_prom_le_edge_ns(int set, unsigned i)
 {
-	unsigned per = set == LS_PROM_FINE ? FINE_PER_OCTAVE : COARSE_PER_OCTAVE;
-	unsigned lo = set == LS_PROM_FINE ? FINE_LO_LOG2 : COARSE_LO_LOG2;
-	unsigned e = lo + i / per, sub = (i % per) * (LS_HIST_SUB / per);
+	unsigned per = set_def[set].per_octave;
+	unsigned e = set_def[set].lo_log2 + i / per, sub = (i % per) * (LS_HIST_SUB / per);
 
 	return (uint64_t)(LS_HIST_SUB + sub) << (e - LS_HIST_SUB_BITS);
 }
@@ -42,7 +44,7 @@ static struct leset {
 	uint32_t idx[NLE_MAX];
 	char text[NLE_MAX][24];
 	uint8_t len[NLE_MAX];
-} lesets[2];
+} lesets[LS_PROM_NSETS];
 
 static void leset_init(void)
 {
@@ -50,7 +52,7 @@ static void leset_init(void)
 
 	if (done)
 		return;
-	for (int s = 0; s < 2; s++) {
+	for (int s = 0; s < LS_PROM_NSETS; s++) {
 		struct leset *ls = &lesets[s];
 		ls->n = ls_prom_le_count(s);
 		for (unsigned i = 0; i < ls->n; i++) {
@@ -188,6 +190,20 @@ static void sample_double(struct ls_buf *b, const char *name, const char *labels
 	ls_buf_puts(b, "\n");
 }
 
+/* Decimal v at w; returns the end. */
+static char *put_u64(char *w, uint64_t v)
+{
+	char tmp[20];
+	int i = (int)sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	memcpy(w, tmp + i, sizeof(tmp) - (size_t)i);
+	return w + sizeof(tmp) - i;
+}
+
 /* The _bucket/_sum/_count series of one histogram. _count is the sum of the buckets,
  * not h->count: a torn read of a live map can leave them a sample apart, and the
  * format requires +Inf == _count. A histogram with no sample is left out (a phase
@@ -199,7 +215,7 @@ static void histogram(struct ls_buf *b, const char *name, const char *labels, co
 	const struct leset *ls = &lesets[set];
 	uint64_t cum = 0;
 	uint32_t k = 0;
-	char pre[1024], sfx[128];
+	char pre[1024], sfx[128], *w;
 	int np, any = 0;
 
 	for (uint32_t i = 0; i < LS_HIST_BUCKETS && !any; i++)
@@ -215,23 +231,32 @@ static void histogram(struct ls_buf *b, const char *name, const char *labels, co
 		b->oom = 1;	/* labels are bounded (comm 16 bytes): cannot happen */
 		return;
 	}
-	for (unsigned i = 0; i < ls->n; i++) {
-		for (; k < ls->idx[i]; k++)
+	/* One reservation for every bucket line, then plain stores: this loop writes
+	 * most of the exposition. A line is the prefix, the le text (< 24), '"} ', a
+	 * u64 (<= 20 digits) and '\n'. */
+	if (ls_buf_reserve(b, (ls->n + 1) * ((size_t)np + 24 + 3 + 20 + 1)))
+		return;
+	w = b->p + b->len;
+	for (unsigned i = 0; i <= ls->n; i++) {
+		uint32_t upto = i < ls->n ? ls->idx[i] : LS_HIST_BUCKETS;
+		for (; k < upto; k++)
 			cum += h->bucket[k];
-		if (ls_buf_reserve(b, (size_t)np + sizeof(ls->text[i]) + 24))
-			return;
-		ls_buf_append(b, pre, (size_t)np);
-		ls_buf_append(b, ls->text[i], ls->len[i]);
-		ls_buf_append(b, "\"} ", 3);
-		ls_buf_u64(b, cum);
-		ls_buf_append(b, "\n", 1);
+		memcpy(w, pre, (size_t)np);
+		w += np;
+		if (i < ls->n) {
+			memcpy(w, ls->text[i], ls->len[i]);
+			w += ls->len[i];
+		} else {
+			memcpy(w, "+Inf", 4);
+			w += 4;
+		}
+		memcpy(w, "\"} ", 3);
+		w += 3;
+		w = put_u64(w, cum);
+		*w++ = '\n';
 	}
-	for (; k < LS_HIST_BUCKETS; k++)
-		cum += h->bucket[k];
-	ls_buf_append(b, pre, (size_t)np);
-	ls_buf_puts(b, "+Inf\"} ");
-	ls_buf_u64(b, cum);
-	ls_buf_puts(b, "\n");
+	b->len = (size_t)(w - b->p);
+	b->p[b->len] = 0;
 	snprintf(sfx, sizeof(sfx), "%s_sum", name);
 	sample_ns(b, sfx, labels, extra, h->sum);
 	snprintf(sfx, sizeof(sfx), "%s_count", name);
@@ -268,7 +293,7 @@ static const struct {
 	  "the delay measurement itself; Node's delay also adds how late the poll returned.",
 	  (size_t)-1, LS_HAS_DELAY, LS_PROM_COARSE },
 	{ "loopscope_poll_wait_seconds", "Time blocked in the poll wait, per poll phase.",
-	  offsetof(struct ls_loop_snapshot, poll_wait), LS_HAS_DELAY, LS_PROM_COARSE },
+	  offsetof(struct ls_loop_snapshot, poll_wait), LS_HAS_DELAY, LS_PROM_OCTAVE },
 	{ "loopscope_timer_lateness_seconds", "Timer callback start minus its due time, per timer callback.",
 	  offsetof(struct ls_loop_snapshot, timer_lateness), LS_HAS_TIMERS, LS_PROM_COARSE },
 	{ "loopscope_gc_pause_seconds", "Main-thread garbage-collection pauses (Node).",
@@ -337,7 +362,7 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 		for (int p = 0; p < LS_NPHASES; p++) {
 			snprintf(extra, sizeof(extra), "phase=\"%s\"", ls_phase_names[p]);
 			histogram(b, "loopscope_phase_duration_seconds", refs[i].labels, extra, &refs[i].l->phase[p],
-				  LS_PROM_COARSE);
+				  LS_PROM_OCTAVE);
 		}
 	}
 
@@ -362,7 +387,7 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 		for (int q = 0; q < 2 && (refs[i].l->has & LS_HAS_DRAINS); q++) {
 			snprintf(extra, sizeof(extra), "queue=\"%s\"", queue_names[q]);
 			histogram(b, "loopscope_drain_duration_seconds", refs[i].labels, extra,
-				  &drain_of(refs[i].l, q)->duration, LS_PROM_COARSE);
+				  &drain_of(refs[i].l, q)->duration, LS_PROM_OCTAVE);
 		}
 	family(b, "loopscope_drain_callbacks_total", "counter", "Callbacks run by nextTick / microtask queue drains.");
 	for (size_t i = 0; i < n; i++)

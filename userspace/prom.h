@@ -60,7 +60,7 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 void ls_prom_seconds(struct ls_buf *b, uint64_t ns);
 
 /* The le sets: number of finite edges, and edge i in ns (le = edge - 1 ns). */
-enum ls_prom_leset { LS_PROM_FINE, LS_PROM_COARSE };
+enum ls_prom_leset { LS_PROM_FINE, LS_PROM_COARSE, LS_PROM_OCTAVE, LS_PROM_NSETS };
 unsigned ls_prom_le_count(int set);
 uint64_t ls_prom_le_edge_ns(int set, unsigned i);
 
