@@ -396,20 +396,22 @@ static int read_record(pid_t pid, uint64_t addr, struct lsl_probe_record *rec)
 static int thread_comm(pid_t pid, uint32_t tid, char *out, size_t len)
 {
 	char path[64], buf[32];
-	FILE *f;
-	int r = -1;
+	ssize_t n;
+	int fd;
 
+	/* open/read, not stdio: this runs for every loop at every snapshot */
 	snprintf(path, sizeof(path), "/proc/%d/task/%u/comm", (int)pid, tid);
-	f = fopen(path, "re");
-	if (!f)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -1;
-	if (fgets(buf, sizeof(buf), f)) {
-		buf[strcspn(buf, "\n")] = '\0';
-		snprintf(out, len, "%.15s", buf);
-		r = 0;
-	}
-	fclose(f);
-	return r;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	snprintf(out, len, "%.15s", buf);
+	return 0;
 }
 
 static void fill_drain(struct ls_drain_stats *d, const struct refloop_drain *s)

@@ -1,7 +1,7 @@
 /* serve.c: `loopscope serve`, the Prometheus exporter and live event stream.
  *
  * One thread, one epoll set: the HTTP server's epoll fd, a 100 ms timerfd and a
- * signalfd. Every tick sweeps HTTP deadlines; every 200 ms (500 ms while no /events
+ * signalfd. Every tick sweeps HTTP deadlines; every 200 ms (1 s while no /events
  * client is connected) it polls the agent (episodes, stalls in progress); every
  * --interval (1 s) it also takes a snapshot, updates per-loop state
  * (utilization, the prom-client compat windows), streams the snapshot to /events
@@ -56,7 +56,7 @@
 /* Episodes and stalls in progress reach /events at most this late; with no stream
  * open only Prometheus looks (every 15 s or so), so the agent is polled less often. */
 #define AGENT_POLL_NS 200000000ull
-#define AGENT_POLL_IDLE_NS 500000000ull
+#define AGENT_POLL_IDLE_NS 1000000000ull
 #define STREAM_SOFT_LIMIT (1u << 20)	/* a stream this far behind skips snapshots */
 #define LAG_WINDOW_NS 10000000000ull	/* compat lag window: the last 10-20 s */
 #define EXITED_LOOPS_NS 30000000000ull	/* an exited target's final loop numbers stay 30 s */
