@@ -7,6 +7,7 @@ Writes build/bench/report.md and build/bench/report.json (the same numbers). Sec
 
   overhead   ns added per loop iteration by each probe tier (reference loop, Node)
   http       Node HTTP server under wrk: req/s and p99, no agent / tiers / prom-client / clinic
+  http_ab    the tiers' cost again, on two servers loaded at once (one traced, one not)
   agent      agent CPU and RSS at 1k/10k/100k iterations/s; attach time
   accuracy   loopscope's numbers vs the reference loop's ground truth and Node's perf_hooks
   libuv      reference loop vs libuv per iteration (the loop engineer's C program)
@@ -396,7 +397,8 @@ class Agent:
         return f"agent did not attach within {timeout:.0f} s"
 
     def stop(self):
-        stop(self.p, signal.SIGINT, timeout=8.0)
+        # generous: a SIGKILL while uprobes are being unregistered leaks them in the kernel
+        stop(self.p, signal.SIGINT, timeout=30.0)
         return self.p.returncode
 
 
@@ -436,6 +438,8 @@ def fmt(v, nd=2, how=None):
         return "-"
     if how == "pct" and isinstance(v, (int, float)):
         return "inf" if v == float("inf") else f"{100 * v:.2f}%"
+    if how == "chg" and isinstance(v, (int, float)):
+        return f"{100 * v:+.2f}%"
     if how == "3f" and isinstance(v, float):
         return f"{v:.3f}"
     if isinstance(v, float):
@@ -865,6 +869,103 @@ def section_http(env, cfg, rep):
         rep.row(s, "prom-client", note=f"not measured: {prom_err}")
     if clinic_err:
         rep.row(s, "clinic doctor", note=f"not measured: {clinic_err}")
+
+
+# ---- 2b. the same cost, measured on two servers at once
+
+def section_http_ab(env, cfg, rep):
+    s = rep.section("http_ab", "2b. Node HTTP server: traced and untraced side by side",
+                    ["configuration", "rounds", "CPU/req, traced vs untraced", "req/s, traced vs untraced",
+                     "CPU/req spread", "note"],
+                    f"Section 2 compares runs made one after another, and this 2-vCPU VM's throughput drifts "
+                    f"by several % between runs, more than the effect measured. Here two identical "
+                    f"`tests/bench/node/server.js` processes share CPU 0 and are loaded at the same time by two "
+                    f"`wrk -t1 -c{cfg.conns} -d{cfg.ab_s}s` on CPU 1 (after {cfg.http_warm_s} s of unrecorded "
+                    f"load), so whatever the machine does to one it does to the other. In each round one server "
+                    f"has `loopscope stat -p PID -i 60 --probes TIER` attached (CPU 1, attached 1.5 s before wrk "
+                    f"starts); which server alternates every round, and the configurations' order rotates. "
+                    f"\"no agent (A/A)\" rounds attach nothing and show the method's own noise. CPU/req is each "
+                    f"server's CPU time (schedstat, all threads, probe time included) over the requests wrk "
+                    f"completed against it; figures are medians over {cfg.ab_reps} rounds of traced / untraced "
+                    f"of the same round, shown as a change; spread is half the range of the CPU/req ratios.",
+                    formats={"CPU/req, traced vs untraced": "chg", "req/s, traced vs untraced": "chg"})
+    if not env.wrk:
+        rep.row(s, "all", note="not measured: wrk not installed (Debian package wrk)")
+        return
+    why = env.why_no_stat()
+    tiers = env.node_tiers() if not why else []
+    if not tiers:
+        rep.row(s, "all", note=f"not measured: {why or 'no Node tiers'}")
+        return
+    servers = []
+    for _ in range(2):
+        p, port = start_server(env, cfg, None)
+        if not p:
+            for q, _ in servers:
+                stop(q)
+            rep.row(s, "all", note="not measured: server.js did not start")
+            return
+        servers.append((p, port))
+
+    def load(secs):
+        ws = [start(["wrk", "-t1", f"-c{cfg.conns}", f"-d{secs}s", f"http://127.0.0.1:{port}/"], cpu=CPU_HELPER,
+                    stdout=subprocess.PIPE) for _, port in servers]
+        outs = []
+        for w in ws:
+            try:
+                outs.append(w.communicate(timeout=secs + 30)[0] or "")
+            except subprocess.TimeoutExpired:
+                stop(w)
+                outs.append("")
+        return [wrk_requests(o if isinstance(o, str) else o.decode()) for o in outs]
+
+    configs = ["no agent (A/A)"] + [f"loopscope {t}" for t in tiers]
+    res = {c: [] for c in configs}
+    failed = {}
+    try:
+        load(cfg.http_warm_s)
+        for r in range(cfg.ab_reps):
+            traced = r % 2
+            for c in configs[r % len(configs):] + configs[:r % len(configs)]:
+                if c in failed:
+                    continue
+                ag = None
+                if c.startswith("loopscope "):
+                    ag = Agent(env, ["stat", "-p", str(servers[traced][0].pid), "-i", "60", "--probes",
+                                     c.split()[1]], f"http-ab-{c.split()[1]}-{r}.log")
+                    err = ag.wait_attached()
+                    if err:
+                        failed[c] = err
+                        ag.stop()
+                        continue
+                time.sleep(1.5 if ag else 0.5)
+                c0 = [task_cpu_seconds(p.pid) for p, _ in servers]
+                n = load(cfg.ab_s)
+                c1 = [task_cpu_seconds(p.pid) for p, _ in servers]
+                if ag:
+                    alive = ag.p.poll() is None
+                    ag.stop()
+                    if not alive:
+                        failed[c] = ag.error()
+                        continue
+                if None in n or None in c0 or None in c1 or 0 in n:
+                    failed[c] = "a wrk run failed"
+                    continue
+                us = [(c1[i] - c0[i]) / n[i] * 1e6 for i in range(2)]
+                res[c].append((us[traced] / us[1 - traced], n[traced] / n[1 - traced], traced))
+    finally:
+        for p, _ in servers:
+            stop(p)
+    cfg.http_ab = {}
+    for c in configs:
+        if c in failed or not res[c]:
+            rep.row(s, c, note=f"not measured: {failed.get(c, 'no samples')}")
+            continue
+        cr, rr = median([x[0] for x in res[c]]), median([x[1] for x in res[c]])
+        sp = (max(x[0] for x in res[c]) - min(x[0] for x in res[c])) / 2
+        cfg.http_ab[c] = (cr, rr, sp, len(res[c]))
+        rep.row(s, c, len(res[c]), cr - 1, rr - 1, f"+/-{100 * sp:.1f}%", note="",
+                runs=[list(x) for x in res[c]])
 
 
 # ---- 3. agent cost and attach time
@@ -1393,15 +1494,26 @@ def judge_goals(env, cfg, rep):
         tier = key.split()[1]
         loss = 1 - (http[key][5] if http[key][5] is not None else http[key][0] / http["no agent"][0])
         why = []
-        if http[key][6] is not None:
+        ab = (g("http_ab") or {}).get(key)
+        aa = (g("http_ab") or {}).get("no agent (A/A)")
+        if ab:
+            # side by side (2b) is the less noisy figure: it decides when it was measured
+            why.append(f"section 2 (runs one after another): req/s {-100 * loss:+.1f}%")
+            loss = 1 - ab[1]
+            if aa:
+                why.append(f"2b's A/A control: req/s {100 * (aa[1] - 1):+.1f}%, CPU/req {100 * (aa[0] - 1):+.1f}%")
+        if ab:
+            why.append(f"server CPU per request {100 * (ab[0] - 1):+.1f}% (2b)")
+        elif http[key][6] is not None:
             why.append(f"server CPU per request {100 * (http[key][6] - 1):+.1f}%")
         cost = (g("node_tier_cost") or {}).get(tier)
         if cost is not None and http[key][3]:
             why.append(f"{http[key][3]:.3f} loop iterations/request x {cost:,.0f} ns/iteration (section 1) = "
                        f"{cost * http[key][3]:,.0f} ns/request")
-        if http["no agent"][4] is not None:
+        if not ab and http["no agent"][4] is not None:
             why.append(f"no-agent runs spread +/-{100 * http['no agent'][4]:.1f}%")
-        rep.goal(f"default tier ({tier}) costs < 2% of Node req/s", f"req/s {-100 * loss:+.1f}% vs no agent",
+        rep.goal(f"default tier ({tier}) costs < 2% of Node req/s",
+                 f"req/s {-100 * loss:+.1f}% vs no agent" + (" (side by side, 2b)" if ab else ""),
                  loss < 0.02, "; ".join(why))
 
     # reference-loop probe budget (issue 3): ~2 us per iteration
@@ -1528,6 +1640,7 @@ def git_commit():
 SECTIONS = {
     "overhead": section_overhead,
     "http": section_http,
+    "http_ab": section_http_ab,
     "agent": section_agent,
     "accuracy": section_accuracy,
     "libuv": section_libuv,
@@ -1541,8 +1654,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="short runs (to debug the harness)")
     ap.add_argument("--only", default="", help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--out", default=None, help="report directory (default BUILD/bench)")
-    ap.add_argument("--budget", type=float, default=540,
-                    help="seconds; sections that would start after this are skipped (default 540)")
+    ap.add_argument("--budget", type=float, default=720,
+                    help="seconds; sections that would start after this are skipped (default 720)")
     ap.add_argument("--update-readme", action="store_true",
                     help="run nothing: rewrite README.md's Benchmarks section from the last report.json")
     args = ap.parse_args()
@@ -1563,6 +1676,8 @@ def main():
     cfg.http_s = 1 if q else 2
     cfg.http_reps = 1 if q else 12
     cfg.http_warm_s = 1 if q else 10
+    cfg.ab_s = 1 if q else 3
+    cfg.ab_reps = 2 if q else 10
     cfg.clinic_reps = 1 if q else 2
     cfg.agent_s = 2.0 if q else 5.0
     cfg.attach_runs = 3 if q else 7

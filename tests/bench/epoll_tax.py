@@ -4,7 +4,8 @@
     sudo python3 tests/bench/epoll_tax.py [ROUNDS]      (default 15; ~15 s per round)
 
 tests/bench/node/server.js pinned to CPU 0 is warmed with 20 s of load, then each
-round runs `wrk -t1 -c32 -d3s` (CPU 1) once per configuration, in the same order:
+round runs `wrk -t1 -c32 -d3s` (CPU 1) once per configuration, the order rotated by one
+each round (so no configuration always runs first, or always after the same one):
   none          no agent
   light         `loopscope stat --probes light` (epoll by two uprobes in uv__io_poll)
   light-tp      the same with LOOPSCOPE_EPOLL_TRACEPOINTS=1 (epoll syscall tracepoints)
@@ -59,7 +60,9 @@ def main():
         wrk(port, 20)
         res = {c: [] for c in configs}
         for r in range(rounds):
-            for c, (cmd, extra) in configs.items():
+            names = list(configs)
+            for c in names[r % len(names):] + names[:r % len(names)]:
+                cmd, extra = configs[c]
                 ag = None
                 if cmd:
                     ag = subprocess.Popen(["taskset", "-c", "1"] + cmd, stdout=subprocess.DEVNULL,
@@ -80,7 +83,7 @@ def main():
     base = res["none"]
     print(f"\n{'config':10s} {'req/s':>9s} {'vs none':>8s} {'us/req':>7s} {'vs none':>8s}   ({rounds} rounds)")
     for c, v in res.items():
-        rr = statistics.median(x[0] / y[0] for x, y in zip(v, base))
+        rr = statistics.median(x[0] / y[0] for x, y in zip(v, base))   # round r with round r
         cr = statistics.median(x[1] / y[1] for x, y in zip(v, base))
         print(f"{c:10s} {statistics.median(x[0] for x in v):9.0f} {rr:8.4f} "
               f"{statistics.median(x[1] for x in v):7.2f} {cr:8.4f}")
