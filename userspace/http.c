@@ -85,16 +85,25 @@ void ls_buf_printf(struct ls_buf *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-void ls_buf_u64(struct ls_buf *b, uint64_t v)
+char *ls_fmt_u64(char *w, uint64_t v)
 {
-	char tmp[24];
+	char tmp[20];	/* UINT64_MAX has 20 digits */
 	int i = (int)sizeof(tmp);
 
 	do {
 		tmp[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	ls_buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
+	memcpy(w, tmp + i, sizeof(tmp) - (size_t)i);
+	return w + sizeof(tmp) - i;
+}
+
+void ls_buf_u64(struct ls_buf *b, uint64_t v)
+{
+	if (ls_buf_reserve(b, 20))
+		return;
+	b->len = (size_t)(ls_fmt_u64(b->p + b->len, v) - b->p);
+	b->p[b->len] = 0;
 }
 
 void ls_buf_consume(struct ls_buf *b, size_t n)

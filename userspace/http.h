@@ -37,6 +37,7 @@ void ls_buf_puts(struct ls_buf *b, const char *s);
 void ls_buf_printf(struct ls_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ls_buf_vprintf(struct ls_buf *b, const char *fmt, va_list ap);
 void ls_buf_u64(struct ls_buf *b, uint64_t v);		/* decimal, no locale */
+char *ls_fmt_u64(char *w, uint64_t v);		/* the same at w (room for 20): returns the end */
 void ls_buf_consume(struct ls_buf *b, size_t n);	/* drop n bytes from the front */
 void ls_buf_reset(struct ls_buf *b);			/* len = 0, keeps the memory */
 void ls_buf_free(struct ls_buf *b);

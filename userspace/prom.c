@@ -190,20 +190,6 @@ static void sample_double(struct ls_buf *b, const char *name, const char *labels
 	ls_buf_puts(b, "\n");
 }
 
-/* Decimal v at w; returns the end. */
-static char *put_u64(char *w, uint64_t v)
-{
-	char tmp[20];
-	int i = (int)sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	memcpy(w, tmp + i, sizeof(tmp) - (size_t)i);
-	return w + sizeof(tmp) - i;
-}
-
 /* The _bucket/_sum/_count series of one histogram. _count is the sum of the buckets,
  * not h->count: a torn read of a live map can leave them a sample apart, and the
  * format requires +Inf == _count. A histogram with no sample is left out (a phase
@@ -252,7 +238,7 @@ static void histogram(struct ls_buf *b, const char *name, const char *labels, co
 		}
 		memcpy(w, "\"} ", 3);
 		w += 3;
-		w = put_u64(w, cum);
+		w = ls_fmt_u64(w, cum);
 		*w++ = '\n';
 	}
 	b->len = (size_t)(w - b->p);
