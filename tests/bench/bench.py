@@ -1691,6 +1691,7 @@ def main():
         signal.signal(sig, lambda *_: sys.exit(130))
     t0 = time.monotonic()
     load0 = os.getloadavg()
+    commit = git_commit()       # what was built and is measured: edits made during the run do not count
     env = Env(cfg.build)
     rep = Report()
     only = [x for x in args.only.split(",") if x]
@@ -1719,7 +1720,7 @@ def main():
         # run.sh sets BENCH_CMD to what the user typed ("make bench")
         "command": os.environ.get("BENCH_CMD") or " ".join(["tests/bench/bench.py"] + sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": git_commit(),
+        "commit": commit,
         "host": f"{os.cpu_count()} CPUs, kernel {os.uname().release}, node {node_version(env)}",
         # other work on the machine is the main source of noise: say how much there was
         "loadavg_start": load0[0],
