@@ -12,13 +12,15 @@
 #include "prom.h"
 
 #define LE_HI_LOG2 34	/* last edge of every set: 2^34 ns (17.2 s) */
-#define NLE_MAX ((LE_HI_LOG2 - 14) * 4 + 1)	/* the largest set, the fine one */
+#define FINE_LO_LOG2 14
+#define FINE_PER_OCTAVE 4
+#define NLE_MAX ((LE_HI_LOG2 - FINE_LO_LOG2) * FINE_PER_OCTAVE + 1)	/* the largest set, the fine one */
 
 /* First edge 2^lo ns, then per_octave edges per power of two up to 2^LE_HI_LOG2. */
 static const struct {
 	unsigned lo_log2, per_octave;
 } set_def[LS_PROM_NSETS] = {
-	[LS_PROM_FINE] = { 14, 4 },	/* delay: 16.4 us .. 17.2 s, steps <= 25% */
+	[LS_PROM_FINE] = { FINE_LO_LOG2, FINE_PER_OCTAVE },	/* delay: 16.4 us .. 17.2 s, steps <= 25% */
 	[LS_PROM_COARSE] = { 12, 2 },	/* 4.1 us .. 17.2 s, steps of 50% and 33% */
 	[LS_PROM_OCTAVE] = { 12, 1 },	/* 4.1 us .. 17.2 s, doubling */
 };
@@ -218,9 +220,9 @@ static void histogram(struct ls_buf *b, const char *name, const char *labels, co
 		return;
 	}
 	/* One reservation for every bucket line, then plain stores: this loop writes
-	 * most of the exposition. A line is the prefix, the le text (< 24), '"} ', a
-	 * u64 (<= 20 digits) and '\n'. */
-	if (ls_buf_reserve(b, (ls->n + 1) * ((size_t)np + 24 + 3 + 20 + 1)))
+	 * most of the exposition. A line is the prefix, the le text, '"} ', a u64
+	 * (<= 20 digits) and '\n'. */
+	if (ls_buf_reserve(b, (ls->n + 1) * ((size_t)np + sizeof(ls->text[0]) + 3 + 20 + 1)))
 		return;
 	w = b->p + b->len;
 	for (unsigned i = 0; i <= ls->n; i++) {

@@ -423,8 +423,6 @@ static void fill_drain(struct ls_drain_stats *d, const struct refloop_drain *s)
 	d->per_drain = s->per_drain;
 }
 
-/* prev_name: what the thread was called at the last collect (NULL if new), kept
- * when the thread is gone (the final collect after an exit). */
 /* tid's slot in names, or REFLOOP_MAX_LOOPS if it has none. */
 static unsigned name_slot(const struct refloop_priv *p, uint32_t tid)
 {
@@ -434,6 +432,8 @@ static unsigned name_slot(const struct refloop_priv *p, uint32_t tid)
 	return REFLOOP_MAX_LOOPS;
 }
 
+/* prev_name: what the thread was called at the last collect (NULL if new), kept
+ * when the thread is gone (the final collect after an exit). */
 static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop_loop *v,
 		      const char *prev_name, struct ls_loop_snapshot *o)
 {
