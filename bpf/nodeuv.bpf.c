@@ -9,8 +9,8 @@
  *    uv_run (chosen with Capstone in user space); the attach cookie says which
  *    boundary fired, the span between two boundaries is a phase.
  * In both tiers: Heap::CollectGarbage entry/return sites bracket GC pauses, and a
- * ~99 Hz task-clock perf event per loop thread samples the user stack only while the
- * loop has not polled for half the stall threshold, to tell microtask starvation,
+ * ~99 Hz cpu-clock perf event on every CPU samples a loop thread's user stack only
+ * while that loop has not polled for half the stall threshold, to tell microtask starvation,
  * nextTick starvation and one long synchronous callback apart by address range.
  *
  * Every loop thread owns one struct nu_loop (key: tid) and only that thread writes
@@ -447,8 +447,9 @@ int nu_gc(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Stack sample of a loop thread (task-clock, ~99 Hz). Cheap unless the loop has not
- * polled for half the stall threshold; then the user stack is read and classified. */
+/* A CPU's ~99 Hz cpu-clock tick. Returns at once unless it interrupted a target loop
+ * thread that has not polled for half the stall threshold; then the user stack is
+ * read and classified. */
 SEC("perf_event")
 int nu_sample(struct bpf_perf_event_data *ctx)
 {

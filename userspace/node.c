@@ -3,7 +3,7 @@
  * attach() first makes a plan from the target's ELF alone (libuv.h: symbols,
  * version, offsets, Capstone-chosen sites), checks the loop offsets against the
  * live default loop, then loads one copy of the probe set per process and attaches
- * it in a fixed order: tracepoints, uprobes, per-thread perf events. Anything that
+ * it in a fixed order: tracepoints, uprobes, per-CPU perf events. Anything that
  * fails on the way is torn down by detach(), so a failed attach leaves nothing.
  *
  * What is measured where (and what each tier costs) is in README.md, "Node.js and
@@ -87,8 +87,7 @@ struct node_plan {
 };
 
 struct perf_slot {
-	uint32_t tid;
-	int fd;				/* -1: could not open (thread gone): do not retry */
+	int fd;				/* -1: CPU offline */
 	struct bpf_link *link;
 };
 
@@ -102,7 +101,7 @@ struct node_priv {
 	size_t nlinks;
 	int multi[MAX_MULTI];			/* uprobe_multi link fds */
 	size_t nmulti;
-	struct perf_slot perf[NU_MAX_LOOPS];
+	struct perf_slot *perf;			/* one per possible CPU */
 	size_t nperf;
 	struct ring_buffer *rb;
 	struct nu_loop *val;		/* scratch for one map value (too big for the stack) */
@@ -392,6 +391,7 @@ static void node_detach(struct ls_target *t)
 		if (p->perf[i].fd >= 0)
 			close(p->perf[i].fd);
 	}
+	free(p->perf);
 	{
 		pthread_t th[MAX_MULTI];
 		int started[MAX_MULTI] = { 0 };
@@ -540,37 +540,46 @@ static void ensure_tracefs(void)
 		return;	/* attach then says which tracepoint it could not find */
 }
 
-/* Sample tid's user stack at SAMPLE_HZ of its own CPU time (only while it runs).
- * 0, or -errno when the perf event could not be opened or attached. */
-static int add_sampler(struct node_priv *p, uint32_t tid)
+/* A cpu-clock perf event at SAMPLE_HZ on every CPU, each running nu_sample, which
+ * returns at once unless the interrupted thread is one of the target's loops in a
+ * stall (then it takes the user stack). CPU-wide, not one per loop thread: a task's
+ * own sampling event is switched out and in with the task (an hrtimer cancelled and
+ * re-armed at every context switch), which cost a loaded HTTP server ~0.5% of its
+ * CPU here (make bench, section 2b); a CPU-wide one costs the target only the ticks
+ * that land on it. It also covers worker_threads started after attach.
+ * 0, or -errno when no CPU's event could be opened and attached. */
+static int add_sampler(struct node_priv *p)
 {
 	struct perf_event_attr pa = {
-		.type = PERF_TYPE_SOFTWARE, .config = PERF_COUNT_SW_TASK_CLOCK, .size = sizeof(pa),
+		.type = PERF_TYPE_SOFTWARE, .config = PERF_COUNT_SW_CPU_CLOCK, .size = sizeof(pa),
 		.freq = 1, .sample_freq = SAMPLE_HZ,
 	};
-	struct perf_slot *s;
+	int ncpu = libbpf_num_possible_cpus(), r = -ENODEV, live = 0;
 
-	int r;
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -ENODEV;
+	p->perf = calloc((size_t)ncpu, sizeof(*p->perf));
+	if (!p->perf)
+		return -ENOMEM;
+	for (int cpu = 0; cpu < ncpu; cpu++) {
+		struct perf_slot *s = &p->perf[p->nperf++];
 
-	for (size_t i = 0; i < p->nperf; i++)
-		if (p->perf[i].tid == tid)
-			return p->perf[i].link ? 0 : -ENOENT;
-	if (p->nperf >= NU_MAX_LOOPS)
-		return -E2BIG;
-	s = &p->perf[p->nperf++];
-	s->tid = tid;
-	s->link = NULL;
-	s->fd = (int)syscall(__NR_perf_event_open, &pa, (pid_t)tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
-	if (s->fd < 0)
-		return -errno;
-	s->link = bpf_program__attach_perf_event(p->skel->progs.nu_sample, s->fd);
-	if (!s->link) {
-		r = -errno;
-		close(s->fd);
-		s->fd = -1;
-		return r;
+		s->fd = (int)syscall(__NR_perf_event_open, &pa, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (s->fd < 0) {
+			if (errno != ENODEV)	/* ENODEV: a possible CPU that is offline */
+				r = -errno;
+			continue;
+		}
+		s->link = bpf_program__attach_perf_event(p->skel->progs.nu_sample, s->fd);
+		if (!s->link) {
+			r = -errno;
+			close(s->fd);
+			s->fd = -1;
+			continue;
+		}
+		live++;
 	}
-	return 0;
+	return live ? 0 : r;
 }
 
 /* Open and load the probe set for the plan; multi: uprobe programs load for
@@ -759,7 +768,7 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	/* Counting starts now, with everything live: the first snapshot is taken just
 	 * after, and what a loop did before (while attaching) must not enter its ratios. */
 	p->skel->bss->start_ns = ls_now_mono_ns();
-	r = add_sampler(p, (uint32_t)ti->pid);
+	r = add_sampler(p);
 	if (r) {
 		char buf[120];
 
@@ -858,7 +867,6 @@ static void node_fill(void *ctx, uint32_t tid, const void *val, const char *prev
 	struct node_fill_ctx *c = ctx;
 
 	fill_loop(c->p, tid, val, prev_name, c->now, o);
-	add_sampler(c->p, tid);	/* worker_threads start later; best effort */
 }
 
 static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
