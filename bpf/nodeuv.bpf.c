@@ -8,7 +8,7 @@
  *  - phases: light's tracepoints plus `nu_boundary` at instruction-exact sites inside
  *    uv_run (chosen with Capstone in user space); the attach cookie says which
  *    boundary fired, the span between two boundaries is a phase.
- * In both tiers: Heap::CollectGarbage entry/return sites bracket GC pauses, and a
+ * In both tiers: sites in Heap::CollectGarbage bracket GC pauses, and a
  * ~99 Hz cpu-clock perf event on every CPU samples a loop thread's user stack only
  * while that loop has not polled for half the stall threshold, to tell microtask starvation,
  * nextTick starvation and one long synchronous callback apart by address range.
@@ -410,7 +410,8 @@ int nu_boundary(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Heap::CollectGarbage: entry (cookie 0) and every return site (cookie 1). */
+/* A GC pause starts (cookie 0) and ends (cookie 1): Heap::CollectGarbage's calls of
+ * GCTracer::Start/StopObservablePause, or its entry and every return site. */
 SEC("uprobe")
 int nu_gc(struct pt_regs *ctx)
 {

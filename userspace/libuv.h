@@ -110,6 +110,12 @@ int lu_uv_run_sites(const struct lu_elf *e, const struct lu_sym *uv_run, const s
  * used: a call that is not seen would leave the loop's state wrong). */
 int lu_import_call_sites(const struct lu_elf *e, const struct lu_sym *fn, const uint64_t *slots, size_t nslots,
 			 struct lu_site *out, size_t max);
+/* Every direct call inside fn of the function at target, each a site with cookie
+ * (a direct call is emulated). Returns their number (<= max), -ENOENT when fn never
+ * calls target directly, -ENOTSUP when fn also jumps to target (a tail call: its
+ * return would not come back here), -E2BIG past max, or a decode error. */
+int lu_direct_call_sites(const struct lu_elf *e, const struct lu_sym *fn, uint64_t target, uint32_t cookie,
+			 struct lu_site *out, size_t max);
 /* The first emulated instruction at a function's entry (past endbr64), before any
  * branch; -ENOENT if there is none. */
 int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out);

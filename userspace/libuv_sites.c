@@ -328,6 +328,39 @@ cleanup:
 	return err;
 }
 
+int lu_direct_call_sites(const struct lu_elf *e, const struct lu_sym *fn, uint64_t target, uint32_t cookie,
+			 struct lu_site *out, size_t max)
+{
+	csh cs = 0;
+	struct fn_code fc;
+	size_t n = 0;
+	int err = decode(e, fn, &cs, &fc);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < fc.n; i++) {
+		const cs_insn *in = &fc.insn[i];
+
+		if (!cs_insn_group(cs, in, CS_GRP_CALL) && !cs_insn_group(cs, in, CS_GRP_JUMP))
+			continue;
+		if (direct_target(in) != target)
+			continue;
+		if (in->id != X86_INS_CALL) {
+			err = -ENOTSUP;
+			goto cleanup;
+		}
+		if (n >= max) {
+			err = -E2BIG;
+			goto cleanup;
+		}
+		fill_site(&out[n++], in, cookie);
+	}
+	err = n ? (int)n : -ENOENT;
+cleanup:
+	release(&cs, &fc);
+	return err;
+}
+
 int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out)
 {
 	csh cs = 0;

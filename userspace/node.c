@@ -45,7 +45,8 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 /* Symbols the plan needs, by index. */
 enum {
 	S_UV_RUN, S_UV_VERSION, S_RUN_TIMERS, S_RUN_IDLE, S_RUN_PREPARE, S_IO_POLL, S_RUN_CHECK,
-	S_DEFAULT_LOOP, S_MICROTASKS, S_CB_CLOSE, S_COLLECT_GARBAGE, S_NSYMS,
+	S_DEFAULT_LOOP, S_MICROTASKS, S_CB_CLOSE, S_COLLECT_GARBAGE, S_GC_PAUSE_START, S_GC_PAUSE_STOP,
+	S_NSYMS,
 };
 static const char *const sym_names[S_NSYMS] = {
 	[S_UV_RUN] = "uv_run",
@@ -60,6 +61,8 @@ static const char *const sym_names[S_NSYMS] = {
 	[S_CB_CLOSE] = "_ZN4node21InternalCallbackScope5CloseEv",
 	/* the argument types changed across V8 versions: match the prefix */
 	[S_COLLECT_GARBAGE] = "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpace*",
+	[S_GC_PAUSE_START] = "_ZN2v88internal8GCTracer20StartObservablePauseE*",
+	[S_GC_PAUSE_STOP] = "_ZN2v88internal8GCTracer19StopObservablePauseE*",
 };
 
 struct node_plan {
@@ -80,8 +83,10 @@ struct node_plan {
 	int nb;
 	struct lu_site bsites[MAX_BSITES];
 	int have_gc;
-	int ngc_sites;
-	struct lu_site gc_sites[MAX_RET_SITES + 1];	/* returns (cookie 1), then the entry (0) */
+	int ngc_sites, gc_tracer;
+	/* ends (cookie 1), then starts (0): calls of GCTracer::Stop/StartObservablePause
+	 * in CollectGarbage when gc_tracer, else its returns and entry */
+	struct lu_site gc_sites[MAX_RET_SITES + 1];
 	char tier[16];
 	char note[320];
 };
@@ -260,7 +265,23 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 			note_add(pl, buf);
 		}
 	}
-	if (pl->sym[S_COLLECT_GARBAGE].addr) {
+	/* A GC pause is V8's observable pause inside Heap::CollectGarbage, between its
+	 * calls of GCTracer::Start/StopObservablePause (what --trace-gc prints): two
+	 * emulated call sites. Else entry to return of CollectGarbage, whose ret is
+	 * single-stepped (~11 us a GC, NOTES.md). Stops first, as for returns. */
+	if (pl->sym[S_COLLECT_GARBAGE].addr && pl->sym[S_GC_PAUSE_START].addr && pl->sym[S_GC_PAUSE_STOP].addr) {
+		const struct lu_sym *cg = &pl->sym[S_COLLECT_GARBAGE];
+		int nstop = lu_direct_call_sites(e, cg, pl->sym[S_GC_PAUSE_STOP].addr, 1, pl->gc_sites, MAX_RET_SITES);
+		int nstart = nstop > 0 ? lu_direct_call_sites(e, cg, pl->sym[S_GC_PAUSE_START].addr, 0,
+							     pl->gc_sites + nstop, MAX_RET_SITES + 1 - (size_t)nstop)
+				       : nstop;
+
+		if (nstop > 0 && nstart > 0) {
+			pl->ngc_sites = nstop + nstart;
+			pl->have_gc = pl->gc_tracer = 1;
+		}
+	}
+	if (!pl->have_gc && pl->sym[S_COLLECT_GARBAGE].addr) {
 		r = lu_return_sites(e, &pl->sym[S_COLLECT_GARBAGE], pl->gc_sites, MAX_RET_SITES);
 		if (r > 0 && !lu_entry_site(e, &pl->sym[S_COLLECT_GARBAGE], &pl->gc_sites[r])) {
 			pl->gc_sites[r].cookie = 0;
@@ -337,7 +358,9 @@ int ls_node_plan(const struct ls_target_info *ti, const char *tier, FILE *out, c
 		fprintf(out, "boundary %s uv_run+%#llx %s\n", bnames[pl->bsites[i].cookie],
 			(unsigned long long)(pl->bsites[i].vaddr - pl->sym[S_UV_RUN].addr), pl->bsites[i].insn);
 	for (int i = 0; pl->have_gc && i < pl->ngc_sites; i++)
-		fprintf(out, "gc_%s +%#llx %s\n", pl->gc_sites[i].cookie ? "return" : "entry",
+		fprintf(out, "gc_%s +%#llx %s\n",
+			pl->gc_tracer ? (pl->gc_sites[i].cookie ? "stop" : "start")
+				      : (pl->gc_sites[i].cookie ? "return" : "entry"),
 			(unsigned long long)(pl->gc_sites[i].vaddr - pl->sym[S_COLLECT_GARBAGE].addr),
 			pl->gc_sites[i].insn);
 	fprintf(out, "note %s\n", pl->note);

@@ -87,10 +87,11 @@ static uint64_t call_target(const struct lu_elf *e, uint64_t vaddr)
 
 static void test_node_binary(void **state)
 {
-	enum { RUN, VER, TIMERS, IDLE, PREPARE, POLL, CHECK, GC, NS };
+	enum { RUN, VER, TIMERS, IDLE, PREPARE, POLL, CHECK, GC, GC_START, GC_STOP, NS };
 	static const char *const names[NS] = {
 		"uv_run", "uv_version", "uv__run_timers", "uv__run_idle", "uv__run_prepare", "uv__io_poll",
 		"uv__run_check", "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpace*",
+		"_ZN2v88internal8GCTracer20StartObservablePauseE*", "_ZN2v88internal8GCTracer19StopObservablePauseE*",
 	};
 	struct lu_sym sym[NS];
 	struct lu_want want[NS];
@@ -167,6 +168,21 @@ static void test_node_binary(void **state)
 	assert_true(n >= 1);
 	for (int i = 0; i < n; i++)
 		assert_true(!strncmp(sites[i].insn, "ret", 3) || !strncmp(sites[i].insn, "jmp", 3));
+
+	/* GC, first choice: CollectGarbage's calls of the tracer's observable pause, each
+	 * a real call of that function, at least one of each, as many starts as stops */
+	int nstart = lu_direct_call_sites(e, &sym[GC], sym[GC_START].addr, 0, sites, 32);
+	assert_true(nstart >= 1);
+	for (int i = 0; i < nstart; i++) {
+		assert_int_equal(sites[i].cookie, 0);
+		assert_true(call_target(e, sites[i].vaddr) == sym[GC_START].addr);
+	}
+	assert_int_equal(lu_direct_call_sites(e, &sym[GC], sym[GC_STOP].addr, 1, sites, 32), nstart);
+	for (int i = 0; i < nstart; i++)
+		assert_true(call_target(e, sites[i].vaddr) == sym[GC_STOP].addr);
+	assert_int_equal(lu_direct_call_sites(e, &sym[GC], sym[GC_STOP].addr, 1, sites, 1),
+			 nstart > 1 ? -E2BIG : 1);
+	assert_int_equal(lu_direct_call_sites(e, &sym[GC], sym[RUN].addr, 1, sites, 32), -ENOENT);
 	lu_elf_close(e);
 }
 
@@ -215,8 +231,9 @@ static void test_node_plan(void **state)
 	assert_non_null(strstr(text, "offsets DWARF"));
 	assert_non_null(strstr(text, "boundary poll_in uv_run+"));
 	assert_non_null(strstr(text, "boundary poll_out uv_run+"));
-	assert_non_null(strstr(text, "gc_entry +0"));
-	assert_non_null(strstr(text, "gc_return +"));
+	assert_non_null(strstr(text, "gc_start +"));
+	assert_non_null(strstr(text, "gc_stop +"));
+	assert_null(strstr(text, "gc_return"));	/* no single-stepped ret */
 	free(text);
 
 	f = open_memstream(&text, &len);
