@@ -334,11 +334,11 @@ class Env:
 class Agent:
     """One `loopscope stat` (or serve) run in the background, pinned to the helper CPU."""
 
-    def __init__(self, env, args, logname, extra_env=None):
+    def __init__(self, env, args, logname, extra_env=None, binary=None):
         self.env = env
         self.log = os.path.join(env.build, "bench", "logs", logname)
         self.t0 = time.monotonic()
-        self.p = start([env.loopscope] + args, cpu=CPU_HELPER, log=self.log, env=extra_env)
+        self.p = start([binary or env.loopscope] + args, cpu=CPU_HELPER, log=self.log, env=extra_env)
         self.attach_s = None
 
     def output(self):
@@ -920,6 +920,8 @@ def section_http_ab(env, cfg, rep):
         return [wrk_requests(o if isinstance(o, str) else o.decode()) for o in outs]
 
     configs = ["no agent (A/A)"] + [f"loopscope {t}" for t in tiers]
+    if cfg.ab_baseline:     # another build's default tier, in the same rounds (before/after a change)
+        configs.append(f"baseline {env.default_tier()}")
     res = {c: [] for c in configs}
     failed = {}
     try:
@@ -930,9 +932,10 @@ def section_http_ab(env, cfg, rep):
                 if c in failed:
                     continue
                 ag = None
-                if c.startswith("loopscope "):
+                if c.startswith(("loopscope ", "baseline ")):
                     ag = Agent(env, ["stat", "-p", str(servers[traced][0].pid), "-i", "60", "--probes",
-                                     c.split()[1]], f"http-ab-{c.split()[1]}-{r}.log")
+                                     c.split()[1]], f"http-ab-{c.replace(' ', '-')}-{r}.log",
+                               binary=cfg.ab_baseline if c.startswith("baseline ") else None)
                     err = ag.wait_attached()
                     if err:
                         failed[c] = err
@@ -964,7 +967,8 @@ def section_http_ab(env, cfg, rep):
         cr, rr = median([x[0] for x in res[c]]), median([x[1] for x in res[c]])
         sp = (max(x[0] for x in res[c]) - min(x[0] for x in res[c])) / 2
         cfg.http_ab[c] = (cr, rr, sp, len(res[c]))
-        rep.row(s, c, len(res[c]), cr - 1, rr - 1, f"+/-{100 * sp:.1f}%", note="",
+        rep.row(s, c, len(res[c]), cr - 1, rr - 1, f"+/-{100 * sp:.1f}%",
+                note=f"binary {cfg.ab_baseline}" if c.startswith("baseline ") else "",
                 runs=[list(x) for x in res[c]])
 
 
@@ -1656,6 +1660,9 @@ def main():
     ap.add_argument("--out", default=None, help="report directory (default BUILD/bench)")
     ap.add_argument("--budget", type=float, default=720,
                     help="seconds; sections that would start after this are skipped (default 720)")
+    ap.add_argument("--ab-baseline", default=None, metavar="LOOPSCOPE",
+                    help="section 2b also runs this loopscope binary (another build) at the default tier")
+    ap.add_argument("--ab-rounds", type=int, default=None, help="section 2b's rounds (default 10)")
     ap.add_argument("--update-readme", action="store_true",
                     help="run nothing: rewrite README.md's Benchmarks section from the last report.json")
     args = ap.parse_args()
@@ -1677,7 +1684,10 @@ def main():
     cfg.http_reps = 1 if q else 12
     cfg.http_warm_s = 1 if q else 10
     cfg.ab_s = 1 if q else 3
-    cfg.ab_reps = 2 if q else 10
+    cfg.ab_reps = args.ab_rounds or (2 if q else 10)
+    cfg.ab_baseline = os.path.abspath(args.ab_baseline) if args.ab_baseline else None
+    if cfg.ab_baseline and not os.access(cfg.ab_baseline, os.X_OK):
+        sys.exit(f"bench: --ab-baseline {args.ab_baseline}: not an executable file")
     cfg.clinic_reps = 1 if q else 2
     cfg.agent_s = 2.0 if q else 5.0
     cfg.attach_runs = 3 if q else 7
