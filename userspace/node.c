@@ -568,8 +568,8 @@ static void ensure_tracefs(void)
  * stall (then it takes the user stack). CPU-wide, not one per loop thread: a task's
  * own sampling event is switched out and in with the task (an hrtimer cancelled and
  * re-armed at every context switch), which cost a loaded HTTP server ~0.5% of its
- * CPU here (make bench, section 2b); a CPU-wide one costs the target only the ticks
- * that land on it. It also covers worker_threads started after attach.
+ * CPU here (paired rounds as in make bench's section 2b, sampler on and off); a
+ * CPU-wide one costs the target only the ticks that land on it. It also covers worker_threads started after attach.
  * 0, or -errno when no CPU's event could be opened and attached. */
 static int add_sampler(struct node_priv *p)
 {
