@@ -11,7 +11,7 @@
 #   loop/src/*.c            -> build/liblsl.a            (reference event loop)
 #   loop/demo/*.c           -> build/loopdemo
 #   bpf/*.bpf.c             -> build/bpf/*.skel.h        (clang -target bpf + bpftool)
-#   userspace/*.c dashboards/*.c -> build/loopscope
+#   userspace/*/*.c dashboards/top/*.c -> build/loopscope (userspace/README.md: which folder holds what)
 #   tests/unit/*.c          -> build/asan/tests/*        (cmocka, ASan+UBSan)
 #   tests/bench/*.c         -> build/bench/bin/*
 # Output never lands in the source tree; V=1 shows the full commands.
@@ -72,7 +72,10 @@ deps:
 
 # ---------------------------------------------------------------- flags
 WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS := -D_GNU_SOURCE -DLOOPSCOPE_VERSION='"$(VERSION)"' -Iloop/include -Ibpf -Iuserspace -Idashboards -I$(BUILD)/bpf
+# Every source folder of the agent is on the include path: a header is named by its
+# file name alone, so a module can move between folders without touching its users.
+AGENT_DIRS := $(sort $(dir $(wildcard userspace/*/*.c userspace/*/*.h dashboards/top/*.c)))
+CPPFLAGS := -D_GNU_SOURCE -DLOOPSCOPE_VERSION='"$(VERSION)"' -Iloop/include -Ibpf $(addprefix -I,$(AGENT_DIRS)) -I$(BUILD)/bpf
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -fno-omit-frame-pointer -MMD -MP
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -86,7 +89,7 @@ BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/bpf -Ibpf -Iloop
 LOOP_SRCS  := $(wildcard loop/src/*.c)
 DEMO_SRCS  := $(wildcard loop/demo/*.c)
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
-AGENT_SRCS := $(filter-out userspace/main.c,$(wildcard userspace/*.c) $(wildcard dashboards/*.c))
+AGENT_SRCS := $(filter-out userspace/cmd/main.c,$(wildcard userspace/*/*.c) $(wildcard dashboards/top/*.c))
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 
@@ -111,7 +114,7 @@ $(1)/libagent.a: $$(patsubst %.c,$(1)/obj/%.o,$$(AGENT_SRCS))
 	$$(call msg,AR,$$@)
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 
-$(1)/loopscope: $(1)/obj/userspace/main.o $(1)/libagent.a
+$(1)/loopscope: $(1)/obj/userspace/cmd/main.o $(1)/libagent.a
 	$$(call msg,LINK,$$@)
 	$$(Q)$$(CC) $(2) -o $$@ $$^ $$(LDLIBS_AGENT)
 

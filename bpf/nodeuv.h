@@ -1,4 +1,4 @@
-/* nodeuv.h: shared between nodeuv.bpf.c and the Node.js / libuv backend (node.c).
+/* nodeuv.h: shared between nodeuv.bpf.c and the Node.js / libuv backend (userspace/backends/nodeuv.c).
  *
  * One record per event-loop thread (key: tid) holds everything the kernel side
  * measures for that loop; user space copies it out on collect(). Fixed-width types
@@ -9,7 +9,7 @@
 
 #include "hist.h"
 
-/* Same numbering as enum ls_phase (snapshot.h); node.c checks this at compile time. */
+/* Same numbering as enum ls_phase (snapshot.h); nodeuv.c checks this at compile time. */
 #define NU_PHASE_TIMERS 0
 #define NU_PHASE_PENDING 1
 #define NU_PHASE_IDLE 2

@@ -1,5 +1,5 @@
 /* refloop.h: what the reference-loop probe set (refloop.bpf.c) shares with its user
- * side (userspace/refloop.c). Fixed-width types only: clang -target bpf and gcc must
+ * side (userspace/backends/refloop.c). Fixed-width types only: clang -target bpf and gcc must
  * lay these out alike.
  *
  * One struct refloop_loop per loop thread (key: the thread id) in the `loops` hash

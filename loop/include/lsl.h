@@ -376,7 +376,7 @@ int lsl_set_starvation_threshold(lsl_loop_t *loop, uint64_t ns);
 /* Compute the stats of the window so far (sorts copies of the samples). 0, -EINVAL, -ENOMEM. */
 int lsl_stats_get(lsl_loop_t *loop, struct lsl_stats *out);
 /* The stats as one JSON object + newline, the schema of `loopscope stat --json`
- * (userspace/snapshot.h): pid, tid, comm, runtime "reference", interval_s, ...
+ * (userspace/core/snapshot.h): pid, tid, comm, runtime "reference", interval_s, ...
  * 0 or -errno. */
 int lsl_stats_write_json(const struct lsl_stats *st, FILE *out, int pid, int tid,
 			 const char *comm);

@@ -109,7 +109,7 @@ struct lsl_probe_record {
  * LSL_PROBE_REGISTRY_SYMBOL, in initialized data (.data, so it has file bytes and a
  * file-backed mapping). lsl_run() claims a free slot for its loop on entry (record
  * address first, then tid; both with release stores) and frees it on return (tid
- * first). A reader (userspace/refloop.c) resolves the symbol with libelf in the ELF
+ * first). A reader (userspace/backends/refloop.c) resolves the symbol with libelf in the ELF
  * that holds the probes, adds the load bias read from /proc/PID/maps, reads the whole
  * struct with process_vm_readv, and keeps slots with both tid and record non-zero.
  * A slot read mid-update is either skipped (tid 0) or names a record that is still

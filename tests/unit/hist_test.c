@@ -1,4 +1,4 @@
-/* hist_test.c: the shared log-linear histogram (bpf/hist.h, userspace/hist.c). */
+/* hist_test.c: the shared log-linear histogram (bpf/hist.h, userspace/core/histogram.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

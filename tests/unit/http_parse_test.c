@@ -1,5 +1,5 @@
 /* http_parse_test.c: the request-head parser and Accept-Encoding rules of
- * userspace/http.c, fed byte strings (no sockets). */
+ * userspace/wire/http.c, fed byte strings (no sockets). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

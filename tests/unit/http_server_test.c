@@ -1,4 +1,4 @@
-/* http_server_test.c: the epoll server of userspace/http.c over real 127.0.0.1
+/* http_server_test.c: the epoll server of userspace/wire/http.c over real 127.0.0.1
  * sockets, driven from a thread with short timeouts: keep-alive and pipelining, HEAD,
  * a slow client dropped at its header deadline while others are served, the
  * connection limit, a stream reader that stops reading. */

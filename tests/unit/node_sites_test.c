@@ -1,5 +1,5 @@
 /* node_sites_test.c: what the Node.js / libuv backend learns from an ELF alone
- * (userspace/libuv_elf.c, libuv_sites.c): which instructions the kernel emulates,
+ * (userspace/backends/libuv_elf.c, libuv_sites.c): which instructions the kernel emulates,
  * the per-version uv_loop_t table, and, on the machine's /usr/bin/node and Debian's
  * libuv1, symbols, version, DWARF offsets and the uprobe sites chosen with Capstone. */
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* prom_render_test.c: the Prometheus exposition (userspace/prom.c) of synthetic
+/* prom_render_test.c: the Prometheus exposition (userspace/wire/prom.c) of synthetic
  * snapshots: exact cumulative le buckets, format structure, escaping, has-bits and
  * the prom-client compatibility series. */
 #include <stdarg.h>

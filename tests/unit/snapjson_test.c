@@ -1,4 +1,4 @@
-/* snapjson_test.c: the /events JSON codec (userspace/snapjson.c) round-trips every
+/* snapjson_test.c: the /events JSON codec (userspace/wire/snapjson.c) round-trips every
  * field exactly, 64-bit values included, and rejects what it must. */
 #include <errno.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* top_draw_test.c: drawing the `loopscope top` model (dashboards/topdraw.c) into a
+/* top_draw_test.c: drawing the `loopscope top` model (dashboards/top/topdraw.c) into a
  * curses screen that writes to /dev/null, then reading the screen back: what must be on
  * it at 80x24 and larger, that small sizes still give a whole screen, monochrome too. */
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* top_model_test.c: the model of `loopscope top` (dashboards/topmodel.c), driven through
+/* top_model_test.c: the model of `loopscope top` (dashboards/top/topmodel.c), driven through
  * a synthetic ls_source with scripted snapshots, episodes and time. No root, no curses. */
 #include <errno.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* main.c: `loopscope COMMAND [OPTIONS]` dispatch. Each command lives in its own
- * file (stat.c, serve.c, dashboards/top.c) and parses its own options. */
+ * file (stat.c, serve.c, top.c) and parses its own options. */
 #include <stdio.h>
 #include <string.h>
 

@@ -4,7 +4,7 @@
 #define LS_HISTOGRAM_H
 
 #include <stdint.h>
-#include "../bpf/hist.h"
+#include "hist.h"
 
 /* Smallest and one-past-largest value that lands in bucket idx. */
 uint64_t ls_hist_bucket_lo(uint32_t idx);

@@ -1,4 +1,4 @@
-/* hist.c: quantiles, deltas and merges of the shared log-linear histogram. */
+/* histogram.c: quantiles, deltas and merges of the shared log-linear histogram. */
 #include <math.h>
 #include <string.h>
 

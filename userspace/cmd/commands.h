@@ -10,8 +10,8 @@ struct ls_command {
 	int (*run)(int argc, char **argv);
 };
 
-int ls_cmd_stat(int argc, char **argv);	/* userspace/stat.c */
-int ls_cmd_serve(int argc, char **argv);	/* userspace/serve.c */
-int ls_cmd_top(int argc, char **argv);		/* dashboards/top.c */
+int ls_cmd_stat(int argc, char **argv);	/* stat.c */
+int ls_cmd_serve(int argc, char **argv);	/* serve.c */
+int ls_cmd_top(int argc, char **argv);		/* top.c (model and drawing: dashboards/top/) */
 
 #endif

@@ -1,4 +1,4 @@
-/* node.h: the Node.js / libuv backend (node.c) of the agent core (agent.h).
+/* node.h: the Node.js / libuv backend (nodeuv.c) of the agent core (agent.h).
  *
  * Targets: any process with libuv's uv_run in its executable (Node.js links libuv
  * in) or in a mapped libuv.so. Tiers (ls_agent_opts.tier):

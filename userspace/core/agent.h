@@ -63,7 +63,7 @@ struct ls_backend_ops {
 
 /* The backends (agent.c keeps the table that asks them in order). */
 extern const struct ls_backend_ops ls_backend_refloop;	/* refloop.c: reference loop, USDT */
-extern const struct ls_backend_ops ls_backend_node;	/* node.c: Node.js / libuv */
+extern const struct ls_backend_ops ls_backend_node;	/* nodeuv.c: Node.js / libuv */
 
 /* Per-target state a backend may hang its own data on. */
 struct ls_target {

@@ -1,4 +1,4 @@
-/* node.c: the Node.js / libuv backend (node.h, probes in bpf/nodeuv.bpf.c).
+/* nodeuv.c: the Node.js / libuv backend (node.h, probes in bpf/nodeuv.bpf.c).
  *
  * attach() first makes a plan from the target's ELF alone (libuv.h: symbols,
  * version, offsets, Capstone-chosen sites), checks the loop offsets against the
