@@ -5,7 +5,7 @@
 #   make test       every test (unit tests under ASan+UBSan, integration tests as root)
 #   make bench      benchmarks (never part of make test)
 #   make install    PREFIX=/usr/local by default
-#   make deps       install the Debian packages the project needs (idempotent)
+#   make deps       install every Debian package the project needs: build, test, bench (idempotent)
 #
 # Every part is picked up by wildcard, so adding a source file needs no edit here:
 #   loop/src/*.c            -> build/liblsl.a            (reference event loop)
@@ -44,31 +44,50 @@ endif
 .PHONY: all deps demo test bench install uninstall clean check-deps
 
 # ---------------------------------------------------------------- packages
-# Debian packages the project needs to build, test and benchmark.
-DEB_PKGS := build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev libdw-dev \
-	zlib1g-dev libncurses-dev systemtap-sdt-dev libcmocka-dev libcjson-dev libcapstone-dev libuv1-dev \
-	prometheus tmux jq python3 nodejs curl procps iproute2 wrk
-DEPS_STAMP := $(BUILD)/.deps-ok
+# Debian packages, by what needs them: building the agent and the loop needs only
+# DEB_BUILD; `make test` and `make bench` add their own tools. Add a package with a
+# `+=` line of its own next to the others of its kind.
+DEB_BUILD := build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev libdw-dev \
+	zlib1g-dev libncurses-dev systemtap-sdt-dev libcjson-dev libcapstone-dev
+DEB_TEST  := libcmocka-dev libuv1-dev tmux jq python3 nodejs curl procps iproute2 prometheus wrk
+DEB_BENCH := $(DEB_TEST)
 
-# Cheap when everything is there (one dpkg-query); installs only what is missing.
-# The stamp follows dpkg's database too, so a package removed later is installed again.
-$(DEPS_STAMP): Makefile $(wildcard /var/lib/dpkg/status)
+DEPS_STAMP       := $(BUILD)/.deps-build
+DEPS_TEST_STAMP  := $(BUILD)/.deps-test
+DEPS_BENCH_STAMP := $(BUILD)/.deps-bench
+
+# $(call deb_install,PACKAGES,LOG): install whichever of PACKAGES are missing. Cheap when
+# everything is there (one dpkg-query each); as root only.
+define deb_install
 	$(Q)mkdir -p $(BUILD)
-	$(Q)missing=$$(for p in $(DEB_PKGS); do \
+	$(Q)missing=$$(for p in $(1); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
 		echo "  DEPS    installing:" $$missing; \
 		if [ "$$(id -u)" != 0 ]; then echo "loopscope: missing packages ($$missing); run 'make deps' as root" >&2; exit 1; fi; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >$(BUILD)/apt.log 2>&1 \
-			|| { echo "loopscope: apt-get install failed, see $(BUILD)/apt.log" >&2; exit 1; }; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >$(2) 2>&1 \
+			|| { echo "loopscope: apt-get install failed, see $(2)" >&2; exit 1; }; \
 	fi
+endef
+
+# The stamps follow dpkg's database too, so a package removed later is installed again.
+$(DEPS_STAMP): Makefile $(wildcard /var/lib/dpkg/status)
+	$(call deb_install,$(DEB_BUILD),$(BUILD)/apt.log)
+	$(Q)touch $@
+
+$(DEPS_TEST_STAMP): $(DEPS_STAMP)
+	$(call deb_install,$(DEB_TEST),$(BUILD)/apt-test.log)
+	$(Q)touch $@
+
+$(DEPS_BENCH_STAMP): $(DEPS_STAMP)
+	$(call deb_install,$(DEB_BENCH),$(BUILD)/apt-bench.log)
 	$(Q)touch $@
 
 deps:
-	$(Q)rm -f $(DEPS_STAMP)
-	$(Q)$(MAKE) --no-print-directory $(DEPS_STAMP)
+	$(Q)rm -f $(DEPS_STAMP) $(DEPS_TEST_STAMP) $(DEPS_BENCH_STAMP)
+	$(Q)$(MAKE) --no-print-directory $(DEPS_STAMP) $(DEPS_TEST_STAMP) $(DEPS_BENCH_STAMP)
 
 # ---------------------------------------------------------------- flags
 WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
@@ -153,23 +172,28 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/obj/tests/unit/%.o $(BUILD)/asan/libagent.a
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $^ -lcmocka $(LDLIBS_AGENT)
 
+# Unit tests need cmocka, a test dependency.
+$(patsubst tests/unit/%.c,$(BUILD)/asan/obj/tests/unit/%.o,$(UNIT_SRCS)): | $(DEPS_TEST_STAMP)
+
 TEST_BINS := $(PROGS) $(BUILD)/asan/loopscope $(if $(DEMO_SRCS),$(BUILD)/asan/loopdemo) $(UNIT_BINS)
 
 # Integration tests read these to find what to run.
 export LS_BUILD := $(abspath $(BUILD))
 
-test: $(TEST_BINS)
+test: $(DEPS_TEST_STAMP) $(TEST_BINS)
 	$(Q)tests/run.sh $(if $(TESTS),$(TESTS),$(UNIT_BINS) $(sort $(wildcard tests/integration/*.sh tests/integration/*.py)))
 
 # ---------------------------------------------------------------- bench
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/bin/%,$(BENCH_SRCS))
+# Benchmarks link libuv, a bench dependency.
+$(patsubst tests/bench/%.c,$(BUILD)/obj/tests/bench/%.o,$(BENCH_SRCS)): | $(DEPS_BENCH_STAMP)
 
 $(BUILD)/bench/bin/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/liblsl.a
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -o $@ $^ -luv $(LDLIBS_LOOP)
 
-bench: all $(BENCH_BINS)
+bench: $(DEPS_BENCH_STAMP) all $(BENCH_BINS)
 	$(Q)tests/bench/run.sh
 
 # ---------------------------------------------------------------- demo
