@@ -67,7 +67,7 @@ define deb_install
 		echo "  DEPS    installing:" $$missing; \
 		if [ "$$(id -u)" != 0 ]; then echo "loopscope: missing packages ($$missing); run 'make deps' as root" >&2; exit 1; fi; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >$(2) 2>&1 \
+		apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $$missing >$(2) 2>&1 \
 			|| { echo "loopscope: apt-get install failed, see $(2)" >&2; exit 1; }; \
 	fi
 endef
