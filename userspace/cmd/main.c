@@ -10,6 +10,8 @@ static const struct ls_command commands[] = {
 	{ "stat", "attach to running loops and print their numbers every interval", ls_cmd_stat },
 	{ "serve", "Prometheus exporter (/metrics) and live event stream (/events)", ls_cmd_serve },
 	{ "top", "live terminal dashboard of event loops (attached, or a serve stream)", ls_cmd_top },
+	{ "calibrate", "what one probe hit costs on this machine (the floor probe costs compare to)",
+	  ls_cmd_calibrate },
 };
 
 static void usage(FILE *f)
@@ -20,7 +22,7 @@ static void usage(FILE *f)
 		   "reference loop (USDT) and unmodified Node.js / libuv programs (uprobes).\n\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nOptions:\n  -h, --help     this help\n  -V, --version  print the version\n\n"
 		   "See loopscope(1).\n");
 }
