@@ -13,6 +13,18 @@ mkdir -p "$logdir"
 # cmocka speaks TAP, so every unit-test case is counted on its own.
 export CMOCKA_MESSAGE_OUTPUT=TAP
 
+# The log starts by naming the machine class (trap costs differ an order of magnitude
+# between machines of our kind): `loopscope calibrate`, cached per boot. A machine
+# where it cannot run says why on the same line; the tests still run.
+calib_bin=${LS_BUILD:-build}/loopscope
+if [ ! -x "$calib_bin" ]; then
+	echo "machine: not calibrated: $calib_bin missing (run make)"
+elif ! calib_out=$("$calib_bin" calibrate 2>&1); then
+	echo "machine: not calibrated: $(echo "$calib_out" | tail -n 1)"
+else
+	echo "$calib_out"
+fi
+
 for t in "$@"; do
 	name=$(basename "$t")
 	limit=$(grep -m1 -oE '^(#|//) timeout: [0-9]+' "$t" 2>/dev/null | grep -oE '[0-9]+$')
