@@ -271,11 +271,39 @@ class Semaphore:
 
 # ---------------------------------------------------------------- the environment
 
+def build_bench_bin(build, name):
+    """BUILD/bench/bin/NAME (tests/bench/NAME.c), made by make if missing or stale (a run
+    of some sections only, or bench.py run by hand, still has it); None if make fails."""
+    path = os.path.join(build, "bench", "bin", name)
+    rc, out = run(["make", "-s", "-C", ROOT, f"BUILD={build}", path], 300)
+    if rc != 0:
+        print(f"bench: make {path} failed: {first_line(out.strip().splitlines()[-1] if out.strip() else '')}",
+              file=sys.stderr)
+    return path if os.access(path, os.X_OK) else None
+
+
+def calibration(loopscope, refresh):
+    """(machine line, figures dict or None) from `loopscope calibrate`: the report's first
+    line, so a reader sees which machine class produced every figure below it."""
+    if not os.access(loopscope, os.X_OK):
+        return f"machine: not calibrated: {loopscope} not built", None
+    rc, out = run([loopscope, "calibrate"] + (["--refresh"] if refresh else []), 60)
+    if rc != 0:
+        return f"machine: not calibrated: {first_line(out.strip().splitlines()[-1] if out.strip() else '')}", None
+    line = first_line(out)
+    rc, js = run([loopscope, "calibrate", "--json"], 60)     # the cache just written
+    try:
+        return line, json.loads(js) if rc == 0 else None
+    except ValueError:
+        return line, None
+
+
 class Env:
     """What exists in this tree right now; each missing piece is a reason string."""
 
-    def __init__(self, build):
+    def __init__(self, build, out):
         self.build = build
+        self.logs = os.path.join(out, "logs")
         self.loopscope = os.path.join(build, "loopscope")
         self.loopdemo = os.path.join(build, "loopdemo")
         self.node = shutil.which("node") or "/usr/bin/node"
@@ -290,9 +318,7 @@ class Env:
         rc, out = run([self.loopdemo, "--help"], 10) if os.access(self.loopdemo, os.X_OK) else (127, "")
         self.demo_help = out if rc == 0 else None
         self.root = os.geteuid() == 0
-        self.refspin = os.path.join(build, "bench", "bin", "refspin")
-        if not os.access(self.refspin, os.X_OK):
-            self.refspin = None
+        self.refspin = build_bench_bin(build, "refspin")
 
     def why_no_stat(self):
         if not os.access(self.loopscope, os.X_OK):
@@ -336,7 +362,7 @@ class Agent:
 
     def __init__(self, env, args, logname, extra_env=None, binary=None):
         self.env = env
-        self.log = os.path.join(env.build, "bench", "logs", logname)
+        self.log = os.path.join(env.logs, logname)
         self.t0 = time.monotonic()
         self.p = start([binary or env.loopscope] + args, cpu=CPU_HELPER, log=self.log, env=extra_env)
         self.attach_s = None
@@ -450,7 +476,7 @@ def fmt(v, nd=2, how=None):
 
 
 def render_md(rep, meta):
-    out = ["# loopscope benchmark report", ""]
+    out = [meta.get("machine", "machine: not calibrated"), "", "# loopscope benchmark report", ""]
     out.append(f"Command: `{meta['command']}`  ")
     out.append(f"Date: {meta['date']} · commit {meta['commit']} · {meta['host']}  ")
     out.append(f"Took {meta['elapsed_s']:.0f} s{' (--quick: short runs, not for quoting)' if meta['quick'] else ''}; "
@@ -1521,10 +1547,16 @@ def judge_goals(env, cfg, rep):
                  loss < 0.02, "; ".join(why))
 
     # reference-loop probe budget (issue 3): ~2 us per iteration
+    # Trap costs differ an order of magnitude between machines of our kind: the note
+    # puts the figure next to this machine's floor (two USDT hits per iteration).
     c = g("ref_tier_cost")
+    calib = g("calib")
+    floor = (f"this machine's USDT hit {calib['usdt_hit_ns']:,.0f} ns, so 2 hits per iteration cost "
+             f"{2 * calib['usdt_hit_ns']:,.0f} ns before any BPF work ({c / (2 * calib['usdt_hit_ns']):.2f}x)"
+             if calib and c is not None and calib.get("usdt_hit_ns") else "")
     rep.goal("reference loop: default probe set adds <= ~2 us per iteration",
              f"{c:,.0f} ns" if c is not None else "-", (c <= 2000) if c is not None else None,
-             "" if c is not None else "see section 1")
+             floor if c is not None else "see section 1")
 
     # agent CPU at 10k it/s
     a = g("agent_cpu", {})
@@ -1702,7 +1734,11 @@ def main():
     t0 = time.monotonic()
     load0 = os.getloadavg()
     commit = git_commit()       # what was built and is measured: edits made during the run do not count
-    env = Env(cfg.build)
+    # run.sh measured it a moment ago (BENCH_CALIBRATED=1); bench.py alone measures now
+    machine, calib = calibration(os.path.join(cfg.build, "loopscope"), os.environ.get("BENCH_CALIBRATED") != "1")
+    print(machine, file=sys.stderr, flush=True)
+    cfg.calib = calib
+    env = Env(cfg.build, cfg.out)
     rep = Report()
     only = [x for x in args.only.split(",") if x]
     harness_errors = 0
@@ -1737,6 +1773,8 @@ def main():
         "loadavg_end": os.getloadavg()[0],
         "elapsed_s": time.monotonic() - t0,
         "quick": q,
+        "machine": machine,
+        "calibration": calib,
     }
     md = render_md(rep, meta)
     with open(os.path.join(cfg.out, "report.md"), "w") as f:

@@ -18,6 +18,12 @@ if [ -z "${BENCH_CMD:-}" ]; then
 	if [ -n "${MAKELEVEL:-}" ]; then BENCH_CMD="make bench"; else BENCH_CMD="tests/bench/run.sh $*"; fi
 fi
 export BENCH_CMD
+# The report names the machine class first (tests/bench/bench.py repeats the line).
+"$BUILD/loopscope" calibrate --refresh 2>&1 | tail -n 1 | sed '/^machine:/!s/^/machine: not calibrated: /'
+export BENCH_CALIBRATED=1
+# The benchmark programs, in case this runs without make bench (some sections only).
+make -s -C "$ROOT" BUILD="$BUILD" $(for c in "$ROOT"/tests/bench/*.c; do b=${c##*/}; echo "$BUILD/bench/bin/${b%.c}"; done) ||
+	echo "bench: building tests/bench/*.c failed" >&2
 PIN=()
 command -v taskset >/dev/null 2>&1 && PIN=(taskset -c 1)
 
