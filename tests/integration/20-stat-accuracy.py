@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# timeout: 240
+# timeout: 300
 """20-stat-accuracy: `loopscope stat --json` against loopdemo's own ground truth.
 
 Each workload runs loopdemo with --wait-attach (its workload and its accounting start
@@ -10,6 +10,14 @@ against the loop's own episode list (start, duration). Tolerances
 (issue 3): per-phase totals within 2%, utilization within 0.02, delay p50/p99/max
 within max(10%, 200 us), starvation episodes: count exact, durations within 5%,
 and no episode at all on a healthy workload.
+
+A case whose checks fail while loopdemo was disturbed (an involuntary context switch
+of its SCHED_FIFO threads, from wait4's rusage, or steal time the hypervisor took,
+from /proc/stat) is measured again, up to three times; the bounds never change.
+A preemption between the loop's own clock read and the probe's moves a maximum by
+its length (seen: delay max 908 us vs 192 us with 2 involuntary switches), and it
+lands there more often than chance: the return from a probe's trap is where the
+kernel preempts.
 """
 import json
 import os
@@ -20,6 +28,39 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
+
+_tap = tap
+# What disturbed the last run_case's loopdemo: (involuntary context switches, steal ticks).
+disturbed = (0, 0)
+
+
+def steal_ticks():
+    """Steal time of all CPUs so far (USER_HZ ticks): time the hypervisor ran something else."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8])
+
+
+def measured(name, fn):
+    """Run fn (a run_case and its comparison, which call tap) up to three times: a run
+    whose checks fail while loopdemo was disturbed is measured again. The last run's
+    verdicts are the test's."""
+    global tap
+    for attempt in range(3):
+        verdicts = []
+        tap = lambda ok, desc: verdicts.append((ok, desc))
+        try:
+            fn()
+        finally:
+            tap = _tap
+        if all(ok for ok, _ in verdicts) or disturbed == (0, 0) or attempt == 2:
+            break
+        print("# %s: a check failed while loopdemo was disturbed (%d involuntary context switches, "
+              "%d steal ticks); again" % ((name,) + disturbed), flush=True)
+        for ok, desc in verdicts:
+            if not ok:
+                print("#   not ok %s" % desc, flush=True)
+    for ok, desc in verdicts:
+        tap(ok, desc)
 
 
 
@@ -39,10 +80,15 @@ def run_case(name, args, duration, tmp, interval="600"):
     demo = subprocess.Popen(["chrt", "-f", "10", LOOPDEMO] + args +
                             ["--duration", str(duration), "--stats-json", gt_path, "--wait-attach"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    global disturbed
+    steal0 = steal_ticks()
     try:
         stat = subprocess.run([LOOPSCOPE, "stat", "-p", str(demo.pid), "-i", interval, "--json"],
                               capture_output=True, text=True, timeout=duration + 60)
-        demo_rc = demo.wait(timeout=30)
+        # stat ends when loopdemo exits: reap it here for its rusage
+        _, status, ru = os.wait4(demo.pid, 0)
+        demo.returncode = demo_rc = os.waitstatus_to_exitcode(status)
+        disturbed = (ru.ru_nivcsw, steal_ticks() - steal0)
     finally:
         if demo.poll() is None:
             demo.send_signal(signal.SIGKILL)
@@ -225,16 +271,21 @@ def main():
     ]
     with tempfile.TemporaryDirectory(prefix="loopscope-20.") as tmp:
         for name, args, dur, exp in cases:
-            gt, tr = run_case(name, args, dur, tmp)
-            if gt is not None:
-                compare(name, gt, tr, exp)
+            def one(name=name, args=args, dur=dur, exp=exp):
+                gt, tr = run_case(name, args, dur, tmp)
+                if gt is not None:
+                    compare(name, gt, tr, exp)
+            measured(name, one)
         # The same figures read a second at a time: the intervals must add up.
         for name, args, dur, exp in cases:
             if name not in ("block80", "io", "tick-starve", "microtask-starve"):
                 continue
-            gt, trs = run_case(name + "-i1", args, dur, tmp, interval="1")
-            if gt is not None:
-                compare_summed(name + "-i1", gt, trs)
+
+            def summed(name=name, args=args, dur=dur):
+                gt, trs = run_case(name + "-i1", args, dur, tmp, interval="1")
+                if gt is not None:
+                    compare_summed(name + "-i1", gt, trs)
+            measured(name + "-i1", summed)
     return done()
 
 
