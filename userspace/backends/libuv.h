@@ -45,7 +45,7 @@ int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *wh
 
 /* 1 if the kernel emulates a uprobe on this instruction (direct call, jmp, jcc,
  * push reg, 0x90 nop, or a 0f 1f nop of at most 8 bytes without a 0x66 prefix);
- * 0 if it single-steps it (~20x dearer here, NOTES.md section 1). */
+ * 0 if it single-steps it (far dearer: bpf/README.md, "What a probe costs"). */
 int lu_insn_emulated(const uint8_t *bytes, size_t len);
 
 struct lu_site {

@@ -4,8 +4,8 @@
  * instruction it corrupts the target, so every site here is the start of an
  * instruction found by decoding the whole function from its symbol's start. Among
  * valid sites we prefer those the kernel emulates (arch/x86/kernel/uprobes.c:
- * branch_setup_xol_ops / push_setup_xol_ops): ~0.6 us per hit here, against ~11 us
- * for an instruction it must single-step out of line (NOTES.md section 1).
+ * branch_setup_xol_ops / push_setup_xol_ops), many times cheaper per hit than an
+ * instruction it must single-step out of line (bpf/README.md, "What a probe costs").
  */
 #include <errno.h>
 #include <capstone/capstone.h>

@@ -6,8 +6,7 @@
  * it in a fixed order: tracepoints, uprobes, per-CPU perf events. Anything that
  * fails on the way is torn down by detach(), so a failed attach leaves nothing.
  *
- * What is measured where (and what each tier costs) is in README.md, "Node.js and
- * libuv targets".
+ * What is measured where, and what each tier costs: nodeuv.md beside this file.
  */
 #include <errno.h>
 #include <limits.h>
@@ -136,8 +135,8 @@ static const char *tier_or_default(const char *tier)
 /* Where uv__io_poll calls epoll_pwait/epoll_wait: two emulated uprobes per call
  * instead of the syscall tracepoints. A tracepoint costs the loop less per poll, but
  * while one is attached every syscall of every process on the host goes through the
- * kernel's syscall-work path (NOTES.md section 1; on a loopback HTTP benchmark that was
- * most of the light tier's cost). LOOPSCOPE_EPOLL_TRACEPOINTS=1 keeps the tracepoints
+ * kernel's syscall-work path (bpf/README.md, "What a probe costs"; on a loopback HTTP
+ * benchmark that was most of the light tier's cost). LOOPSCOPE_EPOLL_TRACEPOINTS=1 keeps the tracepoints
  * (and keeps that path testable). */
 static void find_epoll_sites(const struct ls_elf *e, struct node_plan *pl)
 {
@@ -245,7 +244,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	/* A GC pause is V8's observable pause inside Heap::CollectGarbage, between its
 	 * calls of GCTracer::Start/StopObservablePause (what --trace-gc prints): two
 	 * emulated call sites. Else entry to return of CollectGarbage, whose ret is
-	 * single-stepped (~11 us a GC, NOTES.md). Stops first, as for returns. */
+	 * single-stepped (bpf/README.md, "What a probe costs"). Stops first, as for returns. */
 	if (pl->sym[S_COLLECT_GARBAGE].addr && pl->sym[S_GC_PAUSE_START].addr && pl->sym[S_GC_PAUSE_STOP].addr) {
 		const struct ls_elf_sym *cg = &pl->sym[S_COLLECT_GARBAGE];
 		int nstop = lu_direct_call_sites(e, cg, pl->sym[S_GC_PAUSE_STOP].addr, 1, pl->gc_sites, MAX_RET_SITES);

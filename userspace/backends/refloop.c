@@ -29,6 +29,8 @@ _Static_assert(REFLOOP_EP_TICK_STARVATION == LS_EP_TICK_STARVATION, "episode kin
 _Static_assert(REFLOOP_EP_MICROTASK_STARVATION == LS_EP_MICROTASK_STARVATION, "episode kinds");
 _Static_assert((int)LSL_PROBE_NPHASES == (int)LS_NPHASES, "phase numbering");
 _Static_assert((int)LSL_PROBE_NONE == (int)LS_PHASE_NONE, "phase numbering");
+_Static_assert((int)LSL_DRAIN_TICKS == (int)LS_DRAIN_TICKS, "drain numbering");
+_Static_assert((int)LSL_DRAIN_MICROTASKS == (int)LS_DRAIN_MICROTASKS, "drain numbering");
 
 /* Attach order. poll_start goes LAST: loopdemo --wait-attach starts its workload when
  * poll_start's semaphore rises, and by then every other probe must be live. The
@@ -407,9 +409,10 @@ static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 
 	snprintf(out->tier, sizeof(out->tier), "usdt");
 	out->note[0] = '\0';
-	if (p->skel->bss->untracked_hits)
-		snprintf(out->note, sizeof(out->note), REFLOOP_NOTE_UNTRACKED " (%llu probe hits dropped)",
-			 (unsigned long long)p->skel->bss->untracked_hits);
+	out->untracked_hits = p->skel->bss->untracked_hits;
+	if (out->untracked_hits)
+		snprintf(out->note, sizeof(out->note), "loop threads beyond the first %d are not measured "
+			 "(%llu probe hits dropped)", REFLOOP_MAX_LOOPS, (unsigned long long)out->untracked_hits);
 	p->sum_hits = p->sum_drops = 0;
 	r = ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, REFLOOP_MAX_LOOPS, refloop_fill, p, out);
 	p->sums_valid = r == 0;
@@ -517,7 +520,7 @@ static void check_live(struct refloop_priv *p)
 		if ((rec.live_drain == LSL_DRAIN_TICKS || rec.live_drain == LSL_DRAIN_MICROTASKS) && s && now > s &&
 		    now - s > p->threshold_ns)
 			announce(p, key,
-				 rec.live_drain == LSL_DRAIN_TICKS ? LS_EP_TICK_STARVATION : LS_EP_MICROTASK_STARVATION,
+				 ls_drain_starvation_kind(rec.live_drain),
 				 rec.live_phase < LS_NPHASES ? rec.live_phase : LS_PHASE_NONE, s, rec.live_drain_callbacks);
 	}
 }

@@ -249,10 +249,10 @@ static void update_states(struct serve *sv)
 			    l->live_since_ns > st->since[LS_EP_STALL])
 				st->p.in_progress[LS_EP_STALL] = 0;
 			if (st->p.in_progress[LS_EP_TICK_STARVATION] &&
-			    (l->live_drain != 1 || l->live_drain_since_ns > st->since[LS_EP_TICK_STARVATION]))
+			    (l->live_drain != LS_DRAIN_TICKS || l->live_drain_since_ns > st->since[LS_EP_TICK_STARVATION]))
 				st->p.in_progress[LS_EP_TICK_STARVATION] = 0;
 			if (st->p.in_progress[LS_EP_MICROTASK_STARVATION] &&
-			    (l->live_drain != 2 || l->live_drain_since_ns > st->since[LS_EP_MICROTASK_STARVATION]))
+			    (l->live_drain != LS_DRAIN_MICROTASKS || l->live_drain_since_ns > st->since[LS_EP_MICROTASK_STARVATION]))
 				st->p.in_progress[LS_EP_MICROTASK_STARVATION] = 0;
 
 			if (sv->compat) {

@@ -11,7 +11,6 @@
 #include "agent.h"
 #include "commands.h"
 #include "options.h"
-#include "refloop.h"
 
 #define MAX_PIDS 64
 #define MIN_INTERVAL_S 0.1
@@ -217,7 +216,7 @@ static int report(const struct ls_snapshot *cur, const struct ls_snapshot *prev,
 					if (st->eps[e].pid == t->pid && st->eps[e].tid == t->loops[l].tid)
 						mine[neps++] = st->eps[e];
 			}
-			if (ls_summary_write_json_ex(&s, mine ? mine : &no_episode, neps, stdout) < 0 ||
+			if (ls_summary_write_json(&s, mine ? mine : &no_episode, neps, stdout) < 0 ||
 			    putchar('\n') == EOF) {
 				free(mine);
 				return -EIO;
@@ -386,11 +385,11 @@ int ls_cmd_stat(int argc, char **argv)
 		 * (Counts of a target that detached leave the sum: hence the >.) */
 		for (uint32_t i = 0; i < cur.ntargets; i++) {
 			const struct ls_target_snapshot *t = &cur.targets[i];
-			const char *was = i < prev.ntargets && prev.targets[i].pid == t->pid ? prev.targets[i].note : "";
+			const struct ls_target_snapshot *p = ls_snapshot_find(&prev, t->pid);
+			uint64_t was = p ? p->untracked_hits : 0;
 
 			/* Loops the kernel side had no room for: say so while it grows. */
-			if (!strncmp(t->note, REFLOOP_NOTE_UNTRACKED, strlen(REFLOOP_NOTE_UNTRACKED)) &&
-			    strcmp(t->note, was))
+			if (t->untracked_hits && t->untracked_hits != was)
 				fprintf(stderr, "loopscope stat: pid %d: %s\n", (int)t->pid, t->note);
 		}
 		if (cur.self.ringbuf_drops > prev.self.ringbuf_drops)

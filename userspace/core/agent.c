@@ -27,7 +27,7 @@
  * A new runtime adds one line here (and declares its ops in agent.h). */
 static const struct ls_backend_ops *const backends[] = {
 	&ls_backend_refloop,
-	&ls_backend_node,	/* nodeuv.c: Node.js / libuv, uprobes + epoll tracepoints */
+	&ls_backend_node,	/* nodeuv.c: Node.js / libuv, uprobes (epoll tracepoints as a fallback) */
 };
 
 /* Where the kernel's BTF lives (CO-RE needs it); LOOPSCOPE_BTF overrides the path

@@ -3,7 +3,7 @@
  * it through ls_agent_source() (snapshot.h) and never touch BPF themselves.
  *
  * Runtimes plug in as backends (struct ls_backend_ops): the reference loop over
- * USDT (refloop.c), Node.js / libuv over uprobes and tracepoints (node*.c).
+ * USDT (refloop.c), Node.js / libuv over uprobes (nodeuv.c).
  */
 #ifndef LS_AGENT_H
 #define LS_AGENT_H

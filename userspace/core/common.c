@@ -36,6 +36,13 @@ const char *ls_episode_kind_name(uint32_t kind)
 	return kind < LS_EP_NKINDS ? names[kind] : "?";
 }
 
+uint32_t ls_drain_starvation_kind(uint32_t drain)
+{
+	if (drain == LS_DRAIN_TICKS)
+		return LS_EP_TICK_STARVATION;
+	return drain == LS_DRAIN_MICROTASKS ? LS_EP_MICROTASK_STARVATION : LS_EP_NKINDS;
+}
+
 static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
