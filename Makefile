@@ -93,8 +93,10 @@ deps:
 WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 # Every source folder of the agent is on the include path: a header is named by its
 # file name alone, so a module can move between folders without touching its users.
+# -iquote, not -I: `#include "elf.h"` is lib/elf.h, while libelf's own <elf.h> stays
+# the system's.
 AGENT_DIRS := $(sort $(dir $(wildcard userspace/*/*.c userspace/*/*.h dashboards/top/*.c)))
-CPPFLAGS := -D_GNU_SOURCE -DLOOPSCOPE_VERSION='"$(VERSION)"' -Iloop/include -Ibpf $(addprefix -I,$(AGENT_DIRS)) -I$(BUILD)/bpf
+CPPFLAGS := -D_GNU_SOURCE -DLOOPSCOPE_VERSION='"$(VERSION)"' -Iloop/include -Ibpf $(addprefix -iquote ,$(AGENT_DIRS)) -I$(BUILD)/bpf
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -fno-omit-frame-pointer -MMD -MP
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -2,10 +2,12 @@
 /* nodeuv.bpf.c: event-loop probes for unmodified Node.js and libuv programs.
  *
  * Two tiers share this object (the loader picks programs with set_autoload):
- *  - light: the epoll_wait / epoll_pwait syscall tracepoints of the target's threads
- *    (utilization, not-polling spans, iterations) plus one uprobe at the entry of
+ *  - light: uprobes on uv__io_poll's call of epoll_pwait/epoll_wait and on the first
+ *    emulated instruction after it (`nu_epoll`; the syscall tracepoints below
+ *    only when no such call site was found, or on request), giving utilization,
+ *    not-polling spans and iterations, plus one uprobe at the entry of
  *    uv__run_timers (timer lateness from loop->time and the timer heap minimum);
- *  - phases: light's tracepoints plus `nu_boundary` at instruction-exact sites inside
+ *  - phases: light's probes plus `nu_boundary` at instruction-exact sites inside
  *    uv_run (chosen with Capstone in user space); the attach cookie says which
  *    boundary fired, the span between two boundaries is a phase.
  * In both tiers: sites in Heap::CollectGarbage bracket GC pauses, and a

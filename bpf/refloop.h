@@ -14,9 +14,6 @@
 #include "lsl_probes.h"
 
 #define REFLOOP_MAX_LOOPS 16		/* loop threads per traced process */
-/* Start of the target note (ls_target_snapshot.note) when loop threads beyond
- * REFLOOP_MAX_LOOPS fired probes: those are not measured, and stat warns. */
-#define REFLOOP_NOTE_UNTRACKED "loop threads beyond the first 16 are not measured"
 #define REFLOOP_RINGBUF_BYTES (256 * 1024)
 
 /* Episode kinds: same numbers as enum ls_episode_kind (snapshot.h). */

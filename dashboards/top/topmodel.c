@@ -297,13 +297,10 @@ static void infer_over(struct top_model *m, const struct top_row *r, uint64_t mo
 				e->over = 1;
 			break;
 		case LS_EP_TICK_STARVATION:
-		case LS_EP_MICROTASK_STARVATION: {
-			uint32_t want = ep->kind == LS_EP_TICK_STARVATION ? 1 : 2;
-
-			if (r->live_drain != want || r->live_drain_since_ns > ep->start_ns)
+		case LS_EP_MICROTASK_STARVATION:
+			if (ls_drain_starvation_kind(r->live_drain) != ep->kind || r->live_drain_since_ns > ep->start_ns)
 				e->over = 1;
 			break;
-		}
 		}
 	}
 }
@@ -541,9 +538,9 @@ void top_model_tick(struct top_model *m, uint64_t local_now)
 				cand_take(&c[LS_EP_STALL], snap - r->live_since_ns, LS_PHASE_NONE, 0);
 		}
 		if (r->present && snap && r->live_drain && r->live_drain_since_ns && snap > r->live_drain_since_ns) {
-			uint32_t k = r->live_drain == 1 ? LS_EP_TICK_STARVATION : LS_EP_MICROTASK_STARVATION;
+			uint32_t k = ls_drain_starvation_kind(r->live_drain);
 
-			if (!ended_since(m, r, k, r->live_drain_since_ns))
+			if (k < LS_EP_NKINDS && !ended_since(m, r, k, r->live_drain_since_ns))
 				cand_take(&c[k], snap - r->live_drain_since_ns, r->live_phase, r->live_drain_callbacks);
 		}
 		for (uint32_t j = 0; j < m->log_len; j++) {

@@ -3,8 +3,9 @@
  * Shared by the loop (loop/src), the BPF programs (bpf/refloop.bpf.c) and the agent.
  * Fixed-width types only, so gcc and clang -target bpf lay the structs out alike.
  *
- * Cost model (../shared/research/NOTES.md): one USDT hit costs ~0.6 us here, so the
- * default probe set must stay at ~2-3 hits per loop iteration. The loop therefore
+ * Cost model (bpf/README.md, "What a probe costs"): one USDT hit costs from well under
+ * a microsecond to several, machine by machine, so the default probe set must stay at
+ * ~2-3 hits per loop iteration. The loop therefore
  * keeps a per-iteration record (struct lsl_probe_record) in its own memory, filled
  * only while accounting is on or a tracer has raised a semaphore, and hands its
  * address to the tracer at poll entry: one hit carries every phase of the last

@@ -74,12 +74,12 @@ static void test_offsets_table(void **state)
 }
 
 /* Decode the rel32 target of the 5-byte call at vaddr. */
-static uint64_t call_target(const struct lu_elf *e, uint64_t vaddr)
+static uint64_t call_target(const struct ls_elf *e, uint64_t vaddr)
 {
 	uint8_t b[5];
 	int32_t rel;
 
-	assert_int_equal(lu_elf_read(e, vaddr, b, sizeof(b)), 0);
+	assert_int_equal(ls_elf_read(e, vaddr, b, sizeof(b)), 0);
 	assert_int_equal(b[0], 0xe8);
 	memcpy(&rel, b + 1, 4);
 	return vaddr + 5 + (int64_t)rel;
@@ -93,9 +93,9 @@ static void test_node_binary(void **state)
 		"uv__run_check", "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpace*",
 		"_ZN2v88internal8GCTracer20StartObservablePauseE*", "_ZN2v88internal8GCTracer19StopObservablePauseE*",
 	};
-	struct lu_sym sym[NS];
-	struct lu_want want[NS];
-	struct lu_elf *e = NULL;
+	struct ls_elf_sym sym[NS];
+	struct ls_elf_want want[NS];
+	struct ls_elf *e = NULL;
 	struct lu_offsets dw, tab;
 	struct lu_site sites[32], entry;
 	char missing[96];
@@ -105,11 +105,11 @@ static void test_node_binary(void **state)
 	(void)state;
 	if (access(NODE, R_OK))
 		skip();
-	assert_int_equal(lu_elf_open(NODE, &e), 0);
+	assert_int_equal(ls_elf_open(NODE, &e), 0);
 	for (int i = 0; i < NS; i++)
-		want[i] = (struct lu_want){ names[i], &sym[i] };
-	assert_int_equal(lu_elf_lookup(e, want, NS), NS);
-	assert_true(lu_elf_has_symtab(e));
+		want[i] = (struct ls_elf_want){ names[i], &sym[i] };
+	assert_int_equal(ls_elf_lookup(e, want, NS), NS);
+	assert_true(ls_elf_has_symtab(e));
 	assert_int_equal(lu_version(e, &sym[VER], &ver), 0);
 	assert_int_equal(ver >> 16, 1);
 	assert_true(((ver >> 8) & 0xff) >= 44);
@@ -140,7 +140,7 @@ static void test_node_binary(void **state)
 		assert_true(sites[i].cookie < NU_NB);
 		seen[sites[i].cookie]++;
 		assert_true(sites[i].vaddr >= sym[RUN].addr && sites[i].vaddr < sym[RUN].addr + sym[RUN].size);
-		assert_int_equal(lu_elf_read(e, sites[i].vaddr, b, sizeof(b)), 0);
+		assert_int_equal(ls_elf_read(e, sites[i].vaddr, b, sizeof(b)), 0);
 		/* every site is an emulated instruction (~0.6 us, not ~11 us) */
 		assert_true(sites[i].len > 0 && sites[i].len <= sizeof(b));
 		if (!lu_insn_emulated(b, sites[i].len))
@@ -183,28 +183,28 @@ static void test_node_binary(void **state)
 	assert_int_equal(lu_direct_call_sites(e, &sym[GC], sym[GC_STOP].addr, 1, sites, 1),
 			 nstart > 1 ? -E2BIG : 1);
 	assert_int_equal(lu_direct_call_sites(e, &sym[GC], sym[RUN].addr, 1, sites, 32), -ENOENT);
-	lu_elf_close(e);
+	ls_elf_close(e);
 }
 
 static void test_debian_libuv1(void **state)
 {
-	struct lu_sym run, poll, ver;
-	struct lu_want want[] = { { "uv_run", &run }, { "uv__io_poll", &poll }, { "uv_version", &ver } };
-	struct lu_elf *e = NULL;
+	struct ls_elf_sym run, poll, ver;
+	struct ls_elf_want want[] = { { "uv_run", &run }, { "uv__io_poll", &poll }, { "uv_version", &ver } };
+	struct ls_elf *e = NULL;
 	uint32_t v;
 
 	(void)state;
 	if (access(LIBUV1, R_OK))
 		skip();
-	assert_int_equal(lu_elf_open(LIBUV1, &e), 0);
-	assert_false(lu_elf_has_symtab(e));	/* stripped */
-	assert_int_equal(lu_elf_lookup(e, want, 3), 2);
+	assert_int_equal(ls_elf_open(LIBUV1, &e), 0);
+	assert_false(ls_elf_has_symtab(e));	/* stripped */
+	assert_int_equal(ls_elf_lookup(e, want, 3), 2);
 	assert_true(run.addr && run.from_dynsym);
 	assert_int_equal(poll.addr, 0);	/* internal: not exported */
 	assert_int_equal(lu_version(e, &ver, &v), 0);
 	assert_int_equal(v >> 8, 0x012c);	/* 1.44.x */
-	assert_true(lu_elf_is_pie(e));
-	lu_elf_close(e);
+	assert_true(ls_elf_is_pie(e));
+	ls_elf_close(e);
 }
 
 /* The whole plan for /usr/bin/node as the backend makes it at attach (no process

@@ -127,7 +127,7 @@ static void test_json_schema(void **state)
 
 	f = open_memstream(&buf, &len);
 	assert_non_null(f);
-	assert_int_equal(ls_summary_write_json_ex(&s, &ep, 1, f), 0);
+	assert_int_equal(ls_summary_write_json(&s, &ep, 1, f), 0);
 	fclose(f);
 	o = cJSON_Parse(buf);
 	assert_non_null(o);
@@ -165,7 +165,7 @@ static void test_json_schema(void **state)
 	/* Without episodes: no "episodes" key. */
 	buf = NULL;
 	f = open_memstream(&buf, &len);
-	assert_int_equal(ls_summary_write_json(&s, f), 0);
+	assert_int_equal(ls_summary_write_json(&s, NULL, 0, f), 0);
 	fclose(f);
 	o = cJSON_Parse(buf);
 	assert_non_null(o);
@@ -197,7 +197,7 @@ static void test_json_node_schema(void **state)
 	s.runtime = LS_RT_NODE;
 	f = open_memstream(&buf, &len);
 	assert_non_null(f);
-	assert_int_equal(ls_summary_write_json(&s, f), 0);
+	assert_int_equal(ls_summary_write_json(&s, NULL, 0, f), 0);
 	fclose(f);
 	o = cJSON_Parse(buf);
 	assert_non_null(o);

@@ -1,10 +1,10 @@
 /* libuv.h: what the Node.js / libuv backend learns about a target's libuv without
- * running it: ELF symbols (libelf), the libuv version, uv_loop_t / uv_timer_t field
- * offsets (DWARF via libdw, else a table per version), and uprobe sites inside
+ * running it, from its ELF (lib/elf.h): the libuv version, uv_loop_t / uv_timer_t
+ * field offsets (DWARF via libdw, else a table per version), and uprobe sites inside
  * uv_run and around V8 functions chosen with a real x86-64 decoder (Capstone).
  *
  * Addresses are link-time virtual addresses of the ELF (add the load bias for the
- * running process); uprobes take file offsets (lu_elf_file_offset()).
+ * running process); uprobes take file offsets (ls_elf_file_offset()).
  * Errors: negative errno; functions that can explain themselves take why/whylen.
  */
 #ifndef LS_LIBUV_H
@@ -14,42 +14,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct lu_elf;
-
-struct lu_sym {
-	uint64_t addr;		/* 0 when not found */
-	uint64_t size;
-	uint32_t from_dynsym;	/* found only in .dynsym */
-};
-
-/* A symbol wanted by name; names ending in '*' match by prefix (mangled C++ names
- * whose argument types vary between V8 versions). */
-struct lu_want {
-	const char *name;
-	struct lu_sym *out;
-};
-
-int lu_elf_open(const char *path, struct lu_elf **out);
-void lu_elf_close(struct lu_elf *e);
-/* One pass over .symtab, then .dynsym for what is still missing. Returns how many
- * of the n wanted symbols were found (0..n) or -errno. */
-int lu_elf_lookup(struct lu_elf *e, const struct lu_want *want, size_t n);
-int lu_elf_has_symtab(const struct lu_elf *e);
-int lu_elf_is_pie(const struct lu_elf *e);	/* ET_DYN: needs a load bias */
-uint64_t lu_elf_first_vaddr(const struct lu_elf *e);	/* lowest PT_LOAD p_vaddr, page-aligned */
-/* File offset of vaddr (inside a PT_LOAD with file bytes) or -ENOENT. */
-int lu_elf_file_offset(const struct lu_elf *e, uint64_t vaddr, uint64_t *off);
-/* Copy len bytes of the file image at vaddr. */
-int lu_elf_read(const struct lu_elf *e, uint64_t vaddr, void *buf, size_t len);
-
-/* GOT slots of functions the ELF imports (R_X86_64_JUMP_SLOT / GLOB_DAT relocations
- * naming undefined .dynsym symbols): slots[k] for names[k], 0 when not imported.
- * Returns how many were found. */
-int lu_elf_import_slots(const struct lu_elf *e, const char *const *names, size_t n, uint64_t *slots);
+#include "elf.h"
 
 /* libuv version as UV_VERSION_HEX ((major << 16) | (minor << 8) | patch), decoded
  * from the `mov $imm, %eax` that uv_version() returns. */
-int lu_version(const struct lu_elf *e, const struct lu_sym *uv_version, uint32_t *hex);
+int lu_version(const struct ls_elf *e, const struct ls_elf_sym *uv_version, uint32_t *hex);
 
 /* The loop struct fields the probes read. */
 struct lu_offsets {
@@ -76,12 +45,12 @@ int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *wh
 
 /* 1 if the kernel emulates a uprobe on this instruction (direct call, jmp, jcc,
  * push reg, 0x90 nop, or a 0f 1f nop of at most 8 bytes without a 0x66 prefix);
- * 0 if it single-steps it (~20x dearer here, NOTES.md section 1). */
+ * 0 if it single-steps it (far dearer: bpf/README.md, "What a probe costs"). */
 int lu_insn_emulated(const uint8_t *bytes, size_t len);
 
 struct lu_site {
 	uint64_t vaddr;
-	uint64_t file_off;	/* filled by the caller (lu_elf_file_offset) for attaching */
+	uint64_t file_off;	/* filled by the caller (ls_elf_file_offset) for attaching */
 	uint32_t cookie;	/* enum nu_boundary, or 0 entry / 1 return for brackets */
 	uint32_t len;		/* instruction length */
 	char insn[40];		/* "call 0x18b4450" (for -v and tests) */
@@ -98,30 +67,30 @@ struct lu_uv_callees {
  * region up to the next phase call can land between the call and it). Returns the
  * number of sites (<= max) or -errno; missing lists boundaries that found no site
  * (comma-separated names, "" when complete). */
-int lu_uv_run_sites(const struct lu_elf *e, const struct lu_sym *uv_run, const struct lu_uv_callees *c,
+int lu_uv_run_sites(const struct ls_elf *e, const struct ls_elf_sym *uv_run, const struct lu_uv_callees *c,
 		    struct lu_site *out, size_t max, char *missing, size_t missinglen);
 /* The calls of an imported function inside fn (here: epoll_wait/epoll_pwait in
  * uv__io_poll), each as two sites: the direct call of the function's PLT stub (cookie
  * 0) and the first emulated instruction on the straight-line path after it (cookie
  * 1), where %rax still holds the call's return value (nothing in between writes it)
  * and no branch from elsewhere lands in between. slots: the GOT slots the stubs jump
- * through (lu_elf_import_slots). Returns the number of sites (2 per call, <= max), or
+ * through (ls_elf_import_slots). Returns the number of sites (2 per call, <= max), or
  * -ENOENT when there is no such call or one call has no exit site (then none is
  * used: a call that is not seen would leave the loop's state wrong). */
-int lu_import_call_sites(const struct lu_elf *e, const struct lu_sym *fn, const uint64_t *slots, size_t nslots,
+int lu_import_call_sites(const struct ls_elf *e, const struct ls_elf_sym *fn, const uint64_t *slots, size_t nslots,
 			 struct lu_site *out, size_t max);
 /* Every direct call inside fn of the function at target, each a site with cookie
  * (a direct call is emulated). Returns their number (<= max), -ENOENT when fn never
  * calls target directly, -ENOTSUP when fn also jumps to target (a tail call: its
  * return would not come back here), -E2BIG past max, or a decode error. */
-int lu_direct_call_sites(const struct lu_elf *e, const struct lu_sym *fn, uint64_t target, uint32_t cookie,
+int lu_direct_call_sites(const struct ls_elf *e, const struct ls_elf_sym *fn, uint64_t target, uint32_t cookie,
 			 struct lu_site *out, size_t max);
 /* The first emulated instruction at a function's entry (past endbr64), before any
  * branch; -ENOENT if there is none. */
-int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out);
+int lu_entry_site(const struct ls_elf *e, const struct ls_elf_sym *fn, struct lu_site *out);
 /* Every way out of fn: ret instructions and direct jumps leaving it (tail calls).
  * -ENOTSUP if fn has an indirect jump (a tail call we could not see) or a conditional
  * jump out of it (no site fires only when it is taken). */
-int lu_return_sites(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out, size_t max);
+int lu_return_sites(const struct ls_elf *e, const struct ls_elf_sym *fn, struct lu_site *out, size_t max);
 
 #endif /* LS_LIBUV_H */

@@ -4,8 +4,8 @@
  * instruction it corrupts the target, so every site here is the start of an
  * instruction found by decoding the whole function from its symbol's start. Among
  * valid sites we prefer those the kernel emulates (arch/x86/kernel/uprobes.c:
- * branch_setup_xol_ops / push_setup_xol_ops): ~0.6 us per hit here, against ~11 us
- * for an instruction it must single-step out of line (NOTES.md section 1).
+ * branch_setup_xol_ops / push_setup_xol_ops), many times cheaper per hit than an
+ * instruction it must single-step out of line (bpf/README.md, "What a probe costs").
  */
 #include <errno.h>
 #include <capstone/capstone.h>
@@ -60,7 +60,7 @@ struct fn_code {
 	uint64_t start, end;
 };
 
-static int decode(const struct lu_elf *e, const struct lu_sym *fn, csh *cs, struct fn_code *fc)
+static int decode(const struct ls_elf *e, const struct ls_elf_sym *fn, csh *cs, struct fn_code *fc)
 {
 	uint8_t *code = NULL;
 	int err;
@@ -71,7 +71,7 @@ static int decode(const struct lu_elf *e, const struct lu_sym *fn, csh *cs, stru
 	code = malloc(fn->size);
 	if (!code)
 		return -ENOMEM;
-	err = lu_elf_read(e, fn->addr, code, fn->size);
+	err = ls_elf_read(e, fn->addr, code, fn->size);
 	if (err)
 		goto cleanup;
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, cs) != CS_ERR_OK) {
@@ -174,7 +174,7 @@ static void add_missing(char *missing, size_t len, const char *name)
 	snprintf(missing + n, len - n, "%s%s", n ? "," : "", name);
 }
 
-int lu_uv_run_sites(const struct lu_elf *e, const struct lu_sym *uv_run, const struct lu_uv_callees *c,
+int lu_uv_run_sites(const struct ls_elf *e, const struct ls_elf_sym *uv_run, const struct lu_uv_callees *c,
 		    struct lu_site *out, size_t max, char *missing, size_t missinglen)
 {
 	static const struct {
@@ -249,14 +249,14 @@ cleanup:
 
 /* The GOT slot a PLT stub at addr jumps through (endbr64, then jmp/bnd jmp through
  * [rip + disp]), or 0 if addr is not such a stub. */
-static uint64_t plt_slot(const struct lu_elf *e, csh cs, uint64_t addr)
+static uint64_t plt_slot(const struct ls_elf *e, csh cs, uint64_t addr)
 {
 	uint8_t code[16];
 	cs_insn *in = NULL;
 	uint64_t slot = 0;
 	size_t n;
 
-	if (lu_elf_read(e, addr, code, sizeof(code)))
+	if (ls_elf_read(e, addr, code, sizeof(code)))
 		return 0;
 	n = cs_disasm(cs, code, sizeof(code), addr, 2, &in);
 	for (size_t i = 0; i < n; i++) {
@@ -291,7 +291,7 @@ static int writes_rax(csh cs, const struct fn_code *fc, size_t from, size_t to)
 	return 0;
 }
 
-int lu_import_call_sites(const struct lu_elf *e, const struct lu_sym *fn, const uint64_t *slots, size_t nslots,
+int lu_import_call_sites(const struct ls_elf *e, const struct ls_elf_sym *fn, const uint64_t *slots, size_t nslots,
 			 struct lu_site *out, size_t max)
 {
 	csh cs = 0;
@@ -328,7 +328,7 @@ cleanup:
 	return err;
 }
 
-int lu_direct_call_sites(const struct lu_elf *e, const struct lu_sym *fn, uint64_t target, uint32_t cookie,
+int lu_direct_call_sites(const struct ls_elf *e, const struct ls_elf_sym *fn, uint64_t target, uint32_t cookie,
 			 struct lu_site *out, size_t max)
 {
 	csh cs = 0;
@@ -361,7 +361,7 @@ cleanup:
 	return err;
 }
 
-int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out)
+int lu_entry_site(const struct ls_elf *e, const struct ls_elf_sym *fn, struct lu_site *out)
 {
 	csh cs = 0;
 	struct fn_code fc;
@@ -388,7 +388,7 @@ int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_sit
 	return err;
 }
 
-int lu_return_sites(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out, size_t max)
+int lu_return_sites(const struct ls_elf *e, const struct ls_elf_sym *fn, struct lu_site *out, size_t max)
 {
 	csh cs = 0;
 	struct fn_code fc;

@@ -2,9 +2,13 @@
  *
  * Targets: any process with libuv's uv_run in its executable (Node.js links libuv
  * in) or in a mapped libuv.so. Tiers (ls_agent_opts.tier):
- *   "light"  (default) epoll syscall tracepoints + one uprobe at uv__run_timers;
- *   "phases" light's tracepoints + uprobes at the phase boundaries inside uv_run.
+ *   "light"  (default) uprobes around uv__io_poll's epoll call (entry and the
+ *            instruction after it) + one uprobe at uv__run_timers; the epoll syscall
+ *            tracepoints only when the binary has no such call site, or with
+ *            LOOPSCOPE_EPOLL_TRACEPOINTS=1;
+ *   "phases" light's probes + uprobes at the phase boundaries inside uv_run.
  * Both add GC brackets (Node) and stall classification by stack samples.
+ * The probe plan and its costs: nodeuv.md beside this file.
  */
 #ifndef LS_NODE_H
 #define LS_NODE_H

@@ -6,19 +6,16 @@
  * it in a fixed order: tracepoints, uprobes, per-CPU perf events. Anything that
  * fails on the way is torn down by detach(), so a failed attach leaves nothing.
  *
- * What is measured where (and what each tier costs) is in README.md, "Node.js and
- * libuv targets".
+ * What is measured where, and what each tier costs: nodeuv.md beside this file.
  */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <linux/perf_event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,9 +23,11 @@
 #include <bpf/libbpf.h>
 
 #include "libuv.h"
+#include "links.h"
 #include "node.h"
 #include "nodeuv.h"
 #include "nodeuv.skel.h"
+#include "proc.h"
 
 _Static_assert(NU_NPHASES == LS_NPHASES, "phase numbering");
 _Static_assert(NU_PHASE_POLL == LS_PHASE_POLL && NU_PHASE_CLOSE == LS_PHASE_CLOSE, "phase numbering");
@@ -70,7 +69,7 @@ struct node_plan {
 	char path[PATH_MAX];		/* the ELF holding libuv, openable by us and libbpf */
 	uint64_t bias;			/* load bias of path in the target */
 	uint32_t version;		/* UV_VERSION_HEX or 0 */
-	struct lu_sym sym[S_NSYMS];
+	struct ls_elf_sym sym[S_NSYMS];
 	int have_off;
 	int off_guessed;		/* no version: the layout must pass lu_loop_check() */
 	struct lu_offsets off;
@@ -128,32 +127,6 @@ static void note_add(struct node_plan *pl, const char *text)
 	snprintf(pl->note + n, sizeof(pl->note) - n, "%s%s", n ? "; " : "", text);
 }
 
-/* Load address of the mapping of (dev, ino) at file offset 0 in pid, or 0. */
-static uint64_t map_base(pid_t pid, dev_t dev, ino_t ino)
-{
-	char path[64], line[512];
-	FILE *f;
-	uint64_t base = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long start, off, inode;
-		unsigned maj, min;
-
-		if (sscanf(line, "%llx-%*x %*s %llx %x:%x %llu", &start, &off, &maj, &min, &inode) != 5)
-			continue;
-		if (off == 0 && inode == ino && makedev(maj, min) == dev) {
-			base = start;
-			break;
-		}
-	}
-	fclose(f);
-	return base;
-}
-
 static const char *tier_or_default(const char *tier)
 {
 	return tier && *tier ? tier : LS_NODE_DEFAULT_TIER;
@@ -162,10 +135,10 @@ static const char *tier_or_default(const char *tier)
 /* Where uv__io_poll calls epoll_pwait/epoll_wait: two emulated uprobes per call
  * instead of the syscall tracepoints. A tracepoint costs the loop less per poll, but
  * while one is attached every syscall of every process on the host goes through the
- * kernel's syscall-work path (NOTES.md section 1; on a loopback HTTP benchmark that was
- * most of the light tier's cost). LOOPSCOPE_EPOLL_TRACEPOINTS=1 keeps the tracepoints
+ * kernel's syscall-work path (bpf/README.md, "What a probe costs"; on a loopback HTTP
+ * benchmark that was most of the light tier's cost). LOOPSCOPE_EPOLL_TRACEPOINTS=1 keeps the tracepoints
  * (and keeps that path testable). */
-static void find_epoll_sites(const struct lu_elf *e, struct node_plan *pl)
+static void find_epoll_sites(const struct ls_elf *e, struct node_plan *pl)
 {
 	static const char *const imports[] = { "epoll_pwait", "epoll_wait", "epoll_pwait2" };
 	const char *force = getenv("LOOPSCOPE_EPOLL_TRACEPOINTS");
@@ -173,7 +146,7 @@ static void find_epoll_sites(const struct lu_elf *e, struct node_plan *pl)
 	int r;
 
 	if ((force && *force && strcmp(force, "0")) || !pl->sym[S_IO_POLL].addr ||
-	    lu_elf_import_slots(e, imports, 3, slots) <= 0)
+	    ls_elf_import_slots(e, imports, 3, slots) <= 0)
 		return;
 	r = lu_import_call_sites(e, &pl->sym[S_IO_POLL], slots, 3, pl->epsites, MAX_EPSITES);
 	if (r > 0) {
@@ -186,8 +159,8 @@ static void find_epoll_sites(const struct lu_elf *e, struct node_plan *pl)
 static int make_plan(const struct ls_target_info *ti, const char *tier, struct node_plan *pl, char *err,
 		     size_t errlen)
 {
-	struct lu_want want[S_NSYMS];
-	struct lu_elf *e = NULL;
+	struct ls_elf_want want[S_NSYMS];
+	struct ls_elf *e = NULL;
 	struct lu_uv_callees callees;
 	char missing[96], buf[160];
 	int r, in_exe;
@@ -201,7 +174,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	pl->runtime = ti->runtime == LS_RT_NODE ? LS_RT_NODE : LS_RT_LIBUV;
 	in_exe = !ti->lib[0] || !strcmp(ti->lib, ti->exe_proc);
 	snprintf(pl->path, sizeof(pl->path), "%s", in_exe ? ti->exe_proc : ti->lib);
-	r = lu_elf_open(pl->path, &e);
+	r = ls_elf_open(pl->path, &e);
 	if (r) {
 		snprintf(err, errlen, "cannot read %s (%s): %s", in_exe ? ti->exe : ti->lib, pl->path,
 			 strerror(-r));
@@ -211,19 +184,22 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 		want[i].name = sym_names[i];
 		want[i].out = &pl->sym[i];
 	}
-	r = lu_elf_lookup(e, want, S_NSYMS);
+	r = ls_elf_lookup(e, want, S_NSYMS);
 	if (r < 0 || !pl->sym[S_UV_RUN].addr) {
 		snprintf(err, errlen, "no uv_run symbol in %s: not a libuv program", in_exe ? ti->exe : ti->lib);
 		r = r < 0 ? r : -ENOTSUP;
 		goto cleanup;
 	}
-	if (lu_elf_is_pie(e)) {
+	if (ls_elf_is_pie(e)) {
 		struct stat st;
+		uint64_t base;
 
 		if (!in_exe)
-			pl->bias = ti->lib_base - lu_elf_first_vaddr(e);
-		else if (!stat(pl->path, &st))
-			pl->bias = map_base(ti->pid, st.st_dev, st.st_ino) - lu_elf_first_vaddr(e);
+			pl->bias = ti->lib_base - ls_elf_first_vaddr(e);
+		else if (!stat(pl->path, &st) &&
+			 !ls_proc_file_addr(ti->pid, &(struct ls_proc_file){ .dev = st.st_dev, .ino = st.st_ino }, 0,
+					    &base))
+			pl->bias = base - ls_elf_first_vaddr(e);
 	}
 	if (lu_version(e, &pl->sym[S_UV_VERSION], &pl->version))
 		pl->version = 0;
@@ -268,9 +244,9 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	/* A GC pause is V8's observable pause inside Heap::CollectGarbage, between its
 	 * calls of GCTracer::Start/StopObservablePause (what --trace-gc prints): two
 	 * emulated call sites. Else entry to return of CollectGarbage, whose ret is
-	 * single-stepped (~11 us a GC, NOTES.md). Stops first, as for returns. */
+	 * single-stepped (bpf/README.md, "What a probe costs"). Stops first, as for returns. */
 	if (pl->sym[S_COLLECT_GARBAGE].addr && pl->sym[S_GC_PAUSE_START].addr && pl->sym[S_GC_PAUSE_STOP].addr) {
-		const struct lu_sym *cg = &pl->sym[S_COLLECT_GARBAGE];
+		const struct ls_elf_sym *cg = &pl->sym[S_COLLECT_GARBAGE];
 		int nstop = lu_direct_call_sites(e, cg, pl->sym[S_GC_PAUSE_STOP].addr, 1, pl->gc_sites, MAX_RET_SITES);
 		int nstart = nstop > 0 ? lu_direct_call_sites(e, cg, pl->sym[S_GC_PAUSE_START].addr, 0,
 							     pl->gc_sites + nstop, MAX_RET_SITES + 1 - (size_t)nstop)
@@ -290,16 +266,16 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 		}
 	}
 	/* uprobes are attached by file offset */
-	if (pl->have_timers && lu_elf_file_offset(e, pl->timers.vaddr, &pl->timers.file_off))
+	if (pl->have_timers && ls_elf_file_offset(e, pl->timers.vaddr, &pl->timers.file_off))
 		pl->have_timers = 0;
 	for (int i = 0; i < pl->nb; i++)
-		if (lu_elf_file_offset(e, pl->bsites[i].vaddr, &pl->bsites[i].file_off))
+		if (ls_elf_file_offset(e, pl->bsites[i].vaddr, &pl->bsites[i].file_off))
 			pl->phases = 0;
 	for (int i = 0; i < pl->ngc_sites; i++)
-		if (lu_elf_file_offset(e, pl->gc_sites[i].vaddr, &pl->gc_sites[i].file_off))
+		if (ls_elf_file_offset(e, pl->gc_sites[i].vaddr, &pl->gc_sites[i].file_off))
 			pl->have_gc = 0;
 	for (int i = 0; i < pl->nep; i++)
-		if (lu_elf_file_offset(e, pl->epsites[i].vaddr, &pl->epsites[i].file_off))
+		if (ls_elf_file_offset(e, pl->epsites[i].vaddr, &pl->epsites[i].file_off))
 			pl->have_epoll = 0;
 
 	snprintf(pl->tier, sizeof(pl->tier), "%s", pl->phases ? "phases" : "light");
@@ -314,7 +290,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	}
 	if (!pl->have_timers) {
 		snprintf(buf, sizeof(buf), "no timer lateness or phases: %s",
-			 !pl->sym[S_RUN_TIMERS].addr ? (lu_elf_has_symtab(e) ? "uv__run_timers not in the symbol table"
+			 !pl->sym[S_RUN_TIMERS].addr ? (ls_elf_has_symtab(e) ? "uv__run_timers not in the symbol table"
 						       : "libuv is stripped (exported symbols only), "
 							 "uv__run_timers/uv__io_poll are internal")
 			 : !pl->have_off ? "unknown libuv version, no DWARF for uv_loop_t"
@@ -326,7 +302,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 		note_add(pl, "epoll by syscall tracepoints (host-wide syscall slow path)");
 	r = 0;
 cleanup:
-	lu_elf_close(e);
+	ls_elf_close(e);
 	return r;
 }
 
@@ -371,38 +347,6 @@ cleanup:
 
 /* ---- attach / detach ---- */
 
-static void *destroy_link(void *link)
-{
-	bpf_link__destroy(link);
-	return NULL;
-}
-
-static void *close_fd(void *fdp)
-{
-	close(*(int *)fdp);
-	return NULL;
-}
-
-/* Each uprobe or tracepoint detach waits for an RCU grace period in the kernel
- * (0.1-0.3 s here), so one after the other a phases-tier detach took seconds. One
- * thread per link lets the waits overlap; a link whose thread cannot start is
- * destroyed inline. */
-static void destroy_links(struct bpf_link **links, size_t n)
-{
-	pthread_t th[MAX_LINKS];
-	int started[MAX_LINKS] = { 0 };
-
-	for (size_t i = 0; i < n && i < MAX_LINKS; i++)
-		started[i] = !pthread_create(&th[i], NULL, destroy_link, links[i]);
-	for (size_t i = 0; i < n && i < MAX_LINKS; i++) {
-		if (started[i])
-			pthread_join(th[i], NULL);
-		else
-			bpf_link__destroy(links[i]);
-		links[i] = NULL;
-	}
-}
-
 static void node_detach(struct ls_target *t)
 {
 	struct node_priv *p = t->priv;
@@ -415,20 +359,7 @@ static void node_detach(struct ls_target *t)
 			close(p->perf[i].fd);
 	}
 	free(p->perf);
-	{
-		pthread_t th[MAX_MULTI];
-		int started[MAX_MULTI] = { 0 };
-
-		for (size_t i = 0; i < p->nmulti; i++)
-			started[i] = !pthread_create(&th[i], NULL, close_fd, &p->multi[i]);
-		destroy_links(p->links, p->nlinks);
-		for (size_t i = 0; i < p->nmulti; i++) {
-			if (started[i])
-				pthread_join(th[i], NULL);
-			else
-				close(p->multi[i]);
-		}
-	}
+	ls_links_destroy(p->links, p->nlinks, p->multi, p->nmulti);
 	p->nmulti = 0;
 	p->nlinks = 0;
 	ring_buffer__free(p->rb);
@@ -694,10 +625,8 @@ static int attach_tracepoints(struct node_priv *p, char *err, size_t errlen)
 /* Drop the loaded probe set and its links (before a retry). */
 static void release_probes(struct node_priv *p)
 {
-	for (size_t i = 0; i < p->nmulti; i++)
-		close(p->multi[i]);
+	ls_links_destroy(p->links, p->nlinks, p->multi, p->nmulti);
 	p->nmulti = 0;
-	destroy_links(p->links, p->nlinks);
 	p->nlinks = 0;
 	nodeuv__destroy(p->skel);
 	p->skel = NULL;
@@ -813,21 +742,6 @@ fail:
 
 /* ---- collect ---- */
 
-static void thread_comm(pid_t pid, uint32_t tid, char *out, size_t len)
-{
-	char path[64];
-	FILE *f;
-
-	out[0] = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task/%u/comm", (int)pid, tid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(out, (int)len, f))
-		out[strcspn(out, "\n")] = 0;
-	fclose(f);
-}
-
 static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v, const char *prev_name,
 		      uint64_t now, struct ls_loop_snapshot *o)
 {
@@ -838,7 +752,7 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 	if (prev_name && prev_name[0])
 		snprintf(o->name, sizeof(o->name), "%s", prev_name);
 	else
-		thread_comm(p->pid, tid, o->name, sizeof(o->name));
+		ls_proc_thread_comm(p->pid, tid, o->name, sizeof(o->name));
 	o->has = LS_HAS_DELAY | LS_HAS_EPISODES | LS_HAS_NOT_POLLING;
 	if (pl->phases)
 		o->has |= LS_HAS_PHASES;

@@ -8,10 +8,6 @@
  * over) with process_vm_readv. That read costs the target nothing.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <gelf.h>
-#include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +18,9 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "elf.h"
+#include "links.h"
+#include "proc.h"
 #include "refloop.h"
 #include "refloop.skel.h"
 
@@ -30,6 +29,8 @@ _Static_assert(REFLOOP_EP_TICK_STARVATION == LS_EP_TICK_STARVATION, "episode kin
 _Static_assert(REFLOOP_EP_MICROTASK_STARVATION == LS_EP_MICROTASK_STARVATION, "episode kinds");
 _Static_assert((int)LSL_PROBE_NPHASES == (int)LS_NPHASES, "phase numbering");
 _Static_assert((int)LSL_PROBE_NONE == (int)LS_PHASE_NONE, "phase numbering");
+_Static_assert((int)LSL_DRAIN_TICKS == (int)LS_DRAIN_TICKS, "drain numbering");
+_Static_assert((int)LSL_DRAIN_MICROTASKS == (int)LS_DRAIN_MICROTASKS, "drain numbering");
 
 /* Attach order. poll_start goes LAST: loopdemo --wait-attach starts its workload when
  * poll_start's semaphore rises, and by then every other probe must be live. The
@@ -120,40 +121,13 @@ static int on_ringbuf(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-static void *destroy_link(void *link)
-{
-	bpf_link__destroy(link);
-	return NULL;
-}
-
-/* Unregistering a uprobe waits for an RCU grace period: ~0.2-0.3 s each on this
- * kernel, so one after the other a detach took 1.3 s (and stalled every other
- * target's reports). The links go in parallel instead; the probes tolerate any
- * order, since each checks the state it needs. */
-static void destroy_links(struct bpf_link **links, size_t n)
-{
-	pthread_t th[NATTACH];
-	int started[NATTACH] = { 0 };
-
-	for (size_t i = 0; i < n; i++)
-		if (links[i])
-			started[i] = pthread_create(&th[i], NULL, destroy_link, links[i]) == 0;
-	for (size_t i = 0; i < n; i++) {
-		if (started[i])
-			pthread_join(th[i], NULL);
-		else if (links[i])
-			bpf_link__destroy(links[i]);	/* no thread: do it here */
-		links[i] = NULL;
-	}
-}
-
 static void refloop_detach(struct ls_target *t)
 {
 	struct refloop_priv *p = t->priv;
 
 	if (!p)
 		return;
-	destroy_links(p->links, NATTACH);
+	ls_links_destroy(p->links, NATTACH, NULL, 0);	/* any order: each probe checks the state it needs */
 	ring_buffer__free(p->rb);
 	refloop__destroy(p->skel);
 	free(p->val);
@@ -243,94 +217,18 @@ cleanup:
 
 /* File offset of symbol name's bytes in the ELF at path (in initialized data). 0 or
  * -errno (-ENOENT: no such symbol, e.g. a liblsl older than the registry). */
-static int elf_symbol_offset(const char *path, const char *name, uint64_t *off)
+static int symbol_file_offset(const char *path, const char *name, uint64_t *off)
 {
-	Elf *e = NULL;
-	Elf_Scn *scn = NULL;
-	size_t nph = 0;
-	uint64_t vaddr = 0;
-	int fd, r = -ENOENT, found = 0;
+	struct ls_elf_sym sym;
+	const struct ls_elf_want want = { name, &sym };
+	struct ls_elf *e = NULL;
+	int r;
 
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e || elf_kind(e) != ELF_K_ELF) {
-		r = -ENOEXEC;
-		goto cleanup;
-	}
-	while (!found && (scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) ||
-		    !sh.sh_entsize)
-			continue;
-		d = elf_getdata(scn, NULL);
-		for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym sym;
-			const char *n;
-
-			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_name)
-				continue;
-			n = elf_strptr(e, sh.sh_link, sym.st_name);
-			if (n && !strcmp(n, name)) {
-				vaddr = sym.st_value;
-				found = 1;
-				break;
-			}
-		}
-	}
-	if (!found)
-		goto cleanup;
-	/* The PT_LOAD segment holding it turns the address into a file offset. */
-	r = -ENOENT;
-	if (elf_getphdrnum(e, &nph))
-		goto cleanup;
-	for (size_t i = 0; i < nph; i++) {
-		GElf_Phdr ph;
-
-		if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD && vaddr >= ph.p_vaddr &&
-		    vaddr < ph.p_vaddr + ph.p_filesz) {
-			*off = vaddr - ph.p_vaddr + ph.p_offset;
-			r = 0;
-			break;
-		}
-	}
-cleanup:
-	if (e)
-		elf_end(e);
-	close(fd);
-	return r;
-}
-
-/* Where file offset off of file is mapped in pid (the load bias from /proc/PID/maps). */
-static int mapped_addr(pid_t pid, const char *file, uint64_t off, uint64_t *addr)
-{
-	char path[64], line[PATH_MAX + 128], name[PATH_MAX];
-	FILE *f;
-	int r = -ENOENT;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long start, end, moff;
-
-		name[0] = '\0';
-		if (sscanf(line, "%lx-%lx %*s %lx %*s %*s %4095[^\n]", &start, &end, &moff, name) < 4 ||
-		    strcmp(name, file))
-			continue;
-		if (off >= moff && off < moff + (end - start)) {
-			*addr = start + (off - moff);
-			r = 0;
-			break;
-		}
-	}
-	fclose(f);
+	r = ls_elf_open(path, &e);
+	if (r)
+		return r;
+	r = ls_elf_lookup(e, &want, 1) == 1 ? ls_elf_file_offset(e, sym.addr, off) : -ENOENT;
+	ls_elf_close(e);
 	return r;
 }
 
@@ -351,10 +249,10 @@ static int seed_from_registry(struct refloop_priv *p, const struct ls_target_inf
 	uint64_t off = 0, addr = 0;
 	int fd = bpf_map__fd(p->skel->maps.loops), r, n = 0;
 
-	r = elf_symbol_offset(elf, LSL_PROBE_REGISTRY_SYMBOL, &off);
+	r = symbol_file_offset(elf, LSL_PROBE_REGISTRY_SYMBOL, &off);
 	if (r)
 		return r;
-	r = mapped_addr(p->pid, mapped, off, &addr);
+	r = ls_proc_file_addr(p->pid, &(struct ls_proc_file){ .path = mapped }, off, &addr);
 	if (r)
 		return r;
 	remote.iov_base = (void *)(uintptr_t)addr;
@@ -392,28 +290,6 @@ static int read_record(pid_t pid, uint64_t addr, struct lsl_probe_record *rec)
 	return 0;
 }
 
-/* The thread's comm; 0, or -1 when the thread is gone (out untouched). */
-static int thread_comm(pid_t pid, uint32_t tid, char *out, size_t len)
-{
-	char path[64], buf[32];
-	ssize_t n;
-	int fd;
-
-	/* open/read, not stdio: this runs for every loop at every snapshot */
-	snprintf(path, sizeof(path), "/proc/%d/task/%u/comm", (int)pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	snprintf(out, len, "%.15s", buf);
-	return 0;
-}
-
 static void fill_drain(struct ls_drain_stats *d, const struct refloop_drain *s)
 {
 	d->drains = s->drains;
@@ -443,7 +319,7 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 
 	memset(o, 0, sizeof(*o));
 	o->tid = tid;
-	alive = thread_comm(p->pid, tid, o->name, sizeof(o->name)) == 0;
+	alive = ls_proc_thread_comm(p->pid, tid, o->name, sizeof(o->name)) == 0;
 	if (!alive) {
 		unsigned slot = name_slot(p, tid);
 		const char *cached = slot < REFLOOP_MAX_LOOPS ? p->names[slot].name : NULL;
@@ -533,9 +409,10 @@ static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 
 	snprintf(out->tier, sizeof(out->tier), "usdt");
 	out->note[0] = '\0';
-	if (p->skel->bss->untracked_hits)
-		snprintf(out->note, sizeof(out->note), REFLOOP_NOTE_UNTRACKED " (%llu probe hits dropped)",
-			 (unsigned long long)p->skel->bss->untracked_hits);
+	out->untracked_hits = p->skel->bss->untracked_hits;
+	if (out->untracked_hits)
+		snprintf(out->note, sizeof(out->note), "loop threads beyond the first %d are not measured "
+			 "(%llu probe hits dropped)", REFLOOP_MAX_LOOPS, (unsigned long long)out->untracked_hits);
 	p->sum_hits = p->sum_drops = 0;
 	r = ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, REFLOOP_MAX_LOOPS, refloop_fill, p, out);
 	p->sums_valid = r == 0;
@@ -576,7 +453,7 @@ static unsigned learn_name(struct refloop_priv *p, uint32_t tid)
 
 	if (slot < REFLOOP_MAX_LOOPS || p->nnames == REFLOOP_MAX_LOOPS)
 		return slot;
-	if (thread_comm(p->pid, tid, p->names[p->nnames].name, sizeof(p->names[0].name)))
+	if (ls_proc_thread_comm(p->pid, tid, p->names[p->nnames].name, sizeof(p->names[0].name)))
 		return REFLOOP_MAX_LOOPS;
 	p->names[p->nnames].record = 0;
 	p->names[p->nnames].tid = tid;
@@ -643,7 +520,7 @@ static void check_live(struct refloop_priv *p)
 		if ((rec.live_drain == LSL_DRAIN_TICKS || rec.live_drain == LSL_DRAIN_MICROTASKS) && s && now > s &&
 		    now - s > p->threshold_ns)
 			announce(p, key,
-				 rec.live_drain == LSL_DRAIN_TICKS ? LS_EP_TICK_STARVATION : LS_EP_MICROTASK_STARVATION,
+				 ls_drain_starvation_kind(rec.live_drain),
 				 rec.live_phase < LS_NPHASES ? rec.live_phase : LS_PHASE_NONE, s, rec.live_drain_callbacks);
 	}
 }

@@ -46,6 +46,7 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "options.h"
 #include "http.h"
 #include "prom.h"
 #include "snapjson.h"
@@ -248,10 +249,10 @@ static void update_states(struct serve *sv)
 			    l->live_since_ns > st->since[LS_EP_STALL])
 				st->p.in_progress[LS_EP_STALL] = 0;
 			if (st->p.in_progress[LS_EP_TICK_STARVATION] &&
-			    (l->live_drain != 1 || l->live_drain_since_ns > st->since[LS_EP_TICK_STARVATION]))
+			    (l->live_drain != LS_DRAIN_TICKS || l->live_drain_since_ns > st->since[LS_EP_TICK_STARVATION]))
 				st->p.in_progress[LS_EP_TICK_STARVATION] = 0;
 			if (st->p.in_progress[LS_EP_MICROTASK_STARVATION] &&
-			    (l->live_drain != 2 || l->live_drain_since_ns > st->since[LS_EP_MICROTASK_STARVATION]))
+			    (l->live_drain != LS_DRAIN_MICROTASKS || l->live_drain_since_ns > st->since[LS_EP_MICROTASK_STARVATION]))
 				st->p.in_progress[LS_EP_MICROTASK_STARVATION] = 0;
 
 			if (sv->compat) {
@@ -658,19 +659,6 @@ static void usage(FILE *f)
 		LS_SERVE_DEFAULT_LISTEN);
 }
 
-static int parse_seconds(const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= lo && v <= hi))
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static void serve_free(struct serve *sv)
 {
 	ls_http_free(sv->http);
@@ -789,28 +777,10 @@ int ls_cmd_serve(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:e:l:i:t:vh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'p': {
-			pid_t p;
-
-			if (ls_parse_pid(optarg, &p)) {
-				fprintf(stderr, "loopscope serve: bad PID '%s': give a positive process id\n", optarg);
+		case 'p':
+			if (ls_opt_pid("serve", optarg, pids, &npids, MAX_PIDS, "; use --exe for more"))
 				return 2;
-			}
-			if (npids == MAX_PIDS) {
-				fprintf(stderr, "loopscope serve: at most %d -p options; use --exe for more\n", MAX_PIDS);
-				return 2;
-			}
-			/* -p X -p X: one target, as in stat (attaching twice would only fail). */
-			{
-				int dup = 0;
-
-				for (int k = 0; k < npids; k++)
-					dup |= pids[k] == p;
-				if (!dup)
-					pids[npids++] = p;
-			}
 			break;
-		}
 		case 'e':
 			if (sv.nexes == MAX_EXES) {
 				fprintf(stderr, "loopscope serve: at most %d --exe options\n", MAX_EXES);
@@ -822,14 +792,14 @@ int ls_cmd_serve(int argc, char **argv)
 			listen_addr = optarg;
 			break;
 		case 'i':
-			if (parse_seconds(optarg, 0.1, 3600, &v)) {
+			if (ls_opt_number(optarg, 0.1, 3600, &v)) {
 				fprintf(stderr, "loopscope serve: interval '%s' out of range: give 0.1 to 3600 seconds\n", optarg);
 				return 2;
 			}
 			sv.interval_ns = (uint64_t)(v * 1e9);
 			break;
 		case 'K':
-			if (parse_seconds(optarg, 0, 86400, &v)) {
+			if (ls_opt_number(optarg, 0, 86400, &v)) {
 				fprintf(stderr, "loopscope serve: --keep-exited '%s': give 0 to 86400 seconds\n", optarg);
 				return 2;
 			}
@@ -843,7 +813,7 @@ int ls_cmd_serve(int argc, char **argv)
 			sv.compat = 1;
 			break;
 		case 't':
-			if (parse_seconds(optarg, 1, 600000, &v)) {
+			if (ls_opt_number(optarg, 1, 600000, &v)) {
 				fprintf(stderr, "loopscope serve: threshold '%s' out of range: give 1 to 600000 ms\n", optarg);
 				return 2;
 			}
@@ -857,14 +827,14 @@ int ls_cmd_serve(int argc, char **argv)
 			aopts.tier = optarg;
 			break;
 		case 'M':
-			if (parse_seconds(optarg, 1, 65536, &v)) {
+			if (ls_opt_number(optarg, 1, 65536, &v)) {
 				fprintf(stderr, "loopscope serve: --max-conns '%s': give 1 to 65536\n", optarg);
 				return 2;
 			}
 			hopts.max_conns = (int)v;
 			break;
 		case 'H':
-			if (parse_seconds(optarg, 0.1, 600, &v)) {
+			if (ls_opt_number(optarg, 0.1, 600, &v)) {
 				fprintf(stderr, "loopscope serve: --header-timeout '%s': give 0.1 to 600 seconds\n", optarg);
 				return 2;
 			}

@@ -3,7 +3,6 @@
  * to the previous one: a text block, or one JSON object per line (--json). */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +10,7 @@
 
 #include "agent.h"
 #include "commands.h"
-#include "refloop.h"
+#include "options.h"
 
 #define MAX_PIDS 64
 #define MIN_INTERVAL_S 0.1
@@ -217,7 +216,7 @@ static int report(const struct ls_snapshot *cur, const struct ls_snapshot *prev,
 					if (st->eps[e].pid == t->pid && st->eps[e].tid == t->loops[l].tid)
 						mine[neps++] = st->eps[e];
 			}
-			if (ls_summary_write_json_ex(&s, mine ? mine : &no_episode, neps, stdout) < 0 ||
+			if (ls_summary_write_json(&s, mine ? mine : &no_episode, neps, stdout) < 0 ||
 			    putchar('\n') == EOF) {
 				free(mine);
 				return -EIO;
@@ -229,19 +228,6 @@ static int report(const struct ls_snapshot *cur, const struct ls_snapshot *prev,
 	}
 	st->neps = 0;
 	return fflush(stdout) ? -EIO : 0;
-}
-
-static int parse_seconds(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v))
-		return -EINVAL;
-	*out = v;
-	return 0;
 }
 
 int ls_cmd_stat(int argc, char **argv)
@@ -273,37 +259,19 @@ int ls_cmd_stat(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:i:d:vh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'p': {
-			pid_t v;
-
-			if (ls_parse_pid(optarg, &v)) {
-				fprintf(stderr, "loopscope stat: bad PID '%s': give a positive process id\n", optarg);
+		case 'p':
+			if (ls_opt_pid("stat", optarg, pids, &npids, MAX_PIDS, NULL))
 				return 2;
-			}
-			if (npids == MAX_PIDS) {
-				fprintf(stderr, "loopscope stat: at most %d -p options\n", MAX_PIDS);
-				return 2;
-			}
-			/* -p X -p X: one target (attaching twice would only fail). */
-			{
-				int dup = 0;
-
-				for (int k = 0; k < npids; k++)
-					dup |= pids[k] == v;
-				if (!dup)
-					pids[npids++] = v;
-			}
 			break;
-		}
 		case 'i':
-			if (parse_seconds(optarg, &interval) || interval < MIN_INTERVAL_S || interval > MAX_INTERVAL_S) {
+			if (ls_opt_number(optarg, MIN_INTERVAL_S, MAX_INTERVAL_S, &interval)) {
 				fprintf(stderr, "loopscope stat: interval out of range: '%s' (give %.1f to %.0f seconds)\n",
 					optarg, MIN_INTERVAL_S, MAX_INTERVAL_S);
 				return 2;
 			}
 			break;
 		case 'd':
-			if (parse_seconds(optarg, &duration) || duration <= 0 || duration > 1e7) {
+			if (ls_opt_number(optarg, 0, 1e7, &duration) || duration <= 0) {
 				fprintf(stderr, "loopscope stat: bad duration '%s': give a positive number of seconds\n",
 					optarg);
 				return 2;
@@ -313,7 +281,7 @@ int ls_cmd_stat(int argc, char **argv)
 			st.json = 1;
 			break;
 		case 't':
-			if (parse_seconds(optarg, &threshold_ms) || threshold_ms < 1 || threshold_ms > 3600000) {
+			if (ls_opt_number(optarg, 1, 3600000, &threshold_ms)) {
 				fprintf(stderr, "loopscope stat: threshold out of range: '%s' (give 1 to 3600000 ms)\n",
 					optarg);
 				return 2;
@@ -417,11 +385,11 @@ int ls_cmd_stat(int argc, char **argv)
 		 * (Counts of a target that detached leave the sum: hence the >.) */
 		for (uint32_t i = 0; i < cur.ntargets; i++) {
 			const struct ls_target_snapshot *t = &cur.targets[i];
-			const char *was = i < prev.ntargets && prev.targets[i].pid == t->pid ? prev.targets[i].note : "";
+			const struct ls_target_snapshot *p = ls_snapshot_find(&prev, t->pid);
+			uint64_t was = p ? p->untracked_hits : 0;
 
 			/* Loops the kernel side had no room for: say so while it grows. */
-			if (!strncmp(t->note, REFLOOP_NOTE_UNTRACKED, strlen(REFLOOP_NOTE_UNTRACKED)) &&
-			    strcmp(t->note, was))
+			if (t->untracked_hits && t->untracked_hits != was)
 				fprintf(stderr, "loopscope stat: pid %d: %s\n", (int)t->pid, t->note);
 		}
 		if (cur.self.ringbuf_drops > prev.self.ringbuf_drops)

@@ -29,6 +29,7 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "options.h"
 #include "remote.h"
 #include "snapshot.h"
 #include "topdraw.h"
@@ -183,19 +184,6 @@ static void usage(FILE *f)
 		   "SIGTERM 143, SIGHUP 129). The terminal is restored on every path.\n");
 }
 
-static int parse_ms(const char *arg, long lo, long hi, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 /* 0 ok, 2 usage error (message printed), -1 help printed. */
 static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 {
@@ -219,25 +207,15 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:c:i:t:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'p': {
-			pid_t p;
-
-			if (ls_parse_pid(optarg, &p)) {
-				fprintf(stderr, "loopscope top: bad PID '%s'\n", optarg);
+		case 'p':
+			if (ls_opt_pid("top", optarg, cfg->pids, &cfg->npids, TOP_MAX_PIDS, NULL))
 				return 2;
-			}
-			if (cfg->npids == TOP_MAX_PIDS) {
-				fprintf(stderr, "loopscope top: at most %d PIDs\n", TOP_MAX_PIDS);
-				return 2;
-			}
-			cfg->pids[cfg->npids++] = p;
 			break;
-		}
 		case 'c':
 			cfg->connect = optarg;
 			break;
 		case 'i':
-			if (parse_ms(optarg, 50, 60000, &v)) {
+			if (ls_opt_integer(optarg, 50, 60000, &v)) {
 				fprintf(stderr, "loopscope top: interval '%s' out of range; give 50..60000 ms\n", optarg);
 				return 2;
 			}
@@ -246,7 +224,7 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 		case 't':
 		case OPT_STALL:
 		case OPT_STARVE:
-			if (parse_ms(optarg, 1, 3600 * 1000, &v)) {
+			if (ls_opt_integer(optarg, 1, 3600 * 1000, &v)) {
 				fprintf(stderr, "loopscope top: threshold '%s' out of range; give 1..3600000 ms\n", optarg);
 				return 2;
 			}
@@ -256,7 +234,7 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 				cfg->starve_ns = (uint64_t)v * 1000000;
 			break;
 		case OPT_HOLD:
-			if (parse_ms(optarg, 0, 3600 * 1000, &v)) {
+			if (ls_opt_integer(optarg, 0, 3600 * 1000, &v)) {
 				fprintf(stderr, "loopscope top: hold '%s' out of range; give 0..3600000 ms\n", optarg);
 				return 2;
 			}

@@ -21,12 +21,13 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "proc.h"
 
 /* Backends asked in order; the first whose match() says yes owns the target.
  * A new runtime adds one line here (and declares its ops in agent.h). */
 static const struct ls_backend_ops *const backends[] = {
 	&ls_backend_refloop,
-	&ls_backend_node,	/* nodeuv.c: Node.js / libuv, uprobes + epoll tracepoints */
+	&ls_backend_node,	/* nodeuv.c: Node.js / libuv, uprobes (epoll tracepoints as a fallback) */
 };
 
 /* Where the kernel's BTF lives (CO-RE needs it); LOOPSCOPE_BTF overrides the path
@@ -215,7 +216,6 @@ static int copy_target(struct ls_target_snapshot *dst, const struct ls_target_sn
 static void self_stats(struct ls_agent *ag, struct ls_self_stats *s)
 {
 	struct rusage ru;
-	FILE *f;
 
 	memset(s, 0, sizeof(*s));
 	for (uint32_t i = 0; i < ag->ntargets; i++) {
@@ -231,14 +231,7 @@ static void self_stats(struct ls_agent *ag, struct ls_self_stats *s)
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		s->cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 			   (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	f = fopen("/proc/self/statm", "re");
-	if (f) {
-		unsigned long size, rss;
-
-		if (fscanf(f, "%lu %lu", &size, &rss) == 2)
-			s->rss_bytes = (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-		fclose(f);
-	}
+	s->rss_bytes = ls_proc_self_rss();
 }
 
 static int agent_snapshot(struct ls_source *src, struct ls_snapshot *out)
@@ -333,24 +326,6 @@ static int check_btf(char *err, size_t errlen)
 	return -ENOENT;
 }
 
-/* The process (Tgid) thread tid belongs to, from /proc/TID/status; -1 if unknown. */
-static pid_t thread_group_of(pid_t tid)
-{
-	char path[64], line[128];
-	pid_t tgid = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Tgid: %d", &tgid) == 1)
-			break;
-	fclose(f);
-	return tgid;
-}
-
 int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 {
 	struct agent_target *at = NULL, **grown;
@@ -378,7 +353,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 
 		r = errno == ESRCH || errno == EINVAL ? -ESRCH : -errno;
 		/* ENOENT: pid names a thread, not a thread-group leader. */
-		if (r == -ENOENT && (tgid = thread_group_of(pid)) > 0 && tgid != pid)
+		if (r == -ENOENT && (tgid = ls_proc_tgid(pid)) > 0 && tgid != pid)
 			snprintf(err, errlen, "%d is a thread of process %d; give the process id", (int)pid,
 				 (int)tgid);
 		else if (r == -ENOENT)

@@ -3,7 +3,7 @@
  * it through ls_agent_source() (snapshot.h) and never touch BPF themselves.
  *
  * Runtimes plug in as backends (struct ls_backend_ops): the reference loop over
- * USDT (refloop.c), Node.js / libuv over uprobes and tracepoints (node*.c).
+ * USDT (refloop.c), Node.js / libuv over uprobes (nodeuv.c).
  */
 #ifndef LS_AGENT_H
 #define LS_AGENT_H
@@ -85,10 +85,8 @@ int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid);
 struct ls_source *ls_agent_source(struct ls_agent *ag);
 void ls_agent_free(struct ls_agent *ag);	/* detaches everything */
 
-/* Command-line helpers shared by stat, serve and top (common.c); each command keeps its
- * own message. ls_parse_pid: a positive decimal process id, 0 or -EINVAL.
- * ls_probe_tier_valid: 1 for the Node/libuv tiers "light" and "phases", else 0. */
-int ls_parse_pid(const char *arg, pid_t *out);
+/* 1 for the Node/libuv probe tiers "light" and "phases", else 0 (for the commands'
+ * --probes; the other option parsers are in lib/options.h). */
 int ls_probe_tier_valid(const char *tier);
 
 /* For backends: walk a BPF hash map of per-loop values keyed by loop thread id, calling

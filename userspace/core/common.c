@@ -1,5 +1,4 @@
 /* common.c: names and clocks shared by every part of the agent. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +36,13 @@ const char *ls_episode_kind_name(uint32_t kind)
 	return kind < LS_EP_NKINDS ? names[kind] : "?";
 }
 
+uint32_t ls_drain_starvation_kind(uint32_t drain)
+{
+	if (drain == LS_DRAIN_TICKS)
+		return LS_EP_TICK_STARVATION;
+	return drain == LS_DRAIN_MICROTASKS ? LS_EP_MICROTASK_STARVATION : LS_EP_NKINDS;
+}
+
 static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
@@ -47,20 +53,6 @@ static uint64_t clock_ns(clockid_t id)
 
 uint64_t ls_now_mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 uint64_t ls_now_wall_ns(void) { return clock_ns(CLOCK_REALTIME); }
-
-int ls_parse_pid(const char *arg, pid_t *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	/* 0x3fffffff: far above any pid_max the kernel allows (4194304). */
-	if (errno || end == arg || *end || v <= 0 || v > 0x3fffffff)
-		return -EINVAL;
-	*out = (pid_t)v;
-	return 0;
-}
 
 int ls_probe_tier_valid(const char *tier)
 {

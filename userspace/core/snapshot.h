@@ -52,6 +52,14 @@ enum ls_live_state {
 	LS_LIVE_RUNNING,	/* out of the poll wait: running callbacks */
 };
 
+/* Which callback queue a loop is draining right now (live_drain). */
+enum ls_drain {
+	LS_DRAIN_NONE,
+	LS_DRAIN_TICKS,		/* process.nextTick queue */
+	LS_DRAIN_MICROTASKS,	/* promise microtask queue */
+	LS_NDRAINS,
+};
+
 struct ls_drain_stats {
 	uint64_t drains;		/* non-empty drains */
 	uint64_t callbacks;		/* callbacks run by them */
@@ -81,7 +89,7 @@ struct ls_loop_snapshot {
 	/* Live state, as of the snapshot's mono_ns. */
 	uint32_t live_state;		/* enum ls_live_state */
 	uint32_t live_phase;		/* enum ls_phase or LS_PHASE_NONE */
-	uint32_t live_drain;		/* 0 none, 1 ticks, 2 microtasks */
+	uint32_t live_drain;		/* enum ls_drain */
 	uint64_t live_since_ns;		/* entered live_state at */
 	uint64_t live_phase_since_ns;
 	uint64_t live_drain_since_ns;
@@ -103,6 +111,7 @@ struct ls_target_snapshot {
 	uint32_t state;			/* enum ls_target_state */
 	char tier[16];			/* probe tier in use: "usdt", "light", "phases" */
 	char note[320];			/* what is unavailable and why, or "" */
+	uint64_t untracked_hits;	/* probe hits of loops beyond what the backend measures */
 	uint64_t attached_ns;		/* mono time the probes went live */
 	uint64_t exited_ns;		/* mono time it exited, or 0 */
 	uint32_t nloops;
@@ -140,6 +149,9 @@ enum ls_episode_kind {
 	LS_EP_NKINDS,
 };
 const char *ls_episode_kind_name(uint32_t kind);	/* "stall", "tick_starvation", ... */
+/* The starvation episode kind of a drain: LS_EP_TICK_STARVATION for LS_DRAIN_TICKS,
+ * LS_EP_MICROTASK_STARVATION for LS_DRAIN_MICROTASKS, else LS_EP_NKINDS. */
+uint32_t ls_drain_starvation_kind(uint32_t drain);
 
 struct ls_episode {
 	int32_t pid;
@@ -183,13 +195,11 @@ void ls_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snaps
  *  "phases":{"timers":{"total_s","count","p50_s","p99_s","max_s"},...},
  *  "delay":{"count","p50_s","p99_s","max_s"},"timer_lateness":{...},
  *  "ticks":{"drains","callbacks","max_drain_s","starvation_episodes"},"microtasks":{...},
- *  "poll_wait_s", "stall_episodes", and for Node "gc":{"count","total_s","p99_s","max_s"}}.
- * Returns 0 or -errno. */
-int ls_summary_write_json(const struct ls_loop_summary *s, FILE *out);
-/* The same, plus "episodes":[{"kind","phase","start_s","duration_s","callbacks"}] for
- * the neps finished episodes given (eps NULL: no "episodes" key at all). */
+ *  "poll_wait_s", "stall_episodes", and for Node "gc":{"count","total_s","p99_s","max_s"}},
+ * plus "episodes":[{"kind","phase","start_s","duration_s","callbacks"}] for the neps
+ * finished episodes given (eps NULL: no "episodes" key at all). Returns 0 or -errno. */
 struct ls_episode;
-int ls_summary_write_json_ex(const struct ls_loop_summary *s, const struct ls_episode *eps, size_t neps,
+int ls_summary_write_json(const struct ls_loop_summary *s, const struct ls_episode *eps, size_t neps,
 			     FILE *out);
 
 /*

@@ -106,7 +106,7 @@ static cJSON *drain_json(const struct ls_drain_summary *d, int measured)
 	return o;
 }
 
-int ls_summary_write_json_ex(const struct ls_loop_summary *s, const struct ls_episode *eps, size_t neps,
+int ls_summary_write_json(const struct ls_loop_summary *s, const struct ls_episode *eps, size_t neps,
 			     FILE *out)
 {
 	cJSON *o = NULL, *phases, *arr;
@@ -170,9 +170,4 @@ cleanup:
 	free(text);
 	cJSON_Delete(o);
 	return r;
-}
-
-int ls_summary_write_json(const struct ls_loop_summary *s, FILE *out)
-{
-	return ls_summary_write_json_ex(s, NULL, 0, out);
 }

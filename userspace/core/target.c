@@ -1,11 +1,8 @@
-/* target.c: target discovery. What runs in /proc/PID, found with libelf over the
- * executable and the ELF files it has mapped: the loopscope USDT provider in a
+/* target.c: target discovery. What runs in /proc/PID, found with lib/elf over the
+ * executable and the ELF files it has mapped (lib/proc): the loopscope USDT provider in a
  * .note.stapsdt section means the reference loop; libuv's uv_run / uv__io_poll in a
  * symbol table means Node.js or another libuv program. Nothing is attached here. */
 #include <errno.h>
-#include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,131 +11,39 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "elf.h"
 #include "lsl_probes.h"
+#include "proc.h"
 
-#define NT_STAPSDT 3
+/* A runtime is known when a file holds any of these. */
+#define FOUND_RUNTIME (LS_FOUND_LSL_USDT | LS_FOUND_UV_RUN | LS_FOUND_UV_IO_POLL)
 
-/* Read a small /proc text file into buf (trailing newline removed); -errno. */
-static int read_small(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	close(fd);
-	buf[n] = '\0';
-	if (n > 0 && buf[n - 1] == '\n')
-		buf[n - 1] = '\0';
-	return 0;
-}
-
-/* 1 if the ELF has a stapsdt note of provider LSL_PROBE_PROVIDER, else 0. */
-static int elf_has_provider(Elf *e)
-{
-	Elf_Scn *scn = NULL;
-	size_t shstrndx;
-
-	if (elf_getshdrstrndx(e, &shstrndx))
-		return 0;
-	while ((scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-		const char *name;
-		size_t off = 0, noff, doff;
-		GElf_Nhdr nh;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
-			continue;
-		name = elf_strptr(e, shstrndx, sh.sh_name);
-		if (!name || strcmp(name, ".note.stapsdt"))
-			continue;
-		d = elf_getdata(scn, NULL);
-		if (!d)
-			continue;
-		while ((off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
-			const char *desc = (const char *)d->d_buf + doff;
-			size_t addrs = 3 * (gelf_getclass(e) == ELFCLASS32 ? 4 : 8);
-
-			if (nh.n_type != NT_STAPSDT || nh.n_namesz != sizeof("stapsdt") ||
-			    memcmp((const char *)d->d_buf + noff, "stapsdt", sizeof("stapsdt")) ||
-			    nh.n_descsz <= addrs)
-				continue;
-			/* desc: pc, base, semaphore, then "provider\0name\0args\0". */
-			if (strnlen(desc + addrs, nh.n_descsz - addrs) < nh.n_descsz - addrs &&
-			    !strcmp(desc + addrs, LSL_PROBE_PROVIDER))
-				return 1;
-		}
-	}
-	return 0;
-}
-
-/* Bit 0: uv_run defined, bit 1: uv__io_poll defined, bit 2: node::Start (Node). */
-static int elf_libuv_bits(Elf *e)
-{
-	Elf_Scn *scn = NULL;
-	int bits = 0;
-
-	while ((scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d;
-
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) ||
-		    !sh.sh_entsize)
-			continue;
-		d = elf_getdata(scn, NULL);
-		if (!d)
-			continue;
-		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Sym sym;
-			const char *n;
-
-			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_name)
-				continue;
-			n = elf_strptr(e, sh.sh_link, sym.st_name);
-			if (!n)
-				continue;
-			if (n[0] == 'u' && !strcmp(n, "uv_run"))
-				bits |= 1;
-			else if (n[0] == 'u' && !strcmp(n, "uv__io_poll"))
-				bits |= 2;
-			else if (n[0] == '_' && !strncmp(n, "_ZN4node5Start", 14))
-				bits |= 4;
-		}
-	}
-	return bits;
-}
-
-/* What one ELF file holds, as LS_FOUND_* bits (bit 0 our provider, then
- * elf_libuv_bits() << 1), or -errno. */
+/* What one ELF file holds, as LS_FOUND_* bits, or -errno. */
 static int inspect_elf(const char *path)
 {
-	Elf *e = NULL;
-	int fd, r = 0;
+	struct ls_elf_sym uv_run, io_poll, node_start;
+	const struct ls_elf_want want[] = {
+		{ "uv_run", &uv_run },
+		{ "uv__io_poll", &io_poll },
+		{ "_ZN4node5Start*", &node_start },
+	};
+	struct ls_elf *e = NULL;
+	int r, found = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e || elf_kind(e) != ELF_K_ELF) {
-		r = -ENOEXEC;
-		goto cleanup;
-	}
-	if (elf_has_provider(e))
-		r |= 1;
-	r |= elf_libuv_bits(e) << 1;
-cleanup:
-	if (e)
-		elf_end(e);
-	close(fd);
-	return r;
+	r = ls_elf_open(path, &e);
+	if (r)
+		return r;
+	if (ls_elf_has_usdt_provider(e, LSL_PROBE_PROVIDER))
+		found |= LS_FOUND_LSL_USDT;
+	ls_elf_lookup(e, want, sizeof(want) / sizeof(want[0]));
+	if (uv_run.addr)
+		found |= LS_FOUND_UV_RUN;
+	if (io_poll.addr)
+		found |= LS_FOUND_UV_IO_POLL;
+	if (node_start.addr)
+		found |= LS_FOUND_NODE;
+	ls_elf_close(e);
+	return found;
 }
 
 static int identify_once(pid_t pid, struct ls_target_info *ti, char *err, size_t errlen);
@@ -166,13 +71,48 @@ int ls_target_identify(pid_t pid, struct ls_target_info *ti, char *err, size_t e
 	return r;
 }
 
+/* The first ELF file mapped in the process, other than the executable, that holds a
+ * runtime (a shared liblsl or libuv). O(mappings), each file inspected once. */
+struct lib_search {
+	struct ls_target_info *ti;
+	int exe_found;		/* LS_FOUND_* of the executable */
+	char last[PATH_MAX];
+};
+
+static int find_runtime_lib(const struct ls_proc_map *m, void *ctx)
+{
+	struct lib_search *ls = ctx;
+	struct ls_target_info *ti = ls->ti;
+	size_t len = strlen(m->path);
+	int found;
+
+	if (m->path[0] != '/' || !strcmp(m->path, ls->last))
+		return 0;
+	snprintf(ls->last, sizeof(ls->last), "%s", m->path);
+	if (!strcmp(m->path, ti->exe))
+		return 0;
+	found = inspect_elf(m->path);
+	if (found <= 0 || !(found & FOUND_RUNTIME))
+		return 0;
+	if (len >= sizeof(ti->lib))
+		return 0;	/* cannot name it to libbpf: too long */
+	memcpy(ti->lib, m->path, len + 1);
+	ti->lib_base = m->start - m->offset;
+	ti->found |= (uint32_t)found & FOUND_RUNTIME;
+	if (found & LS_FOUND_LSL_USDT)
+		ti->runtime = LS_RT_REFERENCE;
+	else
+		ti->runtime = (ls->exe_found & LS_FOUND_NODE) ? LS_RT_NODE : LS_RT_LIBUV;
+	return 1;
+}
+
 static int identify_once(pid_t pid, struct ls_target_info *ti, char *err, size_t errlen)
 {
-	char path[64], line[PATH_MAX + 128];
-	FILE *maps = NULL;
+	char path[64], line[64];
+	struct lib_search *search = NULL;
 	struct stat st;
 	ssize_t n;
-	int r, exe_bits, err_ret = 0;
+	int r, exe_found;
 
 	memset(ti, 0, sizeof(*ti));
 	ti->pid = pid;
@@ -186,7 +126,7 @@ static int identify_once(pid_t pid, struct ls_target_info *ti, char *err, size_t
 		return -ESRCH;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	if (read_small(path, line, sizeof(line)) == 0)
+	if (ls_proc_read_text(path, line, sizeof(line)) == 0)
 		snprintf(ti->comm, sizeof(ti->comm), "%.15s", line);
 	snprintf(ti->exe_proc, sizeof(ti->exe_proc), "/proc/%d/exe", (int)pid);
 	n = readlink(ti->exe_proc, ti->exe, sizeof(ti->exe) - 1);
@@ -206,76 +146,46 @@ static int identify_once(pid_t pid, struct ls_target_info *ti, char *err, size_t
 	}
 	ti->exe[n] = '\0';
 
-	if (elf_version(EV_CURRENT) == EV_NONE) {
-		snprintf(err, errlen, "libelf: %s", elf_errmsg(-1));
-		return -EINVAL;
-	}
 	/* Through /proc/PID/exe: works even when the file was replaced or deleted. */
-	exe_bits = inspect_elf(ti->exe_proc);
-	if (exe_bits == -EACCES || exe_bits == -EPERM) {
+	exe_found = inspect_elf(ti->exe_proc);
+	if (exe_found == -EACCES || exe_found == -EPERM) {
 		snprintf(err, errlen, "not permitted to read the executable of process %d (%s): run "
 			 "loopscope as root", (int)pid, ti->comm);
 		return -EPERM;
 	}
-	if (exe_bits > 0)
-		ti->found = (uint32_t)exe_bits;	/* same bit layout as LS_FOUND_* */
-	if (exe_bits > 0 && (exe_bits & 1)) {
-		ti->runtime = LS_RT_REFERENCE;
-		snprintf(ti->lib, sizeof(ti->lib), "%s", ti->exe_proc);
-		return 0;
-	}
-	if (exe_bits > 0 && (exe_bits & 6)) {
-		ti->runtime = (exe_bits & 8) ? LS_RT_NODE : LS_RT_LIBUV;
-		snprintf(ti->lib, sizeof(ti->lib), "%s", ti->exe_proc);
-		return 0;
-	}
-
-	/* Not in the executable: look through the ELF files it has mapped (a shared
-	 * liblsl or libuv). O(mappings), each file inspected once. */
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	maps = fopen(path, "re");
-	if (!maps) {
-		err_ret = errno == EACCES || errno == EPERM ? -EPERM : -ESRCH;
-		if (err_ret == -EPERM)
-			snprintf(err, errlen, "not permitted to read the mappings of process %d (%s): run "
-				 "loopscope as root", (int)pid, ti->comm);
+	if (exe_found < 0)
+		exe_found = 0;
+	ti->found = (uint32_t)exe_found;
+	if (exe_found & FOUND_RUNTIME) {
+		if (exe_found & LS_FOUND_LSL_USDT)
+			ti->runtime = LS_RT_REFERENCE;
 		else
-			snprintf(err, errlen, "no such process: %d", (int)pid);
-		return err_ret;
+			ti->runtime = (exe_found & LS_FOUND_NODE) ? LS_RT_NODE : LS_RT_LIBUV;
+		snprintf(ti->lib, sizeof(ti->lib), "%s", ti->exe_proc);
+		return 0;
 	}
-	{
-		char last[PATH_MAX] = "";
 
-		while (fgets(line, sizeof(line), maps)) {
-			unsigned long start, end, off;
-			char perms[8], file[PATH_MAX];
-
-			file[0] = '\0';
-			if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %4095[^\n]", &start, &end, perms, &off,
-				   file) < 5 || file[0] != '/')
-				continue;
-			if (!strcmp(file, last))
-				continue;
-			snprintf(last, sizeof(last), "%s", file);
-			if (!strcmp(file, ti->exe))
-				continue;
-			r = inspect_elf(file);
-			if (r <= 0 || !(r & 7))
-				continue;
-			if (strlen(file) >= sizeof(ti->lib))
-				continue;	/* cannot name it to libbpf: too long */
-			memcpy(ti->lib, file, strlen(file) + 1);
-			ti->lib_base = start - off;
-			ti->found |= (uint32_t)r & (LS_FOUND_LSL_USDT | LS_FOUND_UV_RUN | LS_FOUND_UV_IO_POLL);
-			if (r & 1)
-				ti->runtime = LS_RT_REFERENCE;
-			else
-				ti->runtime = (exe_bits > 0 && (exe_bits & 8)) ? LS_RT_NODE : LS_RT_LIBUV;
-			fclose(maps);
-			return 0;
-		}
+	/* Not in the executable: look through the ELF files it has mapped. */
+	search = calloc(1, sizeof(*search));
+	if (!search) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	fclose(maps);
+	search->ti = ti;
+	search->exe_found = exe_found;
+	r = ls_proc_maps(pid, find_runtime_lib, search);
+	free(search);
+	if (r == 1)
+		return 0;
+	if (r == -EACCES || r == -EPERM) {
+		snprintf(err, errlen, "not permitted to read the mappings of process %d (%s): run "
+			 "loopscope as root", (int)pid, ti->comm);
+		return -EPERM;
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "no such process: %d", (int)pid);
+		return -ESRCH;
+	}
 	snprintf(err, errlen, "process %d (%s, %s) is not a supported target: found neither the '%s' "
 		 "USDT provider (.note.stapsdt) nor libuv symbols (uv_run, uv__io_poll) in it or its "
 		 "mapped libraries", (int)pid, ti->comm, ti->exe, LSL_PROBE_PROVIDER);

@@ -13,8 +13,12 @@
  *    interpolates linearly inside the bucket holding the wanted rank, so its answer and
  *    the true quantile lie in the same bucket (lo, hi]: the error is at most hi/lo - 1,
  *    i.e. 25% (16->20), 20%, 16.7%, 14.3% by position in the octave, whatever the data;
- *  - coarse set (every other histogram in seconds): edges 16*2^k and 24*2^k ns from
- *    2^12 ns to 2^34 ns, steps of 50% and 33% (45 le + "+Inf").
+ *  - coarse set (iteration, not-polling, timer lateness, GC pauses): edges 16*2^k and
+ *    24*2^k ns from 2^12 ns to 2^34 ns, steps of 50% and 33% (45 le + "+Inf");
+ *  - octave set (phases, poll wait, drains: the series with a label per phase or
+ *    queue, so the most numerous): edges 2^k ns from 2^12 to 2^34, doubling
+ *    (23 le + "+Inf").
+ * userspace/wire/metrics.md lists every metric and its set.
  * Histograms with no sample are not written; exited targets only get target_info and
  * target_up once ctx->exited_loops_ns has passed since their exit.
  */

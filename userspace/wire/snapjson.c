@@ -20,7 +20,8 @@ static const char *const state_names[] = { [LS_TARGET_ATTACHED] = "attached",
 					   [LS_TARGET_DETACHED] = "detached" };
 static const char *const live_names[] = { [LS_LIVE_UNKNOWN] = "unknown", [LS_LIVE_POLLING] = "polling",
 					  [LS_LIVE_RUNNING] = "running" };
-static const char *const drain_names[] = { "none", "ticks", "microtasks" };
+static const char *const drain_names[LS_NDRAINS] = { [LS_DRAIN_NONE] = "none", [LS_DRAIN_TICKS] = "ticks",
+						      [LS_DRAIN_MICROTASKS] = "microtasks" };
 
 #define NAME_OF(tab, i) ((i) < sizeof(tab) / sizeof((tab)[0]) ? (tab)[i] : "?")
 
@@ -435,7 +436,7 @@ static int get_loop(const cJSON *o, struct ls_loop_snapshot *l)
 			return -EINVAL;
 		err |= get_enum(live, "state", live_names, 3, &l->live_state);
 		err |= get_phase(live, "phase", &l->live_phase);
-		err |= get_enum(live, "drain", drain_names, 3, &l->live_drain);
+		err |= get_enum(live, "drain", drain_names, LS_NDRAINS, &l->live_drain);
 		err |= get_u64(live, "since_ns", &l->live_since_ns);
 		err |= get_u64(live, "phase_since_ns", &l->live_phase_since_ns);
 		err |= get_u64(live, "drain_since_ns", &l->live_drain_since_ns);

@@ -1,0 +1,211 @@
+/* proc.c: the agent's one reader of /proc (proc.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "proc.h"
+
+/* One maps line: "start-end perms offset major:minor inode   path". 0 or -EINVAL. */
+static int parse_map(char *line, struct ls_proc_map *m)
+{
+	unsigned long long start, end, off, ino;
+	unsigned maj, min;
+	char *path;
+	int pos = 0;
+
+	if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu%n", &start, &end, m->perms, &off, &maj, &min, &ino,
+		   &pos) != 7)
+		return -EINVAL;
+	path = line + pos;
+	path += strspn(path, " \t");
+	path[strcspn(path, "\n")] = '\0';
+	m->start = start;
+	m->end = end;
+	m->offset = off;
+	m->dev = makedev(maj, min);
+	m->ino = (ino_t)ino;
+	m->path = path;
+	return 0;
+}
+
+int ls_proc_maps(pid_t pid, int (*fn)(const struct ls_proc_map *m, void *ctx), void *ctx)
+{
+	char path[64], line[PATH_MAX + 128];
+	FILE *f;
+	int r = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (!r && fgets(line, sizeof(line), f)) {
+		struct ls_proc_map m;
+		size_t len = strlen(line);
+
+		if (len && line[len - 1] != '\n' && !feof(f)) {
+			int c;
+
+			/* longer than any path: skip the rest of the line */
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+			continue;
+		}
+		if (parse_map(line, &m))
+			continue;
+		r = fn(&m, ctx);
+	}
+	fclose(f);
+	return r;
+}
+
+struct map_list {
+	struct ls_proc_map *v;
+	size_t n, cap;
+};
+
+static int list_add(const struct ls_proc_map *m, void *ctx)
+{
+	struct map_list *l = ctx;
+	char *path;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct ls_proc_map *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	path = strdup(m->path);
+	if (!path)
+		return -ENOMEM;
+	l->v[l->n] = *m;
+	l->v[l->n++].path = path;
+	return 0;
+}
+
+int ls_proc_maps_list(pid_t pid, struct ls_proc_map **out, size_t *n)
+{
+	struct map_list l = { 0 };
+	int r = ls_proc_maps(pid, list_add, &l);
+
+	if (r) {
+		ls_proc_maps_free(l.v, l.n);
+		*out = NULL;
+		*n = 0;
+		return r;
+	}
+	*out = l.v;
+	*n = l.n;
+	return 0;
+}
+
+void ls_proc_maps_free(struct ls_proc_map *maps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((char *)maps[i].path);
+	free(maps);
+}
+
+struct file_addr {
+	const struct ls_proc_file *f;
+	uint64_t off;
+	uint64_t addr;
+};
+
+static int match_file(const struct ls_proc_map *m, void *ctx)
+{
+	struct file_addr *fa = ctx;
+	const struct ls_proc_file *f = fa->f;
+
+	if (f->path ? strcmp(m->path, f->path) : (m->ino != f->ino || m->dev != f->dev))
+		return 0;
+	if (fa->off < m->offset || fa->off >= m->offset + (m->end - m->start))
+		return 0;
+	fa->addr = m->start + (fa->off - m->offset);
+	return 1;
+}
+
+int ls_proc_file_addr(pid_t pid, const struct ls_proc_file *f, uint64_t off, uint64_t *addr)
+{
+	struct file_addr fa = { .f = f, .off = off };
+	int r = ls_proc_maps(pid, match_file, &fa);
+
+	if (r < 0)
+		return r;
+	if (!r)
+		return -ENOENT;
+	*addr = fa.addr;
+	return 0;
+}
+
+int ls_proc_read_text(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	close(fd);
+	buf[n] = '\0';
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	return 0;
+}
+
+int ls_proc_thread_comm(pid_t pid, uint32_t tid, char *out, size_t len)
+{
+	char path[64], buf[32];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%u/comm", (int)pid, tid);
+	r = ls_proc_read_text(path, buf, sizeof(buf));
+	if (r)
+		return r;
+	if (!buf[0])
+		return -ESRCH;
+	snprintf(out, len, "%.15s", buf);
+	return 0;
+}
+
+pid_t ls_proc_tgid(pid_t tid)
+{
+	char path[64], line[128];
+	pid_t tgid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+uint64_t ls_proc_self_rss(void)
+{
+	unsigned long size, rss;
+	char buf[128];
+
+	if (ls_proc_read_text("/proc/self/statm", buf, sizeof(buf)) ||
+	    sscanf(buf, "%lu %lu", &size, &rss) != 2)
+		return 0;
+	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}

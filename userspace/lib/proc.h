@@ -1,0 +1,55 @@
+/* proc.h: the one reader of /proc for the agent: a process's mappings
+ * (/proc/PID/maps), thread names, thread groups and small text files.
+ * Errors are negative errno (-ENOENT / -ESRCH for a process that is gone, -EACCES
+ * or -EPERM when not permitted).
+ */
+#ifndef LS_PROC_H
+#define LS_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* One line of /proc/PID/maps. */
+struct ls_proc_map {
+	uint64_t start, end;	/* [start, end) in the process */
+	uint64_t offset;	/* file offset mapped at start */
+	dev_t dev;
+	ino_t ino;		/* 0 for anonymous mappings */
+	char perms[5];		/* "r-xp" */
+	const char *path;	/* "" when anonymous; "[heap]", "/usr/bin/node (deleted)", ... */
+};
+
+/* Calls fn for each mapping of pid in address order; path lives only during the call.
+ * A non-zero return from fn stops the walk and is returned; 0 when all were seen,
+ * -errno when the maps file cannot be read. */
+int ls_proc_maps(pid_t pid, int (*fn)(const struct ls_proc_map *m, void *ctx), void *ctx);
+
+/* Every mapping of pid, in an array the caller frees with ls_proc_maps_free() (each
+ * path is a copy owned by the array). 0 or -errno. */
+int ls_proc_maps_list(pid_t pid, struct ls_proc_map **out, size_t *n);
+void ls_proc_maps_free(struct ls_proc_map *maps, size_t n);
+
+/* A mapped file: by its path as the maps file prints it when path is non-NULL, else
+ * by device and inode (what stat() of /proc/PID/exe gives, even for a deleted file). */
+struct ls_proc_file {
+	const char *path;
+	dev_t dev;
+	ino_t ino;
+};
+/* Where file offset off of file f is mapped in pid. 0, -ENOENT when it is not, or
+ * -errno. */
+int ls_proc_file_addr(pid_t pid, const struct ls_proc_file *f, uint64_t off, uint64_t *addr);
+
+/* A small text file (a /proc entry) into buf, the trailing newline removed. 0 or -errno. */
+int ls_proc_read_text(const char *path, char *buf, size_t len);
+/* The thread's name (/proc/PID/task/TID/comm, at most 15 characters). 0, or -errno
+ * when the thread is gone (out untouched). open/read, no stdio: backends call it for
+ * every loop at every snapshot. */
+int ls_proc_thread_comm(pid_t pid, uint32_t tid, char *out, size_t len);
+/* The process (Tgid) thread tid belongs to, from /proc/TID/status; -1 if unknown. */
+pid_t ls_proc_tgid(pid_t tid);
+/* This process's resident set in bytes (/proc/self/statm), 0 if unknown. */
+uint64_t ls_proc_self_rss(void);
+
+#endif /* LS_PROC_H */
