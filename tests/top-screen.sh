@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/top-screen.sh [SECONDS] [COLS] [ROWS]: the README's screenshot of `loopscope top`.
+# tests/top-screen.sh [SECONDS] [COLS] [ROWS]: the README's screen of `loopscope top`.
 # Starts loopdemo with its default realistic mix, opens `loopscope top` on it in a
 # private tmux server (COLS x ROWS, default 80x24), waits SECONDS (default 8), prints
 # the screen as capture-pane sees it, then quits top and stops the demo. On stderr: the

@@ -332,7 +332,7 @@ static int backend_timeout(const lsl_loop_t *loop)
 
 /* Phase bracket. *t is the previous boundary's timestamp (valid while rec_on): one
  * clock read per boundary serves as this phase's end and the next one's start.
- * traced is a compile-time constant (see iterate): 0 leaves nothing behind. */
+ * traced is a constant in each inlined copy (see run_phase): 0 leaves nothing behind. */
 static inline __attribute__((always_inline)) void phase_enter(lsl_loop_t *loop, int ph, uint64_t t,
 							      const int traced)
 {
@@ -406,64 +406,6 @@ static inline __attribute__((always_inline)) int run_poll(lsl_loop_t *loop, uint
 	return err;
 }
 
-#define RUN_PHASE(loop, ph, fn, t, traced)                       \
-	do {                                                     \
-		uint32_t ncb_ = 0;                               \
-		phase_enter((loop), (ph), *(t), (traced));       \
-		fn((loop), &ncb_);                               \
-		phase_leave((loop), (ph), ncb_, (t), 0, (traced)); \
-	} while (0)
-
-/*
- * One iteration, one named function per phase (libuv's uv_run), in four pieces:
- * iter_begin (timers), iter_head (pending..prepare), run_poll, iter_tail (check,
- * close). Each is compiled
- * twice: traced = 0 is the copy an untraced loop runs, with no probe site, timestamp
- * or record write at phase level; traced = 1 runs while accounting is on or any
- * iteration-level probe (iter_*, phase_*, poll_*) is enabled. So an untraced
- * iteration pays for a few semaphore loads, not for a check at every phase boundary.
- * lsl_run looks at the semaphores again at poll entry and after the poll wait, after timers, at poll entry and after the poll
- * wait, so an iteration running (or blocked in epoll) when a tracer attaches is traced
- * from there.
- */
-static inline __attribute__((always_inline)) void iter_begin(lsl_loop_t *loop, uint64_t *t,
-							     const int traced)
-{
-	if (traced) {
-		if (loop->rec_on)
-			loop->rec.iteration = loop->iteration;
-		if (loop->acct.on)
-			loop->acct.iterations++;
-		if (LSL_PROBE_ON(iter_start))
-			LSL_PROBE2(iter_start, loop, loop->iteration);
-	}
-	RUN_PHASE(loop, LSL_PROBE_TIMERS, lsl__run_timers, t, traced);
-}
-
-static inline __attribute__((always_inline)) void iter_head(lsl_loop_t *loop, uint64_t *t,
-							    const int traced)
-{
-	RUN_PHASE(loop, LSL_PROBE_PENDING, run_pending, t, traced);
-	RUN_PHASE(loop, LSL_PROBE_IDLE, lsl__run_idle, t, traced);
-	RUN_PHASE(loop, LSL_PROBE_PREPARE, lsl__run_prepare, t, traced);
-}
-
-/* t_iter: when the iteration began, 0 if it was traced only from the middle. */
-static inline __attribute__((always_inline)) void iter_tail(lsl_loop_t *loop, uint64_t *t,
-							    uint64_t t_iter, const int traced)
-{
-	RUN_PHASE(loop, LSL_PROBE_CHECK, lsl__run_check, t, traced);
-	RUN_PHASE(loop, LSL_PROBE_CLOSE, lsl__run_closing, t, traced);
-	if (traced) {
-		if (loop->rec_on && t_iter) {
-			loop->rec.last_iter_start_ns = t_iter;
-			loop->rec.last_iter_end_ns = *t;
-		}
-		if (LSL_PROBE_ON(iter_end))
-			LSL_PROBE2(iter_end, loop, loop->iteration);
-	}
-}
-
 #ifndef LSL_NO_PROBES
 /* Branch-free: any iteration-level probe enabled. */
 #define ITER_PROBES_ANY()                                                                  \
@@ -477,13 +419,124 @@ static inline __attribute__((always_inline)) void iter_tail(lsl_loop_t *loop, ui
 #define RECORD_PROBES_ANY() 0
 #endif
 
-/* A tracer appeared in the middle of an untraced iteration: trace the rest of it. */
-static __attribute__((noinline, cold)) void trace_from_here(lsl_loop_t *loop, uint64_t *t)
+/*
+ * One iteration is lsl_run's list of phase calls, as in libuv's uv_run. Each phase
+ * call runs its phase in one of two inlined copies, chosen by it->traced: untraced,
+ * with no probe site, timestamp or record write at phase level, or traced, while
+ * accounting is on or any iteration-level probe (iter_*, phase_*, poll_*) is enabled.
+ * So an untraced iteration pays for a few semaphore loads and one predictable branch
+ * per phase, not for a check at every probe site. An untraced iteration looks at the
+ * semaphores again after timers, before the poll and after the poll wait, so an
+ * iteration running (or blocked in epoll) when a tracer attaches is traced from there.
+ */
+struct iter {
+	uint64_t t;		/* the last phase boundary (kept while traced and rec_on) */
+	uint64_t t_iter;	/* when the iteration began; 0 if traced only from the middle */
+	int traced;
+};
+
+/* A tracer appeared in the middle of an untraced iteration: trace the rest of it.
+ * Returns the boundary time to go on from. it is not passed in, so that it never
+ * escapes lsl_run and stays in registers. */
+static __attribute__((noinline, cold)) uint64_t trace_from_here(lsl_loop_t *loop)
 {
 	loop->rec_on = loop->acct.on | RECORD_PROBES_ANY();
 	loop->rec.iteration = loop->iteration;
 	loop->last_poll_return_ns = 0;	/* this iteration's poll return was not timed */
-	*t = lsl_hrtime_ns();
+	return lsl_hrtime_ns();
+}
+
+static inline __attribute__((always_inline)) void iter_start(lsl_loop_t *loop, struct iter *it)
+{
+	loop->iteration++;
+	it->t = it->t_iter = loop->now_ns = lsl_hrtime_ns();
+	if (unlikely(loop->acct.want != loop->acct.on))
+		lsl__acct_apply(loop, it->t);
+	/* The record is filled while accounting or a record reader is attached. */
+	loop->rec_on = loop->acct.on | RECORD_PROBES_ANY();
+	it->traced = loop->rec_on | ITER_PROBES_ANY();
+	if (likely(!it->traced))
+		return;
+	if (loop->rec_on)
+		loop->rec.iteration = loop->iteration;
+	if (loop->acct.on)
+		loop->acct.iterations++;
+	if (LSL_PROBE_ON(iter_start))
+		LSL_PROBE2(iter_start, loop, loop->iteration);
+}
+
+/* fn is a constant at every call, so each copy calls it directly. */
+static inline __attribute__((always_inline)) void run_phase(lsl_loop_t *loop, struct iter *it, int ph,
+							    void (*fn)(lsl_loop_t *, uint32_t *))
+{
+	uint32_t ncb = 0;
+
+	if (likely(!it->traced)) {
+		fn(loop, &ncb);
+		return;
+	}
+	phase_enter(loop, ph, it->t, 1);
+	fn(loop, &ncb);
+	phase_leave(loop, ph, ncb, &it->t, 0, 1);
+}
+
+static inline __attribute__((always_inline)) void run_timers(lsl_loop_t *loop, struct iter *it)
+{
+	uint32_t ncb = 0;
+
+	if (it->traced) {
+		run_phase(loop, it, LSL_PROBE_TIMERS, lsl__run_timers);
+		return;
+	}
+	/* Untraced, the record still says "timers since t" (two stores): a tracer
+	 * attaching during a long timer callback, the commonest stall, sees it live,
+	 * and the check below lets it count it. */
+	loop->rec.live_phase = LSL_PROBE_TIMERS;
+	loop->rec.live_phase_since_ns = it->t;
+	lsl__run_timers(loop, &ncb);
+	loop->rec.live_phase = LSL_PROBE_NONE;
+	if (unlikely(ITER_PROBES_ANY())) {
+		it->t = trace_from_here(loop);
+		it->traced = 1;
+		if (loop->rec_on) {
+			loop->rec.phase[LSL_PROBE_TIMERS].start_ns = it->t_iter;
+			loop->rec.phase[LSL_PROBE_TIMERS].end_ns = it->t;
+			loop->rec.phase[LSL_PROBE_TIMERS].callbacks = ncb;
+			loop->rec.live_phase_since_ns = it->t;
+		}
+	}
+}
+
+static inline __attribute__((always_inline)) int io_poll(lsl_loop_t *loop, struct iter *it)
+{
+	int err;
+
+	if (!it->traced && unlikely(ITER_PROBES_ANY())) {
+		it->t = trace_from_here(loop);
+		it->traced = 1;
+		it->t_iter = 0;
+	}
+	if (it->traced)
+		return run_poll(loop, &it->t, 1);
+	err = run_poll(loop, &it->t, 0);
+	if (!err && unlikely(ITER_PROBES_ANY())) {	/* attached while we waited */
+		it->t = trace_from_here(loop);
+		it->traced = 1;
+		it->t_iter = 0;
+	}
+	return err;
+}
+
+static inline __attribute__((always_inline)) void iter_end(lsl_loop_t *loop, const struct iter *it)
+{
+	if (likely(!it->traced))
+		return;
+	if (loop->rec_on && it->t_iter) {
+		loop->rec.last_iter_start_ns = it->t_iter;
+		loop->rec.last_iter_end_ns = it->t;
+	}
+	if (LSL_PROBE_ON(iter_end))
+		LSL_PROBE2(iter_end, loop, loop->iteration);
 }
 
 /* The exported registry (ABI: lsl_probes.h). Initialized, so it sits in .data. */
@@ -531,60 +584,19 @@ int lsl_run(lsl_loop_t *loop)
 
 	slot = registry_add(loop);
 	while (!loop->stop_flag && lsl_loop_alive(loop)) {
-		uint64_t t, t_iter;
+		struct iter it;
 
-		loop->iteration++;
-		t = t_iter = loop->now_ns = lsl_hrtime_ns();
-		if (unlikely(loop->acct.want != loop->acct.on))
-			lsl__acct_apply(loop, t);
-		/* The record is filled while accounting or a record reader is attached. */
-		loop->rec_on = loop->acct.on | RECORD_PROBES_ANY();
-		if (likely(!(loop->rec_on | ITER_PROBES_ANY()))) {
-			uint32_t ncb = 0;
-
-			/* Untraced, the record still says "timers since t" (two stores): a
-			 * tracer attaching during a long timer callback, the commonest
-			 * stall, sees it live, and the check below lets it count it. */
-			loop->rec.live_phase = LSL_PROBE_TIMERS;
-			loop->rec.live_phase_since_ns = t;
-			lsl__run_timers(loop, &ncb);
-			loop->rec.live_phase = LSL_PROBE_NONE;
-			if (unlikely(ITER_PROBES_ANY())) {
-				trace_from_here(loop, &t);
-				if (loop->rec_on) {
-					loop->rec.phase[LSL_PROBE_TIMERS].start_ns = t_iter;
-					loop->rec.phase[LSL_PROBE_TIMERS].end_ns = t;
-					loop->rec.phase[LSL_PROBE_TIMERS].callbacks = ncb;
-					loop->rec.live_phase_since_ns = t;
-				}
-				goto traced_head;
-			}
-			iter_head(loop, &t, 0);
-			if (unlikely(ITER_PROBES_ANY())) {
-				trace_from_here(loop, &t);
-				t_iter = 0;
-				goto traced_poll;
-			}
-			err = run_poll(loop, &t, 0);
-			if (err)
-				break;
-			if (unlikely(ITER_PROBES_ANY())) {	/* attached while we waited */
-				trace_from_here(loop, &t);
-				t_iter = 0;
-				goto traced_tail;
-			}
-			iter_tail(loop, &t, t_iter, 0);
-			continue;
-		}
-		iter_begin(loop, &t, 1);
-traced_head:
-		iter_head(loop, &t, 1);
-traced_poll:
-		err = run_poll(loop, &t, 1);
+		iter_start(loop, &it);
+		run_timers(loop, &it);
+		run_phase(loop, &it, LSL_PROBE_PENDING, run_pending);
+		run_phase(loop, &it, LSL_PROBE_IDLE, lsl__run_idle);
+		run_phase(loop, &it, LSL_PROBE_PREPARE, lsl__run_prepare);
+		err = io_poll(loop, &it);
 		if (err)
 			break;
-traced_tail:
-		iter_tail(loop, &t, t_iter, 1);
+		run_phase(loop, &it, LSL_PROBE_CHECK, lsl__run_check);
+		run_phase(loop, &it, LSL_PROBE_CLOSE, lsl__run_closing);
+		iter_end(loop, &it);
 	}
 	registry_del(slot);
 	loop->rec_on = 0;

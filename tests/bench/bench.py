@@ -1607,36 +1607,32 @@ def judge_goals(env, cfg, rep):
 
 # ---- README
 
-README_HEAD = "## Benchmarks"
-README_KEEP = "### What the numbers say"     # hand-written; --update-readme keeps it
+README_HEAD = "## Tables"     # the section of tests/bench/README.md that --update-readme rewrites
+BENCH_README = os.path.join(ROOT, "tests", "bench", "README.md")
 
 
 def readme_section(report):
-    """The README's `## Benchmarks` section: the latest report.json as tables (the
-    method paragraphs stay in build/bench/report.md)."""
+    """tests/bench/README.md's `## Tables` section: every table of the latest
+    report.json, each under its heading with the line saying what made it, when and on
+    what machine (the method paragraphs stay in build/bench/report.md)."""
     meta = report["meta"]
-    out = [README_HEAD, "",
-           "`make bench` (never part of `make test`; under 10 minutes) runs every benchmark below, "
-           "each comparison interleaved in one run (A B A B ...) with medians and ratios, and writes "
-           "`build/bench/report.md` (with the method of each table) and `build/bench/report.json`. "
-           "`tests/bench/bench.py --quick` does short runs for debugging the harness; "
-           "`tests/bench/bench.py --update-readme` copies the last report here.", "",
-           f"Latest: `{meta['command']}` on {meta['date']}, commit {meta['commit']}, {meta['host']}, "
-           f"took {meta['elapsed_s']:.0f} s{' (QUICK RUN)' if meta['quick'] else ''}, load average "
-           f"{meta.get('loadavg_start', 0):.2f} -> {meta.get('loadavg_end', 0):.2f}.", ""]
+    made = (f"`{meta['command']}`, {meta['date']}, {meta['host']}"
+            f"{' (QUICK RUN)' if meta['quick'] else ''}, load average "
+            f"{meta.get('loadavg_start', 0):.2f} -> {meta.get('loadavg_end', 0):.2f}.")
+    out = [README_HEAD, ""]
     md = render_md(Report.from_json(report), meta).splitlines()
-    i = md.index("## Goals")
+    i = next(k for k, line in enumerate(md) if line.startswith("## ") and line != "## Goals"
+             and k > md.index("## Goals"))
     for line in md[i:]:
         if line.startswith("## "):
-            line = "#" + line
-        elif line and not line.startswith("|"):
+            out += ["#" + line, "", made]
+            continue
+        if line and not line.startswith("|"):
             continue                    # method paragraphs: see report.md
         out.append(line)
     out = [l for k, l in enumerate(out) if l or (k and out[k - 1])]   # no double blank lines
     while out and not out[-1]:
         out.pop()
-    notes = report.get("readme_notes") or []
-    out += [""] + notes if notes else []
     return "\n".join(out) + "\n"
 
 
@@ -1652,10 +1648,7 @@ def update_readme(report_json, readme):
     else:
         nxt = text.find("\n## ", start_i + 1)
         end_i = nxt if nxt >= 0 else len(text)
-        # the hand-written reading of the numbers stays (it cites them by section)
-        keep = text.find("\n" + README_KEEP, start_i, end_i)
-        tail = text[keep:end_i].rstrip("\n") + "\n" if keep >= 0 else ""
-        text = text[:start_i + 1] + sec + tail + text[end_i:]
+        text = text[:start_i + 1] + sec + text[end_i:]
     with open(readme, "w") as f:
         f.write(text)
 
@@ -1696,12 +1689,12 @@ def main():
                     help="section 2b also runs this loopscope binary (another build) at the default tier")
     ap.add_argument("--ab-rounds", type=int, default=None, help="section 2b's rounds (default 10)")
     ap.add_argument("--update-readme", action="store_true",
-                    help="run nothing: rewrite README.md's Benchmarks section from the last report.json")
+                    help="run nothing: rewrite tests/bench/README.md's tables from the last report.json")
     args = ap.parse_args()
     if args.update_readme:
         out = os.path.abspath(args.out or os.path.join(args.build, "bench"))
-        update_readme(os.path.join(out, "report.json"), os.path.join(ROOT, "README.md"))
-        print(f"bench: README.md {README_HEAD} updated from {out}/report.json", file=sys.stderr)
+        update_readme(os.path.join(out, "report.json"), BENCH_README)
+        print(f"bench: tests/bench/README.md {README_HEAD} updated from {out}/report.json", file=sys.stderr)
         return
     cfg = argparse.Namespace()
     cfg.build = os.path.abspath(args.build)

@@ -206,7 +206,7 @@ def compare(name, gt, tr, expect_episodes=None):
                 "%s: %s longest drain %.6f vs %.6f" % (name, dr, t["max_drain_s"], g["max_drain_s"]))
     tap(tr["stall_episodes"] == gt["stall_episodes"],
         "%s: stall episodes %d vs %d" % (name, tr["stall_episodes"], gt["stall_episodes"]))
-    # One line of figures per workload (the README quotes them).
+    # One line of figures per workload (userspace/backends/refloop.md quotes one).
     big = [ph for ph, g in gt["phases"].items() if g["total_s"] >= 0.01]
     worst = max(abs(tr["phases"][ph]["total_s"] - gt["phases"][ph]["total_s"]) / gt["phases"][ph]["total_s"]
                 for ph in big) if big else 0.0

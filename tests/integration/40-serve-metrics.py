@@ -3,7 +3,7 @@
 """40-serve-metrics: `loopscope serve` attached to loopdemo.
 
 /metrics passes `promtool check metrics`; every histogram is cumulative (buckets never
-decrease with le, +Inf == _count); the families the README lists are there with the
+decrease with le, +Inf == _count); the families userspace/wire/metrics.md lists are there with the
 demo's pid/comm/runtime/loop labels; gzip and plain bodies decode to the same text;
 HEAD has the GET's size; /events carries snapshot lines and the demo's starvation
 episodes; after the demo exits its series stay with loopscope_target_up 0 and the

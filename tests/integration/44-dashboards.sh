@@ -4,19 +4,19 @@
 # (`promtool test rules`), the example scrape config passes `promtool check config`,
 # and the Grafana dashboard is importable JSON: a Prometheus datasource variable, the
 # instance and pid selectors, every query on that datasource and filtered by both, and
-# every metric it names is one loopscope serve exports (checked against the README's
-# metric table). PromQL validity against live data is 42-serve-prometheus.py.
+# every metric it names is one loopscope serve exports (checked against the metric
+# table in userspace/wire/metrics.md). PromQL validity against live data is 42-serve-prometheus.py.
 source "$(dirname "$0")/../lib.sh"
 need_cmd promtool
 need_cmd python3
 D=$(cd "$(dirname "$0")/../../dashboards" && pwd)
-README=$(cd "$(dirname "$0")/../.." && pwd)/README.md
+METRICS=$(cd "$(dirname "$0")/../.." && pwd)/userspace/wire/metrics.md
 
 check "promtool check rules" promtool check rules "$D/prometheus/loopscope-alerts.yml"
 check "promtool test rules (alert unit tests)" promtool test rules "$D/prometheus/loopscope-alerts.test.yml"
 check "promtool check config (example scrape config + rules)" promtool check config "$D/prometheus/prometheus.yml"
 
-out=$(python3 - "$D/grafana/loopscope.json" "$README" <<'PY'
+out=$(python3 - "$D/grafana/loopscope.json" "$METRICS" <<'PY'
 import json, re, sys
 d = json.load(open(sys.argv[1]))
 readme = open(sys.argv[2]).read()
@@ -44,9 +44,9 @@ for p in d["panels"]:
         for m in re.findall(r"\b(loopscope_[a-z_]+)", e):
             base = re.sub(r"_(bucket|sum|count)$", "", m)
             if m not in documented and base not in documented:
-                problems.append("%r uses %s, not in the README table" % (p["title"], m))
+                problems.append("%r uses %s, not in the metric table" % (p["title"], m))
 if len(documented) < 25:
-    problems.append("README metric table has only %d rows" % len(documented))
+    problems.append("metric table has only %d rows" % len(documented))
 print("%d queries, %d documented metrics" % (n, len(documented)))
 for x in problems:
     print("PROBLEM", x)

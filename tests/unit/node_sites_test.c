@@ -229,6 +229,7 @@ static void test_node_plan(void **state)
 	assert_non_null(strstr(text, "runtime node libuv 1."));
 	assert_non_null(strstr(text, "tier phases"));
 	assert_non_null(strstr(text, "offsets DWARF"));
+	assert_non_null(strstr(text, "offsets uv_loop_t: timer_heap.min +"));
 	assert_non_null(strstr(text, "boundary poll_in uv_run+"));
 	assert_non_null(strstr(text, "boundary poll_out uv_run+"));
 	assert_non_null(strstr(text, "gc_start +"));

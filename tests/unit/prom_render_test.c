@@ -261,7 +261,7 @@ static void test_structure_all_bits(void **state)
 	(void)st;
 	text = render(&f.s, &ctx);
 	check_structure(text);
-	/* Every family the README lists is there. */
+	/* Every family userspace/wire/metrics.md lists is there. */
 	static const char *const fams[] = {
 		"loopscope_target_info", "loopscope_target_up", "loopscope_iterations_total",
 		"loopscope_busy_seconds_total", "loopscope_idle_seconds_total", "loopscope_eventloop_utilization",

@@ -322,6 +322,11 @@ int ls_node_plan(const struct ls_target_info *ti, const char *tier, FILE *out, c
 	fprintf(out, "runtime %s libuv %u.%u.%u tier %s bias %#llx offsets %s\n", ls_runtime_name(pl->runtime),
 		pl->version >> 16, (pl->version >> 8) & 0xff, pl->version & 0xff, pl->tier,
 		(unsigned long long)pl->bias, pl->have_off ? pl->off.source : "none");
+	if (pl->have_off)
+		fprintf(out, "offsets uv_loop_t: timer_heap.min +%u nelts +%u time +%u backend_fd +%u size %u; "
+			"uv_timer_t: loop +%u heap_node +%u timeout +%u\n", pl->off.heap_min, pl->off.heap_nelts,
+			pl->off.time, pl->off.backend_fd, pl->off.loop_size, pl->off.timer_loop, pl->off.timer_node,
+			pl->off.timer_timeout);
 	for (int i = 0; i < pl->nep; i++)
 		fprintf(out, "epoll %s uv__io_poll+%#llx %s\n", pl->epsites[i].cookie ? "exit" : "enter",
 			(unsigned long long)(pl->epsites[i].vaddr - pl->sym[S_IO_POLL].addr), pl->epsites[i].insn);

@@ -10,6 +10,7 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "node.h"
 #include "options.h"
 
 #define MAX_PIDS 64
@@ -43,7 +44,7 @@ static void usage(FILE *f)
 		"      --threshold MS   a phase or drain longer than this is a stall or\n"
 		"                       starvation episode (default 100)\n"
 		"      --probes TIER    Node.js/libuv probe tier: light (default) or phases\n"
-		"  -v, --verbose        libbpf diagnostics on stderr\n"
+		"  -v, --verbose        libbpf diagnostics and the Node/libuv probe plan on stderr\n"
 		"  -h, --help           this help\n\n"
 		"Exit status: 0 ran as asked (a target exiting is reported, not an error),\n"
 		"1 runtime failure (no such process, not permitted, no BTF, unsupported\n"
@@ -230,6 +231,19 @@ static int report(const struct ls_snapshot *cur, const struct ls_snapshot *prev,
 	return fflush(stdout) ? -EIO : 0;
 }
 
+/* -v: what the Node / libuv backend attached (sites, offsets, note), as it planned it. */
+static void print_plan(pid_t pid, const char *tier)
+{
+	struct ls_target_info ti;
+	char err[256];
+
+	if (ls_target_identify(pid, &ti, err, sizeof(err)) || (ti.runtime != LS_RT_NODE && ti.runtime != LS_RT_LIBUV))
+		return;
+	fprintf(stderr, "loopscope stat: pid %d plan:\n", (int)pid);
+	if (ls_node_plan(&ti, tier, stderr, err, sizeof(err)))
+		fprintf(stderr, "loopscope stat: pid %d: %s\n", (int)pid, err);
+}
+
 int ls_cmd_stat(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -332,6 +346,8 @@ int ls_cmd_stat(int argc, char **argv)
 			fprintf(stderr, "loopscope stat: %s\n", err);
 			goto cleanup;
 		}
+		if (opts.verbose)
+			print_plan(pids[i], opts.tier);
 		if (stop_signal)
 			goto cleanup_ok;
 	}

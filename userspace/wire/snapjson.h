@@ -21,8 +21,8 @@
  *    only non-empty buckets, index being the bpf/hist.h bucket index (layout named by
  *    the snapshot's "hist" field: 4 sub-bucket bits, 2^40 ns top; a decoder rejects a
  *    layout it does not know).
- * The field names of a snapshot line mirror struct ls_snapshot (snapshot.h); the README
- * section "loopscope serve" shows a full example.
+ * The field names of a snapshot line mirror struct ls_snapshot (snapshot.h);
+ * events.md beside this file shows a full example.
  */
 #ifndef LS_SNAPJSON_H
 #define LS_SNAPJSON_H
