@@ -11,17 +11,25 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 NLOOPS=18
 
 cat >"$TMP/manyloops.c" <<'CEOF'
-/* N loops on N threads, each with a 5 ms repeating timer, for S seconds. */
+/* N loops on N threads, each with a 5 ms repeating timer, for S seconds or until
+ * SIGTERM (then every loop ends at its next tick and the process exits 0). */
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include "lsl.h"
 
 static double seconds;
+static volatile sig_atomic_t stop_now;
+
+static void on_term(int sig)
+{
+	stop_now = 1;
+}
 
 static void on_tick(lsl_timer_t *t)
 {
-	if (lsl_hrtime_ns() >= *(uint64_t *)t->h.data)
+	if (stop_now || lsl_hrtime_ns() >= *(uint64_t *)t->h.data)
 		lsl_close(&t->h, NULL);
 }
 
@@ -50,6 +58,7 @@ int main(int argc, char **argv)
 	if (n < 1 || n > 64)
 		return 2;
 	seconds = atof(argv[2]);
+	signal(SIGTERM, on_term);
 	for (int i = 0; i < n; i++)
 		pthread_create(&th[i], NULL, run, NULL);
 	for (int i = 0; i < n; i++)
@@ -62,7 +71,9 @@ if ! gcc -O2 -D_GNU_SOURCE -I"$SRC/loop/include" -o "$TMP/manyloops" "$TMP/manyl
 	done_testing
 fi
 
-bg "$TMP/manyloops" $NLOOPS 4; pid=$BG_PID
+# Ended by SIGTERM once both stat runs are done (attaching takes longer on a loaded
+# machine; 60 s is only the bound).
+bg "$TMP/manyloops" $NLOOPS 60; pid=$BG_PID
 wait_for 5 bash -c "[ \$(ls /proc/$pid/task 2>/dev/null | wc -l) -ge $((NLOOPS + 1)) ]"
 "$LOOPSCOPE" stat -p "$pid" -i 1 -d 2 >"$TMP/out" 2>"$TMP/err"; rc=$?
 check "text: stat exits 0 (rc $rc: $(head -c 200 "$TMP/err"))" [ "$rc" = 0 ]
@@ -75,6 +86,7 @@ check "text: a warning line about the untracked loops: $(grep -m1 beyond "$TMP/e
 check "json: stat exits 0 (rc $rc)" [ "$rc" = 0 ]
 check "json: 16 lines, one per tracked loop ($(grep -c . "$TMP/json"))" bash -c "[ \$(grep -c . '$TMP/json') = 16 ]"
 check "json: the warning on stderr too" grep -q "loop threads beyond the first 16" "$TMP/err2"
+kill -TERM "$pid"
 wait "$pid"; prc=$?
 check "the target exited 0 (rc $prc)" [ "$prc" = 0 ]
 done_testing
