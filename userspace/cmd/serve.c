@@ -293,7 +293,7 @@ static void usage(FILE *f)
 		"      --compat prom-client   also emit prom-client's nodejs_eventloop_* series\n"
 		"  -t, --threshold MS     stall / starvation threshold (default 100)\n"
 		"      --probes TIER      Node.js/libuv probe tier: light (default) or phases\n"
-		"      --max-conns N      concurrent HTTP connections (default 256)\n"
+		"      --max-conns N      HTTP connections being served (default 1024)\n"
 		"      --header-timeout SECONDS  time a client has to send its request head (default 5)\n"
 		"  -v, --verbose          log episodes and libbpf messages to stderr\n"
 		"  -h, --help             this help\n\n"

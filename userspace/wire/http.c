@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +46,10 @@ struct ls_http_server {
 	struct ls_http_conn *dead;	/* closed, freed when no event can point at them */
 	int nconns, nstreams, in_poll;
 	int nbusy;			/* connections delivering the over-limit 503 */
+	int nlinger;			/* answered, waiting for the client's FIN (not busy ones) */
+	int max_fds;			/* connections of any kind: below RLIMIT_NOFILE */
+	int accepting;			/* the listening socket is in the epoll set for EPOLLIN */
+	uint64_t pause_until_ns;	/* accept paused (EMFILE) until then */
 	struct ls_http_stats st;
 };
 
@@ -69,6 +74,8 @@ static void conn_close(struct ls_http_conn *c)
 		srv->nstreams--;
 	if (c->busy)
 		srv->nbusy--;
+	else if (c->lingering)
+		srv->nlinger--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -139,6 +146,8 @@ static void conn_flush(struct ls_http_conn *c)
 		 * arrives until the client closes, for at most the write timeout. */
 		shutdown(c->fd, SHUT_WR);
 		c->lingering = 1;
+		if (!c->busy)
+			c->srv->nlinger++;
 		c->last_io_ns = now_ns();
 	}
 	update_events(c);
@@ -309,18 +318,36 @@ static void conn_read(struct ls_http_conn *c)
 		conn_flush(c);
 }
 
-/* At the connection limit, the connection that may go: one that has not sent a
+/* Connections that count against max_conns: not the ones delivering a 503, not the
+ * ones that are answered and only wait for the client to close (lingering). */
+static int active_conns(const struct ls_http_server *srv)
+{
+	return srv->nconns - srv->nbusy - srv->nlinger;
+}
+
+/* A connection idle for less than this is never evicted: it may have just been
+ * accepted with its request still on the way, and closing it would reset it. */
+#define LS_HTTP_EVICT_GRACE_NS 100000000ull
+
+/* At the connection limit, the connection that may make room: one that has not sent a
  * complete request yet (idle since connect, or a head still arriving), else an idle
- * keep-alive one, the longest idle of either kind first. Streams and connections
- * with a response still queued are never evicted. NULL when there is none. */
+ * keep-alive one, the longest idle of either kind first, idle for at least the grace.
+ * Streams and connections with a response queued are never evicted. Candidates'
+ * sockets are read first: a request that has arrived is answered, not evicted.
+ * NULL when there is none. */
 static struct ls_http_conn *evict_candidate(struct ls_http_server *srv)
 {
-	struct ls_http_conn *c, *best = NULL;
+	struct ls_http_conn *c, *next, *best = NULL;
+	uint64_t now = now_ns();
 	int best_rank = 0;
 
-	for (c = srv->conns; c; c = c->next) {
+	for (c = srv->conns; c; c = next) {
 		int rank;
-		if (c->stream || c->lingering || c->close_after || c->out.len)
+
+		next = c->next;
+		if (c->stream || c->lingering || c->close_after || c->out.len || c->busy)
+			continue;
+		if (now - c->last_io_ns < LS_HTTP_EVICT_GRACE_NS)
 			continue;
 		rank = !c->served ? 2 : !c->in.len ? 1 : 0;	/* a served one mid-head: not a candidate */
 		if (!rank)
@@ -329,6 +356,13 @@ static struct ls_http_conn *evict_candidate(struct ls_http_server *srv)
 			best = c;
 			best_rank = rank;
 		}
+	}
+	if (best) {
+		uint64_t before = best->last_io_ns;
+
+		conn_read(best);
+		if (best->fd < 0 || best->last_io_ns != before || best->out.len || best->lingering)
+			return NULL;	/* it spoke (or left): it is not idle, and may free a slot */
 	}
 	return best;
 }
@@ -363,50 +397,86 @@ static struct ls_http_conn *conn_add(struct ls_http_server *srv, int fd)
 	return c;
 }
 
-/* Connections above max_conns that exist only to deliver a 503 (lingering close, so
- * the client reads it rather than a reset); beyond this many more, new ones are
- * closed at once. */
-#define LS_HTTP_BUSY_EXTRA 16
+static void set_accepting(struct ls_http_server *srv, int on)
+{
+	struct epoll_event ev = { .events = on ? EPOLLIN : 0, .data.ptr = NULL };
 
-static void accept_all(struct ls_http_server *srv)
+	if (srv->accepting == on)
+		return;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->lfd, &ev) == 0)
+		srv->accepting = on;
+}
+
+/* Room for one more socket of any kind (busy 503s are bounded by max_conns too)? When
+ * there is none, new connections wait in the listen backlog, not reset. */
+static int have_room(const struct ls_http_server *srv)
+{
+	return srv->nconns < srv->max_fds && srv->nbusy < srv->o.max_conns;
+}
+
+/* Turn c into a busy connection: it only delivers a 503 with Retry-After, then
+ * closes lingering, so a request that arrives meanwhile reads the 503, not a reset. */
+static void make_busy(struct ls_http_conn *c)
 {
 	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
 				   "Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
 				   "503 too many clients";
 
+	c->busy = 1;
+	c->srv->nbusy++;
+	c->responded = 1;
+	c->close_after = 1;
+	ls_buf_reset(&c->in);
+	c->head_start_ns = 0;
+	ls_buf_append(&c->out, busy, sizeof(busy) - 1);
+	conn_flush(c);
+}
+
+/* Make room for a newcomer at the limit: a never-served connection is told 503 (it
+ * asked nothing yet; if it does, it reads the 503), an idle keep-alive one is closed
+ * (nothing is unread: it was read first). 1 if a slot was freed. */
+static int evict(struct ls_http_server *srv)
+{
+	struct ls_http_conn *v = evict_candidate(srv);
+
+	if (!v)
+		return active_conns(srv) < srv->o.max_conns;
+	srv->st.evicted++;
+	if (v->served)
+		conn_close(v);
+	else
+		make_busy(v);
+	return 1;
+}
+
+static void accept_all(struct ls_http_server *srv)
+{
 	for (int k = 0; k < 256; k++) {
 		struct ls_http_conn *c;
-		int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd;
 
-		if (fd < 0)
-			return;		/* EAGAIN, or a transient error (EMFILE, ECONNABORTED) */
-		if (srv->nconns - srv->nbusy >= srv->o.max_conns) {
-			/* Make room: a connection that has not asked for anything (or the
-			 * longest idle keep-alive one) goes, so idle sockets can never lock a
-			 * scraper out. */
-			struct ls_http_conn *v = evict_candidate(srv);
-			if (v) {
-				srv->st.evicted++;
-				conn_close(v);
-			}
+		if (!have_room(srv)) {
+			set_accepting(srv, 0);
+			return;
 		}
-		if (srv->nconns - srv->nbusy >= srv->o.max_conns) {
-			/* Everyone is busy (streams, responses in flight): tell the client why,
-			 * through a lingering close so it reads the 503 instead of a reset. */
-			srv->st.rejected_busy++;
-			if (srv->nbusy >= LS_HTTP_BUSY_EXTRA) {
-				close(fd);
-				continue;
+		fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: leave newcomers in the backlog a while. */
+				srv->pause_until_ns = now_ns() + 100000000ull;
+				set_accepting(srv, 0);
 			}
-			c = conn_add(srv, fd);
-			if (!c)
-				continue;
-			c->busy = 1;
-			srv->nbusy++;
-			c->responded = 1;
-			c->close_after = 1;
-			ls_buf_append(&c->out, busy, sizeof(busy) - 1);
-			conn_flush(c);
+			return;		/* EAGAIN, or a transient error (ECONNABORTED) */
+		}
+		/* Make room: a connection that has not asked for anything (or the longest
+		 * idle keep-alive one) goes, so idle sockets can never lock a scraper out. */
+		if (active_conns(srv) >= srv->o.max_conns)
+			evict(srv);
+		if (active_conns(srv) >= srv->o.max_conns) {
+			/* Everyone is busy (streams, responses in flight, requests arriving). */
+			srv->st.rejected_busy++;
+			if ((c = conn_add(srv, fd)))
+				make_busy(c);
 			continue;
 		}
 		if (conn_add(srv, fd))
@@ -421,8 +491,11 @@ static uint64_t conn_deadline(const struct ls_http_conn *c)
 
 	if (c->out.len)
 		return c->last_io_ns + o->write_timeout_ms * 1000000ull;
-	if (c->lingering)	/* at most 1 s, however much the client keeps sending */
-		return c->last_io_ns + (o->write_timeout_ms < 1000 ? o->write_timeout_ms : 1000) * 1000000ull;
+	/* Lingering: at most the header timeout, however much the client keeps sending
+	 * (reads do not move last_io_ns); long enough for a client that was told 503
+	 * before it sent its request to send it and read the answer. */
+	if (c->lingering)
+		return c->last_io_ns + o->header_timeout_ms * 1000000ull;
 	if (c->stream)
 		return 0;
 	if (c->head_start_ns)
@@ -442,7 +515,8 @@ static void sweep(struct ls_http_server *srv)
 		uint64_t d = conn_deadline(c);
 		next = c->next;
 		if (d && now >= d) {
-			srv->st.timed_out++;
+			if (!c->lingering)
+				srv->st.timed_out++;
 			conn_close(c);
 		}
 	}
@@ -483,6 +557,8 @@ int ls_http_poll(struct ls_http_server *srv, int timeout_ms)
 	sweep(srv);
 	srv->in_poll = 0;
 	reap(srv);
+	if (!srv->accepting && have_room(srv) && now_ns() >= srv->pause_until_ns)
+		set_accepting(srv, 1);
 	return 0;
 }
 
@@ -542,6 +618,30 @@ void ls_http_get_stats(const struct ls_http_server *srv, struct ls_http_stats *s
 {
 	*st = srv->st;
 	st->open = srv->nconns - srv->nbusy;
+	st->lingering = srv->nlinger;
+}
+
+#define LS_HTTP_BACKLOG 4096
+#define LS_HTTP_FD_RESERVE 128	/* descriptors left for the rest of the process (BPF, /proc) */
+
+/* How many connections the descriptor limit allows: the soft RLIMIT_NOFILE is raised
+ * to the hard one first (a 1024 default would make accept() fail at ~1000 clients). */
+static int fd_budget(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 1024 - LS_HTTP_FD_RESERVE;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+		struct rlimit nl = { want, rl.rlim_max };
+
+		if (want > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &nl) == 0)
+			rl.rlim_cur = want;
+	}
+	if (rl.rlim_cur <= 2 * LS_HTTP_FD_RESERVE)
+		return (int)(rl.rlim_cur / 2);
+	return rl.rlim_cur - LS_HTTP_FD_RESERVE > 1000000 ? 1000000 : (int)(rl.rlim_cur - LS_HTTP_FD_RESERVE);
 }
 
 /* "host:port", "[v6]:port" or ":port" into a sockaddr. */
@@ -620,7 +720,7 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 	if (opts)
 		srv->o = *opts;
 	if (srv->o.max_conns <= 0)
-		srv->o.max_conns = 256;
+		srv->o.max_conns = 1024;
 	if (!srv->o.header_timeout_ms)
 		srv->o.header_timeout_ms = 5000;
 	if (!srv->o.idle_timeout_ms)
@@ -640,7 +740,9 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 		goto cleanup;
 	}
 	setsockopt(srv->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(srv->lfd, (struct sockaddr *)&ss, sl) || listen(srv->lfd, 1024)) {
+	/* The backlog is where newcomers wait while every socket we allow is in use
+	 * (the kernel caps it at net.core.somaxconn). */
+	if (bind(srv->lfd, (struct sockaddr *)&ss, sl) || listen(srv->lfd, LS_HTTP_BACKLOG)) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot listen on %s: %s%s", addr, strerror(errno),
 			 errno == EADDRINUSE ? "; pick another port with --listen" : "");
@@ -655,6 +757,8 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 	}
 	ev.events = EPOLLIN;
 	ev.data.ptr = NULL;
+	srv->accepting = 1;
+	srv->max_fds = fd_budget();
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->lfd, &ev)) {
 		rc = -errno;
 		snprintf(err, errlen, "epoll: %s", strerror(errno));

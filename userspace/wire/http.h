@@ -50,11 +50,14 @@ struct ls_http_server;
 struct ls_http_conn;
 
 struct ls_http_opts {
-	int max_conns;			/* open connections (default 256). At the limit the longest idle
-					 * connection that has not sent a request (else the longest idle
-					 * keep-alive one) is closed for the newcomer; only when every
-					 * connection is busy (streams, responses queued) does the newcomer
-					 * get a 503 (lingering close) */
+	int max_conns;			/* active connections (default 1024); answered ones that only
+					 * wait for the client to close do not count. At the limit the
+					 * longest idle connection that has not sent a request (else the
+					 * longest idle keep-alive one), idle for at least 0.5 s and with
+					 * nothing in its socket, is closed for the newcomer; else the
+					 * newcomer gets a 503 with Retry-After (lingering close, never a
+					 * reset). Beyond max_conns such 503s, or out of descriptors,
+					 * newcomers wait in the listen backlog. */
 	unsigned header_timeout_ms;	/* first byte of a request head -> complete head (default 5000) */
 	unsigned idle_timeout_ms;	/* keep-alive connection with nothing to do (default 60000) */
 	unsigned write_timeout_ms;	/* pending output that makes no progress (default 10000) */
@@ -103,7 +106,8 @@ int ls_http_nstreams(const struct ls_http_server *srv);
 struct ls_http_stats {
 	uint64_t accepted, rejected_busy, timed_out, bad_requests, requests, stream_drops;
 	uint64_t evicted;	/* idle connections closed at the limit to let a new one in */
-	int open;
+	int open;		/* connections, lingering ones included, busy 503s not */
+	int lingering;		/* answered, waiting for the client to close */
 };
 void ls_http_get_stats(const struct ls_http_server *srv, struct ls_http_stats *st);
 
