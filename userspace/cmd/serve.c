@@ -94,9 +94,15 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 			ls_http_broadcast(sv->http, b.p, b.len, 0, STREAM_SOFT_LIMIT);
 		ls_buf_free(&b);
 	}
-	if (sv->verbose)
+	if (sv->verbose && ep->kind != LS_EP_TARGET_EXIT)
 		fprintf(stderr, "loopscope serve: episode %s pid %d tid %u %s\n", ls_episode_kind_name(ep->kind),
 			ep->pid, ep->tid, ep->end_ns ? "ended" : "in progress");
+}
+
+static void agent_note(const char *line, void *arg)
+{
+	ls_metrics_cache_invalidate(&((struct serve *)arg)->metrics);
+	fprintf(stderr, "loopscope serve: %s\n", line);
 }
 
 /* exe_watch callback: attach to a process found running an --exe binary. */
@@ -452,6 +458,8 @@ static int setup(struct serve *sv)
 		fprintf(stderr, "loopscope serve: %s\n", err);
 		return 1;
 	}
+	sv->o.agent.note = agent_note;
+	sv->o.agent.note_arg = sv;
 	if (ls_agent_new(&sv->o.agent, &sv->ag, err, sizeof(err))) {
 		fprintf(stderr, "loopscope serve: %s\n", err);
 		return 1;
@@ -460,10 +468,13 @@ static int setup(struct serve *sv)
 	sv->src->on_episode = on_episode;
 	sv->src->episode_arg = sv;
 	for (int i = 0; i < sv->o.npids; i++) {
-		if (ls_agent_add_pid(sv->ag, sv->o.pids[i], err, sizeof(err))) {
+		int r = ls_agent_add_pid(sv->ag, sv->o.pids[i], err, sizeof(err));
+
+		/* -ECHILD: it exited while being attached; listed as exited, not an error. */
+		if (r)
 			fprintf(stderr, "loopscope serve: %s\n", err);
+		if (r && r != -ECHILD)
 			return 1;
-		}
 	}
 	sample(sv);	/* the first snapshot (and --exe scan) before the first client */
 	sv->next_sample_ns = ls_now_mono_ns() + sv->o.interval_ns;
