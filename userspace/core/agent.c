@@ -85,6 +85,15 @@ static int pidfd_exited(int pidfd)
 	return poll(&p, 1, 0) == 1;
 }
 
+/* The process exited (it may still be a zombie, or a leader whose other threads are
+ * still exiting, when its pidfd is not readable yet). */
+static int target_gone(int pidfd, pid_t pid)
+{
+	struct ls_image_id id;
+
+	return pidfd_exited(pidfd) || ls_image_read(pid, &id) || id.state == 'Z' || id.state == 'X';
+}
+
 /* Epoll data: the target index, tagged: bit 32 set = pidfd, clear = episode fd. */
 #define EV_PIDFD (1ull << 32)
 
@@ -209,9 +218,11 @@ static void check_execs(struct ls_agent *ag)
 		struct agent_target *at = ag->targets[i];
 		struct ls_image_id id;
 
-		if (at->t.state != LS_TARGET_ATTACHED || at->pidfd < 0 || pidfd_exited(at->pidfd))
-			continue;	/* an exit is the pidfd's to report */
-		if (ls_image_read(at->t.info.pid, &id) == 0 && ls_image_changed(&at->image, &id))
+		if (at->t.state != LS_TARGET_ATTACHED || at->pidfd < 0)
+			continue;
+		/* An exit is the pidfd's to report. */
+		if (ls_image_read(at->t.info.pid, &id) == 0 && id.state != 'Z' && id.state != 'X' &&
+		    !pidfd_exited(at->pidfd) && ls_image_changed(&at->image, &id))
 			target_execd(ag, i);
 	}
 }
@@ -530,7 +541,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 	for (tries = 0; tries <= ATTACH_EXEC_RETRIES; tries++) {
 		int changed;
 
-		if (ls_image_read(pid, &id0) || pidfd_exited(at->pidfd)) {
+		if (ls_image_read(pid, &id0) || target_gone(at->pidfd, pid)) {
 			already = tries == 0;
 			r = -ECHILD;
 			break;
@@ -539,7 +550,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 		/* Whatever the attach said, a process that exited or exec'd meanwhile is the
 		 * truth: its own words ("no such file", "cannot read .../exe") are symptoms. */
 		changed = ls_image_read(pid, &id1) || ls_image_changed(&id0, &id1);
-		if (pidfd_exited(at->pidfd) || (changed && ls_image_read(pid, &id1))) {
+		if (target_gone(at->pidfd, pid)) {
 			if (!r)
 				at->t.backend->detach(&at->t);
 			r = -ECHILD;
