@@ -39,6 +39,7 @@
 #include "prom.h"
 #include "snapjson.h"
 #include "view.h"
+#include "webconfig.h"
 
 #define LS_SERVE_DEFAULT_LISTEN "127.0.0.1:9752"
 #define TICK_MS 100
@@ -53,6 +54,8 @@
 
 struct serve_opts {
 	const char *listen;
+	const char *web_config;		/* --web.config.file */
+	struct ls_webconfig web;
 	pid_t pids[MAX_PIDS];
 	int npids;
 	uint64_t interval_ns;
@@ -301,6 +304,8 @@ static void usage(FILE *f)
 		"      --probes TIER      Node.js/libuv probe tier: light (default) or phases\n"
 		"      --max-conns N      HTTP connections being served (default 1024)\n"
 		"      --header-timeout SECONDS  time a client has to send its request head (default 5)\n"
+		"      --web.config.file FILE    TLS and basic auth, in the Prometheus exporter-toolkit\n"
+		"                         format (tls_server_config, basic_auth_users); see loopscope(1)\n"
 		"  -v, --verbose          log episodes and libbpf messages to stderr\n"
 		"  -h, --help             this help\n\n"
 		"Endpoints: GET /metrics, GET /events (NDJSON), GET /healthz. See loopscope(1).\n",
@@ -334,6 +339,7 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 		{ "probes", required_argument, NULL, 'P' },
 		{ "max-conns", required_argument, NULL, 'M' },
 		{ "header-timeout", required_argument, NULL, 'H' },
+		{ "web.config.file", required_argument, NULL, 'W' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -423,6 +429,9 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 			}
 			o->http.header_timeout_ms = (unsigned)(v * 1000);
 			break;
+		case 'W':
+			o->web_config = optarg;
+			break;
 		case 'v':
 			sv->verbose = o->agent.verbose = 1;
 			break;
@@ -442,6 +451,13 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 		fprintf(stderr, "loopscope serve: nothing to watch: give -p PID or --exe PATH\n");
 		return 2;
 	}
+	if (o->web_config) {
+		if (ls_webconfig_load(o->web_config, &o->web, err, sizeof(err))) {
+			fprintf(stderr, "loopscope serve: %s\n", err);
+			return 2;
+		}
+		o->http.web = &o->web;
+	}
 	return -1;
 }
 
@@ -458,6 +474,10 @@ static int setup(struct serve *sv)
 		fprintf(stderr, "loopscope serve: %s\n", err);
 		return 1;
 	}
+	if (!sv->o.web_config && !ls_http_loopback(sv->http))
+		fprintf(stderr, "loopscope serve: warning: %s is reachable from other hosts and serves pids, "
+			"command names and executable paths to anyone; give --web.config.file for TLS and "
+			"basic auth\n", sv->o.listen);
 	sv->o.agent.note = agent_note;
 	sv->o.agent.note_arg = sv;
 	if (ls_agent_new(&sv->o.agent, &sv->ag, err, sizeof(err))) {
@@ -594,8 +614,9 @@ int ls_cmd_serve(int argc, char **argv)
 	if (!rc) {
 		const char *colon = strrchr(sv.o.listen, ':');
 
-		fprintf(stderr, "loopscope serve: listening on http://%.*s:%d/metrics (%u attached)\n",
-			(int)(colon - sv.o.listen), sv.o.listen, ls_http_port(sv.http), sv.tick.self.attached_targets);
+		fprintf(stderr, "loopscope serve: listening on %s://%.*s:%d/metrics (%u attached)\n",
+			sv.o.web.tls ? "https" : "http", (int)(colon - sv.o.listen), sv.o.listen, ls_http_port(sv.http),
+			sv.tick.self.attached_targets);
 		rc = run(&sv);
 	}
 	serve_free(&sv);

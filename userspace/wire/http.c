@@ -13,9 +13,11 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "http.h"
+#include "webconfig.h"
 
 
 /* ---------------------------------------------------------------- server */
@@ -34,11 +36,15 @@ struct ls_http_conn {
 	uint32_t events;		/* registered epoll mask */
 	uint64_t head_start_ns;		/* first byte of the pending request head, or 0 */
 	uint64_t last_io_ns;		/* last read or write progress */
+	SSL *ssl;			/* TLS (web config), else NULL */
+	int tls_ready;			/* handshake done */
+	int tls_want_write;		/* an SSL call waits for the socket to take bytes */
 	struct ls_http_conn *prev, *next;
 };
 
 struct ls_http_server {
 	int epfd, lfd, port;
+	int loopback;			/* bound to a loopback address */
 	struct ls_http_opts o;
 	ls_http_handler fn;
 	void *arg;
@@ -50,8 +56,17 @@ struct ls_http_server {
 	int max_fds;			/* connections of any kind: below RLIMIT_NOFILE */
 	int accepting;			/* the listening socket is in the epoll set for EPOLLIN */
 	uint64_t pause_until_ns;	/* accept paused (EMFILE) until then */
+	SSL_CTX *tls;			/* web config: TLS */
+	struct ls_web_auth *auth;	/* web config: basic auth users */
 	struct ls_http_stats st;
 };
+
+static int accept_any_cert(int preverify, X509_STORE_CTX *x)
+{
+	(void)preverify;
+	(void)x;
+	return 1;
+}
 
 static uint64_t now_ns(void)
 {
@@ -68,6 +83,10 @@ static void conn_close(struct ls_http_conn *c)
 	if (c->fd < 0)
 		return;
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	if (c->ssl) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
 	close(c->fd);
 	c->fd = -1;
 	if (c->stream)
@@ -99,6 +118,82 @@ static void reap(struct ls_http_server *srv)
 	}
 }
 
+/* ---------------------------------------------------------------- TLS over the socket */
+
+/* One step of the server handshake: 1 done, 0 in progress (wants the socket), -1
+ * failed (the connection is closed: no certificate when one is required, not TLS). */
+static int tls_handshake(struct ls_http_conn *c)
+{
+	int r = SSL_do_handshake(c->ssl), e;
+
+	c->tls_want_write = 0;
+	if (r == 1) {
+		c->tls_ready = 1;
+		return 1;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ)
+		return 0;
+	if (e == SSL_ERROR_WANT_WRITE) {
+		c->tls_want_write = 1;
+		return 0;
+	}
+	ERR_clear_error();
+	c->srv->st.tls_failures++;
+	conn_close(c);
+	return -1;
+}
+
+/* recv() / send() through TLS when there is some: > 0 bytes, 0 EOF (recv), -EAGAIN,
+ * or -errno / -EPROTO. SSL_read may need to write and SSL_write to read (TLS 1.3 key
+ * updates): tls_want_write asks for EPOLLOUT; a wanted read comes with EPOLLIN. */
+static ssize_t conn_recv(struct ls_http_conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+	int r, e;
+
+	if (!c->ssl) {
+		n = recv(c->fd, buf, len, MSG_DONTWAIT);
+		return n >= 0 ? n : -errno;
+	}
+	if (!c->tls_ready && (r = tls_handshake(c)) <= 0)
+		return r == 0 ? -EAGAIN : -EPROTO;
+	r = SSL_read(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+	if (r > 0)
+		return r;
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ)
+		return -EAGAIN;
+	if (e == SSL_ERROR_WANT_WRITE) {
+		c->tls_want_write = 1;
+		return -EAGAIN;
+	}
+	ERR_clear_error();
+	return e == SSL_ERROR_ZERO_RETURN ? 0 : e == SSL_ERROR_SYSCALL && r == 0 ? 0 : -EPROTO;
+}
+
+static ssize_t conn_send(struct ls_http_conn *c, const void *buf, size_t len)
+{
+	ssize_t n;
+	int r, e;
+
+	if (!c->ssl) {
+		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		return n >= 0 ? n : -errno;
+	}
+	c->tls_want_write = 0;
+	r = SSL_write(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+	if (r > 0)
+		return r;
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+		c->tls_want_write = e == SSL_ERROR_WANT_WRITE;
+		return -EAGAIN;
+	}
+	ERR_clear_error();
+	return -EPIPE;
+}
+
 static void update_events(struct ls_http_conn *c)
 {
 	uint32_t want = 0;
@@ -110,8 +205,10 @@ static void update_events(struct ls_http_conn *c)
 	 * but never reads the answers cannot make us buffer without bound. */
 	if (c->stream || c->lingering || (!c->close_after && c->out.len < c->srv->o.max_out))
 		want |= EPOLLIN | EPOLLRDHUP;
-	if (c->out.len)
+	if (c->out.len || c->tls_want_write)
 		want |= EPOLLOUT;
+	if (c->ssl && !c->tls_ready)
+		want = EPOLLIN | EPOLLRDHUP | (c->tls_want_write ? EPOLLOUT : 0);
 	if (want == c->events)
 		return;
 	ev.events = want;
@@ -125,16 +222,21 @@ static void update_events(struct ls_http_conn *c)
 /* Write what the socket takes. Closes the connection when done and close_after. */
 static void conn_flush(struct ls_http_conn *c)
 {
+	if (c->ssl && !c->tls_ready && tls_handshake(c) <= 0) {
+		if (c->fd >= 0)
+			update_events(c);
+		return;
+	}
 	while (c->fd >= 0 && c->out.len) {
-		ssize_t n = send(c->fd, c->out.p, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = conn_send(c, c->out.p, c->out.len);
 		if (n > 0) {
 			ls_buf_consume(&c->out, (size_t)n);
 			c->last_io_ns = now_ns();
 			continue;
 		}
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -EAGAIN)
 			break;
-		if (n < 0 && errno == EINTR)
+		if (n == -EINTR)
 			continue;
 		conn_close(c);
 		return;
@@ -144,6 +246,8 @@ static void conn_flush(struct ls_http_conn *c)
 		 * pipelined requests after an error) would send a reset that can destroy the
 		 * response before the client reads it. So shut down writing and discard what
 		 * arrives until the client closes, for at most the write timeout. */
+		if (c->ssl)
+			SSL_shutdown(c->ssl);	/* close_notify, best effort: never waited for */
 		shutdown(c->fd, SHUT_WR);
 		c->lingering = 1;
 		if (!c->busy)
@@ -264,7 +368,14 @@ static void conn_process(struct ls_http_conn *c)
 		srv->st.requests++;
 		c->req = &req;
 		c->responded = 0;
-		srv->fn(c, &req, srv->arg);
+		if (srv->auth && !(req.auth_ok && ls_web_auth_check(srv->auth, req.auth))) {
+			srv->st.unauthorized++;
+			ls_http_respond(c, 401, "text/plain; charset=utf-8",
+					"WWW-Authenticate: Basic realm=\"loopscope\", charset=\"UTF-8\"\r\n",
+					"401 Unauthorized\n", 17, 0);
+		} else {
+			srv->fn(c, &req, srv->arg);
+		}
 		if (!c->responded)
 			ls_http_respond(c, 500, "text/plain; charset=utf-8", NULL, "500 Internal Server Error\n", 26, 0);
 		c->req = NULL;
@@ -283,15 +394,15 @@ static void conn_read(struct ls_http_conn *c)
 
 		if (budget < sizeof(tmp))
 			break;
-		n = recv(c->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+		n = conn_recv(c, tmp, sizeof(tmp));
 		if (n == 0) {
 			conn_close(c);	/* peer closed; anything queued has nowhere to go */
 			return;
 		}
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (n == -EAGAIN)
 				break;
 			conn_close(c);
 			return;
@@ -378,6 +489,17 @@ static struct ls_http_conn *conn_add(struct ls_http_server *srv, int fd)
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (srv->tls) {
+		c->ssl = SSL_new(srv->tls);
+		if (!c->ssl || !SSL_set_fd(c->ssl, fd)) {
+			SSL_free(c->ssl);
+			ERR_clear_error();
+			close(fd);
+			free(c);
+			return NULL;
+		}
+		SSL_set_accept_state(c->ssl);
+	}
 	c->fd = fd;
 	c->srv = srv;
 	c->last_io_ns = now_ns();
@@ -385,6 +507,7 @@ static struct ls_http_conn *conn_add(struct ls_http_server *srv, int fd)
 	ev.events = c->events;
 	ev.data.ptr = c;
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		SSL_free(c->ssl);
 		close(fd);
 		free(c);
 		return NULL;
@@ -551,7 +674,7 @@ int ls_http_poll(struct ls_http_server *srv, int timeout_ms)
 			if (c->fd >= 0)
 				conn_flush(c);
 		}
-		if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLRDHUP)))
+		if (c->fd >= 0 && ((evs[i].events & (EPOLLIN | EPOLLRDHUP)) || (c->ssl && (evs[i].events & EPOLLOUT))))
 			conn_read(c);
 	}
 	sweep(srv);
@@ -613,6 +736,7 @@ int ls_http_broadcast(struct ls_http_server *srv, const void *data, size_t len, 
 int ls_http_nstreams(const struct ls_http_server *srv) { return srv->nstreams; }
 int ls_http_fd(const struct ls_http_server *srv) { return srv->epfd; }
 int ls_http_port(const struct ls_http_server *srv) { return srv->port; }
+int ls_http_loopback(const struct ls_http_server *srv) { return srv->loopback; }
 
 void ls_http_get_stats(const struct ls_http_server *srv, struct ls_http_stats *st)
 {
@@ -642,6 +766,65 @@ static int fd_budget(void)
 	if (rl.rlim_cur <= 2 * LS_HTTP_FD_RESERVE)
 		return (int)(rl.rlim_cur / 2);
 	return rl.rlim_cur - LS_HTTP_FD_RESERVE > 1000000 ? 1000000 : (int)(rl.rlim_cur - LS_HTTP_FD_RESERVE);
+}
+
+/* The SSL_CTX of a web config's tls_server_config. NULL with err on failure. */
+static SSL_CTX *tls_context(const struct ls_webconfig *wc, char *err, size_t errlen)
+{
+	static const unsigned char sid[] = "loopscope";
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *what = "TLS";
+	int mode = SSL_VERIFY_NONE;
+
+	if (!ctx)
+		goto fail;
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	if (!SSL_CTX_set_min_proto_version(ctx, wc->min_version ? wc->min_version : TLS1_2_VERSION) ||
+	    (wc->max_version && !SSL_CTX_set_max_proto_version(ctx, wc->max_version))) {
+		what = "min_version/max_version";
+		goto fail;
+	}
+	what = wc->cert_file;
+	if (SSL_CTX_use_certificate_chain_file(ctx, wc->cert_file) != 1)
+		goto fail;
+	what = wc->key_file;
+	if (SSL_CTX_use_PrivateKey_file(ctx, wc->key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+		goto fail;
+	if (wc->client_ca_file[0]) {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(wc->client_ca_file);
+
+		what = wc->client_ca_file;
+		if (!names || SSL_CTX_load_verify_locations(ctx, wc->client_ca_file, NULL) != 1) {
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+	}
+	switch (wc->client_auth) {
+	case LS_CLIENT_REQUEST:
+	case LS_CLIENT_REQUIRE_ANY:
+		/* Asked for (or required) but not verified: any certificate will do. */
+		mode = SSL_VERIFY_PEER | (wc->client_auth == LS_CLIENT_REQUIRE_ANY ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+		SSL_CTX_set_verify(ctx, mode, accept_any_cert);
+		break;
+	case LS_CLIENT_VERIFY_IF_GIVEN:
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		break;
+	case LS_CLIENT_REQUIRE_VERIFY:
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		break;
+	default:
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+	return ctx;
+fail:
+	snprintf(err, errlen, "web config: %s: %s", what, ERR_reason_error_string(ERR_peek_last_error())
+			 ? ERR_reason_error_string(ERR_peek_last_error()) : "cannot be used");
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
 }
 
 /* "host:port", "[v6]:port" or ":port" into a sockaddr. */
@@ -732,6 +915,15 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 	if (!srv->o.max_out)
 		srv->o.max_out = 8u << 20;
 
+	if (srv->o.web && srv->o.web->tls && !(srv->tls = tls_context(srv->o.web, err, errlen))) {
+		rc = -EINVAL;
+		goto cleanup;
+	}
+	if (srv->o.web && srv->o.web->nusers && !(srv->auth = ls_web_auth_new(srv->o.web))) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto cleanup;
+	}
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (srv->epfd < 0 || srv->lfd < 0) {
@@ -752,6 +944,9 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 		struct sockaddr_storage b;
 		socklen_t bl = sizeof(b);
 		getsockname(srv->lfd, (struct sockaddr *)&b, &bl);
+		srv->loopback = b.ss_family == AF_INET6
+			? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&b)->sin6_addr)
+			: (ntohl(((struct sockaddr_in *)&b)->sin_addr.s_addr) >> 24) == 127;
 		srv->port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
 							 : ((struct sockaddr_in *)&b)->sin_port);
 	}
@@ -782,6 +977,8 @@ void ls_http_free(struct ls_http_server *srv)
 		close(srv->lfd);
 	if (srv->epfd >= 0)
 		close(srv->epfd);
+	SSL_CTX_free(srv->tls);
+	ls_web_auth_free(srv->auth);
 	free(srv);
 }
 

@@ -32,7 +32,15 @@ struct ls_http_req {
 	int keep_alive;		/* the connection may be reused after this response */
 	int accept_gzip;	/* Accept-Encoding allows gzip (q > 0) */
 	int has_body;		/* Content-Length > 0 or Transfer-Encoding: we close after replying */
+	/* Authorization: Basic, decoded */
+	int auth_given;		/* Authorization headers seen */
+	int auth_ok;		/* auth holds "user:password" */
+	char auth[512];
 };
+
+/* Base64 of "user:password" into out (cap bytes); *ok when it has a ':'. Length or -1.
+ * (Exposed for the fuzz harness and the unit tests.) */
+int ls_base64_decode(const char *in, size_t len, char *out, size_t cap, int *ok);
 
 /* Parse one request head (request line + headers + empty line) from buf[0..len).
  * Returns the number of bytes the head used (> 0), 0 when more bytes are needed,
@@ -63,7 +71,10 @@ struct ls_http_opts {
 	unsigned write_timeout_ms;	/* pending output that makes no progress (default 10000) */
 	size_t max_head;		/* request head bytes (default 8192) */
 	size_t max_out;			/* queued output per connection before a stream is cut (default 8 MiB) */
+	const struct ls_webconfig *web;	/* TLS and basic auth (webconfig.h), or NULL; must
+					 * outlive the server */
 };
+struct ls_webconfig;
 
 /* Called once per complete, well-formed request. The handler answers with
  * ls_http_respond() or turns the connection into a stream with ls_http_stream(). */
@@ -76,6 +87,7 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 void ls_http_free(struct ls_http_server *srv);	/* closes every connection */
 int ls_http_fd(const struct ls_http_server *srv);	/* epoll fd: readable when there is work */
 int ls_http_port(const struct ls_http_server *srv);	/* the bound port */
+int ls_http_loopback(const struct ls_http_server *srv);	/* 1 if bound to a loopback address */
 /* Wait up to timeout_ms (0: do not wait) for socket events and handle them, then
  * drop connections whose deadline has passed. Returns 0 or -errno. */
 int ls_http_poll(struct ls_http_server *srv, int timeout_ms);
@@ -106,6 +118,8 @@ int ls_http_nstreams(const struct ls_http_server *srv);
 struct ls_http_stats {
 	uint64_t accepted, rejected_busy, timed_out, bad_requests, requests, stream_drops;
 	uint64_t evicted;	/* idle connections closed at the limit to let a new one in */
+	uint64_t unauthorized;	/* requests answered 401 (web config basic auth) */
+	uint64_t tls_failures;	/* TLS handshakes refused or broken */
 	int open;		/* connections, lingering ones included, busy 503s not */
 	int lingering;		/* answered, waiting for the client to close */
 };

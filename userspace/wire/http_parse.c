@@ -100,6 +100,45 @@ static int has_token(const char *v, size_t n, const char *w)
 	return 0;
 }
 
+/* Standard base64 (RFC 4648, padding optional) of in[0..len) into out, then split at the
+ * first ':' into user (out) and password (after it, in the same buffer). *ok = 1 when
+ * the decoded text had a ':' and fitted. Returns the decoded length or -1. */
+int ls_base64_decode(const char *in, size_t len, char *out, size_t cap, int *ok)
+{
+	uint32_t acc = 0;
+	size_t n = 0;
+	int bits = 0;
+
+	*ok = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		int v = ch >= 'A' && ch <= 'Z' ? ch - 'A' : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26 :
+			ch >= '0' && ch <= '9' ? ch - '0' + 52 : ch == '+' ? 62 : ch == '/' ? 63 : -1;
+
+		if (ch == '=') {
+			for (size_t k = i; k < len; k++)
+				if (in[k] != '=')
+					return -1;
+			break;
+		}
+		if (v < 0)
+			return -1;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n + 1 >= cap)
+				return -1;
+			out[n++] = (char)(acc >> bits & 0xff);
+		}
+	}
+	out[n] = 0;
+	if (memchr(out, 0, n))
+		return -1;	/* a NUL inside: not text */
+	*ok = strchr(out, ':') != NULL;
+	return (int)n;
+}
+
 int ls_http_parse(const char *buf, size_t len, size_t max_head, struct ls_http_req *req)
 {
 	size_t i = 0, head_end = 0, scan, line_end;
@@ -226,6 +265,15 @@ int ls_http_parse(const char *buf, size_t len, size_t max_head, struct ls_http_r
 			cl = x;
 		} else if (word_eq(buf + n0, ne - n0, "transfer-encoding")) {
 			have_te = 1;
+		} else if (word_eq(buf + n0, ne - n0, "authorization")) {
+			/* "Basic <base64 user:password>"; anything else is no credentials. */
+			if (req->auth_given++ || ve - v0 < 6 || strncasecmp(buf + v0, "basic ", 6))
+				continue;
+			v0 += 6;
+			while (v0 < ve && buf[v0] == ' ')
+				v0++;
+			if (ls_base64_decode(buf + v0, ve - v0, req->auth, sizeof(req->auth), &req->auth_ok) < 0)
+				req->auth_ok = 0;
 		} else if (word_eq(buf + n0, ne - n0, "accept-encoding")) {
 			char tmp[256];
 			size_t n = ve - v0 < sizeof(tmp) - 1 ? ve - v0 : sizeof(tmp) - 1;
@@ -240,6 +288,8 @@ int ls_http_parse(const char *buf, size_t len, size_t max_head, struct ls_http_r
 		return -400;
 	if (have_cl && have_te)
 		return -400;
+	if (req->auth_given > 1)
+		req->auth_ok = 0;	/* two credentials: neither is taken */
 	req->has_body = have_te || cl > 0;
 	req->keep_alive = req->minor >= 1 ? !conn_close : (conn_keep && !conn_close);
 	return (int)head_end;
@@ -250,6 +300,7 @@ const char *ls_http_reason(int status)
 	switch (status) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
