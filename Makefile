@@ -49,6 +49,9 @@ endif
 # `+=` line of its own next to the others of its kind.
 DEB_BUILD := build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev libdw-dev \
 	zlib1g-dev libncurses-dev systemtap-sdt-dev libcjson-dev libcapstone-dev
+DEB_BUILD += libssl-dev
+DEB_BUILD += libyaml-dev
+DEB_BUILD += libcrypt-dev
 DEB_TEST  := libcmocka-dev libuv1-dev tmux jq python3 nodejs curl procps iproute2 prometheus wrk
 DEB_BENCH := $(DEB_TEST)
 
@@ -101,6 +104,8 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -fno-omit-frame-pointer -MMD -MP
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDLIBS_AGENT := -lbpf -lelf -ldw -lz -lncursesw -lcapstone -lcjson -lpthread -lm
+# serve --web.config.file: TLS (OpenSSL), the YAML file (libyaml), bcrypt (crypt(3)).
+LDLIBS_AGENT += -lssl -lcrypto -lyaml -lcrypt
 LDLIBS_LOOP  := -lpthread -lm
 
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/bpf -Ibpf -Iloop/include \

@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "elf.h"
+#include "image.h"
 #include "links.h"
 #include "proc.h"
 #include "refloop.h"
@@ -168,8 +169,7 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 	r = refloop__load(p->skel);
 	if (r) {
 		if (r == -EPERM)	/* -EACCES is the verifier saying no */
-			snprintf(err, errlen, "not permitted to load BPF programs: run loopscope as root "
-				 "(it needs CAP_BPF and CAP_PERFMON)");
+			snprintf(err, errlen, "not permitted to load BPF programs: %s", ls_perm_advice());
 		else
 			snprintf(err, errlen, "loading the reference-loop BPF programs failed: %s "
 				 "(run with -v for the verifier log)", strerror(-r));
@@ -193,8 +193,8 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 		if (!p->links[i]) {
 			r = -errno;
 			if (r == -EPERM || r == -EACCES)
-				snprintf(err, errlen, "not permitted to attach uprobes to process %d: run "
-					 "loopscope as root (CAP_BPF, CAP_PERFMON)", (int)ti->pid);
+				snprintf(err, errlen, "not permitted to attach uprobes to process %d: %s",
+					 (int)ti->pid, ls_perm_advice());
 			else if (r == -ESRCH)
 				snprintf(err, errlen, "process %d exited while attaching", (int)ti->pid);
 			else
