@@ -194,6 +194,42 @@ int lu_elf_lookup(struct lu_elf *e, const struct lu_want *want, size_t n)
 	return found;
 }
 
+int lu_elf_func_at(const struct lu_elf *e, uint64_t addr, struct lu_sym *out, char *name, size_t namelen)
+{
+	Elf64_Word types[2] = { SHT_SYMTAB, SHT_DYNSYM };
+
+	memset(out, 0, sizeof(*out));
+	for (int t = 0; t < 2; t++) {
+		Elf_Scn *scn = NULL;
+
+		while ((scn = elf_nextscn(e->elf, scn))) {
+			GElf_Shdr sh;
+			Elf_Data *data;
+			size_t count;
+
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != types[t] || !sh.sh_entsize ||
+			    !(data = elf_getdata(scn, NULL)))
+				continue;
+			count = sh.sh_size / sh.sh_entsize;
+			for (size_t i = 0; i < count; i++) {
+				GElf_Sym s;
+				const char *nm;
+
+				if (!gelf_getsym(data, (int)i, &s) || GELF_ST_TYPE(s.st_info) != STT_FUNC ||
+				    s.st_shndx == SHN_UNDEF || addr < s.st_value || addr >= s.st_value + s.st_size)
+					continue;
+				nm = elf_strptr(e->elf, sh.sh_link, s.st_name);
+				out->addr = s.st_value;
+				out->size = s.st_size;
+				out->from_dynsym = types[t] == SHT_DYNSYM;
+				snprintf(name, namelen, "%s", nm ? nm : "");
+				return 0;
+			}
+		}
+	}
+	return -ENOENT;
+}
+
 int lu_elf_import_slots(const struct lu_elf *e, const char *const *names, size_t n, uint64_t *slots)
 {
 	Elf_Scn *scn = NULL;
@@ -256,12 +292,18 @@ int lu_version(const struct lu_elf *e, const struct lu_sym *uv_version, uint32_t
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
 		return -ENOMEM;
 	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
-	n = cs_disasm(cs, code, sizeof(code), uv_version->addr, 3, &insn);
+	n = cs_disasm(cs, code, sizeof(code), uv_version->addr, 4, &insn);
 	err = -ENOENT;
 	for (size_t i = 0; i < n; i++) {
 		const cs_x86 *x = &insn[i].detail->x86;
 
-		if (insn[i].id == X86_INS_ENDBR64)
+		/* endbr64 (CET), and a frame-pointer prologue (Node 26 builds keep one) */
+		if (insn[i].id == X86_INS_ENDBR64 ||
+		    (insn[i].id == X86_INS_PUSH && x->op_count == 1 && x->operands[0].type == X86_OP_REG &&
+		     x->operands[0].reg == X86_REG_RBP) ||
+		    (insn[i].id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+		     x->operands[0].reg == X86_REG_RBP && x->operands[1].type == X86_OP_REG &&
+		     x->operands[1].reg == X86_REG_RSP))
 			continue;
 		/* uv_version(): mov $UV_VERSION_HEX, %eax; ret */
 		if (insn[i].id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&

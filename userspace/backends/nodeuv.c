@@ -87,6 +87,10 @@ struct node_plan {
 	/* ends (cookie 1), then starts (0): calls of GCTracer::Stop/StartObservablePause
 	 * in CollectGarbage when gc_tracer, else its returns and entry */
 	struct lu_site gc_sites[MAX_RET_SITES + 1];
+	/* where the drains run (starvation classification), both or neither */
+	int nmicro, ntick;
+	struct lu_range micro[NU_NRANGES];	/* MicrotaskQueue::RunMicrotasks and its parts */
+	struct lu_range tick[NU_NRANGES];	/* InternalCallbackScope::Close and its parts */
 	char tier[16];
 	char note[320];
 };
@@ -289,6 +293,12 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 			pl->have_gc = 1;
 		}
 	}
+	if (pl->sym[S_MICROTASKS].addr && pl->sym[S_CB_CLOSE].addr) {
+		pl->nmicro = lu_code_ranges(e, sym_names[S_MICROTASKS], &pl->sym[S_MICROTASKS], pl->micro, NU_NRANGES);
+		pl->ntick = lu_code_ranges(e, sym_names[S_CB_CLOSE], &pl->sym[S_CB_CLOSE], pl->tick, NU_NRANGES);
+		if (pl->nmicro <= 0 || pl->ntick <= 0)
+			pl->nmicro = pl->ntick = 0;
+	}
 	/* uprobes are attached by file offset */
 	if (pl->have_timers && lu_elf_file_offset(e, pl->timers.vaddr, &pl->timers.file_off))
 		pl->have_timers = 0;
@@ -306,7 +316,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	if (pl->runtime == LS_RT_NODE) {
 		if (!pl->have_gc)
 			note_add(pl, "no GC pauses (Heap::CollectGarbage not found or not bracketable)");
-		if (!pl->sym[S_MICROTASKS].addr || !pl->sym[S_CB_CLOSE].addr)
+		if (!pl->nmicro)
 			note_add(pl, "starvation not classified (V8/node symbols missing)");
 		note_add(pl, "drains not counted: starvation is classified from stack samples during stalls");
 	} else {
@@ -363,6 +373,12 @@ int ls_node_plan(const struct ls_target_info *ti, const char *tier, FILE *out, c
 				      : (pl->gc_sites[i].cookie ? "return" : "entry"),
 			(unsigned long long)(pl->gc_sites[i].vaddr - pl->sym[S_COLLECT_GARBAGE].addr),
 			pl->gc_sites[i].insn);
+	for (int i = 0; i < pl->nmicro; i++)
+		fprintf(out, "microtasks %#llx-%#llx\n", (unsigned long long)pl->micro[i].lo,
+			(unsigned long long)pl->micro[i].hi);
+	for (int i = 0; i < pl->ntick; i++)
+		fprintf(out, "ticks %#llx-%#llx\n", (unsigned long long)pl->tick[i].lo,
+			(unsigned long long)pl->tick[i].hi);
 	fprintf(out, "note %s\n", pl->note);
 cleanup:
 	free(pl);
@@ -627,11 +643,13 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 		p->skel->rodata->off_time = pl->off.time;
 		p->skel->rodata->off_node_timeout = pl->off.timer_timeout - pl->off.timer_node;
 	}
-	if (pl->sym[S_MICROTASKS].addr && pl->sym[S_CB_CLOSE].addr) {
-		p->skel->rodata->micro_lo = pl->sym[S_MICROTASKS].addr + pl->bias;
-		p->skel->rodata->micro_hi = pl->sym[S_MICROTASKS].addr + pl->sym[S_MICROTASKS].size + pl->bias;
-		p->skel->rodata->tick_lo = pl->sym[S_CB_CLOSE].addr + pl->bias;
-		p->skel->rodata->tick_hi = pl->sym[S_CB_CLOSE].addr + pl->sym[S_CB_CLOSE].size + pl->bias;
+	for (int i = 0; i < pl->nmicro; i++) {
+		p->skel->rodata->micro_lo[i] = pl->micro[i].lo + pl->bias;
+		p->skel->rodata->micro_hi[i] = pl->micro[i].hi + pl->bias;
+	}
+	for (int i = 0; i < pl->ntick; i++) {
+		p->skel->rodata->tick_lo[i] = pl->tick[i].lo + pl->bias;
+		p->skel->rodata->tick_hi[i] = pl->tick[i].hi + pl->bias;
 	}
 	bpf_program__set_autoload(p->skel->progs.nu_timers, pl->have_timers && !pl->phases);
 	bpf_program__set_autoload(p->skel->progs.nu_boundary, pl->phases);
