@@ -41,7 +41,14 @@ done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" = 0 ]; exit $?; }
 # installs them) and the system's node as "system". With "full", only the newest
 # official build and the system's node (the tests too slow to run on every version).
 # A version that is not installed is listed all the same: node_usable says so.
+# LS_NODE_ONLY="18.20.8 system" keeps only those labels (a quicker run by hand).
 node_matrix() {
+	local line
+	_node_matrix "$@" | while read -r line; do
+		[ -z "${LS_NODE_ONLY:-}" ] || [[ " $LS_NODE_ONLY " == *" ${line%% *} "* ]] && echo "$line"
+	done
+}
+_node_matrix() {
 	local here cache v last=
 	here=$(dirname "${BASH_SOURCE[0]}")
 	cache=${LS_NODE_CACHE:-/var/cache/loopscope/node}

@@ -491,3 +491,35 @@ int lu_code_ranges(const struct lu_elf *e, const char *name, const struct lu_sym
 	}
 	return (int)n;
 }
+
+int lu_call_result_store(const struct lu_elf *e, const struct lu_sym *fn, uint64_t target, uint32_t *disp)
+{
+	csh cs = 0;
+	struct fn_code fc;
+	int err = decode(e, fn, &cs, &fc);
+
+	if (err)
+		return err;
+	err = -ENOENT;
+	for (size_t i = 0; i < fc.n && err == -ENOENT; i++) {
+		if (fc.insn[i].id != X86_INS_CALL || direct_target(&fc.insn[i]) != target)
+			continue;
+		for (size_t j = i + 1; j < fc.n && j < i + 8; j++) {
+			const cs_insn *in = &fc.insn[j];
+			const cs_x86 *x = &in->detail->x86;
+
+			if (in->id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_MEM &&
+			    x->operands[1].type == X86_OP_REG && x->operands[1].reg == X86_REG_RAX &&
+			    x->operands[0].mem.index == X86_REG_INVALID && x->operands[0].mem.disp >= 0 &&
+			    x->operands[0].mem.base != X86_REG_RIP && x->operands[0].mem.base != X86_REG_RSP) {
+				*disp = (uint32_t)x->operands[0].mem.disp;
+				err = 0;
+				break;
+			}
+			if (is_branch(cs, in) || writes_rax(cs, &fc, j, j + 1))
+				break;
+		}
+	}
+	release(&cs, &fc);
+	return err;
+}
