@@ -72,3 +72,18 @@ node_usable() {
 	fi
 	return 1
 }
+
+# on_node_matrix [full] -- "$@": run the calling test once per Node.js build of the
+# matrix (node_matrix), each a child with NODE (the binary) and NODE_LABEL set, and exit
+# with their combined status. In the child it returns at once. For tests that keep
+# state across their checks (a tmux session, a long-lived server).
+on_node_matrix() {
+	local rc=0 v path
+	[ -n "${NODE_LABEL:-}" ] && return 0
+	while read -r v path <&3; do
+		node_usable "$v" "$path" || { [ "${CI:-}" = true ] && rc=1; continue; }
+		echo "# node $v ($path)"
+		NODE=$path NODE_LABEL=$v "$BASH" "$0" || rc=1
+	done 3< <(node_matrix "${1:-}")
+	exit $rc
+}
