@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # timeout: 600
 # Node.js stalls told apart from outside by stack samples: a recursive
-# process.nextTick, a recursive promise chain and one long synchronous callback
-# each give exactly one episode of the right kind, in both probe tiers; a healthy
+# process.nextTick, a recursive promise chain and one long synchronous callback, in
+# turn in one process, each give exactly one episode of the right kind and phase, in
+# both probe tiers; an episode is announced while it runs; a healthy
 # HTTP server under bounded loopback load gives none. On every Node.js build of the
 # matrix (tests/lib.sh node_matrix).
 source "$(dirname "$0")/../lib.sh"
 need_root
-need_cmd node
 need_cmd wrk
 NODEDIR=$(cd "$(dirname "$0")/../node" && pwd)
 
-# kinds JSONFILE: the episodes of the main loop as KIND@PHASE, sorted, comma-separated.
+# kinds JSONFILE: the episodes of the main loop as KIND@PHASE in the order they
+# started, comma-separated.
 kinds() {
 	python3 - "$1" <<'PY'
 import json, sys
@@ -19,23 +20,25 @@ ks = []
 for line in open(sys.argv[1]):
     o = json.loads(line)
     if o["tid"] == o["pid"]:
-        ks += [e["kind"] + "@" + e["phase"] for e in o.get("episodes", [])]
-print(",".join(sorted(ks)))
+        ks += [(e["start_s"], e["kind"] + "@" + e["phase"]) for e in o.get("episodes", [])]
+print(",".join(k for _, k in sorted(ks)))
 PY
 }
 
-# counters JSONFILE: ticks.starvation_episodes and microtasks.starvation_episodes of
-# the main loop, summed over the intervals (the schema shared with the reference loop).
+# counters JSONFILE: ticks.starvation_episodes, microtasks.starvation_episodes and
+# stall_episodes of the main loop, summed over the intervals (the schema shared with
+# the reference loop).
 counters() {
 	python3 - "$1" <<'PY'
 import json, sys
-t = m = 0
+t = m = s = 0
 for line in open(sys.argv[1]):
     o = json.loads(line)
     if o["tid"] == o["pid"]:
         t += o["ticks"]["starvation_episodes"]
         m += o["microtasks"]["starvation_episodes"]
-print(t, m)
+        s += o["stall_episodes"]
+print(t, m, s)
 PY
 }
 
@@ -43,41 +46,33 @@ PY
 one_node() {
 	local v=$1 node=$2
 	for tier in light phases; do
-		for mode in tick micro sync; do
-			case $mode in
-			tick) want=tick_starvation ;;
-			micro) want=microtask_starvation ;;
-			sync) want=stall ;;
-			esac
-			bg "$node" "$NODEDIR/block.js" "$mode" 600 0 >"$TMP/block.out"
-			pid=$BG_PID
-			# node's default loop must exist before attach (the offsets are checked on it)
-			wait_for 10 grep -q ready "$TMP/block.out"
-			"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
-			stat_pid=$!
-			# block once the probes are live: the first interval's line says they are
-			# (attaching can take seconds on a loaded machine)
-			wait_for 20 test -s "$TMP/$mode.json"
-			kill -USR2 "$pid"
-			wait "$stat_pid"
-			rc=$?
-			check "$v $tier/$mode: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$mode.err"))" [ "$rc" = 0 ]
-			check "$v $tier/$mode: the block ran while attached" grep -q "blocked $mode" "$TMP/block.out"
-			# the block starts in the SIGUSR2 handler, which libuv's signal watcher runs
-			# in the poll phase; light does not know phases
-			phase=none
-			[ "$tier" = phases ] && phase=poll
-			got=$(kinds "$TMP/$mode.json")
-			check "$v $tier/$mode: one episode, $want in $phase (got '$got')" [ "$got" = "$want@$phase" ]
-			case $mode in
-			tick) wantc="1 0" ;;
-			micro) wantc="0 1" ;;
-			sync) wantc="0 0" ;;
-			esac
-			gotc=$(counters "$TMP/$mode.json")
-			check "$v $tier/$mode: ticks/microtasks.starvation_episodes = $wantc (got '$gotc')" [ "$gotc" = "$wantc" ]
-			kill "$pid"; wait "$pid" 2>/dev/null
-		done
+		bg "$node" "$NODEDIR/block.js" seq 600 0 >"$TMP/block.out"
+		pid=$BG_PID
+		# node's default loop must exist before attach (the offsets are checked on it)
+		wait_for 10 grep -q ready "$TMP/block.out"
+		"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 --json --probes "$tier" >"$TMP/$tier.json" 2>"$TMP/$tier.err" &
+		stat_pid=$!
+		# block once the probes are live: the first interval's line says they are
+		# (attaching can take seconds on a loaded machine)
+		wait_for 20 test -s "$TMP/$tier.json"
+		kill -USR2 "$pid"
+		wait "$stat_pid"
+		rc=$?
+		check "$v $tier: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$tier.err"))" [ "$rc" = 0 ]
+		check "$v $tier: the three blocks ran while attached" grep -q "blocked seq" "$TMP/block.out"
+		# The first block starts in the SIGUSR2 handler, which libuv's signal watcher
+		# runs in the poll phase, the other two from timers; light does not know phases.
+		if [ "$tier" = phases ]; then
+			want=tick_starvation@poll,microtask_starvation@timers,stall@timers
+		else
+			want=tick_starvation@none,microtask_starvation@none,stall@none
+		fi
+		got=$(kinds "$TMP/$tier.json")
+		check "$v $tier: one episode per block, in order: $want (got '$got')" [ "$got" = "$want" ]
+		gotc=$(counters "$TMP/$tier.json")
+		check "$v $tier: ticks/microtasks.starvation_episodes, stall_episodes = 1 1 1 (got '$gotc')" \
+			[ "$gotc" = "1 1 1" ]
+		kill "$pid"; wait "$pid" 2>/dev/null
 	done
 
 	# An episode is announced while it runs (the stack sampler opens it past the

@@ -91,16 +91,17 @@ print(m["runtime"], m["utilization"], m["iterations"])
 check "runtime is libuv (got $rt)" [ "$rt" = libuv ]
 check "the loop iterated ($iters iterations in 2 s)" [ "${iters:-0}" -gt 50 ]
 check "utilization $util vs the program's own busy fraction $own (within 0.05)" within "$util" "$own" 0 0.05
-read -r tier note <<<"$(python3 -c '
+read -r tier uvv note <<<"$(python3 -c '
 import json, sys
 for l in open(sys.argv[1]):
     o = json.loads(l)
     if o.get("type") == "snapshot" and o["targets"]:
         t = o["targets"][0]
-        print(t["tier"], t["note"])
+        print(t["tier"], t.get("libuv_version") or "-", t["note"])
         break
 ' "$TMP/events.ndjson")"
 check "tier light (got '$tier')" [ "$tier" = light ]
+check "/events names the libuv version, Debian's libuv1 1.44 (got '$uvv')" bash -c "[[ '$uvv' == 1.44.* ]]"
 check "the note says why phases and timers are unavailable: '$note'" \
 	bash -c "grep -q 'stripped' <<<'$note' && grep -q 'uv__run_timers' <<<'$note'"
 
