@@ -50,12 +50,16 @@ one_node() {
 		pid=$BG_PID
 		# node's default loop must exist before attach (the offsets are checked on it)
 		wait_for 10 grep -q ready "$TMP/block.out"
-		"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 --json --probes "$tier" >"$TMP/$tier.json" 2>"$TMP/$tier.err" &
+		"$LOOPSCOPE" stat -p "$pid" -i 0.5 --json --probes "$tier" >"$TMP/$tier.json" 2>"$TMP/$tier.err" &
 		stat_pid=$!
 		# block once the probes are live: the first interval's line says they are
-		# (attaching can take seconds on a loaded machine)
+		# (attaching can take seconds on a loaded machine); stop once the last block
+		# is over and the loop polled again (stat reports the partial interval)
 		wait_for 20 test -s "$TMP/$tier.json"
 		kill -USR2 "$pid"
+		wait_for 30 grep -q "blocked seq" "$TMP/block.out"
+		sleep 0.5
+		kill -INT "$stat_pid"
 		wait "$stat_pid"
 		rc=$?
 		check "$v $tier: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$tier.err"))" [ "$rc" = 0 ]

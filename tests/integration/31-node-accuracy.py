@@ -15,6 +15,7 @@ results starts with the build's label.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,15 +132,28 @@ PAUSE = re.compile(r"\s(\d+) ms: (?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-
 
 def gc_total(label, node_exe, tmp):
     out = open(os.path.join(tmp, "gc.out"), "w+")
-    node = subprocess.Popen([node_exe, "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "1500"],
+    # the allocation starts on SIGUSR2, sent once stat's first line says it is attached
+    node = subprocess.Popen([node_exe, "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "0"],
                             stdout=out, stderr=subprocess.STDOUT)
-    time.sleep(0.5)
+    for _ in range(100):
+        out.seek(0)
+        if "ready" in out.read():
+            break
+        time.sleep(0.1)
     # no -d: stat ends when the target exits, after its final interval
-    p = subprocess.run([LOOPSCOPE, "stat", "-p", str(node.pid), "-i", "0.5", "--json"],
-                       capture_output=True, text=True, timeout=30)
+    p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(node.pid), "-i", "0.5", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in p.stdout:
+        if not lines:
+            node.send_signal(signal.SIGUSR2)
+        lines.append(line)
+    err = p.stderr.read()
+    p.returncode = p.wait()
+    p.stderr = err
     node.wait()
     ours = n_ours = 0
-    for line in p.stdout.splitlines():
+    for line in lines:
         o = json.loads(line)
         if o["tid"] == o["pid"] and "gc" in o:
             ours += o["gc"]["total_s"]

@@ -904,10 +904,9 @@ static const char *loop_label(struct node_priv *p, uint32_t tid, uint64_t loop)
 	for (size_t i = 0; i < p->nlabels && !l; i++)
 		if (p->labels[i].tid == tid)
 			l = &p->labels[i];
-	if (!l && p->nlabels < NU_MAX_LOOPS)
-		l = &p->labels[p->nlabels++];
+	/* full (threads come and go): take over a slot, it is named again */
 	if (!l)
-		return "";
+		l = &p->labels[p->nlabels < NU_MAX_LOOPS ? p->nlabels++ : tid % NU_MAX_LOOPS];
 	if (l->tid != tid || l->loop != loop || !l->label[0]) {
 		l->tid = tid;
 		l->loop = loop;
