@@ -116,5 +116,6 @@ enum { NU_CNT_HITS, NU_CNT_DROPS, NU_CNT_NEWLOOP_FAIL, NU_NCNT };
 
 #define NU_MAX_LOOPS 64
 #define NU_STACK_DEPTH 64
+#define NU_NRANGES 4		/* code ranges per classified function */
 
 #endif /* LS_NODEUV_H */

@@ -129,6 +129,13 @@ wait_for 20 grep -q listening "$TMP/serve.err"
 addr=$(grep -oE '127\.0\.0\.1:[0-9]+' "$TMP/serve.err" | head -1)
 curl -s -m 5 "http://$addr/events" >"$TMP/events.ndjson"
 kill "$spid"; wait "$spid" 2>/dev/null
+# Asked for phases it cannot have, stat still runs (light) and says why in one line.
+"$LOOPSCOPE" stat -p "$upid" -d 0.5 -i 0.5 --json --probes phases >"$TMP/ph.json" 2>"$TMP/ph.err"
+check "stat --probes phases on the stripped libuv exits 0" [ $? = 0 ]
+check "and says on stderr, in one line, why light runs: '$(head -c 200 "$TMP/ph.err")'" \
+	bash -c "[ \$(wc -l <'$TMP/ph.err') = 1 ] && grep -q '^loopscope stat: pid $upid: --probes phases unavailable, light tier used: phases unavailable (uv__io_poll has no symbol)' '$TMP/ph.err'"
+check "and reports the loop" [ -s "$TMP/ph.json" ]
+
 kill -TERM "$upid"; wait "$upid"
 read -r util iters _ _ rt busy ncb _ <<<"$(python3 "$TMP/truth.py" "$TMP/stat.json" "$TMP/uvbusy.out")"
 check "runtime is libuv (got $rt)" [ "$rt" = libuv ]
@@ -137,16 +144,17 @@ check "the loop iterated ($iters iterations, $ncb timer callbacks in the same sp
 	awk -v i="${iters:-0}" -v n="${ncb:-0}" 'BEGIN { exit !(n > 0 && i >= n - 1) }'
 check "utilization $util vs the program's own busy fraction $busy over the same span (within 0.05)" \
 	within "$util" "$busy" 0 0.05
-read -r tier note <<<"$(python3 -c '
+read -r tier uvv note <<<"$(python3 -c '
 import json, sys
 for l in open(sys.argv[1]):
     o = json.loads(l)
     if o.get("type") == "snapshot" and o["targets"]:
         t = o["targets"][0]
-        print(t["tier"], t["note"])
+        print(t["tier"], t.get("libuv_version") or "-", t["note"])
         break
 ' "$TMP/events.ndjson")"
 check "tier light (got '$tier')" [ "$tier" = light ]
+check "/events names the libuv version, Debian's libuv1 1.44 (got '$uvv')" bash -c "[[ '$uvv' == 1.44.* ]]"
 check "the note says why phases and timers are unavailable: '$note'" \
 	bash -c "grep -q 'stripped' <<<'$note' && grep -q 'uv__run_timers' <<<'$note'"
 

@@ -203,6 +203,16 @@ def main():
     st, res = query(pport, 'up{job="loopscope"}')
     tap(st == "success" and res and res[0]["value"][1] == "1", "Prometheus scrapes serve (up == 1)")
 
+    # The node target says which Node and libuv it runs; its loop is named main.
+    want = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip().lstrip("v")
+    st, res = query(pport, 'loopscope_target_info{runtime="node"}')
+    m = res[0]["metric"] if st == "success" and res else {}
+    tap(m.get("node_version") == want and m.get("libuv_version", "").startswith("1."),
+        "node's loopscope_target_info has node_version=%s and libuv_version (%r)"
+        % (want, {k: v for k, v in m.items() if k.endswith("version")}))
+    st, res = query(pport, 'loopscope_eventloop_utilization{runtime="node",thread="main"}')
+    tap(st == "success" and len(res) == 1, "node's loop series carry thread=\"main\" (%d series)" % len(res or []))
+
     bad = []
     exprs = dashboard_exprs()
     for title, e in exprs:

@@ -5,23 +5,30 @@
 //   tick  - recursive process.nextTick (the nextTick queue never empties)
 //   micro - recursive promise reactions (V8's microtask queue never empties)
 //   sync  - one long synchronous callback (a busy loop)
-// Prints "blocked MODE N" when done (N = callbacks run).
+//   seq   - tick, micro and sync in turn, 700 ms apart (the 2nd and 3rd from a timer)
+// Prints "blocked MODE N" when done (N = callbacks run), "blocked seq" after all three.
 'use strict';
 const mode = process.argv[2];
 const ms = +process.argv[3] || 600;
 const delay = process.argv[4] === undefined ? 1500 : +process.argv[4];
-if (!['tick', 'micro', 'sync'].includes(mode)) {
-  console.error('usage: block.js tick|micro|sync [MS] [DELAY_MS]');
+if (!['tick', 'micro', 'sync', 'seq'].includes(mode)) {
+  console.error('usage: block.js tick|micro|sync|seq [MS] [DELAY_MS]');
   process.exit(2);
 }
 setInterval(() => {}, 50);
-function block() {
+function block(how = mode) {
+  if (how === 'seq') {
+    block('tick');
+    setTimeout(() => block('micro'), 700);
+    setTimeout(() => { block('sync'); console.log('blocked seq'); }, 1400);
+    return;
+  }
   const t0 = Date.now();
   let n = 0;
-  const done = () => console.log('blocked', mode, n);
-  if (mode === 'tick') {
+  const done = () => console.log('blocked', how, n);
+  if (how === 'tick') {
     (function again() { n++; if (Date.now() - t0 < ms) process.nextTick(again); else done(); })();
-  } else if (mode === 'micro') {
+  } else if (how === 'micro') {
     (function again() { n++; if (Date.now() - t0 < ms) Promise.resolve().then(again); else done(); })();
   } else {
     while (Date.now() - t0 < ms) n++;
@@ -29,5 +36,5 @@ function block() {
   }
 }
 if (delay > 0) setTimeout(block, delay);
-else process.once('SIGUSR2', block);
+else process.once('SIGUSR2', () => block());
 console.log('ready');

@@ -41,6 +41,13 @@ int lu_offsets_table(uint32_t version_hex, struct lu_offsets *o);
  * the loop). 0 if plausible, else -EINVAL / -errno with the reason in why. */
 int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *why, size_t whylen);
 
+/* Copy len bytes at addr in pid's memory (process_vm_readv: nothing is written). */
+int lu_read_remote(pid_t pid, uint64_t addr, void *buf, size_t len);
+/* Node's own version ("20.20.2", process.versions.node) from the running process:
+ * node::per_process::metadata at addr starts with versions.node, a libstdc++
+ * std::string. -EINVAL if what is there is not a version. */
+int lu_node_version(pid_t pid, uint64_t metadata, char *out, size_t len);
+
 /* ---- uprobe sites (libuv_sites.c, Capstone) ---- */
 
 /* 1 if the kernel emulates a uprobe on this instruction (direct call, jmp, jcc,
@@ -92,5 +99,26 @@ int lu_entry_site(const struct ls_elf *e, const struct ls_elf_sym *fn, struct lu
  * -ENOTSUP if fn has an indirect jump (a tail call we could not see) or a conditional
  * jump out of it (no site fires only when it is taken). */
 int lu_return_sites(const struct ls_elf *e, const struct ls_elf_sym *fn, struct lu_site *out, size_t max);
+
+/* Where fn stores the return value of its direct call of target: the displacement of
+ * the first `mov %rax, disp(%reg)` after the call, with nothing in between writing
+ * %rax or branching (Node's Worker constructor stores AllocateEnvironmentThreadId()
+ * into its thread_id_ so). -ENOENT if there is no such store. */
+int lu_call_result_store(const struct ls_elf *e, const struct ls_elf_sym *fn, uint64_t target, uint32_t *disp);
+
+/* Where a function's code lies however the compiler split it. GCC outlines parts of a
+ * function into local symbols named after it ("fn.part.N", "fn.cold", "fn.isra.N",
+ * "fn.constprop.N") and leaves fn a thunk that jumps or calls there (V8's
+ * MicrotaskQueue::RunMicrotasks in Node 18 is a 0x1d-byte jump to its .part.50).
+ * From fn, every direct jmp, jcc or call leaving the code decoded so far is followed
+ * when its target lies in such a part of fn, and that part is decoded in turn.
+ * Targets of another name are not followed: a function of its own is reached from
+ * other callers too, and its time is not fn's. out[0] is fn itself. Returns the number
+ * of ranges (<= max; parts past max are left out) or -errno. */
+struct lu_range {
+	uint64_t lo, hi;	/* [lo, hi), link-time addresses */
+};
+int lu_code_ranges(const struct ls_elf *e, const char *name, const struct ls_elf_sym *fn, struct lu_range *out,
+		   size_t max);
 
 #endif /* LS_LIBUV_H */

@@ -30,12 +30,18 @@ int lu_version(const struct ls_elf *e, const struct ls_elf_sym *uv_version, uint
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
 		return -ENOMEM;
 	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
-	n = cs_disasm(cs, code, sizeof(code), uv_version->addr, 3, &insn);
+	n = cs_disasm(cs, code, sizeof(code), uv_version->addr, 4, &insn);
 	err = -ENOENT;
 	for (size_t i = 0; i < n; i++) {
 		const cs_x86 *x = &insn[i].detail->x86;
 
-		if (insn[i].id == X86_INS_ENDBR64)
+		/* endbr64 (CET), and a frame-pointer prologue (Node 26 builds keep one) */
+		if (insn[i].id == X86_INS_ENDBR64 ||
+		    (insn[i].id == X86_INS_PUSH && x->op_count == 1 && x->operands[0].type == X86_OP_REG &&
+		     x->operands[0].reg == X86_REG_RBP) ||
+		    (insn[i].id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+		     x->operands[0].reg == X86_REG_RBP && x->operands[1].type == X86_OP_REG &&
+		     x->operands[1].reg == X86_REG_RSP))
 			continue;
 		/* uv_version(): mov $UV_VERSION_HEX, %eax; ret */
 		if (insn[i].id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
@@ -199,7 +205,7 @@ int lu_offsets_table(uint32_t version_hex, struct lu_offsets *o)
 	return 0;
 }
 
-static int read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
+int lu_read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
 	struct iovec local = { .iov_base = buf, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
@@ -224,7 +230,7 @@ int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *wh
 		snprintf(why, whylen, "uv_loop_t offsets out of range");
 		return -EINVAL;
 	}
-	err = read_remote(pid, addr, loop, o->loop_size);
+	err = lu_read_remote(pid, addr, loop, o->loop_size);
 	if (err) {
 		snprintf(why, whylen, "cannot read the loop at %#llx: %s", (unsigned long long)addr, strerror(-err));
 		return err;
@@ -253,11 +259,33 @@ int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *wh
 		return -EINVAL;
 	}
 	if (min) {
-		err = read_remote(pid, min - o->timer_node + o->timer_loop, &back, 8);
+		err = lu_read_remote(pid, min - o->timer_node + o->timer_loop, &back, 8);
 		if (err || back != addr) {
 			snprintf(why, whylen, "the timer at the heap minimum does not point back at the loop");
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+int lu_node_version(pid_t pid, uint64_t metadata, char *out, size_t len)
+{
+	uint64_t str[2];	/* std::string (libstdc++): data pointer, length */
+	char buf[32];
+	int err;
+
+	out[0] = 0;
+	err = lu_read_remote(pid, metadata, str, sizeof(str));
+	if (err)
+		return err;
+	if (!str[1] || str[1] >= sizeof(buf) || str[1] >= len)
+		return -EINVAL;
+	err = lu_read_remote(pid, str[0], buf, (size_t)str[1]);
+	if (err)
+		return err;
+	buf[str[1]] = 0;
+	if (strspn(buf, "0123456789.") != str[1] || buf[0] == '.')
+		return -EINVAL;
+	memcpy(out, buf, (size_t)str[1] + 1);
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -235,6 +236,34 @@ int ls_elf_lookup(const struct ls_elf *e, const struct ls_elf_want *want, size_t
 	if (n)
 		ls_elf_symbols(e, LS_ELF_SYMTAB | LS_ELF_DYNSYM, lookup_one, &l);
 	return (int)l.found;
+}
+
+struct func_at {
+	uint64_t addr;
+	struct ls_elf_sym *out;
+	char *name;
+	size_t namelen;
+};
+
+static int func_at_one(const struct ls_elf_symbol *s, void *ctx)
+{
+	struct func_at *f = ctx;
+
+	if (s->type != STT_FUNC || f->addr < s->addr || f->addr >= s->addr + s->size)
+		return 0;
+	f->out->addr = s->addr;
+	f->out->size = s->size;
+	f->out->from_dynsym = s->from_dynsym;
+	snprintf(f->name, f->namelen, "%s", s->name);
+	return 1;
+}
+
+int ls_elf_func_at(const struct ls_elf *e, uint64_t addr, struct ls_elf_sym *out, char *name, size_t namelen)
+{
+	struct func_at f = { .addr = addr, .out = out, .name = name, .namelen = namelen };
+
+	memset(out, 0, sizeof(*out));
+	return ls_elf_symbols(e, LS_ELF_SYMTAB | LS_ELF_DYNSYM, func_at_one, &f) == 1 ? 0 : -ENOENT;
 }
 
 int ls_elf_import_slots(const struct ls_elf *e, const char *const *names, size_t n, uint64_t *slots)

@@ -56,6 +56,10 @@ int ls_elf_symbols(const struct ls_elf *e, unsigned tables,
  * over .dynsym for what is still missing. Returns how many of the n were found (0..n). */
 int ls_elf_lookup(const struct ls_elf *e, const struct ls_elf_want *want, size_t n);
 
+/* The function symbol (STT_FUNC, .symtab first) whose extent holds addr, and its
+ * name (truncated to namelen); -ENOENT when none does. One pass over the tables. */
+int ls_elf_func_at(const struct ls_elf *e, uint64_t addr, struct ls_elf_sym *out, char *name, size_t namelen);
+
 int ls_elf_has_symtab(const struct ls_elf *e);
 int ls_elf_is_pie(const struct ls_elf *e);		/* ET_DYN: needs a load bias */
 uint64_t ls_elf_first_vaddr(const struct ls_elf *e);	/* lowest PT_LOAD p_vaddr, page-aligned */

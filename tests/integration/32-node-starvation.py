@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+# timeout: 420
+"""Starvation among other work, on every Node.js build of the matrix.
+
+tests/node/starve.js runs timers of several durations and loopback socket I/O, and
+every 1.3 s starves the loop for 250 ms: a recursive process.nextTick and a recursive
+promise chain in turn, started from a setInterval callback, a socket's data callback
+and a setImmediate callback (six bursts cover every pair). Each burst is matched by
+time with the episodes `loopscope stat` reports for the main loop:
+
+- every burst gives exactly one episode, and no episode comes without a burst;
+- a promise-chain burst is microtask_starvation, wherever it started;
+- a nextTick burst started from I/O or setImmediate (drained by
+  node::InternalCallbackScope::Close) is tick_starvation;
+- a nextTick burst started from a timer is tick_starvation or a stall: when another
+  timer list is due in the same pass, Node drains the ticks from JS (runNextTicks()
+  between the lists) and no native frame on the stack tells them apart (the check
+  named "timer-started tick bursts" holds what is guaranteed today);
+- the same program without bursts gives no episode at all.
+A build's runs are made again (up to three times) when a check failed while node's
+main thread waited 100 ms or more for a CPU (a busy machine, not loopscope).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import LOOPSCOPE, check, skip, done, node_matrix, node_usable  # noqa: E402
+
+NODEDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node")
+INTERVAL = 0.5
+NBURSTS = 6
+
+
+def wait_for(secs, cond):
+    end = time.monotonic() + secs
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def run(node_exe, mode, nbursts, tmp):
+    """starve.js MODE mix under stat until nbursts bursts are over (with none: for
+    nbursts * 1.3 s); (bursts, main-loop episodes, stat rc, err)."""
+    outp, statp = os.path.join(tmp, "starve-%s.out" % mode), os.path.join(tmp, "starve-%s.json" % mode)
+    out = open(outp, "w+")
+    node = subprocess.Popen([node_exe, os.path.join(NODEDIR, "starve.js"), mode, "mix", "120", "usr2"],
+                            stdout=out, stderr=subprocess.STDOUT)
+    eps, rc, err, waited = [], -1, "", 0
+    try:
+        wait_for(10, lambda: "ready" in open(outp).read())
+        rd0 = run_delay_ns(node.pid)
+        p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(node.pid), "-i", str(INTERVAL), "--json"],
+                             stdout=open(statp, "w"), stderr=subprocess.PIPE, text=True)
+        # attached and counting once the first line is out: the bursts begin 1.3 s later
+        wait_for(30, lambda: os.path.getsize(statp) > 0 or p.poll() is not None)
+        node.send_signal(signal.SIGUSR2)
+        if mode == "none":
+            time.sleep(1.3 * nbursts)
+        else:
+            # a loaded machine stretches the schedule: wait for the bursts, not the clock
+            wait_for(1.3 * nbursts + 60, lambda: open(outp).read().count('"burst"') >= nbursts)
+        time.sleep(0.5)	# the loop polls again and the last episode ends
+        waited = run_delay_ns(node.pid) - rd0
+        p.send_signal(signal.SIGINT)
+        err = p.stderr.read()
+        rc = p.wait()
+        for line in open(statp):
+            o = json.loads(line)
+            if o["tid"] == o["pid"]:
+                eps += o.get("episodes", [])
+    finally:
+        node.kill()
+        node.wait()
+    out.seek(0)
+    bursts = []
+    for line in out:
+        if line.startswith("{"):
+            b = json.loads(line)
+            b["t0"], b["t1"] = int(b["t0"]), int(b["t1"])
+            bursts.append(b)
+    return bursts, eps, rc, err, waited
+
+
+def run_delay_ns(pid):
+    """Time the process's main thread has waited on a run queue (schedstat), in ns."""
+    try:
+        return int(open("/proc/%d/task/%d/schedstat" % (pid, pid)).read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def overlaps(ep, b):
+    """The episode (CLOCK_MONOTONIC seconds) overlaps the burst (ns, the same clock)."""
+    start = ep["start_s"] * 1e9
+    end = start + ep["duration_s"] * 1e9
+    return start <= b["t1"] and end >= b["t0"]
+
+
+def verdicts(label, run_out, healthy_out):
+    """The checks of one attempt as (description, ok)."""
+    bursts, eps, rc, err, _ = run_out
+    v = [("%s: stat exits 0 (rc=%d %s)" % (label, rc, err.strip()[:200]), rc == 0),
+         ("%s: the %d bursts ran while attached (%d)" % (label, NBURSTS, len(bursts)), len(bursts) >= NBURSTS)]
+    bursts = bursts[:NBURSTS]
+    got = []
+    for b in bursts:
+        kinds = [e["kind"] for e in eps if overlaps(e, b)]
+        got.append((b, kinds))
+        print("# %s: %s burst from %s (%.0f ms): %s" % (label, b["burst"], b["origin"],
+                                                       (b["t1"] - b["t0"]) / 1e6, kinds or "no episode"))
+    stray = [e for e in eps if not any(overlaps(e, b) for b in bursts)]
+    v.append(("%s: one episode per burst (%s)" % (label, [len(k) for _, k in got]),
+              all(len(k) == 1 for _, k in got)))
+    v.append(("%s: no episode without a burst (%s)" % (label, [(e["kind"], e["start_s"]) for e in stray]),
+              not stray))
+    micro = [k for b, k in got if b["burst"] == "micro"]
+    v.append(("%s: every promise-chain burst is microtask_starvation (%s)" % (label, micro),
+              bool(micro) and all(k == ["microtask_starvation"] for k in micro)))
+    tick_cb = [k for b, k in got if b["burst"] == "tick" and b["origin"] != "timer"]
+    v.append(("%s: nextTick bursts from I/O and setImmediate are tick_starvation (%s)" % (label, tick_cb),
+              bool(tick_cb) and all(k == ["tick_starvation"] for k in tick_cb)))
+    tick_timer = [k for b, k in got if b["burst"] == "tick" and b["origin"] == "timer"]
+    v.append(("%s: timer-started tick bursts are tick_starvation or a stall, never microtask (%s)"
+              % (label, tick_timer),
+              bool(tick_timer) and all(len(k) == 1 and k[0] in ("tick_starvation", "stall") for k in tick_timer)))
+    _, eps, rc, err, _ = healthy_out
+    v.append(("%s: healthy: stat exits 0 (rc=%d %s)" % (label, rc, err.strip()[:200]), rc == 0))
+    v.append(("%s: healthy: no episode (%s)" % (label, [e["kind"] for e in eps]), not eps))
+    return v
+
+
+def one_node(label, node_exe, tmp):
+    """Up to three attempts: one where a check fails while node's main thread waited
+    for a CPU for 100 ms or more is the machine's doing (a loop that is not run does
+    not poll: a stall, and no stack samples to classify one) and is made again."""
+    for attempt in range(3):
+        mix = run(node_exe, "mix", NBURSTS, tmp)
+        healthy = run(node_exe, "none", 3, tmp)
+        waited = max(mix[4], healthy[4])
+        v = verdicts(label, mix, healthy)
+        if all(ok for _, ok in v) or waited < 100000000 or attempt == 2:
+            break
+        print("# %s: a check failed while node waited %.0f ms for a CPU; again" % (label, waited / 1e6))
+        for desc, ok in v:
+            print("#   %s %s" % ("ok" if ok else "not ok", desc))
+    print("# %s: node waited %.0f ms for a CPU (the longer run)" % (label, waited / 1e6))
+    for desc, ok in v:
+        check(desc, ok)
+
+
+def main():
+    if os.geteuid() != 0:
+        skip("needs root (CAP_BPF, CAP_PERFMON)")
+    with tempfile.TemporaryDirectory(prefix="loopscope-test.") as tmp:
+        for label, node_exe in node_matrix():
+            if node_usable(label, node_exe):
+                one_node(label, node_exe, tmp)
+    sys.exit(done())
+
+
+main()
