@@ -280,27 +280,27 @@ static void check_drain_ranges(const char *path)
 		"_ZN2v88internal14MicrotaskQueue13RunMicrotasksEPNS0_7IsolateE",
 		"_ZN4node21InternalCallbackScope5CloseEv",
 	};
-	struct lu_elf *e = NULL;
+	struct ls_elf *e = NULL;
 
-	assert_int_equal(lu_elf_open(path, &e), 0);
+	assert_int_equal(ls_elf_open(path, &e), 0);
 	for (size_t k = 0; k < 2; k++) {
-		struct lu_sym fn;
-		struct lu_want want = { names[k], &fn };
+		struct ls_elf_sym fn;
+		struct ls_elf_want want = { names[k], &fn };
 		struct lu_range r[NU_NRANGES];
 		uint64_t total = 0;
 		int n;
 
-		assert_int_equal(lu_elf_lookup(e, &want, 1), 1);
+		assert_int_equal(ls_elf_lookup(e, &want, 1), 1);
 		n = lu_code_ranges(e, names[k], &fn, r, NU_NRANGES);
 		if (n < 1)
 			fail_msg("%s: %s: no code ranges (%d)", path, names[k], n);
 		assert_int_equal(r[0].lo, fn.addr);
 		for (int i = 0; i < n; i++) {
-			struct lu_sym part;
+			struct ls_elf_sym part;
 			char pname[512];
 
 			total += r[i].hi - r[i].lo;
-			assert_int_equal(lu_elf_func_at(e, r[i].lo, &part, pname, sizeof(pname)), 0);
+			assert_int_equal(ls_elf_func_at(e, r[i].lo, &part, pname, sizeof(pname)), 0);
 			if (strncmp(pname, names[k], strlen(names[k])))
 				fail_msg("%s: range %d of %s is %s", path, i, names[k], pname);
 		}
@@ -311,7 +311,7 @@ static void check_drain_ranges(const char *path)
 			fail_msg("%s: %s is a %#llx-byte thunk and nothing was followed", path, names[k],
 				 (unsigned long long)fn.size);
 	}
-	lu_elf_close(e);
+	ls_elf_close(e);
 }
 
 static void test_drain_ranges(void **state)
