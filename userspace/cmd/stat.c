@@ -43,7 +43,7 @@ static void usage(FILE *f)
 		"      --json           one JSON object per line per loop per interval\n"
 		"      --threshold MS   a phase or drain longer than this is a stall or\n"
 		"                       starvation episode (default 100)\n"
-		"      --probes TIER    Node.js/libuv probe tier: light (default) or phases\n"
+		"      --probes TIER    Node.js/libuv probe tier: light (default), phases or counters\n"
 		"  -v, --verbose        libbpf diagnostics on stderr\n"
 		"  -h, --help           this help\n\n"
 		"Exit status: 0 ran as asked (a target exiting is reported, not an error),\n"
@@ -321,7 +321,7 @@ int ls_cmd_stat(int argc, char **argv)
 			break;
 		case 'P':
 			if (!ls_probe_tier_valid(optarg)) {
-				fprintf(stderr, "loopscope stat: unknown probe tier '%s': give light or phases\n",
+				fprintf(stderr, "loopscope stat: unknown probe tier '%s': give light, phases or counters\n",
 					optarg);
 				return 2;
 			}

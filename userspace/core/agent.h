@@ -19,7 +19,7 @@ struct ls_target;
 
 struct ls_agent_opts {
 	uint64_t stall_threshold_ns;	/* phase / drain past this = episode (default 100 ms) */
-	const char *tier;		/* Node probe tier: "light" or "phases"; NULL = default */
+	const char *tier;		/* Node probe tier: "light", "phases" or "counters"; NULL = default */
 	int verbose;			/* libbpf debug output to stderr */
 };
 
@@ -87,7 +87,7 @@ void ls_agent_free(struct ls_agent *ag);	/* detaches everything */
 
 /* Command-line helpers shared by stat, serve and top (common.c); each command keeps its
  * own message. ls_parse_pid: a positive decimal process id, 0 or -EINVAL.
- * ls_probe_tier_valid: 1 for the Node/libuv tiers "light" and "phases", else 0. */
+ * ls_probe_tier_valid: 1 for the Node/libuv tiers "light", "phases" and "counters", else 0. */
 int ls_parse_pid(const char *arg, pid_t *out);
 int ls_probe_tier_valid(const char *tier);
 

@@ -64,5 +64,5 @@ int ls_parse_pid(const char *arg, pid_t *out)
 
 int ls_probe_tier_valid(const char *tier)
 {
-	return !strcmp(tier, "light") || !strcmp(tier, "phases");
+	return !strcmp(tier, "light") || !strcmp(tier, "phases") || !strcmp(tier, "counters");
 }

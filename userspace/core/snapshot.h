@@ -44,6 +44,8 @@ enum {
 	LS_HAS_GC = 1u << 4,		/* gc pauses (Node) */
 	LS_HAS_EPISODES = 1u << 5,	/* stall / starvation detection */
 	LS_HAS_NOT_POLLING = 1u << 6,	/* not_polling differs from delay (Node: delay adds poll lateness) */
+	LS_HAS_COUNTERS = 1u << 7,	/* counters only (no probe): busy/idle and iterations, no
+					 * histograms; delay is the interval's busy time per iteration */
 };
 
 enum ls_live_state {
@@ -103,6 +105,8 @@ struct ls_target_snapshot {
 	uint32_t state;			/* enum ls_target_state */
 	char tier[16];			/* probe tier in use: "usdt", "light", "phases" */
 	char note[320];			/* what is unavailable and why, or "" */
+	uint64_t probe_hits;		/* BPF program runs in the target's threads (any kind) */
+	uint64_t traps;			/* of them, uprobe / USDT hits (a trap into the kernel each) */
 	uint64_t attached_ns;		/* mono time the probes went live */
 	uint64_t exited_ns;		/* mono time it exited, or 0 */
 	uint32_t nloops;
