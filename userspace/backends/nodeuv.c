@@ -42,7 +42,6 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 #define MAX_RET_SITES 16
 #define MAX_EPSITES 8
 #define MAX_PSITES 4
-#define COUNTERS_TICK_NS 250000000ull	/* counters tier: read the loop's counters 4x a second */
 #define SAMPLE_HZ 99
 #define DEFAULT_STALL_NS 100000000ull
 
@@ -394,12 +393,17 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 			     "loop) from counters that stop, unclassified");
 		goto cleanup;
 	}
-	/* Timer lateness where a timer fires: uv__run_timers' calls of uv_timer_stop (one
-	 * per timer it runs); its entry, a hit every iteration, only if there is none. */
+	/* Timer lateness where a timer fires: uv__run_timers' first call of uv_timer_stop,
+	 * once per timer it runs, right after the due check (a later call is
+	 * uv_timer_again's, inlined, for repeating timers only: a second hit for the same
+	 * timer). Its entry, a hit every iteration, only if there is no such call. */
 	if (pl->sym[S_RUN_TIMERS].addr && pl->have_off && pl->sym[S_TIMER_STOP].addr) {
 		r = lu_direct_call_sites(e, &pl->sym[S_RUN_TIMERS], pl->sym[S_TIMER_STOP].addr, 0, pl->tfire,
 					 MAX_PSITES);
-		pl->ntf = r > 0 ? r : 0;
+		pl->ntf = r > 0 ? 1 : 0;
+		for (int i = 1; i < r && r <= MAX_PSITES; i++)
+			if (pl->tfire[i].vaddr < pl->tfire[0].vaddr)
+				pl->tfire[0] = pl->tfire[i];
 	}
 	if (!pl->ntf && pl->sym[S_RUN_TIMERS].addr && pl->have_off &&
 	    !lu_entry_site(e, &pl->sym[S_RUN_TIMERS], &pl->timers))
@@ -1012,12 +1016,16 @@ static int thread_stopped(pid_t pid, uint32_t tid)
 	return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
 }
 
-/* Counters tier: a timerfd ticks 4x a second (the fd the agent waits on for
- * episodes) and each tick reads the main loop's counters. */
+/* Counters tier: a timerfd (the fd the agent waits on for episodes) ticks four
+ * times per stall threshold, 10-250 ms apart, and each tick reads the main loop's
+ * counters (a few process_vm_readv calls by the agent; nothing in the target). A
+ * stall shorter than the threshold plus one tick can fall between two ticks. */
 static int counters_start(struct node_priv *p, char *err, size_t errlen)
 {
+	uint64_t tick = p->stall_ns / 4 < 10000000ull ? 10000000ull : p->stall_ns / 4 > 250000000ull ? 250000000ull
+												     : p->stall_ns / 4;
 	struct itimerspec its = {
-		.it_interval = { .tv_nsec = (long)COUNTERS_TICK_NS }, .it_value = { .tv_nsec = (long)COUNTERS_TICK_NS },
+		.it_interval = { .tv_nsec = (long)tick }, .it_value = { .tv_nsec = (long)tick },
 	};
 	struct mx_loop *x;
 

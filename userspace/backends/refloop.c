@@ -539,6 +539,8 @@ static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 	p->sum_hits = p->sum_drops = 0;
 	r = ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, REFLOOP_MAX_LOOPS, refloop_fill, p, out);
 	p->sums_valid = r == 0;
+	/* every program here runs from a USDT hit: each is a trap */
+	out->probe_hits = out->traps = p->sum_hits + p->skel->bss->untracked_hits;
 	return r;
 }
 

@@ -67,6 +67,7 @@ struct loop_state {
 	struct ls_prom_loop_state p;		/* what prom.c reads */
 	uint64_t since[LS_EP_NKINDS];		/* start of the episode in progress */
 	uint64_t busy_eff, idle_eff, eff_ns;	/* for the interval utilization */
+	uint64_t busy_raw, iters;		/* for busy per iteration (counters tier) */
 	int have_eff, seen;
 	struct ls_hist base_old, base_new;	/* compat lag window bases */
 	uint64_t base_new_ns;
@@ -145,6 +146,7 @@ static struct loop_state *state_find(struct serve *sv, int32_t pid, uint32_t tid
 	st->p.pid = pid;
 	st->p.tid = tid;
 	st->p.utilization = -1;
+	st->p.busy_per_iteration_s = -1;
 	return st;
 }
 
@@ -236,6 +238,11 @@ static void update_states(struct serve *sv)
 				double u = db / (db + di);
 				st->p.utilization = u < 0 ? 0 : u > 1 ? 1 : u;
 			}
+			if (st->have_eff && l->iterations > st->iters && l->busy_ns >= st->busy_raw)
+				st->p.busy_per_iteration_s =
+					(double)(l->busy_ns - st->busy_raw) / 1e9 / (double)(l->iterations - st->iters);
+			st->busy_raw = l->busy_ns;
+			st->iters = l->iterations;
 			st->busy_eff = busy;
 			st->idle_eff = idle;
 			st->eff_ns = s->mono_ns;

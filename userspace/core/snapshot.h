@@ -176,7 +176,14 @@ struct ls_loop_summary {
 	struct ls_drain_summary ticks, microtasks;
 	uint64_t poll_wait_ns;
 	uint64_t stall_episodes;
+	uint64_t busy_per_iteration_ns;	/* busy time / iterations in the interval: the counters
+					 * tier's only delay figure (a mean, not a distribution) */
 };
+
+/* Probe cost of target cur since prev (NULL: since attach), measured: program runs
+ * and traps (uprobe / USDT hits) per loop iteration, each -1 when no loop iterated. */
+void ls_target_cost(const struct ls_target_snapshot *cur, const struct ls_target_snapshot *prev,
+		    double *hits_per_iteration, double *traps_per_iteration);
 
 /* Summary of cur since prev (prev NULL: since attach). interval_s is the wall span. */
 void ls_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snapshot *prev,

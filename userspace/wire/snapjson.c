@@ -190,6 +190,8 @@ void ls_snapshot_json_append(const struct ls_snapshot *s, struct ls_buf *b)
 		kv_str(b, "state", NAME_OF(state_names, t->state), 16);
 		kv_str(b, "tier", t->tier, sizeof(t->tier));
 		kv_str(b, "note", t->note, sizeof(t->note));
+		kv_u64(b, "probe_hits", t->probe_hits);
+		kv_u64(b, "traps", t->traps);
 		kv_u64(b, "attached_ns", t->attached_ns);
 		kv_u64(b, "exited_ns", t->exited_ns);
 		ls_buf_puts(b, ",\"loops\":[");
@@ -464,6 +466,8 @@ static int get_target(const cJSON *o, struct ls_target_snapshot *t)
 	err |= get_enum(o, "state", state_names, 3, &t->state);
 	err |= get_str(o, "tier", t->tier, sizeof(t->tier));
 	err |= get_str(o, "note", t->note, sizeof(t->note));
+	err |= get_u64(o, "probe_hits", &t->probe_hits);
+	err |= get_u64(o, "traps", &t->traps);
 	err |= get_u64(o, "attached_ns", &t->attached_ns);
 	err |= get_u64(o, "exited_ns", &t->exited_ns);
 	if (err)
