@@ -38,3 +38,12 @@ def done():
     """Close the TAP plan; the exit status for sys.exit()."""
     print("1..%d" % _n)
     return 1 if _failed else 0
+
+
+def interp(recs, t, key):
+    """Linear interpolation of a cumulative record field at monotonic time t (ns)."""
+    for a, b in zip(recs, recs[1:]):
+        if a["t"] <= t <= b["t"]:
+            f = (t - a["t"]) / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0
+            return a[key] + f * (b[key] - a[key])
+    return None
