@@ -34,20 +34,28 @@ COST = re.compile(r"^pid (\d+): (\w+) tier, per iteration ([\d.]+) traps, ([\d.]
 
 
 def stat(pid, secs, tier, env=None, json_out=False):
-    """One stat interval; returns (stdout, stderr, rc, mono ns when the output ended)."""
+    """One stat interval; returns (stdout, stderr, rc, mono ns when its last line was
+    read: the end of the interval, not of the detach that follows)."""
     args = [LOOPSCOPE, "stat", "-p", str(pid), "-i", str(secs), "-d", str(secs), "--probes", tier]
     if json_out:
         args.append("--json")
-    p = subprocess.run(args, capture_output=True, text=True, timeout=secs + 60,
-                       env=dict(os.environ, **(env or {})))
-    return p.stdout, p.stderr, p.returncode, time.monotonic_ns()
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, **(env or {})))
+    lines, t_end = [], None
+    for line in p.stdout:
+        t_end = time.monotonic_ns()
+        lines.append(line)
+    err = p.stderr.read()
+    return "".join(lines), err, p.wait(timeout=60), t_end or time.monotonic_ns()
 
 
 def traps_per_iteration(tier, env, label):
+    # attach once node has started its loop: it turns libuv's idle-time metrics on late
+    # in its bootstrap (0.2-0.4 s here on a loaded machine)
     node = subprocess.Popen(["node", os.path.join(NODEDIR, "spin.js"), "100000000", "300"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.8)
+        time.sleep(1.5)
         out, err, rc, _ = stat(node.pid, 2, tier, env)
     finally:
         node.kill()
@@ -110,10 +118,10 @@ def elu_agrees(tier, secs, tol, tmp):
 
 
 def counters_stall(tmp):
-    node = subprocess.Popen(["node", os.path.join(NODEDIR, "block.js"), "sync", "600", "1500"],
+    node = subprocess.Popen(["node", os.path.join(NODEDIR, "block.js"), "sync", "600", "2000"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)
+        time.sleep(1.0)
         out, err, rc, _ = stat(node.pid, 3, "counters", json_out=True)
     finally:
         node.send_signal(signal.SIGKILL)

@@ -382,6 +382,8 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 				 "(Node.js, or UV_METRICS_IDLE_TIME) and its offsets: %s; use --probes light",
 				 !pl->default_loop ? "no default_loop_struct symbol"
 				 : !pl->have_off || !pl->off.have_metrics ? "offsets unknown for this libuv"
+				 : pl->runtime == LS_RT_NODE ? "the loop does not keep idle time yet (Node turns it on as its "
+							      "loop starts: attach again once it runs)"
 									 : "the loop does not keep idle time");
 			r = -ENOTSUP;
 			goto cleanup;
