@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* nodeuv.bpf.c: event-loop probes for unmodified Node.js and libuv programs.
  *
- * Two tiers share this object (the loader picks programs with set_autoload):
- *  - light: the epoll_wait / epoll_pwait syscall tracepoints of the target's threads
- *    (utilization, not-polling spans, iterations) plus one uprobe at the entry of
- *    uv__run_timers (timer lateness from loop->time and the timer heap minimum);
+ * Two tiers share this object (the loader picks programs with set_autoload; the
+ * plans and their costs: userspace/backends/probe-plans.md):
+ *  - light: the poll timed by the epoll_wait / epoll_pwait syscall tracepoints of the
+ *    target's threads, or by `nu_poll` (one uprobe per iteration reading libuv's own
+ *    idle-time counter), or by `nu_epoll`; timer lateness from `nu_timer_fire`, a
+ *    uprobe that runs only for a timer that fires (or uv__run_timers' entry);
  *  - phases: light's tracepoints plus `nu_boundary` at instruction-exact sites inside
  *    uv_run (chosen with Capstone in user space); the attach cookie says which
  *    boundary fired, the span between two boundaries is a phase.

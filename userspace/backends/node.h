@@ -1,10 +1,13 @@
 /* node.h: the Node.js / libuv backend (nodeuv.c) of the agent core (agent.h).
  *
  * Targets: any process with libuv's uv_run in its executable (Node.js links libuv
- * in) or in a mapped libuv.so. Tiers (ls_agent_opts.tier):
- *   "light"  (default) epoll syscall tracepoints + one uprobe at uv__run_timers;
- *   "phases" light's tracepoints + uprobes at the phase boundaries inside uv_run.
- * Both add GC brackets (Node) and stall classification by stack samples.
+ * in) or in a mapped libuv.so. Tiers (ls_agent_opts.tier), probe-plans.md:
+ *   "light"    (default) at most one trap per iteration: the poll timed by the epoll
+ *              tracepoints or one poll-entry uprobe (the cheaper by calibration),
+ *              timer lateness where a timer fires;
+ *   "phases"   uprobes at the phase boundaries inside uv_run;
+ *   "counters" no probe: libuv's own counters read from outside.
+ * light and phases add GC brackets (Node) and stall classification by stack samples.
  */
 #ifndef LS_NODE_H
 #define LS_NODE_H

@@ -7,7 +7,7 @@
  * fails on the way is torn down by detach(), so a failed attach leaves nothing.
  *
  * What is measured where (and what each tier costs) is in README.md, "Node.js and
- * libuv targets".
+ * libuv targets", and probe-plans.md (the poll plans, the counters tier).
  */
 #include <errno.h>
 #include <limits.h>
