@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /* nodeuv.bpf.c: event-loop probes for unmodified Node.js and libuv programs.
  *
- * Two tiers share this object (the loader picks programs with set_autoload):
- *  - light: uprobes on uv__io_poll's call of epoll_pwait/epoll_wait and on the first
- *    emulated instruction after it (`nu_epoll`; the syscall tracepoints below
- *    only when no such call site was found, or on request), giving utilization,
- *    not-polling spans and iterations, plus one uprobe at the entry of
- *    uv__run_timers (timer lateness from loop->time and the timer heap minimum);
- *  - phases: light's probes plus `nu_boundary` at instruction-exact sites inside
+ * Two tiers share this object (the loader picks programs with set_autoload; the
+ * plans and their costs: userspace/backends/probe-plans.md):
+ *  - light: the poll timed by the epoll_wait / epoll_pwait syscall tracepoints of the
+ *    target's threads, or by `nu_poll` (one uprobe per iteration reading libuv's own
+ *    idle-time counter), or by `nu_epoll`; timer lateness from `nu_timer_fire`, a
+ *    uprobe that runs only for a timer that fires (or uv__run_timers' entry);
+ *  - phases: light's tracepoints plus `nu_boundary` at instruction-exact sites inside
  *    uv_run (chosen with Capstone in user space); the attach cookie says which
  *    boundary fired, the span between two boundaries is a phase.
  * In both tiers: sites in Heap::CollectGarbage bracket GC pauses, and a
@@ -40,6 +40,13 @@ const volatile __u32 off_node_timeout = 24;	/* uv_timer_t.timeout - uv_timer_t.h
  * with the parts the compiler split off (lu_code_ranges); unused slots are empty */
 const volatile __u64 micro_lo[NU_NRANGES] = {}, micro_hi[NU_NRANGES] = {};
 const volatile __u64 tick_lo[NU_NRANGES] = {}, tick_hi[NU_NRANGES] = {};
+const volatile __u32 off_timer_loop = 8;	/* uv_timer_t.loop */
+const volatile __u32 off_timer_timeout = 128;	/* uv_timer_t.timeout (ms) */
+/* poll-entry plan: libuv's metrics (libuv.h, struct lu_offsets mx_*), checked live */
+const volatile __u32 poll_by_metrics = 0;
+const volatile __u32 off_fields = 40;		/* uv_loop_t.internal_fields */
+const volatile __u32 off_mx_idle = 144;		/* provider_idle_time inside them */
+const volatile __u32 off_mx_entry = 136;	/* provider_entry_time */
 
 /* Written by the loader once everything is attached (bss): counting starts here. */
 __u64 start_ns = 0;
@@ -131,6 +138,15 @@ static __always_inline int is_target(__u32 *tidp)
 		return 0;
 	*tidp = (__u32)id;
 	count(NU_CNT_HITS);
+	return 1;
+}
+
+/* is_target() for uprobe programs: the hit is also a trap. */
+static __always_inline int is_target_trap(__u32 *tidp)
+{
+	if (!is_target(tidp))
+		return 0;
+	count(NU_CNT_TRAPS);
 	return 1;
 }
 
@@ -326,6 +342,94 @@ int nu_exit_epoll_wait(struct trace_event_raw_sys_exit *ctx)
 	return epoll_exit(ctx->ret);
 }
 
+/* libuv's idle-time counter of loop (and, with entry, the poll-in-progress start:
+ * 0 when the loop is not idle). 0, or -1 when it cannot be read. */
+static __always_inline int mx_read(struct nu_loop *l, __u64 loop, __u64 *idle, __u64 *entry)
+{
+	if (!l->mx_fields &&
+	    (!loop || bpf_probe_read_user(&l->mx_fields, sizeof(l->mx_fields), (void *)(loop + off_fields))))
+		return -1;
+	if (!l->mx_fields ||
+	    bpf_probe_read_user(idle, sizeof(*idle), (void *)(l->mx_fields + off_mx_idle)))
+		return -1;
+	if (entry && bpf_probe_read_user(entry, sizeof(*entry), (void *)(l->mx_fields + off_mx_entry)))
+		return -1;
+	return 0;
+}
+
+/* uv_run is about to call uv__io_poll(loop, timeout): the one hit per iteration of
+ * the poll-entry plan. Since the previous entry libuv counted d ns idle (the poll
+ * wait, as Node's ELU counts it), so that entry's poll ended no earlier than
+ * prev + d, and the loop has not polled since: the not-polling span. */
+static __always_inline void poll_entry(struct nu_loop *l, __u32 tid, __u64 loop, __s64 timeout, __u64 now)
+{
+	__u64 idle = 0, d, span, over = 0, tmo;
+
+	l->loop_addr = loop;
+	if (mx_read(l, loop, &idle, NULL))
+		return;
+	if (l->poll_entry_ns && now > l->poll_entry_ns) {
+		span = now - l->poll_entry_ns;
+		d = idle > l->mx_idle ? idle - l->mx_idle : 0;
+		if (d > span)
+			d = span;
+		/* a poll that came back later than its timeout: time the thread waited
+		 * for a CPU, late as a timer inside the process would see it */
+		tmo = (__u64)l->poll_timeout * 1000000ull;
+		if (l->poll_timeout >= 0 && d > tmo)
+			over = d - tmo;
+		l->ep_exit_ns = l->poll_entry_ns + d;
+		hist_add(&l->delay, span - d + over);
+		hist_add(&l->not_polling, span - d);
+		hist_add(&l->iteration, span);
+		hist_add(&l->poll_wait, d);
+		l->iterations++;
+		l->busy_ns += span - d;
+		l->idle_ns += d;
+		close_span(l, tid, now);
+	}
+	l->mx_idle = idle;
+	l->poll_entry_ns = now;
+	l->poll_timeout = timeout;
+	l->busy_mark_ns = now;
+	l->ep_exit_ns = now;
+	l->ep_enter_ns = 0;
+}
+
+/* Poll-entry plan, for the sampler: whether the loop is in its poll wait now
+ * (ep_enter_ns) or since when it has been out of it (ep_exit_ns), from libuv's
+ * counters (no probe marks the poll's exit in this plan). */
+static __always_inline void mx_refresh(struct nu_loop *l)
+{
+	__u64 idle = 0, entry = 0;
+
+	if (!poll_by_metrics || !l->poll_entry_ns || mx_read(l, l->loop_addr, &idle, &entry))
+		return;
+	if (entry) {
+		l->ep_enter_ns = entry;
+		return;
+	}
+	l->ep_enter_ns = 0;
+	l->ep_exit_ns = l->poll_entry_ns + (idle > l->mx_idle ? idle - l->mx_idle : 0);
+}
+
+/* poll-entry plan: the call of uv__io_poll(loop, timeout) in uv_run */
+SEC("uprobe")
+int nu_poll(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 tid;
+	struct nu_loop *l;
+
+	if (!is_target_trap(&tid))
+		return 0;
+	l = new_loop(tid, now);
+	if (!l)
+		return 0;
+	poll_entry(l, tid, PT_REGS_PARM1(ctx), (int)PT_REGS_PARM2(ctx), now);
+	return 0;
+}
+
 /* The same two events from uprobes inside uv__io_poll, where the plan found them
  * (attached instead of the tracepoints: a syscall tracepoint puts every syscall of
  * every process on the host on the kernel's slow path while it is attached, which
@@ -335,6 +439,7 @@ int nu_exit_epoll_wait(struct trace_event_raw_sys_exit *ctx)
 SEC("uprobe")
 int nu_epoll(struct pt_regs *ctx)
 {
+	count(NU_CNT_TRAPS);
 	if (bpf_get_attach_cookie(ctx) == 0)
 		return epoll_enter((int)PT_REGS_PARM4(ctx));
 	return epoll_exit((int)PT_REGS_RC(ctx));
@@ -359,7 +464,33 @@ static __always_inline void timer_lateness(struct nu_loop *l, __u64 loop, __u64 
 	l->timers_due++;
 }
 
-/* light tier: entry of uv__run_timers(loop) */
+/* light tier: uv__run_timers calls uv_timer_stop(timer) for each timer it is about
+ * to run, so this costs a hit only when a timer fires; now - its due time is how
+ * late it runs (quantized to ~1 ms, as above). */
+SEC("uprobe")
+int nu_timer_fire(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), timer = PT_REGS_PARM1(ctx), due = 0, loop = 0, due_ns;
+	__u32 tid;
+	struct nu_loop *l;
+
+	if (!is_target_trap(&tid))
+		return 0;
+	l = new_loop(tid, now);
+	if (!l || !read_loop)
+		return 0;
+	if (bpf_probe_read_user(&due, sizeof(due), (void *)(timer + off_timer_timeout)) ||
+	    bpf_probe_read_user(&loop, sizeof(loop), (void *)(timer + off_timer_loop)))
+		return 0;
+	l->loop_addr = loop;
+	due_ns = due * 1000000ull;
+	hist_add(&l->timer_lateness, now > due_ns ? now - due_ns : 0);
+	l->timers_due++;
+	return 0;
+}
+
+/* light tier where uv__run_timers has no uv_timer_stop call to probe: its entry
+ * (a hit every iteration) */
 SEC("uprobe")
 int nu_timers(struct pt_regs *ctx)
 {
@@ -367,7 +498,7 @@ int nu_timers(struct pt_regs *ctx)
 	__u32 tid;
 	struct nu_loop *l;
 
-	if (!is_target(&tid))
+	if (!is_target_trap(&tid))
 		return 0;
 	l = new_loop(tid, now);
 	if (!l)
@@ -385,7 +516,7 @@ int nu_boundary(struct pt_regs *ctx)
 	__u32 tid, b = (__u32)bpf_get_attach_cookie(ctx), p;
 	struct nu_loop *l;
 
-	if (!is_target(&tid))
+	if (!is_target_trap(&tid))
 		return 0;
 	l = new_loop(tid, now);
 	if (!l || b >= NU_NB)
@@ -408,6 +539,8 @@ int nu_boundary(struct pt_regs *ctx)
 		l->loop_addr = PT_REGS_PARM1(ctx);
 	if (b == NU_B_TIMERS_IN)
 		timer_lateness(l, l->loop_addr, now);
+	if (b == NU_B_POLL_IN && poll_by_metrics)
+		poll_entry(l, tid, l->loop_addr, (int)PT_REGS_PARM2(ctx), now);
 	l->last_b = b;
 	l->last_b_ns = now;
 	l->live_phase = boundary_phase(b);
@@ -423,7 +556,7 @@ int nu_gc(struct pt_regs *ctx)
 	__u32 tid, ph;
 	struct nu_loop *l;
 
-	if (!is_target(&tid))
+	if (!is_target_trap(&tid))
 		return 0;
 	l = bpf_map_lookup_elem(&loops, &tid);
 	if (!l)
@@ -475,6 +608,8 @@ int nu_sample(struct bpf_perf_event_data *ctx)
 	if (!is_target(&tid))
 		return 0;
 	l = bpf_map_lookup_elem(&loops, &tid);
+	if (l)
+		mx_refresh(l);
 	if (!l || l->ep_enter_ns || !l->ep_exit_ns)
 		return 0;
 	span = now - l->ep_exit_ns;

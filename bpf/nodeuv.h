@@ -109,10 +109,24 @@ struct nu_loop {
 	struct ls_hist timer_lateness;	/* now - heap-min due time, at uv__run_timers */
 	struct ls_hist gc;		/* GC pauses */
 	struct ls_hist not_polling;	/* the pure not-polling span (delay without the poll lateness) */
+
+	/* poll-entry plan (one uprobe per iteration, at uv_run's call of uv__io_poll):
+	 * libuv's own idle-time counter says how much of the span between two entries
+	 * the poll was idle (what Node's eventLoopUtilization() counts) */
+	__u64 mx_fields;	/* where loop->internal_fields points (0: not read yet) */
+	__u64 mx_idle;		/* libuv's provider_idle_time at the last poll entry */
+	__u64 poll_entry_ns;	/* the last poll entry (0: none yet) */
+	__s64 poll_timeout;	/* uv__io_poll's timeout argument there (ms, -1 infinite) */
 };
 
 /* Global counters (per-CPU array, one slot each). */
-enum { NU_CNT_HITS, NU_CNT_DROPS, NU_CNT_NEWLOOP_FAIL, NU_NCNT };
+enum {
+	NU_CNT_HITS,		/* program runs in the target's threads (any kind) */
+	NU_CNT_DROPS,
+	NU_CNT_NEWLOOP_FAIL,
+	NU_CNT_TRAPS,		/* of the hits, uprobe hits (a trap into the kernel each) */
+	NU_NCNT,
+};
 
 #define NU_MAX_LOOPS 64
 #define NU_STACK_DEPTH 64

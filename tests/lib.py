@@ -75,3 +75,12 @@ def node_usable(label, path):
     else:
         print("# SKIP " + msg)
     return False
+
+
+def interp(recs, t, key):
+    """Linear interpolation of a cumulative record field at monotonic time t (ns)."""
+    for a, b in zip(recs, recs[1:]):
+        if a["t"] <= t <= b["t"]:
+            f = (t - a["t"]) / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0
+            return a[key] + f * (b[key] - a[key])
+    return None

@@ -540,6 +540,14 @@ static void draw_delay(WINDOW *w, const struct top_model *m, const struct top_dr
 	char b1[16], b2[16], b3[16], b4[16];
 	int cells, n = (int)r->hist_len, per;
 
+	if (r->has & LS_HAS_COUNTERS) {
+		char line[96];
+
+		snprintf(line, sizeof(line), " delay %s: mean busy per iteration %s (counters tier, no distribution)",
+			 span(b4, sizeof(b4), s->interval_s), ns(b1, sizeof(b1), s->busy_per_iteration_ns));
+		put(w, a.y, 0, ST_NORMAL, line);
+		return;
+	}
 	if (!(r->has & LS_HAS_DELAY)) {
 		put(w, a.y, 0, ST_DIM, " delay not measured");
 		return;

@@ -342,7 +342,7 @@ class Env:
         h = self.help.get("stat") or ""
         if "--probes" not in h:
             return []
-        return [t for t in ("light", "phases") if t in h]
+        return [t for t in ("light", "phases", "counters") if t in h]
 
     def default_tier(self):
         """The Node tier stat uses without --probes, as its --help states it:
@@ -482,6 +482,8 @@ def render_md(rep, meta):
     out.append(f"Took {meta['elapsed_s']:.0f} s{' (--quick: short runs, not for quoting)' if meta['quick'] else ''}; "
                f"1-minute load average {meta.get('loadavg_start', 0):.2f} at the start, "
                f"{meta.get('loadavg_end', 0):.2f} at the end (2 CPUs; anything else running adds noise).")
+    if meta.get("machine"):
+        out.append(f"Calibration ({'`loopscope calibrate`'}): {meta['machine']}.")
     out.append("")
     out.append("## Goals")
     out.append("")
@@ -638,6 +640,65 @@ def section_overhead(env, cfg, rep):
         tiers_spec = [("light", []), ("phases", [])]
     _tier_rows(rep, s, "node (setImmediate chain)", res, failed, [t for t, _ in tiers_spec])
     cfg.node_tier_cost = {t: _tier_added(res, t) for t, _ in tiers_spec}
+    tier_floors(env, cfg, rep, tiers_spec)
+
+
+def calibration(env):
+    """This machine's probe-hit floor: (the `machine: ...` line, the figures) from
+    `loopscope calibrate` (cached per boot), or (reason, None)."""
+    rc, out = run([env.loopscope, "calibrate", "--json"], 120)
+    if rc != 0:
+        return f"not measured: loopscope calibrate failed ({out.strip()[:120]})", None
+    try:
+        c = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return "not measured: loopscope calibrate --json printed no JSON", None
+    rc, line = run([env.loopscope, "calibrate"], 60)
+    return (line.strip().splitlines()[-1] if rc == 0 and line.strip() else "machine: ?"), c
+
+
+COST_LINE = re.compile(r"^pid \d+: (\w+) tier, per iteration ([\d.]+) traps, ([\d.]+) probe runs")
+
+
+def tier_floors(env, cfg, rep, tiers_spec):
+    """Per tier: traps and probe runs per iteration as the agent measures them (stat's
+    header over 2 s on the same setImmediate chain), the floor they imply on this
+    machine (traps x calibrated uprobe hit + other runs x half a calibrated
+    tracepoint pair: the epoll tracepoints run in pairs around a syscall), and section
+    1's added cost against it. The BPF programs' own run time is not in the floor
+    (it is in the added cost), so the ratio errs high."""
+    s = rep.section("floors", "1c. Node: cost per iteration against the floor of its probe plan",
+                    ["tier", "traps/iter", "probe runs/iter", "floor ns/iter", "added ns/iter", "added / floor",
+                     "note"],
+                    "Traps and probe runs per iteration are what `loopscope stat` prints in its header "
+                    "(the agent's own counters over its iterations), on the same `spin.js` chain; the floor "
+                    "prices them with this machine's `loopscope calibrate` figures: a trap at the emulated "
+                    "uprobe hit, any other run at half a syscall tracepoint pair. Added is section 1's figure.")
+    line, c = calibration(env)
+    cfg.machine = line
+    cfg.node_floor = {}
+    if c is None:
+        rep.row(s, "all", note=line)
+        return
+    p = start([env.node, os.path.join(NODE_DIR, "spin.js"), "--window-ms", "1000", "--max-s", "120"],
+              cpu=CPU_TARGET, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(cfg.warmup + 1)
+        for name, extra in tiers_spec:
+            rc, out = run([env.loopscope, "stat", "-p", str(p.pid), "-i", "2", "-d", "2"] + extra, 60, cpu=CPU_HELPER)
+            m = [x for x in map(COST_LINE.match, out.splitlines()) if x]
+            added = (cfg.node_tier_cost or {}).get(name)
+            if rc != 0 or not m:
+                rep.row(s, name, note=f"not measured: stat rc={rc} {out.strip()[-120:]}")
+                continue
+            traps, runs = float(m[-1].group(2)), float(m[-1].group(3))
+            floor = traps * c["uprobe_hit_ns"] + max(runs - traps, 0) * c["tp_pair_ns"] / 2
+            ratio = added / floor if added is not None and floor > 0 else None
+            cfg.node_floor[name] = (traps, runs, floor, added, ratio)
+            rep.row(s, name, traps, runs, floor, added, ratio,
+                    note="no probe: the floor is 0" if floor == 0 else "")
+    finally:
+        stop(p)
 
 
 def _paired(res, tier, key="_pairs"):
@@ -1546,6 +1607,38 @@ def judge_goals(env, cfg, rep):
                  f"req/s {-100 * loss:+.1f}% vs no agent" + (" (side by side, 2b)" if ab else ""),
                  loss < 0.02, "; ".join(why))
 
+    # probe cost by tier (issue 18), side by side (2b) against the A/A control
+    ab = g("http_ab") or {}
+    aa = ab.get("no agent (A/A)")
+    for t, cpu_max, rps_max in ((tier or "light", 0.01, 0.01), ("phases", 0.03, 0.03)):
+        v = ab.get(f"loopscope {t}")
+        text = f"{t} tier: <= {100 * cpu_max:.0f}% CPU per request and <= {100 * rps_max:.0f}% req/s (2b)"
+        if not v:
+            rep.goal(text, "-", None, "section 2b not run")
+            continue
+        rep.goal(text, f"CPU/req {100 * (v[0] - 1):+.1f}%, req/s {100 * (v[1] - 1):+.1f}%",
+                 v[0] - 1 <= cpu_max and 1 - v[1] <= rps_max,
+                 f"A/A control: CPU/req {100 * (aa[0] - 1):+.1f}%, req/s {100 * (aa[1] - 1):+.1f}%" if aa else "")
+    v = ab.get("loopscope counters")
+    if v and aa:
+        # indistinguishable: within the A/A control's own deviation plus its round-to-round spread
+        tol_c = abs(aa[0] - 1) + aa[2] + v[2]
+        rep.goal("counters tier indistinguishable from the A/A control (2b)",
+                 f"CPU/req {100 * (v[0] - 1):+.1f}%, req/s {100 * (v[1] - 1):+.1f}%",
+                 abs(v[0] - 1) <= tol_c and abs(v[1] - 1) <= abs(aa[1] - 1) + aa[2] + v[2],
+                 f"A/A: CPU/req {100 * (aa[0] - 1):+.1f}%, req/s {100 * (aa[1] - 1):+.1f}%, spreads "
+                 f"+/-{100 * aa[2]:.1f}% / +/-{100 * v[2]:.1f}%")
+    else:
+        rep.goal("counters tier indistinguishable from the A/A control (2b)", "-", None, "section 2b not run")
+    fl = {t: x for t, x in (g("node_floor") or {}).items() if x[2] > 0 and x[4] is not None}
+    if fl:
+        rep.goal("each Node tier's added cost per iteration within 1.2x of its plan's floor (1c)",
+                 ", ".join(f"{t} {x[4]:.2f}x" for t, x in fl.items()), all(x[4] <= 1.2 for x in fl.values()),
+                 "floor = traps x calibrated uprobe hit + other runs x half a tracepoint pair")
+    else:
+        rep.goal("each Node tier's added cost per iteration within 1.2x of its plan's floor (1c)", "-", None,
+                 "section 1 not run")
+
     # reference-loop probe budget (issue 3): ~2 us per iteration
     # Trap costs differ an order of magnitude between machines of our kind: the note
     # puts the figure next to this machine's floor (two USDT hits per iteration).
@@ -1756,6 +1849,8 @@ def main():
 
     judge_goals(env, cfg, rep)
     meta = {
+        # the machine class: trap costs differ 13x between machines of our kind
+        "machine": getattr(cfg, "machine", None) or calibration(env)[0],
         # run.sh sets BENCH_CMD to what the user typed ("make bench")
         "command": os.environ.get("BENCH_CMD") or " ".join(["tests/bench/bench.py"] + sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

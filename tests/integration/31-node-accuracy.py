@@ -22,19 +22,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import BUILD, LOOPSCOPE, check, skip, done, node_matrix, node_usable  # noqa: E402
+from lib import BUILD, LOOPSCOPE, check, skip, done, interp, node_matrix, node_usable  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODEDIR = os.path.join(HERE, "..", "node")
-
-
-def interp(recs, t, key):
-    """Linear interpolation of a cumulative record field at monotonic time t (ns)."""
-    for a, b in zip(recs, recs[1:]):
-        if a["t"] <= t <= b["t"]:
-            f = (t - a["t"]) / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0
-            return a[key] + f * (b[key] - a[key])
-    return None
 
 
 def stat_once(pid, secs, tier):

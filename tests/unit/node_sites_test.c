@@ -67,6 +67,12 @@ static void test_offsets_table(void **state)
 		assert_int_equal(o.heap_min, 520);
 		assert_int_equal(o.time, 544);
 		assert_int_equal(o.timer_timeout - o.timer_node, 24);
+		/* libuv's loop metrics: 1.44 has no uv_metrics_t (loop_count) before them */
+		assert_int_equal(o.have_metrics, 1);
+		assert_int_equal(o.internal_fields, 40);
+		assert_int_equal(o.mx_count, minor == 44 ? 0 : 8);
+		assert_int_equal(o.mx_entry, minor == 44 ? 8 : 136);
+		assert_int_equal(o.mx_idle, minor == 44 ? 16 : 144);
 	}
 	assert_int_equal(lu_offsets_table(0x012b00, &o), -ENOTSUP);	/* 1.43 */
 	assert_int_equal(lu_offsets_table(0x013200, &o), -ENOTSUP);	/* 1.50 */
@@ -125,6 +131,12 @@ static void test_node_binary(void **state)
 	assert_int_equal(dw.timer_node, tab.timer_node);
 	assert_int_equal(dw.timer_timeout, tab.timer_timeout);
 	assert_int_equal(dw.timer_loop, tab.timer_loop);
+	assert_int_equal(dw.have_metrics, 1);
+	assert_int_equal(dw.internal_fields, tab.internal_fields);
+	assert_int_equal(dw.mx_flags, tab.mx_flags);
+	assert_int_equal(dw.mx_count, tab.mx_count);
+	assert_int_equal(dw.mx_entry, tab.mx_entry);
+	assert_int_equal(dw.mx_idle, tab.mx_idle);
 
 	struct lu_uv_callees c = {
 		.run_idle = sym[IDLE].addr, .run_prepare = sym[PREPARE].addr, .io_poll = sym[POLL].addr,
@@ -219,6 +231,9 @@ static void test_node_plan(void **state)
 	(void)state;
 	if (access(NODE, R_OK))
 		skip();
+	/* the poll plan fixed, not chosen by this machine's calibration (which would
+	 * measure, with BPF, when nothing is cached) */
+	setenv("LOOPSCOPE_EPOLL", "tracepoints", 1);
 	snprintf(ti.exe, sizeof(ti.exe), NODE);
 	snprintf(ti.exe_proc, sizeof(ti.exe_proc), NODE);
 	snprintf(ti.lib, sizeof(ti.lib), NODE);
@@ -242,30 +257,61 @@ static void test_node_plan(void **state)
 	assert_int_equal(ls_node_plan(&ti, NULL, f, err, sizeof(err)), 0);	/* default tier */
 	fclose(f);
 	assert_non_null(strstr(text, "tier " LS_NODE_DEFAULT_TIER));
-	assert_non_null(strstr(text, "timers uv__run_timers+"));
+	/* timer lateness where a timer fires: one call of uv_timer_stop, not the entry */
+	assert_non_null(strstr(text, "timer_fire uv__run_timers+"));
+	assert_null(strstr(strstr(text, "timer_fire") + 1, "timer_fire"));
+	assert_null(strstr(text, "timers uv__run_timers+"));
 	assert_null(strstr(text, "boundary "));
-	/* epoll by the two uprobes around uv__io_poll's call, not tracepoints */
-	assert_non_null(strstr(text, "epoll enter uv__io_poll+"));
-	assert_non_null(strstr(text, "epoll exit uv__io_poll+"));
-	assert_null(strstr(text, "epoll tracepoints"));
+	assert_non_null(strstr(text, "\npoll tracepoints"));
 	free(text);
 
-	/* LOOPSCOPE_EPOLL_TRACEPOINTS=1: the tracepoints, and the note saying what they cost */
+	/* LOOPSCOPE_EPOLL picks the poll plan where it is available: the epoll uprobes
+	 * (two around uv__io_poll's call); the poll-entry plan needs a live loop keeping
+	 * idle time (pid 1 is not node), so the tracepoints are used instead. */
+	setenv("LOOPSCOPE_EPOLL", "uprobes", 1);
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(ls_node_plan(&ti, NULL, f, err, sizeof(err)), 0);
+	fclose(f);
+	assert_non_null(strstr(text, "poll epoll-uprobes"));
+	assert_non_null(strstr(text, "epoll enter uv__io_poll+"));
+	assert_non_null(strstr(text, "epoll exit uv__io_poll+"));
+	free(text);
+	setenv("LOOPSCOPE_EPOLL", "entry", 1);
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(ls_node_plan(&ti, NULL, f, err, sizeof(err)), 0);
+	fclose(f);
+	unsetenv("LOOPSCOPE_EPOLL");
+	assert_non_null(strstr(text, "poll tracepoints"));
+	assert_null(strstr(text, "poll_entry "));
+	free(text);
+
+	/* LOOPSCOPE_EPOLL_TRACEPOINTS=1: the tracepoints, and the note naming them */
 	setenv("LOOPSCOPE_EPOLL_TRACEPOINTS", "1", 1);
 	f = open_memstream(&text, &len);
 	assert_non_null(f);
 	assert_int_equal(ls_node_plan(&ti, NULL, f, err, sizeof(err)), 0);
 	fclose(f);
 	unsetenv("LOOPSCOPE_EPOLL_TRACEPOINTS");
-	assert_non_null(strstr(text, "epoll tracepoints"));
+	assert_non_null(strstr(text, "poll tracepoints"));
+	assert_non_null(strstr(text, "poll by tracepoints"));
 	assert_null(strstr(text, "epoll enter"));
+	free(text);
+
+	/* counters: needs the live loop's idle-time counter */
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	assert_int_equal(ls_node_plan(&ti, "counters", f, err, sizeof(err)), -ENOTSUP);
+	fclose(f);
+	assert_non_null(strstr(err, "--probes counters needs libuv's idle-time counter"));
 	free(text);
 
 	f = open_memstream(&text, &len);
 	assert_non_null(f);
 	assert_int_equal(ls_node_plan(&ti, "heavy", f, err, sizeof(err)), -EINVAL);
 	fclose(f);
-	assert_non_null(strstr(err, "--probes light or --probes phases"));
+	assert_non_null(strstr(err, "--probes light, phases or counters"));
 	free(text);
 }
 

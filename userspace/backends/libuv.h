@@ -30,6 +30,16 @@ struct lu_offsets {
 	uint32_t timer_loop;	/* uv_timer_t.loop */
 	uint32_t timer_node;	/* uv_timer_t.heap_node / .node (where heap pointers point) */
 	uint32_t timer_timeout;	/* uv_timer_t.timeout (ms) */
+	/* libuv's own loop metrics (the counters Node's eventLoopUtilization() and
+	 * uv_metrics_info() read): internal_fields is a pointer in uv_loop_t, the rest
+	 * are offsets inside the struct it points to; 0 when absent (mx_count: before
+	 * libuv 1.45, no loop_count / events). have_metrics: mx_* are valid. */
+	uint32_t have_metrics;
+	uint32_t internal_fields;	/* uv_loop_t.internal_fields */
+	uint32_t mx_flags;		/* .flags (bit UV_METRICS_IDLE_TIME) */
+	uint32_t mx_count;		/* .loop_metrics.metrics.loop_count, then events */
+	uint32_t mx_entry;		/* .loop_metrics.provider_entry_time (ns, 0: not idle) */
+	uint32_t mx_idle;		/* .loop_metrics.provider_idle_time (ns) */
 	char source[48];	/* "DWARF" or "table for libuv 1.44-1.49" */
 };
 /* From the DWARF of path (struct uv_loop_s and uv_timer_s), -ENOENT without it. */
@@ -41,12 +51,32 @@ int lu_offsets_table(uint32_t version_hex, struct lu_offsets *o);
  * the loop). 0 if plausible, else -EINVAL / -errno with the reason in why. */
 int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *why, size_t whylen);
 
-/* Copy len bytes at addr in pid's memory (process_vm_readv: nothing is written). */
-int lu_read_remote(pid_t pid, uint64_t addr, void *buf, size_t len);
 /* Node's own version ("20.20.2", process.versions.node) from the running process:
  * node::per_process::metadata at addr starts with versions.node, a libstdc++
  * std::string. -EINVAL if what is there is not a version. */
 int lu_node_version(pid_t pid, uint64_t metadata, char *out, size_t len);
+/* libuv's loop metrics, read from outside (process_vm_readv, never written). */
+#define LU_METRICS_IDLE_TIME 1u	/* internal flags bit: the loop keeps idle time */
+struct lu_metrics {
+	uint64_t fields;	/* where internal_fields points (0: not read yet) */
+	uint32_t flags;
+	uint64_t loop_count;	/* iterations (libuv >= 1.45, else 0) */
+	uint64_t events;	/* events delivered by the poll (>= 1.45, else 0) */
+	uint64_t entry_ns;	/* poll entered at (CLOCK_MONOTONIC), 0 when not idle */
+	uint64_t idle_ns;	/* idle time so far, not counting the poll in progress */
+	uint64_t time_ms;	/* loop->time: refreshed at least once an iteration */
+};
+/* Read loop's metrics into m. m->fields is reused when set (one read then). Two
+ * reads must agree (the loop thread updates the fields under a lock we cannot
+ * take), up to 4 tries: -EAGAIN if they never did. -EINVAL if the fields are
+ * implausible (entry time in the future), -errno if the memory cannot be read. */
+int lu_metrics_read(pid_t pid, uint64_t loop, const struct lu_offsets *o, struct lu_metrics *m);
+/* Idle time as libuv's uv_metrics_idle_time() gives it at now: with the poll in
+ * progress. */
+static inline uint64_t lu_metrics_idle_at(const struct lu_metrics *m, uint64_t now)
+{
+	return m->idle_ns + (m->entry_ns && now > m->entry_ns ? now - m->entry_ns : 0);
+}
 
 /* ---- uprobe sites (libuv_sites.c, Capstone) ---- */
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "libuv.h"
+#include "proc.h"
 
 int lu_version(const struct ls_elf *e, const struct ls_elf_sym *uv_version, uint32_t *hex)
 {
@@ -133,6 +134,36 @@ static int find_struct(Dwarf_Die *cu, const char *name, Dwarf_Die *out)
 	return -ENOENT;
 }
 
+/* The metrics fields (struct lu_offsets, mx_*) from the structs of libuv's
+ * uv-common.h found so far; 1 once all are known. */
+struct mx_dwarf {
+	int have_if, have_lm, have_m, old_lm;
+	uint32_t lm, flags, metrics, entry, idle, count;
+};
+
+static void metrics_dwarf_cu(Dwarf_Die *cu, struct mx_dwarf *x)
+{
+	Dwarf_Die s;
+
+	if (!x->have_if && !find_struct(cu, "uv__loop_internal_fields_s", &s) &&
+	    !member_offset(&s, "flags", NULL, &x->flags) && !member_offset(&s, "loop_metrics", NULL, &x->lm))
+		x->have_if = 1;
+	if (!x->have_lm && !find_struct(cu, "uv__loop_metrics_s", &s) &&
+	    !member_offset(&s, "provider_entry_time", NULL, &x->entry) &&
+	    !member_offset(&s, "provider_idle_time", NULL, &x->idle)) {
+		x->have_lm = 1;
+		/* libuv 1.44 has no uv_metrics_t inside: no loop_count */
+		x->old_lm = member_offset(&s, "metrics", NULL, &x->metrics) != 0;
+	}
+	if (!x->have_m && !find_struct(cu, "uv_metrics_s", &s) && !member_offset(&s, "loop_count", NULL, &x->count))
+		x->have_m = 1;
+}
+
+static int metrics_dwarf_done(const struct mx_dwarf *x)
+{
+	return x->have_if && x->have_lm && (x->old_lm || x->have_m);
+}
+
 int lu_offsets_dwarf(const char *path, struct lu_offsets *o)
 {
 	Dwarf *dw = NULL;
@@ -140,6 +171,7 @@ int lu_offsets_dwarf(const char *path, struct lu_offsets *o)
 	size_t hsize;
 	int fd, err = -ENOENT, have_loop = 0, have_timer = 0;
 	struct lu_offsets r = { 0 };
+	struct mx_dwarf x = { 0 };
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -147,11 +179,18 @@ int lu_offsets_dwarf(const char *path, struct lu_offsets *o)
 	dw = dwarf_begin(fd, DWARF_C_READ);
 	if (!dw)
 		goto cleanup;
-	while (!(have_loop && have_timer) && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+	while (!(have_loop && have_timer && metrics_dwarf_done(&x)) &&
+	       dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
 		Dwarf_Die cu, s;
 
 		if (dwarf_offdie(dw, off + hsize, &cu)) {
 			Dwarf_Word sz;
+
+			if (!metrics_dwarf_done(&x))
+				metrics_dwarf_cu(&cu, &x);
+			if (!have_loop && !find_struct(&cu, "uv_loop_s", &s) &&
+			    member_offset(&s, "internal_fields", NULL, &r.internal_fields))
+				r.internal_fields = 0;
 
 			if (!have_loop && !find_struct(&cu, "uv_loop_s", &s) &&
 			    !member_offset(&s, "timer_heap", "min", &r.heap_min) &&
@@ -175,6 +214,13 @@ int lu_offsets_dwarf(const char *path, struct lu_offsets *o)
 		off = next;
 	}
 	if (have_loop && have_timer) {
+		if (r.internal_fields && metrics_dwarf_done(&x)) {
+			r.have_metrics = 1;
+			r.mx_flags = x.flags;
+			r.mx_entry = x.lm + x.entry;
+			r.mx_idle = x.lm + x.idle;
+			r.mx_count = x.old_lm ? 0 : x.lm + x.metrics + x.count;
+		}
 		snprintf(r.source, sizeof(r.source), "DWARF");
 		*o = r;
 		err = 0;
@@ -196,24 +242,72 @@ int lu_offsets_table(uint32_t version_hex, struct lu_offsets *o)
 	static const struct lu_offsets v144_149 = {
 		.heap_min = 520, .heap_nelts = 528, .time = 544, .backend_fd = 64, .loop_size = 848,
 		.timer_loop = 8, .timer_node = 104, .timer_timeout = 128,
+		.have_metrics = 1, .internal_fields = 40, .mx_flags = 0,
+		.mx_count = 8, .mx_entry = 136, .mx_idle = 144,
 		.source = "table for libuv 1.44-1.49",
 	};
 
 	if (major != 1 || minor < 44 || minor > 49)
 		return -ENOTSUP;
 	*o = v144_149;
+	/* 1.44's uv__loop_metrics_t has no uv_metrics_t (loop_count) in front */
+	if (minor == 44) {
+		o->mx_count = 0;
+		o->mx_entry = 8;
+		o->mx_idle = 16;
+	}
 	return 0;
 }
 
-int lu_read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
-{
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
-	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+struct mx_raw {
+	uint32_t flags;
+	uint64_t count, events, entry, idle;
+};
 
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EIO;
+static int metrics_once(pid_t pid, uint64_t fields, const struct lu_offsets *o, struct mx_raw *r)
+{
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	if ((err = ls_proc_read_mem(pid, fields + o->mx_flags, &r->flags, 4)) ||
+	    (err = ls_proc_read_mem(pid, fields + o->mx_entry, &r->entry, 8)) ||
+	    (err = ls_proc_read_mem(pid, fields + o->mx_idle, &r->idle, 8)))
+		return err;
+	if (o->mx_count && (err = ls_proc_read_mem(pid, fields + o->mx_count, &r->count, 16)))
+		return err;
+	return 0;
+}
+
+int lu_metrics_read(pid_t pid, uint64_t loop, const struct lu_offsets *o, struct lu_metrics *m)
+{
+	struct mx_raw a, b;
+	struct timespec ts;
+	uint64_t now;
+	int err;
+
+	if (!o->have_metrics)
+		return -ENOTSUP;
+	if (!m->fields && (err = ls_proc_read_mem(pid, loop + o->internal_fields, &m->fields, 8)))
+		return err;
+	if (!m->fields)
+		return -EINVAL;
+	for (int i = 0; i < 4; i++) {
+		if ((err = metrics_once(pid, m->fields, o, &a)) || (err = metrics_once(pid, m->fields, o, &b)))
+			return err;
+		if (memcmp(&a, &b, sizeof(a)))
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		if (a.entry > now || a.idle > now)
+			return -EINVAL;
+		m->flags = a.flags;
+		m->loop_count = a.count;
+		m->events = a.events;
+		m->entry_ns = a.entry;
+		m->idle_ns = a.idle;
+		return ls_proc_read_mem(pid, loop + o->time, &m->time_ms, 8);
+	}
+	return -EAGAIN;
 }
 
 int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *why, size_t whylen)
@@ -230,7 +324,7 @@ int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *wh
 		snprintf(why, whylen, "uv_loop_t offsets out of range");
 		return -EINVAL;
 	}
-	err = lu_read_remote(pid, addr, loop, o->loop_size);
+	err = ls_proc_read_mem(pid, addr, loop, o->loop_size);
 	if (err) {
 		snprintf(why, whylen, "cannot read the loop at %#llx: %s", (unsigned long long)addr, strerror(-err));
 		return err;
@@ -259,7 +353,7 @@ int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *wh
 		return -EINVAL;
 	}
 	if (min) {
-		err = lu_read_remote(pid, min - o->timer_node + o->timer_loop, &back, 8);
+		err = ls_proc_read_mem(pid, min - o->timer_node + o->timer_loop, &back, 8);
 		if (err || back != addr) {
 			snprintf(why, whylen, "the timer at the heap minimum does not point back at the loop");
 			return -EINVAL;
@@ -275,12 +369,12 @@ int lu_node_version(pid_t pid, uint64_t metadata, char *out, size_t len)
 	int err;
 
 	out[0] = 0;
-	err = lu_read_remote(pid, metadata, str, sizeof(str));
+	err = ls_proc_read_mem(pid, metadata, str, sizeof(str));
 	if (err)
 		return err;
 	if (!str[1] || str[1] >= sizeof(buf) || str[1] >= len)
 		return -EINVAL;
-	err = lu_read_remote(pid, str[0], buf, (size_t)str[1]);
+	err = ls_proc_read_mem(pid, str[0], buf, (size_t)str[1]);
 	if (err)
 		return err;
 	buf[str[1]] = 0;

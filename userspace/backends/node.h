@@ -1,14 +1,13 @@
 /* node.h: the Node.js / libuv backend (nodeuv.c) of the agent core (agent.h).
  *
  * Targets: any process with libuv's uv_run in its executable (Node.js links libuv
- * in) or in a mapped libuv.so. Tiers (ls_agent_opts.tier):
- *   "light"  (default) uprobes around uv__io_poll's epoll call (entry and the
- *            instruction after it) + one uprobe at uv__run_timers; the epoll syscall
- *            tracepoints only when the binary has no such call site, or with
- *            LOOPSCOPE_EPOLL_TRACEPOINTS=1;
- *   "phases" light's probes + uprobes at the phase boundaries inside uv_run.
- * Both add GC brackets (Node) and stall classification by stack samples.
- * The probe plan and its costs: nodeuv.md beside this file.
+ * in) or in a mapped libuv.so. Tiers (ls_agent_opts.tier), probe-plans.md:
+ *   "light"    (default) at most one trap per iteration: the poll timed by the epoll
+ *              tracepoints or one poll-entry uprobe (the cheaper by calibration),
+ *              timer lateness where a timer fires;
+ *   "phases"   uprobes at the phase boundaries inside uv_run;
+ *   "counters" no probe: libuv's own counters read from outside.
+ * light and phases add GC brackets (Node) and stall classification by stack samples.
  */
 #ifndef LS_NODE_H
 #define LS_NODE_H

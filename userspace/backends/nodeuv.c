@@ -6,7 +6,8 @@
  * it in a fixed order: tracepoints, uprobes, per-CPU perf events. Anything that
  * fails on the way is torn down by detach(), so a failed attach leaves nothing.
  *
- * What is measured where, and what each tier costs: nodeuv.md beside this file.
+ * What is measured where, and what each tier costs: nodeuv.md beside this file, and
+ * probe-plans.md (the poll plans, the counters tier).
  */
 #include <errno.h>
 #include <limits.h>
@@ -17,11 +18,13 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "calib.h"
 #include "libuv.h"
 #include "links.h"
 #include "node.h"
@@ -38,6 +41,7 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 #define MAX_BSITES 24
 #define MAX_RET_SITES 16
 #define MAX_EPSITES 8
+#define MAX_PSITES 4
 #define SAMPLE_HZ 99
 #define DEFAULT_STALL_NS 100000000ull
 
@@ -46,7 +50,7 @@ enum {
 	S_UV_RUN, S_UV_VERSION, S_RUN_TIMERS, S_RUN_IDLE, S_RUN_PREPARE, S_IO_POLL, S_RUN_CHECK,
 	S_DEFAULT_LOOP, S_MICROTASKS, S_CB_CLOSE, S_COLLECT_GARBAGE, S_GC_PAUSE_START, S_GC_PAUSE_STOP,
 	S_METADATA, S_ALLOC_THREAD_ID, S_NEXT_THREAD_ID, S_WORKER_CTOR,
-	S_NSYMS,
+	S_TIMER_STOP, S_NSYMS,
 };
 static const char *const sym_names[S_NSYMS] = {
 	[S_UV_RUN] = "uv_run",
@@ -69,6 +73,21 @@ static const char *const sym_names[S_NSYMS] = {
 	[S_ALLOC_THREAD_ID] = "_ZN4node27AllocateEnvironmentThreadIdEv",
 	[S_NEXT_THREAD_ID] = "_ZN4nodeL14next_thread_idE",
 	[S_WORKER_CTOR] = "_ZN4node6worker6WorkerC1E*",
+	[S_TIMER_STOP] = "uv_timer_stop",
+};
+
+/* How the loop's poll is timed (the numbers are the same whichever is used). */
+enum poll_mode {
+	POLL_TRACEPOINTS,	/* epoll syscall tracepoints: no trap, a tax on every syscall */
+	POLL_EPOLL_UPROBES,	/* uprobes on uv__io_poll's epoll call and after it: 2 traps a call */
+	POLL_ENTRY,		/* one uprobe at uv_run's call of uv__io_poll + libuv's idle counter */
+	POLL_NONE,		/* counters tier: nothing in the loop thread */
+};
+static const char *const poll_mode_names[] = {
+	[POLL_TRACEPOINTS] = "tracepoints",
+	[POLL_EPOLL_UPROBES] = "epoll-uprobes",
+	[POLL_ENTRY] = "poll-entry",
+	[POLL_NONE] = "none",
 };
 
 struct node_plan {
@@ -83,8 +102,16 @@ struct node_plan {
 	int have_epoll;			/* epoll by uprobes in uv__io_poll, not tracepoints */
 	int nep;
 	struct lu_site epsites[MAX_EPSITES];	/* call (cookie 0), after it (1), ... */
+	int npoll;
+	struct lu_site psites[MAX_PSITES];	/* uv_run's calls of uv__io_poll */
+	uint32_t poll_mode;		/* enum poll_mode */
+	int metrics_ok;			/* the default loop keeps libuv's idle time (checked live) */
+	int counters;			/* counters tier: no probe at all */
+	uint64_t default_loop;		/* its address in the target, or 0 */
 	int have_timers;
-	struct lu_site timers;		/* entry of uv__run_timers (light tier) */
+	struct lu_site timers;		/* entry of uv__run_timers (light tier fallback) */
+	int ntf;
+	struct lu_site tfire[MAX_PSITES];	/* uv__run_timers' calls of uv_timer_stop (light) */
 	int phases;			/* uv_run boundaries in use */
 	int nb;
 	struct lu_site bsites[MAX_BSITES];
@@ -101,6 +128,7 @@ struct node_plan {
 	struct lu_range tick[NU_NRANGES];	/* InternalCallbackScope::Close and its parts */
 	char tier[16];
 	char note[320];
+	char poll_why[160];		/* the calibration figures behind poll_mode */
 };
 
 struct perf_slot {
@@ -108,7 +136,7 @@ struct perf_slot {
 	struct bpf_link *link;
 };
 
-#define MAX_LINKS (8 + MAX_BSITES + MAX_RET_SITES + MAX_EPSITES)
+#define MAX_LINKS (8 + MAX_BSITES + MAX_RET_SITES + MAX_EPSITES + 2 * MAX_PSITES)
 #define MAX_MULTI 4
 
 struct node_priv {
@@ -133,6 +161,30 @@ struct node_priv {
 	size_t nlabels;
 	ls_episode_fn fn;		/* set only while consume() runs */
 	void *fn_arg;
+	struct mx_loop *mx;		/* libuv's counters per loop (NU_MAX_LOOPS) */
+	struct counters_state *cs;	/* counters tier only */
+};
+
+/* A loop whose utilization comes from libuv's idle-time counter (what Node's
+ * eventLoopUtilization() reads) rather than from the probes: busy and idle since
+ * base_ns, read at each collect. */
+struct mx_loop {
+	uint32_t tid;			/* 0: free slot */
+	int usable;			/* 0: counter unreadable or off, use the probes' figures */
+	uint64_t loop;
+	struct lu_metrics m;
+	uint64_t base_ns, base_idle;	/* first read */
+	uint64_t busy_ns, idle_ns;	/* at the last good read */
+	uint64_t base_count;		/* loop_count at base (counters tier) */
+};
+
+/* Counters tier: the main loop, read from outside at each tick of a timerfd. */
+struct counters_state {
+	int tfd;
+	uint64_t last_time_ms;		/* loop->time at the previous tick */
+	uint64_t stall_start_ns;	/* an open stall episode started then, or 0 */
+	uint64_t stall_episodes;
+	uint64_t longest_ns;		/* longest stall seen */
 };
 
 static int node_match(const struct ls_target_info *ti)
@@ -161,18 +213,99 @@ static const char *tier_or_default(const char *tier)
 static void find_epoll_sites(const struct ls_elf *e, struct node_plan *pl)
 {
 	static const char *const imports[] = { "epoll_pwait", "epoll_wait", "epoll_pwait2" };
-	const char *force = getenv("LOOPSCOPE_EPOLL_TRACEPOINTS");
 	uint64_t slots[3];
 	int r;
 
-	if ((force && *force && strcmp(force, "0")) || !pl->sym[S_IO_POLL].addr ||
-	    ls_elf_import_slots(e, imports, 3, slots) <= 0)
+	if (!pl->sym[S_IO_POLL].addr || ls_elf_import_slots(e, imports, 3, slots) <= 0)
 		return;
 	r = lu_import_call_sites(e, &pl->sym[S_IO_POLL], slots, 3, pl->epsites, MAX_EPSITES);
-	if (r > 0) {
+	if (r > 0)
 		pl->nep = r;
-		pl->have_epoll = 1;
+}
+
+/* The poll plan, where several mechanisms give the same numbers: the cheapest on
+ * this machine by its calibration (calib.h, measured once per boot). The default
+ * tier allows at most one trap per iteration, so the epoll uprobes (two a call)
+ * are a candidate only in the phases tier, which pays eight anyway. Node polls
+ * twice per idle iteration (timeout 0 first, UV_METRICS_IDLE_TIME), so a
+ * tracepoint pair counts twice there. LOOPSCOPE_EPOLL=tracepoints|uprobes|entry
+ * forces a mechanism where it is available (LOOPSCOPE_EPOLL_TRACEPOINTS=1 too). */
+static void choose_poll(struct node_plan *pl, int phases)
+{
+	const char *force = getenv("LOOPSCOPE_EPOLL"), *tp = getenv("LOOPSCOPE_EPOLL_TRACEPOINTS");
+	int entry_ok = pl->metrics_ok && (phases || pl->npoll > 0), up_ok = pl->nep > 0;
+	double calls = pl->runtime == LS_RT_NODE ? 2 : 1, c_tp, c_entry, c_up;
+	struct ls_calib c;
+	char err[160];
+
+	pl->have_epoll = 0;
+	pl->poll_why[0] = 0;
+	if (pl->counters) {
+		pl->poll_mode = POLL_NONE;
+		return;
 	}
+	if (tp && *tp && strcmp(tp, "0"))
+		force = "tracepoints";
+	if (force && *force) {
+		if (!strcmp(force, "entry") && entry_ok)
+			pl->poll_mode = POLL_ENTRY;
+		else if (!strcmp(force, "uprobes") && up_ok)
+			pl->poll_mode = POLL_EPOLL_UPROBES;
+		else
+			pl->poll_mode = POLL_TRACEPOINTS;
+		snprintf(pl->poll_why, sizeof(pl->poll_why), "chosen by LOOPSCOPE_EPOLL");
+		goto out;
+	}
+	/* In the phases tier the poll-entry boundary is probed anyway: reading libuv's
+	 * counter there costs no extra hit. */
+	if (phases && entry_ok) {
+		pl->poll_mode = POLL_ENTRY;
+		snprintf(pl->poll_why, sizeof(pl->poll_why), "at the poll_in boundary, no extra hit");
+		goto out;
+	}
+	if (ls_calib_get(&c, 0, err, sizeof(err))) {
+		/* no figures: one trap and no host-wide tax, or the tracepoints */
+		pl->poll_mode = entry_ok && !phases ? POLL_ENTRY : POLL_TRACEPOINTS;
+		snprintf(pl->poll_why, sizeof(pl->poll_why), "no calibration: %.100s", err);
+		goto out;
+	}
+	c_tp = c.tp_pair_ns * calls;
+	c_entry = c.uprobe_hit_ns;
+	c_up = 2 * c.uprobe_hit_ns * calls;
+	pl->poll_mode = POLL_TRACEPOINTS;
+	if (!phases && entry_ok && c_entry < c_tp)
+		pl->poll_mode = POLL_ENTRY;
+	else if (phases && up_ok && c_up < c_tp)
+		pl->poll_mode = POLL_EPOLL_UPROBES;
+	if (!phases ? entry_ok : up_ok)
+		snprintf(pl->poll_why, sizeof(pl->poll_why), "calibrated: tracepoints %.2f us/iteration, %s %.2f us",
+			 c_tp / 1e3, !phases ? "poll-entry" : "epoll-uprobes", (!phases ? c_entry : c_up) / 1e3);
+	else
+		snprintf(pl->poll_why, sizeof(pl->poll_why), "the only one available");
+out:
+	pl->have_epoll = pl->poll_mode == POLL_EPOLL_UPROBES;
+}
+
+/* libuv's counters of the default loop read live: usable for the poll-entry plan
+ * and for utilization when the loop keeps idle time (Node turns it on). */
+static void check_metrics(const struct ls_target_info *ti, struct node_plan *pl)
+{
+	struct lu_metrics m = { 0 };
+
+	pl->metrics_ok = 0;
+	if (!pl->have_off || !pl->off.have_metrics || !pl->default_loop)
+		return;
+	if (!lu_metrics_read(ti->pid, pl->default_loop, &pl->off, &m) && (m.flags & LU_METRICS_IDLE_TIME))
+		pl->metrics_ok = 1;
+}
+
+/* The note's last item: how the poll is timed and why. */
+static void poll_note(struct node_plan *pl)
+{
+	char buf[240];
+
+	snprintf(buf, sizeof(buf), "poll by %s (%s)", poll_mode_names[pl->poll_mode], pl->poll_why);
+	note_add(pl, buf);
 }
 
 /* Everything decided from the target's ELF before anything is loaded. */
@@ -188,9 +321,10 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	memset(pl, 0, sizeof(*pl));
 	tier = tier_or_default(tier);
 	if (!ls_probe_tier_valid(tier)) {
-		snprintf(err, errlen, "unknown probe tier '%s': use --probes light or --probes phases", tier);
+		snprintf(err, errlen, "unknown probe tier '%s': use --probes light, phases or counters", tier);
 		return -EINVAL;
 	}
+	pl->counters = !strcmp(tier, "counters");
 	pl->runtime = ti->runtime == LS_RT_NODE ? LS_RT_NODE : LS_RT_LIBUV;
 	in_exe = !ti->lib[0] || !strcmp(ti->lib, ti->exe_proc);
 	snprintf(pl->path, sizeof(pl->path), "%s", in_exe ? ti->exe_proc : ti->lib);
@@ -235,9 +369,52 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 		snprintf(pl->off.source, sizeof(pl->off.source), "1.44-1.49 layout, version unknown");
 	}
 
-	if (pl->sym[S_RUN_TIMERS].addr && pl->have_off && !lu_entry_site(e, &pl->sym[S_RUN_TIMERS], &pl->timers))
+	if (pl->sym[S_DEFAULT_LOOP].addr)
+		pl->default_loop = pl->sym[S_DEFAULT_LOOP].addr + pl->bias;
+	if (pl->counters) {
+		r = 0;
+		check_metrics(ti, pl);
+		if (!pl->metrics_ok) {
+			snprintf(err, errlen, "--probes counters needs libuv's idle-time counter on the default loop "
+				 "(Node.js, or UV_METRICS_IDLE_TIME) and its offsets: %s; use --probes light",
+				 !pl->default_loop ? "no default_loop_struct symbol"
+				 : !pl->have_off || !pl->off.have_metrics ? "offsets unknown for this libuv"
+				 : pl->runtime == LS_RT_NODE ? "the loop does not keep idle time yet (Node turns it on as its "
+							      "loop starts: attach again once it runs)"
+									 : "the loop does not keep idle time");
+			r = -ENOTSUP;
+			goto cleanup;
+		}
+		snprintf(pl->tier, sizeof(pl->tier), "counters");
+		choose_poll(pl, 0);
+		note_add(pl, "counters: no probe in the loop; utilization and iterations from libuv's own "
+			     "counters, delay only as busy time per iteration over each interval, stalls (main "
+			     "loop) from counters that stop, unclassified");
+		goto cleanup;
+	}
+	/* Timer lateness where a timer fires: uv__run_timers' first call of uv_timer_stop,
+	 * once per timer it runs, right after the due check (a later call is
+	 * uv_timer_again's, inlined, for repeating timers only: a second hit for the same
+	 * timer). Its entry, a hit every iteration, only if there is no such call. */
+	if (pl->sym[S_RUN_TIMERS].addr && pl->have_off && pl->sym[S_TIMER_STOP].addr) {
+		r = lu_direct_call_sites(e, &pl->sym[S_RUN_TIMERS], pl->sym[S_TIMER_STOP].addr, 0, pl->tfire,
+					 MAX_PSITES);
+		pl->ntf = r > 0 ? 1 : 0;
+		for (int i = 1; i < r && r <= MAX_PSITES; i++)
+			if (pl->tfire[i].vaddr < pl->tfire[0].vaddr)
+				pl->tfire[0] = pl->tfire[i];
+	}
+	if (!pl->ntf && pl->sym[S_RUN_TIMERS].addr && pl->have_off &&
+	    !lu_entry_site(e, &pl->sym[S_RUN_TIMERS], &pl->timers))
+		pl->have_timers = 1;
+	if (pl->ntf)
 		pl->have_timers = 1;
 	find_epoll_sites(e, pl);
+	if (pl->sym[S_IO_POLL].addr) {
+		r = lu_direct_call_sites(e, &pl->sym[S_UV_RUN], pl->sym[S_IO_POLL].addr, 0, pl->psites, MAX_PSITES);
+		pl->npoll = r > 0 ? r : 0;
+	}
+	check_metrics(ti, pl);
 
 	if (!strcmp(tier, "phases")) {
 		callees = (struct lu_uv_callees){
@@ -296,8 +473,14 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	    !lu_call_result_store(e, &pl->sym[S_WORKER_CTOR], pl->sym[S_ALLOC_THREAD_ID].addr, &pl->worker_thread_id))
 		pl->have_worker_ids = 1;
 	/* uprobes are attached by file offset */
-	if (pl->have_timers && ls_elf_file_offset(e, pl->timers.vaddr, &pl->timers.file_off))
+	if (pl->have_timers && !pl->ntf && ls_elf_file_offset(e, pl->timers.vaddr, &pl->timers.file_off))
 		pl->have_timers = 0;
+	for (int i = 0; i < pl->ntf; i++)
+		if (ls_elf_file_offset(e, pl->tfire[i].vaddr, &pl->tfire[i].file_off))
+			pl->ntf = pl->have_timers = 0;
+	for (int i = 0; i < pl->npoll; i++)
+		if (ls_elf_file_offset(e, pl->psites[i].vaddr, &pl->psites[i].file_off))
+			pl->npoll = 0;
 	for (int i = 0; i < pl->nb; i++)
 		if (ls_elf_file_offset(e, pl->bsites[i].vaddr, &pl->bsites[i].file_off))
 			pl->phases = 0;
@@ -306,7 +489,8 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 			pl->have_gc = 0;
 	for (int i = 0; i < pl->nep; i++)
 		if (ls_elf_file_offset(e, pl->epsites[i].vaddr, &pl->epsites[i].file_off))
-			pl->have_epoll = 0;
+			pl->nep = 0;
+	choose_poll(pl, pl->phases);
 
 	snprintf(pl->tier, sizeof(pl->tier), "%s", pl->phases ? "phases" : "light");
 	if (pl->runtime == LS_RT_NODE) {
@@ -328,8 +512,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 		note_add(pl, buf);
 	}
 	/* last: the notes above say what is missing, this one what it costs */
-	if (!pl->have_epoll)
-		note_add(pl, "epoll by syscall tracepoints (host-wide syscall slow path)");
+	poll_note(pl);
 	r = 0;
 cleanup:
 	ls_elf_close(e);
@@ -357,12 +540,17 @@ int ls_node_plan(const struct ls_target_info *ti, const char *tier, FILE *out, c
 			"uv_timer_t: loop +%u heap_node +%u timeout +%u\n", pl->off.heap_min, pl->off.heap_nelts,
 			pl->off.time, pl->off.backend_fd, pl->off.loop_size, pl->off.timer_loop, pl->off.timer_node,
 			pl->off.timer_timeout);
-	for (int i = 0; i < pl->nep; i++)
+	fprintf(out, "poll %s\n", poll_mode_names[pl->poll_mode]);
+	for (int i = 0; pl->have_epoll && i < pl->nep; i++)
 		fprintf(out, "epoll %s uv__io_poll+%#llx %s\n", pl->epsites[i].cookie ? "exit" : "enter",
 			(unsigned long long)(pl->epsites[i].vaddr - pl->sym[S_IO_POLL].addr), pl->epsites[i].insn);
-	if (!pl->have_epoll)
-		fprintf(out, "epoll tracepoints\n");
-	if (pl->have_timers)
+	for (int i = 0; pl->poll_mode == POLL_ENTRY && !pl->phases && i < pl->npoll; i++)
+		fprintf(out, "poll_entry uv_run+%#llx %s\n",
+			(unsigned long long)(pl->psites[i].vaddr - pl->sym[S_UV_RUN].addr), pl->psites[i].insn);
+	for (int i = 0; !pl->phases && i < pl->ntf; i++)
+		fprintf(out, "timer_fire uv__run_timers+%#llx %s\n",
+			(unsigned long long)(pl->tfire[i].vaddr - pl->sym[S_RUN_TIMERS].addr), pl->tfire[i].insn);
+	if (pl->have_timers && !pl->ntf && !pl->counters)
 		fprintf(out, "timers uv__run_timers+%#llx %s\n",
 			(unsigned long long)(pl->timers.vaddr - pl->sym[S_RUN_TIMERS].addr), pl->timers.insn);
 	for (int i = 0; i < pl->nb; i++)
@@ -407,6 +595,10 @@ static void node_detach(struct ls_target *t)
 	p->nlinks = 0;
 	ring_buffer__free(p->rb);
 	nodeuv__destroy(p->skel);
+	if (p->cs && p->cs->tfd >= 0)
+		close(p->cs->tfd);
+	free(p->cs);
+	free(p->mx);
 	free(p->val);
 	free(p);
 	t->priv = NULL;
@@ -512,14 +704,22 @@ static int uprobe_sets(struct node_priv *p, struct uprobe_set *out)
 	const struct node_plan *pl = &p->plan;
 	int n = 0;
 
+	if (pl->counters)
+		return 0;
 	/* GC first: returns never miss a pause whose entry was seen */
 	if (pl->have_gc)
 		out[n++] = (struct uprobe_set){ p->skel->progs.nu_gc, pl->gc_sites, pl->ngc_sites, "GC" };
 	/* epoll before the sites whose programs assume its state is live */
 	if (pl->have_epoll)
 		out[n++] = (struct uprobe_set){ p->skel->progs.nu_epoll, pl->epsites, pl->nep, "uv__io_poll epoll call" };
-	if (pl->phases)
+	if (pl->phases) {
 		out[n++] = (struct uprobe_set){ p->skel->progs.nu_boundary, pl->bsites, pl->nb, "uv_run boundary" };
+		return n;
+	}
+	if (pl->poll_mode == POLL_ENTRY)
+		out[n++] = (struct uprobe_set){ p->skel->progs.nu_poll, pl->psites, pl->npoll, "uv__io_poll call" };
+	if (pl->ntf)
+		out[n++] = (struct uprobe_set){ p->skel->progs.nu_timer_fire, pl->tfire, pl->ntf, "uv_timer_stop call" };
 	else if (pl->have_timers)
 		out[n++] = (struct uprobe_set){ p->skel->progs.nu_timers, &pl->timers, 1, "uv__run_timers" };
 	return n;
@@ -584,7 +784,7 @@ static int add_sampler(struct node_priv *p)
 static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 {
 	const struct node_plan *pl = &p->plan;
-	struct uprobe_set sets[4];
+	struct uprobe_set sets[5];
 	int n, r;
 
 	p->skel = nodeuv__open();
@@ -600,6 +800,14 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 		p->skel->rodata->off_heap_min = pl->off.heap_min;
 		p->skel->rodata->off_time = pl->off.time;
 		p->skel->rodata->off_node_timeout = pl->off.timer_timeout - pl->off.timer_node;
+		p->skel->rodata->off_timer_loop = pl->off.timer_loop;
+		p->skel->rodata->off_timer_timeout = pl->off.timer_timeout;
+	}
+	if (pl->poll_mode == POLL_ENTRY) {
+		p->skel->rodata->poll_by_metrics = 1;
+		p->skel->rodata->off_fields = pl->off.internal_fields;
+		p->skel->rodata->off_mx_idle = pl->off.mx_idle;
+		p->skel->rodata->off_mx_entry = pl->off.mx_entry;
 	}
 	for (int i = 0; i < pl->nmicro; i++) {
 		p->skel->rodata->micro_lo[i] = pl->micro[i].lo + pl->bias;
@@ -609,7 +817,9 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 		p->skel->rodata->tick_lo[i] = pl->tick[i].lo + pl->bias;
 		p->skel->rodata->tick_hi[i] = pl->tick[i].hi + pl->bias;
 	}
-	bpf_program__set_autoload(p->skel->progs.nu_timers, pl->have_timers && !pl->phases);
+	bpf_program__set_autoload(p->skel->progs.nu_timers, pl->have_timers && !pl->ntf && !pl->phases);
+	bpf_program__set_autoload(p->skel->progs.nu_timer_fire, pl->ntf && !pl->phases);
+	bpf_program__set_autoload(p->skel->progs.nu_poll, pl->poll_mode == POLL_ENTRY && !pl->phases);
 	bpf_program__set_autoload(p->skel->progs.nu_boundary, pl->phases);
 	bpf_program__set_autoload(p->skel->progs.nu_gc, pl->have_gc);
 	/* libuv >= 1.45 polls with epoll_pwait only; 1.44 uses epoll_wait unless it
@@ -619,7 +829,9 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 		bpf_program__set_autoload(p->skel->progs.nu_enter_epoll_wait, false);
 		bpf_program__set_autoload(p->skel->progs.nu_exit_epoll_wait, false);
 	}
-	if (pl->have_epoll) {
+	if (pl->poll_mode != POLL_TRACEPOINTS) {
+		bpf_program__set_autoload(p->skel->progs.nu_enter_epoll_wait, false);
+		bpf_program__set_autoload(p->skel->progs.nu_exit_epoll_wait, false);
 		bpf_program__set_autoload(p->skel->progs.nu_enter_epoll_pwait, false);
 		bpf_program__set_autoload(p->skel->progs.nu_exit_epoll_pwait, false);
 	}
@@ -681,7 +893,7 @@ static void release_probes(struct node_priv *p)
  * means the kernel refused the first uprobe_multi link (retry without). */
 static int load_and_attach(struct node_priv *p, int multi, char *err, size_t errlen)
 {
-	struct uprobe_set sets[4];
+	struct uprobe_set sets[5];
 	int r, n;
 
 	r = load_skel(p, multi, err, errlen);
@@ -705,6 +917,158 @@ static int load_and_attach(struct node_priv *p, int multi, char *err, size_t err
 				return r;
 	}
 	return 0;
+}
+
+/* ---- libuv's own counters, read from outside ---- */
+
+/* The counters slot of loop thread tid, taken for loop (its uv_loop_t) on first
+ * sight; NULL when there is no room or no loop address. */
+static struct mx_loop *mx_slot(struct node_priv *p, uint32_t tid, uint64_t loop)
+{
+	struct mx_loop *free_slot = NULL;
+
+	for (int i = 0; i < NU_MAX_LOOPS; i++) {
+		if (p->mx[i].tid == tid)
+			return &p->mx[i];
+		if (!p->mx[i].tid && !free_slot)
+			free_slot = &p->mx[i];
+	}
+	if (!free_slot || !loop)
+		return NULL;
+	free_slot->tid = tid;
+	free_slot->loop = loop;
+	return free_slot;
+}
+
+/* Read x's counters at now. The first read decides for good whether the loop's
+ * utilization comes from them (usable) and sets the base; a later failed read keeps
+ * the last figures. 0 or -errno. */
+static int mx_update(struct node_priv *p, struct mx_loop *x, uint64_t now)
+{
+	uint64_t idle, busy;
+	int r;
+
+	if (!x)
+		return -ENOENT;
+	if (x->base_ns && !x->usable)
+		return -ENOTSUP;
+	r = lu_metrics_read(p->pid, x->loop, &p->plan.off, &x->m);
+	if (!r && !(x->m.flags & LU_METRICS_IDLE_TIME))
+		r = -ENOTSUP;
+	if (!x->base_ns) {
+		x->base_ns = now;
+		x->usable = !r;
+		x->base_idle = r ? 0 : lu_metrics_idle_at(&x->m, now);
+		x->base_count = x->m.loop_count;
+	}
+	if (r)
+		return r;
+	idle = lu_metrics_idle_at(&x->m, now) - x->base_idle;
+	if (idle > now - x->base_ns)
+		idle = now - x->base_ns;
+	busy = now - x->base_ns - idle;
+	/* cumulative: never backwards, whatever the clocks of two reads did */
+	if (idle > x->idle_ns)
+		x->idle_ns = idle;
+	if (busy > x->busy_ns)
+		x->busy_ns = busy;
+	return 0;
+}
+
+/* 1 if thread tid of pid is stopped (a debugger, SIGSTOP): its loop is not stalled. */
+static int thread_stopped(pid_t pid, uint32_t tid)
+{
+	char path[64], buf[512], *rp;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%u/stat", (int)pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
+}
+
+/* Counters tier: a timerfd (the fd the agent waits on for episodes) ticks four
+ * times per stall threshold, 10-250 ms apart, and each tick reads the main loop's
+ * counters (a few process_vm_readv calls by the agent; nothing in the target). A
+ * stall shorter than the threshold plus one tick can fall between two ticks. */
+static int counters_start(struct node_priv *p, char *err, size_t errlen)
+{
+	uint64_t tick = p->stall_ns / 4 < 10000000ull ? 10000000ull : p->stall_ns / 4 > 250000000ull ? 250000000ull
+												     : p->stall_ns / 4;
+	struct itimerspec its = {
+		.it_interval = { .tv_nsec = (long)tick }, .it_value = { .tv_nsec = (long)tick },
+	};
+	struct mx_loop *x;
+
+	p->cs = calloc(1, sizeof(*p->cs));
+	if (!p->cs) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	p->cs->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (p->cs->tfd < 0 || timerfd_settime(p->cs->tfd, 0, &its, NULL)) {
+		int r = -errno;
+
+		snprintf(err, errlen, "creating the counters timer failed: %s", strerror(-r));
+		return r;
+	}
+	x = mx_slot(p, (uint32_t)p->pid, p->plan.default_loop);
+	if (mx_update(p, x, ls_now_mono_ns())) {
+		snprintf(err, errlen, "--probes counters: reading the loop's counters failed; use --probes light");
+		return -EIO;
+	}
+	p->cs->last_time_ms = x->m.time_ms;
+	return 0;
+}
+
+/* One tick: the loop is stalled while, out of its poll wait, it has not refreshed
+ * its clock (loop->time, at least once an iteration) for the stall threshold; it
+ * started then. It ends when the clock moves or the loop polls again. */
+static void counters_tick(struct node_priv *p)
+{
+	struct counters_state *cs = p->cs;
+	struct mx_loop *x = mx_slot(p, (uint32_t)p->pid, 0);
+	uint64_t now = ls_now_mono_ns(), t_ns, end;
+	int moved;
+
+	if (!x || mx_update(p, x, now))
+		return;
+	t_ns = x->m.time_ms * 1000000ull;
+	moved = x->m.time_ms != cs->last_time_ms || x->m.entry_ns;
+	cs->last_time_ms = x->m.time_ms;
+	if (!moved && !cs->stall_start_ns && now > t_ns && now - t_ns >= p->stall_ns &&
+	    !thread_stopped(p->pid, (uint32_t)p->pid)) {
+		struct ls_episode ep = {
+			.pid = p->pid, .tid = (uint32_t)p->pid, .kind = LS_EP_STALL, .phase = LS_PHASE_NONE,
+			.start_ns = t_ns,
+		};
+
+		cs->stall_start_ns = t_ns;
+		cs->stall_episodes++;
+		if (p->fn)
+			p->fn(&ep, p->fn_arg);
+	} else if (moved && cs->stall_start_ns) {
+		struct ls_episode ep = {
+			.pid = p->pid, .tid = (uint32_t)p->pid, .kind = LS_EP_STALL, .phase = LS_PHASE_NONE,
+			.start_ns = cs->stall_start_ns,
+		};
+
+		end = x->m.entry_ns > cs->stall_start_ns ? x->m.entry_ns
+		      : t_ns > cs->stall_start_ns	  ? t_ns
+							  : now;
+		ep.end_ns = end;
+		if (end - cs->stall_start_ns > cs->longest_ns)
+			cs->longest_ns = end - cs->stall_start_ns;
+		cs->stall_start_ns = 0;
+		if (p->fn)
+			p->fn(&ep, p->fn_arg);
+	}
 }
 
 static int node_attach(struct ls_target *t, const struct ls_target_info *ti, const struct ls_agent_opts *opts,
@@ -742,17 +1106,35 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 		char buf[200];
 
 		snprintf(buf, sizeof(buf), "loop struct reads off (%s)", why);
+		if (pl->counters) {
+			snprintf(err, errlen, "--probes counters cannot read this loop: %s; use --probes light", buf);
+			r = -ENOTSUP;
+			goto fail;
+		}
 		note_add(pl, buf);
 		pl->have_off = 0;
 		pl->have_timers = 0;
+		pl->ntf = 0;
 		pl->phases = 0;
+		pl->metrics_ok = 0;
 		snprintf(pl->tier, sizeof(pl->tier), "light");
+		if (pl->poll_mode == POLL_ENTRY || pl->poll_mode == POLL_NONE) {
+			choose_poll(pl, 0);
+			poll_note(pl);
+		}
 	}
 	p->val = malloc(sizeof(*p->val));
-	if (!p->val) {
+	p->mx = calloc(NU_MAX_LOOPS, sizeof(*p->mx));
+	if (!p->val || !p->mx) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "out of memory");
 		goto fail;
+	}
+	if (pl->counters) {
+		r = counters_start(p, err, errlen);
+		if (r)
+			goto fail;
+		return 0;
 	}
 	/* uprobe_multi unless told otherwise (the per-site path stays testable) */
 	multi = !(no_multi && *no_multi && strcmp(no_multi, "0"));
@@ -767,6 +1149,8 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	/* Counting starts now, with everything live: the first snapshot is taken just
 	 * after, and what a loop did before (while attaching) must not enter its ratios. */
 	p->skel->bss->start_ns = ls_now_mono_ns();
+	if (pl->metrics_ok)
+		mx_update(p, mx_slot(p, (uint32_t)p->pid, pl->default_loop), p->skel->bss->start_ns);
 	r = add_sampler(p);
 	if (r) {
 		char buf[120];
@@ -789,6 +1173,8 @@ fail:
 
 /* ---- collect ---- */
 
+static uint64_t counter(struct node_priv *p, uint32_t idx);
+
 /* What the program calls the loop at addr: "main" for the default loop, "worker N"
  * for a worker_thread's, N its threadId (Node hands them out from 1, never twice).
  * A worker's loop is the member of node::worker::WorkerThreadData that follows its
@@ -808,9 +1194,9 @@ static void name_loop(struct node_priv *p, uint64_t loop, char *out, size_t len)
 		snprintf(out, len, "main");
 		return;
 	}
-	if (!pl->have_worker_ids || lu_read_remote(p->pid, loop - 8, &worker, 8) ||
-	    lu_read_remote(p->pid, worker + pl->worker_thread_id, &id, 8) ||
-	    lu_read_remote(p->pid, pl->sym[S_NEXT_THREAD_ID].addr + pl->bias, &next, 8) || !id || id >= next)
+	if (!pl->have_worker_ids || ls_proc_read_mem(p->pid, loop - 8, &worker, 8) ||
+	    ls_proc_read_mem(p->pid, worker + pl->worker_thread_id, &id, 8) ||
+	    ls_proc_read_mem(p->pid, pl->sym[S_NEXT_THREAD_ID].addr + pl->bias, &next, 8) || !id || id >= next)
 		return;
 	snprintf(out, len, "worker %llu", (unsigned long long)id);
 }
@@ -861,6 +1247,19 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 		o->idle_ns += now - v->idle_mark_ns;
 	else if (!v->idle_mark_ns && v->busy_mark_ns && now > v->busy_mark_ns)
 		o->busy_ns += now - v->busy_mark_ns;
+	/* Where libuv keeps the loop's idle time, utilization is what Node's
+	 * eventLoopUtilization() computes from it: its idle span runs from just before
+	 * the blocking epoll call to just before the first callback (or to after the
+	 * post-poll pending queue), a little longer than the syscall the probes time. */
+	if (pl->metrics_ok) {
+		struct mx_loop *x = mx_slot(p, tid, v->loop_addr ? v->loop_addr
+						    : tid == (uint32_t)p->pid ? pl->default_loop : 0);
+
+		if (x && !mx_update(p, x, now)) {
+			o->busy_ns = x->busy_ns;
+			o->idle_ns = x->idle_ns;
+		}
+	}
 	for (int i = 0; i < LS_NPHASES; i++)
 		o->phase[i] = v->phase[i];
 	o->iteration = v->iteration;
@@ -874,7 +1273,21 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 	o->stall_episodes = v->stall_episodes;
 	o->ticks.starvation_episodes = v->tick_episodes;
 	o->microtasks.starvation_episodes = v->micro_episodes;
-	if (v->ep_enter_ns && v->ep_timeout != 0) {
+	if (pl->poll_mode == POLL_ENTRY) {
+		struct mx_loop *x = mx_slot(p, tid, 0);
+
+		if (x && x->usable && x->m.entry_ns) {
+			o->live_state = LS_LIVE_POLLING;
+			o->live_since_ns = x->m.entry_ns;
+			o->live_phase = LS_PHASE_POLL;
+		} else {
+			o->live_state = v->poll_entry_ns ? LS_LIVE_RUNNING : LS_LIVE_UNKNOWN;
+			o->live_since_ns = v->poll_entry_ns;
+			if (x && x->usable && x->m.idle_ns > v->mx_idle)
+				o->live_since_ns += x->m.idle_ns - v->mx_idle;
+			o->live_phase = pl->phases ? v->live_phase : LS_PHASE_NONE;
+		}
+	} else if (v->ep_enter_ns && v->ep_timeout != 0) {
 		o->live_state = LS_LIVE_POLLING;
 		o->live_since_ns = v->ep_enter_ns;
 		o->live_phase = LS_PHASE_POLL;
@@ -899,6 +1312,35 @@ static void node_fill(void *ctx, uint32_t tid, const void *val, const char *prev
 	fill_loop(c->p, tid, val, prev_name, c->now, o);
 }
 
+/* Counters tier: the main loop from libuv's counters alone. */
+static int counters_collect(struct node_priv *p, uint64_t now, struct ls_target_snapshot *out)
+{
+	struct mx_loop *x = mx_slot(p, (uint32_t)p->pid, 0);
+	struct ls_loop_snapshot *o;
+
+	if (!x)
+		return 0;
+	mx_update(p, x, now);
+	if (!out->loops) {
+		out->loops = calloc(1, sizeof(*out->loops));
+		if (!out->loops)
+			return -ENOMEM;
+		out->nloops = 1;
+		ls_proc_thread_comm(p->pid, x->tid, out->loops[0].name, sizeof(out->loops[0].name));
+	}
+	o = &out->loops[0];
+	o->tid = x->tid;
+	o->has = LS_HAS_COUNTERS | LS_HAS_EPISODES;
+	o->iterations = x->m.loop_count - x->base_count;
+	o->busy_ns = x->busy_ns;
+	o->idle_ns = x->idle_ns;
+	o->stall_episodes = p->cs->stall_episodes;
+	o->live_state = x->m.entry_ns ? LS_LIVE_POLLING : LS_LIVE_RUNNING;
+	o->live_since_ns = x->m.entry_ns ? x->m.entry_ns : x->m.time_ms * 1000000ull;
+	o->live_phase = x->m.entry_ns ? LS_PHASE_POLL : LS_PHASE_NONE;
+	return 0;
+}
+
 static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
 {
 	struct node_priv *p = t->priv;
@@ -913,6 +1355,10 @@ static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
 	if (p->plan.version)
 		snprintf(out->libuv_version, sizeof(out->libuv_version), "%u.%u.%u", p->plan.version >> 16,
 			 (p->plan.version >> 8) & 0xff, p->plan.version & 0xff);
+	out->probe_hits = counter(p, NU_CNT_HITS);
+	out->traps = counter(p, NU_CNT_TRAPS);
+	if (p->cs)
+		return counters_collect(p, c.now, out);
 	return ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, NU_MAX_LOOPS, node_fill, &c, out);
 }
 
@@ -920,19 +1366,27 @@ static int node_episode_fd(struct ls_target *t)
 {
 	struct node_priv *p = t->priv;
 
+	if (p && p->cs)
+		return p->cs->tfd;
 	return p && p->rb ? ring_buffer__epoll_fd(p->rb) : -1;
 }
 
 static int node_consume(struct ls_target *t, ls_episode_fn fn, void *arg)
 {
 	struct node_priv *p = t->priv;
-	int r;
+	uint64_t ticks;
+	int r = 0;
 
-	if (!p || !p->rb)
+	if (!p || (!p->rb && !p->cs))
 		return 0;
 	p->fn = fn;
 	p->fn_arg = arg;
-	r = ring_buffer__consume(p->rb);
+	if (p->cs) {
+		if (read(p->cs->tfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks))
+			counters_tick(p);
+	} else {
+		r = ring_buffer__consume(p->rb);
+	}
 	p->fn = NULL;
 	p->fn_arg = NULL;
 	return r < 0 ? r : 0;

@@ -244,8 +244,6 @@ static int seed_from_registry(struct refloop_priv *p, const struct ls_target_inf
 	const char *elf = ti->lib[0] ? ti->lib : ti->exe_proc;
 	const char *mapped = !ti->lib[0] || !strcmp(ti->lib, ti->exe_proc) ? ti->exe : ti->lib;
 	struct lsl_probe_registry reg;
-	struct iovec local = { .iov_base = &reg, .iov_len = sizeof(reg) };
-	struct iovec remote;
 	uint64_t off = 0, addr = 0;
 	int fd = bpf_map__fd(p->skel->maps.loops), r, n = 0;
 
@@ -255,9 +253,7 @@ static int seed_from_registry(struct refloop_priv *p, const struct ls_target_inf
 	r = ls_proc_file_addr(p->pid, &(struct ls_proc_file){ .path = mapped }, off, &addr);
 	if (r)
 		return r;
-	remote.iov_base = (void *)(uintptr_t)addr;
-	remote.iov_len = sizeof(reg);
-	if (process_vm_readv(p->pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(reg))
+	if (ls_proc_read_mem(p->pid, addr, &reg, sizeof(reg)))
 		return -EIO;
 	if (reg.abi != LSL_PROBE_ABI || reg.max != LSL_PROBE_REGISTRY_MAX)
 		return -EPROTO;
@@ -278,13 +274,13 @@ static int seed_from_registry(struct refloop_priv *p, const struct ls_target_inf
 /* The loop's live record, read from the target. 0 or -errno. */
 static int read_record(pid_t pid, uint64_t addr, struct lsl_probe_record *rec)
 {
-	struct iovec local = { .iov_base = rec, .iov_len = sizeof(*rec) };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = sizeof(*rec) };
+	int r;
 
 	if (!addr)
 		return -ENOENT;
-	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof(*rec))
-		return -errno ? -errno : -EIO;
+	r = ls_proc_read_mem(pid, addr, rec, sizeof(*rec));
+	if (r)
+		return r;
 	if (rec->abi != LSL_PROBE_ABI)
 		return -EPROTO;
 	return 0;
@@ -416,6 +412,8 @@ static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 	p->sum_hits = p->sum_drops = 0;
 	r = ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, REFLOOP_MAX_LOOPS, refloop_fill, p, out);
 	p->sums_valid = r == 0;
+	/* every program here runs from a USDT hit: each is a trap */
+	out->probe_hits = out->traps = p->sum_hits + p->skel->bss->untracked_hits;
 	return r;
 }
 

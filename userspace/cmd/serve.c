@@ -302,7 +302,7 @@ static void usage(FILE *f)
 		"      --keep-exited SECONDS  keep exited processes in /metrics, target_up 0 (default 300)\n"
 		"      --compat prom-client   also emit prom-client's nodejs_eventloop_* series\n"
 		"  -t, --threshold MS     stall / starvation threshold (default 100)\n"
-		"      --probes TIER      Node.js/libuv probe tier: light (default) or phases\n"
+		"      --probes TIER      Node.js/libuv probe tier: light (default), phases or counters\n"
 		"      --max-conns N      HTTP connections being served (default 1024)\n"
 		"      --header-timeout SECONDS  time a client has to send its request head (default 5)\n"
 		"      --web.config.file FILE    TLS and basic auth, in the Prometheus exporter-toolkit\n"
@@ -383,7 +383,7 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 			break;
 		case 'P':
 			if (!ls_probe_tier_valid(optarg)) {
-				fprintf(stderr, "loopscope serve: unknown probe tier '%s': give light or phases\n", optarg);
+				fprintf(stderr, "loopscope serve: unknown probe tier '%s': give light, phases or counters\n", optarg);
 				return 2;
 			}
 			o->agent.tier = optarg;

@@ -43,7 +43,8 @@ static void usage(FILE *f)
 		"      --json           one JSON object per line per loop per interval\n"
 		"      --threshold MS   a phase or drain longer than this is a stall or\n"
 		"                       starvation episode (default 100)\n"
-		"      --probes TIER    Node.js/libuv probe tier: light (default) or phases\n"
+		"      --probes TIER    Node.js/libuv probe tier: light (default), phases, or\n"
+		"                       counters (no probe: libuv's own counters)\n"
 		"  -v, --verbose        libbpf diagnostics and the Node/libuv probe plan on stderr\n"
 		"  -h, --help           this help\n\n"
 		"Exit status: 0 ran as asked (a target exiting is reported, not an error),\n"
@@ -139,11 +140,17 @@ static void print_text(const struct ls_loop_summary *s, const struct ls_target_s
 		fmt_ns(c, sizeof(c), s->iteration.max_ns);
 		printf("  iteration      p50 %s  p99 %s  max %s\n", a, b, c);
 	}
-	fmt_ns(a, sizeof(a), s->delay.p50_ns);
-	fmt_ns(b, sizeof(b), s->delay.p99_ns);
-	fmt_ns(c, sizeof(c), s->delay.max_ns);
-	printf("  delay          p50 %s  p99 %s  max %s  (%lu samples)\n", a, b, c,
-	       (unsigned long)s->delay.count);
+	if (s->has & LS_HAS_COUNTERS) {
+		fmt_ns(a, sizeof(a), s->busy_per_iteration_ns);
+		printf("  delay          mean busy per iteration %s over the interval (counters tier: "
+		       "no distribution)\n", s->iterations ? a : "-");
+	} else {
+		fmt_ns(a, sizeof(a), s->delay.p50_ns);
+		fmt_ns(b, sizeof(b), s->delay.p99_ns);
+		fmt_ns(c, sizeof(c), s->delay.max_ns);
+		printf("  delay          p50 %s  p99 %s  max %s  (%lu samples)\n", a, b, c,
+		       (unsigned long)s->delay.count);
+	}
 	if (s->has & LS_HAS_TIMERS) {
 		fmt_ns(a, sizeof(a), s->timer_lateness.p50_ns);
 		fmt_ns(b, sizeof(b), s->timer_lateness.p99_ns);
@@ -204,6 +211,14 @@ static int report(const struct ls_snapshot *cur, const struct ls_snapshot *prev,
 		if (!t->nloops && !st->json && t->state == LS_TARGET_ATTACHED)
 			printf("pid %d (%s): attached, waiting for the loop's first poll entry\n\n", (int)t->pid,
 			       t->comm);
+		if (!st->json && t->nloops && t->state == LS_TARGET_ATTACHED) {
+			double hits, traps;
+
+			ls_target_cost(t, pt && pt->pid == t->pid ? pt : NULL, &hits, &traps);
+			if (traps >= 0)
+				printf("pid %d: %s tier, per iteration %.2f traps, %.2f probe runs (measured)\n",
+				       (int)t->pid, t->tier, traps, hits);
+		}
 		for (uint32_t l = 0; l < t->nloops; l++) {
 			struct ls_loop_summary s;
 			size_t neps = 0;
@@ -329,7 +344,7 @@ int ls_cmd_stat(int argc, char **argv)
 			break;
 		case 'P':
 			if (!ls_probe_tier_valid(optarg)) {
-				fprintf(stderr, "loopscope stat: unknown probe tier '%s': give light or phases\n",
+				fprintf(stderr, "loopscope stat: unknown probe tier '%s': give light, phases or counters\n",
 					optarg);
 				return 2;
 			}

@@ -261,7 +261,7 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 			break;
 		case OPT_PROBES:
 			if (!ls_probe_tier_valid(optarg)) {
-				fprintf(stderr, "loopscope top: --probes takes 'light' or 'phases', not '%s'\n", optarg);
+				fprintf(stderr, "loopscope top: --probes takes 'light', 'phases' or 'counters', not '%s'\n", optarg);
 				return 2;
 			}
 			cfg->tier = optarg;

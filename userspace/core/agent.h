@@ -19,7 +19,7 @@ struct ls_target;
 
 struct ls_agent_opts {
 	uint64_t stall_threshold_ns;	/* phase / drain past this = episode (default 100 ms) */
-	const char *tier;		/* Node probe tier: "light" or "phases"; NULL = default */
+	const char *tier;		/* Node probe tier: "light", "phases" or "counters"; NULL = default */
 	int verbose;			/* libbpf debug output to stderr */
 	/* One line about a target the agent handled on its own (an exec); NULL: stderr. */
 	void (*note)(const char *line, void *arg);
@@ -93,8 +93,8 @@ int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid);
 struct ls_source *ls_agent_source(struct ls_agent *ag);
 void ls_agent_free(struct ls_agent *ag);	/* detaches everything */
 
-/* 1 for the Node/libuv probe tiers "light" and "phases", else 0 (for the commands'
- * --probes; the other option parsers are in lib/options.h). */
+/* 1 for the Node/libuv probe tiers "light", "phases" and "counters", else 0 (for the
+ * commands' --probes; the other option parsers are in lib/options.h). */
 int ls_probe_tier_valid(const char *tier);
 
 /* For backends: walk a BPF hash map of per-loop values keyed by loop thread id, calling

@@ -56,5 +56,5 @@ uint64_t ls_now_wall_ns(void) { return clock_ns(CLOCK_REALTIME); }
 
 int ls_probe_tier_valid(const char *tier)
 {
-	return !strcmp(tier, "light") || !strcmp(tier, "phases");
+	return !strcmp(tier, "light") || !strcmp(tier, "phases") || !strcmp(tier, "counters");
 }

@@ -44,6 +44,8 @@ enum {
 	LS_HAS_GC = 1u << 4,		/* gc pauses (Node) */
 	LS_HAS_EPISODES = 1u << 5,	/* stall / starvation detection */
 	LS_HAS_NOT_POLLING = 1u << 6,	/* not_polling differs from delay (Node: delay adds poll lateness) */
+	LS_HAS_COUNTERS = 1u << 7,	/* counters only (no probe): busy/idle and iterations, no
+					 * histograms; delay is the interval's busy time per iteration */
 };
 
 enum ls_live_state {
@@ -116,6 +118,8 @@ struct ls_target_snapshot {
 	uint64_t untracked_hits;	/* probe hits of loops beyond what the backend measures */
 	char version[24];		/* the runtime's own version (Node: process.versions.node) or "" */
 	char libuv_version[16];		/* the libuv it runs on ("1.46.0") or "" */
+	uint64_t probe_hits;		/* BPF program runs in the target's threads (any kind) */
+	uint64_t traps;			/* of them, uprobe / USDT hits (a trap into the kernel each) */
 	uint64_t attached_ns;		/* mono time the probes went live */
 	uint64_t exited_ns;		/* mono time it exited, or 0 */
 	uint32_t nloops;
@@ -190,7 +194,14 @@ struct ls_loop_summary {
 	struct ls_drain_summary ticks, microtasks;
 	uint64_t poll_wait_ns;
 	uint64_t stall_episodes;
+	uint64_t busy_per_iteration_ns;	/* busy time / iterations in the interval: the counters
+					 * tier's only delay figure (a mean, not a distribution) */
 };
+
+/* Probe cost of target cur since prev (NULL: since attach), measured: program runs
+ * and traps (uprobe / USDT hits) per loop iteration, each -1 when no loop iterated. */
+void ls_target_cost(const struct ls_target_snapshot *cur, const struct ls_target_snapshot *prev,
+		    double *hits_per_iteration, double *traps_per_iteration);
 
 /* Summary of cur since prev (prev NULL: since attach). interval_s is the wall span. */
 void ls_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snapshot *prev,

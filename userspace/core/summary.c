@@ -70,6 +70,27 @@ void ls_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snaps
 	drain(&cur->microtasks, prev ? &prev->microtasks : NULL, &out->microtasks);
 	out->poll_wait_ns = idle;
 	out->stall_episodes = delta_u64(cur->stall_episodes, prev ? prev->stall_episodes : 0);
+	out->busy_per_iteration_ns = out->iterations ? busy / out->iterations : 0;
+}
+
+void ls_target_cost(const struct ls_target_snapshot *cur, const struct ls_target_snapshot *prev,
+		    double *hits_per_iteration, double *traps_per_iteration)
+{
+	uint64_t it = 0;
+
+	for (uint32_t i = 0; i < cur->nloops; i++) {
+		const struct ls_loop_snapshot *p = NULL;
+
+		for (uint32_t j = 0; prev && j < prev->nloops; j++)
+			if (prev->loops[j].tid == cur->loops[i].tid)
+				p = &prev->loops[j];
+		it += delta_u64(cur->loops[i].iterations, p ? p->iterations : 0);
+	}
+	*hits_per_iteration = *traps_per_iteration = -1;
+	if (!it)
+		return;
+	*hits_per_iteration = (double)delta_u64(cur->probe_hits, prev ? prev->probe_hits : 0) / (double)it;
+	*traps_per_iteration = (double)delta_u64(cur->traps, prev ? prev->traps : 0) / (double)it;
 }
 
 static cJSON *quant_json(const struct ls_quant *q, int with_total)
@@ -150,6 +171,8 @@ int ls_summary_write_json(const struct ls_loop_summary *s, const struct ls_episo
 	}
 	cJSON_AddNumberToObject(o, "poll_wait_s", ls_ns_to_s(s->poll_wait_ns));
 	cJSON_AddNumberToObject(o, "stall_episodes", (double)s->stall_episodes);
+	if (s->has & LS_HAS_COUNTERS)
+		cJSON_AddNumberToObject(o, "busy_per_iteration_s", ls_ns_to_s(s->busy_per_iteration_ns));
 	if (s->has & LS_HAS_GC)
 		cJSON_AddItemToObject(o, "gc", quant_json(&s->gc, 1));
 	if (eps) {

@@ -11,6 +11,7 @@ struct ls_view_loop {
 	struct ls_loop_interval p;		/* what the renderer reads */
 	uint64_t since[LS_EP_NKINDS];		/* start of the episode in progress */
 	uint64_t busy_eff, idle_eff;		/* for the interval utilization */
+	uint64_t busy_raw, iters;		/* for busy per iteration (counters tier) */
 	int have_eff, seen;
 	struct ls_hist base_old, base_new;	/* compat lag window bases */
 	uint64_t base_new_ns;
@@ -67,6 +68,7 @@ static struct ls_view_loop *loop_find(struct ls_view *v, int32_t pid, uint32_t t
 	st->p.pid = pid;
 	st->p.tid = tid;
 	st->p.utilization = -1;
+	st->p.busy_per_iteration_s = -1;
 	return st;
 }
 
@@ -118,6 +120,11 @@ static void update_utilization(struct ls_view_loop *st, const struct ls_loop_sna
 		double u = db / (db + di);
 		st->p.utilization = u < 0 ? 0 : u > 1 ? 1 : u;
 	}
+	if (st->have_eff && l->iterations > st->iters && l->busy_ns >= st->busy_raw)
+		st->p.busy_per_iteration_s =
+			(double)(l->busy_ns - st->busy_raw) / 1e9 / (double)(l->iterations - st->iters);
+	st->busy_raw = l->busy_ns;
+	st->iters = l->iterations;
 	st->busy_eff = busy;
 	st->idle_eff = idle;
 	st->have_eff = 1;

@@ -23,6 +23,7 @@ struct ls_loop_interval {
 	int32_t pid;
 	uint32_t tid;
 	double utilization;			/* busy share over the last interval; < 0 unknown */
+	double busy_per_iteration_s;		/* busy / iterations over it (counters tier); < 0 unknown */
 	uint32_t in_progress[LS_EP_NKINDS];	/* episodes started and not yet ended */
 	/* --compat prom-client */
 	struct ls_hist lag_window;		/* delay samples of the last 10-20 s */

@@ -49,6 +49,9 @@ int ls_proc_read_text(const char *path, char *buf, size_t len);
 int ls_proc_thread_comm(pid_t pid, uint32_t tid, char *out, size_t len);
 /* The process (Tgid) thread tid belongs to, from /proc/TID/status; -1 if unknown. */
 pid_t ls_proc_tgid(pid_t tid);
+/* Copy len bytes at addr in pid's memory (process_vm_readv: nothing is ever written to
+ * the target). 0, -EIO on a short read, or -errno (-ESRCH: gone, -EFAULT: unmapped). */
+int ls_proc_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
 /* This process's resident set in bytes (/proc/self/statm), 0 if unknown. */
 uint64_t ls_proc_self_rss(void);
 

@@ -296,11 +296,11 @@ static const struct {
 	int seconds;	/* the field is ns, exposed in seconds */
 } loop_counters[] = {
 	{ "loopscope_iterations_total", "Loop iterations.", offsetof(struct ls_loop_snapshot, iterations),
-	  LS_HAS_DELAY | LS_HAS_PHASES, 0 },
+	  LS_HAS_DELAY | LS_HAS_PHASES | LS_HAS_COUNTERS, 0 },
 	{ "loopscope_busy_seconds_total", "Time out of the poll wait (running callbacks and loop work).",
-	  offsetof(struct ls_loop_snapshot, busy_ns), LS_HAS_DELAY, 1 },
+	  offsetof(struct ls_loop_snapshot, busy_ns), LS_HAS_DELAY | LS_HAS_COUNTERS, 1 },
 	{ "loopscope_idle_seconds_total", "Time blocked in the poll wait.", offsetof(struct ls_loop_snapshot, idle_ns),
-	  LS_HAS_DELAY, 1 },
+	  LS_HAS_DELAY | LS_HAS_COUNTERS, 1 },
 	{ "loopscope_stall_episodes_total", "Phases or not-polling spans that ran past the stall threshold.",
 	  offsetof(struct ls_loop_snapshot, stall_episodes), LS_HAS_EPISODES | LS_HAS_PHASES, 0 },
 };
@@ -341,8 +341,15 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 	family(b, "loopscope_eventloop_utilization", "gauge",
 	       "Share of time out of the poll wait, busy / (busy + idle), over the last sampling interval (1 s).");
 	for (size_t i = 0; i < n; i++)
-		if (refs[i].l->has & LS_HAS_DELAY)
+		if (refs[i].l->has & (LS_HAS_DELAY | LS_HAS_COUNTERS))
 			sample_double(b, "loopscope_eventloop_utilization", refs[i].labels, NULL, utilization_of(&refs[i]));
+	family(b, "loopscope_busy_per_iteration_seconds", "gauge",
+	       "Counters tier (no probe) only, its one delay figure: busy time per loop iteration over the last "
+	       "sampling interval (a mean, not a distribution).");
+	for (size_t i = 0; i < n; i++)
+		if ((refs[i].l->has & LS_HAS_COUNTERS) && refs[i].st && refs[i].st->busy_per_iteration_s >= 0)
+			sample_double(b, "loopscope_busy_per_iteration_seconds", refs[i].labels, NULL,
+				      refs[i].st->busy_per_iteration_s);
 
 	family(b, "loopscope_phase_duration_seconds", "histogram", "Duration of each loop phase, per phase run.");
 	for (size_t i = 0; i < n; i++) {
@@ -576,8 +583,9 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 
 	/* Targets. */
 	family(b, "loopscope_target_info", "gauge",
-	       "One series per traced process: its executable, probe tier, state and, where known, "
-	       "its runtime's and libuv's versions (value 1).");
+	       "One series per traced process: its executable, probe tier, state, where known its runtime's "
+	       "and libuv's versions, and (once a loop iterated) the probe cost per loop iteration measured "
+	       "since attach: traps (uprobe/USDT hits) and all probe runs (value 1).");
 	for (uint32_t i = 0; i < s->ntargets; i++) {
 		const struct ls_target_snapshot *t = &s->targets[i];
 		ls_buf_reset(&tl);
@@ -596,6 +604,15 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 			ls_buf_puts(&tl, ",libuv_version=\"");
 			put_label_value(&tl, t->libuv_version, sizeof(t->libuv_version));
 			ls_buf_puts(&tl, "\"");
+		}
+		{
+			double hits, traps;
+
+			/* measured since attach, not assumed from the plan */
+			ls_target_cost(t, NULL, &hits, &traps);
+			if (traps >= 0)
+				ls_buf_printf(&tl, ",traps_per_iteration=\"%.2f\",probe_runs_per_iteration=\"%.2f\"",
+					      traps, hits);
 		}
 		sample_u64(b, "loopscope_target_info", tl.p ? tl.p : "", NULL, 1);
 	}

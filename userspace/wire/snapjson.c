@@ -194,6 +194,8 @@ void ls_snapshot_json_append(const struct ls_snapshot *s, struct ls_buf *b)
 		kv_str(b, "note", t->note, sizeof(t->note));
 		kv_str(b, "version", t->version, sizeof(t->version));
 		kv_str(b, "libuv_version", t->libuv_version, sizeof(t->libuv_version));
+		kv_u64(b, "probe_hits", t->probe_hits);
+		kv_u64(b, "traps", t->traps);
 		kv_u64(b, "attached_ns", t->attached_ns);
 		kv_u64(b, "exited_ns", t->exited_ns);
 		ls_buf_puts(b, ",\"loops\":[");
@@ -471,6 +473,8 @@ static int get_target(const cJSON *o, struct ls_target_snapshot *t)
 	err |= get_str(o, "note", t->note, sizeof(t->note));
 	err |= get_str(o, "version", t->version, sizeof(t->version));
 	err |= get_str(o, "libuv_version", t->libuv_version, sizeof(t->libuv_version));
+	err |= get_u64(o, "probe_hits", &t->probe_hits);
+	err |= get_u64(o, "traps", &t->traps);
 	err |= get_u64(o, "attached_ns", &t->attached_ns);
 	err |= get_u64(o, "exited_ns", &t->exited_ns);
 	if (err)
