@@ -34,8 +34,10 @@ const volatile __u32 read_loop = 0;		/* the offsets below are known and checked 
 const volatile __u32 off_heap_min = 520;	/* uv_loop_t.timer_heap.min */
 const volatile __u32 off_time = 544;		/* uv_loop_t.time (ms) */
 const volatile __u32 off_node_timeout = 24;	/* uv_timer_t.timeout - uv_timer_t.heap node */
-const volatile __u64 micro_lo = 0, micro_hi = 0;	/* MicrotaskQueue::RunMicrotasks */
-const volatile __u64 tick_lo = 0, tick_hi = 0;		/* InternalCallbackScope::Close */
+/* [lo, hi) code ranges of MicrotaskQueue::RunMicrotasks and InternalCallbackScope::Close,
+ * with the parts the compiler split off (lu_code_ranges); unused slots are empty */
+const volatile __u64 micro_lo[NU_NRANGES] = {}, micro_hi[NU_NRANGES] = {};
+const volatile __u64 tick_lo[NU_NRANGES] = {}, tick_hi[NU_NRANGES] = {};
 const volatile __u64 text_lo = 0, text_hi = 0;		/* the runtime binary's code, in the target */
 
 /* Written by the loader once everything is attached (bss): counting starts here. */
@@ -603,6 +605,14 @@ int nu_gc(struct pt_regs *ctx)
 	return 0;
 }
 
+static __always_inline int in_code(__u64 ip, const volatile __u64 *lo, const volatile __u64 *hi)
+{
+	for (int k = 0; k < NU_NRANGES; k++)
+		if (ip >= lo[k] && ip < hi[k])
+			return 1;
+	return 0;
+}
+
 /* A CPU's cpu-clock tick: ~99 Hz always, and ~499 Hz while user space has been told
  * (NU_RAW_HOT) that a loop is in a long span. Returns at once unless it interrupted a
  * target loop thread. From a quarter of the stall threshold on, the raw stack goes to
@@ -652,9 +662,9 @@ int nu_sample(struct bpf_perf_event_data *ctx)
 			if (i >= n)
 				break;
 			ip = sb->ip[i];
-			if (ip >= micro_lo && ip < micro_hi)
+			if (in_code(ip, micro_lo, micro_hi))
 				micro = 1;
-			else if (ip >= tick_lo && ip < tick_hi)
+			else if (in_code(ip, tick_lo, tick_hi))
 				tick = 1;
 		}
 		cat = micro ? NU_CAT_MICRO : tick ? NU_CAT_TICK : NU_CAT_SYNC;

@@ -117,6 +117,7 @@ enum { NU_CNT_HITS, NU_CNT_DROPS, NU_CNT_NEWLOOP_FAIL, NU_CNT_SAMPLE_DROPS, NU_N
 
 #define NU_MAX_LOOPS 64
 #define NU_STACK_DEPTH 64
+#define NU_NRANGES 4		/* code ranges per classified function */
 
 /* Raw stack samples for user space (the `samples` ring buffer). The sampler walks
  * the loop thread's frame pointers: for each frame it copies the 8 words from

@@ -35,3 +35,55 @@ _cleanup() {
 trap _cleanup EXIT
 # done_testing: the exit status reflects the TAP lines.
 done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" = 0 ]; exit $?; }
+
+# node_matrix [full]: the Node.js builds the Node tests run on, one "LABEL PATH" line
+# each: the official builds of tests/node/versions in $LS_NODE_CACHE (make test
+# installs them) and the system's node as "system". With "full", only the newest
+# official build and the system's node (the tests too slow to run on every version).
+# A version that is not installed is listed all the same: node_usable says so.
+# LS_NODE_ONLY="18.20.8 system" keeps only those labels (a quicker run by hand).
+node_matrix() {
+	local line
+	_node_matrix "$@" | while read -r line; do
+		[ -z "${LS_NODE_ONLY:-}" ] || [[ " $LS_NODE_ONLY " == *" ${line%% *} "* ]] && echo "$line"
+	done
+}
+_node_matrix() {
+	local here cache v last=
+	here=$(dirname "${BASH_SOURCE[0]}")
+	cache=${LS_NODE_CACHE:-/var/cache/loopscope/node}
+	while read -r v; do
+		[[ $v =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || continue
+		[ "${1:-}" = full ] || echo "$v $cache/$v/bin/node"
+		last=$v
+	done <"$here/node/versions"
+	[ "${1:-}" = full ] && [ -n "$last" ] && echo "$last $cache/$last/bin/node"
+	command -v node >/dev/null 2>&1 && echo "system $(command -v node)"
+}
+
+# node_usable LABEL PATH: 0 if PATH runs; else one line saying so, and under CI=true a
+# failed check (make test installs the matrix; without a registry it is missing).
+node_usable() {
+	"$2" --version >/dev/null 2>&1 && return 0
+	if [ "${CI:-}" = true ]; then
+		not_ok "node $1: $2 does not run (make test installs it from the npm registry)"
+	else
+		echo "# SKIP node $1: $2 does not run (make test installs it from the npm registry)"
+	fi
+	return 1
+}
+
+# on_node_matrix [full] -- "$@": run the calling test once per Node.js build of the
+# matrix (node_matrix), each a child with NODE (the binary) and NODE_LABEL set, and exit
+# with their combined status. In the child it returns at once. For tests that keep
+# state across their checks (a tmux session, a long-lived server).
+on_node_matrix() {
+	local rc=0 v path
+	[ -n "${NODE_LABEL:-}" ] && return 0
+	while read -r v path <&3; do
+		node_usable "$v" "$path" || { [ "${CI:-}" = true ] && rc=1; continue; }
+		echo "# node $v ($path)"
+		NODE=$path NODE_LABEL=$v "$BASH" "$0" || rc=1
+	done 3< <(node_matrix "${1:-}")
+	exit $rc
+}

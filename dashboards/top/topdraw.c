@@ -383,7 +383,9 @@ static void draw_procs(WINDOW *w, const struct top_model *m, const struct top_dr
 		row_state(m, r, state, sizeof(state), &st);
 		if (sel)
 			band(w, a.y + 1 + i, 0, ST_SELECTED);
-		n = snprintf(line, sizeof(line), "%7d %-*.*s ", r->pid, pc.comm, pc.comm, r->comm);
+		/* a worker's loop by its name: every thread of a Node process is "node" */
+		n = snprintf(line, sizeof(line), "%7d %-*.*s ", r->pid, pc.comm, pc.comm,
+			     !strncmp(r->last.label, "worker", 6) ? r->last.label : r->comm);
 		if (pc.runtime)
 			n += snprintf(line + n, sizeof(line) - (size_t)n, "%-9.9s ", ls_runtime_name(r->runtime));
 		if (pc.rate)
@@ -461,14 +463,18 @@ static void draw_phases(WINDOW *w, const struct top_model *m, const struct top_d
 	char b1[16], b2[16], b3[16], win[16], pct[16];
 	struct ph_cols pc = ph_cols(a.cols);
 	double wall = s->interval_s * 1e9, inphase = 0, share;
-	/* Left of the column headings: the detail's span first, then pid/comm, then tier. */
-	struct piece p[3] = { { "", 2, ST_HEAD }, { "", 1, ST_NORMAL }, { "", 3, ST_NORMAL } };
+	/* Left of the column headings: the detail's span first, then pid/comm and the loop's
+	 * name, then tier, then the versions. */
+	struct piece p[4] = { { "", 2, ST_HEAD }, { "", 1, ST_NORMAL }, { "", 3, ST_NORMAL }, { "", 0, ST_DIM } };
 	int phases = r->has & LS_HAS_PHASES;
 
-	snprintf(p[0].text, sizeof(p[0].text), "%d %s", r->pid, r->comm);
+	snprintf(p[0].text, sizeof(p[0].text), "%d %s%s%s", r->pid, r->comm, s->label[0] ? " " : "", s->label);
 	snprintf(p[1].text, sizeof(p[1].text), "  %s%s%s", ls_runtime_name(r->runtime), r->tier[0] ? "/" : "", r->tier);
 	snprintf(p[2].text, sizeof(p[2].text), "  last %s", span(win, sizeof(win), s->interval_s));
-	draw_pieces(w, a.y, 0, phases ? pc.numx : a.cols, p, 3);
+	if (r->version[0] || r->libuv_version[0])
+		snprintf(p[3].text, sizeof(p[3].text), "  %s%s%s%s%s", r->version[0] ? ls_runtime_name(r->runtime) : "",
+			 r->version[0] ? " " : "", r->version, r->libuv_version[0] ? ", libuv " : "", r->libuv_version);
+	draw_pieces(w, a.y, 0, phases ? pc.numx : a.cols, p, 4);
 	if (phases)
 		ph_row(w, a.y, &pc, ST_HEAD, "share", "p50", "p99", "max");
 	if (r->note[0] && a.h > 1)

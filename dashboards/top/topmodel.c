@@ -222,6 +222,9 @@ static void fill_identity(struct top_row *r, const struct ls_target_snapshot *t)
 		r->target_state = t->state;
 	snprintf(r->tier, sizeof(r->tier), "%.*s", (int)sizeof(t->tier) - 1, t->tier);
 	snprintf(r->note, sizeof(r->note), "%.*s", (int)sizeof(t->note) - 1, t->note);
+	snprintf(r->version, sizeof(r->version), "%.*s", (int)sizeof(t->version) - 1, t->version);
+	snprintf(r->libuv_version, sizeof(r->libuv_version), "%.*s", (int)sizeof(t->libuv_version) - 1,
+		 t->libuv_version);
 	r->attached_ns = t->attached_ns;
 	if (t->exited_ns)
 		r->exited_ns = t->exited_ns;

@@ -53,6 +53,7 @@ struct top_row {
 	uint32_t has;			/* LS_HAS_* */
 	char tier[16];
 	char note[320];
+	char version[24], libuv_version[16];	/* the target's runtime and libuv, or "" */
 	uint64_t attached_ns, exited_ns;
 	int present;			/* in the latest snapshot */
 

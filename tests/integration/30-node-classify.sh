@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# timeout: 90
+# timeout: 600
 # Node.js stalls told apart from outside by stack samples: a recursive
 # process.nextTick, a recursive promise chain and one long synchronous callback
 # each give exactly one episode of the right kind, in both probe tiers; a healthy
-# HTTP server under bounded loopback load gives none.
+# HTTP server under bounded loopback load gives none. On every Node.js build of the
+# matrix (tests/lib.sh node_matrix).
 source "$(dirname "$0")/../lib.sh"
 need_root
 need_cmd node
@@ -38,78 +39,88 @@ print(t, m)
 PY
 }
 
-for tier in light phases; do
-	for mode in tick micro sync; do
-		case $mode in
-		tick) want=tick_starvation ;;
-		micro) want=microtask_starvation ;;
-		sync) want=stall ;;
-		esac
-		bg node "$NODEDIR/block.js" "$mode" 600 0 >"$TMP/block.out"
-		pid=$BG_PID
-		# node's default loop must exist before attach (the offsets are checked on it)
-		wait_for 10 grep -q ready "$TMP/block.out"
-		"$LOOPSCOPE" stat -p "$pid" -d 3 -i 3 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
-		stat_pid=$!
-		# block once the probes are live (attach takes 0.1-0.5 s here; --json prints
-		# nothing before the first interval, so allow for a loaded machine)
-		sleep 1.5
-		kill -USR2 "$pid"
-		wait "$stat_pid"
-		rc=$?
-		check "$tier/$mode: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$mode.err"))" [ "$rc" = 0 ]
-		check "$tier/$mode: the block ran while attached" grep -q "blocked $mode" "$TMP/block.out"
-		# the block starts in the SIGUSR2 handler, which libuv's signal watcher runs
-		# in the poll phase; light does not know phases
-		phase=none
-		[ "$tier" = phases ] && phase=poll
-		got=$(kinds "$TMP/$mode.json")
-		check "$tier/$mode: one episode, $want in $phase (got '$got')" [ "$got" = "$want@$phase" ]
-		case $mode in
-		tick) wantc="1 0" ;;
-		micro) wantc="0 1" ;;
-		sync) wantc="0 0" ;;
-		esac
-		gotc=$(counters "$TMP/$mode.json")
-		check "$tier/$mode: ticks/microtasks.starvation_episodes = $wantc (got '$gotc')" [ "$gotc" = "$wantc" ]
-		kill "$pid"; wait "$pid" 2>/dev/null
+# one_node LABEL PATH: every check on one Node.js build.
+one_node() {
+	local v=$1 node=$2
+	for tier in light phases; do
+		for mode in tick micro sync; do
+			case $mode in
+			tick) want=tick_starvation ;;
+			micro) want=microtask_starvation ;;
+			sync) want=stall ;;
+			esac
+			bg "$node" "$NODEDIR/block.js" "$mode" 600 0 >"$TMP/block.out"
+			pid=$BG_PID
+			# node's default loop must exist before attach (the offsets are checked on it)
+			wait_for 10 grep -q ready "$TMP/block.out"
+			"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
+			stat_pid=$!
+			# block once the probes are live: the first interval's line says they are
+			# (attaching can take seconds on a loaded machine)
+			wait_for 20 test -s "$TMP/$mode.json"
+			kill -USR2 "$pid"
+			wait "$stat_pid"
+			rc=$?
+			check "$v $tier/$mode: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$mode.err"))" [ "$rc" = 0 ]
+			check "$v $tier/$mode: the block ran while attached" grep -q "blocked $mode" "$TMP/block.out"
+			# the block starts in the SIGUSR2 handler, which libuv's signal watcher runs
+			# in the poll phase; light does not know phases
+			phase=none
+			[ "$tier" = phases ] && phase=poll
+			got=$(kinds "$TMP/$mode.json")
+			check "$v $tier/$mode: one episode, $want in $phase (got '$got')" [ "$got" = "$want@$phase" ]
+			case $mode in
+			tick) wantc="1 0" ;;
+			micro) wantc="0 1" ;;
+			sync) wantc="0 0" ;;
+			esac
+			gotc=$(counters "$TMP/$mode.json")
+			check "$v $tier/$mode: ticks/microtasks.starvation_episodes = $wantc (got '$gotc')" [ "$gotc" = "$wantc" ]
+			kill "$pid"; wait "$pid" 2>/dev/null
+		done
 	done
-done
 
-# An episode is announced while it runs (the stack sampler opens it past the
-# threshold), not only when the loop polls again.
-bg node "$NODEDIR/block.js" micro 800 0 >"$TMP/live.out"
-pid=$BG_PID
-wait_for 10 grep -q ready "$TMP/live.out"
-"$LOOPSCOPE" stat -p "$pid" -d 3 -i 3 >"$TMP/live.txt" 2>&1 &
-stat_pid=$!
-sleep 1.5
-kill -USR2 "$pid"
-wait "$stat_pid"
-check "a microtask starvation is announced live: $(grep -m1 '^!' "$TMP/live.txt")" \
-	grep -qE "^! pid $pid tid $pid: microtask_starvation.*running for" "$TMP/live.txt"
-kill "$pid"; wait "$pid" 2>/dev/null
+	# An episode is announced while it runs (the stack sampler opens it past the
+	# threshold), not only when the loop polls again.
+	bg "$node" "$NODEDIR/block.js" micro 800 0 >"$TMP/live.out"
+	pid=$BG_PID
+	wait_for 10 grep -q ready "$TMP/live.out"
+	"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 >"$TMP/live.txt" 2>&1 &
+	stat_pid=$!
+	wait_for 20 grep -q "^pid $pid" "$TMP/live.txt"
+	kill -USR2 "$pid"
+	wait "$stat_pid"
+	check "$v: a microtask starvation is announced live: $(grep -m1 '^!' "$TMP/live.txt")" \
+		grep -qE "^! pid $pid tid $pid: microtask_starvation.*running for" "$TMP/live.txt"
+	kill "$pid"; wait "$pid" 2>/dev/null
 
-# A healthy server under load: no episode at the default threshold (100 ms).
-bg node "$NODEDIR/server.js" 0 >"$TMP/server.out"
-spid=$BG_PID
-wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "server did not start"; done_testing; }
-port=$(awk '/listening/ { print $2 }' "$TMP/server.out")
-bg wrk -t1 -c16 -d5s "http://127.0.0.1:$port/" >"$TMP/wrk.out"
-wpid=$BG_PID
-sleep 0.5
-"$LOOPSCOPE" stat -p "$spid" -d 3 -i 3 --json >"$TMP/http.json" 2>"$TMP/http.err"
-check "http: stat exits 0" [ $? = 0 ]
-wait "$wpid"
-read -r iters eps <<<"$(python3 -c '
+	# A healthy server under load: no episode at the default threshold (100 ms).
+	bg "$node" "$NODEDIR/server.js" 0 >"$TMP/server.out"
+	spid=$BG_PID
+	wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "$v: server did not start"; return; }
+	port=$(awk '/listening/ { print $2 }' "$TMP/server.out")
+	bg wrk -t1 -c16 -d5s "http://127.0.0.1:$port/" >"$TMP/wrk.out"
+	wpid=$BG_PID
+	sleep 0.5
+	"$LOOPSCOPE" stat -p "$spid" -d 3 -i 3 --json >"$TMP/http.json" 2>"$TMP/http.err"
+	check "$v http: stat exits 0" [ $? = 0 ]
+	wait "$wpid"
+	read -r iters eps <<<"$(python3 -c '
 import json, sys
 o = [json.loads(l) for l in open(sys.argv[1])]
 m = [x for x in o if x["tid"] == x["pid"]]
 print(sum(x["iterations"] for x in m), sum(len(x.get("episodes", [])) + x["stall_episodes"] for x in m))
 ' "$TMP/http.json")"
-check "http: the loop iterated under load ($iters iterations)" [ "${iters:-0}" -gt 1000 ]
-check "http: no episode on a healthy server (got ${eps:-?})" [ "${eps:-1}" = 0 ]
-reqs=$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")
-check "http: wrk got responses ($reqs)" [ "${reqs:-0}" -gt 1000 ]
-check "http: no socket errors or non-2xx" bash -c "! grep -qE 'Socket errors|Non-2xx' '$TMP/wrk.out'"
+	check "$v http: the loop iterated under load ($iters iterations)" [ "${iters:-0}" -gt 1000 ]
+	check "$v http: no episode on a healthy server (got ${eps:-?})" [ "${eps:-1}" = 0 ]
+	reqs=$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")
+	check "$v http: wrk got responses ($reqs)" [ "${reqs:-0}" -gt 1000 ]
+	check "$v http: no socket errors or non-2xx" bash -c "! grep -qE 'Socket errors|Non-2xx' '$TMP/wrk.out'"
+	kill "$spid"; wait "$spid" 2>/dev/null
+}
+
+# the list on fd 3: what one_node runs may read stdin
+while read -r v path <&3; do
+	node_usable "$v" "$path" && one_node "$v" "$path"
+done 3< <(node_matrix)
 done_testing

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# timeout: 120
+# timeout: 600
 """Node.js numbers from outside agree with Node's own, measured in the same process.
 
 - utilization: loopscope's vs performance.eventLoopUtilization() over the same
@@ -9,6 +9,8 @@
 - GC: total pause time vs the pauses `node --trace-gc` prints, within 15%.
 Both probe tiers are checked for utilization and delay (a stationary workload:
 tests/node/accuracy.js); the GC check uses the default tier (tests/node/gc.js).
+On every Node.js build of the matrix (tests/lib.py node_matrix); each line of
+results starts with the build's label.
 """
 import json
 import os
@@ -19,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import BUILD, LOOPSCOPE, check, skip, done  # noqa: E402
+from lib import BUILD, LOOPSCOPE, check, skip, done, node_matrix, node_usable  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODEDIR = os.path.join(HERE, "..", "node")
@@ -58,13 +60,13 @@ def run_delay_ns(pid):
         return 0
 
 
-def one_window(tier, tmp, attempt):
+def one_window(node_exe, tier, tmp, attempt):
     """One stat window against accuracy.js; returns the verdicts (desc, ok) or None."""
     out = open(os.path.join(tmp, "acc-%s-%d.out" % (tier, attempt)), "w+")
     # Highest CFS weight: other processes preempting node between two of its
     # iterations make monitorEventLoopDelay's one gap span two of loopscope's
     # per-iteration samples (or the reverse), and the maxima stop being comparable.
-    node = subprocess.Popen(["nice", "-n", "-20", "node", os.path.join(NODEDIR, "accuracy.js")],
+    node = subprocess.Popen(["nice", "-n", "-20", node_exe, os.path.join(NODEDIR, "accuracy.js")],
                             stdout=out, stderr=subprocess.STDOUT)
     try:
         time.sleep(1.5)
@@ -107,29 +109,29 @@ def one_window(tier, tmp, attempt):
     return v, waited
 
 
-def accuracy(tier, tmp):
+def accuracy(label, node_exe, tier, tmp):
     """Up to three windows: one where a check fails while node waited for a CPU for
     more than 2 ms is the machine's doing (see one_window) and is measured again."""
     for attempt in range(3):
-        v, waited = one_window(tier, tmp, attempt)
+        v, waited = one_window(node_exe, tier, tmp, attempt)
         if all(ok for _, ok in v) or waited <= 2000000 or attempt == 2:
             break
-        print("# %s: a check failed while node waited %.1f ms for a CPU in the window; again"
-              % (tier, waited / 1e6))
+        print("# %s %s: a check failed while node waited %.1f ms for a CPU in the window; again"
+              % (label, tier, waited / 1e6))
         for desc, ok in v:
             print("#   %s %s" % ("ok" if ok else "not ok", desc))
-    print("# %s: node waited %.1f ms for a CPU in the window" % (tier, waited / 1e6))
+    print("# %s %s: node waited %.1f ms for a CPU in the window" % (label, tier, waited / 1e6))
     for desc, ok in v:
-        check(desc, ok)
+        check("%s %s" % (label, desc), ok)
 
 
 PAUSE = re.compile(r"\s(\d+) ms: (?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Compact|Mark-Compact \(reduce\))"
                    r".*?MB, ([\d.]+) / [\d.]+ ms")
 
 
-def gc_total(tmp):
+def gc_total(label, node_exe, tmp):
     out = open(os.path.join(tmp, "gc.out"), "w+")
-    node = subprocess.Popen(["node", "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "1500"],
+    node = subprocess.Popen([node_exe, "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "1500"],
                             stdout=out, stderr=subprocess.STDOUT)
     time.sleep(0.5)
     # no -d: stat ends when the target exits, after its final interval
@@ -146,12 +148,12 @@ def gc_total(tmp):
     text = out.read()
     started = text.find("gc_start")
     theirs = [float(m.group(2)) / 1e3 for m in PAUSE.finditer(text[started:])] if started >= 0 else []
-    check("gc: stat exits 0 after the target exits (rc=%d %s)" % (p.returncode, p.stderr.strip()[-200:]),
+    check(label + " gc: stat exits 0 after the target exits (rc=%d %s)" % (p.returncode, p.stderr.strip()[-200:]),
           p.returncode == 0)
-    check("gc: the workload collected (%d pauses in --trace-gc, %d seen)" % (len(theirs), n_ours),
+    check(label + " gc: the workload collected (%d pauses in --trace-gc, %d seen)" % (len(theirs), n_ours),
           len(theirs) >= 10 and n_ours >= 10)
     total = sum(theirs)
-    check("gc: pause total %.1f ms vs --trace-gc %.1f ms (within 15%%)" % (ours * 1e3, total * 1e3),
+    check(label + " gc: pause total %.1f ms vs --trace-gc %.1f ms (within 15%%)" % (ours * 1e3, total * 1e3),
           total > 0 and abs(ours - total) <= 0.15 * total)
 
 
@@ -161,9 +163,12 @@ def main():
     if subprocess.run(["sh", "-c", "command -v node"], capture_output=True).returncode:
         skip("needs node")
     with tempfile.TemporaryDirectory(prefix="loopscope-test.") as tmp:
-        for tier in ("light", "phases"):
-            accuracy(tier, tmp)
-        gc_total(tmp)
+        for label, node_exe in node_matrix():
+            if not node_usable(label, node_exe):
+                continue
+            for tier in ("light", "phases"):
+                accuracy(label, node_exe, tier, tmp)
+            gc_total(label, node_exe, tmp)
     sys.exit(done())
 
 

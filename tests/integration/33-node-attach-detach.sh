@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# timeout: 240
+# timeout: 480
 # Safety: attach to and detach from a Node.js HTTP server 100 times while wrk keeps
 # a bounded loopback load on it (4 connections, 5 s rounds). The server must never
 # crash, no request may fail, and no breakpoint of ours may stay in the server's code.
 # Every tenth cycle uses the phases tier, every tenth (others) the per-site uprobes
-# (no uprobe_multi).
+# (no uprobe_multi). On the newest official Node.js build and the system's node
+# (tests/lib.sh node_matrix full).
 source "$(dirname "$0")/../lib.sh"
 need_root
-need_cmd node
+on_node_matrix full
 need_cmd wrk
 need_cmd nm
 NODEDIR=$(cd "$(dirname "$0")/../node" && pwd)
 CYCLES=${CYCLES:-100}
 
-bg node "$NODEDIR/server.js" 0 >"$TMP/server.out"
+bg "$NODE" "$NODEDIR/server.js" 0 >"$TMP/server.out"
 spid=$BG_PID
 wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "server did not start"; done_testing; }
 port=$(awk '/listening/ { print $2 }' "$TMP/server.out")

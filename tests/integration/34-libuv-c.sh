@@ -104,6 +104,13 @@ check "tier light (got '$tier')" [ "$tier" = light ]
 check "the note says why phases and timers are unavailable: '$note'" \
 	bash -c "grep -q 'stripped' <<<'$note' && grep -q 'uv__run_timers' <<<'$note'"
 
+# Asked for phases it cannot have, stat still runs (light) and says why in one line.
+"$LOOPSCOPE" stat -p "$upid" -d 0.5 -i 0.5 --json --probes phases >"$TMP/ph.json" 2>"$TMP/ph.err"
+check "stat --probes phases on the stripped libuv exits 0" [ $? = 0 ]
+check "and says on stderr, in one line, why light runs: '$(head -c 200 "$TMP/ph.err")'" \
+	bash -c "[ \$(wc -l <'$TMP/ph.err') = 1 ] && grep -q '^loopscope stat: pid $upid: --probes phases unavailable, light tier used: phases unavailable (uv__io_poll has no symbol)' '$TMP/ph.err'"
+check "and reports the loop" [ -s "$TMP/ph.json" ]
+
 # Static libuv in a PIE: libuv 1.44 runs timers at the top of the iteration.
 [ -e /usr/lib/x86_64-linux-gnu/libuv_a.a ] || { not_ok "libuv_a.a (libuv1-dev) is missing"; done_testing; }
 gcc -O1 -fPIE -pie -o "$TMP/uvstatic" "$TMP/uvbusy.c" /usr/lib/x86_64-linux-gnu/libuv_a.a -lpthread -ldl ||

@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
-# timeout: 60
+# timeout: 240
 # Every loop of a Node.js process is found and reported by thread: the main thread
 # (5 ms of work per 100 ms) and a worker_thread (30 ms per 100 ms) come out as two
-# loops with their own utilization and timer lateness.
+# loops with their own utilization and timer lateness, named "main" and "worker N"
+# with N the worker's threadId. On every Node.js build of the matrix.
 source "$(dirname "$0")/../lib.sh"
 need_root
-need_cmd node
+on_node_matrix
 NODEDIR=$(cd "$(dirname "$0")/../node" && pwd)
+v=$NODE_LABEL
+nv=$("$NODE" --version)
 
-bg node "$NODEDIR/workers.js" >"$TMP/w.out"
+bg "$NODE" "$NODEDIR/workers.js" >"$TMP/w.out"
 pid=$BG_PID
-wait_for 10 grep -q ready "$TMP/w.out" || { not_ok "workers.js did not start"; done_testing; }
+wait_for 10 grep -q ready "$TMP/w.out" || { not_ok "$v: workers.js did not start"; done_testing; }
+wid=$(awk '/ready/ { print $2 }' "$TMP/w.out")
 "$LOOPSCOPE" stat -p "$pid" -d 2 -i 2 --json >"$TMP/w.json" 2>"$TMP/w.err"
-check "stat exits 0 ($(head -c 200 "$TMP/w.err"))" [ $? = 0 ]
+check "$v: stat exits 0 ($(head -c 200 "$TMP/w.err"))" [ $? = 0 ]
 # one "VERDICT DESCRIPTION" line per check (1 pass, 0 fail)
-python3 - "$TMP/w.json" "$pid" >"$TMP/verdicts" <<'PY'
+python3 - "$TMP/w.json" "$pid" "$wid" "$v" "${nv#v}" >"$TMP/verdicts" <<'PY'
 import json, sys
 loops = [json.loads(l) for l in open(sys.argv[1])]
-pid = int(sys.argv[2])
+pid, wid, v, nv = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 busy = [l for l in loops if l["iterations"] > 5]
 main = [l for l in busy if l["tid"] == pid]
 other = [l for l in busy if l["tid"] != pid]
 def check(desc, cond):
-    print(1 if cond else 0, desc)
+    print(1 if cond else 0, v + ": " + desc)
 check("the main loop is reported", len(main) == 1)
 check("one more busy loop (the worker) is reported: %s" % [(l["tid"], l["iterations"]) for l in other],
       len(other) == 1)
@@ -34,8 +38,14 @@ if main and other:
           and w.get("timer_lateness", {}).get("count", 0) > 5)
     check("worker delay max %.1f ms covers its 30 ms blocks" % (w["delay"]["max_s"] * 1e3),
           0.029 <= w["delay"]["max_s"] <= 1.0)
+    check("the main loop is named main (%r)" % m.get("loop"), m.get("loop") == "main")
+    check("the worker's loop is named by its threadId: worker %s (%r)" % (wid, w.get("loop")),
+          w.get("loop") == "worker " + wid)
+    check("the version is Node's own, %s (%r)" % (nv, m.get("version")), m.get("version") == nv)
+    check("libuv's version is known (%r)" % m.get("libuv_version"),
+          (m.get("libuv_version") or "").startswith("1."))
 PY
-check "the stat output parses" [ -s "$TMP/verdicts" ]
+check "$v: the stat output parses" [ -s "$TMP/verdicts" ]
 while read -r verdict desc; do
 	check "$desc" [ "$verdict" = 1 ]
 done <"$TMP/verdicts"

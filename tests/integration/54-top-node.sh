@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# timeout: 90
+# timeout: 180
 # loopscope top on two processes at once, an unmodified Node.js program (GC pauses and a
 # 300 ms busy timer callback) and loopdemo: one header line each, j/k moves the detail to
 # the other process (arrow keys or j/k), the Node one shows its GC pauses and alerts on its stall.
+# On the newest official Node.js build and the system's node (tests/lib.sh node_matrix full).
 source "$(dirname "$0")/../lib.sh"
 need_root
 need_cmd tmux
-need_cmd node
+on_node_matrix full
 source "$(dirname "$0")/5-top-tmux.bash"
 
 cat >"$TMP/app.js" <<'EOF'
@@ -16,7 +17,7 @@ setInterval(() => { keep = []; for (let i = 0; i < 200000; i++) keep.push({ i, s
 setInterval(() => { const t = Date.now(); while (Date.now() - t < 300); }, 1500);
 setTimeout(() => process.exit(0), 60000);
 EOF
-bg node "$TMP/app.js"
+bg "$NODE" "$TMP/app.js"
 NODE=$BG_PID
 bg "$LOOPDEMO" --block 20 --every 200 --duration 60
 DEMO=$BG_PID
@@ -31,7 +32,9 @@ check "the first -p is selected at first" wait_screen 3 "^$DEMO loopdemo +refere
 # Arrow keys one way, j/k the other.
 if [ "$NODE" -lt "$DEMO" ]; then to_node=Up to_demo=j; else to_node=Down to_demo=k; fi
 tmux_keys $to_node
-check "$to_node moves the detail to the Node process" wait_screen 3 "^$NODE node +node/phases +last"
+check "$to_node moves the detail to the Node process" wait_screen 3 "^$NODE node main +node/phases +last"
+check "the detail line names Node's and libuv's versions" \
+	wait_screen 3 "^$NODE node main +node/phases +last .* node [0-9]+\.[0-9]+\.[0-9]+, libuv 1\.[0-9]+\.[0-9]+"
 check "Node: its GC pauses are counted" wait_screen 10 "^GC +[1-9][0-9]* pauses +total [0-9.]+[mun]?s"
 check "Node: per-phase rows at --probes phases" wait_screen 5 "^[ >]timers .*%" "^[ >]poll .*%"
 check "Node: its 300 ms callback alerts while it runs" \

@@ -268,6 +268,81 @@ static void test_node_plan(void **state)
 	free(text);
 }
 
+/* The drain functions starvation is classified by, however the compiler split them,
+ * on every Node.js build of the test matrix that is installed (tests/node/versions in
+ * $LS_NODE_CACHE) and on /usr/bin/node. A drain loop takes hundreds of bytes of code:
+ * the ranges together must hold that much, wherever the symbol itself is a thunk
+ * (Node 18's RunMicrotasks is a 0x1d-byte jump to its .part.50). */
+static void check_drain_ranges(const char *path)
+{
+	static const char *const names[] = {
+		"_ZN2v88internal14MicrotaskQueue13RunMicrotasksEPNS0_7IsolateE",
+		"_ZN4node21InternalCallbackScope5CloseEv",
+	};
+	struct lu_elf *e = NULL;
+
+	assert_int_equal(lu_elf_open(path, &e), 0);
+	for (size_t k = 0; k < 2; k++) {
+		struct lu_sym fn;
+		struct lu_want want = { names[k], &fn };
+		struct lu_range r[NU_NRANGES];
+		uint64_t total = 0;
+		int n;
+
+		assert_int_equal(lu_elf_lookup(e, &want, 1), 1);
+		n = lu_code_ranges(e, names[k], &fn, r, NU_NRANGES);
+		if (n < 1)
+			fail_msg("%s: %s: no code ranges (%d)", path, names[k], n);
+		assert_int_equal(r[0].lo, fn.addr);
+		for (int i = 0; i < n; i++) {
+			struct lu_sym part;
+			char pname[512];
+
+			total += r[i].hi - r[i].lo;
+			assert_int_equal(lu_elf_func_at(e, r[i].lo, &part, pname, sizeof(pname)), 0);
+			if (strncmp(pname, names[k], strlen(names[k])))
+				fail_msg("%s: range %d of %s is %s", path, i, names[k], pname);
+		}
+		if (total < 0x100)
+			fail_msg("%s: %s: %d ranges of %#llx bytes in all: the drain is elsewhere", path, names[k], n,
+				 (unsigned long long)total);
+		if (fn.size < 0x40 && n < 2)
+			fail_msg("%s: %s is a %#llx-byte thunk and nothing was followed", path, names[k],
+				 (unsigned long long)fn.size);
+	}
+	lu_elf_close(e);
+}
+
+static void test_drain_ranges(void **state)
+{
+	const char *cache = getenv("LS_NODE_CACHE");
+	char path[4096], line[64];
+	FILE *f;
+	int seen = 0;
+
+	(void)state;
+	if (!access(NODE, R_OK)) {
+		check_drain_ranges(NODE);
+		seen++;
+	}
+	f = fopen("tests/node/versions", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (line[0] < '0' || line[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/bin/node", cache && *cache ? cache : "/var/cache/loopscope/node",
+			 line);
+		if (access(path, R_OK))
+			continue;
+		check_drain_ranges(path);
+		seen++;
+	}
+	if (f)
+		fclose(f);
+	if (!seen)
+		skip();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_node_binary),
 		cmocka_unit_test(test_debian_libuv1),
 		cmocka_unit_test(test_node_plan),
+		cmocka_unit_test(test_drain_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -404,6 +404,33 @@ static const struct ls_prom_loop_state *one_state(void *arg, int32_t pid, uint32
 	return st->pid == pid && st->tid == tid ? st : NULL;
 }
 
+/* A Node worker's loop carries its name as the thread label, and target_info the
+ * runtime's and libuv's versions; a loop with no name gets no thread label. */
+static void test_node_names(void **state)
+{
+	static struct fixture f;
+	char *text;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_DELAY, "node");
+	f.t.runtime = LS_RT_NODE;
+	snprintf(f.t.tier, sizeof(f.t.tier), "light");
+	snprintf(f.t.version, sizeof(f.t.version), "22.23.5");
+	snprintf(f.t.libuv_version, sizeof(f.t.libuv_version), "1.51.0");
+	snprintf(f.l.label, sizeof(f.l.label), "worker 2");
+	text = render(&f.s, NULL);
+	assert_non_null(strstr(text, "loopscope_target_info{pid=\"4321\",comm=\"node\",runtime=\"node\","
+				     "exe=\"/usr/bin/loopdemo\",tier=\"light\",state=\"attached\","
+				     "node_version=\"22.23.5\",libuv_version=\"1.51.0\"} 1\n"));
+	assert_non_null(strstr(text, "loopscope_busy_seconds_total{pid=\"4321\",comm=\"node\",runtime=\"node\","
+				     "loop=\"4322\",thread=\"worker 2\"} 0\n"));
+	free(text);
+	f.l.label[0] = 0;
+	text = render(&f.s, NULL);
+	assert_null(strstr(text, "thread=\""));
+	free(text);
+}
+
 /* Utilization comes from the exporter's last interval when it has one, else it spans
  * since attach; the in-progress gauge follows the state. */
 static void test_utilization_and_in_progress(void **state)
@@ -508,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_has_bits),
 		cmocka_unit_test(test_label_escaping),
 		cmocka_unit_test(test_utilization_and_in_progress),
+		cmocka_unit_test(test_node_names),
 		cmocka_unit_test(test_compat),
 		cmocka_unit_test(test_empty),
 	};

@@ -41,6 +41,8 @@ static void make_snapshot(struct ls_snapshot *s)
 		t->state = i ? LS_TARGET_EXITED : LS_TARGET_ATTACHED;
 		snprintf(t->tier, sizeof(t->tier), "usdt");
 		snprintf(t->note, sizeof(t->note), i ? "no GC probes: \"v8\" symbols missing" : "");
+		snprintf(t->version, sizeof(t->version), i ? "18.20.8" : "");
+		snprintf(t->libuv_version, sizeof(t->libuv_version), i ? "1.44.2" : "");
 		t->attached_ns = 1000 + i;
 		t->exited_ns = i ? 99999 : 0;
 		t->nloops = i ? 0 : 2;	/* a target with no loop yet encodes as [] */
@@ -54,6 +56,7 @@ static void make_snapshot(struct ls_snapshot *s)
 
 			l->tid = 1000 + j;
 			snprintf(l->name, sizeof(l->name), "loop-%u", j);
+			snprintf(l->label, sizeof(l->label), j ? "worker %u" : "main", j);
 			l->has = LS_HAS_PHASES | LS_HAS_DELAY | (j ? LS_HAS_GC : 0);
 			l->iterations = 5000 + j;
 			l->busy_ns = (1ull << 60) + 3;
@@ -107,6 +110,8 @@ static void assert_targets_equal(const struct ls_snapshot *a, const struct ls_sn
 		assert_int_equal(x->state, y->state);
 		assert_string_equal(x->tier, y->tier);
 		assert_string_equal(x->note, y->note);
+		assert_string_equal(x->version, y->version);
+		assert_string_equal(x->libuv_version, y->libuv_version);
 		assert_int_equal(x->attached_ns, y->attached_ns);
 		assert_int_equal(x->exited_ns, y->exited_ns);
 		assert_int_equal(x->nloops, y->nloops);

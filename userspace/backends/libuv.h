@@ -34,6 +34,9 @@ void lu_elf_close(struct lu_elf *e);
 /* One pass over .symtab, then .dynsym for what is still missing. Returns how many
  * of the n wanted symbols were found (0..n) or -errno. */
 int lu_elf_lookup(struct lu_elf *e, const struct lu_want *want, size_t n);
+/* The function symbol (STT_FUNC, .symtab first) whose extent holds addr, and its
+ * name (truncated to namelen); -ENOENT when none does. One pass over the table. */
+int lu_elf_func_at(const struct lu_elf *e, uint64_t addr, struct lu_sym *out, char *name, size_t namelen);
 int lu_elf_has_symtab(const struct lu_elf *e);
 int lu_elf_is_pie(const struct lu_elf *e);	/* ET_DYN: needs a load bias */
 uint64_t lu_elf_first_vaddr(const struct lu_elf *e);	/* lowest PT_LOAD p_vaddr, page-aligned */
@@ -79,6 +82,13 @@ int lu_offsets_table(uint32_t version_hex, struct lu_offsets *o);
  * give plausible values (clock, heap, fd, the heap minimum's timer points back at
  * the loop). 0 if plausible, else -EINVAL / -errno with the reason in why. */
 int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *why, size_t whylen);
+
+/* Copy len bytes at addr in pid's memory (process_vm_readv: nothing is written). */
+int lu_read_remote(pid_t pid, uint64_t addr, void *buf, size_t len);
+/* Node's own version ("20.20.2", process.versions.node) from the running process:
+ * node::per_process::metadata at addr starts with versions.node, a libstdc++
+ * std::string. -EINVAL if what is there is not a version. */
+int lu_node_version(pid_t pid, uint64_t metadata, char *out, size_t len);
 
 /* ---- uprobe sites (libuv_sites.c, Capstone) ---- */
 
@@ -131,5 +141,26 @@ int lu_entry_site(const struct lu_elf *e, const struct lu_sym *fn, struct lu_sit
  * -ENOTSUP if fn has an indirect jump (a tail call we could not see) or a conditional
  * jump out of it (no site fires only when it is taken). */
 int lu_return_sites(const struct lu_elf *e, const struct lu_sym *fn, struct lu_site *out, size_t max);
+
+/* Where fn stores the return value of its direct call of target: the displacement of
+ * the first `mov %rax, disp(%reg)` after the call, with nothing in between writing
+ * %rax or branching (Node's Worker constructor stores AllocateEnvironmentThreadId()
+ * into its thread_id_ so). -ENOENT if there is no such store. */
+int lu_call_result_store(const struct lu_elf *e, const struct lu_sym *fn, uint64_t target, uint32_t *disp);
+
+/* Where a function's code lies however the compiler split it. GCC outlines parts of a
+ * function into local symbols named after it ("fn.part.N", "fn.cold", "fn.isra.N",
+ * "fn.constprop.N") and leaves fn a thunk that jumps or calls there (V8's
+ * MicrotaskQueue::RunMicrotasks in Node 18 is a 0x1d-byte jump to its .part.50).
+ * From fn, every direct jmp, jcc or call leaving the code decoded so far is followed
+ * when its target lies in such a part of fn, and that part is decoded in turn.
+ * Targets of another name are not followed: a function of its own is reached from
+ * other callers too, and its time is not fn's. out[0] is fn itself. Returns the number
+ * of ranges (<= max; parts past max are left out) or -errno. */
+struct lu_range {
+	uint64_t lo, hi;	/* [lo, hi), link-time addresses */
+};
+int lu_code_ranges(const struct lu_elf *e, const char *name, const struct lu_sym *fn, struct lu_range *out,
+		   size_t max);
 
 #endif /* LS_LIBUV_H */

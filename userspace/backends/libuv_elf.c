@@ -247,6 +247,42 @@ int lu_elf_lookup(struct lu_elf *e, const struct lu_want *want, size_t n)
 	return found;
 }
 
+int lu_elf_func_at(const struct lu_elf *e, uint64_t addr, struct lu_sym *out, char *name, size_t namelen)
+{
+	Elf64_Word types[2] = { SHT_SYMTAB, SHT_DYNSYM };
+
+	memset(out, 0, sizeof(*out));
+	for (int t = 0; t < 2; t++) {
+		Elf_Scn *scn = NULL;
+
+		while ((scn = elf_nextscn(e->elf, scn))) {
+			GElf_Shdr sh;
+			Elf_Data *data;
+			size_t count;
+
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != types[t] || !sh.sh_entsize ||
+			    !(data = elf_getdata(scn, NULL)))
+				continue;
+			count = sh.sh_size / sh.sh_entsize;
+			for (size_t i = 0; i < count; i++) {
+				GElf_Sym s;
+				const char *nm;
+
+				if (!gelf_getsym(data, (int)i, &s) || GELF_ST_TYPE(s.st_info) != STT_FUNC ||
+				    s.st_shndx == SHN_UNDEF || addr < s.st_value || addr >= s.st_value + s.st_size)
+					continue;
+				nm = elf_strptr(e->elf, sh.sh_link, s.st_name);
+				out->addr = s.st_value;
+				out->size = s.st_size;
+				out->from_dynsym = types[t] == SHT_DYNSYM;
+				snprintf(name, namelen, "%s", nm ? nm : "");
+				return 0;
+			}
+		}
+	}
+	return -ENOENT;
+}
+
 int lu_elf_import_slots(const struct lu_elf *e, const char *const *names, size_t n, uint64_t *slots)
 {
 	Elf_Scn *scn = NULL;
@@ -309,12 +345,18 @@ int lu_version(const struct lu_elf *e, const struct lu_sym *uv_version, uint32_t
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK)
 		return -ENOMEM;
 	cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
-	n = cs_disasm(cs, code, sizeof(code), uv_version->addr, 3, &insn);
+	n = cs_disasm(cs, code, sizeof(code), uv_version->addr, 4, &insn);
 	err = -ENOENT;
 	for (size_t i = 0; i < n; i++) {
 		const cs_x86 *x = &insn[i].detail->x86;
 
-		if (insn[i].id == X86_INS_ENDBR64)
+		/* endbr64 (CET), and a frame-pointer prologue (Node 26 builds keep one) */
+		if (insn[i].id == X86_INS_ENDBR64 ||
+		    (insn[i].id == X86_INS_PUSH && x->op_count == 1 && x->operands[0].type == X86_OP_REG &&
+		     x->operands[0].reg == X86_REG_RBP) ||
+		    (insn[i].id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+		     x->operands[0].reg == X86_REG_RBP && x->operands[1].type == X86_OP_REG &&
+		     x->operands[1].reg == X86_REG_RSP))
 			continue;
 		/* uv_version(): mov $UV_VERSION_HEX, %eax; ret */
 		if (insn[i].id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
@@ -478,7 +520,7 @@ int lu_offsets_table(uint32_t version_hex, struct lu_offsets *o)
 	return 0;
 }
 
-static int read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
+int lu_read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
 	struct iovec local = { .iov_base = buf, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
@@ -503,7 +545,7 @@ int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *wh
 		snprintf(why, whylen, "uv_loop_t offsets out of range");
 		return -EINVAL;
 	}
-	err = read_remote(pid, addr, loop, o->loop_size);
+	err = lu_read_remote(pid, addr, loop, o->loop_size);
 	if (err) {
 		snprintf(why, whylen, "cannot read the loop at %#llx: %s", (unsigned long long)addr, strerror(-err));
 		return err;
@@ -532,11 +574,33 @@ int lu_loop_check(pid_t pid, uint64_t addr, const struct lu_offsets *o, char *wh
 		return -EINVAL;
 	}
 	if (min) {
-		err = read_remote(pid, min - o->timer_node + o->timer_loop, &back, 8);
+		err = lu_read_remote(pid, min - o->timer_node + o->timer_loop, &back, 8);
 		if (err || back != addr) {
 			snprintf(why, whylen, "the timer at the heap minimum does not point back at the loop");
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+int lu_node_version(pid_t pid, uint64_t metadata, char *out, size_t len)
+{
+	uint64_t str[2];	/* std::string (libstdc++): data pointer, length */
+	char buf[32];
+	int err;
+
+	out[0] = 0;
+	err = lu_read_remote(pid, metadata, str, sizeof(str));
+	if (err)
+		return err;
+	if (!str[1] || str[1] >= sizeof(buf) || str[1] >= len)
+		return -EINVAL;
+	err = lu_read_remote(pid, str[0], buf, (size_t)str[1]);
+	if (err)
+		return err;
+	buf[str[1]] = 0;
+	if (strspn(buf, "0123456789.") != str[1] || buf[0] == '.')
+		return -EINVAL;
+	memcpy(out, buf, (size_t)str[1] + 1);
 	return 0;
 }

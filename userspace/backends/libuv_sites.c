@@ -430,3 +430,96 @@ cleanup:
 	release(&cs, &fc);
 	return err;
 }
+
+/* 1 if sym_name is a compiler-made part of the function named name: name followed by
+ * a GCC clone or split suffix. */
+static int is_part_of(const char *name, const char *sym_name)
+{
+	static const char *const suffixes[] = { ".part.", ".cold", ".isra.", ".constprop.", ".lto_priv." };
+	size_t n = strlen(name);
+
+	if (strncmp(sym_name, name, n) || sym_name[n] != '.')
+		return 0;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+		if (!strncmp(sym_name + n, suffixes[i], strlen(suffixes[i])))
+			return 1;
+	return 0;
+}
+
+static int in_ranges(const struct lu_range *r, size_t n, uint64_t addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (addr >= r[i].lo && addr < r[i].hi)
+			return 1;
+	return 0;
+}
+
+int lu_code_ranges(const struct lu_elf *e, const char *name, const struct lu_sym *fn, struct lu_range *out,
+		   size_t max)
+{
+	size_t n = 0;
+
+	if (!max || !fn->addr || !fn->size)
+		return -ENOENT;
+	out[n++] = (struct lu_range){ fn->addr, fn->addr + fn->size };
+	/* out[] doubles as the work list: each range is decoded once, in order */
+	for (size_t k = 0; k < n; k++) {
+		struct lu_sym part = { .addr = out[k].lo, .size = out[k].hi - out[k].lo };
+		csh cs = 0;
+		struct fn_code fc;
+
+		/* a part Capstone cannot decode to its end still counts; it is just not followed */
+		if (decode(e, &part, &cs, &fc))
+			continue;
+		for (size_t i = 0; i < fc.n; i++) {
+			const cs_insn *in = &fc.insn[i];
+			uint64_t t;
+			struct lu_sym s;
+			char sname[512];
+
+			if (!cs_insn_group(cs, in, CS_GRP_JUMP) && !cs_insn_group(cs, in, CS_GRP_CALL))
+				continue;
+			t = direct_target(in);
+			if (!t || in_ranges(out, n, t) || n >= max)
+				continue;
+			if (lu_elf_func_at(e, t, &s, sname, sizeof(sname)) || !is_part_of(name, sname) ||
+			    in_ranges(out, n, s.addr))
+				continue;
+			out[n++] = (struct lu_range){ s.addr, s.addr + s.size };
+		}
+		release(&cs, &fc);
+	}
+	return (int)n;
+}
+
+int lu_call_result_store(const struct lu_elf *e, const struct lu_sym *fn, uint64_t target, uint32_t *disp)
+{
+	csh cs = 0;
+	struct fn_code fc;
+	int err = decode(e, fn, &cs, &fc);
+
+	if (err)
+		return err;
+	err = -ENOENT;
+	for (size_t i = 0; i < fc.n && err == -ENOENT; i++) {
+		if (fc.insn[i].id != X86_INS_CALL || direct_target(&fc.insn[i]) != target)
+			continue;
+		for (size_t j = i + 1; j < fc.n && j < i + 8; j++) {
+			const cs_insn *in = &fc.insn[j];
+			const cs_x86 *x = &in->detail->x86;
+
+			if (in->id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_MEM &&
+			    x->operands[1].type == X86_OP_REG && x->operands[1].reg == X86_REG_RAX &&
+			    x->operands[0].mem.index == X86_REG_INVALID && x->operands[0].mem.disp >= 0 &&
+			    x->operands[0].mem.base != X86_REG_RIP && x->operands[0].mem.base != X86_REG_RSP) {
+				*disp = (uint32_t)x->operands[0].mem.disp;
+				err = 0;
+				break;
+			}
+			if (is_branch(cs, in) || writes_rax(cs, &fc, j, j + 1))
+				break;
+		}
+	}
+	release(&cs, &fc);
+	return err;
+}

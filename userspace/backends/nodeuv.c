@@ -55,6 +55,7 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 enum {
 	S_UV_RUN, S_UV_VERSION, S_RUN_TIMERS, S_RUN_IDLE, S_RUN_PREPARE, S_IO_POLL, S_RUN_CHECK,
 	S_DEFAULT_LOOP, S_MICROTASKS, S_CB_CLOSE, S_COLLECT_GARBAGE, S_GC_PAUSE_START, S_GC_PAUSE_STOP,
+	S_METADATA, S_ALLOC_THREAD_ID, S_NEXT_THREAD_ID, S_WORKER_CTOR,
 	S_NSYMS,
 };
 static const char *const sym_names[S_NSYMS] = {
@@ -72,6 +73,12 @@ static const char *const sym_names[S_NSYMS] = {
 	[S_COLLECT_GARBAGE] = "_ZN2v88internal4Heap14CollectGarbageENS0_15AllocationSpace*",
 	[S_GC_PAUSE_START] = "_ZN2v88internal8GCTracer20StartObservablePauseE*",
 	[S_GC_PAUSE_STOP] = "_ZN2v88internal8GCTracer19StopObservablePauseE*",
+	/* naming loops and the runtime: node::per_process::metadata (versions.node first),
+	 * node::AllocateEnvironmentThreadId(), its counter, and Worker's constructor */
+	[S_METADATA] = "_ZN4node11per_process8metadataE",
+	[S_ALLOC_THREAD_ID] = "_ZN4node27AllocateEnvironmentThreadIdEv",
+	[S_NEXT_THREAD_ID] = "_ZN4nodeL14next_thread_idE",
+	[S_WORKER_CTOR] = "_ZN4node6worker6WorkerC1E*",
 };
 
 struct node_plan {
@@ -96,6 +103,12 @@ struct node_plan {
 	/* ends (cookie 1), then starts (0): calls of GCTracer::Stop/StartObservablePause
 	 * in CollectGarbage when gc_tracer, else its returns and entry */
 	struct lu_site gc_sites[MAX_RET_SITES + 1];
+	int have_worker_ids;
+	uint32_t worker_thread_id;	/* offsetof(node::worker::Worker, thread_id_) */
+	/* where the drains run (starvation classification), both or neither */
+	int nmicro, ntick;
+	struct lu_range micro[NU_NRANGES];	/* MicrotaskQueue::RunMicrotasks and its parts */
+	struct lu_range tick[NU_NRANGES];	/* InternalCallbackScope::Close and its parts */
 	char tier[16];
 	char note[320];
 };
@@ -152,6 +165,13 @@ struct node_priv {
 	struct nu_loop *val;		/* scratch for one map value (too big for the stack) */
 	pid_t pid;
 	uint64_t stall_ns;
+	char version[24];		/* process.versions.node, read at attach */
+	struct loop_label {		/* loops named so far (loop_label()) */
+		uint32_t tid;
+		uint64_t loop;
+		char label[32];
+	} labels[NU_MAX_LOOPS];
+	size_t nlabels;
 	ls_episode_fn fn;		/* set only while consume() runs */
 	void *fn_arg;
 };
@@ -329,6 +349,16 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 			pl->have_gc = 1;
 		}
 	}
+	if (pl->sym[S_MICROTASKS].addr && pl->sym[S_CB_CLOSE].addr) {
+		pl->nmicro = lu_code_ranges(e, sym_names[S_MICROTASKS], &pl->sym[S_MICROTASKS], pl->micro, NU_NRANGES);
+		pl->ntick = lu_code_ranges(e, sym_names[S_CB_CLOSE], &pl->sym[S_CB_CLOSE], pl->tick, NU_NRANGES);
+		if (pl->nmicro <= 0 || pl->ntick <= 0)
+			pl->nmicro = pl->ntick = 0;
+	}
+	if (pl->sym[S_WORKER_CTOR].addr && pl->sym[S_ALLOC_THREAD_ID].addr && pl->sym[S_NEXT_THREAD_ID].addr &&
+	    pl->sym[S_DEFAULT_LOOP].addr &&
+	    !lu_call_result_store(e, &pl->sym[S_WORKER_CTOR], pl->sym[S_ALLOC_THREAD_ID].addr, &pl->worker_thread_id))
+		pl->have_worker_ids = 1;
 	/* uprobes are attached by file offset */
 	if (pl->have_timers && lu_elf_file_offset(e, pl->timers.vaddr, &pl->timers.file_off))
 		pl->have_timers = 0;
@@ -346,7 +376,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 	if (pl->runtime == LS_RT_NODE) {
 		if (!pl->have_gc)
 			note_add(pl, "no GC pauses (Heap::CollectGarbage not found or not bracketable)");
-		if (!pl->sym[S_MICROTASKS].addr || !pl->sym[S_CB_CLOSE].addr)
+		if (!pl->nmicro)
 			note_add(pl, "starvation not classified (V8/node symbols missing)");
 		note_add(pl, "drains not counted: starvation is classified from stack samples during stalls");
 	} else {
@@ -403,6 +433,14 @@ int ls_node_plan(const struct ls_target_info *ti, const char *tier, FILE *out, c
 				      : (pl->gc_sites[i].cookie ? "return" : "entry"),
 			(unsigned long long)(pl->gc_sites[i].vaddr - pl->sym[S_COLLECT_GARBAGE].addr),
 			pl->gc_sites[i].insn);
+	if (pl->have_worker_ids)
+		fprintf(out, "worker thread_id +%#x\n", pl->worker_thread_id);
+	for (int i = 0; i < pl->nmicro; i++)
+		fprintf(out, "microtasks %#llx-%#llx\n", (unsigned long long)pl->micro[i].lo,
+			(unsigned long long)pl->micro[i].hi);
+	for (int i = 0; i < pl->ntick; i++)
+		fprintf(out, "ticks %#llx-%#llx\n", (unsigned long long)pl->tick[i].lo,
+			(unsigned long long)pl->tick[i].hi);
 	fprintf(out, "note %s\n", pl->note);
 cleanup:
 	free(pl);
@@ -880,11 +918,13 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 		p->skel->rodata->off_time = pl->off.time;
 		p->skel->rodata->off_node_timeout = pl->off.timer_timeout - pl->off.timer_node;
 	}
-	if (pl->sym[S_MICROTASKS].addr && pl->sym[S_CB_CLOSE].addr) {
-		p->skel->rodata->micro_lo = pl->sym[S_MICROTASKS].addr + pl->bias;
-		p->skel->rodata->micro_hi = pl->sym[S_MICROTASKS].addr + pl->sym[S_MICROTASKS].size + pl->bias;
-		p->skel->rodata->tick_lo = pl->sym[S_CB_CLOSE].addr + pl->bias;
-		p->skel->rodata->tick_hi = pl->sym[S_CB_CLOSE].addr + pl->sym[S_CB_CLOSE].size + pl->bias;
+	for (int i = 0; i < pl->nmicro; i++) {
+		p->skel->rodata->micro_lo[i] = pl->micro[i].lo + pl->bias;
+		p->skel->rodata->micro_hi[i] = pl->micro[i].hi + pl->bias;
+	}
+	for (int i = 0; i < pl->ntick; i++) {
+		p->skel->rodata->tick_lo[i] = pl->tick[i].lo + pl->bias;
+		p->skel->rodata->tick_hi[i] = pl->tick[i].hi + pl->bias;
 	}
 	{
 		struct ls_maps maps;
@@ -1060,6 +1100,8 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	r = make_plan(ti, opts ? opts->tier : NULL, pl, err, errlen);
 	if (r)
 		goto fail;
+	if (pl->sym[S_METADATA].addr)
+		lu_node_version(p->pid, pl->sym[S_METADATA].addr + pl->bias, p->version, sizeof(p->version));
 	/* The offsets must describe this process's loop before any probe reads it. */
 	if (pl->have_off && pl->off_guessed && !pl->sym[S_DEFAULT_LOOP].addr) {
 		snprintf(why, sizeof(why), "libuv version unknown and no default loop to check its layout on");
@@ -1139,6 +1181,52 @@ static void thread_comm(pid_t pid, uint32_t tid, char *out, size_t len)
 	fclose(f);
 }
 
+/* What the program calls the loop at addr: "main" for the default loop, "worker N"
+ * for a worker_thread's, N its threadId (Node hands them out from 1, never twice).
+ * A worker's loop is the member of node::worker::WorkerThreadData that follows its
+ * Worker* (src/node_worker.cc, the same in Node 18 to 26), so the Worker is the
+ * pointer just below the loop, and its thread_id_ offset comes from the code of the
+ * Worker constructor (make_plan). The id must lie below Node's counter of ids handed
+ * out; "" when anything does not hold (the front ends show the comm). */
+static void name_loop(struct node_priv *p, uint64_t loop, char *out, size_t len)
+{
+	const struct node_plan *pl = &p->plan;
+	uint64_t worker, id, next;
+
+	out[0] = 0;
+	if (!loop)
+		return;
+	if (pl->sym[S_DEFAULT_LOOP].addr && loop == pl->sym[S_DEFAULT_LOOP].addr + pl->bias) {
+		snprintf(out, len, "main");
+		return;
+	}
+	if (!pl->have_worker_ids || lu_read_remote(p->pid, loop - 8, &worker, 8) ||
+	    lu_read_remote(p->pid, worker + pl->worker_thread_id, &id, 8) ||
+	    lu_read_remote(p->pid, pl->sym[S_NEXT_THREAD_ID].addr + pl->bias, &next, 8) || !id || id >= next)
+		return;
+	snprintf(out, len, "worker %llu", (unsigned long long)id);
+}
+
+/* The label of the loop on tid, named once per (thread, loop). */
+static const char *loop_label(struct node_priv *p, uint32_t tid, uint64_t loop)
+{
+	struct loop_label *l = NULL;
+
+	for (size_t i = 0; i < p->nlabels && !l; i++)
+		if (p->labels[i].tid == tid)
+			l = &p->labels[i];
+	if (!l && p->nlabels < NU_MAX_LOOPS)
+		l = &p->labels[p->nlabels++];
+	if (!l)
+		return "";
+	if (l->tid != tid || l->loop != loop || !l->label[0]) {
+		l->tid = tid;
+		l->loop = loop;
+		name_loop(p, loop, l->label, sizeof(l->label));
+	}
+	return l->label;
+}
+
 static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v, const char *prev_name,
 		      uint64_t now, struct ls_loop_snapshot *o)
 {
@@ -1150,6 +1238,7 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 		snprintf(o->name, sizeof(o->name), "%s", prev_name);
 	else
 		thread_comm(p->pid, tid, o->name, sizeof(o->name));
+	snprintf(o->label, sizeof(o->label), "%s", loop_label(p, tid, v->loop_addr));
 	o->has = LS_HAS_DELAY | LS_HAS_EPISODES | LS_HAS_NOT_POLLING;
 	if (pl->phases)
 		o->has |= LS_HAS_PHASES;
@@ -1227,6 +1316,10 @@ static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
 	out->runtime = p->plan.runtime;
 	snprintf(out->tier, sizeof(out->tier), "%s", p->plan.tier);
 	snprintf(out->note, sizeof(out->note), "%s", p->plan.note);
+	snprintf(out->version, sizeof(out->version), "%s", p->version);
+	if (p->plan.version)
+		snprintf(out->libuv_version, sizeof(out->libuv_version), "%u.%u.%u", p->plan.version >> 16,
+			 (p->plan.version >> 8) & 0xff, p->plan.version & 0xff);
 	return ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, NU_MAX_LOOPS, node_fill, &c, out);
 }
 

@@ -121,8 +121,10 @@ static void print_text(const struct ls_loop_summary *s, const struct ls_target_s
 	double span_ns = s->interval_s * 1e9;
 	uint64_t stalls = 0, ticks = 0, micro = 0;
 
-	printf("pid %d (%s) tid %u %s, %s loop, %.2f s%s\n", (int)s->pid, t->comm, s->tid, s->comm,
-	       ls_runtime_name(s->runtime), s->interval_s,
+	/* "pid 4242 (node) tid 4250 worker 1, node 20.20.2 loop on libuv 1.46.0, 1.00 s" */
+	printf("pid %d (%s) tid %u %s, %s%s%s loop%s%s, %.2f s%s\n", (int)s->pid, t->comm, s->tid,
+	       s->label[0] ? s->label : s->comm, ls_runtime_name(s->runtime), t->version[0] ? " " : "", t->version,
+	       t->libuv_version[0] ? " on libuv " : "", t->libuv_version, s->interval_s,
 	       t->state == LS_TARGET_EXITED ? " (exited)" : "");
 	printf("  iterations %10.1f/s   utilization %5.1f%%\n",
 	       s->interval_s > 0 ? s->iterations / s->interval_s : 0.0, s->utilization * 100);
@@ -222,6 +224,8 @@ static int report(const struct ls_snapshot *cur, const struct ls_snapshot *prev,
 			ls_summarize(&t->loops[l], find_loop(pt, t->loops[l].tid), (double)(end - begin) / 1e9, &s);
 			s.pid = t->pid;
 			s.runtime = t->runtime;
+			snprintf(s.version, sizeof(s.version), "%s", t->version);
+			snprintf(s.libuv_version, sizeof(s.libuv_version), "%s", t->libuv_version);
 			if (!st->json) {
 				print_text(&s, t, st);
 				continue;
@@ -244,6 +248,24 @@ static int report(const struct ls_snapshot *cur, const struct ls_snapshot *prev,
 	}
 	st->neps = 0;
 	return fflush(stdout) ? -EIO : 0;
+}
+
+/* One line on stderr when a target runs a lighter probe tier than asked, with the
+ * reason its backend noted ("phases unavailable (...)" or "loop struct reads off"). */
+static void tier_fallback(const struct ls_target_snapshot *t, const char *asked)
+{
+	static const char *const reasons[] = { "phases unavailable", "loop struct reads off" };
+	const char *why = NULL;
+	int len = 0;
+
+	if (t->runtime == LS_RT_REFERENCE || !strcmp(t->tier, asked))
+		return;
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]) && !why; i++)
+		why = strstr(t->note, reasons[i]);
+	if (why)
+		len = (int)strcspn(why, ";");
+	fprintf(stderr, "loopscope stat: pid %d: --probes %s unavailable, %s tier used%s%.*s\n", (int)t->pid,
+		asked, t->tier, why ? ": " : "", len, why ? why : "");
 }
 
 static int parse_seconds(const char *s, double *out)
@@ -390,6 +412,8 @@ int ls_cmd_stat(int argc, char **argv)
 		fprintf(stderr, "loopscope stat: reading the probes' maps failed: %s\n", strerror(-r));
 		goto cleanup;
 	}
+	for (uint32_t i = 0; opts.tier && i < prev.ntargets; i++)
+		tier_fallback(&prev.targets[i], opts.tier);
 	done = calloc(npids, 1);
 	if (!done) {
 		fprintf(stderr, "loopscope stat: out of memory\n");

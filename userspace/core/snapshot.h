@@ -64,6 +64,8 @@ struct ls_drain_stats {
 struct ls_loop_snapshot {
 	uint32_t tid;		/* the loop's thread */
 	char name[16];		/* the thread's comm */
+	char label[32];		/* the loop as its program names it: "main", "worker 3" (a Node
+				 * worker by its threadId), or "" when not known */
 	uint32_t has;		/* LS_HAS_* */
 
 	uint64_t iterations;
@@ -109,6 +111,8 @@ struct ls_target_snapshot {
 	uint32_t state;			/* enum ls_target_state */
 	char tier[16];			/* probe tier in use: "usdt", "light", "phases" */
 	char note[320];			/* what is unavailable and why, or "" */
+	char version[24];		/* the runtime's own version (Node: process.versions.node) or "" */
+	char libuv_version[16];		/* the libuv it runs on ("1.46.0") or "" */
 	uint64_t attached_ns;		/* mono time the probes went live */
 	uint64_t exited_ns;		/* mono time it exited, or 0 */
 	uint32_t nloops;
@@ -172,6 +176,8 @@ struct ls_loop_summary {
 	int32_t pid;
 	uint32_t tid;
 	char comm[16];
+	char label[32];			/* ls_loop_snapshot.label */
+	char version[24], libuv_version[16];	/* the target's, set by the caller */
 	uint32_t runtime;
 	uint32_t has;
 	double interval_s;
@@ -193,7 +199,8 @@ void ls_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snaps
  *  "phases":{"timers":{"total_s","count","p50_s","p99_s","max_s"},...},
  *  "delay":{"count","p50_s","p99_s","max_s"},"timer_lateness":{...},
  *  "ticks":{"drains","callbacks","max_drain_s","starvation_episodes"},"microtasks":{...},
- *  "poll_wait_s", "stall_episodes", and for Node "gc":{"count","total_s","p99_s","max_s"}}.
+ *  "poll_wait_s", "stall_episodes", and for Node "gc":{"count","total_s","p99_s","max_s"}},
+ * and where known "loop" ("main", "worker 3"), "version", "libuv_version".
  * Returns 0 or -errno. */
 int ls_summary_write_json(const struct ls_loop_summary *s, FILE *out);
 /* The same, plus "episodes":[{"kind","phase","start_s","duration_s","callbacks"}] for

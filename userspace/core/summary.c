@@ -53,6 +53,8 @@ void ls_summarize(const struct ls_loop_snapshot *cur, const struct ls_loop_snaps
 	out->tid = cur->tid;
 	memcpy(out->comm, cur->name, sizeof(out->comm));
 	out->comm[sizeof(out->comm) - 1] = '\0';
+	memcpy(out->label, cur->label, sizeof(out->label));
+	out->label[sizeof(out->label) - 1] = '\0';
 	out->has = cur->has;
 	out->interval_s = interval_s;
 	out->iterations = delta_u64(cur->iterations, prev ? prev->iterations : 0);
@@ -158,6 +160,13 @@ int ls_summary_write_json_ex(const struct ls_loop_summary *s, const struct ls_ep
 	cJSON_AddNumberToObject(o, "tid", s->tid);
 	cJSON_AddStringToObject(o, "comm", s->comm);
 	cJSON_AddStringToObject(o, "runtime", ls_runtime_name(s->runtime));
+	/* known only for some targets: absent otherwise */
+	if (s->label[0])
+		cJSON_AddStringToObject(o, "loop", s->label);
+	if (s->version[0])
+		cJSON_AddStringToObject(o, "version", s->version);
+	if (s->libuv_version[0])
+		cJSON_AddStringToObject(o, "libuv_version", s->libuv_version);
 	cJSON_AddNumberToObject(o, "interval_s", s->interval_s);
 	cJSON_AddNumberToObject(o, "iterations", (double)s->iterations);
 	cJSON_AddNumberToObject(o, "utilization", s->utilization);

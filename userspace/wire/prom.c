@@ -509,6 +509,12 @@ static char *loop_labels(const struct ls_target_snapshot *t, const struct ls_loo
 	ls_buf_printf(&b, "pid=\"%d\",comm=\"", t->pid);
 	put_label_value(&b, t->comm, sizeof(t->comm));
 	ls_buf_printf(&b, "\",runtime=\"%s\",loop=\"%u\"", ls_runtime_name(t->runtime), l->tid);
+	/* the loop as its program names it ("main", "worker 3"), where known */
+	if (l->label[0]) {
+		ls_buf_puts(&b, ",thread=\"");
+		put_label_value(&b, l->label, sizeof(l->label));
+		ls_buf_puts(&b, "\"");
+	}
 	if (b.oom) {
 		ls_buf_free(&b);
 		return NULL;
@@ -569,7 +575,8 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 
 	/* Targets. */
 	family(b, "loopscope_target_info", "gauge",
-	       "One series per traced process: its executable, probe tier and state (value 1).");
+	       "One series per traced process: its executable, probe tier, state and, where known, "
+	       "its runtime's and libuv's versions (value 1).");
 	for (uint32_t i = 0; i < s->ntargets; i++) {
 		const struct ls_target_snapshot *t = &s->targets[i];
 		ls_buf_reset(&tl);
@@ -579,6 +586,16 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 		ls_buf_puts(&tl, "\",tier=\"");
 		put_label_value(&tl, t->tier, sizeof(t->tier));
 		ls_buf_printf(&tl, "\",state=\"%s\"", t->state < 3 ? state_names[t->state] : "?");
+		if (t->version[0]) {
+			ls_buf_printf(&tl, ",%s_version=\"", ls_runtime_name(t->runtime));
+			put_label_value(&tl, t->version, sizeof(t->version));
+			ls_buf_puts(&tl, "\"");
+		}
+		if (t->libuv_version[0]) {
+			ls_buf_puts(&tl, ",libuv_version=\"");
+			put_label_value(&tl, t->libuv_version, sizeof(t->libuv_version));
+			ls_buf_puts(&tl, "\"");
+		}
 		sample_u64(b, "loopscope_target_info", tl.p ? tl.p : "", NULL, 1);
 	}
 	family(b, "loopscope_target_up", "gauge",

@@ -114,6 +114,7 @@ static void put_loop(struct ls_buf *b, const struct ls_loop_snapshot *l)
 	ls_buf_puts(b, "{\"tid\":");
 	put_u64(b, l->tid);
 	kv_str(b, "name", l->name, sizeof(l->name));
+	kv_str(b, "label", l->label, sizeof(l->label));
 	kv_u64(b, "has", l->has);
 	kv_u64(b, "iterations", l->iterations);
 	kv_u64(b, "busy_ns", l->busy_ns);
@@ -190,6 +191,8 @@ void ls_snapshot_json_append(const struct ls_snapshot *s, struct ls_buf *b)
 		kv_str(b, "state", NAME_OF(state_names, t->state), 16);
 		kv_str(b, "tier", t->tier, sizeof(t->tier));
 		kv_str(b, "note", t->note, sizeof(t->note));
+		kv_str(b, "version", t->version, sizeof(t->version));
+		kv_str(b, "libuv_version", t->libuv_version, sizeof(t->libuv_version));
 		kv_u64(b, "attached_ns", t->attached_ns);
 		kv_u64(b, "exited_ns", t->exited_ns);
 		ls_buf_puts(b, ",\"loops\":[");
@@ -398,6 +401,7 @@ static int get_loop(const cJSON *o, struct ls_loop_snapshot *l)
 	l->live_phase = LS_PHASE_NONE;
 	err |= get_u32(o, "tid", &l->tid);
 	err |= get_str(o, "name", l->name, sizeof(l->name));
+	err |= get_str(o, "label", l->label, sizeof(l->label));
 	err |= get_u32(o, "has", &l->has);
 	err |= get_u64(o, "iterations", &l->iterations);
 	err |= get_u64(o, "busy_ns", &l->busy_ns);
@@ -464,6 +468,8 @@ static int get_target(const cJSON *o, struct ls_target_snapshot *t)
 	err |= get_enum(o, "state", state_names, 3, &t->state);
 	err |= get_str(o, "tier", t->tier, sizeof(t->tier));
 	err |= get_str(o, "note", t->note, sizeof(t->note));
+	err |= get_str(o, "version", t->version, sizeof(t->version));
+	err |= get_str(o, "libuv_version", t->libuv_version, sizeof(t->libuv_version));
 	err |= get_u64(o, "attached_ns", &t->attached_ns);
 	err |= get_u64(o, "exited_ns", &t->exited_ns);
 	if (err)
