@@ -1,0 +1,333 @@
+/* profile_out.c: choosing a profile format, cleaning names, and folded stacks.
+ * The flame graph is in flamegraph.c, pprof in pprof.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "profile_out.h"
+
+static const struct {
+	const char *ext;
+	int fmt;
+} exts[] = {
+	{ ".folded", LS_PROFILE_FOLDED },
+	{ ".svg", LS_PROFILE_SVG },
+	{ ".pb.gz", LS_PROFILE_PPROF },
+};
+
+int ls_profile_format_of(const char *path)
+{
+	size_t len = path ? strlen(path) : 0;
+
+	for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+		size_t el = strlen(exts[i].ext);
+		/* A bare ".svg" names no file. */
+		if (len > el && path[len - el - 1] != '/' && !strcmp(path + len - el, exts[i].ext))
+			return exts[i].fmt;
+	}
+	return -EINVAL;
+}
+
+const char *ls_profile_format_exts(void)
+{
+	return ".folded, .svg or .pb.gz";
+}
+
+uint64_t __ls_sat_add(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there are not one
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static int utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	unsigned char lo = 0x80, hi = 0xbf;
+	int n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (int i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)	/* the NUL terminator stops here too */
+			return 0;
+	return n;
+}
+
+void __ls_prof_clean(struct ls_buf *b, const char *str, int mode)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	if (!s)
+		return;
+	while (*s) {
+		int n = utf8_len(s);
+
+		if (n == 0) {
+			ls_buf_append(b, "\xef\xbf\xbd", 3);
+			s++;
+			continue;
+		}
+		if (n == 1) {
+			char c = (char)*s;
+			if (*s < 0x20 || *s == 0x7f)
+				c = '?';
+			else if (c == ';' && mode == __LS_CLEAN_FOLDED)
+				c = ':';
+			ls_buf_append(b, &c, 1);
+		} else if ((n == 2 && s[0] == 0xc2 && s[1] < 0xa0) ||			/* C1 controls */
+			   (n == 3 && s[0] == 0xef && s[1] == 0xbf && s[2] >= 0xbe)) {	/* U+FFFE/F */
+			ls_buf_append(b, "?", 1);
+		} else {
+			ls_buf_append(b, s, (size_t)n);
+		}
+		s += n;
+	}
+}
+
+void __ls_prof_label(struct ls_buf *b, const struct ls_frame *f, int mode)
+{
+	if (f->function && *f->function)
+		__ls_prof_clean(b, f->function, mode);
+	else
+		ls_buf_puts(b, "[unknown]");
+	if (f->kind == LS_FRAME_JS && f->file && *f->file) {
+		ls_buf_puts(b, " ");
+		__ls_prof_clean(b, f->file, mode);
+		if (f->line)
+			ls_buf_printf(b, ":%u", f->line);
+	}
+	/* flamegraph.pl's palettes colour "_[k]" frames as kernel ones. */
+	if (f->kind == LS_FRAME_KERNEL && mode == __LS_CLEAN_FOLDED)
+		ls_buf_puts(b, "_[k]");
+}
+
+/* ---------------------------------------------------------------- interning */
+
+uint32_t __ls_prof_hash(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+	uint32_t h = 2166136261u;
+
+	while (len--)
+		h = (h ^ *s++) * 16777619u;
+	return h;
+}
+
+const char *__ls_intern_key(const struct __ls_intern *t, size_t id, size_t *len)
+{
+	*len = t->off[id + 1] - t->off[id];
+	return t->keys.p + t->off[id];
+}
+
+static int intern_grow(struct __ls_intern *t)
+{
+	size_t ns = t->nslots ? t->nslots * 2 : 64;
+	uint32_t *slots = calloc(ns, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t id = 0; id < t->n; id++) {
+		size_t len;
+		const char *k = __ls_intern_key(t, id, &len);
+		size_t i = __ls_prof_hash(k, len) & (ns - 1);
+
+		while (slots[i])
+			i = (i + 1) & (ns - 1);
+		slots[i] = (uint32_t)id + 1;
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->nslots = ns;
+	return 0;
+}
+
+long __ls_intern(struct __ls_intern *t, const void *key, size_t len, int *added)
+{
+	size_t i;
+
+	*added = 0;
+	if (t->n + 1 >= UINT32_MAX)
+		return -ENOMEM;
+	/* Load factor at most 1/2. */
+	if ((t->n + 1) * 2 > t->nslots && intern_grow(t))
+		return -ENOMEM;
+	for (i = __ls_prof_hash(key, len) & (t->nslots - 1); t->slots[i]; i = (i + 1) & (t->nslots - 1)) {
+		size_t kl;
+		const char *k = __ls_intern_key(t, t->slots[i] - 1, &kl);
+
+		if (kl == len && !memcmp(k, key, len))
+			return (long)t->slots[i] - 1;
+	}
+	if (t->n + 2 > t->cap_ids) {
+		size_t nc = t->cap_ids ? t->cap_ids * 2 : 64;
+		size_t *off = realloc(t->off, nc * sizeof(*off));
+
+		if (!off)
+			return -ENOMEM;
+		t->off = off;
+		t->cap_ids = nc;
+	}
+	if (t->n == 0)
+		t->off[0] = 0;
+	ls_buf_append(&t->keys, key, len);
+	if (t->keys.oom)
+		return -ENOMEM;
+	t->off[t->n + 1] = t->keys.len;
+	t->slots[i] = (uint32_t)t->n + 1;
+	*added = 1;
+	return (long)t->n++;
+}
+
+void __ls_intern_free(struct __ls_intern *t)
+{
+	ls_buf_free(&t->keys);
+	free(t->off);
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ---------------------------------------------------------------- folded */
+
+static const struct __ls_intern *sort_tab;
+
+static int cmp_key(const void *a, const void *b)
+{
+	size_t la, lb;
+	const char *ka = __ls_intern_key(sort_tab, *(const size_t *)a, &la);
+	const char *kb = __ls_intern_key(sort_tab, *(const size_t *)b, &lb);
+	int c = memcmp(ka, kb, la < lb ? la : lb);
+
+	return c ? c : (la > lb) - (la < lb);
+}
+
+/* One line per distinct cleaned stack (two stacks may clean to the same text), sorted,
+ * so the output does not depend on the order of the input. */
+int ls_profile_folded(const struct ls_stack_sample *s, size_t n, struct ls_buf *out)
+{
+	struct __ls_intern lines = { 0 };
+	struct ls_buf line = { 0 };
+	uint64_t *counts = NULL;
+	size_t *order = NULL, cap = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int added;
+		long id;
+
+		if (!s[i].count)
+			continue;
+		ls_buf_reset(&line);
+		for (uint32_t k = s[i].nframes; k-- > 0;) {
+			__ls_prof_label(&line, &s[i].frames[k], __LS_CLEAN_FOLDED);
+			if (k)
+				ls_buf_puts(&line, ";");
+		}
+		if (!s[i].nframes)
+			ls_buf_puts(&line, "[no frames]");
+		if (line.oom) {
+			err = -ENOMEM;
+			goto cleanup;
+		}
+		id = __ls_intern(&lines, line.p, line.len, &added);
+		if (id < 0) {
+			err = (int)id;
+			goto cleanup;
+		}
+		if ((size_t)id >= cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			uint64_t *c = realloc(counts, nc * sizeof(*c));
+
+			if (!c) {
+				err = -ENOMEM;
+				goto cleanup;
+			}
+			counts = c;
+			cap = nc;
+		}
+		counts[id] = added ? s[i].count : __ls_sat_add(counts[id], s[i].count);
+	}
+	if (!lines.n)
+		goto cleanup;
+	order = malloc(lines.n * sizeof(*order));
+	if (!order) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < lines.n; i++)
+		order[i] = i;
+	sort_tab = &lines;
+	qsort(order, lines.n, sizeof(*order), cmp_key);
+	for (size_t i = 0; i < lines.n; i++) {
+		size_t len;
+		const char *k = __ls_intern_key(&lines, order[i], &len);
+
+		ls_buf_append(out, k, len);
+		ls_buf_puts(out, " ");
+		ls_buf_u64(out, counts[order[i]]);
+		ls_buf_puts(out, "\n");
+	}
+	if (out->oom)
+		err = -ENOMEM;
+cleanup:
+	free(order);
+	free(counts);
+	ls_buf_free(&line);
+	__ls_intern_free(&lines);
+	return err;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+const struct ls_profile_meta ls_profile_meta_none;
+
+int ls_profile_render(int fmt, const struct ls_stack_sample *s, size_t n,
+		      const struct ls_profile_meta *meta, struct ls_buf *out)
+{
+	switch (fmt) {
+	case LS_PROFILE_FOLDED:
+		return ls_profile_folded(s, n, out);
+	case LS_PROFILE_SVG:
+		return ls_profile_svg(s, n, meta, out);
+	case LS_PROFILE_PPROF:
+		return ls_profile_pprof(s, n, meta, out);
+	}
+	return -EINVAL;
+}
+
+int ls_profile_write(FILE *f, int fmt, const struct ls_stack_sample *s, size_t n,
+		     const struct ls_profile_meta *meta)
+{
+	struct ls_buf b = { 0 };
+	int err;
+
+	err = ls_profile_render(fmt, s, n, meta, &b);
+	if (err)
+		goto cleanup;
+	errno = 0;
+	if ((b.len && fwrite(b.p, 1, b.len, f) != b.len) || fflush(f)) {
+		err = errno ? -errno : -EIO;
+		goto cleanup;
+	}
+cleanup:
+	ls_buf_free(&b);
+	return err;
+}
