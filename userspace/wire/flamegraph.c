@@ -379,8 +379,9 @@ int ls_profile_svg(const struct ls_stack_sample *s, size_t n, const struct ls_pr
 		   struct ls_buf *out)
 {
 	struct graph g = { 0 };
-	uint32_t *order = NULL;
+	uint32_t *order = NULL, *first = NULL, *nkids = NULL, *stack = NULL;
 	double *cursor = NULL;
+	size_t depth = 0;
 	uint64_t all;
 	uint32_t maxdepth = 0;
 	size_t nn;
@@ -396,7 +397,10 @@ int ls_profile_svg(const struct ls_stack_sample *s, size_t n, const struct ls_pr
 	all = g.nodes[0].total;
 	order = malloc(nn * sizeof(*order));
 	cursor = calloc(nn, sizeof(*cursor));
-	if (!order || !cursor) {
+	first = calloc(nn, sizeof(*first));
+	nkids = calloc(nn, sizeof(*nkids));
+	stack = malloc(nn * sizeof(*stack));
+	if (!order || !cursor || !first || !nkids || !stack) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
@@ -409,6 +413,8 @@ int ls_profile_svg(const struct ls_stack_sample *s, size_t n, const struct ls_pr
 	for (size_t i = 0; i < nn - 1; i++) {
 		struct node *nd = &g.nodes[order[i]];
 
+		if (!nkids[nd->parent]++)
+			first[nd->parent] = (uint32_t)i;
 		nd->x = cursor[nd->parent];
 		cursor[nd->parent] += (double)nd->total;
 		cursor[order[i]] = nd->x;
@@ -422,14 +428,20 @@ int ls_profile_svg(const struct ls_stack_sample *s, size_t n, const struct ls_pr
 	if (!all)
 		ls_buf_printf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">No samples</text>\n",
 			      (int)(IMG_W / 2), base - 4);
-	for (size_t i = 0; i <= nn - 1 && all; i++) {
-		uint32_t id = i ? order[i - 1] : 0;
+	/* Depth first, children by name: the order of the input leaves no trace. */
+	if (all)
+		stack[depth++] = 0;
+	while (depth) {
+		uint32_t id = stack[--depth];
 		const struct node *nd = &g.nodes[id];
 		double x = nd->x / (double)all * FRAMES_W, w = (double)nd->total / (double)all * FRAMES_W;
 		int y = base - (int)(nd->depth + 1) * FRAME_H;
 
+		/* A frame too narrow to draw has no wider child. */
 		if (w < MIN_W)
 			continue;
+		for (uint32_t k = nkids[id]; k-- > 0;)
+			stack[depth++] = order[first[id] + k];
 		ls_buf_printf(out, "<g class=\"f\" data-x=\"%.2f\" data-w=\"%.2f\" data-d=\"%u\">", x, w, nd->depth);
 		put_title(out, &g, id);
 		ls_buf_printf(out, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" rx=\"2\" fill=\"",
@@ -448,6 +460,9 @@ int ls_profile_svg(const struct ls_stack_sample *s, size_t n, const struct ls_pr
 	if (out->oom)
 		err = -ENOMEM;
 cleanup:
+	free(stack);
+	free(nkids);
+	free(first);
 	free(cursor);
 	free(order);
 	free(g.nodes);
