@@ -66,15 +66,8 @@ static long graph_node(struct graph *g, uint32_t parent, int kind, const struct 
 	id = __ls_intern(&g->keys, key->p, key->len, &added);
 	if (id < 0 || !added)
 		return id;
-	if ((size_t)id >= g->cap) {
-		size_t nc = g->cap ? g->cap * 2 : 256;
-		struct node *n = realloc(g->nodes, nc * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		g->nodes = n;
-		g->cap = nc;
-	}
+	if (__ls_prof_grow(&g->nodes, &g->cap, (size_t)id + 1, sizeof(*g->nodes)))
+		return -ENOMEM;
 	g->nodes[id] = (struct node){
 		.parent = parent,
 		.depth = id ? g->nodes[parent].depth + 1 : 0,

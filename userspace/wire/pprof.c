@@ -113,15 +113,8 @@ static long key_id(struct __ls_intern *t, const uint64_t *k, size_t n, int *adde
 
 static int push_loc(struct pprof *p, uint64_t id)
 {
-	if (p->nlocs == p->locs_cap) {
-		size_t nc = p->locs_cap ? p->locs_cap * 2 : 256;
-		uint64_t *l = realloc(p->locs, nc * sizeof(*l));
-
-		if (!l)
-			return -ENOMEM;
-		p->locs = l;
-		p->locs_cap = nc;
-	}
+	if (__ls_prof_grow(&p->locs, &p->locs_cap, p->nlocs + 1, sizeof(*p->locs)))
+		return -ENOMEM;
 	p->locs[p->nlocs++] = id;
 	return 0;
 }
@@ -154,16 +147,8 @@ static long frame_loc(struct pprof *p, const struct ls_frame *f)
 		mkey = (uint64_t)mod;
 		if ((map = key_id(&p->mappings, &mkey, 1, &added)) < 0)
 			return map;
-		if ((size_t)map >= p->map_cap) {
-			size_t nc = p->map_cap ? p->map_cap * 2 : 16;
-			uint8_t *m = realloc(p->map_flags, nc);
-
-			if (!m)
-				return -ENOMEM;
-			memset(m + p->map_cap, 0, nc - p->map_cap);
-			p->map_flags = m;
-			p->map_cap = nc;
-		}
+		if (__ls_prof_grow(&p->map_flags, &p->map_cap, (size_t)map + 1, 1))
+			return -ENOMEM;
 		p->map_flags[map] |= (file ? 1 : 0) | (f->line ? 2 : 0);
 	}
 	lkey[0] = (uint64_t)fn;

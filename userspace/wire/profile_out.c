@@ -38,6 +38,26 @@ uint64_t __ls_sat_add(uint64_t a, uint64_t b)
 	return a + b < a ? UINT64_MAX : a + b;
 }
 
+int __ls_prof_grow(void *arr, size_t *cap, size_t n, size_t size)
+{
+	size_t nc = *cap ? *cap : 64;
+	char *old, *q;
+
+	if (n <= *cap)
+		return 0;
+	while (nc < n)
+		nc *= 2;
+	/* arr points to some T *; memcpy reads and writes it without type punning. */
+	memcpy(&old, arr, sizeof(old));
+	q = realloc(old, nc * size);
+	if (!q)
+		return -ENOMEM;
+	memset(q + *cap * size, 0, (nc - *cap) * size);
+	memcpy(arr, &q, sizeof(q));
+	*cap = nc;
+	return 0;
+}
+
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there are not one
  * (overlong forms, surrogates and code points above U+10FFFF included). */
 static int utf8_len(const unsigned char *s)
@@ -177,15 +197,8 @@ long __ls_intern(struct __ls_intern *t, const void *key, size_t len, int *added)
 		if (kl == len && !memcmp(k, key, len))
 			return (long)t->slots[i] - 1;
 	}
-	if (t->n + 2 > t->cap_ids) {
-		size_t nc = t->cap_ids ? t->cap_ids * 2 : 64;
-		size_t *off = realloc(t->off, nc * sizeof(*off));
-
-		if (!off)
-			return -ENOMEM;
-		t->off = off;
-		t->cap_ids = nc;
-	}
+	if (__ls_prof_grow(&t->off, &t->cap_ids, t->n + 2, sizeof(*t->off)))
+		return -ENOMEM;
 	if (t->n == 0)
 		t->off[0] = 0;
 	ls_buf_append(&t->keys, key, len);
@@ -252,16 +265,9 @@ int ls_profile_folded(const struct ls_stack_sample *s, size_t n, struct ls_buf *
 			err = (int)id;
 			goto cleanup;
 		}
-		if ((size_t)id >= cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			uint64_t *c = realloc(counts, nc * sizeof(*c));
-
-			if (!c) {
-				err = -ENOMEM;
-				goto cleanup;
-			}
-			counts = c;
-			cap = nc;
+		if (__ls_prof_grow(&counts, &cap, (size_t)id + 1, sizeof(*counts))) {
+			err = -ENOMEM;
+			goto cleanup;
 		}
 		counts[id] = added ? s[i].count : __ls_sat_add(counts[id], s[i].count);
 	}

@@ -64,6 +64,9 @@ void __ls_prof_clean(struct ls_buf *b, const char *s, int mode);
 void __ls_prof_label(struct ls_buf *b, const struct ls_frame *f, int mode);
 uint64_t __ls_sat_add(uint64_t a, uint64_t b);
 uint32_t __ls_prof_hash(const void *p, size_t len);	/* FNV-1a */
+/* Make the array at *arr (of *cap elements of size bytes) hold at least n, doubling;
+ * new elements are zeroed. 0 or -ENOMEM (the array is left as it was). */
+int __ls_prof_grow(void *arr, size_t *cap, size_t n, size_t size);
 
 /* A set of byte strings, each given a dense id (0, 1, ...) in insertion order. */
 struct __ls_intern {
