@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
@@ -666,6 +667,51 @@ static void test_write_file(void **state)
 	}
 }
 
+/* The output file: refused before anything happens for a bad name or place; appears
+ * whole at commit, never half; abort leaves nothing behind. */
+static void test_profile_file(void **state)
+{
+	char dir[] = "/tmp/profile_out_test.XXXXXX", path[256], err[256] = "";
+	struct ls_profile_file pf = { 0 };
+	size_t len;
+	char *want, *got = NULL;
+	FILE *f;
+	long n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(ls_profile_file_open(&pf, "out.txt", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "-o out.txt: the format is taken from the extension; name the file .folded, .svg or .pb.gz");
+	assert_int_equal(ls_profile_file_open(&pf, "/nonexistent-dir/out.svg", err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "cannot write /nonexistent-dir/out.svg: No such file or directory; choose a writable place for -o");
+	assert_null(pf.f);
+
+	snprintf(path, sizeof(path), "%s/flame.svg", dir);
+	assert_int_equal(ls_profile_file_open(&pf, path, err, sizeof(err)), 0);
+	assert_int_equal(pf.fmt, LS_PROFILE_SVG);
+	assert_int_equal(access(path, F_OK), -1);	/* not there until commit */
+	assert_int_equal(ls_profile_file_commit(&pf, demo, 3, &demo_meta, err, sizeof(err)), 0);
+	want = render(LS_PROFILE_SVG, demo, 3, &demo_meta, &len);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	got = malloc(len + 1);
+	n = (long)fread(got, 1, len + 1, f);
+	fclose(f);
+	assert_int_equal(n, len);
+	assert_memory_equal(got, want, len);
+	free(got);
+	free(want);
+	ls_profile_file_abort(&pf);	/* after commit: harmless */
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(unlink(path), 0);
+
+	snprintf(path, sizeof(path), "%s/cpu.pb.gz", dir);
+	assert_int_equal(ls_profile_file_open(&pf, path, err, sizeof(err)), 0);
+	ls_profile_file_abort(&pf);
+	ls_profile_file_abort(&pf);
+	assert_int_equal(rmdir(dir), 0);	/* empty: the temporary file is gone */
+}
+
 /* LS_PROFILE_FIXTURES=DIR: the profiles of these tests as files, for real readers. */
 static int write_fixtures(const char *dir)
 {
@@ -718,6 +764,7 @@ int main(void)
 		cmocka_unit_test(test_pprof_demo),
 		cmocka_unit_test(test_pprof_odd_and_huge),
 		cmocka_unit_test(test_write_file),
+		cmocka_unit_test(test_profile_file),
 	};
 	const char *dir = getenv("LS_PROFILE_FIXTURES");
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,10 @@
 /* profile_out.c: choosing a profile format, cleaning names, and folded stacks.
  * The flame graph is in flamegraph.c, pprof in pprof.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "profile_out.h"
 
@@ -336,4 +338,84 @@ int ls_profile_write(FILE *f, int fmt, const struct ls_stack_sample *s, size_t n
 cleanup:
 	ls_buf_free(&b);
 	return err;
+}
+
+/* ---------------------------------------------------------------- files */
+
+void ls_profile_file_abort(struct ls_profile_file *pf)
+{
+	if (pf->f)
+		fclose(pf->f);
+	if (pf->tmp)
+		unlink(pf->tmp);
+	free(pf->tmp);
+	free(pf->path);
+	pf->f = NULL;
+	pf->tmp = pf->path = NULL;
+}
+
+int ls_profile_file_open(struct ls_profile_file *pf, const char *path, char *err, size_t errlen)
+{
+	int fd = -1, e;
+
+	memset(pf, 0, sizeof(*pf));
+	pf->fmt = ls_profile_format_of(path);
+	if (pf->fmt < 0) {
+		snprintf(err, errlen, "-o %s: the format is taken from the extension; name the file %s",
+			 path ? path : "", ls_profile_format_exts());
+		return -EINVAL;
+	}
+	pf->path = strdup(path);
+	if (!pf->path || asprintf(&pf->tmp, "%s.tmp%d", path, (int)getpid()) < 0) {
+		pf->tmp = NULL;
+		e = -ENOMEM;
+		goto fail;
+	}
+	/* Our own name rather than mkstemp's, whose 0600 would ignore the umask. */
+	fd = open(pf->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (fd < 0) {
+		e = -errno;
+		free(pf->tmp);
+		pf->tmp = NULL;
+		goto fail;
+	}
+	pf->f = fdopen(fd, "w");
+	if (!pf->f) {
+		e = -errno;
+		close(fd);
+		goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot write %s: %s; choose a writable place for -o", path, strerror(-e));
+	ls_profile_file_abort(pf);
+	return e;
+}
+
+int ls_profile_file_commit(struct ls_profile_file *pf, const struct ls_stack_sample *s, size_t n,
+			   const struct ls_profile_meta *meta, char *err, size_t errlen)
+{
+	int e;
+
+	if (!pf->f) {
+		snprintf(err, errlen, "internal error: profile file not open");
+		return -EBADF;
+	}
+	e = ls_profile_write(pf->f, pf->fmt, s, n, meta);
+	if (!e && fsync(fileno(pf->f)) && errno != EINVAL)
+		e = -errno;
+	if (fclose(pf->f) && !e)
+		e = errno ? -errno : -EIO;
+	pf->f = NULL;
+	if (!e && rename(pf->tmp, pf->path))
+		e = -errno;
+	if (e) {
+		snprintf(err, errlen, "writing %s failed: %s; nothing was written", pf->path, strerror(-e));
+		ls_profile_file_abort(pf);
+		return e;
+	}
+	free(pf->tmp);
+	pf->tmp = NULL;
+	ls_profile_file_abort(pf);
+	return 0;
 }

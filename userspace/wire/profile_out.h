@@ -52,6 +52,22 @@ int ls_profile_pprof(const struct ls_stack_sample *s, size_t n, const struct ls_
 int ls_profile_write(FILE *f, int fmt, const struct ls_stack_sample *s, size_t n,
 		     const struct ls_profile_meta *meta);
 
+/* An output file that is checked before anything is attached and appears complete or
+ * not at all: open() refuses an unknown extension and creates a temporary file beside
+ * the target (so an unwritable place fails at once), commit() writes and renames it
+ * into place, abort() removes it. Zero-initialise. */
+struct ls_profile_file {
+	int fmt;	/* public, read-only: enum ls_profile_format */
+	char *path;	/* private */
+	char *tmp;	/* private */
+	FILE *f;	/* private */
+};
+/* 0 or -errno, with a one-line message in err ("what is true; what to do"). */
+int ls_profile_file_open(struct ls_profile_file *pf, const char *path, char *err, size_t errlen);
+int ls_profile_file_commit(struct ls_profile_file *pf, const struct ls_stack_sample *s, size_t n,
+			   const struct ls_profile_meta *meta, char *err, size_t errlen);
+void ls_profile_file_abort(struct ls_profile_file *pf);	/* safe after commit and twice */
+
 /* ---------------------------------------------------------------- between the writers */
 
 enum { __LS_CLEAN_TEXT, __LS_CLEAN_FOLDED };
