@@ -12,8 +12,14 @@ temporary folder. Then:
   - two deliberately broken copies (a script error, an unescaped '&') are caught by the
     same checks, so the checks can fail;
   - `go tool pprof -top` reads the .pb.gz files and prints the function names and counts;
-  - every .folded line is "frames count" as flamegraph.pl and speedscope split it.
+  - every .folded line is "frames count" as flamegraph.pl and speedscope split it;
+  - a real Node process: `node --cpu-prof` records a script that blocks in
+    crypto.pbkdf2Sync and JSON.stringify under named functions; its stacks go through
+    the same writers, and pprof's counts per function and the flame graph's search
+    share match what this test counts in the .cpuprofile itself.
 """
+import collections
+import json
 import os
 import re
 import shutil
@@ -28,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from lib import BUILD, check, done, skip  # noqa: E402
 
 GEN = os.path.join(BUILD, "asan", "tests", "profile_out_test")
-for tool in ("chromium", "go"):
+for tool in ("chromium", "go", "node"):
     if not shutil.which(tool):
         skip("needs %s (make test installs it: DEB_TEST)" % tool)
 if not os.access(GEN, os.X_OK):
@@ -39,7 +45,23 @@ tmp = tempfile.mkdtemp(prefix="loopscope-profile.")
 env = dict(os.environ, HOME=tmp, GOCACHE=os.path.join(tmp, "gocache"), GOPATH=os.path.join(tmp, "gopath"),
            GOFLAGS="-mod=mod", GOTOOLCHAIN="local", GOPROXY="off", PPROF_TMPDIR=tmp)
 
-r = subprocess.run([GEN], env=dict(env, LS_PROFILE_FIXTURES=tmp), capture_output=True, text=True, timeout=120)
+# A real Node process, sampled by V8 every 1 ms for about 2 s.
+BLOCK_JS = r"""
+const crypto = require('crypto');
+function settle(i) { return crypto.pbkdf2Sync('pw' + i, 'salt', 20000, 32, 'sha256'); }
+class Report { build(n) { return JSON.stringify(Array.from({ length: n }, (_, i) => ({ i, s: 'x'.repeat(20) }))); } }
+function handle(i) { return i % 2 ? settle(i) : new Report().build(20000).length; }
+const end = Date.now() + 2000;
+for (let i = 0; Date.now() < end; i++) handle(i);
+"""
+open(os.path.join(tmp, "block.js"), "w").write(BLOCK_JS)
+r = subprocess.run(["node", "--cpu-prof", "--cpu-prof-dir=" + tmp, "--cpu-prof-name=block.cpuprofile",
+                    "--cpu-prof-interval", "1000", os.path.join(tmp, "block.js")], env=env, timeout=60)
+check("node --cpu-prof recorded block.js (exit %d)" % r.returncode, r.returncode == 0)
+cpuprofile = os.path.join(tmp, "block.cpuprofile")
+
+r = subprocess.run([GEN], env=dict(env, LS_PROFILE_FIXTURES=tmp, LS_PROFILE_CPUPROFILE=cpuprofile),
+                   capture_output=True, text=True, timeout=120)
 check("profile_out_test wrote the fixtures (exit %d)" % r.returncode, r.returncode == 0)
 if r.returncode:
     print(r.stdout[-2000:], r.stderr[-2000:])
@@ -112,8 +134,29 @@ def screenshot(name, path, query=""):
     return png_pixels(png) if os.path.exists(png) else (0, 0, [])
 
 
+# The cpuprofile counted here, independently: per function, the samples with it on
+# the stack (pprof's cum) and with it at the leaf (flat).
+prof = json.load(open(cpuprofile))
+nodes = {n["id"]: n for n in prof["nodes"]}
+parent = {c: n["id"] for n in prof["nodes"] for c in n.get("children", [])}
+node_cum, node_flat = collections.Counter(), collections.Counter()
+for sid in prof["samples"]:
+    names, n = set(), sid
+    while n in nodes and nodes[n]["callFrame"]["functionName"] != "(root)":
+        names.add(nodes[n]["callFrame"]["functionName"] or "(anonymous)")
+        n = parent.get(n)
+    node_cum.update(names)
+    leaf = nodes[sid]["callFrame"]["functionName"]
+    if leaf != "(root)":
+        node_flat[leaf or "(anonymous)"] += 1
+node_total = len(prof["samples"])
+print("# block.cpuprofile: %d samples; settle %d, build %d, pbkdf2Sync %d" % (
+    node_total, node_cum["settle"], node_cum["build"], node_cum["pbkdf2Sync"]))
+check("the Node profile has samples in settle and build (>= 5% each)",
+      min(node_cum["settle"], node_cum["build"]) >= 0.05 * node_total > 0)
+
 # ---------------------------------------------------------------- SVG
-for name in ("demo", "odd", "empty"):
+for name in ("demo", "odd", "empty", "node"):
     path = os.path.join(tmp, name + ".svg")
     try:
         xml.dom.minidom.parse(path)
@@ -122,7 +165,7 @@ for name in ("demo", "odd", "empty"):
         print("# %s: %s" % (path, e))
         wellformed = False
     check("%s.svg is well-formed XML" % name, wellformed)
-    q = "?s=pbkdf2" if name == "demo" else ""
+    q = {"demo": "?s=pbkdf2", "node": "?s=%5Esettle%20"}.get(name, "")
     xml_ok, quiet, dom = load_check(name, path, q)
     check("%s.svg: Chromium reports no XML error" % name, xml_ok)
     check("%s.svg: no console message (the script ran clean)" % name, quiet)
@@ -139,14 +182,24 @@ for name in ("demo", "odd", "empty"):
         continue
     check("%s.svg: not blank (%d colours, %d ink pixels)" % (name, len(colours), ink),
           len(colours) >= 20 and ink > 0.1 * len(px))
-    green = any(g > r + 60 and g > b + 60 for r, g, b in colours)
-    red = any(r > 200 and r > g + 60 and b < 80 for r, g, b in colours)
-    blue = any(b > 200 and b > r + 60 for r, g, b in colours)
-    check("%s.svg: JS (green), native (red/orange) and kernel (blue) frames drawn" % name, green and red and blue)
+    # The frames only: the legend below them has a swatch of every kind.
+    drawn = set(p for row in rows[:svg_height(path) - 48] for p in row)
+    green = any(g > r + 60 and g > b + 60 for r, g, b in drawn)
+    red = any(r > 200 and r > g + 60 and b < 80 for r, g, b in drawn)
+    blue = any(b > 200 and b > r + 60 for r, g, b in drawn)
+    if name == "node":  # V8's profiler sees no kernel frames
+        check("node.svg: JS (green) and native (red/orange) frames drawn", green and red)
+    else:
+        check("%s.svg: JS (green), native (red/orange) and kernel (blue) frames drawn" % name, green and red and blue)
     if name == "demo":
         check("demo.svg?s=pbkdf2: the search ran (one frame marked in the DOM)", dom.count('data-f="') == 1)
         check("demo.svg?s=pbkdf2: the match is painted magenta", (230, 0, 230) in colours)
         check("demo.svg?s=pbkdf2: 'Matched: 72.0%' shown", "Matched: 72.0%" in dom)
+    if name == "node":
+        m = re.search(r"Matched: ([\d.]+)%", dom)
+        want_share = 100.0 * node_cum["settle"] / node_total
+        check("node.svg?s=^settle: the flame graph's share of settle (%s%%) is the cpuprofile's (%.1f%%)" % (
+            m and m.group(1), want_share), m is not None and abs(float(m.group(1)) - want_share) <= 0.15)
     if name == "odd":
         check("odd.svg: the names' markup stayed text", "alert(" in dom and "<x>" not in dom.split("<script")[0])
 
@@ -194,11 +247,23 @@ check("pprof reads odd.pb.gz: 12 samples, [no frames] 2", rc == 0 and "of 12 tot
 rc, out = pprof_top("empty")
 check("pprof reads empty.pb.gz (0 samples)", rc == 0 and "Total samples = 0" in out)
 
+rc, out = pprof_top("node", "-sample_index=samples")
+rows = {}
+for ln in out.splitlines():
+    m = re.match(r"\s*(\d+)\s+[\d.]+%\s+[\d.]+%\s+(\d+)\s+[\d.]+%\s+(\S+)", ln)
+    if m:
+        rows[m.group(3)] = (int(m.group(1)), int(m.group(2)))
+check("pprof reads node.pb.gz: %d samples" % node_total, rc == 0 and ("of %d total" % node_total) in out)
+for fn in ("settle", "build", "handle", "pbkdf2Sync"):
+    check("pprof: %s flat %d cum %d as in the cpuprofile (got %s)" % (fn, node_flat[fn], node_cum[fn], rows.get(fn)),
+          rows.get(fn) == (node_flat[fn], node_cum[fn]))
+
 # ---------------------------------------------------------------- folded
-for name, total in (("demo", 500), ("odd", 12), ("empty", 0)):
+for name, total in (("demo", 500), ("odd", 12), ("empty", 0), ("node", None)):
     lines = open(os.path.join(tmp, name + ".folded"), encoding="utf-8").read().splitlines()
     # flamegraph.pl: /^(.*)\s+?(\d+(?:\.\d*)?)$/, speedscope: /^(.*) (\d+)$/
     parsed = [re.match(r"^(.+) (\d+)$", ln) for ln in lines]
+    total = node_total if total is None else total
     check("%s.folded: every line is 'frames count', %d samples" % (name, total),
           all(parsed) and sum(int(m.group(2)) for m in parsed) == total)
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <zlib.h>
 
 #include "profile_out.h"
@@ -749,6 +750,111 @@ static int write_fixtures(const char *dir)
 	return 0;
 }
 
+/* LS_PROFILE_CPUPROFILE=FILE (with LS_PROFILE_FIXTURES=DIR): a real Node process's
+ * stacks, from `node --cpu-prof`'s .cpuprofile (V8's nodes with call frames, the
+ * sampled node ids and the time between samples), as DIR/node.{folded,svg,pb.gz}.
+ * Frames with a script URL are JS (1-based line), the others native; (root) is left
+ * out. */
+static int write_cpuprofile(const char *in, const char *dir)
+{
+	enum { MAXNODES = 1 << 16, MAXDEPTH = 1024 };
+	static int parent[MAXNODES];
+	static uint64_t hits[MAXNODES];
+	static const cJSON *frame_of[MAXNODES];
+	struct ls_stack_sample *st = NULL;
+	struct ls_frame *frames = NULL;
+	struct ls_profile_meta m = { .pid = 0, .comm = "node" };
+	cJSON *root = NULL;
+	const cJSON *node, *x;
+	char *text = NULL, path[4096];
+	size_t len = 0, nst = 0, nfr = 0;
+	uint64_t ndeltas = 0, sum = 0;
+	FILE *f = fopen(in, "re");
+	int err = 1;
+
+	if (!f || getdelim(&text, &len, 0, f) < 0 || !(root = cJSON_Parse(text))) {
+		fprintf(stderr, "cannot read %s as JSON\n", in);
+		goto cleanup;
+	}
+	memset(parent, -1, sizeof(parent));
+	cJSON_ArrayForEach(node, cJSON_GetObjectItem(root, "nodes")) {
+		int id = cJSON_GetObjectItem(node, "id")->valueint;
+
+		if (id <= 0 || id >= MAXNODES)
+			goto cleanup;
+		frame_of[id] = cJSON_GetObjectItem(node, "callFrame");
+		cJSON_ArrayForEach(x, cJSON_GetObjectItem(node, "children"))
+			if (x->valueint > 0 && x->valueint < MAXNODES)
+				parent[x->valueint] = id;
+	}
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(root, "samples"))
+		if (x->valueint > 0 && x->valueint < MAXNODES)
+			hits[x->valueint]++;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(root, "timeDeltas"))
+		if (x->valuedouble > 0)
+			sum += (uint64_t)x->valuedouble, ndeltas++;
+	if (ndeltas)
+		m.period_ns = sum * 1000 / ndeltas;	/* microseconds apart, on average */
+	m.duration_ns = sum * 1000;
+	st = calloc(MAXNODES, sizeof(*st));
+	frames = calloc((size_t)MAXNODES * 16, sizeof(*frames));
+	if (!st || !frames)
+		goto cleanup;
+	for (int id = 1; id < MAXNODES; id++) {
+		struct ls_stack_sample *s = &st[nst];
+
+		if (!hits[id])
+			continue;
+		s->frames = frames + nfr;
+		s->count = hits[id];
+		for (int n = id; n > 0 && frame_of[n] && s->nframes < MAXDEPTH; n = parent[n]) {
+			const cJSON *cf = frame_of[n];
+			const char *fn = cJSON_GetStringValue(cJSON_GetObjectItem(cf, "functionName"));
+			const char *url = cJSON_GetStringValue(cJSON_GetObjectItem(cf, "url"));
+			struct ls_frame *fr;
+
+			if (fn && !strcmp(fn, "(root)"))
+				break;
+			if (nfr >= (size_t)MAXNODES * 16)
+				goto cleanup;
+			fr = &frames[nfr++];
+			fr->function = fn && *fn ? fn : "(anonymous)";
+			fr->kind = url && *url ? LS_FRAME_JS : LS_FRAME_NATIVE;
+			if (fr->kind == LS_FRAME_JS) {
+				fr->file = url;
+				fr->line = (uint32_t)cJSON_GetObjectItem(cf, "lineNumber")->valueint + 1;
+				fr->column = (uint32_t)cJSON_GetObjectItem(cf, "columnNumber")->valueint + 1;
+			}
+			s->nframes++;
+		}
+		nst++;
+	}
+	for (int e = 0; e < 3; e++) {
+		static const char *const ext[] = { ".folded", ".svg", ".pb.gz" };
+		FILE *out;
+		int werr;
+
+		snprintf(path, sizeof(path), "%s/node%s", dir, ext[e]);
+		out = fopen(path, "we");
+		if (!out)
+			goto cleanup;
+		werr = ls_profile_write(out, ls_profile_format_of(path), st, nst, &m);
+		if (fclose(out) || werr) {
+			fprintf(stderr, "writing %s failed\n", path);
+			goto cleanup;
+		}
+	}
+	err = 0;
+cleanup:
+	if (f)
+		fclose(f);
+	free(text);
+	free(frames);
+	free(st);
+	cJSON_Delete(root);
+	return err;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -766,10 +872,12 @@ int main(void)
 		cmocka_unit_test(test_write_file),
 		cmocka_unit_test(test_profile_file),
 	};
-	const char *dir = getenv("LS_PROFILE_FIXTURES");
+	const char *dir = getenv("LS_PROFILE_FIXTURES"), *cpuprofile = getenv("LS_PROFILE_CPUPROFILE");
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 
 	if (!failed && dir && *dir)
 		failed = write_fixtures(dir);
+	if (!failed && dir && *dir && cpuprofile && *cpuprofile)
+		failed = write_cpuprofile(cpuprofile, dir);
 	return failed;
 }
