@@ -203,6 +203,21 @@ for name in ("demo", "odd", "empty", "node"):
     if name == "odd":
         check("odd.svg: the names' markup stayed text", "alert(" in dom and "<x>" not in dom.split("<script")[0])
 
+# Click-to-zoom, driven by the script's own zoom() on load: settle fills the width,
+# its ancestors too (faded), everything beside it is hidden.
+zoomed = os.path.join(tmp, "zoom.svg")
+open(zoomed, "w", encoding="utf-8").write(open(os.path.join(tmp, "demo.svg"), encoding="utf-8").read().replace(
+    "if(q)search(q);", "if(q)search(q);zoom(fr.filter(function(g){return name(g).indexOf('settle')===0;})[0]);"))
+xml_ok, quiet, dom = load_check("zoom", zoomed)
+frames = dict((m.group(2).split("\n")[0], m.group(0)) for m in
+              re.finditer(r'<g class="f"[^>]*?( style="[^"]*")?><title>([^<]*)</title><rect [^>]*>', dom))
+settle = frames.get("settle /srv/app/billing.js:31", "")
+check("zoom: settle and its leaf span the graph", 'width="1180.00"' in settle and
+      'width="1180.00"' in frames.get("node::crypto::PBKDF2Traits::DeriveBits", ""))
+check("zoom: frames beside settle are hidden", "display: none" in frames.get("loadConfig /srv/app/config.js:9", "")
+      and "display: none" in frames.get("stringify", ""))
+check("zoom: no console message", quiet and xml_ok)
+
 # The checks above can fail: a script error and an unescaped '&' are both caught.
 demo = open(os.path.join(tmp, "demo.svg"), encoding="utf-8").read()
 bad_js = os.path.join(tmp, "bad-js.svg")
