@@ -46,6 +46,7 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 #define MAX_EPSITES 8
 #define SAMPLE_HZ 99
 #define FAST_HZ 499		/* while a loop is in a long span: a 100 ms stall gets >= 20 */
+_Static_assert(SAMPLE_HZ + FAST_HZ == LS_NODE_PROFILE_HZ, "profile rate");
 #define MAX_SPANS 16		/* long spans whose samples are kept until they end */
 #define MAX_FRAMES (NU_RAW_DEPTH + NU_RAW_KDEPTH + 1)
 #define EPISODE_STACKS 5	/* stacks kept per episode */
@@ -162,6 +163,9 @@ struct node_priv {
 	struct span_acc spans[MAX_SPANS];
 	struct loop_extra extra[NU_MAX_LOOPS];
 	uint32_t nextra;
+	int profile;				/* LS_PROFILE_* */
+	void (*on_stack)(void *arg, int32_t pid, uint32_t tid, const struct ls_frame *f, uint32_t n);
+	void *stack_arg;
 	struct nu_loop *val;		/* scratch for one map value (too big for the stack) */
 	pid_t pid;
 	uint64_t stall_ns;
@@ -561,7 +565,7 @@ static void hot_set(struct node_priv *p, uint32_t tid, int hot)
 		p->hot[p->nhot++] = tid;
 	else if (!hot && i < p->nhot)
 		p->hot[i] = p->hot[--p->nhot];
-	set_fast(p, p->nhot > 0);
+	set_fast(p, p->nhot > 0 || p->profile == LS_PROFILE_ALL);
 }
 
 static struct span_acc *span_get(struct node_priv *p, uint32_t tid, uint64_t start, int create)
@@ -648,12 +652,16 @@ static int on_sample(void *ctx, void *data, size_t len)
 		hot_set(p, r->tid, r->type == NU_RAW_HOT);
 		return 0;
 	}
-	if (r->type != NU_RAW_SAMPLE || !p->unw || !r->span_start)
+	if (r->type != NU_RAW_SAMPLE || !p->unw)
 		return 0;
 	/* now, while the objects its frames point to are where they were */
 	n = ls_unwind(p->unw, r, len, p->fbuf, MAX_FRAMES);
 	if (!n)
 		return 0;
+	if (p->profile == LS_PROFILE_ALL && p->on_stack)
+		p->on_stack(p->stack_arg, p->pid, r->tid, p->fbuf, n);
+	if (!r->span_start || r->time - r->span_start < p->stall_ns / 4)
+		return 0;	/* profile: not in a long span */
 	s = span_get(p, r->tid, r->span_start, 1);
 	if (s && !ls_stack_agg_add(s->agg, p->fbuf, n, 1))
 		s->cat[sample_cat(p->fbuf, n)]++;
@@ -679,7 +687,8 @@ static void attach_stacks(struct node_priv *p, struct ls_episode *ep)
 		return;
 	ep->samples = (uint32_t)ls_stack_agg_total(s->agg);
 	if (p->tab)
-		ep->stacks = ls_stack_agg_finish(s->agg, p->tab, EPISODE_STACKS);
+		ep->stacks = ls_stack_agg_finish(s->agg, p->tab,
+						 p->profile == LS_PROFILE_STALLS ? UINT32_MAX : EPISODE_STACKS);
 	sy = s->cat[SPAN_SYNC];
 	t = s->cat[SPAN_TICK];
 	m = s->cat[SPAN_MICRO];
@@ -1075,6 +1084,10 @@ static int add_stacks(struct node_priv *p, const struct ls_target_info *ti)
 	if (epoll_ctl(p->wake_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rbs), &ev))
 		return -errno;
 	p->skel->bss->raw_on = 1;
+	if (p->profile == LS_PROFILE_ALL) {
+		p->skel->bss->raw_all = 1;
+		set_fast(p, 1);
+	}
 	return 0;
 }
 
@@ -1095,6 +1108,11 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	t->priv = p;
 	p->pid = ti->pid;
 	p->wake_fd = -1;
+	if (opts) {
+		p->profile = opts->profile;
+		p->on_stack = opts->on_stack;
+		p->stack_arg = opts->stack_arg;
+	}
 	p->stall_ns = opts && opts->stall_threshold_ns ? opts->stall_threshold_ns : DEFAULT_STALL_NS;
 	pl = &p->plan;
 	r = make_plan(ti, opts ? opts->tier : NULL, pl, err, errlen);

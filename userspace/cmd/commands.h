@@ -13,5 +13,6 @@ struct ls_command {
 int ls_cmd_stat(int argc, char **argv);	/* stat.c */
 int ls_cmd_serve(int argc, char **argv);	/* serve.c */
 int ls_cmd_top(int argc, char **argv);		/* top.c (model and drawing: dashboards/top/) */
+int ls_cmd_profile(int argc, char **argv);	/* profile.c */
 
 #endif

@@ -10,6 +10,7 @@ static const struct ls_command commands[] = {
 	{ "stat", "attach to running loops and print their numbers every interval", ls_cmd_stat },
 	{ "serve", "Prometheus exporter (/metrics) and live event stream (/events)", ls_cmd_serve },
 	{ "top", "live terminal dashboard of event loops (attached, or a serve stream)", ls_cmd_top },
+	{ "profile", "record a loop's stacks: folded, SVG flame graph or pprof", ls_cmd_profile },
 };
 
 static void usage(FILE *f)
