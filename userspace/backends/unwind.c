@@ -191,6 +191,16 @@ static void user_frame(struct ls_unwinder *u, uint64_t pc, int is_return, const 
 		f->module = ls_stacktab_str(u->tab, hit.module);
 		return;
 	}
+	if (maybe_js) {
+		/* code V8 generated that is no JS function's: a regexp, a stub */
+		const char *typed = ls_v8_typed_frame(u->v8, slot);
+
+		if (typed) {
+			f->function = ls_stacktab_str(u->tab, typed);
+			f->module = ls_stacktab_str(u->tab, "[V8 code]");
+			return;
+		}
+	}
 	if (m && !strcmp(m->path, "[vdso]")) {	/* the kernel's vDSO: clock_gettime and friends */
 		f->function = ls_stacktab_str(u->tab, "[vdso]");
 		f->module = f->function;

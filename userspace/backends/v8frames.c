@@ -79,9 +79,20 @@ struct sfi {
 	struct ls_v8_frame f;
 };
 
+/* V8's typed frames (a Smi marker where a JS frame keeps its context), by name. */
+static const char *const frametypes[] = {
+	"EntryFrame", "ConstructEntryFrame", "ExitFrame", "BuiltinExitFrame", "InternalFrame", "ConstructFrame",
+	"StubFrame", "BuiltinFrame", "IrregexpFrame", "NativeFrame", "BuiltinContinuationFrame",
+	"JavaScriptBuiltinContinuationFrame", "TurbofanStubWithContextFrame", "FastConstructFrame", "ApiCallbackExitFrame",
+	"ApiAccessorExitFrame", "WasmFrame", "WasmExitFrame", "WasmToJsFrame", "JsToWasmFrame", "CWasmEntryFrame",
+};
+#define NFRAMETYPES (sizeof(frametypes) / sizeof(frametypes[0]))
+
 struct ls_v8 {
 	pid_t pid;
 	int64_t k[K_NK];
+	int64_t frametype[NFRAMETYPES];	/* -1: not in this V8 */
+	const char *frametype_label[NFRAMETYPES];
 	char version[32];
 	struct sfi *sfis;	/* direct-mapped cache by address */
 	struct script *scripts;
@@ -550,6 +561,26 @@ int ls_v8_frame(struct ls_v8 *v, const uint64_t slot[8], struct ls_v8_frame *out
 	return 1;
 }
 
+/* The frame type markers this V8 has (v8dbg_frametype_*); labels like "[V8 IrregexpFrame]". */
+static void read_frametypes(struct ls_v8 *v, struct lu_elf *e, uint64_t bias)
+{
+	for (size_t i = 0; i < NFRAMETYPES; i++) {
+		char name[96], label[96];
+		struct lu_sym sym;
+		struct lu_want w = { .name = name, .out = &sym };
+		int32_t x;
+
+		v->frametype[i] = -1;
+		snprintf(name, sizeof(name), "v8dbg_frametype_%s", frametypes[i]);
+		if (lu_elf_lookup(e, &w, 1) != 1 || ls_proc_read(v->pid, sym.addr + bias, &x, sizeof(x)))
+			continue;
+		snprintf(label, sizeof(label), "[V8 %s]", frametypes[i]);
+		v->frametype_label[i] = intern(v, label);
+		if (v->frametype_label[i])
+			v->frametype[i] = x;
+	}
+}
+
 int ls_v8_open(pid_t pid, struct lu_elf *e, uint64_t bias, struct ls_v8 **out, char *why, size_t whylen)
 {
 	struct lu_sym sym[K_NK];
@@ -620,6 +651,7 @@ int ls_v8_open(pid_t pid, struct lu_elf *e, uint64_t bias, struct ls_v8 **out, c
 		err = -ENOTSUP;
 		goto cleanup;
 	}
+	read_frametypes(v, e, bias);
 	snprintf(v->version, sizeof(v->version), "V8 %lld.%lld.%lld", (long long)v->k[K_V8_MAJOR],
 		 (long long)v->k[K_V8_MINOR], (long long)v->k[K_V8_BUILD]);
 	*out = v;
@@ -630,6 +662,22 @@ cleanup:
 }
 
 const char *ls_v8_version(const struct ls_v8 *v) { return v->version; }
+
+const char *ls_v8_typed_frame(struct ls_v8 *v, const uint64_t slot[8])
+{
+	uint64_t marker = slot[(48 + v->k[K_FP_CONTEXT]) / 8];
+	int64_t t;
+
+	/* StackFrame::TypeToMarker: the type shifted by the Smi tag size, not a full Smi */
+	if ((marker & 1) || marker >= 256)
+		return NULL;
+	t = (int64_t)(marker >> 1);
+	for (size_t i = 0; i < NFRAMETYPES; i++)
+		if (v->frametype[i] >= 0 && v->frametype[i] == t)
+			return v->frametype_label[i];
+	return NULL;
+}
+
 
 void ls_v8_close(struct ls_v8 *v)
 {
