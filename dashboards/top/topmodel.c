@@ -612,6 +612,32 @@ void top_model_tick(struct top_model *m, uint64_t local_now)
 	}
 }
 
+static int has_stacks(const struct top_log_entry *e)
+{
+	return e && e->ep.end_ns && e->ep.stacks && e->ep.stacks->nstacks;
+}
+
+int top_model_stacks_open(struct top_model *m)
+{
+	for (uint32_t i = 0; i < m->log_len; i++)
+		if (has_stacks(top_model_log(m, i))) {
+			m->stacks = 1;
+			m->stacks_at = i;
+			return 1;
+		}
+	m->stacks = 0;
+	return 0;
+}
+
+void top_model_stacks_step(struct top_model *m, int delta)
+{
+	for (int64_t i = (int64_t)m->stacks_at + delta; i >= 0 && i < (int64_t)m->log_len; i += delta)
+		if (has_stacks(top_model_log(m, (uint32_t)i))) {
+			m->stacks_at = (uint32_t)i;
+			return;
+		}
+}
+
 void top_model_select(struct top_model *m, int delta)
 {
 	int64_t s = (int64_t)m->selected + delta;
