@@ -74,11 +74,11 @@ function hotPath(ms) { // BEGIN hotPath
 } // END hotPath
 
 const natives = {
-  pbkdf2: () => crypto.pbkdf2Sync('secret', 'salt', 60000, 64, 'sha512'),
+  pbkdf2: () => crypto.pbkdf2Sync('secret', 'salt', 40000, 64, 'sha512'),
   json: () => JSON.stringify(bigObject),
   regex: () => /^(a+)+$/.test('a'.repeat(23) + 'b'),
   gzip: () => zlib.gzipSync(bigBuffer),
-  readFile: () => { for (let i = 0; i < 40; i++) fs.readFileSync(bigFile); },
+  readFile: () => { for (let i = 0; i < 12; i++) fs.readFileSync(bigFile); },
 };
 let bigObject, bigBuffer, bigFile;
 if (NATIVE) {
