@@ -127,20 +127,20 @@ int lu_elf_vaddr(const struct lu_elf *e, uint64_t off, uint64_t *vaddr)
 	return -ENOENT;
 }
 
-int lu_elf_each_symbol(const struct lu_elf *e, int (*fn)(void *arg, const char *name, uint64_t addr,
-							 uint64_t size, int is_func),
-		       void *arg)
+/* Call fn for every defined FUNC/OBJECT/NOTYPE symbol of the sections of type
+ * shtype; fn's non-zero return stops the walk and is returned, else the count. */
+static int walk_symbols(const struct lu_elf *e, Elf64_Word shtype,
+			int (*fn)(void *arg, const char *name, const GElf_Sym *s), void *arg)
 {
 	Elf_Scn *scn = NULL;
-	int want = e->has_symtab ? SHT_SYMTAB : SHT_DYNSYM, n = 0, r;
+	int n = 0, r;
 
-	/* .symtab holds every .dynsym entry too; use .dynsym only without it */
 	while ((scn = elf_nextscn(e->elf, scn))) {
 		GElf_Shdr sh;
 		Elf_Data *data;
 		size_t count;
 
-		if (!gelf_getshdr(scn, &sh) || (int)sh.sh_type != want || !sh.sh_entsize)
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != shtype || !sh.sh_entsize)
 			continue;
 		data = elf_getdata(scn, NULL);
 		if (!data)
@@ -159,12 +159,34 @@ int lu_elf_each_symbol(const struct lu_elf *e, int (*fn)(void *arg, const char *
 			name = elf_strptr(e->elf, sh.sh_link, s.st_name);
 			if (!name || !*name)
 				continue;
-			if ((r = fn(arg, name, s.st_value, s.st_size, type == STT_FUNC)))
+			if ((r = fn(arg, name, &s)))
 				return r;
 			n++;
 		}
 	}
 	return n;
+}
+
+struct each_ctx {
+	int (*fn)(void *arg, const char *name, uint64_t addr, uint64_t size, int is_func);
+	void *arg;
+};
+
+static int each_one(void *arg, const char *name, const GElf_Sym *s)
+{
+	struct each_ctx *c = arg;
+
+	return c->fn(c->arg, name, s->st_value, s->st_size, GELF_ST_TYPE(s->st_info) == STT_FUNC);
+}
+
+int lu_elf_each_symbol(const struct lu_elf *e, int (*fn)(void *arg, const char *name, uint64_t addr,
+							 uint64_t size, int is_func),
+		       void *arg)
+{
+	struct each_ctx c = { .fn = fn, .arg = arg };
+
+	/* .symtab holds every .dynsym entry too; use .dynsym only without it */
+	return walk_symbols(e, e->has_symtab ? SHT_SYMTAB : SHT_DYNSYM, each_one, &c);
 }
 
 int lu_elf_read(const struct lu_elf *e, uint64_t vaddr, void *buf, size_t len)
@@ -192,47 +214,35 @@ static int name_matches(const char *want, const char *have)
 	return !strcmp(want, have);
 }
 
+struct scan_ctx {
+	const struct lu_want *want;
+	size_t n;
+	Elf64_Word shtype;
+	int found;
+};
+
+static int scan_one(void *arg, const char *name, const GElf_Sym *s)
+{
+	struct scan_ctx *c = arg;
+
+	for (size_t k = 0; k < c->n; k++) {
+		if (c->want[k].out->addr || !name_matches(c->want[k].name, name))
+			continue;
+		c->want[k].out->addr = s->st_value;
+		c->want[k].out->size = s->st_size;
+		c->want[k].out->from_dynsym = c->shtype == SHT_DYNSYM;
+		c->found++;
+	}
+	return 0;
+}
+
 /* One pass over the section of type shtype, filling still-empty wanted symbols. */
 static int scan_symbols(struct lu_elf *e, Elf64_Word shtype, const struct lu_want *want, size_t n)
 {
-	Elf_Scn *scn = NULL;
-	int found = 0;
+	struct scan_ctx c = { .want = want, .n = n, .shtype = shtype };
 
-	while ((scn = elf_nextscn(e->elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *data;
-		size_t count;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != shtype || !sh.sh_entsize)
-			continue;
-		data = elf_getdata(scn, NULL);
-		if (!data)
-			continue;
-		count = sh.sh_size / sh.sh_entsize;
-		for (size_t i = 0; i < count; i++) {
-			GElf_Sym s;
-			const char *name;
-			int type;
-
-			if (!gelf_getsym(data, (int)i, &s) || s.st_shndx == SHN_UNDEF || !s.st_value)
-				continue;
-			type = GELF_ST_TYPE(s.st_info);
-			if (type != STT_FUNC && type != STT_OBJECT && type != STT_NOTYPE)
-				continue;
-			name = elf_strptr(e->elf, sh.sh_link, s.st_name);
-			if (!name || !*name)
-				continue;
-			for (size_t k = 0; k < n; k++) {
-				if (want[k].out->addr || !name_matches(want[k].name, name))
-					continue;
-				want[k].out->addr = s.st_value;
-				want[k].out->size = s.st_size;
-				want[k].out->from_dynsym = shtype == SHT_DYNSYM;
-				found++;
-			}
-		}
-	}
-	return found;
+	walk_symbols(e, shtype, scan_one, &c);
+	return c.found;
 }
 
 int lu_elf_lookup(struct lu_elf *e, const struct lu_want *want, size_t n)

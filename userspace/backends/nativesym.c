@@ -9,6 +9,7 @@
 
 #include "libuv.h"
 #include "nativesym.h"
+#include "stacktab.h"
 
 /* libstdc++'s demangler (C linkage; -lstdc++). */
 char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
@@ -36,11 +37,19 @@ struct ns_obj {
 
 struct ls_nsym {
 	struct ns_obj *objs;
-	char **strs;		/* interned file names from DWARF */
-	size_t nstrs, cap_strs;
+	struct ls_stacktab *strs;	/* file names from DWARF */
 };
 
-struct ls_nsym *ls_nsym_new(void) { return calloc(1, sizeof(struct ls_nsym)); }
+struct ls_nsym *ls_nsym_new(void)
+{
+	struct ls_nsym *c = calloc(1, sizeof(*c));
+
+	if (c && !(c->strs = ls_stacktab_new())) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
 
 static void obj_free(struct ns_obj *o)
 {
@@ -68,9 +77,7 @@ void ls_nsym_free(struct ls_nsym *c)
 		obj_free(c->objs);
 		c->objs = n;
 	}
-	for (size_t i = 0; i < c->nstrs; i++)
-		free(c->strs[i]);
-	free(c->strs);
+	ls_stacktab_free(c->strs);
 	free(c);
 }
 
@@ -205,24 +212,6 @@ static struct ns_sym *sym_find(struct ns_obj *o, uint64_t vaddr)
 	return NULL;
 }
 
-static const char *intern(struct ls_nsym *c, const char *s)
-{
-	for (size_t i = 0; i < c->nstrs; i++)
-		if (!strcmp(c->strs[i], s))
-			return c->strs[i];
-	if (c->nstrs == c->cap_strs) {
-		size_t cap = c->cap_strs ? c->cap_strs * 2 : 64;
-		char **g = realloc(c->strs, cap * sizeof(*g));
-
-		if (!g)
-			return NULL;
-		c->strs = g;
-		c->cap_strs = cap;
-	}
-	c->strs[c->nstrs] = strdup(s);
-	return c->strs[c->nstrs] ? c->strs[c->nstrs++] : NULL;
-}
-
 static void dwarf_line(struct ls_nsym *c, struct ns_obj *o, pid_t pid, const struct ls_map *m, uint64_t vaddr,
 		       struct ls_nsym_hit *hit)
 {
@@ -248,7 +237,7 @@ static void dwarf_line(struct ls_nsym *c, struct ns_obj *o, pid_t pid, const str
 	line = dwarf_getsrc_die(&cu, vaddr);
 	if (!line || !(src = dwarf_linesrc(line, NULL, NULL)) || dwarf_lineno(line, &lineno) || lineno <= 0)
 		return;
-	hit->file = intern(c, src);
+	hit->file = ls_stacktab_str(c->strs, src);
 	hit->line = hit->file ? (uint32_t)lineno : 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include "libuv.h"
 #include "proc.h"
+#include "stacktab.h"
 #include "v8frames.h"
 
 #define TAG_MASK 3ull
@@ -96,8 +97,7 @@ struct ls_v8 {
 	char version[32];
 	struct sfi *sfis;	/* direct-mapped cache by address */
 	struct script *scripts;
-	char **strs;		/* interned strings */
-	size_t nstrs, cap_strs;
+	struct ls_stacktab *strs;	/* names and files handed out */
 };
 
 static int rd(struct ls_v8 *v, uint64_t addr, void *buf, size_t len)
@@ -132,23 +132,7 @@ static int type_of(struct ls_v8 *v, uint64_t t)
 	return type;
 }
 
-static const char *intern(struct ls_v8 *v, const char *s)
-{
-	for (size_t i = 0; i < v->nstrs; i++)
-		if (!strcmp(v->strs[i], s))
-			return v->strs[i];
-	if (v->nstrs == v->cap_strs) {
-		size_t cap = v->cap_strs ? v->cap_strs * 2 : 256;
-		char **g = realloc(v->strs, cap * sizeof(*g));
-
-		if (!g)
-			return NULL;
-		v->strs = g;
-		v->cap_strs = cap;
-	}
-	v->strs[v->nstrs] = strdup(s);
-	return v->strs[v->nstrs] ? v->strs[v->nstrs++] : NULL;
-}
+static const char *intern(struct ls_v8 *v, const char *s) { return ls_stacktab_str(v->strs, s); }
 
 /* Copy chars [from, from + n) of V8 string t into out (one byte a char; UTF-16
  * units above 0x7e become '?'). Returns the chars copied, or -1 when t is not a
@@ -612,7 +596,8 @@ int ls_v8_open(pid_t pid, struct lu_elf *e, uint64_t bias, struct ls_v8 **out, c
 	v->pid = pid;
 	v->sfis = calloc(CACHE_SLOTS, sizeof(*v->sfis));
 	v->scripts = calloc(CACHE_SLOTS, sizeof(*v->scripts));
-	if (!v->sfis || !v->scripts) {
+	v->strs = ls_stacktab_new();
+	if (!v->sfis || !v->scripts || !v->strs) {
 		err = -ENOMEM;
 		goto cleanup;
 	}
@@ -687,8 +672,6 @@ void ls_v8_close(struct ls_v8 *v)
 		script_free(&v->scripts[i]);
 	free(v->scripts);
 	free(v->sfis);
-	for (size_t i = 0; i < v->nstrs; i++)
-		free(v->strs[i]);
-	free(v->strs);
+	ls_stacktab_free(v->strs);
 	free(v);
 }
