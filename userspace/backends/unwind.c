@@ -175,8 +175,9 @@ static void user_frame(struct ls_unwinder *u, uint64_t pc, int is_return, const 
 	f->kind = LS_FRAME_NATIVE;
 	if (file_backed)
 		ls_nsym_resolve(u->nsym, u->pid, m, at, 0, &hit);
-	/* V8's code: its builtins (symbols Builtins_*) and what it compiled at run time */
-	maybe_js = u->v8 && slot && (hit.function ? !strncmp(hit.function, "Builtins_", 9) : !file_backed);
+	/* V8's code: its builtins (symbols Builtins_*, or no symbol at all in a binary
+	 * without .symtab) and what it compiled at run time; ls_v8_frame() checks the rest */
+	maybe_js = u->v8 && slot && (!hit.function || !strncmp(hit.function, "Builtins_", 9));
 	if (maybe_js && ls_v8_frame(u->v8, slot, &jf)) {
 		f->kind = LS_FRAME_JS;
 		f->function = ls_stacktab_str(u->tab, jf.function);
@@ -275,6 +276,8 @@ uint32_t ls_unwind(struct ls_unwinder *u, const struct nu_raw *r, size_t len, st
 	}
 	pc = r->pc;
 	for (uint32_t i = 0; pc && n < max; i++) {
+		if (i > 0 && !find_map(u, pc))
+			break;	/* a return address in no mapping: the chain ran off the stack */
 		if (i == 1 && (r->flags & NU_RAW_F_SCANNED)) {
 			uint64_t leaf = func_start(u, r->pc);
 
