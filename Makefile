@@ -53,6 +53,9 @@ DEB_BUILD += libssl-dev
 DEB_BUILD += libyaml-dev
 DEB_BUILD += libcrypt-dev
 DEB_TEST  := libcmocka-dev libuv1-dev tmux jq python3 nodejs curl procps iproute2 prometheus wrk
+# 60-profile-readers: the SVG flame graph in a browser, the pprof file in its own reader.
+DEB_TEST  += chromium
+DEB_TEST  += golang-go
 DEB_BENCH := $(DEB_TEST)
 
 DEPS_STAMP       := $(BUILD)/.deps-build
@@ -118,6 +121,7 @@ SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined 
 LDLIBS_AGENT := -lbpf -lelf -ldw -lz -lncursesw -lcapstone -lcjson -lpthread -lm
 # serve --web.config.file: TLS (OpenSSL), the YAML file (libyaml), bcrypt (crypt(3)).
 LDLIBS_AGENT += -lssl -lcrypto -lyaml -lcrypt
+LDLIBS_AGENT += -lstdc++
 LDLIBS_LOOP  := -lpthread -lm
 
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/bpf -Ibpf -Iloop/include \

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "topdraw.h"
+#include "stacktab.h"
 
 /* ---------------------------------------------------------------- styles */
 
@@ -753,6 +754,7 @@ static void draw_help(WINDOW *w, const struct top_model *m, const struct top_dra
 		"Up/Down, k/j select a loop",
 		"s            sort: pid, delay, util, iter/s",
 		"r            reset the window (numbers since now)",
+		"e            stacks of the latest episode ([ ] step)",
 		"h, ?         this help (any key closes it)",
 		"",
 		"Alerts: a phase or not-polling span past the",
@@ -779,6 +781,34 @@ static void draw_help(WINDOW *w, const struct top_model *m, const struct top_dra
 		if (i > 0 && i <= n)
 			put(w, y0 + i, x0 + 2, ST_SELECTED, "%s", lines[i - 1]);
 	}
+	wattrset(w, A_NORMAL);
+}
+
+/* The stacks pane: where the loop was during one finished episode, leaf first. */
+static void draw_stacks(WINDOW *w, const struct top_model *m, const struct top_draw_ctx *c)
+{
+	static char lines[64][LS_STACK_LINE];
+	const struct top_log_entry *e = top_model_log(m, m->stacks_at);
+	int rows = getmaxy(w), cols = getmaxx(w), n = 0;
+	char d[16], head[200];
+
+	(void)c;
+	if (!e || !e->ep.stacks)
+		return;
+	snprintf(head, sizeof(head), "%s in %s %s (%u samples)  pid %d tid %u", ls_episode_kind_name(e->ep.kind),
+		 e->ep.phase < LS_NPHASES ? ls_phase_name(e->ep.phase) : "-", ns(d, sizeof(d), e->ep.end_ns - e->ep.start_ns),
+		 e->ep.samples, e->ep.pid, e->ep.tid);
+	if (rows > 4)
+		n = (int)ls_stack_text(e->ep.stacks, 5, 16, lines, rows - 4 < 64 ? (size_t)(rows - 4) : 64);
+	for (int y = 0; y < rows; y++) {
+		wattrset(w, style(ST_SELECTED));
+		for (int x = 0; x < cols; x++)
+			mvwaddch(w, y, x, ' ');
+	}
+	put(w, 0, 1, ST_SELECTED, "%s", head);
+	for (int i = 0; i < n && i + 2 < rows - 1; i++)
+		put(w, i + 2, 1, ST_SELECTED, "%.*s", cols - 2, lines[i]);
+	put(w, rows - 1, 1, ST_SELECTED, "%s", "[ older  ] newer  any other key closes");
 	wattrset(w, A_NORMAL);
 }
 
@@ -828,6 +858,8 @@ void top_draw(WINDOW *w, const struct top_model *m, const struct top_draw_ctx *c
 		widgets[i].draw(w, m, c, (struct area){ .y = y, .h = h[i], .cols = cols });
 		y += h[i];
 	}
+	if (m->stacks)
+		draw_stacks(w, m, c);
 	if (m->help)
 		draw_help(w, m, c);
 }

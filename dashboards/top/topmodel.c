@@ -281,6 +281,7 @@ static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint6
 	r->live_phase_since_ns = l->live_phase_since_ns;
 	r->live_drain_since_ns = l->live_drain_since_ns;
 	r->live_drain_callbacks = l->live_drain_callbacks;
+	snprintf(r->live_where, sizeof(r->live_where), "%s", l->live_where);
 	return 0;
 }
 
@@ -567,6 +568,12 @@ void top_model_tick(struct top_model *m, uint64_t local_now)
 			a->duration_ns = c[k].dur;
 			a->callbacks = c[k].callbacks;
 			alert_text(a);
+			/* where the loop thread is, from the stall's latest stack sample */
+			if (k != LS_EP_GC && r->live_where[0]) {
+				size_t n = strlen(a->text);
+
+				snprintf(a->text + n, sizeof(a->text) - n, " in %s", r->live_where);
+			}
 		}
 		/* Episodes that ended a moment ago stay on screen for hold_ns, marked as over,
 		 * so a stall shorter than the refresh interval is still seen. Newest first. */
@@ -593,6 +600,32 @@ void top_model_tick(struct top_model *m, uint64_t local_now)
 			alert_text(a);
 		}
 	}
+}
+
+static int has_stacks(const struct top_log_entry *e)
+{
+	return e && e->ep.end_ns && e->ep.stacks && e->ep.stacks->nstacks;
+}
+
+int top_model_stacks_open(struct top_model *m)
+{
+	for (uint32_t i = 0; i < m->log_len; i++)
+		if (has_stacks(top_model_log(m, i))) {
+			m->stacks = 1;
+			m->stacks_at = i;
+			return 1;
+		}
+	m->stacks = 0;
+	return 0;
+}
+
+void top_model_stacks_step(struct top_model *m, int delta)
+{
+	for (int64_t i = (int64_t)m->stacks_at + delta; i >= 0 && i < (int64_t)m->log_len; i += delta)
+		if (has_stacks(top_model_log(m, (uint32_t)i))) {
+			m->stacks_at = (uint32_t)i;
+			return;
+		}
 }
 
 void top_model_select(struct top_model *m, int delta)

@@ -64,6 +64,7 @@ struct top_row {
 	/* Live state as of the latest snapshot (source clock). */
 	uint32_t live_state, live_phase, live_drain;
 	uint64_t live_since_ns, live_phase_since_ns, live_drain_since_ns, live_drain_callbacks;
+	char live_where[192];		/* the running JS function of a stall in progress, or "" */
 
 	struct top_point history[TOP_HISTORY];	/* ring, oldest first from hist_head */
 	uint32_t hist_len, hist_head;
@@ -99,7 +100,7 @@ struct top_alert {
 	uint64_t duration_ns;	/* so far (active) or in total (recent) */
 	uint64_t callbacks;
 	uint64_t ago_ns;	/* recent: since it ended */
-	char text[96];		/* "stalled in timers for 312 ms" */
+	char text[288];		/* "stalled in timers for 312 ms in validateCoupon (/srv/app/coupons.js:14)" */
 };
 
 struct top_model {
@@ -110,6 +111,8 @@ struct top_model {
 	uint32_t selected;		/* index into rows; 0 when empty */
 	int sort;			/* enum top_sort */
 	int paused, help;		/* UI state the drawing shows */
+	int stacks;			/* the stacks pane is open on log entry stacks_at */
+	uint32_t stacks_at;		/* top_model_log() index of the episode it shows */
 	uint64_t updates;		/* snapshots applied */
 	uint64_t now_ns;		/* source clock as of the last call */
 	uint64_t wall_minus_mono;	/* source wall - mono, for timestamps (0 unknown) */
@@ -148,6 +151,11 @@ void top_model_select(struct top_model *m, int delta);	/* +1 down, -1 up; clamps
 void top_model_cycle_sort(struct top_model *m);
 void top_model_reset_window(struct top_model *m);	/* window starts at the latest snapshot */
 const struct top_row *top_model_selected(const struct top_model *m);	/* NULL if none */
+
+/* The stacks pane: open it on the newest finished episode that has stacks (0 when
+ * there is none: the pane stays closed), step to an older (+1) or newer (-1) one. */
+int top_model_stacks_open(struct top_model *m);
+void top_model_stacks_step(struct top_model *m, int delta);
 
 /* i-th most recent log entry (0 = newest), NULL past the end. */
 const struct top_log_entry *top_model_log(const struct top_model *m, uint32_t i);

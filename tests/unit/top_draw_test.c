@@ -12,6 +12,7 @@
 
 #include "histogram.h"
 #include "snapshot.h"
+#include "stacktab.h"
 #include "topdraw.h"
 #include "topmodel.h"
 
@@ -212,6 +213,48 @@ static void test_help_and_empty(void **state)
 	top_model_free(&m);
 }
 
+/* 'e' opens a pane on the newest finished episode with stacks: its head line and its
+ * stacks, leaf first; '[' steps to an older one; an episode without stacks is passed. */
+static void test_stacks_pane(void **state)
+{
+	struct top_model m;
+	struct ls_stacktab *t = ls_stacks_table();
+	struct ls_stack_agg *a = ls_stack_agg_new();
+	struct ls_frame f[2] = {
+		{ .kind = LS_FRAME_JS, .function = ls_stacktab_str(t, "validateCoupon"),
+		  .file = ls_stacktab_str(t, "/srv/app/coupons.js"), .line = 14 },
+		{ .kind = LS_FRAME_JS, .function = ls_stacktab_str(t, "handle"),
+		  .file = ls_stacktab_str(t, "/srv/app/routes.js"), .line = 3 },
+	};
+	struct ls_episode ep = { .pid = 4242, .tid = 4242, .kind = LS_EP_STALL, .phase = LS_PHASE_POLL,
+				 .start_ns = T0 + S, .end_ns = T0 + S + 412 * MS, .samples = 41 };
+
+	(void)state;
+	build(&m);
+	assert_int_equal(top_model_stacks_open(&m), 0);	/* nothing to show yet */
+	assert_int_equal(m.stacks, 0);
+	assert_int_equal(ls_stack_agg_add(a, f, 2, 36), 0);
+	assert_int_equal(ls_stack_agg_add(a, f + 1, 1, 5), 0);
+	ep.stacks = ls_stack_agg_finish(a, t, 5);
+	ls_stack_agg_free(a);
+	top_model_episode(&m, &ep, T0 + 2 * S);
+	ep.stacks = NULL;	/* a newer one without stacks */
+	ep.samples = 0;
+	ep.start_ns += 500 * MS;
+	ep.end_ns += 500 * MS;
+	top_model_episode(&m, &ep, T0 + 2 * S);
+	assert_int_equal(top_model_stacks_open(&m), 1);
+	assert_int_equal(m.stacks_at, 1);
+	draw_at(&m, 24, 80, 1, 0);
+	assert_true(find(24, "stall in poll 412ms (41 samples)  pid 4242") >= 0);
+	assert_true(find(24, "  88%  validateCoupon  /srv/app/coupons.js:14") >= 0);
+	assert_true(find(24, "       handle          /srv/app/routes.js:3") >= 0);
+	assert_true(find(24, "  12%  handle  /srv/app/routes.js:3") >= 0);
+	top_model_stacks_step(&m, 1);	/* nothing older: stays */
+	assert_int_equal(m.stacks_at, 1);
+	top_model_free(&m);
+}
+
 /* Columns that end where their heading ends: every row from y0 to y1 has a non-blank
  * character at the heading's last column and a blank (or the edge) right after it. */
 static void assert_aligned(int rows, int cols, int head, const char *word, int y0, int y1)
@@ -344,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_selection_drives_detail),
 		cmocka_unit_test(test_small_and_large),
 		cmocka_unit_test(test_help_and_empty),
+		cmocka_unit_test(test_stacks_pane),
 		cmocka_unit_test(test_60_columns),
 		cmocka_unit_test(test_shares_add_up),
 		cmocka_unit_test(test_help_box_clean),

@@ -14,5 +14,6 @@ int ls_cmd_stat(int argc, char **argv);	/* stat.c */
 int ls_cmd_serve(int argc, char **argv);	/* serve.c */
 int ls_cmd_top(int argc, char **argv);		/* top.c (model and drawing: dashboards/top/) */
 int ls_cmd_calibrate(int argc, char **argv);	/* calibrate.c (measurement: core/calib.c) */
+int ls_cmd_profile(int argc, char **argv);	/* profile.c */
 
 #endif

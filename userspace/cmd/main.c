@@ -12,6 +12,7 @@ static const struct ls_command commands[] = {
 	{ "top", "live terminal dashboard of event loops (attached, or a serve stream)", ls_cmd_top },
 	{ "calibrate", "what one probe hit costs on this machine (the floor probe costs compare to)",
 	  ls_cmd_calibrate },
+	{ "profile", "record a loop's stacks: folded, SVG flame graph or pprof", ls_cmd_profile },
 };
 
 static void usage(FILE *f)

@@ -38,6 +38,7 @@
 #include "metrics_cache.h"
 #include "options.h"
 #include "prom.h"
+#include "stacktab.h"
 #include "snapjson.h"
 #include "view.h"
 #include "webconfig.h"

@@ -320,6 +320,13 @@ static int handle_key(struct top_model *m, int ch)
 		m->help = 0;	/* any key closes the help */
 		return ch == 'q';
 	}
+	if (m->stacks && ch != KEY_RESIZE) {
+		if (ch == '[' || ch == ']')
+			top_model_stacks_step(m, ch == '[' ? 1 : -1);
+		else
+			m->stacks = 0;	/* any other key closes the pane */
+		return ch == 'q';
+	}
 	switch (ch) {
 	case 'q':
 	case 'Q':
@@ -345,6 +352,9 @@ static int handle_key(struct top_model *m, int ch)
 	case 'h':
 	case '?':
 		m->help = 1;
+		break;
+	case 'e':
+		top_model_stacks_open(m);
 		break;
 	}
 	return 0;

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "snapshot.h"
+#include "stacks.h"
 
 struct ls_agent;
 struct ls_target;
@@ -24,7 +25,15 @@ struct ls_agent_opts {
 	/* One line about a target the agent handled on its own (an exec); NULL: stderr. */
 	void (*note)(const char *line, void *arg);
 	void *note_arg;
+	/* `profile`: LS_PROFILE_ALL samples the loop threads all the time and hands
+	 * every symbolized sample to on_stack (frames leaf first, strings owned by the
+	 * agent's stack table); LS_PROFILE_STALLS keeps every stack of each episode in
+	 * its ls_episode (not only the dominant few). */
+	int profile;
+	void (*on_stack)(void *arg, int32_t pid, uint32_t tid, const struct ls_frame *frames, uint32_t n);
+	void *stack_arg;
 };
+enum { LS_PROFILE_NONE, LS_PROFILE_ALL, LS_PROFILE_STALLS };
 
 /* What target discovery found in /proc/PID (libelf over the exe and its mappings). */
 struct ls_target_info {

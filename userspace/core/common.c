@@ -5,6 +5,7 @@
 
 #include "agent.h"
 #include "snapshot.h"
+#include "stacks.h"
 
 const char *const ls_phase_names[LS_NPHASES] = {
 	[LS_PHASE_TIMERS] = "timers", [LS_PHASE_PENDING] = "pending", [LS_PHASE_IDLE] = "idle",
@@ -41,6 +42,13 @@ uint32_t ls_drain_starvation_kind(uint32_t drain)
 	if (drain == LS_DRAIN_TICKS)
 		return LS_EP_TICK_STARVATION;
 	return drain == LS_DRAIN_MICROTASKS ? LS_EP_MICROTASK_STARVATION : LS_EP_NKINDS;
+}
+
+const char *ls_frame_kind_name(enum ls_frame_kind kind)
+{
+	static const char *const names[] = { [LS_FRAME_JS] = "js", [LS_FRAME_NATIVE] = "native",
+					     [LS_FRAME_KERNEL] = "kernel" };
+	return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
 }
 
 static uint64_t clock_ns(clockid_t id)

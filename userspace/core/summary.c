@@ -2,6 +2,7 @@
  * JSON form, the schema loopdemo's ground truth uses too. Seconds appear only here,
  * through ls_ns_to_s(). */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,43 @@ static cJSON *drain_json(const struct ls_drain_summary *d, int measured)
 	return o;
 }
 
+/* [{"share","frames":[{"kind","function","file","line","column","module"}]}], leaf
+ * first; file/line/column/module only where known. */
+static cJSON *stacks_json(const struct ls_stack_set *set)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (uint32_t i = 0; arr && set && i < set->nstacks; i++) {
+		const struct ls_stack_sample *st = &set->stacks[i];
+		cJSON *o = cJSON_CreateObject(), *fr;
+
+		if (!o)
+			break;
+		cJSON_AddItemToArray(arr, o);
+		cJSON_AddNumberToObject(o, "share", set->total ? round(1000.0 * (double)st->count / (double)set->total) / 1000.0 : 0);
+		fr = cJSON_AddArrayToObject(o, "frames");
+		for (uint32_t k = 0; fr && k < st->nframes; k++) {
+			const struct ls_frame *f = &st->frames[k];
+			cJSON *j = cJSON_CreateObject();
+
+			if (!j)
+				break;
+			cJSON_AddItemToArray(fr, j);
+			cJSON_AddStringToObject(j, "kind", ls_frame_kind_name(f->kind));
+			cJSON_AddStringToObject(j, "function", f->function ? f->function : "");
+			if (f->file)
+				cJSON_AddStringToObject(j, "file", f->file);
+			if (f->line)
+				cJSON_AddNumberToObject(j, "line", f->line);
+			if (f->column)
+				cJSON_AddNumberToObject(j, "column", f->column);
+			if (f->module)
+				cJSON_AddStringToObject(j, "module", f->module);
+		}
+	}
+	return arr;
+}
+
 int ls_summary_write_json(const struct ls_loop_summary *s, const struct ls_episode *eps, size_t neps,
 			     FILE *out)
 {
@@ -192,6 +230,8 @@ int ls_summary_write_json(const struct ls_loop_summary *s, const struct ls_episo
 						eps[i].end_ns > eps[i].start_ns
 							? ls_ns_to_s(eps[i].end_ns - eps[i].start_ns) : 0.0);
 			cJSON_AddNumberToObject(e, "callbacks", (double)eps[i].callbacks);
+			cJSON_AddNumberToObject(e, "samples", eps[i].samples);
+			cJSON_AddItemToObject(e, "stacks", stacks_json(eps[i].stacks));
 		}
 	}
 	text = cJSON_PrintUnformatted(o);

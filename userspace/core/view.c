@@ -1,8 +1,10 @@
 /* view.c: per-loop interval state and the filtered view of snapshots (see view.h). */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "stacktab.h"
 #include "view.h"
 
 #define LAG_WINDOW_NS 10000000000ull	/* compat lag window: the last 10-20 s */
@@ -78,6 +80,44 @@ const struct ls_loop_interval *ls_view_loop(struct ls_view *v, int32_t pid, uint
 	return st ? &st->p : NULL;
 }
 
+void ls_blocked_add(struct ls_loop_interval *p, const char *function, const char *file, uint64_t ns)
+{
+	for (uint32_t i = 0; i < p->nblocked; i++)
+		if (!strncmp(p->blocked[i].function, function, sizeof(p->blocked[i].function) - 1) &&
+		    !strncmp(p->blocked[i].file, file, sizeof(p->blocked[i].file) - 1)) {
+			p->blocked[i].ns += ns;
+			return;
+		}
+	if (p->nblocked < LS_BLOCKED_TOP) {
+		struct ls_blocked *b = &p->blocked[p->nblocked++];
+
+		snprintf(b->function, sizeof(b->function), "%s", function);
+		snprintf(b->file, sizeof(b->file), "%s", file);
+		b->ns = ns;
+		return;
+	}
+	p->blocked_other.ns += ns;
+}
+
+/* A finished episode's time, shared out among its stacks' leaf-most JS functions. */
+static void count_blocked(struct ls_loop_interval *p, const struct ls_episode *ep)
+{
+	const struct ls_stack_set *set = ep->stacks;
+	uint64_t d = ep->end_ns - ep->start_ns, given = 0;
+
+	if (!set->total)
+		return;
+	for (uint32_t i = 0; i < set->nstacks; i++) {
+		const struct ls_frame *f = ls_stack_top_js(&set->stacks[i]);
+		uint64_t ns = (uint64_t)((double)d * (double)set->stacks[i].count / (double)set->total);
+
+		ls_blocked_add(p, f ? f->function : "[native]", f && f->file ? f->file : "", ns);
+		given += ns;
+	}
+	if (d > given && set->nstacks)	/* the stacks past the dominant few */
+		p->blocked_other.ns += d - given;
+}
+
 void ls_view_episode(struct ls_view *v, const struct ls_episode *ep)
 {
 	if (ep->kind == LS_EP_TARGET_EXIT) {
@@ -91,6 +131,8 @@ void ls_view_episode(struct ls_view *v, const struct ls_episode *ep)
 		if (st) {
 			st->p.in_progress[ep->kind] = ep->end_ns == 0;
 			st->since[ep->kind] = ep->end_ns == 0 ? ep->start_ns : 0;
+			if (ep->end_ns > ep->start_ns && ep->kind != LS_EP_GC && ep->stacks)
+				count_blocked(&st->p, ep);
 		}
 	}
 }

@@ -18,6 +18,17 @@
 #include "histogram.h"
 #include "snapshot.h"
 
+/* loopscope_blocked_seconds_total: stall and starvation time by the leaf-most JS
+ * function of each episode stack. The first LS_BLOCKED_TOP distinct (function, file)
+ * pairs of a loop keep a series of their own for the exporter's life (a counter never
+ * moves between series); later ones add to function="other". */
+#define LS_BLOCKED_TOP 10
+struct ls_blocked {
+	char function[128];
+	char file[192];
+	uint64_t ns;
+};
+
 /* One loop's interval state: what the Prometheus renderer reads. */
 struct ls_loop_interval {
 	int32_t pid;
@@ -28,7 +39,14 @@ struct ls_loop_interval {
 	/* --compat prom-client */
 	struct ls_hist lag_window;		/* delay samples of the last 10-20 s */
 	int lag_window_valid;
+	struct ls_blocked blocked[LS_BLOCKED_TOP];
+	uint32_t nblocked;
+	struct ls_blocked blocked_other;	/* function="other" */
 };
+
+/* Add ns of blocked time to (function, file) of loop p: its own series while fewer
+ * than LS_BLOCKED_TOP pairs are known, else function="other". */
+void ls_blocked_add(struct ls_loop_interval *p, const char *function, const char *file, uint64_t ns);
 
 struct ls_view_loop;	/* private */
 struct ls_view_gone;	/* private */

@@ -20,7 +20,7 @@ static int parse_map(char *line, struct ls_proc_map *m)
 	int pos = 0;
 
 	if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu%n", &start, &end, m->perms, &off, &maj, &min, &ino,
-		   &pos) != 7)
+		   &pos) != 7 || start >= end)
 		return -EINVAL;
 	path = line + pos;
 	path += strspn(path, " \t");
@@ -220,4 +220,66 @@ int ls_proc_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
 	if (n < 0)
 		return -errno;
 	return (size_t)n == len ? 0 : -EIO;
+}
+
+int ls_maps_parse(const char *text, size_t len, struct ls_maps *out)
+{
+	struct map_list l = { 0 };
+	char line[PATH_MAX + 128];
+	size_t i = 0;
+	int err = 0;
+
+	out->map = NULL;
+	out->n = 0;
+	while (i < len && !err) {
+		const char *nl = memchr(text + i, '\n', len - i);
+		size_t ll = nl ? (size_t)(nl - (text + i)) : len - i;
+		struct ls_proc_map m;
+
+		if (ll && ll < sizeof(line)) {
+			memcpy(line, text + i, ll);
+			line[ll] = '\0';
+			if (!parse_map(line, &m))
+				err = list_add(&m, &l);
+		}
+		i += ll + 1;
+	}
+	if (err) {
+		ls_proc_maps_free(l.v, l.n);
+		return err;
+	}
+	out->map = l.v;
+	out->n = l.n;
+	return 0;
+}
+
+int ls_maps_read(pid_t pid, struct ls_maps *out)
+{
+	int r = ls_proc_maps_list(pid, &out->map, &out->n);
+
+	return r == -ENOENT ? -ESRCH : r;
+}
+
+const struct ls_proc_map *ls_maps_find(const struct ls_maps *m, uint64_t addr)
+{
+	size_t lo = 0, hi = m->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (addr < m->map[mid].start)
+			hi = mid;
+		else if (addr >= m->map[mid].end)
+			lo = mid + 1;
+		else
+			return &m->map[mid];
+	}
+	return NULL;
+}
+
+void ls_maps_free(struct ls_maps *m)
+{
+	ls_proc_maps_free(m->map, m->n);
+	m->map = NULL;
+	m->n = 0;
 }

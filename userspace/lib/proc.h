@@ -41,6 +41,20 @@ struct ls_proc_file {
  * -errno. */
 int ls_proc_file_addr(pid_t pid, const struct ls_proc_file *f, uint64_t off, uint64_t *addr);
 
+/* Every mapping of a process, sorted by address (the kernel's order), for lookups by
+ * address (symbolizing stack samples). */
+struct ls_maps {
+	struct ls_proc_map *map;	/* paths owned by the list */
+	size_t n;
+};
+/* Parse the text of a maps file (fuzzed: tests/fuzz). 0 or -errno. */
+int ls_maps_parse(const char *text, size_t len, struct ls_maps *out);
+/* Read /proc/PID/maps. 0 or -errno (-ESRCH: gone). */
+int ls_maps_read(pid_t pid, struct ls_maps *out);
+/* The mapping holding addr, or NULL. */
+const struct ls_proc_map *ls_maps_find(const struct ls_maps *m, uint64_t addr);
+void ls_maps_free(struct ls_maps *m);
+
 /* A small text file (a /proc entry) into buf, the trailing newline removed. 0 or -errno. */
 int ls_proc_read_text(const char *path, char *buf, size_t len);
 /* The thread's name (/proc/PID/task/TID/comm, at most 15 characters). 0, or -errno

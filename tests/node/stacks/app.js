@@ -1,0 +1,120 @@
+'use strict';
+// tests/integration/36-node-stacks.py's target: each block below keeps the loop
+// busy for BLOCK_MS in a different shape of JS function, in a fixed cycle. The
+// test reads the functions' line ranges from the BEGIN/END markers.
+const http = require('http');
+const crypto = require('crypto');
+const zlib = require('zlib');
+const fs = require('fs');
+const path = require('path');
+
+const BLOCK_MS = Number(process.env.BLOCK_MS || 160);
+const GAP_MS = Number(process.env.GAP_MS || 450);
+const NATIVE = process.env.NATIVE === '1';
+
+function spinFor(ms) { // BEGIN spinFor
+  let x = 0;
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    for (let i = 0; i < 2000; i++) x += Math.sqrt(i + x);
+  }
+  return x;
+} // END spinFor
+
+function handleReport(req, res) { // BEGIN handleReport
+  let acc = 0;
+  const end = Date.now() + BLOCK_MS;
+  while (Date.now() < end) {
+    for (let i = 0; i < 3000; i++) acc = (acc * 31 + i) % 1000003;
+  }
+  res.end(String(acc));
+} // END handleReport
+
+class Ledger { // BEGIN Ledger
+  reconcile(ms) { // BEGIN reconcile
+    let s = 0;
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      for (let i = 0; i < 3000; i++) s ^= (i * 2654435761) >>> 0;
+    }
+    return s;
+  } // END reconcile
+} // END Ledger
+
+function makeHasher(seed) { // BEGIN makeHasher
+  return function hashRows(ms) { // BEGIN hashRows
+    let h = seed;
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      for (let i = 0; i < 3000; i++) h = (h * 33 + i) | 0;
+    }
+    return h;
+  }; // END hashRows
+} // END makeHasher
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function auditAfterWait(ms) { // BEGIN auditAfterWait
+  await sleep(1);
+  let t = 0;
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    for (let i = 0; i < 3000; i++) t += i & 7;
+  }
+  return t;
+} // END auditAfterWait
+
+function hotPath(ms) { // BEGIN hotPath
+  let v = 0;
+  const end = Date.now() + ms;
+  do {
+    for (let i = 0; i < 4000; i++) v = (v + i * i) % 65521;
+  } while (Date.now() < end);
+  return v;
+} // END hotPath
+
+const natives = {
+  pbkdf2: () => crypto.pbkdf2Sync('secret', 'salt', 40000, 64, 'sha512'),
+  json: () => JSON.stringify(bigObject),
+  regex: () => /^(a+)+$/.test('a'.repeat(23) + 'b'),
+  gzip: () => zlib.gzipSync(bigBuffer),
+  readFile: () => { for (let i = 0; i < 12; i++) fs.readFileSync(bigFile); },
+};
+let bigObject, bigBuffer, bigFile;
+if (NATIVE) {
+  bigObject = Array.from({ length: 60000 }, (_, i) => ({ id: i, name: 'item' + i, tags: ['a', 'b', 'c'], v: i / 3 }));
+  bigBuffer = crypto.randomBytes(3 << 20);
+  bigFile = path.join(require('os').tmpdir(), `ls-stacks-${process.pid}.bin`);
+  fs.writeFileSync(bigFile, crypto.randomBytes(8 << 20));
+  process.on('exit', () => { try { fs.unlinkSync(bigFile); } catch (e) {} });
+}
+
+const ledger = new Ledger();
+const hashRows = makeHasher(7);
+const server = http.createServer(handleReport);
+
+async function main() {
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  // warm hotPath up so TurboFan optimises it before it blocks
+  for (let i = 0; i < 3000; i++) hotPath(0);
+  const jsCycle = [
+    ['handleReport', () => http.get({ host: '127.0.0.1', port, path: '/' }, (r) => r.resume())],
+    ['reconcile', () => ledger.reconcile(BLOCK_MS)],
+    ['hashRows', () => hashRows(BLOCK_MS)],
+    ['auditAfterWait', () => { auditAfterWait(BLOCK_MS); }],
+    ['hotPath', () => hotPath(BLOCK_MS)],
+    ['esmCrunch', () => esm.esmCrunch(BLOCK_MS)],
+  ];
+  const esm = await import('./esm.mjs');
+  const cycle = NATIVE ? Object.entries(natives) : jsCycle;
+  let k = 0;
+  setInterval(() => {
+    const [name, fn] = cycle[k++ % cycle.length];
+    process.stdout.write(JSON.stringify({ block: name }) + '\n');
+    fn();
+  }, BLOCK_MS + GAP_MS);
+  setInterval(() => spinFor(0), 50);
+  process.stdout.write(JSON.stringify({ ready: true, port }) + '\n');
+}
+main();
