@@ -13,5 +13,7 @@ struct ls_command {
 int ls_cmd_stat(int argc, char **argv);	/* stat.c */
 int ls_cmd_serve(int argc, char **argv);	/* serve.c */
 int ls_cmd_top(int argc, char **argv);		/* top.c (model and drawing: dashboards/top/) */
+int ls_cmd_record(int argc, char **argv);	/* record.c (the format: userspace/record/) */
+int ls_cmd_report(int argc, char **argv);	/* report.c */
 
 #endif

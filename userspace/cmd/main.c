@@ -1,5 +1,5 @@
 /* main.c: `loopscope COMMAND [OPTIONS]` dispatch. Each command lives in its own
- * file (stat.c, serve.c, top.c) and parses its own options. */
+ * file (stat.c, serve.c, top.c, record.c, report.c) and parses its own options. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +10,8 @@ static const struct ls_command commands[] = {
 	{ "stat", "attach to running loops and print their numbers every interval", ls_cmd_stat },
 	{ "serve", "Prometheus exporter (/metrics) and live event stream (/events)", ls_cmd_serve },
 	{ "top", "live terminal dashboard of event loops (attached, or a serve stream)", ls_cmd_top },
+	{ "record", "record snapshots and episodes into a file for stat/top --replay and report", ls_cmd_record },
+	{ "report", "a self-contained HTML report of a recording", ls_cmd_report },
 };
 
 static void usage(FILE *f)
