@@ -267,8 +267,13 @@ int ls_cmd_record(int argc, char **argv)
 			until = stop_at;
 		r = 0;
 		if (now < until && !stop_signal) {
-			/* Wake at least every second for the progress line and the 5 s flush. */
+			/* Wake at least every second for the progress line, and in time for the
+			 * pending block's flush. */
 			uint64_t wait = until - now < PROGRESS_NS ? until - now : PROGRESS_NS;
+			uint64_t since = ls_rec_pending_since(st.w);
+
+			if (since && since + LS_REC_FLUSH_NS > now && since + LS_REC_FLUSH_NS - now < wait)
+				wait = since + LS_REC_FLUSH_NS - now;
 
 			r = ls_source_poll(src, (int)((wait + 999999) / 1000000));
 		}
@@ -296,7 +301,7 @@ int ls_cmd_record(int argc, char **argv)
 			while (next <= now)
 				next += (uint64_t)(interval * 1e9);
 		}
-		if (!st.failed && ls_rec_flush(st.w, now, 0, st.err, sizeof(st.err)))
+		if (!st.failed && ls_rec_flush(st.w, ls_now_mono_ns(), 0, st.err, sizeof(st.err)))
 			st.failed = 1;
 		if (st.failed) {
 			fprintf(stderr, "%sloopscope record: %s\n", tty ? "\n" : "", st.err);

@@ -22,7 +22,7 @@
 #define WORST_DEFAULT 10
 #define CHART_W 920
 #define CHART_H 170
-#define PAD_L 64
+#define PAD_L 84
 #define PAD_R 12
 #define PAD_T 12
 #define PAD_B 24
@@ -374,7 +374,11 @@ static void loop_summary(struct ls_buf *b, const struct loop_rec *l, const struc
 			x += w;
 		}
 	}
-	ls_buf_puts(b, "</svg>\n<table><tr><th>phase</th><th>share</th><th>count</th><th>p50</th><th>p99</th>"
+	ls_buf_puts(b, "</svg>\n<p>");
+	for (int p = 0; p <= LS_NPHASES; p++)
+		ls_buf_printf(b, "<span class=\"key\" style=\"background:%s\"></span>%s ", phase_color[p],
+			      p < LS_NPHASES ? ls_phase_names[p] : "other (in no phase)");
+	ls_buf_puts(b, "</p>\n<table><tr><th>phase</th><th>share</th><th>count</th><th>p50</th><th>p99</th>"
 		       "<th>max</th></tr>");
 	for (int p = 0; p < LS_NPHASES; p++)
 		quant_row(b, ls_phase_names[p], &s.phase[p], span);
@@ -401,8 +405,13 @@ static void timeline(struct ls_buf *b, const struct rep *r, const struct ls_rec_
 		int y = PAD_T + lane_h * (int)i;
 
 		ls_buf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"grid\"/>"
-			      "<text x=\"%d\" y=\"%d\" class=\"yl\">%d/%u</text>", PAD_L, y + lane_h / 2, CHART_W - PAD_R,
-			      y + lane_h / 2, PAD_L - 4, y + lane_h / 2 + 4, r->loops[i].pid, r->loops[i].tid);
+			      "<text x=\"%d\" y=\"%d\" class=\"yl\">", PAD_L, y + lane_h / 2, CHART_W - PAD_R,
+			      y + lane_h / 2, PAD_L - 4, y + lane_h / 2 + 4);
+		/* The main thread's loop by its pid; other loops pid/tid. */
+		if ((uint32_t)r->loops[i].pid == r->loops[i].tid)
+			ls_buf_printf(b, "pid %d</text>", r->loops[i].pid);
+		else
+			ls_buf_printf(b, "%d/%u</text>", r->loops[i].pid, r->loops[i].tid);
 	}
 	for (int g = 0; g <= 4; g++) {
 		uint64_t sec = (uint64_t)(span * g / 4 / 1e9);

@@ -448,6 +448,8 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 		uint64_t now = ls_now_mono_ns();
 		int timeout, ch, dirty = 0;
 
+		err = 0;
+
 		if (m->replay.on) {
 			/* Every recorded snapshot reaches the model, whatever the speed. */
 			while (!m->replay.ended && (err = ls_replay_advance(src, now)) == 1) {

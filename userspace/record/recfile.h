@@ -10,7 +10,8 @@
  *           snapshots and episodes, so fields added to those carry over unchanged.
  *
  * All integers are little-endian. A reader skips record types it does not know. Every
- * block is written with one write() and fdatasync()'d, so a recording cut by SIGKILL,
+ * block is written with one write() and fdatasync()'d within 5 s of its first record
+ * (the recorder must call ls_rec_flush() in time), so a recording cut by SIGKILL,
  * a full disk or a power loss reads up to its last complete block.
  */
 #ifndef LS_RECFILE_H
@@ -22,7 +23,8 @@
 #include "snapshot.h"
 
 #define LS_REC_FORMAT 1
-#define LS_REC_FLUSH_NS 5000000000ull	/* a block is written at least this often */
+/* A block is written once its first record is this old, so no record waits 5 s. */
+#define LS_REC_FLUSH_NS 4000000000ull
 #define LS_REC_MAX_BLOCK (64u << 20)	/* raw or compressed bytes in one block: a reader's bound */
 #define LS_REC_MAX_INFO (64u << 10)
 
