@@ -444,8 +444,11 @@ int ls_cmd_stat(int argc, char **argv)
 		fprintf(stderr, "loopscope stat: give -p PID (attach) or --replay FILE (a recording), not both\n");
 		return 2;
 	}
-	if (replay)
-		return stat_replay(replay, &st, interval_set ? interval : 0, duration);
+	if (replay) {
+		ret = stat_replay(replay, &st, interval_set ? interval : 0, duration);
+		free(st.eps);
+		return ret;
+	}
 	if (!npids) {
 		fprintf(stderr, "loopscope stat: no target: give -p PID or --replay FILE; try 'loopscope stat --help'\n");
 		return 2;

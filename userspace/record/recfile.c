@@ -591,7 +591,7 @@ static int load_block(struct ls_rec_reader *r)
 			    (unsigned long long)at);
 	if (n < BLOCK_HEAD)	/* also a cut inside the mark itself */
 		return fail(r, -EPIPE, "the file stops inside block %u at byte %llu (cut short while recording); "
-			    "%u complete blocks", no, (unsigned long long)at, r->block);
+			    "%u complete block%s before it", no, (unsigned long long)at, r->block, r->block == 1 ? "" : "s");
 	clen = get32(h + 4);
 	rlen = get32(h + 8);
 	nrec = get32(h + 12);
@@ -602,7 +602,7 @@ static int load_block(struct ls_rec_reader *r)
 			    no, (unsigned long long)at, clen, rlen, nrec);
 	if (at + BLOCK_HEAD + clen > file_size(r))
 		return fail(r, -EPIPE, "the file stops inside block %u at byte %llu (cut short while recording); "
-			    "%u complete blocks", no, (unsigned long long)at, r->block);
+			    "%u complete block%s before it", no, (unsigned long long)at, r->block, r->block == 1 ? "" : "s");
 	if (grow(&r->z, &r->zcap, clen ? clen : 1) || grow(&r->raw, &r->rawcap, rlen ? rlen : 1))
 		return fail(r, -ENOMEM, "block %u at byte %llu: out of memory", no, (unsigned long long)at);
 	n = read_at(r, at + BLOCK_HEAD, r->z, clen);
@@ -610,7 +610,7 @@ static int load_block(struct ls_rec_reader *r)
 		return fail(r, (int)n, "block %u at byte %llu: %s", no, (unsigned long long)at, strerror((int)-n));
 	if ((size_t)n < clen)
 		return fail(r, -EPIPE, "the file stops inside block %u at byte %llu (cut short while recording); "
-			    "%u complete blocks", no, (unsigned long long)at, r->block);
+			    "%u complete block%s before it", no, (unsigned long long)at, r->block, r->block == 1 ? "" : "s");
 	crc = crc32(0, h, 32);
 	crc = crc32(crc, r->z, clen);
 	if (!crc_ok((uint32_t)crc, get32(h + 32)))

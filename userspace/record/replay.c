@@ -349,11 +349,12 @@ static int advance_to(struct replay *p, int want, uint64_t local_now)
 
 		if (rc <= 0)
 			return end_status(p);
+		/* The clock first: the episode callback reads it. */
 		t = p->nt;
-		if ((rc = deliver(p, &ep)) < 0)
-			return rc;
 		if (t > p->pos)
 			p->pos = t;
+		if ((rc = deliver(p, &ep)) < 0)
+			return rc;
 		if ((want == 1 && rc == LS_REC_SNAPSHOT) ||
 		    (want == 2 && rc == LS_REC_EPISODE && ep.start_ns > seen)) {
 			anchor(p, local_now);
