@@ -84,8 +84,11 @@ static int write_all(struct ls_rec_writer *w, const void *buf, size_t len, char 
 
 			if (ftruncate(w->fd, (off_t)w->good) == 0)
 				(void)!lseek(w->fd, (off_t)w->good, SEEK_SET);
-			snprintf(err, errlen, "writing %s failed: %s; the recording keeps its first %llu bytes", w->path,
-				 strerror(e), (unsigned long long)w->good);
+			if (w->good)
+				snprintf(err, errlen, "writing %s failed: %s; the recording keeps its first %llu bytes "
+					 "(every block before)", w->path, strerror(e), (unsigned long long)w->good);
+			else
+				snprintf(err, errlen, "writing %s failed: %s", w->path, strerror(e));
 			return -e;
 		}
 		done += (size_t)n;
@@ -176,6 +179,11 @@ int ls_rec_create(const char *path, const struct ls_rec_info *info, struct ls_re
 cleanup:
 	free(js);
 	if (rc) {
+		struct stat st;
+
+		/* Not even the header: leave no empty file behind (not /dev/full's node). */
+		if (w && w->fd >= 0 && fstat(w->fd, &st) == 0 && S_ISREG(st.st_mode))
+			unlink(path);
 		if (w && w->fd >= 0)
 			close(w->fd);
 		free(w);
