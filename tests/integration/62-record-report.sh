@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# timeout: 240
+# 62-record-report: `loopscope report` on a recording of a loop with stalls and
+# starvation, rendered in headless Chromium (Debian's chromium): the page loads
+# nothing from anywhere, renders (the DOM has its sections and plots), its screenshot is
+# not blank (non-background pixels counted by a small zlib PNG reader), and the
+# console shows no error. REPORT_PNG=PATH keeps the screenshot.
+source "$(dirname "$0")/../lib.sh"
+need_root
+need_cmd chromium
+need_cmd python3
+
+bg "$LOOPDEMO" --block 150 --every 2000 --tick-starve 120 --every 3000 --io --duration 60
+demo=$BG_PID
+sleep 0.3
+"$LOOPSCOPE" record -p "$demo" -d 10 -o "$TMP/r.lsr" 2>"$TMP/rec.err" || { cat "$TMP/rec.err"; exit 1; }
+"$LOOPSCOPE" report "$TMP/r.lsr" -o "$TMP/report.html" 2>"$TMP/report.err"
+check "report: exit 0" [ $? = 0 ]
+check "report: nothing on stderr" test ! -s "$TMP/report.err"
+html=$TMP/report.html
+check "self-contained: no URL, script, link, external source" \
+	bash -c "! grep -qiE 'https?:|<script|<link|src=|url\\(|@import' '$html'"
+check "the target and its runtime" grep -q "<td>$demo</td><td>loopdemo</td><td>reference</td>" "$html"
+check "worst episodes: a stall in timers listed" grep -qE '</span>stall</td><td>timers</td><td>1[0-9][0-9]ms</td>' "$html"
+check "worst episodes: a nextTick starvation listed" grep -q '</span>tick_starvation</td>' "$html"
+
+# Chromium: no sandbox as root; its own profile in TMP, no network reachable anyway.
+chrome() {
+	timeout 90 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$TMP/chrome" \
+		--enable-logging=stderr --v=0 --window-size=1000,2600 "$@"
+}
+chrome --dump-dom "file://$html" >"$TMP/dom.html" 2>"$TMP/chrome1.err"
+check "chromium: the page loads and renders (DOM has the sections)" \
+	bash -c "grep -q '<h2>Episode timeline</h2>' '$TMP/dom.html' && grep -q '<h2>Worst episodes</h2>' '$TMP/dom.html'"
+check "chromium: two plots (utilization, delay) and a timeline, as SVG" \
+	bash -c "[ \$(grep -o '<svg class=\"chart\"' '$TMP/dom.html' | wc -l) = 3 ]"
+png=${REPORT_PNG:-$TMP/report.png}
+chrome --screenshot="$png" "file://$html" >/dev/null 2>"$TMP/chrome2.err"
+check "chromium: a screenshot" test -s "$png"
+check "chromium: no console message or page error" \
+	bash -c "! grep -hiE 'CONSOLE|Uncaught|SyntaxError|Failed to load|net::ERR' '$TMP/chrome1.err' '$TMP/chrome2.err'"
+
+# Count pixels that differ from the page's background (the top-left pixel), with
+# nothing but zlib: 8-bit RGB/RGBA PNG, the five scanline filters.
+count=$(python3 - "$png" <<'EOF'
+import struct, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+assert data[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
+pos, idat, w = 8, b'', 0
+while pos < len(data):
+    n, kind = struct.unpack('>I4s', data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + n]
+    if kind == b'IHDR':
+        w, h, depth, ctype = struct.unpack('>IIBB', body[:10])
+        assert depth == 8 and ctype in (2, 6), 'unsupported PNG'
+        bpp = 3 if ctype == 2 else 4
+    elif kind == b'IDAT':
+        idat += body
+    pos += 12 + n
+raw, stride = zlib.decompress(idat), w * bpp
+prev, rows, o = bytearray(stride), [], 0
+for _ in range(h):
+    f, line = raw[o], bytearray(raw[o + 1:o + 1 + stride])
+    o += 1 + stride
+    for i in range(stride):
+        a = line[i - bpp] if i >= bpp else 0
+        b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    rows.append(bytes(line))
+    prev = line
+bg = rows[0][:3]
+print(sum(1 for r in rows for x in range(0, stride, bpp) if r[x:x + 3] != bg), w * h)
+EOF
+)
+set -- $count
+check "screenshot is not blank: ${1:-?} of ${2:-?} pixels differ from the background" \
+	bash -c "[ -n '${1:-}' ] && [ ${1:-0} -gt $(( ${2:-0} / 100 )) ]"
+done_testing
