@@ -51,6 +51,9 @@ endif
 DEB_BUILD := build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev libdw-dev \
 	zlib1g-dev libncurses-dev systemtap-sdt-dev libcjson-dev libcapstone-dev
 DEB_TEST  := libcmocka-dev libuv1-dev tmux jq python3 nodejs curl procps iproute2 prometheus wrk
+# 60-profile-readers: the SVG flame graph in a browser, the pprof file in its own reader.
+DEB_TEST  += chromium
+DEB_TEST  += golang-go
 DEB_BENCH := $(DEB_TEST)
 # The report test renders the HTML page in headless Chromium.
 DEB_TEST  += chromium

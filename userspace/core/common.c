@@ -6,6 +6,7 @@
 
 #include "agent.h"
 #include "snapshot.h"
+#include "stacks.h"
 
 const char *const ls_phase_names[LS_NPHASES] = {
 	[LS_PHASE_TIMERS] = "timers", [LS_PHASE_PENDING] = "pending", [LS_PHASE_IDLE] = "idle",
@@ -35,6 +36,13 @@ const char *ls_episode_kind_name(uint32_t kind)
 		[LS_EP_TARGET_EXIT] = "target_exit",
 	};
 	return kind < LS_EP_NKINDS ? names[kind] : "?";
+}
+
+const char *ls_frame_kind_name(enum ls_frame_kind kind)
+{
+	static const char *const names[] = { [LS_FRAME_JS] = "js", [LS_FRAME_NATIVE] = "native",
+					     [LS_FRAME_KERNEL] = "kernel" };
+	return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
 }
 
 static uint64_t clock_ns(clockid_t id)
