@@ -39,6 +39,14 @@ int lu_elf_is_pie(const struct lu_elf *e);	/* ET_DYN: needs a load bias */
 uint64_t lu_elf_first_vaddr(const struct lu_elf *e);	/* lowest PT_LOAD p_vaddr, page-aligned */
 /* File offset of vaddr (inside a PT_LOAD with file bytes) or -ENOENT. */
 int lu_elf_file_offset(const struct lu_elf *e, uint64_t vaddr, uint64_t *off);
+/* Virtual address of file offset off (inside a PT_LOAD with file bytes) or -ENOENT. */
+int lu_elf_vaddr(const struct lu_elf *e, uint64_t off, uint64_t *vaddr);
+/* Call fn for every defined FUNC/OBJECT/NOTYPE symbol of .symtab (or of .dynsym
+ * when there is no .symtab). A non-zero return from fn stops the walk and is
+ * returned; else the number of symbols seen. */
+int lu_elf_each_symbol(const struct lu_elf *e, int (*fn)(void *arg, const char *name, uint64_t addr,
+							 uint64_t size, int is_func),
+		       void *arg);
 /* Copy len bytes of the file image at vaddr. */
 int lu_elf_read(const struct lu_elf *e, uint64_t vaddr, void *buf, size_t len);
 

@@ -114,6 +114,59 @@ int lu_elf_file_offset(const struct lu_elf *e, uint64_t vaddr, uint64_t *off)
 	return -ENOENT;
 }
 
+int lu_elf_vaddr(const struct lu_elf *e, uint64_t off, uint64_t *vaddr)
+{
+	for (size_t i = 0; i < e->nphdr; i++) {
+		const GElf_Phdr *p = &e->phdr[i];
+
+		if (p->p_type == PT_LOAD && off >= p->p_offset && off < p->p_offset + p->p_filesz) {
+			*vaddr = off - p->p_offset + p->p_vaddr;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int lu_elf_each_symbol(const struct lu_elf *e, int (*fn)(void *arg, const char *name, uint64_t addr,
+							 uint64_t size, int is_func),
+		       void *arg)
+{
+	Elf_Scn *scn = NULL;
+	int want = e->has_symtab ? SHT_SYMTAB : SHT_DYNSYM, n = 0, r;
+
+	/* .symtab holds every .dynsym entry too; use .dynsym only without it */
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *data;
+		size_t count;
+
+		if (!gelf_getshdr(scn, &sh) || (int)sh.sh_type != want || !sh.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		count = sh.sh_size / sh.sh_entsize;
+		for (size_t i = 0; i < count; i++) {
+			GElf_Sym s;
+			const char *name;
+			int type;
+
+			if (!gelf_getsym(data, (int)i, &s) || s.st_shndx == SHN_UNDEF || !s.st_value)
+				continue;
+			type = GELF_ST_TYPE(s.st_info);
+			if (type != STT_FUNC && type != STT_OBJECT && type != STT_NOTYPE)
+				continue;
+			name = elf_strptr(e->elf, sh.sh_link, s.st_name);
+			if (!name || !*name)
+				continue;
+			if ((r = fn(arg, name, s.st_value, s.st_size, type == STT_FUNC)))
+				return r;
+			n++;
+		}
+	}
+	return n;
+}
+
 int lu_elf_read(const struct lu_elf *e, uint64_t vaddr, void *buf, size_t len)
 {
 	uint64_t off, end;

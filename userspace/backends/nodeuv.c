@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -29,6 +31,9 @@
 #include "node.h"
 #include "nodeuv.h"
 #include "nodeuv.skel.h"
+#include "proc.h"
+#include "stacktab.h"
+#include "unwind.h"
 
 _Static_assert(NU_NPHASES == LS_NPHASES, "phase numbering");
 _Static_assert(NU_PHASE_POLL == LS_PHASE_POLL && NU_PHASE_CLOSE == LS_PHASE_CLOSE, "phase numbering");
@@ -40,6 +45,10 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 #define MAX_RET_SITES 16
 #define MAX_EPSITES 8
 #define SAMPLE_HZ 99
+#define FAST_HZ 499		/* while a loop is in a long span: a 100 ms stall gets >= 20 */
+#define MAX_SPANS 16		/* long spans whose samples are kept until they end */
+#define MAX_FRAMES (NU_RAW_DEPTH + NU_RAW_KDEPTH + 1)
+#define EPISODE_STACKS 5	/* stacks kept per episode */
 #define DEFAULT_STALL_NS 100000000ull
 
 /* Symbols the plan needs, by index. */
@@ -99,6 +108,24 @@ struct perf_slot {
 #define MAX_LINKS (8 + MAX_BSITES + MAX_RET_SITES + MAX_EPSITES)
 #define MAX_MULTI 4
 
+/* The samples of one long not-polling span, until it ends (an episode) or not. */
+struct span_acc {
+	uint32_t tid;
+	uint64_t start;			/* the span's start: its episode's start_ns */
+	struct ls_stack_agg *agg;
+	uint64_t cat[3];		/* samples by what they were inside: SPAN_SYNC, ... */
+};
+enum { SPAN_SYNC, SPAN_TICK, SPAN_MICRO };
+
+/* What user space learned of one loop from its samples. */
+struct loop_extra {
+	uint32_t tid;
+	uint64_t span;			/* span of where[] */
+	char where[192];
+	uint64_t where_ns;
+	int64_t stall, tick, micro;	/* episodes moved between kinds by JS frames */
+};
+
 struct node_priv {
 	struct node_plan plan;
 	struct nodeuv *skel;
@@ -109,6 +136,19 @@ struct node_priv {
 	struct perf_slot *perf;			/* one per possible CPU */
 	size_t nperf;
 	struct ring_buffer *rb;
+	struct ring_buffer *rbs;		/* raw samples */
+	int wake_fd;				/* epoll over both rings */
+	struct perf_slot *fast;			/* FAST_HZ events, enabled while a span is hot */
+	size_t nfast;
+	int fast_on;
+	uint32_t hot[NU_MAX_LOOPS];		/* loops in a long span (tids) */
+	uint32_t nhot;
+	struct ls_stacktab *tab;
+	struct ls_unwinder *unw;
+	struct ls_frame *fbuf;			/* MAX_FRAMES scratch */
+	struct span_acc spans[MAX_SPANS];
+	struct loop_extra extra[NU_MAX_LOOPS];
+	uint32_t nextra;
 	struct nu_loop *val;		/* scratch for one map value (too big for the stack) */
 	pid_t pid;
 	uint64_t stall_ns;
@@ -415,6 +455,19 @@ static void node_detach(struct ls_target *t)
 			close(p->perf[i].fd);
 	}
 	free(p->perf);
+	for (size_t i = 0; i < p->nfast; i++) {
+		bpf_link__destroy(p->fast[i].link);
+		if (p->fast[i].fd >= 0)
+			close(p->fast[i].fd);
+	}
+	free(p->fast);
+	for (size_t i = 0; i < MAX_SPANS; i++)
+		ls_stack_agg_free(p->spans[i].agg);
+	ls_unwinder_free(p->unw);
+	free(p->fbuf);
+	ring_buffer__free(p->rbs);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
 	{
 		pthread_t th[MAX_MULTI];
 		int started[MAX_MULTI] = { 0 };
@@ -438,6 +491,178 @@ static void node_detach(struct ls_target *t)
 	t->priv = NULL;
 }
 
+static struct loop_extra *loop_extra(struct node_priv *p, uint32_t tid, int create)
+{
+	for (uint32_t i = 0; i < p->nextra; i++)
+		if (p->extra[i].tid == tid)
+			return &p->extra[i];
+	if (!create || p->nextra == NU_MAX_LOOPS)
+		return NULL;
+	memset(&p->extra[p->nextra], 0, sizeof(p->extra[0]));
+	p->extra[p->nextra].tid = tid;
+	return &p->extra[p->nextra++];
+}
+
+static void set_fast(struct node_priv *p, int on)
+{
+	if (p->fast_on == on)
+		return;
+	for (size_t i = 0; i < p->nfast; i++)
+		if (p->fast[i].fd >= 0)
+			ioctl(p->fast[i].fd, on ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE, 0);
+	p->fast_on = on;
+}
+
+static void hot_set(struct node_priv *p, uint32_t tid, int hot)
+{
+	uint32_t i;
+
+	for (i = 0; i < p->nhot && p->hot[i] != tid; i++)
+		;
+	if (hot && i == p->nhot && p->nhot < NU_MAX_LOOPS)
+		p->hot[p->nhot++] = tid;
+	else if (!hot && i < p->nhot)
+		p->hot[i] = p->hot[--p->nhot];
+	set_fast(p, p->nhot > 0);
+}
+
+static struct span_acc *span_get(struct node_priv *p, uint32_t tid, uint64_t start, int create)
+{
+	struct span_acc *free_slot = NULL, *oldest = NULL;
+
+	for (size_t i = 0; i < MAX_SPANS; i++) {
+		struct span_acc *s = &p->spans[i];
+
+		if (s->agg && s->tid == tid && s->start == start)
+			return s;
+		if (!s->agg && !free_slot)
+			free_slot = s;
+		if (s->agg && (!oldest || s->start < oldest->start))
+			oldest = s;
+	}
+	if (!create)
+		return NULL;
+	if (!free_slot) {	/* spans that never ended as episodes: drop the oldest */
+		ls_stack_agg_free(oldest->agg);
+		free_slot = oldest;
+	}
+	memset(free_slot, 0, sizeof(*free_slot));
+	free_slot->agg = ls_stack_agg_new();
+	if (!free_slot->agg)
+		return NULL;
+	free_slot->tid = tid;
+	free_slot->start = start;
+	return free_slot;
+}
+
+static void span_drop(struct span_acc *s)
+{
+	ls_stack_agg_free(s->agg);
+	memset(s, 0, sizeof(*s));
+}
+
+/* What a sample was inside: the microtask drain (V8's RunMicrotasks), Node's
+ * nextTick drain (its JS processTicksAndRejections / runNextTicks), or neither. */
+static int sample_cat(const struct ls_frame *f, uint32_t n)
+{
+	int tick = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (f[i].kind == LS_FRAME_NATIVE && (!strcmp(f[i].function, "v8::internal::MicrotaskQueue::RunMicrotasks") ||
+						     !strcmp(f[i].function, "Builtins_RunMicrotasks")))
+			return SPAN_MICRO;
+		if (f[i].kind == LS_FRAME_JS && f[i].file && !strncmp(f[i].file, "node:internal/process/task_queues", 33) &&
+		    (!strcmp(f[i].function, "processTicksAndRejections") || !strcmp(f[i].function, "runNextTicks")))
+			tick = 1;
+	}
+	return tick ? SPAN_TICK : SPAN_SYNC;
+}
+
+/* "fn (file:line)" for the leaf-most JS frame, else "[native] fn". */
+static void describe_where(const struct ls_frame *f, uint32_t n, char *out, size_t len)
+{
+	out[0] = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (f[i].kind == LS_FRAME_JS) {
+			if (f[i].file && f[i].line)
+				snprintf(out, len, "%s (%s:%u)", f[i].function, f[i].file, f[i].line);
+			else if (f[i].file)
+				snprintf(out, len, "%s (%s)", f[i].function, f[i].file);
+			else
+				snprintf(out, len, "%s", f[i].function);
+			return;
+		}
+	if (n)
+		snprintf(out, len, "[native] %s", f[0].function);
+}
+
+static int on_sample(void *ctx, void *data, size_t len)
+{
+	struct node_priv *p = ctx;
+	const struct nu_raw *r = data;
+	struct span_acc *s;
+	struct loop_extra *x;
+	uint32_t n;
+
+	if (len < offsetof(struct nu_raw, pc))
+		return 0;
+	if (r->type == NU_RAW_HOT || r->type == NU_RAW_COOL) {
+		hot_set(p, r->tid, r->type == NU_RAW_HOT);
+		return 0;
+	}
+	if (r->type != NU_RAW_SAMPLE || !p->unw || !r->span_start)
+		return 0;
+	/* now, while the objects its frames point to are where they were */
+	n = ls_unwind(p->unw, r, len, p->fbuf, MAX_FRAMES);
+	if (!n)
+		return 0;
+	s = span_get(p, r->tid, r->span_start, 1);
+	if (s && !ls_stack_agg_add(s->agg, p->fbuf, n, 1))
+		s->cat[sample_cat(p->fbuf, n)]++;
+	x = loop_extra(p, r->tid, 1);
+	if (x) {
+		describe_where(p->fbuf, n, x->where, sizeof(x->where));
+		x->where_ns = r->time;
+		x->span = r->span_start;
+	}
+	return 0;
+}
+
+/* An episode that ended gets the stacks of its span; a stall whose samples were
+ * mostly inside a drain is that drain's starvation (JS frames see what the
+ * kernel's address ranges cannot: Node's nextTick drain is JS). */
+static void attach_stacks(struct node_priv *p, struct ls_episode *ep)
+{
+	struct span_acc *s = span_get(p, ep->tid, ep->start_ns, 0);
+	struct loop_extra *x;
+	uint64_t sy, t, m;
+
+	if (!s)
+		return;
+	ep->samples = (uint32_t)ls_stack_agg_total(s->agg);
+	if (p->tab)
+		ep->stacks = ls_stack_agg_finish(s->agg, p->tab, EPISODE_STACKS);
+	sy = s->cat[SPAN_SYNC];
+	t = s->cat[SPAN_TICK];
+	m = s->cat[SPAN_MICRO];
+	if (ep->kind == LS_EP_STALL && (x = loop_extra(p, ep->tid, 1))) {
+		if (m && m >= t && m >= sy) {
+			ep->kind = LS_EP_MICROTASK_STARVATION;
+			x->stall--;
+			x->micro++;
+		} else if (t && t >= sy) {
+			ep->kind = LS_EP_TICK_STARVATION;
+			x->stall--;
+			x->tick++;
+		}
+	}
+	span_drop(s);
+	/* older spans of this loop ended without becoming episodes */
+	for (size_t i = 0; i < MAX_SPANS; i++)
+		if (p->spans[i].agg && p->spans[i].tid == ep->tid && p->spans[i].start < ep->start_ns)
+			span_drop(&p->spans[i]);
+}
+
 static int on_ringbuf(void *ctx, void *data, size_t len)
 {
 	struct node_priv *p = ctx;
@@ -450,6 +675,12 @@ static int on_ringbuf(void *ctx, void *data, size_t len)
 		.pid = p->pid, .tid = e->tid, .kind = e->kind, .phase = e->phase,
 		.start_ns = e->start_ns, .end_ns = e->end_ns, .callbacks = 0,
 	};
+	if (ep.end_ns && ep.kind != LS_EP_GC) {
+		/* its samples were sent before it ended: take them all first */
+		if (p->rbs)
+			ring_buffer__consume(p->rbs);
+		attach_stacks(p, &ep);
+	}
 	p->fn(&ep, p->fn_arg);
 	return 0;
 }
@@ -602,7 +833,29 @@ static int add_sampler(struct node_priv *p)
 		}
 		live++;
 	}
-	return live ? 0 : r;
+	if (!live)
+		return r;
+	/* the fast set, opened disabled: on_sample() turns it on while a span is hot */
+	pa.sample_freq = FAST_HZ;
+	pa.disabled = 1;
+	p->fast = calloc((size_t)ncpu, sizeof(*p->fast));
+	if (!p->fast)
+		return 0;
+	for (int cpu = 0; cpu < ncpu; cpu++) {
+		struct perf_slot *s = &p->fast[p->nfast++];
+
+		s->fd = (int)syscall(__NR_perf_event_open, &pa, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (s->fd < 0)
+			continue;
+		s->link = bpf_program__attach_perf_event(p->skel->progs.nu_sample, s->fd);
+		if (!s->link) {
+			close(s->fd);
+			s->fd = -1;
+			continue;
+		}
+		ioctl(s->fd, PERF_EVENT_IOC_DISABLE, 0);	/* attaching enabled it */
+	}
+	return 0;
 }
 
 /* Open and load the probe set for the plan; multi: uprobe programs load for
@@ -632,6 +885,21 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 		p->skel->rodata->micro_hi = pl->sym[S_MICROTASKS].addr + pl->sym[S_MICROTASKS].size + pl->bias;
 		p->skel->rodata->tick_lo = pl->sym[S_CB_CLOSE].addr + pl->bias;
 		p->skel->rodata->tick_hi = pl->sym[S_CB_CLOSE].addr + pl->sym[S_CB_CLOSE].size + pl->bias;
+	}
+	{
+		struct ls_maps maps;
+		struct stat st;
+
+		/* the code of the binary the stack scan accepts return addresses into */
+		if (!stat(pl->path, &st) && !ls_maps_read(p->pid, &maps)) {
+			for (size_t i = 0; i < maps.n; i++)
+				if (maps.map[i].perms[2] == 'x' && maps.map[i].inode == st.st_ino &&
+				    maps.map[i].end - maps.map[i].start > p->skel->rodata->text_hi - p->skel->rodata->text_lo) {
+					p->skel->rodata->text_lo = maps.map[i].start;
+					p->skel->rodata->text_hi = maps.map[i].end;
+				}
+			ls_maps_free(&maps);
+		}
 	}
 	bpf_program__set_autoload(p->skel->progs.nu_timers, pl->have_timers && !pl->phases);
 	bpf_program__set_autoload(p->skel->progs.nu_boundary, pl->phases);
@@ -733,6 +1001,43 @@ static int load_and_attach(struct node_priv *p, int multi, char *err, size_t err
 	return 0;
 }
 
+/* The samples ring, the unwinder, and one epoll fd over both rings. */
+static int add_stacks(struct node_priv *p, const struct ls_target_info *ti)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	const char *why;
+
+	p->wake_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->wake_fd < 0)
+		return -errno;
+	ev.data.u32 = 0;
+	if (epoll_ctl(p->wake_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rb), &ev))
+		return -errno;
+	p->tab = ls_stacks_table();
+	p->fbuf = calloc(MAX_FRAMES, sizeof(*p->fbuf));
+	if (!p->tab || !p->fbuf)
+		return -ENOMEM;
+	if (ls_unwinder_new(p->pid, p->plan.runtime == LS_RT_NODE ? p->plan.path : NULL, p->plan.bias, p->tab,
+			    &p->unw))
+		return -ENOMEM;
+	why = ls_unwinder_js_why(p->unw);
+	if (why && p->plan.runtime == LS_RT_NODE) {
+		char buf[240];
+
+		snprintf(buf, sizeof(buf), "JS frames unavailable: %s", why);
+		note_add(&p->plan, buf);
+	}
+	(void)ti;
+	p->rbs = ring_buffer__new(bpf_map__fd(p->skel->maps.samples), on_sample, p, NULL);
+	if (!p->rbs)
+		return -errno;
+	ev.data.u32 = 1;
+	if (epoll_ctl(p->wake_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rbs), &ev))
+		return -errno;
+	p->skel->bss->raw_on = 1;
+	return 0;
+}
+
 static int node_attach(struct ls_target *t, const struct ls_target_info *ti, const struct ls_agent_opts *opts,
 		       char *err, size_t errlen)
 {
@@ -749,6 +1054,7 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	}
 	t->priv = p;
 	p->pid = ti->pid;
+	p->wake_fd = -1;
 	p->stall_ns = opts && opts->stall_threshold_ns ? opts->stall_threshold_ns : DEFAULT_STALL_NS;
 	pl = &p->plan;
 	r = make_plan(ti, opts ? opts->tier : NULL, pl, err, errlen);
@@ -803,6 +1109,11 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	if (!p->rb) {
 		r = -errno;
 		snprintf(err, errlen, "creating the episode ring buffer failed: %s", strerror(-r));
+		goto fail;
+	}
+	r = add_stacks(p, ti);
+	if (r) {
+		snprintf(err, errlen, "setting up stack samples failed: %s", strerror(-r));
 		goto fail;
 	}
 	return 0;
@@ -867,6 +1178,20 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 	o->stall_episodes = v->stall_episodes;
 	o->ticks.starvation_episodes = v->tick_episodes;
 	o->microtasks.starvation_episodes = v->micro_episodes;
+	{
+		struct loop_extra *x = loop_extra(p, tid, 0);
+
+		if (x) {
+			o->stall_episodes += (uint64_t)x->stall;
+			o->ticks.starvation_episodes += (uint64_t)x->tick;
+			o->microtasks.starvation_episodes += (uint64_t)x->micro;
+			/* only while the span it was taken in is still open */
+			if (!v->ep_enter_ns && v->ep_exit_ns && x->span == v->ep_exit_ns) {
+				snprintf(o->live_where, sizeof(o->live_where), "%s", x->where);
+				o->live_where_ns = x->where_ns;
+			}
+		}
+	}
 	if (v->ep_enter_ns && v->ep_timeout != 0) {
 		o->live_state = LS_LIVE_POLLING;
 		o->live_since_ns = v->ep_enter_ns;
@@ -909,7 +1234,7 @@ static int node_episode_fd(struct ls_target *t)
 {
 	struct node_priv *p = t->priv;
 
-	return p && p->rb ? ring_buffer__epoll_fd(p->rb) : -1;
+	return p && p->wake_fd >= 0 ? p->wake_fd : p && p->rb ? ring_buffer__epoll_fd(p->rb) : -1;
 }
 
 static int node_consume(struct ls_target *t, ls_episode_fn fn, void *arg)
@@ -921,6 +1246,8 @@ static int node_consume(struct ls_target *t, ls_episode_fn fn, void *arg)
 		return 0;
 	p->fn = fn;
 	p->fn_arg = arg;
+	if (p->rbs)
+		ring_buffer__consume(p->rbs);
 	r = ring_buffer__consume(p->rb);
 	p->fn = NULL;
 	p->fn_arg = NULL;

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "refloop.h"
 #include "replay.h"
+#include "stacktab.h"
 
 #define MAX_PIDS 64
 #define MIN_INTERVAL_S 0.1
@@ -102,6 +103,16 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 	st->eps[st->neps++] = *ep;
 }
 
+/* Where the loop was during episode e: its dominant stacks, leaf first. */
+static void print_stacks(const struct ls_episode *e)
+{
+	static char lines[48][LS_STACK_LINE];
+	size_t n = ls_stack_text(e->stacks, 3, 14, lines, 48);
+
+	for (size_t i = 0; i < n; i++)
+		printf("      %s\n", lines[i]);
+}
+
 static const struct ls_loop_snapshot *find_loop(const struct ls_target_snapshot *t, uint32_t tid)
 {
 	for (uint32_t i = 0; t && i < t->nloops; i++)
@@ -173,11 +184,15 @@ static void print_text(const struct ls_loop_summary *s, const struct ls_target_s
 			if (e->pid != s->pid || e->tid != s->tid)
 				continue;
 			fmt_ns(a, sizeof(a), e->end_ns - e->start_ns);
-			if (e->kind == LS_EP_STALL)
-				printf("    %s in %s: %s\n", ls_episode_kind_name(e->kind), ls_phase_name(e->phase), a);
+			if (e->kind == LS_EP_STALL || e->kind == LS_EP_GC)
+				printf("    %s in %s: %s", ls_episode_kind_name(e->kind), ls_phase_name(e->phase), a);
 			else
-				printf("    %s in %s: %s, %lu callbacks\n", ls_episode_kind_name(e->kind),
+				printf("    %s in %s: %s, %lu callbacks", ls_episode_kind_name(e->kind),
 				       ls_phase_name(e->phase), a, (unsigned long)e->callbacks);
+			if (e->samples)
+				printf(" (%u samples)", e->samples);
+			printf("\n");
+			print_stacks(e);
 		}
 	}
 	printf("\n");

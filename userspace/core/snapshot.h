@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "histogram.h"
+#include "stacks.h"
 
 /* Phases in Node.js order; numbering matches enum lsl_probe_phase. */
 enum ls_phase {
@@ -91,6 +92,11 @@ struct ls_loop_snapshot {
 	 * delay is something more (Node's adds how late the poll returned); without
 	 * LS_HAS_NOT_POLLING the two are one measurement and this is empty: use delay. */
 	struct ls_hist not_polling;
+
+	/* Where the loop thread is in the stall in progress, from its latest stack
+	 * sample ("validateCoupon (/srv/app/coupons.js:14)"), or "". */
+	char live_where[192];
+	uint64_t live_where_ns;		/* when that sample was taken */
 };
 
 enum ls_target_state { LS_TARGET_ATTACHED, LS_TARGET_EXITED, LS_TARGET_DETACHED };
@@ -149,6 +155,10 @@ struct ls_episode {
 	uint64_t start_ns;	/* mono */
 	uint64_t end_ns;	/* mono; 0 while in progress */
 	uint64_t callbacks;	/* callbacks run in the drain (starvation), else 0 */
+	uint32_t samples;	/* stack samples taken in it (0: none, stacks NULL) */
+	/* Its dominant stacks, most frequent first (stacks.h); owned by the agent's
+	 * stack table (ls_stacks_table()), valid for the agent's life. */
+	const struct ls_stack_set *stacks;
 };
 
 /* Interval summary of one loop: what `stat` prints and `top` draws. */

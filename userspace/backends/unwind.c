@@ -1,0 +1,271 @@
+/* unwind.c: raw samples -> frames (unwind.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "libuv.h"
+#include "nativesym.h"
+#include "nodeuv.h"
+#include "proc.h"
+#include "unwind.h"
+#include "v8frames.h"
+
+#define MAPS_REFRESH_NS 1000000000ull
+
+struct ksym {
+	uint64_t addr;
+	char *name;
+};
+
+struct ls_unwinder {
+	pid_t pid;
+	struct ls_stacktab *tab;
+	struct ls_nsym *nsym;
+	struct ls_v8 *v8;
+	char js_why[200];
+	struct ls_maps maps;
+	uint64_t maps_ns;
+	struct ksym *ksyms;
+	size_t nksyms;
+	int ksyms_tried;
+};
+
+static void load_kallsyms(struct ls_unwinder *u)
+{
+	FILE *f;
+	char line[512];
+	size_t cap = 0;
+
+	u->ksyms_tried = 1;
+	f = fopen("/proc/kallsyms", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long a;
+		char type, name[256];
+
+		if (sscanf(line, "%llx %c %255s", &a, &type, name) != 3 || !a || (type != 't' && type != 'T'))
+			continue;
+		if (u->nksyms == cap) {
+			struct ksym *g = realloc(u->ksyms, (cap ? cap * 2 : 65536) * sizeof(*g));
+
+			if (!g)
+				break;
+			u->ksyms = g;
+			cap = cap ? cap * 2 : 65536;
+		}
+		u->ksyms[u->nksyms].addr = a;
+		u->ksyms[u->nksyms].name = strdup(name);
+		if (u->ksyms[u->nksyms].name)
+			u->nksyms++;
+	}
+	fclose(f);
+}
+
+static int ksym_cmp(const void *a, const void *b)
+{
+	const struct ksym *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static const char *ksym_name(struct ls_unwinder *u, uint64_t ip)
+{
+	size_t lo = 0, hi;
+
+	if (!u->ksyms_tried) {
+		load_kallsyms(u);
+		qsort(u->ksyms, u->nksyms, sizeof(*u->ksyms), ksym_cmp);
+	}
+	hi = u->nksyms;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (u->ksyms[mid].addr <= ip)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? u->ksyms[lo - 1].name : NULL;
+}
+
+int ls_unwinder_new(pid_t pid, const char *exe, uint64_t bias, struct ls_stacktab *tab, struct ls_unwinder **out)
+{
+	struct ls_unwinder *u = calloc(1, sizeof(*u));
+	struct lu_elf *e = NULL;
+	int err;
+
+	*out = NULL;
+	if (!u)
+		return -ENOMEM;
+	u->pid = pid;
+	u->tab = tab;
+	u->nsym = ls_nsym_new();
+	if (!u->nsym) {
+		free(u);
+		return -ENOMEM;
+	}
+	if (!exe) {
+		snprintf(u->js_why, sizeof(u->js_why), "not a Node.js process");
+	} else if ((err = lu_elf_open(exe, &e))) {
+		snprintf(u->js_why, sizeof(u->js_why), "cannot read %s (%s)", exe, strerror(-err));
+	} else if (ls_v8_open(pid, e, bias, &u->v8, u->js_why, sizeof(u->js_why))) {
+		u->v8 = NULL;
+	}
+	if (e)
+		lu_elf_close(e);
+	*out = u;
+	return 0;
+}
+
+void ls_unwinder_free(struct ls_unwinder *u)
+{
+	if (!u)
+		return;
+	ls_v8_close(u->v8);
+	ls_nsym_free(u->nsym);
+	ls_maps_free(&u->maps);
+	for (size_t i = 0; i < u->nksyms; i++)
+		free(u->ksyms[i].name);
+	free(u->ksyms);
+	free(u);
+}
+
+const char *ls_unwinder_js_why(const struct ls_unwinder *u) { return u->v8 ? NULL : u->js_why; }
+const char *ls_unwinder_v8_version(const struct ls_unwinder *u) { return u->v8 ? ls_v8_version(u->v8) : NULL; }
+
+static const struct ls_map *find_map(struct ls_unwinder *u, uint64_t pc)
+{
+	const struct ls_map *m = ls_maps_find(&u->maps, pc);
+	uint64_t now;
+
+	if (m)
+		return m;
+	now = ls_now_mono_ns();
+	if (u->maps_ns && now - u->maps_ns < MAPS_REFRESH_NS)
+		return NULL;
+	u->maps_ns = now;
+	ls_maps_free(&u->maps);
+	if (ls_maps_read(u->pid, &u->maps))
+		return NULL;
+	return ls_maps_find(&u->maps, pc);
+}
+
+static void hex_frame(struct ls_unwinder *u, uint64_t pc, const char *module, struct ls_frame *f)
+{
+	char buf[40];
+
+	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)pc);
+	f->function = ls_stacktab_str(u->tab, buf);
+	f->module = ls_stacktab_str(u->tab, module);
+}
+
+/* One user frame: pc runs with the frame whose slots are given (NULL: none). */
+static void user_frame(struct ls_unwinder *u, uint64_t pc, int is_return, const uint64_t *slot, struct ls_frame *f)
+{
+	const struct ls_map *m = find_map(u, pc);
+	struct ls_nsym_hit hit = { 0 };
+	struct ls_v8_frame jf;
+	uint64_t at = is_return ? pc - 1 : pc;
+	int file_backed = m && m->path[0] == '/', maybe_js;
+
+	memset(f, 0, sizeof(*f));
+	f->kind = LS_FRAME_NATIVE;
+	if (file_backed)
+		ls_nsym_resolve(u->nsym, u->pid, m, at, 0, &hit);
+	/* V8's code: its builtins (symbols Builtins_*) and what it compiled at run time */
+	maybe_js = u->v8 && slot && (hit.function ? !strncmp(hit.function, "Builtins_", 9) : !file_backed);
+	if (maybe_js && ls_v8_frame(u->v8, slot, &jf)) {
+		f->kind = LS_FRAME_JS;
+		f->function = ls_stacktab_str(u->tab, jf.function);
+		f->file = ls_stacktab_str(u->tab, jf.file);
+		f->line = jf.line;
+		f->column = jf.column;
+		f->module = jf.builtin ? ls_stacktab_str(u->tab, "[JS builtin]") : NULL;
+		return;
+	}
+	if (hit.function) {
+		f->function = ls_stacktab_str(u->tab, hit.function);
+		f->module = ls_stacktab_str(u->tab, hit.module);
+		return;
+	}
+	if (m && !strcmp(m->path, "[vdso]")) {	/* the kernel's vDSO: clock_gettime and friends */
+		f->function = ls_stacktab_str(u->tab, "[vdso]");
+		f->module = f->function;
+		return;
+	}
+	hex_frame(u, pc, m ? (m->path[0] ? m->path : "[anonymous]") : "[unmapped]", f);
+}
+
+/* The target of the direct call (call rel32) that ends just before ret, or 0. A
+ * record found by a stack scan may be stale (left in the leaf's frame by an earlier
+ * call); one whose return address follows a call of the leaf's own function is not. */
+static uint64_t call_target(struct ls_unwinder *u, uint64_t ret)
+{
+	uint8_t b[5];
+	int32_t rel;
+
+	if (ret < 5 || ls_proc_read(u->pid, ret - 5, b, sizeof(b)) || b[0] != 0xe8)
+		return 0;
+	memcpy(&rel, b + 1, 4);
+	return ret + (uint64_t)(int64_t)rel;
+}
+
+/* Start of the native function holding pc in the target, or 0. */
+static uint64_t func_start(struct ls_unwinder *u, uint64_t pc)
+{
+	const struct ls_map *m = find_map(u, pc);
+	struct ls_nsym_hit hit;
+
+	if (!m || m->path[0] != '/' || ls_nsym_resolve(u->nsym, u->pid, m, pc, 0, &hit) || !hit.function)
+		return 0;
+	return pc - (hit.vaddr - hit.sym_addr);
+}
+
+uint32_t ls_unwind(struct ls_unwinder *u, const struct nu_raw *r, size_t len, struct ls_frame *out, uint32_t max)
+{
+	uint32_t n = 0, nf = r->nframes, nk = r->nkframes;
+	size_t have = len >= offsetof(struct nu_raw, frames) ? (len - offsetof(struct nu_raw, frames)) /
+								 sizeof(struct nu_raw_frame) : 0;
+	uint64_t pc;
+
+	if (len < offsetof(struct nu_raw, frames))
+		return 0;
+	if (nf > have)
+		nf = (uint32_t)have;
+	if (nf > NU_RAW_DEPTH)
+		nf = NU_RAW_DEPTH;
+	if (nk > NU_RAW_KDEPTH)
+		nk = NU_RAW_KDEPTH;
+	for (uint32_t i = 0; i < nk && n < max; i++) {
+		struct ls_frame *f = &out[n++];
+		const char *name = ksym_name(u, r->kip[i]);
+
+		memset(f, 0, sizeof(*f));
+		f->kind = LS_FRAME_KERNEL;
+		if (name) {
+			f->function = ls_stacktab_str(u->tab, name);
+			f->module = ls_stacktab_str(u->tab, "[kernel]");
+		} else {
+			hex_frame(u, r->kip[i], "[kernel]", f);
+		}
+	}
+	pc = r->pc;
+	for (uint32_t i = 0; pc && n < max; i++) {
+		if (i == 1 && (r->flags & NU_RAW_F_SCANNED)) {
+			uint64_t leaf = func_start(u, r->pc);
+
+			if (!leaf || call_target(u, pc) != leaf)
+				break;	/* not provably the leaf's caller: only the leaf is known */
+		}
+		user_frame(u, pc, i > 0, i < nf ? (const uint64_t *)r->frames[i].slot : NULL, &out[n]);
+		if (out[n].function)
+			n++;
+		if (i >= nf)
+			break;
+		pc = r->frames[i].slot[NU_RAW_RET_SLOT];
+	}
+	return n;
+}

@@ -1,0 +1,586 @@
+/* v8frames.c: name V8's JS frames from outside (v8frames.h, v8frames.md). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libuv.h"
+#include "proc.h"
+#include "v8frames.h"
+
+#define TAG_MASK 3ull
+#define HEAP_TAG 1ull
+#define MAX_NAME 200
+#define MAX_SOURCE (64u << 20)		/* longest script whose line ends we compute */
+#define NAME_WINDOW 240			/* source bytes searched for a name before its start */
+#define CACHE_SLOTS 4096
+
+/* The v8dbg_* constants used, by index. Names ending in '*' match by prefix (the
+ * type suffix changed across V8 versions). */
+enum {
+	K_FP_FUNCTION, K_FP_CONTEXT, K_SMI_SHIFT, K_TAGGED_SIZE, K_MAP, K_INSTANCE_TYPE,
+	K_FIRST_NONSTRING, K_STR_ENC_MASK, K_STR_REP_MASK, K_SEQ_TAG, K_CONS_TAG, K_ONEBYTE_TAG,
+	K_SLICED_TAG, K_THIN_TAG, K_EXT_TAG, K_STR_LENGTH, K_SEQ1_CHARS, K_SEQ2_CHARS, K_CONS_FIRST,
+	K_CONS_SECOND, K_SLICED_PARENT, K_SLICED_OFFSET, K_THIN_ACTUAL, K_EXT_RESOURCE,
+	K_JSFUNCTION_TYPE, K_FIRST_JSFUNCTION, K_LAST_JSFUNCTION, K_JSF_SHARED, K_SFI_TYPE,
+	K_SFI_NAME, K_SFI_SCRIPT, K_SFI_SCRIPT_OLD, K_SCOPEINFO_TYPE, K_SI_FIRST_VARS, K_SI_NCONTEXTLOCALS,
+	K_SCRIPT_TYPE, K_SCRIPT_NAME, K_SCRIPT_LINE_ENDS, K_SCRIPT_SOURCE, K_FIXED_ARRAY_TYPE,
+	K_FA_LENGTH, K_FA_DATA, K_V8_MAJOR, K_V8_MINOR, K_V8_BUILD, K_V8_PATCH, K_NK,
+};
+static const char *const knames[K_NK] = {
+	[K_FP_FUNCTION] = "v8dbg_off_fp_function", [K_FP_CONTEXT] = "v8dbg_off_fp_context",
+	[K_SMI_SHIFT] = "v8dbg_SmiShiftSize", [K_TAGGED_SIZE] = "v8dbg_TaggedSize",
+	[K_MAP] = "v8dbg_class_HeapObject__map__Map", [K_INSTANCE_TYPE] = "v8dbg_class_Map__instance_type__uint16_t",
+	[K_FIRST_NONSTRING] = "v8dbg_FirstNonstringType", [K_STR_ENC_MASK] = "v8dbg_StringEncodingMask",
+	[K_STR_REP_MASK] = "v8dbg_StringRepresentationMask", [K_SEQ_TAG] = "v8dbg_SeqStringTag",
+	[K_CONS_TAG] = "v8dbg_ConsStringTag", [K_ONEBYTE_TAG] = "v8dbg_OneByteStringTag",
+	[K_SLICED_TAG] = "v8dbg_SlicedStringTag", [K_THIN_TAG] = "v8dbg_ThinStringTag",
+	[K_EXT_TAG] = "v8dbg_ExternalStringTag", [K_STR_LENGTH] = "v8dbg_class_String__length__int32_t",
+	[K_SEQ1_CHARS] = "v8dbg_class_SeqOneByteString__chars__char",
+	[K_SEQ2_CHARS] = "v8dbg_class_SeqTwoByteString__chars__char",
+	[K_CONS_FIRST] = "v8dbg_class_ConsString__first__*", [K_CONS_SECOND] = "v8dbg_class_ConsString__second__*",
+	[K_SLICED_PARENT] = "v8dbg_class_SlicedString__parent__*",
+	[K_SLICED_OFFSET] = "v8dbg_class_SlicedString__offset__*",
+	[K_THIN_ACTUAL] = "v8dbg_class_ThinString__actual__*",
+	[K_EXT_RESOURCE] = "v8dbg_class_ExternalString__resource__*",
+	[K_JSFUNCTION_TYPE] = "v8dbg_type_JSFunction__JS_FUNCTION_TYPE",
+	[K_FIRST_JSFUNCTION] = "v8dbg_FirstJSFunctionType", [K_LAST_JSFUNCTION] = "v8dbg_LastJSFunctionType",
+	[K_JSF_SHARED] = "v8dbg_class_JSFunction__shared__*",
+	[K_SFI_TYPE] = "v8dbg_type_SharedFunctionInfo__SHARED_FUNCTION_INFO_TYPE",
+	[K_SFI_NAME] = "v8dbg_class_SharedFunctionInfo__name_or_scope_info__*",
+	[K_SFI_SCRIPT] = "v8dbg_class_SharedFunctionInfo__script__*",
+	[K_SFI_SCRIPT_OLD] = "v8dbg_class_SharedFunctionInfo__script_or_debug_info__*",
+	[K_SCOPEINFO_TYPE] = "v8dbg_type_ScopeInfo__SCOPE_INFO_TYPE",
+	[K_SI_FIRST_VARS] = "v8dbg_scopeinfo_idx_first_vars",
+	[K_SI_NCONTEXTLOCALS] = "v8dbg_scopeinfo_idx_ncontextlocals",
+	[K_SCRIPT_TYPE] = "v8dbg_type_Script__SCRIPT_TYPE", [K_SCRIPT_NAME] = "v8dbg_class_Script__name__*",
+	[K_SCRIPT_LINE_ENDS] = "v8dbg_class_Script__line_ends__*",
+	[K_SCRIPT_SOURCE] = "v8dbg_class_Script__source__*",
+	[K_FIXED_ARRAY_TYPE] = "v8dbg_type_FixedArray__FIXED_ARRAY_TYPE",
+	[K_FA_LENGTH] = "v8dbg_class_FixedArrayBase__length__SMI", [K_FA_DATA] = "v8dbg_class_FixedArray__data__uintptr_t",
+	[K_V8_MAJOR] = "_ZN2v88internal7Version6major_E", [K_V8_MINOR] = "_ZN2v88internal7Version6minor_E",
+	[K_V8_BUILD] = "_ZN2v88internal7Version6build_E", [K_V8_PATCH] = "_ZN2v88internal7Version6patch_E",
+};
+/* May be absent (then 0, or a fallback below). */
+static const int optional[] = { K_MAP, K_SEQ_TAG, K_FIRST_JSFUNCTION, K_LAST_JSFUNCTION, K_SFI_SCRIPT,
+				K_SFI_SCRIPT_OLD, K_V8_PATCH };
+
+struct script {
+	uint64_t addr;		/* tagged */
+	uint64_t source, name;	/* the fields when read: a changed one means another object */
+	const char *file;
+	uint32_t *ends;		/* line end positions, or NULL */
+	uint32_t nends;
+};
+
+struct sfi {
+	uint64_t addr;		/* tagged */
+	uint64_t name_field, script_field;
+	struct ls_v8_frame f;
+};
+
+struct ls_v8 {
+	pid_t pid;
+	int64_t k[K_NK];
+	char version[32];
+	struct sfi *sfis;	/* direct-mapped cache by address */
+	struct script *scripts;
+	char **strs;		/* interned strings */
+	size_t nstrs, cap_strs;
+};
+
+static int rd(struct ls_v8 *v, uint64_t addr, void *buf, size_t len)
+{
+	return ls_proc_read(v->pid, addr, buf, len);
+}
+
+static uint64_t rd64(struct ls_v8 *v, uint64_t addr, int *ok)
+{
+	uint64_t x = 0;
+
+	if (rd(v, addr, &x, sizeof(x)))
+		*ok = 0;
+	return x;
+}
+
+static int is_heap(uint64_t t) { return (t & TAG_MASK) == HEAP_TAG && t > 0x10000; }
+static int is_smi(uint64_t t) { return (t & 1) == 0; }
+static int64_t smi(const struct ls_v8 *v, uint64_t t) { return (int64_t)t >> (v->k[K_SMI_SHIFT] + 1); }
+
+/* The instance type of tagged object t, or -1 when t is not a readable heap object
+ * whose map is itself a heap object. */
+static int type_of(struct ls_v8 *v, uint64_t t)
+{
+	uint64_t map = 0;
+	uint16_t type = 0;
+
+	if (!is_heap(t) || rd(v, t - HEAP_TAG + (uint64_t)v->k[K_MAP], &map, sizeof(map)) || !is_heap(map) ||
+	    rd(v, map - HEAP_TAG + (uint64_t)v->k[K_INSTANCE_TYPE], &type, sizeof(type)))
+		return -1;
+	return type;
+}
+
+static const char *intern(struct ls_v8 *v, const char *s)
+{
+	for (size_t i = 0; i < v->nstrs; i++)
+		if (!strcmp(v->strs[i], s))
+			return v->strs[i];
+	if (v->nstrs == v->cap_strs) {
+		size_t cap = v->cap_strs ? v->cap_strs * 2 : 256;
+		char **g = realloc(v->strs, cap * sizeof(*g));
+
+		if (!g)
+			return NULL;
+		v->strs = g;
+		v->cap_strs = cap;
+	}
+	v->strs[v->nstrs] = strdup(s);
+	return v->strs[v->nstrs] ? v->strs[v->nstrs++] : NULL;
+}
+
+/* Copy chars [from, from + n) of V8 string t into out (one byte a char; UTF-16
+ * units above 0x7e become '?'). Returns the chars copied, or -1 when t is not a
+ * string this reader understands. */
+static int64_t str_read(struct ls_v8 *v, uint64_t t, uint32_t from, uint32_t n, char *out, int depth)
+{
+	int type = type_of(v, t), ok = 1;
+	int32_t len = 0;
+	uint64_t o = t - HEAP_TAG, data;
+	int rep, one;
+
+	if (type < 0 || type >= v->k[K_FIRST_NONSTRING] || depth > 16)
+		return -1;
+	if (rd(v, o + (uint64_t)v->k[K_STR_LENGTH], &len, sizeof(len)) || len < 0)
+		return -1;
+	if (from >= (uint32_t)len)
+		return 0;
+	if (n > (uint32_t)len - from)
+		n = (uint32_t)len - from;
+	rep = type & (int)v->k[K_STR_REP_MASK];
+	one = (type & (int)v->k[K_STR_ENC_MASK]) == v->k[K_ONEBYTE_TAG];
+	if (rep == v->k[K_CONS_TAG]) {
+		uint64_t a = rd64(v, o + (uint64_t)v->k[K_CONS_FIRST], &ok);
+		uint64_t b = rd64(v, o + (uint64_t)v->k[K_CONS_SECOND], &ok);
+		int32_t alen = 0;
+		int64_t got = 0, r;
+
+		if (!ok || type_of(v, a) < 0 || rd(v, a - HEAP_TAG + (uint64_t)v->k[K_STR_LENGTH], &alen, 4) || alen < 0)
+			return -1;
+		if (from < (uint32_t)alen) {
+			r = str_read(v, a, from, n, out, depth + 1);
+			if (r < 0)
+				return -1;
+			got = r;
+		}
+		if ((uint64_t)got < n) {
+			uint32_t bfrom = from + (uint32_t)got - (uint32_t)alen;
+
+			r = str_read(v, b, bfrom, n - (uint32_t)got, out + got, depth + 1);
+			if (r < 0)
+				return -1;
+			got += r;
+		}
+		return got;
+	}
+	if (rep == v->k[K_SLICED_TAG]) {
+		uint64_t parent = rd64(v, o + (uint64_t)v->k[K_SLICED_PARENT], &ok);
+		uint64_t off = rd64(v, o + (uint64_t)v->k[K_SLICED_OFFSET], &ok);
+
+		if (!ok || !is_smi(off))
+			return -1;
+		return str_read(v, parent, from + (uint32_t)smi(v, off), n, out, depth + 1);
+	}
+	if (rep == v->k[K_THIN_TAG]) {
+		uint64_t actual = rd64(v, o + (uint64_t)v->k[K_THIN_ACTUAL], &ok);
+
+		return ok ? str_read(v, actual, from, n, out, depth + 1) : -1;
+	}
+	if (rep == v->k[K_EXT_TAG]) {
+		/* the cached data pointer follows the resource; uncached external strings
+		 * (instance type bit 0x10) have none */
+		if (type & 0x10)
+			return -1;
+		data = rd64(v, o + (uint64_t)v->k[K_EXT_RESOURCE] + 8, &ok);
+		if (!ok || !data)
+			return -1;
+	} else if (rep == v->k[K_SEQ_TAG]) {
+		data = o + (uint64_t)(one ? v->k[K_SEQ1_CHARS] : v->k[K_SEQ2_CHARS]);
+	} else {
+		return -1;
+	}
+	if (one)
+		return rd(v, data + from, out, n) ? -1 : (int64_t)n;
+	for (uint32_t i = 0; i < n; i += 256) {
+		uint16_t u[256];
+		uint32_t k = n - i < 256 ? n - i : 256;
+
+		if (rd(v, data + 2ull * (from + i), u, 2ull * k))
+			return -1;
+		for (uint32_t j = 0; j < k; j++)
+			out[i + j] = u[j] < 0x7f ? (char)u[j] : '?';
+	}
+	return n;
+}
+
+/* A short string (a name) as a C string in buf; 0, or -1. */
+static int str_get(struct ls_v8 *v, uint64_t t, char *buf, size_t cap)
+{
+	int64_t n = str_read(v, t, 0, (uint32_t)cap - 1, buf, 0);
+
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	for (int64_t i = 0; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20)
+			return -1;
+	return 0;
+}
+
+static int32_t str_len(struct ls_v8 *v, uint64_t t)
+{
+	int32_t len = -1;
+
+	if (type_of(v, t) < 0 || rd(v, t - HEAP_TAG + (uint64_t)v->k[K_STR_LENGTH], &len, 4))
+		return -1;
+	return len;
+}
+
+static void script_free(struct script *s)
+{
+	free(s->ends);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Line ends from Script.line_ends when V8 computed them, else from the source. */
+static void script_lines(struct ls_v8 *v, struct script *s, uint64_t o)
+{
+	int ok = 1;
+	uint64_t le = rd64(v, o + (uint64_t)v->k[K_SCRIPT_LINE_ENDS], &ok);
+	int32_t len;
+	char *src;
+
+	if (ok && type_of(v, le) == v->k[K_FIXED_ARRAY_TYPE]) {
+		uint64_t n = rd64(v, le - HEAP_TAG + (uint64_t)v->k[K_FA_LENGTH], &ok);
+		int64_t cnt = is_smi(n) ? smi(v, n) : -1;
+		uint64_t *raw;
+
+		if (ok && cnt > 0 && cnt < (1 << 24) && (raw = malloc((size_t)cnt * 8))) {
+			s->ends = malloc((size_t)cnt * 4);
+			if (s->ends && !rd(v, le - HEAP_TAG + (uint64_t)v->k[K_FA_DATA], raw, (size_t)cnt * 8)) {
+				for (int64_t i = 0; i < cnt; i++)
+					s->ends[i] = (uint32_t)smi(v, raw[i]);
+				s->nends = (uint32_t)cnt;
+			}
+			free(raw);
+			if (s->nends)
+				return;
+			free(s->ends);
+			s->ends = NULL;
+		}
+	}
+	len = str_len(v, s->source);
+	if (len <= 0 || (uint32_t)len > MAX_SOURCE || !(src = malloc((size_t)len)))
+		return;
+	if (str_read(v, s->source, 0, (uint32_t)len, src, 0) == len) {
+		uint32_t cnt = 0;
+
+		for (int32_t i = 0; i < len; i++)
+			cnt += src[i] == '\n';
+		s->ends = malloc(((size_t)cnt + 1) * 4);
+		if (s->ends) {
+			for (int32_t i = 0; i < len; i++)
+				if (src[i] == '\n')
+					s->ends[s->nends++] = (uint32_t)i;
+			s->ends[s->nends++] = (uint32_t)len;	/* the last line ends at the end */
+		}
+	}
+	free(src);
+}
+
+static struct script *script_get(struct ls_v8 *v, uint64_t t)
+{
+	struct script *s = &v->scripts[(t >> 3) % CACHE_SLOTS];
+	uint64_t o = t - HEAP_TAG, source, name;
+	int ok = 1;
+	char buf[512];
+
+	source = rd64(v, o + (uint64_t)v->k[K_SCRIPT_SOURCE], &ok);
+	name = rd64(v, o + (uint64_t)v->k[K_SCRIPT_NAME], &ok);
+	if (!ok)
+		return NULL;
+	if (s->addr == t && s->source == source && s->name == name)
+		return s;
+	script_free(s);
+	s->addr = t;
+	s->source = source;
+	s->name = name;
+	if (!str_get(v, name, buf, sizeof(buf)) && buf[0])
+		s->file = intern(v, buf);
+	script_lines(v, s, o);
+	return s;
+}
+
+static int is_ident(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
+	       (unsigned char)c >= 0x80 || c == '?';
+}
+
+/* 1 when the last word of name stands as a whole word in the source just before
+ * pos (or just after it: a method's name may follow its start), 0 when it does not,
+ * -1 when the source cannot be read. */
+static int name_in_source(struct ls_v8 *v, const struct script *s, const char *name, uint32_t pos)
+{
+	const char *w = name, *p;
+	char buf[NAME_WINDOW + 64 + 1];
+	uint32_t from = pos > NAME_WINDOW ? pos - NAME_WINDOW : 0;
+	int64_t n;
+	size_t wl;
+
+	for (p = name; *p; p++)
+		if (*p == ' ' || *p == '.')
+			w = p + 1;
+	wl = strlen(w);
+	if (!wl)
+		return 0;
+	n = str_read(v, s->source, from, pos - from + 64, buf, 0);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	for (p = buf; (p = strstr(p, w)); p++)
+		if ((p == buf || !is_ident(p[-1])) && !is_ident(p[wl]))
+			return 1;
+	return 0;
+}
+
+static void line_of(const struct script *s, uint32_t pos, uint32_t *line, uint32_t *col)
+{
+	uint32_t lo = 0, hi = s->nends;
+
+	*line = *col = 0;
+	if (!s->ends)
+		return;
+	while (lo < hi) {	/* the first line whose end is at or after pos */
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (s->ends[mid] < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo >= s->nends)
+		return;
+	*line = lo + 1;
+	*col = pos - (lo ? s->ends[lo - 1] + 1 : 0) + 1;
+}
+
+/* Name, start and end position from a ScopeInfo. Its layout has no metadata past
+ * the first slots: after the context locals, the first string is the function's
+ * name and the first pair of ascending Smis its start and end (the same reading as
+ * the OpenTelemetry profiler's); the caller checks the name against the source. */
+static void scope_info(struct ls_v8 *v, uint64_t t, char *name, size_t cap, int64_t *start, int64_t *end)
+{
+	uint64_t sl[24];
+	int64_t ncl;
+	uint64_t first = (uint64_t)v->k[K_SI_FIRST_VARS], prev = 1;
+
+	name[0] = 0;
+	*start = *end = -1;
+	if (rd(v, t - HEAP_TAG + 8, sl, sizeof(sl)) || !is_smi(sl[v->k[K_SI_NCONTEXTLOCALS] & 15]))
+		return;
+	ncl = smi(v, sl[v->k[K_SI_NCONTEXTLOCALS] & 15]);
+	if (ncl < 0 || ncl > 8)
+		return;	/* many locals: V8 may keep their names in a hash table instead */
+	for (uint64_t i = first + 2 * (uint64_t)ncl; i < 24; i++) {
+		uint64_t cur = sl[i];
+
+		if (!name[0] && is_heap(cur)) {
+			int ty = type_of(v, cur);
+
+			if (ty >= 0 && ty < v->k[K_FIRST_NONSTRING] && str_get(v, cur, name, cap))
+				name[0] = 0;
+		}
+		if (is_smi(cur) && is_smi(prev) && smi(v, prev) >= 0 && smi(v, prev) < smi(v, cur)) {
+			*start = smi(v, prev);
+			*end = smi(v, cur);
+			return;
+		}
+		prev = cur;
+	}
+}
+
+static void unknown(struct ls_v8 *v, uint64_t t, struct ls_v8_frame *out)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof(buf), "[JS unknown 0x%llx]", (unsigned long long)t);
+	memset(out, 0, sizeof(*out));
+	out->function = intern(v, buf);
+	if (!out->function)
+		out->function = "[JS unknown]";
+}
+
+static void sfi_describe(struct ls_v8 *v, uint64_t t, uint64_t name_field, uint64_t script_field,
+			 struct ls_v8_frame *out)
+{
+	char name[MAX_NAME] = "";
+	int64_t start = -1, end = -1;
+	int nt = type_of(v, name_field), st = type_of(v, script_field);
+	struct script *s = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (nt == v->k[K_SCOPEINFO_TYPE])
+		scope_info(v, name_field, name, sizeof(name), &start, &end);
+	else if (nt >= 0 && nt < v->k[K_FIRST_NONSTRING] && str_get(v, name_field, name, sizeof(name)))
+		return unknown(v, t, out);
+	if (st == v->k[K_SCRIPT_TYPE])
+		s = script_get(v, script_field);
+	if (!s) {
+		/* no script: one of V8's own builtins (Array.prototype.map, ...) */
+		if (!name[0])
+			return unknown(v, t, out);
+		out->function = intern(v, name);
+		out->builtin = 1;
+		return;
+	}
+	out->file = s->file;
+	if (start >= 0)
+		line_of(s, (uint32_t)start, &out->line, &out->column);
+	if (name[0] && start >= 0 && name_in_source(v, s, name, (uint32_t)start) == 0) {
+		/* the string read as its name is not in the source before it: not its name */
+		unknown(v, t, out);
+		out->file = s->file;
+		return;
+	}
+	out->function = name[0] ? intern(v, name) : "(anonymous)";
+}
+
+int ls_v8_frame(struct ls_v8 *v, const uint64_t slot[8], struct ls_v8_frame *out)
+{
+	uint64_t fn = slot[(48 + v->k[K_FP_FUNCTION]) / 8], ctx = slot[(48 + v->k[K_FP_CONTEXT]) / 8];
+	uint64_t shared, name_field, script_field;
+	int type, ok = 1;
+	struct sfi *c;
+
+	/* A typed frame (entry, exit, stub) keeps a Smi marker where a JS frame keeps its context. */
+	if (!is_heap(fn) || !is_heap(ctx))
+		return 0;
+	type = type_of(v, fn);
+	if (type < v->k[K_FIRST_JSFUNCTION] || type > v->k[K_LAST_JSFUNCTION])
+		return 0;
+	shared = rd64(v, fn - HEAP_TAG + (uint64_t)v->k[K_JSF_SHARED], &ok);
+	if (!ok || type_of(v, shared) != v->k[K_SFI_TYPE]) {
+		unknown(v, fn, out);
+		return 1;
+	}
+	name_field = rd64(v, shared - HEAP_TAG + (uint64_t)v->k[K_SFI_NAME], &ok);
+	script_field = rd64(v, shared - HEAP_TAG + (uint64_t)v->k[K_SFI_SCRIPT], &ok);
+	if (!ok) {
+		unknown(v, shared, out);
+		return 1;
+	}
+	c = &v->sfis[(shared >> 3) % CACHE_SLOTS];
+	if (c->addr != shared || c->name_field != name_field || c->script_field != script_field) {
+		c->addr = shared;
+		c->name_field = name_field;
+		c->script_field = script_field;
+		sfi_describe(v, shared, name_field, script_field, &c->f);
+	}
+	*out = c->f;
+	return 1;
+}
+
+int ls_v8_open(pid_t pid, struct lu_elf *e, uint64_t bias, struct ls_v8 **out, char *why, size_t whylen)
+{
+	struct lu_sym sym[K_NK];
+	struct lu_want want[K_NK];
+	struct ls_v8 *v = NULL;
+	int err, found;
+
+	*out = NULL;
+	for (int i = 0; i < K_NK; i++)
+		want[i] = (struct lu_want){ .name = knames[i], .out = &sym[i] };
+	found = lu_elf_lookup(e, want, K_NK);
+	if (found <= 0) {
+		snprintf(why, whylen, "the binary has no V8 post-mortem metadata (v8dbg_* symbols: stripped?)");
+		return -ENOENT;
+	}
+	for (int i = 0; i < K_NK; i++) {
+		int opt = 0;
+
+		for (size_t k = 0; k < sizeof(optional) / sizeof(optional[0]); k++)
+			opt |= optional[k] == i;
+		if (!sym[i].addr && !opt) {
+			snprintf(why, whylen, "the binary's V8 metadata lacks %s", knames[i]);
+			return -ENOENT;
+		}
+	}
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->pid = pid;
+	v->sfis = calloc(CACHE_SLOTS, sizeof(*v->sfis));
+	v->scripts = calloc(CACHE_SLOTS, sizeof(*v->scripts));
+	if (!v->sfis || !v->scripts) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	/* the values as the process has them (some live in .bss) */
+	for (int i = 0; i < K_NK; i++) {
+		int32_t x = 0;
+
+		if (sym[i].addr && (err = ls_proc_read(pid, sym[i].addr + bias, &x, sizeof(x)))) {
+			snprintf(why, whylen, "reading the target's memory failed (%s)", strerror(-err));
+			goto cleanup;
+		}
+		v->k[i] = x;
+	}
+	if (!sym[K_SFI_SCRIPT].addr)
+		v->k[K_SFI_SCRIPT] = v->k[K_SFI_SCRIPT_OLD];
+	if (!sym[K_FIRST_JSFUNCTION].addr) {
+		/* before V8 12: JSFunction's subtypes (class constructors, ...) sit just below it */
+		v->k[K_FIRST_JSFUNCTION] = v->k[K_JSFUNCTION_TYPE] - 16;
+		v->k[K_LAST_JSFUNCTION] = v->k[K_JSFUNCTION_TYPE];
+	}
+	if (!sym[K_SFI_SCRIPT].addr && !sym[K_SFI_SCRIPT_OLD].addr) {
+		snprintf(why, whylen, "the binary's V8 metadata has no SharedFunctionInfo script field");
+		err = -ENOENT;
+		goto cleanup;
+	}
+	if (v->k[K_TAGGED_SIZE] != 8 || v->k[K_SMI_SHIFT] != 31) {
+		snprintf(why, whylen, "V8 built with pointer compression (tagged size %lld) is not supported",
+			 (long long)v->k[K_TAGGED_SIZE]);
+		err = -ENOTSUP;
+		goto cleanup;
+	}
+	if (v->k[K_FP_FUNCTION] < -48 || v->k[K_FP_FUNCTION] >= 0 || v->k[K_FP_CONTEXT] < -48 ||
+	    v->k[K_FP_CONTEXT] >= 0 || (v->k[K_FP_FUNCTION] & 7) || (v->k[K_FP_CONTEXT] & 7)) {
+		snprintf(why, whylen, "V8's frame layout is not one the sampler copies (function at fp%+lld)",
+			 (long long)v->k[K_FP_FUNCTION]);
+		err = -ENOTSUP;
+		goto cleanup;
+	}
+	snprintf(v->version, sizeof(v->version), "V8 %lld.%lld.%lld", (long long)v->k[K_V8_MAJOR],
+		 (long long)v->k[K_V8_MINOR], (long long)v->k[K_V8_BUILD]);
+	*out = v;
+	return 0;
+cleanup:
+	ls_v8_close(v);
+	return err;
+}
+
+const char *ls_v8_version(const struct ls_v8 *v) { return v->version; }
+
+void ls_v8_close(struct ls_v8 *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; v->scripts && i < CACHE_SLOTS; i++)
+		script_free(&v->scripts[i]);
+	free(v->scripts);
+	free(v->sfis);
+	for (size_t i = 0; i < v->nstrs; i++)
+		free(v->strs[i]);
+	free(v->strs);
+	free(v);
+}

@@ -1,0 +1,48 @@
+/* stacktab.h: the owner of symbolized stacks (stacks.h) and their aggregation.
+ *
+ * A table interns every string and keeps every stack set it built until it is
+ * freed, so frames handed out (in episodes, to profile's writers) stay valid for
+ * the agent's life. An aggregator counts identical stacks of one span and turns
+ * them into an ls_stack_set, most frequent first.
+ */
+#ifndef LS_STACKTAB_H
+#define LS_STACKTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stacks.h"
+
+struct ls_stacktab;
+struct ls_stack_agg;
+
+struct ls_stacktab *ls_stacktab_new(void);
+void ls_stacktab_free(struct ls_stacktab *t);
+/* The agent's table, made on first use (NULL on ENOMEM): what episodes point into. */
+struct ls_stacktab *ls_stacks_table(void);
+/* The table's copy of s (NULL for NULL; NULL also on ENOMEM). */
+const char *ls_stacktab_str(struct ls_stacktab *t, const char *s);
+
+struct ls_stack_agg *ls_stack_agg_new(void);
+void ls_stack_agg_free(struct ls_stack_agg *a);
+/* Count one sample (frames[0] the leaf); its strings must already belong to a
+ * table. 0 or -ENOMEM. */
+int ls_stack_agg_add(struct ls_stack_agg *a, const struct ls_frame *frames, uint32_t n, uint64_t count);
+uint64_t ls_stack_agg_total(const struct ls_stack_agg *a);
+/* The stacks counted so far as a set owned by t, most frequent first, at most
+ * max stacks (the rest dropped from stacks[], still counted in total). NULL on
+ * ENOMEM or when nothing was counted. */
+const struct ls_stack_set *ls_stack_agg_finish(struct ls_stack_agg *a, struct ls_stacktab *t, uint32_t max);
+
+/* The first JS frame of a stack (its leaf-most), or NULL. */
+const struct ls_frame *ls_stack_top_js(const struct ls_stack_sample *s);
+
+/* The first max_stacks stacks of set as text, one frame a line, leaf first:
+ * "  88%  pbkdf2Sync  node:internal/crypto/pbkdf2:68" for a stack's first frame,
+ * indented frames after it, "[native] fn  (node)" for native ones; long native runs
+ * between JS frames are shown as a count. Returns the lines written (<= max_lines). */
+#define LS_STACK_LINE 320
+size_t ls_stack_text(const struct ls_stack_set *set, uint32_t max_stacks, uint32_t max_lines_per_stack,
+		     char (*lines)[LS_STACK_LINE], size_t max_lines);
+
+#endif /* LS_STACKTAB_H */
