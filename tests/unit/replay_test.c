@@ -20,7 +20,9 @@
 #include "commands.h"
 #include "histogram.h"
 #include "recfile.h"
+#include "recstacks.h"
 #include "replay.h"
+#include "stacktab.h"
 #include "topdraw.h"
 #include "topmodel.h"
 
@@ -80,6 +82,35 @@ static void make_snapshot(struct ls_snapshot *s, int i)
 	}
 }
 
+/* The stall's stacks, as the agent hands them over: 30 samples in validate() under
+ * handle(), 10 in a native memcpy under validate(); names that need escaping. */
+static struct ls_stacktab *tab;
+
+static const struct ls_stack_set *stall_stacks(void)
+{
+	struct ls_stack_agg *agg = ls_stack_agg_new();
+	const struct ls_stack_set *set;
+	struct ls_frame js[2] = {
+		{ .kind = LS_FRAME_JS, .function = ls_stacktab_str(tab, "validate<T>"),
+		  .file = ls_stacktab_str(tab, "/srv/app/\"coupons\".js"), .line = 14, .column = 3 },
+		{ .kind = LS_FRAME_JS, .function = ls_stacktab_str(tab, "handle"), .file = ls_stacktab_str(tab, "/srv/app/main.js"),
+		  .line = 2 },
+	};
+	struct ls_frame nat[3] = {
+		{ .kind = LS_FRAME_NATIVE, .function = ls_stacktab_str(tab, "__memcpy_avx"),
+		  .module = ls_stacktab_str(tab, "/lib/x86_64-linux-gnu/libc.so.6") },
+		js[0], js[1],
+	};
+
+	assert_non_null(agg);
+	assert_int_equal(ls_stack_agg_add(agg, js, 2, 30), 0);
+	assert_int_equal(ls_stack_agg_add(agg, nat, 3, 10), 0);
+	set = ls_stack_agg_finish(agg, tab, 5);
+	ls_stack_agg_free(agg);
+	assert_non_null(set);
+	return set;
+}
+
 static void put_ep(struct ls_rec_writer *w, uint32_t kind, uint32_t phase, uint64_t start, uint64_t dur,
 		   uint64_t at)
 {
@@ -88,7 +119,13 @@ static void put_ep(struct ls_rec_writer *w, uint32_t kind, uint32_t phase, uint6
 	char err[256];
 
 	b.end_ns = start + dur;
+	if (kind == LS_EP_STALL) {
+		b.stacks = stall_stacks();
+		b.samples = 40;
+	}
 	assert_int_equal(ls_rec_put_episode(w, &a, at, err, sizeof(err)), 0);
+	/* as record.c does: the stacks, then the end they belong to */
+	assert_int_equal(ls_rec_put_stacks(w, &b, at + dur, err, sizeof(err)), 0);
 	assert_int_equal(ls_rec_put_episode(w, &b, at + dur, err, sizeof(err)), 0);
 }
 
@@ -184,7 +221,8 @@ static void test_stat_text(void **state)
 	assert_int_equal(count(o, "iterations      500.0/s   utilization  40.0%"), 2 * (NSNAP - 1));
 	/* The stall's start while it ran, its end in the next block. */
 	assert_non_null(strstr(o, "! pid 300 tid 300: stall in timers, running for 100.00 ms"));
-	assert_int_equal(count(o, "    stall in timers: 250.00 ms"), 1);
+	assert_int_equal(count(o, "    stall in timers: 250.00 ms (40 samples)"), 1);
+	assert_non_null(strstr(o, "validate<T>"));	/* and its stacks, as live stat prints them */
 	assert_int_equal(count(o, "    gc in poll: 120.00 ms\n"), 1);
 	free(o);
 	o = slurp(errf);
@@ -268,6 +306,49 @@ static void test_stat_usage(void **state)
 	free(o);
 }
 
+/* The stall's end comes back with its stacks: frames, counts and order as recorded. */
+static void keep_end(const struct ls_episode *ep, void *arg)
+{
+	if (ep->end_ns && ep->kind == LS_EP_STALL)
+		*(struct ls_episode *)arg = *ep;
+}
+
+static void test_stacks_replayed(void **state)
+{
+	struct ls_episode got = { 0 };
+	const struct ls_stack_set *want;
+	struct ls_source *src;
+	char err[256];
+
+	write_recording(rec, 1);
+	want = stall_stacks();
+	assert_int_equal(ls_replay_open(rec, 0, &src, err, sizeof(err)), 0);
+	src->on_episode = keep_end;
+	src->episode_arg = &got;
+	while (ls_source_poll(src, 0) == 0)
+		;
+	assert_non_null(got.stacks);
+	assert_int_equal(got.samples, 40);
+	assert_int_equal(got.stacks->nstacks, want->nstacks);
+	assert_true(got.stacks->total == want->total);
+	for (uint32_t i = 0; i < want->nstacks; i++) {
+		const struct ls_stack_sample *a = &got.stacks->stacks[i], *b = &want->stacks[i];
+
+		assert_true(a->count == b->count);
+		assert_int_equal(a->nframes, b->nframes);
+		for (uint32_t k = 0; k < a->nframes; k++) {
+			assert_int_equal(a->frames[k].kind, b->frames[k].kind);
+			assert_string_equal(a->frames[k].function, b->frames[k].function);
+			assert_int_equal(a->frames[k].line, b->frames[k].line);
+			assert_true(!a->frames[k].file == !b->frames[k].file);
+			if (a->frames[k].file)
+				assert_string_equal(a->frames[k].file, b->frames[k].file);
+			assert_true(!a->frames[k].module == !b->frames[k].module);
+		}
+	}
+	ls_source_destroy(src);
+}
+
 /* ---------------------------------------------------------------- report */
 
 static void test_report(void **state)
@@ -287,8 +368,16 @@ static void test_report(void **state)
 	assert_null(strstr(h, "https:"));
 	assert_null(strstr(h, "<script"));
 	assert_null(strstr(h, "<link"));
-	assert_null(strstr(h, "src="));
 	assert_null(strstr(h, "url("));
+	/* The only source is the stall's flame graph, inline. */
+	assert_int_equal(count(h, "src="), 1);
+	assert_int_equal(count(h, "<img class=\"flame\" alt=\"flame graph of episode 1\" src=\"data:image/svg+xml;base64,"), 1);
+	assert_non_null(strstr(h, "<td><a href=\"#ep1\">40 samples</a></td>"));
+	assert_non_null(strstr(h, "<h3 id=\"ep1\">#1 stall in timers, 250ms: 40 samples</h3>"));
+	/* The stack text, escaped; the flame graph's names are inside its base64. */
+	assert_non_null(strstr(h, "validate&lt;T&gt;"));
+	assert_non_null(strstr(h, "/srv/app/&quot;coupons&quot;.js:14"));
+	assert_non_null(strstr(h, "[native] __memcpy_avx"));
 	/* The host escaped, both targets, plots, phase table, both episodes ranked. */
 	assert_non_null(strstr(h, "host&quot;&lt;x&gt;"));
 	assert_null(strstr(h, "host\"<x>"));
@@ -413,7 +502,7 @@ static void test_top_replay(void **state)
 
 static int setup(void **state)
 {
-	if (!mkdtemp(dir))
+	if (!mkdtemp(dir) || !(tab = ls_stacktab_new()))
 		return -1;
 	snprintf(rec, sizeof(rec), "%s/t.lsr", dir);
 	snprintf(out, sizeof(out), "%s/out", dir);
@@ -427,6 +516,7 @@ static int teardown(void **state)
 {
 	char cmd[300];
 
+	ls_stacktab_free(tab);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -438,6 +528,7 @@ int main(void)
 		cmocka_unit_test(test_stat_json_interval),
 		cmocka_unit_test(test_stat_cut_and_damaged),
 		cmocka_unit_test(test_stat_usage),
+		cmocka_unit_test(test_stacks_replayed),
 		cmocka_unit_test(test_report),
 		cmocka_unit_test(test_report_errors),
 		cmocka_unit_test(test_top_replay),

@@ -1,6 +1,6 @@
 /* record.c: `loopscope record`, everything the live source delivers into a file
  * (userspace/record/README.md): a snapshot every interval and every episode as it
- * starts and ends, in zlib blocks written at least every 5 s. `stat --replay`,
+ * starts and ends (with its stacks when the agent sampled them), in zlib blocks written at least every 5 s. `stat --replay`,
  * `top --replay` and `report` read it back. */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +15,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "recfile.h"
+#include "recstacks.h"
 
 #define MAX_PIDS 64
 #define MIN_INTERVAL_S 0.1
@@ -68,7 +69,9 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 
 	if (st->failed)
 		return;
-	if (ls_rec_put_episode(st->w, ep, ls_now_mono_ns(), st->err, sizeof(st->err)))
+	/* Its stacks first: a reader attaches them to the end that follows. */
+	if (ls_rec_put_stacks(st->w, ep, ls_now_mono_ns(), st->err, sizeof(st->err)) ||
+	    ls_rec_put_episode(st->w, ep, ls_now_mono_ns(), st->err, sizeof(st->err)))
 		st->failed = 1;
 	else
 		st->episodes++;

@@ -16,7 +16,9 @@
 
 #include "commands.h"
 #include "http.h"
+#include "profile_out.h"
 #include "replay.h"
+#include "stacktab.h"
 #include "topmodel.h"
 
 #define WORST_DEFAULT 10
@@ -62,11 +64,12 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 {
 	struct rep *r = arg;
 
-	/* An end replaces its start; starts without an end stay (in progress when cut). */
+	/* An end replaces its start (its kind may have changed: a stall that was a drain
+	 * ends as a starvation); starts without an end stay (in progress when cut). */
 	for (size_t i = 0; i < r->neps; i++) {
 		struct ls_episode *e = &r->eps[i];
 
-		if (e->pid == ep->pid && e->tid == ep->tid && e->kind == ep->kind && e->start_ns == ep->start_ns) {
+		if (e->pid == ep->pid && e->tid == ep->tid && e->start_ns == ep->start_ns) {
 			if (ep->end_ns)
 				*e = *ep;
 			return;
@@ -447,6 +450,52 @@ static void timeline(struct ls_buf *b, const struct rep *r, const struct ls_rec_
 	ls_buf_puts(b, "</p>\n");
 }
 
+static void base64(struct ls_buf *b, const unsigned char *p, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+		char q[4] = { tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
+			      i + 2 < n ? tab[v & 63] : '=' };
+
+		ls_buf_append(b, q, 4);
+	}
+}
+
+/* An episode's stacks: the flame graph (wire/flamegraph.c) as an image, so its own
+ * script and ids stay out of the page, and the dominant stacks as text to paste. */
+static void episode_stacks(struct ls_buf *b, size_t rank, const struct ls_episode *e, const struct ls_rec_info *in,
+			   const struct ls_snapshot *final)
+{
+	static char lines[64][LS_STACK_LINE];
+	const struct ls_target_snapshot *t = ls_snapshot_find(final, e->pid);
+	struct ls_profile_meta meta = {
+		.start_ns = in->wall_ns ? in->wall_ns + (e->start_ns - in->mono_ns) : 0,
+		.duration_ns = e->end_ns - e->start_ns, .pid = e->pid, .comm = t ? t->comm : NULL,
+	};
+	struct ls_buf svg = { 0 };
+	size_t n;
+	char a[32];
+
+	ls_buf_printf(b, "<h3 id=\"ep%zu\">#%zu %s in %s, %s: %u samples</h3>\n", rank, rank,
+		      ls_episode_kind_name(e->kind), ls_phase_name(e->phase), ns_str(a, sizeof(a), e->end_ns - e->start_ns),
+		      e->samples);
+	if (ls_profile_svg(e->stacks->stacks, e->stacks->nstacks, &meta, &svg) == 0 && !svg.oom) {
+		ls_buf_printf(b, "<img class=\"flame\" alt=\"flame graph of episode %zu\" src=\"data:image/svg+xml;base64,", rank);
+		base64(b, (const unsigned char *)svg.p, svg.len);
+		ls_buf_puts(b, "\">\n");
+	}
+	ls_buf_free(&svg);
+	n = ls_stack_text(e->stacks, 3, 14, lines, sizeof(lines) / sizeof(lines[0]));
+	ls_buf_puts(b, "<pre>");
+	for (size_t i = 0; i < n; i++) {
+		esc(b, lines[i]);
+		ls_buf_puts(b, "\n");
+	}
+	ls_buf_puts(b, "</pre>\n");
+}
+
 static void worst(struct ls_buf *b, struct rep *r, const struct ls_rec_info *in, size_t nworst)
 {
 	struct ls_episode *sorted;
@@ -468,19 +517,38 @@ static void worst(struct ls_buf *b, struct rep *r, const struct ls_rec_info *in,
 	if (n > nworst)
 		n = nworst;
 	ls_buf_puts(b, "<table><tr><th>#</th><th>when</th><th>pid/tid</th><th>kind</th><th>phase</th><th>duration</th>"
-		       "<th>callbacks</th></tr>");
+		       "<th>callbacks</th><th>stacks</th></tr>");
 	for (size_t i = 0; i < n; i++) {
 		const struct ls_episode *e = &sorted[i];
 
 		ls_buf_printf(b, "<tr><td>%zu</td><td>%s</td><td>%d/%u</td><td><span class=\"key\" style=\"background:%s\">"
-			      "</span>%s</td><td>%s</td><td>%s</td><td>%lu</td></tr>", i + 1,
+			      "</span>%s</td><td>%s</td><td>%s</td><td>%lu</td>", i + 1,
 			      wall_str(w, sizeof(w), in, e->start_ns), e->pid, e->tid,
 			      e->kind < LS_EP_NKINDS ? kind_color[e->kind] : "#000", ls_episode_kind_name(e->kind),
 			      ls_phase_name(e->phase), e->end_ns ? ns_str(a, sizeof(a), e->end_ns - e->start_ns) : "no end",
 			      (unsigned long)e->callbacks);
+		if (e->stacks && e->stacks->nstacks)
+			ls_buf_printf(b, "<td><a href=\"#ep%zu\">%u samples</a></td></tr>", i + 1, e->samples);
+		else
+			ls_buf_puts(b, "<td>-</td></tr>");
 	}
-	ls_buf_puts(b, "</table>\n<p class=\"note\">Stacks: this recording carries no episode stacks (the agent "
-		       "that wrote it delivers none), so no flame graphs.</p>\n");
+	ls_buf_puts(b, "</table>\n");
+	{
+		size_t with = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (sorted[i].stacks && sorted[i].stacks->nstacks) {
+				if (!with++)
+					ls_buf_puts(b, "<h2>Where the worst episodes were</h2>\n<p class=\"note\">Stacks "
+						       "sampled while each ran, leaf at the top of the text, root at the bottom "
+						       "of the flame graph; width is the share of samples.</p>\n");
+				episode_stacks(b, i + 1, &sorted[i], in, &r->final);
+			}
+		if (!with)
+			ls_buf_puts(b, "<p class=\"note\">Stacks: none of these episodes has stack samples in the "
+				       "recording (the probe tier in use takes none, or they were too short to be "
+				       "sampled), so no flame graphs.</p>\n");
+	}
 	free(sorted);
 }
 
@@ -493,7 +561,8 @@ static const char style[] =
 	"border:1px solid #e0c36a;padding:6px 10px}figure{margin:8px 0}figcaption{font-size:13px;color:#444}"
 	".key{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;border-radius:2px}"
 	"svg text{font:11px sans-serif;fill:#555}.yl{text-anchor:end}.xl{text-anchor:middle}"
-	".grid{stroke:#e4e4e4;stroke-width:1}.chart,.bar{display:block;max-width:100%;height:auto}";
+	".grid{stroke:#e4e4e4;stroke-width:1}.chart,.bar,.flame{display:block;max-width:100%;height:auto}"
+	"pre{font-size:12px;background:#f7f7f7;padding:6px 8px;overflow-x:auto}";
 
 static int render(struct ls_buf *b, struct rep *r, const struct ls_rec_info *in, const char *path,
 		  const char *warning, int clean, size_t nworst)

@@ -5,8 +5,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "recstacks.h"
 #include "replay.h"
 #include "snapjson.h"
+
+#define PENDING_STACKS 16	/* stacks records waiting for their episode's end */
 
 struct replay {
 	struct ls_source src;		/* first: the ls_source pointer is the struct's */
@@ -27,6 +30,11 @@ struct replay {
 	size_t nlen;
 	struct ls_snapshot latest;
 	int have_latest;
+	/* Episode stacks: the table owns every set handed out in an episode (valid for the
+	 * source's life, as the agent's are); a stacks record waits here for its end. */
+	struct ls_stacktab *tab;
+	struct ls_rec_stacks pending[PENDING_STACKS];
+	uint32_t npending;
 	int done;			/* the reader said end (0) or failed (err) */
 	int err;
 	char msg[448];
@@ -70,6 +78,21 @@ static int bad_record(struct replay *p, const char *what)
 	return p->err;
 }
 
+/* An episode's end takes the stacks recorded for it (same pid, tid and start). */
+static void attach_stacks(struct replay *p, struct ls_episode *ep)
+{
+	for (uint32_t i = 0; ep->end_ns && i < p->npending; i++) {
+		const struct ls_rec_stacks *st = &p->pending[i];
+
+		if (st->pid == ep->pid && st->tid == ep->tid && st->start_ns == ep->start_ns) {
+			ep->stacks = st->set;
+			ep->samples = st->samples;
+			memmove(&p->pending[i], &p->pending[i + 1], (--p->npending - i) * sizeof(p->pending[0]));
+			return;
+		}
+	}
+}
+
 /* Deliver the look-ahead record. Its type, or the error. */
 static int deliver(struct replay *p, struct ls_episode *ep_out)
 {
@@ -92,12 +115,26 @@ static int deliver(struct replay *p, struct ls_episode *ep_out)
 
 		if (ls_episode_from_json(p->nval, p->nlen, &ep))
 			return bad_record(p, "episode");
+		attach_stacks(p, &ep);
 		if (ep.start_ns > p->max_ep_start)
 			p->max_ep_start = ep.start_ns;
 		if (ep_out)
 			*ep_out = ep;
 		if (p->src.on_episode)
 			p->src.on_episode(&ep, p->src.episode_arg);
+	} else if (type == LS_REC_STACKS) {
+		struct ls_rec_stacks st;
+		int rc;
+
+		if (!p->tab && !(p->tab = ls_stacktab_new()))
+			return -ENOMEM;
+		if ((rc = ls_rec_stacks_parse(p->nval, p->nlen, p->tab, &st)) == -ENOMEM)
+			return rc;
+		if (rc)
+			return bad_record(p, "stacks");
+		if (p->npending == PENDING_STACKS)	/* their episodes never ended: the oldest goes */
+			memmove(p->pending, p->pending + 1, --p->npending * sizeof(p->pending[0]));
+		p->pending[p->npending++] = st;
 	}
 	/* LS_REC_END is noted by the reader; other types are for newer readers. */
 	return type;
@@ -215,6 +252,7 @@ static void replay_destroy(struct ls_source *src)
 	if (p->have_latest)
 		ls_snapjson_free(&p->latest);
 	ls_rec_close_reader(p->rd);
+	ls_stacktab_free(p->tab);
 	free(p);
 }
 
