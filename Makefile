@@ -194,7 +194,8 @@ FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 FUZZ_SECONDS ?= 600
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/*_fuzz.c))
-FUZZ_SRCS_record_fuzz := userspace/record/recfile.c userspace/record/replay.c userspace/wire/snapjson.c \
+FUZZ_SRCS_record_fuzz := userspace/record/recfile.c userspace/record/replay.c userspace/record/recstacks.c \
+	userspace/core/stacktab.c userspace/wire/snapjson.c \
 	userspace/wire/http.c userspace/core/snapshot.c userspace/core/common.c
 
 $(BUILD)/fuzz/record_fuzz: tests/fuzz/record_fuzz.c $(FUZZ_SRCS_record_fuzz) $(wildcard userspace/*/*.h bpf/*.h) \
@@ -203,7 +204,7 @@ $(BUILD)/fuzz/record_fuzz: tests/fuzz/record_fuzz.c $(FUZZ_SRCS_record_fuzz) $(w
 	$(Q)mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) -lz -lcjson
 
-fuzz: $(DEPS_TEST_STAMP) $(FUZZ_BINS) $(BUILD)/asan/tests/recfile_test
+fuzz: $(DEPS_TEST_STAMP) $(FUZZ_BINS) $(BUILD)/asan/tests/recfile_test $(BUILD)/asan/tests/replay_test
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
 TEST_BINS := $(PROGS) $(BUILD)/asan/loopscope $(if $(DEMO_SRCS),$(BUILD)/asan/loopdemo) $(UNIT_BINS) $(FUZZ_BINS)

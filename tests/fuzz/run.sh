@@ -15,8 +15,10 @@ for f in "$BUILD"/fuzz/*_fuzz; do
 	mkdir -p "$corpus"
 	case $name in
 	record)
-		# The unit test's recordings: whole, cut, damaged, level-0 zlib.
-		LS_FUZZ_SEEDS=$corpus "$BUILD/asan/tests/recfile_test" >/dev/null || { echo "fuzz: recfile_test failed" >&2; exit 1; }
+		# The unit tests' recordings: whole, cut, damaged, level-0 zlib, with stacks.
+		for t in recfile_test replay_test; do
+			LS_FUZZ_SEEDS=$corpus "$BUILD/asan/tests/$t" >/dev/null 2>&1 || { echo "fuzz: $t failed" >&2; exit 1; }
+		done
 		;;
 	esac
 	echo "# fuzzing $name for ${secs}s ($(ls "$corpus" | wc -l) inputs in $corpus)"

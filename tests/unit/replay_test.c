@@ -321,6 +321,13 @@ static void test_stacks_replayed(void **state)
 	char err[256];
 
 	write_recording(rec, 1);
+	if (getenv("LS_FUZZ_SEEDS")) {
+		/* A seed for tests/fuzz/record_fuzz.c with every record type in it. */
+		char cmd[700];
+
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s/stacks.lsr'", rec, getenv("LS_FUZZ_SEEDS"));
+		assert_int_equal(system(cmd), 0);
+	}
 	want = stall_stacks();
 	assert_int_equal(ls_replay_open(rec, 0, &src, err, sizeof(err)), 0);
 	src->on_episode = keep_end;
