@@ -453,7 +453,7 @@ static void test_unknown_and_bad_records(void **state)
 	assert_int_equal(ls_rec_create(path, &info, &w, err, sizeof(err)), 0);
 	make_snapshot(&s, 1);
 	assert_int_equal(ls_rec_put(w, 99, T0, "whatever", 8, err, sizeof(err)), 0);
-	assert_int_equal(ls_rec_put(w, LS_REC_STACKS, T0, "{\"type\":\"stacks\"}", 17, err, sizeof(err)), 0);
+	assert_int_equal(ls_rec_put(w, 77, T0, "{\"type\":\"new\"}", 14, err, sizeof(err)), 0);
 	assert_int_equal(ls_rec_put_snapshot(w, &s, err, sizeof(err)), 0);
 	assert_int_equal(ls_rec_put(w, LS_REC_SNAPSHOT, T0 + S, "{\"type\":\"snapshot\",\"v\":9}", 25, err,
 				    sizeof(err)), 0);
