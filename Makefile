@@ -50,6 +50,9 @@ endif
 # `+=` line of its own next to the others of its kind.
 DEB_BUILD := build-essential pkg-config clang llvm libbpf-dev bpftool libelf-dev libdw-dev \
 	zlib1g-dev libncurses-dev systemtap-sdt-dev libcjson-dev libcapstone-dev
+DEB_BUILD += libssl-dev
+DEB_BUILD += libyaml-dev
+DEB_BUILD += libcrypt-dev
 DEB_TEST  := libcmocka-dev libuv1-dev tmux jq python3 nodejs curl procps iproute2 prometheus wrk
 # 60-profile-readers: the SVG flame graph in a browser, the pprof file in its own reader.
 DEB_TEST  += chromium
@@ -108,6 +111,8 @@ CFLAGS   += -std=gnu11 $(WARN) -fno-omit-frame-pointer -MMD -MP
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDLIBS_AGENT := -lbpf -lelf -ldw -lz -lncursesw -lcapstone -lcjson -lpthread -lm
 LDLIBS_AGENT += -lstdc++
+# serve --web.config.file: TLS (OpenSSL), the YAML file (libyaml), bcrypt (crypt(3)).
+LDLIBS_AGENT += -lssl -lcrypto -lyaml -lcrypt
 LDLIBS_LOOP  := -lpthread -lm
 
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/bpf -Ibpf -Iloop/include \
@@ -196,7 +201,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/*_fuzz.c))
 FUZZ_SRCS_record_fuzz := userspace/record/recfile.c userspace/record/replay.c userspace/record/recstacks.c \
 	userspace/core/stacktab.c userspace/wire/snapjson.c \
-	userspace/wire/http.c userspace/core/snapshot.c userspace/core/common.c
+	userspace/wire/buf.c userspace/core/snapshot.c userspace/core/common.c
 
 $(BUILD)/fuzz/record_fuzz: tests/fuzz/record_fuzz.c $(FUZZ_SRCS_record_fuzz) $(wildcard userspace/*/*.h bpf/*.h) \
 		| $(DEPS_TEST_STAMP)

@@ -6,6 +6,7 @@
 
 #include "histogram.h"
 #include "topmodel.h"
+#include "view.h"
 
 const char *top_sort_name(int sort)
 {
@@ -283,28 +284,17 @@ static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint6
 /* An in-progress episode whose end never came (ring-buffer drop, stream joined late)
  * must not alarm forever: a snapshot taken after it began that shows the loop out of
  * that state ends it. */
-static void infer_over(struct top_model *m, const struct top_row *r, uint64_t mono)
+static void infer_over(struct top_model *m, const struct top_row *r, const struct ls_loop_snapshot *l,
+		       uint64_t mono)
 {
 	for (uint32_t i = 0; i < m->log_len; i++) {
 		struct top_log_entry *e = &m->log[(m->log_head + i) % TOP_LOG];
 		const struct ls_episode *ep = &e->ep;
 
-		if (ep->end_ns || e->over || ep->pid != r->pid || ep->tid != r->tid || mono <= ep->start_ns)
+		if (ep->end_ns || e->over || ep->pid != r->pid || ep->tid != r->tid)
 			continue;
-		switch (ep->kind) {
-		case LS_EP_STALL:
-			if (r->live_state == LS_LIVE_POLLING && r->live_since_ns > ep->start_ns)
-				e->over = 1;
-			break;
-		case LS_EP_TICK_STARVATION:
-		case LS_EP_MICROTASK_STARVATION: {
-			uint32_t want = ep->kind == LS_EP_TICK_STARVATION ? 1 : 2;
-
-			if (r->live_drain != want || r->live_drain_since_ns > ep->start_ns)
-				e->over = 1;
-			break;
-		}
-		}
+		if (ls_episode_over(ep->kind, ep->start_ns, l, mono))
+			e->over = 1;
 	}
 }
 
@@ -352,7 +342,7 @@ int top_model_update(struct top_model *m, const struct ls_snapshot *s, uint64_t 
 			if (l) {
 				if ((err = apply_loop(r, l, s->mono_ns)))
 					return err;
-				infer_over(m, r, s->mono_ns);
+				infer_over(m, r, l, s->mono_ns);
 			}
 			r->present = 1;
 			r->seen_gen = m->gen;

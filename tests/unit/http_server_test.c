@@ -217,10 +217,11 @@ static void test_slow_client(void **state)
 }
 
 /* At the connection limit idle connections make room: 12 idle ones against a limit
- * of 8, then a request still gets its answer, and the oldest idle ones were closed. */
+ * of 8, then a request still gets its answer; the oldest idle ones (idle longer than
+ * the eviction grace) were told 503 and closed, never reset. */
 static void test_connection_limit(void **state)
 {
-	int fds[12], extra, closed = 0;
+	int fds[12], extra, told = 0;
 	char buf[1024];
 	struct ls_http_stats st;
 
@@ -228,8 +229,9 @@ static void test_connection_limit(void **state)
 	for (int i = 0; i < 12; i++) {
 		fds[i] = connect_srv();
 		usleep(5000);	/* distinct last-I/O times: the oldest go first */
+		if (i == 7 || i == 11)
+			usleep(150000);	/* past the eviction grace */
 	}
-	usleep(100000);
 	extra = connect_srv();
 	send_all(extra, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 	recv_until(extra, buf, sizeof(buf), NULL);
@@ -237,11 +239,20 @@ static void test_connection_limit(void **state)
 	close(extra);
 	for (int i = 0; i < 12; i++) {
 		struct pollfd p = { .fd = fds[i], .events = POLLIN };
-		if (poll(&p, 1, 0) == 1 && recv(fds[i], buf, sizeof(buf), MSG_DONTWAIT) <= 0)
-			closed++, assert_true(i < 5);	/* evicted: the oldest five */
+		ssize_t n;
+
+		if (poll(&p, 1, 0) == 1) {
+			n = recv(fds[i], buf, sizeof(buf) - 1, MSG_DONTWAIT);
+			assert_true(n > 0);	/* not a reset, not a bare close */
+			buf[n] = 0;
+			assert_non_null(strstr(buf, "HTTP/1.1 503"));
+			assert_non_null(strstr(buf, "Retry-After"));
+			told++;
+			assert_true(i < 5);	/* evicted: the oldest five */
+		}
 		close(fds[i]);
 	}
-	assert_int_equal(closed, 5);
+	assert_int_equal(told, 5);
 	pthread_mutex_lock(&lock);
 	ls_http_get_stats(srv, &st);
 	pthread_mutex_unlock(&lock);

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "histogram.h"
+#include "http.h"
 #include "prom.h"
 
 /* "12.000004095" -> 12000004095 ns, exactly (no floating point on the way). */
@@ -246,7 +247,7 @@ static void check_structure(const char *text)
 static void test_structure_all_bits(void **state)
 {
 	static struct fixture f;
-	struct ls_prom_loop_state st = { .pid = 4321, .tid = 4322, .utilization = 0.5 };
+	struct ls_loop_interval st = { .pid = 4321, .tid = 4322, .utilization = 0.5 };
 	struct ls_http_stats hs = { .open = 3, .rejected_busy = 1 };
 	struct ls_prom_ctx ctx = { .compat_prom_client = 1, .http = &hs };
 	char *text;
@@ -398,9 +399,9 @@ static void test_label_escaping(void **state)
 	free(text);
 }
 
-static const struct ls_prom_loop_state *one_state(void *arg, int32_t pid, uint32_t tid)
+static const struct ls_loop_interval *one_state(void *arg, int32_t pid, uint32_t tid)
 {
-	const struct ls_prom_loop_state *st = arg;
+	const struct ls_loop_interval *st = arg;
 	return st->pid == pid && st->tid == tid ? st : NULL;
 }
 
@@ -409,7 +410,7 @@ static const struct ls_prom_loop_state *one_state(void *arg, int32_t pid, uint32
 static void test_utilization_and_in_progress(void **state)
 {
 	static struct fixture f;
-	static struct ls_prom_loop_state st;
+	static struct ls_loop_interval st;
 	struct ls_prom_ctx ctx = { .loop_state = one_state, .arg = &st };
 	char *text;
 	const char *v;
@@ -443,7 +444,7 @@ static void test_utilization_and_in_progress(void **state)
 static void test_compat(void **state)
 {
 	static struct fixture f;
-	static struct ls_prom_loop_state st = { .pid = 4321, .tid = 4322, .utilization = -1 };
+	static struct ls_loop_interval st = { .pid = 4321, .tid = 4322, .utilization = -1 };
 	struct ls_prom_ctx ctx = { .compat_prom_client = 1, .loop_state = one_state, .arg = &st,
 				   .now_ns = 5000000000ull };
 	char *text;

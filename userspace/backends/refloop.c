@@ -22,6 +22,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "image.h"
 #include "refloop.h"
 #include "refloop.skel.h"
 
@@ -194,8 +195,7 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 	r = refloop__load(p->skel);
 	if (r) {
 		if (r == -EPERM)	/* -EACCES is the verifier saying no */
-			snprintf(err, errlen, "not permitted to load BPF programs: run loopscope as root "
-				 "(it needs CAP_BPF and CAP_PERFMON)");
+			snprintf(err, errlen, "not permitted to load BPF programs: %s", ls_perm_advice());
 		else
 			snprintf(err, errlen, "loading the reference-loop BPF programs failed: %s "
 				 "(run with -v for the verifier log)", strerror(-r));
@@ -219,8 +219,8 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 		if (!p->links[i]) {
 			r = -errno;
 			if (r == -EPERM || r == -EACCES)
-				snprintf(err, errlen, "not permitted to attach uprobes to process %d: run "
-					 "loopscope as root (CAP_BPF, CAP_PERFMON)", (int)ti->pid);
+				snprintf(err, errlen, "not permitted to attach uprobes to process %d: %s",
+					 (int)ti->pid, ls_perm_advice());
 			else if (r == -ESRCH)
 				snprintf(err, errlen, "process %d exited while attaching", (int)ti->pid);
 			else

@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "commands.h"
-#include "http.h"
+#include "buf.h"
 #include "profile_out.h"
 #include "replay.h"
 #include "stacktab.h"

@@ -1,36 +1,24 @@
 /* serve.c: `loopscope serve`, the Prometheus exporter and live event stream.
  *
- * One thread, one epoll set: the HTTP server's epoll fd, a 100 ms timerfd and a
- * signalfd. Every tick sweeps HTTP deadlines; every 200 ms (1 s while no /events
- * client is connected) it polls the agent (episodes, stalls in progress); every
- * --interval (1 s) it also takes a snapshot, updates per-loop state
- * (utilization, the prom-client compat windows), streams the snapshot to /events
- * clients, and rescans /proc for --exe.
+ * One thread, one epoll set: the HTTP server's epoll fd (http.c), a 100 ms timerfd
+ * and a signalfd. Every tick sweeps HTTP deadlines; every 200 ms (1 s while no
+ * /events client is connected) it polls the agent (episodes, stalls in progress);
+ * every --interval (1 s) it also takes a snapshot, updates per-loop state (view.c:
+ * utilization, the prom-client compat windows), streams the snapshot to /events
+ * clients, and rescans /proc for --exe (exe_watch.c).
  *
  * Rendering never holds the aggregation path: the kernel side aggregates on its own
  * (per-CPU maps); /metrics renders from a deep copy of a snapshot, the interval's one
  * (a fresh one only when that is older than 1.5 s), so a scrape costs no map reads and a
- * flood of scrapes does not turn into a flood of map reads; the rendered text (and its
- * gzip, made on the first request that accepts it) is cached per generation (a new
- * snapshot, an episode starting or ending), so N scrapes in one interval cost one render
- * and one compression, then a memcpy each (loopscope_renders_total counts renders); and all
- * socket I/O is non-blocking with bounded buffers (http.c), so a slow client costs
+ * flood of scrapes does not turn into a flood of map reads; the rendered text is cached
+ * per generation (metrics_cache.c), so N scrapes in one interval cost one render; and
+ * all socket I/O is non-blocking with bounded buffers (http.c), so a slow client costs
  * memory up to its cap, never time.
  *
- * --exe: every interval, stat() of /proc/PID/exe for every process, compared by
- * device and inode with the named binary (so symlinks, bind mounts and relative paths
- * all match, and a binary replaced on disk is followed); failing that, the link text
- * of /proc/PID/exe is compared with the path, which is what matches a process in
- * another container (another mount namespace) running "/usr/local/bin/node" when the
- * agent's own filesystem has a different file there, or none. A process that starts is
- * picked up within one interval; one that exits is seen at once through the agent's
- * pidfd, reported with loopscope_target_up 0 and dropped after --keep-exited. A /proc
- * scan was chosen over a sched_process_exec tracepoint: it costs one stat() per
- * process per second in the agent instead of a BPF program on every exec in the
- * system, needs nothing beyond what attaching already needs, and sees processes that
- * were running before the agent started with the same code path.
+ * A process that starts running an --exe binary is picked up within one interval; one
+ * that exits is seen at once through the agent's pidfd, reported with
+ * loopscope_target_up 0 and dropped after --keep-exited.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -40,15 +28,18 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "commands.h"
+#include "exe_watch.h"
 #include "http.h"
+#include "metrics_cache.h"
 #include "prom.h"
 #include "snapjson.h"
+#include "view.h"
+#include "webconfig.h"
 
 #define LS_SERVE_DEFAULT_LISTEN "127.0.0.1:9752"
 #define TICK_MS 100
@@ -58,121 +49,47 @@
 #define AGENT_POLL_NS 200000000ull
 #define AGENT_POLL_IDLE_NS 1000000000ull
 #define STREAM_SOFT_LIMIT (1u << 20)	/* a stream this far behind skips snapshots */
-#define LAG_WINDOW_NS 10000000000ull	/* compat lag window: the last 10-20 s */
 #define EXITED_LOOPS_NS 30000000000ull	/* an exited target's final loop numbers stay 30 s */
 #define MAX_PIDS 256
-#define MAX_EXES 16
 
-struct loop_state {
-	struct ls_prom_loop_state p;		/* what prom.c reads */
-	uint64_t since[LS_EP_NKINDS];		/* start of the episode in progress */
-	uint64_t busy_eff, idle_eff, eff_ns;	/* for the interval utilization */
-	int have_eff, seen;
-	struct ls_hist base_old, base_new;	/* compat lag window bases */
-	uint64_t base_new_ns;
-	int nbases;
-};
-
-struct gone {
-	int32_t pid;
-	uint64_t at_ns;		/* when we first saw it not attached */
-};
-
-struct exe_watch {
-	const char *path;	/* as given (absolute, or made absolute by realpath) */
-	char real[PATH_MAX];	/* realpath() of it, or "" */
-	dev_t dev;
-	ino_t ino;
-	int ok;			/* the path could be stat()ed at the last scan */
+struct serve_opts {
+	const char *listen;
+	const char *web_config;		/* --web.config.file */
+	struct ls_webconfig web;
+	pid_t pids[MAX_PIDS];
+	int npids;
+	uint64_t interval_ns;
+	struct ls_agent_opts agent;
+	struct ls_http_opts http;
 };
 
 struct serve {
+	struct serve_opts o;
 	struct ls_agent *ag;
 	struct ls_source *src;
 	struct ls_http_server *http;
 	int epfd, tfd, sfd;
 	int stop;
-	/* options */
-	int compat;
-	uint64_t interval_ns, keep_exited_ns;
-	struct exe_watch exes[MAX_EXES];
-	int nexes;
 	int verbose;
-	/* state */
+	struct ls_exe_watch exes;
+	struct ls_view view;		/* per-loop interval state, the exited-target filter */
+	struct ls_metrics_cache metrics;
 	struct ls_snapshot tick;	/* latest interval snapshot */
 	struct ls_snapshot scrape;	/* snapshot behind the latest /metrics */
-	struct loop_state *states;
-	size_t nstates, capstates;
-	struct gone *gone;
-	size_t ngone, capgone;
-	int32_t *failed;		/* --exe matches we could not attach to (not retried) */
-	size_t nfailed, capfailed;
 	struct ls_buf line;		/* the latest snapshot as an /events line */
 	uint64_t line_mono_ns;		/* mono_ns of the snapshot in line */
-	/* /metrics cache: rendered once per generation (a new snapshot, an episode
-	 * starting or ending), gzipped at most once, served to every scrape in between. */
-	uint64_t gen, body_gen;
-	struct ls_buf body, gz;
-	int body_ok, gz_ok;
-	uint64_t renders;
-	double cur_render_s;		/* render + gzip time of the current body */
-	double last_scrape_s;
-	uint64_t scrapes;
 	uint64_t next_sample_ns, next_poll_ns;
 };
 
-/* ---------------------------------------------------------------- per-loop state */
-
-static struct loop_state *state_find(struct serve *sv, int32_t pid, uint32_t tid, int create)
-{
-	struct loop_state *st;
-
-	for (size_t i = 0; i < sv->nstates; i++)
-		if (sv->states[i].p.pid == pid && sv->states[i].p.tid == tid)
-			return &sv->states[i];
-	if (!create)
-		return NULL;
-	if (sv->nstates == sv->capstates) {
-		size_t cap = sv->capstates ? sv->capstates * 2 : 16;
-		struct loop_state *n = realloc(sv->states, cap * sizeof(*n));
-		if (!n)
-			return NULL;
-		sv->states = n;
-		sv->capstates = cap;
-	}
-	st = &sv->states[sv->nstates++];
-	memset(st, 0, sizeof(*st));
-	st->p.pid = pid;
-	st->p.tid = tid;
-	st->p.utilization = -1;
-	return st;
-}
-
-static const struct ls_prom_loop_state *prom_state(void *arg, int32_t pid, uint32_t tid)
-{
-	struct loop_state *st = state_find(arg, pid, tid, 0);
-	return st ? &st->p : NULL;
-}
+/* ---------------------------------------------------------------- agent side */
 
 static void on_episode(const struct ls_episode *ep, void *arg)
 {
 	struct serve *sv = arg;
 	struct ls_buf b = { 0 };
 
-	sv->gen++;	/* in-progress gauges change: the cached /metrics body is stale */
-	if (ep->kind == LS_EP_TARGET_EXIT) {
-		for (size_t i = 0; i < sv->nstates; i++)
-			if (sv->states[i].p.pid == ep->pid)
-				memset(sv->states[i].p.in_progress, 0, sizeof(sv->states[i].p.in_progress));
-	} else if (ep->kind < LS_EP_NKINDS) {
-		struct loop_state *st = state_find(sv, ep->pid, ep->tid, 1);
-		/* Keyed by loop and kind: the end of an episode may carry a start time a little
-		 * different from the one announced while it was in progress. */
-		if (st) {
-			st->p.in_progress[ep->kind] = ep->end_ns == 0;
-			st->since[ep->kind] = ep->end_ns == 0 ? ep->start_ns : 0;
-		}
-	}
+	ls_metrics_cache_invalidate(&sv->metrics);	/* in-progress gauges change */
+	ls_view_episode(&sv->view, ep);
 	if (sv->http && ls_http_nstreams(sv->http)) {
 		ls_episode_json_append(ep, &b);
 		ls_buf_append(&b, "\n", 1);
@@ -180,279 +97,35 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 			ls_http_broadcast(sv->http, b.p, b.len, 0, STREAM_SOFT_LIMIT);
 		ls_buf_free(&b);
 	}
-	if (sv->verbose)
+	if (sv->verbose && ep->kind != LS_EP_TARGET_EXIT)
 		fprintf(stderr, "loopscope serve: episode %s pid %d tid %u %s\n", ls_episode_kind_name(ep->kind),
 			ep->pid, ep->tid, ep->end_ns ? "ended" : "in progress");
 }
 
-static int pid_attached(const struct ls_snapshot *s, int32_t pid);
-
-/* Busy / idle time including the span in progress, so a loop stuck in one callback
- * for the whole interval reads as utilization 1, not as "no data". */
-static void effective_busy_idle(const struct ls_loop_snapshot *l, uint64_t mono, uint64_t *busy, uint64_t *idle)
+static void agent_note(const char *line, void *arg)
 {
-	*busy = l->busy_ns;
-	*idle = l->idle_ns;
-	if (l->live_since_ns && mono > l->live_since_ns) {
-		if (l->live_state == LS_LIVE_RUNNING)
-			*busy += mono - l->live_since_ns;
-		else if (l->live_state == LS_LIVE_POLLING)
-			*idle += mono - l->live_since_ns;
-	}
+	ls_metrics_cache_invalidate(&((struct serve *)arg)->metrics);
+	fprintf(stderr, "loopscope serve: %s\n", line);
 }
 
-/* Interval bookkeeping for every loop of the new tick snapshot. */
-static void update_states(struct serve *sv)
+/* exe_watch callback: attach to a process found running an --exe binary. */
+static int exe_found(pid_t pid, const char *path, void *arg)
 {
-	const struct ls_snapshot *s = &sv->tick;
+	struct serve *sv = arg;
+	char err[256];
+	int r;
 
-	for (size_t i = 0; i < sv->nstates; i++)
-		sv->states[i].seen = 0;
-	for (uint32_t i = 0; i < s->ntargets; i++) {
-		const struct ls_target_snapshot *t = &s->targets[i];
-
-		for (uint32_t j = 0; j < t->nloops; j++) {
-			const struct ls_loop_snapshot *l = &t->loops[j];
-			struct loop_state *st;
-			uint64_t busy, idle;
-
-			if (t->state != LS_TARGET_ATTACHED && t->exited_ns && s->mono_ns > t->exited_ns &&
-			    s->mono_ns - t->exited_ns > sv->keep_exited_ns)
-				continue;	/* out of the view: its state goes below */
-			st = state_find(sv, t->pid, l->tid, 1);
-			if (!st)
-				continue;
-			st->seen = 1;
-			if (t->state != LS_TARGET_ATTACHED) {
-				/* (Unless the PID came back: the new process owns the state now.) */
-				if (!pid_attached(s, t->pid))
-					memset(st->p.in_progress, 0, sizeof(st->p.in_progress));
-				continue;	/* numbers are frozen: keep the last utilization */
-			}
-			effective_busy_idle(l, s->mono_ns, &busy, &idle);
-			if (st->have_eff && busy >= st->busy_eff && idle >= st->idle_eff &&
-			    (busy - st->busy_eff) + (idle - st->idle_eff) > 0) {
-				double db = (double)(busy - st->busy_eff), di = (double)(idle - st->idle_eff);
-				double u = db / (db + di);
-				st->p.utilization = u < 0 ? 0 : u > 1 ? 1 : u;
-			}
-			st->busy_eff = busy;
-			st->idle_eff = idle;
-			st->eff_ns = s->mono_ns;
-			st->have_eff = 1;
-
-			/* Safety net for a lost end-of-episode record (ring buffer full): an
-			 * episode cannot still run once the loop is back in its poll wait, or
-			 * once the drain it was in has ended. */
-			if (st->p.in_progress[LS_EP_STALL] && l->live_state == LS_LIVE_POLLING &&
-			    l->live_since_ns > st->since[LS_EP_STALL])
-				st->p.in_progress[LS_EP_STALL] = 0;
-			if (st->p.in_progress[LS_EP_TICK_STARVATION] &&
-			    (l->live_drain != 1 || l->live_drain_since_ns > st->since[LS_EP_TICK_STARVATION]))
-				st->p.in_progress[LS_EP_TICK_STARVATION] = 0;
-			if (st->p.in_progress[LS_EP_MICROTASK_STARVATION] &&
-			    (l->live_drain != 2 || l->live_drain_since_ns > st->since[LS_EP_MICROTASK_STARVATION]))
-				st->p.in_progress[LS_EP_MICROTASK_STARVATION] = 0;
-
-			if (sv->compat) {
-				/* Two bases LAG_WINDOW_NS apart: the window runs from the older. */
-				if (!st->nbases) {
-					st->base_old = st->base_new = l->delay;
-					st->base_new_ns = s->mono_ns;
-					st->nbases = 1;
-				} else if (s->mono_ns - st->base_new_ns >= LAG_WINDOW_NS) {
-					st->base_old = st->base_new;
-					st->base_new = l->delay;
-					st->base_new_ns = s->mono_ns;
-					st->nbases = 2;
-				}
-				ls_hist_delta(&l->delay, st->nbases == 2 ? &st->base_old : &st->base_new,
-					      &st->p.lag_window);
-				st->p.lag_window_valid = 1;
-			}
-		}
+	if (ls_snapshot_pid_attached(&sv->tick, (int32_t)pid))
+		return -EEXIST;
+	r = ls_agent_add_pid(sv->ag, pid, err, sizeof(err));
+	if (r == 0) {
+		ls_view_forget_gone(&sv->view, (int32_t)pid);
+		fprintf(stderr, "loopscope serve: attached to %d (%s)\n", (int)pid, path);
+	} else if (r != -EEXIST) {
+		fprintf(stderr, "loopscope serve: %s (not retried for this process)\n", err);
 	}
-	/* Forget loops that left the view. */
-	for (size_t i = 0; i < sv->nstates;) {
-		if (!sv->states[i].seen)
-			sv->states[i] = sv->states[--sv->nstates];
-		else
-			i++;
-	}
+	return r;
 }
-
-/* ---------------------------------------------------------------- the view */
-
-static uint64_t gone_since(struct serve *sv, int32_t pid, uint64_t now)
-{
-	for (size_t i = 0; i < sv->ngone; i++)
-		if (sv->gone[i].pid == pid)
-			return sv->gone[i].at_ns;
-	if (sv->ngone == sv->capgone) {
-		size_t cap = sv->capgone ? sv->capgone * 2 : 16;
-		struct gone *n = realloc(sv->gone, cap * sizeof(*n));
-		if (!n)
-			return now;
-		sv->gone = n;
-		sv->capgone = cap;
-	}
-	sv->gone[sv->ngone].pid = pid;
-	sv->gone[sv->ngone].at_ns = now;
-	sv->ngone++;
-	return now;
-}
-
-static void forget_gone(struct serve *sv, int32_t pid)
-{
-	for (size_t i = 0; i < sv->ngone; i++)
-		if (sv->gone[i].pid == pid) {
-			sv->gone[i] = sv->gone[--sv->ngone];
-			return;
-		}
-}
-
-/* What /metrics and /events show of a snapshot: attached targets, plus exited or
- * detached ones for --keep-exited after they left, one entry per PID (the agent keeps
- * every target it ever had, and a PID may come back). Shallow: view->targets is
- * malloc'd, its loops point into s. */
-static int make_view(struct serve *sv, const struct ls_snapshot *s, struct ls_snapshot *view)
-{
-	uint64_t now = s->mono_ns;
-
-	*view = *s;
-	view->ntargets = 0;
-	view->targets = NULL;
-	if (!s->ntargets)
-		return 0;
-	view->targets = malloc(sizeof(*view->targets) * s->ntargets);
-	if (!view->targets)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < s->ntargets; i++) {
-		const struct ls_target_snapshot *t = &s->targets[i];
-		int dup = 0;
-
-		if (t->state != LS_TARGET_ATTACHED) {
-			uint64_t at = t->exited_ns ? t->exited_ns : gone_since(sv, t->pid, now);
-			if (now > at && now - at > sv->keep_exited_ns)
-				continue;
-		}
-		/* A later entry for the same PID wins unless the earlier one is attached. */
-		for (uint32_t k = 0; k < view->ntargets; k++) {
-			if (view->targets[k].pid != t->pid)
-				continue;
-			dup = 1;
-			if (view->targets[k].state != LS_TARGET_ATTACHED || t->state == LS_TARGET_ATTACHED)
-				view->targets[k] = *t;
-		}
-		if (!dup)
-			view->targets[view->ntargets++] = *t;
-	}
-	return 0;
-}
-
-/* ---------------------------------------------------------------- --exe */
-
-static int pid_failed(struct serve *sv, int32_t pid)
-{
-	for (size_t i = 0; i < sv->nfailed; i++)
-		if (sv->failed[i] == pid)
-			return 1;
-	return 0;
-}
-
-static void push_pid(int32_t **arr, size_t *n, size_t *cap, int32_t pid)
-{
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 16;
-		int32_t *p = realloc(*arr, c * sizeof(*p));
-		if (!p)
-			return;
-		*arr = p;
-		*cap = c;
-	}
-	(*arr)[(*n)++] = pid;
-}
-
-static int pid_attached(const struct ls_snapshot *s, int32_t pid)
-{
-	for (uint32_t i = 0; i < s->ntargets; i++)
-		if (s->targets[i].pid == pid && s->targets[i].state == LS_TARGET_ATTACHED)
-			return 1;
-	return 0;
-}
-
-static void scan_exes(struct serve *sv)
-{
-	DIR *d;
-	struct dirent *de;
-	pid_t self = getpid();
-	int32_t *still = NULL;
-	size_t nstill = 0, capstill = 0;
-
-	for (int i = 0; i < sv->nexes; i++) {
-		struct stat st;
-		/* Re-stat each time: an upgraded binary is a new inode. */
-		sv->exes[i].ok = stat(sv->exes[i].path, &st) == 0;
-		if (sv->exes[i].ok) {
-			sv->exes[i].dev = st.st_dev;
-			sv->exes[i].ino = st.st_ino;
-		}
-	}
-	d = opendir("/proc");
-	if (!d) {
-		fprintf(stderr, "loopscope serve: cannot scan /proc for --exe: %s\n", strerror(errno));
-		return;
-	}
-	while ((de = readdir(d))) {
-		char path[64], err[256];
-		struct stat st;
-		char *end;
-		long pid = strtol(de->d_name, &end, 10);
-		int match = 0, r;
-
-		if (*end || pid <= 0 || pid == self)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
-		if (stat(path, &st))
-			continue;	/* a kernel thread, gone, or not ours to look at */
-		for (int i = 0; i < sv->nexes && !match; i++)
-			match = sv->exes[i].ok && st.st_dev == sv->exes[i].dev && st.st_ino == sv->exes[i].ino ? i + 1 : 0;
-		if (!match) {
-			char link[PATH_MAX];
-			ssize_t n = readlink(path, link, sizeof(link) - 1);
-			if (n <= 0)
-				continue;
-			link[n] = 0;
-			for (int i = 0; i < sv->nexes && !match; i++)
-				match = !strcmp(link, sv->exes[i].path) || (sv->exes[i].real[0] && !strcmp(link, sv->exes[i].real))
-						? i + 1 : 0;
-			if (!match)
-				continue;
-		}
-		if (pid_failed(sv, (int32_t)pid)) {
-			push_pid(&still, &nstill, &capstill, (int32_t)pid);
-			continue;
-		}
-		if (pid_attached(&sv->tick, (int32_t)pid))
-			continue;
-		r = ls_agent_add_pid(sv->ag, (pid_t)pid, err, sizeof(err));
-		if (r == 0) {
-			forget_gone(sv, (int32_t)pid);
-			fprintf(stderr, "loopscope serve: attached to %ld (%s)\n", pid, sv->exes[match - 1].path);
-		} else if (r != -EEXIST) {
-			fprintf(stderr, "loopscope serve: %s (not retried for this process)\n", err);
-			push_pid(&still, &nstill, &capstill, (int32_t)pid);
-		}
-	}
-	closedir(d);
-	/* Failed PIDs no longer running are forgotten (the PID may be reused). */
-	free(sv->failed);
-	sv->failed = still;
-	sv->nfailed = nstill;
-	sv->capfailed = capstill;
-}
-
-/* ---------------------------------------------------------------- sampling */
 
 /* The interval's snapshot as an /events line, encoded once per interval and only
  * when someone streams (a new client gets it at once). 0 or -ENOMEM. */
@@ -462,7 +135,7 @@ static int encode_line(struct serve *sv)
 
 	if (sv->line_mono_ns == sv->tick.mono_ns && sv->line.len)
 		return 0;
-	if (make_view(sv, &sv->tick, &view))
+	if (ls_view_make(&sv->view, &sv->tick, &view))
 		return -ENOMEM;
 	ls_buf_reset(&sv->line);
 	ls_snapshot_json_append(&view, &sv->line);
@@ -488,10 +161,10 @@ static void sample(struct serve *sv)
 	}
 	ls_snapshot_free(&sv->tick);
 	sv->tick = s;
-	sv->gen++;
-	update_states(sv);
-	if (sv->nexes)
-		scan_exes(sv);
+	ls_metrics_cache_invalidate(&sv->metrics);
+	ls_view_update(&sv->view, &sv->tick);
+	if (sv->exes.nexes && (r = ls_exe_watch_scan(&sv->exes, exe_found, sv)))
+		fprintf(stderr, "loopscope serve: cannot scan /proc for --exe: %s\n", strerror(-r));
 	sv->line_mono_ns = 0;
 	if (ls_http_nstreams(sv->http) && encode_line(sv) == 0)
 		ls_http_broadcast(sv->http, sv->line.p, sv->line.len, 1, STREAM_SOFT_LIMIT);
@@ -505,43 +178,32 @@ static const char index_body[] =
 	"/events   live stream: one JSON object per line (snapshots and episodes)\n"
 	"/healthz  liveness\n";
 
-/* Render the exposition of the current generation into sv->body. 0 or -ENOMEM. */
+static const struct ls_loop_interval *prom_state(void *arg, int32_t pid, uint32_t tid)
+{
+	return ls_view_loop(arg, pid, tid);
+}
+
+/* Render the exposition of the current generation. 0 or -ENOMEM. */
 static int render_metrics(struct serve *sv, const struct ls_snapshot *use, uint64_t t0)
 {
 	struct ls_snapshot view;
 	struct ls_http_stats hs;
 	struct ls_prom_ctx ctx = { 0 };
-	uint64_t r0 = ls_now_mono_ns();
+	uint64_t keep = sv->view.keep_exited_ns;
+	int err;
 
-	sv->body_ok = sv->gz_ok = 0;
-	if (make_view(sv, use, &view))
+	if (ls_view_make(&sv->view, use, &view))
 		return -ENOMEM;
 	ls_http_get_stats(sv->http, &hs);
 	ctx.now_ns = t0;
-	ctx.compat_prom_client = sv->compat;
+	ctx.compat_prom_client = sv->view.compat;
 	ctx.loop_state = prom_state;
-	ctx.arg = sv;
-	ctx.last_scrape_s = sv->last_scrape_s;
-	ctx.scrapes = sv->scrapes;
-	ctx.renders = ++sv->renders;
-	ctx.last_render_s = sv->cur_render_s;
-	ctx.exited_loops_ns = sv->keep_exited_ns < EXITED_LOOPS_NS ? sv->keep_exited_ns : EXITED_LOOPS_NS;
+	ctx.arg = &sv->view;
+	ctx.exited_loops_ns = keep < EXITED_LOOPS_NS ? keep : EXITED_LOOPS_NS;
 	ctx.http = &hs;
-	/* The buffers are reused (regrowing 5 MB per render costs page faults); only an
-	 * unusually large one is given back. */
-	if (sv->body.cap > (64u << 20))
-		ls_buf_free(&sv->body);
-	ls_buf_reset(&sv->body);
-	ls_prom_render(&view, &ctx, &sv->body);
+	err = ls_metrics_cache_render(&sv->metrics, &view, &ctx);
 	free(view.targets);
-	if (sv->body.oom) {
-		ls_buf_free(&sv->body);
-		return -ENOMEM;
-	}
-	sv->body_gen = sv->gen;
-	sv->body_ok = 1;
-	sv->cur_render_s = (double)(ls_now_mono_ns() - r0) / 1e9;
-	return 0;
+	return err;
 }
 
 static void handle_metrics(struct serve *sv, struct ls_http_conn *c, const struct ls_http_req *req)
@@ -549,6 +211,9 @@ static void handle_metrics(struct serve *sv, struct ls_http_conn *c, const struc
 	static const char ctype[] = "text/plain; version=0.0.4; charset=utf-8";
 	uint64_t t0 = ls_now_mono_ns();
 	const struct ls_snapshot *use = &sv->tick;
+	const char *enc;
+	const void *p;
+	size_t len;
 
 	if (!sv->tick.mono_ns || t0 - sv->tick.mono_ns > SCRAPE_REUSE_NS) {
 		if (!sv->scrape.mono_ns || t0 - sv->scrape.mono_ns > SCRAPE_REUSE_NS) {
@@ -556,31 +221,18 @@ static void handle_metrics(struct serve *sv, struct ls_http_conn *c, const struc
 			if (ls_source_snapshot(sv->src, &s) == 0) {
 				ls_snapshot_free(&sv->scrape);
 				sv->scrape = s;
-				sv->gen++;
+				ls_metrics_cache_invalidate(&sv->metrics);
 			}
 		}
 		use = &sv->scrape;
 	}
-	if ((!sv->body_ok || sv->body_gen != sv->gen) && render_metrics(sv, use, t0)) {
+	if ((ls_metrics_cache_stale(&sv->metrics) && render_metrics(sv, use, t0)) ||
+	    ls_metrics_cache_get(&sv->metrics, req->accept_gzip, &p, &len, &enc)) {
 		ls_http_respond(c, 503, "text/plain; charset=utf-8", NULL, "503 out of memory\n", 18, 0);
 		return;
 	}
-	if (req->accept_gzip && !sv->gz_ok && sv->body.len) {
-		uint64_t z0 = ls_now_mono_ns();
-		if (sv->gz.cap > (16u << 20))
-			ls_buf_free(&sv->gz);
-		ls_buf_reset(&sv->gz);
-		sv->gz_ok = ls_gzip(sv->body.p, sv->body.len, &sv->gz) == 0 && !sv->gz.oom;
-		if (!sv->gz_ok)
-			ls_buf_free(&sv->gz);
-		sv->cur_render_s += (double)(ls_now_mono_ns() - z0) / 1e9;
-	}
-	if (req->accept_gzip && sv->gz_ok)
-		ls_http_respond_encoded(c, 200, ctype, "Vary: Accept-Encoding\r\n", sv->gz.p, sv->gz.len, "gzip");
-	else
-		ls_http_respond_encoded(c, 200, ctype, "Vary: Accept-Encoding\r\n", sv->body.p, sv->body.len, NULL);
-	sv->scrapes++;
-	sv->last_scrape_s = (double)(ls_now_mono_ns() - t0) / 1e9;
+	ls_http_respond_encoded(c, 200, ctype, "Vary: Accept-Encoding\r\n", p, len, enc);
+	ls_metrics_cache_scraped(&sv->metrics, (double)(ls_now_mono_ns() - t0) / 1e9);
 }
 
 static void handle(struct ls_http_conn *c, const struct ls_http_req *req, void *arg)
@@ -633,7 +285,7 @@ static void handle(struct ls_http_conn *c, const struct ls_http_req *req, void *
 	}
 }
 
-/* ---------------------------------------------------------------- command */
+/* ---------------------------------------------------------------- options */
 
 static void usage(FILE *f)
 {
@@ -650,8 +302,10 @@ static void usage(FILE *f)
 		"      --compat prom-client   also emit prom-client's nodejs_eventloop_* series\n"
 		"  -t, --threshold MS     stall / starvation threshold (default 100)\n"
 		"      --probes TIER      Node.js/libuv probe tier: light (default) or phases\n"
-		"      --max-conns N      concurrent HTTP connections (default 256)\n"
+		"      --max-conns N      HTTP connections being served (default 1024)\n"
 		"      --header-timeout SECONDS  time a client has to send its request head (default 5)\n"
+		"      --web.config.file FILE    TLS and basic auth, in the Prometheus exporter-toolkit\n"
+		"                         format (tls_server_config, basic_auth_users); see loopscope(1)\n"
 		"  -v, --verbose          log episodes and libbpf messages to stderr\n"
 		"  -h, --help             this help\n\n"
 		"Endpoints: GET /metrics, GET /events (NDJSON), GET /healthz. See loopscope(1).\n",
@@ -671,24 +325,224 @@ static int parse_seconds(const char *s, double lo, double hi, double *out)
 	return 0;
 }
 
+/* Parse the command line into sv. -1 to go on, else the exit status (0 for --help). */
+static int parse_args(struct serve *sv, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "exe", required_argument, NULL, 'e' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "keep-exited", required_argument, NULL, 'K' },
+		{ "compat", required_argument, NULL, 'C' },
+		{ "threshold", required_argument, NULL, 't' },
+		{ "probes", required_argument, NULL, 'P' },
+		{ "max-conns", required_argument, NULL, 'M' },
+		{ "header-timeout", required_argument, NULL, 'H' },
+		{ "web.config.file", required_argument, NULL, 'W' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct serve_opts *o = &sv->o;
+	char err[PATH_MAX + 64];
+	double v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "p:e:l:i:t:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p': {
+			pid_t p;
+			int dup = 0;
+
+			if (ls_parse_pid(optarg, &p)) {
+				fprintf(stderr, "loopscope serve: bad PID '%s': give a positive process id\n", optarg);
+				return 2;
+			}
+			if (o->npids == MAX_PIDS) {
+				fprintf(stderr, "loopscope serve: at most %d -p options; use --exe for more\n", MAX_PIDS);
+				return 2;
+			}
+			/* -p X -p X: one target, as in stat (attaching twice would only fail). */
+			for (int k = 0; k < o->npids; k++)
+				dup |= o->pids[k] == p;
+			if (!dup)
+				o->pids[o->npids++] = p;
+			break;
+		}
+		case 'e':
+			if (ls_exe_watch_add(&sv->exes, optarg, err, sizeof(err))) {
+				fprintf(stderr, "loopscope serve: %s\n", err);
+				return 2;
+			}
+			break;
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'i':
+			if (parse_seconds(optarg, 0.1, 3600, &v)) {
+				fprintf(stderr, "loopscope serve: interval '%s' out of range: give 0.1 to 3600 seconds\n", optarg);
+				return 2;
+			}
+			o->interval_ns = (uint64_t)(v * 1e9);
+			break;
+		case 'K':
+			if (parse_seconds(optarg, 0, 86400, &v)) {
+				fprintf(stderr, "loopscope serve: --keep-exited '%s': give 0 to 86400 seconds\n", optarg);
+				return 2;
+			}
+			sv->view.keep_exited_ns = (uint64_t)(v * 1e9);
+			break;
+		case 'C':
+			if (strcmp(optarg, "prom-client")) {
+				fprintf(stderr, "loopscope serve: unknown --compat '%s'; the one known is prom-client\n", optarg);
+				return 2;
+			}
+			sv->view.compat = 1;
+			break;
+		case 't':
+			if (parse_seconds(optarg, 1, 600000, &v)) {
+				fprintf(stderr, "loopscope serve: threshold '%s' out of range: give 1 to 600000 ms\n", optarg);
+				return 2;
+			}
+			o->agent.stall_threshold_ns = (uint64_t)(v * 1e6);
+			break;
+		case 'P':
+			if (!ls_probe_tier_valid(optarg)) {
+				fprintf(stderr, "loopscope serve: unknown probe tier '%s': give light or phases\n", optarg);
+				return 2;
+			}
+			o->agent.tier = optarg;
+			break;
+		case 'M':
+			if (parse_seconds(optarg, 1, 65536, &v)) {
+				fprintf(stderr, "loopscope serve: --max-conns '%s': give 1 to 65536\n", optarg);
+				return 2;
+			}
+			o->http.max_conns = (int)v;
+			break;
+		case 'H':
+			if (parse_seconds(optarg, 0.1, 600, &v)) {
+				fprintf(stderr, "loopscope serve: --header-timeout '%s': give 0.1 to 600 seconds\n", optarg);
+				return 2;
+			}
+			o->http.header_timeout_ms = (unsigned)(v * 1000);
+			break;
+		case 'W':
+			o->web_config = optarg;
+			break;
+		case 'v':
+			sv->verbose = o->agent.verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "loopscope serve: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!o->npids && !sv->exes.nexes) {
+		fprintf(stderr, "loopscope serve: nothing to watch: give -p PID or --exe PATH\n");
+		return 2;
+	}
+	if (o->web_config) {
+		if (ls_webconfig_load(o->web_config, &o->web, err, sizeof(err))) {
+			fprintf(stderr, "loopscope serve: %s\n", err);
+			return 2;
+		}
+		o->http.web = &o->web;
+	}
+	return -1;
+}
+
+/* ---------------------------------------------------------------- command */
+
+/* Bind, create the agent and attach every -p target. 0, or the exit status. */
+static int setup(struct serve *sv)
+{
+	char err[512];
+
+	/* Bind before attaching: a bad or busy --listen fails at once, with nothing
+	 * attached to any process. (Nothing is served before run() starts.) */
+	if (ls_http_new(sv->o.listen, &sv->o.http, handle, sv, &sv->http, err, sizeof(err))) {
+		fprintf(stderr, "loopscope serve: %s\n", err);
+		return 1;
+	}
+	if (!sv->o.web_config && !ls_http_loopback(sv->http))
+		fprintf(stderr, "loopscope serve: warning: %s is reachable from other hosts and serves pids, "
+			"command names and executable paths to anyone; give --web.config.file for TLS and "
+			"basic auth\n", sv->o.listen);
+	sv->o.agent.note = agent_note;
+	sv->o.agent.note_arg = sv;
+	if (ls_agent_new(&sv->o.agent, &sv->ag, err, sizeof(err))) {
+		fprintf(stderr, "loopscope serve: %s\n", err);
+		return 1;
+	}
+	sv->src = ls_agent_source(sv->ag);
+	sv->src->on_episode = on_episode;
+	sv->src->episode_arg = sv;
+	for (int i = 0; i < sv->o.npids; i++) {
+		int r = ls_agent_add_pid(sv->ag, sv->o.pids[i], err, sizeof(err));
+
+		/* -ECHILD: it exited while being attached; listed as exited, not an error. */
+		if (r)
+			fprintf(stderr, "loopscope serve: %s\n", err);
+		if (r && r != -ECHILD)
+			return 1;
+	}
+	sample(sv);	/* the first snapshot (and --exe scan) before the first client */
+	sv->next_sample_ns = ls_now_mono_ns() + sv->o.interval_ns;
+	return 0;
+}
+
 static void serve_free(struct serve *sv)
 {
 	ls_http_free(sv->http);
 	ls_agent_free(sv->ag);
 	ls_snapshot_free(&sv->tick);
 	ls_snapshot_free(&sv->scrape);
-	free(sv->states);
-	free(sv->gone);
-	free(sv->failed);
+	ls_view_free(&sv->view);
+	ls_exe_watch_free(&sv->exes);
+	ls_metrics_cache_free(&sv->metrics);
 	ls_buf_free(&sv->line);
-	ls_buf_free(&sv->body);
-	ls_buf_free(&sv->gz);
 	if (sv->tfd >= 0)
 		close(sv->tfd);
 	if (sv->sfd >= 0)
 		close(sv->sfd);
 	if (sv->epfd >= 0)
 		close(sv->epfd);
+}
+
+/* One timer tick: poll the agent, sweep HTTP deadlines, sample every interval. */
+static void on_tick(struct serve *sv)
+{
+	uint64_t exp, now = ls_now_mono_ns();
+	int r;
+
+	if (read(sv->tfd, &exp, sizeof(exp)) < 0)
+		(void)0;
+	/* -ENODATA (every target gone) is not the end for an exporter: it goes on
+	 * serving their last numbers and waiting for --exe. */
+	if (now >= sv->next_poll_ns) {
+		r = ls_source_poll(sv->src, 0);
+		if (r && r != -ENODATA)
+			fprintf(stderr, "loopscope serve: agent poll: %s\n", strerror(-r));
+		sv->next_poll_ns = now - TICK_MS * 500000ull +
+				   (ls_http_nstreams(sv->http) ? AGENT_POLL_NS : AGENT_POLL_IDLE_NS);
+	}
+	ls_http_poll(sv->http, 0);	/* deadlines, even with no socket activity */
+	if (now >= sv->next_sample_ns) {
+		sample(sv);
+		sv->next_sample_ns += sv->o.interval_ns;	/* no drift */
+		if (sv->next_sample_ns <= now)
+			sv->next_sample_ns = now + sv->o.interval_ns;
+	}
 }
 
 static int run(struct serve *sv)
@@ -725,28 +579,7 @@ static int run(struct serve *sv)
 				if (read(sv->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 					sv->stop = 1;
 			} else if (fd == sv->tfd) {
-				uint64_t exp;
-				uint64_t now = ls_now_mono_ns();
-				int r;
-
-				if (read(sv->tfd, &exp, sizeof(exp)) < 0)
-					(void)0;
-				/* -ENODATA (every target gone) is not the end for an exporter:
-				 * it goes on serving their last numbers and waiting for --exe. */
-				if (now >= sv->next_poll_ns) {
-					r = ls_source_poll(sv->src, 0);
-					if (r && r != -ENODATA)
-						fprintf(stderr, "loopscope serve: agent poll: %s\n", strerror(-r));
-					sv->next_poll_ns = now - TICK_MS * 500000ull +
-							   (ls_http_nstreams(sv->http) ? AGENT_POLL_NS : AGENT_POLL_IDLE_NS);
-				}
-				ls_http_poll(sv->http, 0);	/* deadlines, even with no socket activity */
-				if (now >= sv->next_sample_ns) {
-					sample(sv);
-					sv->next_sample_ns += sv->interval_ns;	/* no drift */
-					if (sv->next_sample_ns <= now)
-						sv->next_sample_ns = now + sv->interval_ns;
-				}
+				on_tick(sv);
 			} else {
 				ls_http_poll(sv->http, 0);
 			}
@@ -757,154 +590,17 @@ static int run(struct serve *sv)
 
 int ls_cmd_serve(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "exe", required_argument, NULL, 'e' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "interval", required_argument, NULL, 'i' },
-		{ "keep-exited", required_argument, NULL, 'K' },
-		{ "compat", required_argument, NULL, 'C' },
-		{ "threshold", required_argument, NULL, 't' },
-		{ "probes", required_argument, NULL, 'P' },
-		{ "max-conns", required_argument, NULL, 'M' },
-		{ "header-timeout", required_argument, NULL, 'H' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct serve sv;
-	struct ls_agent_opts aopts = { 0 };
-	struct ls_http_opts hopts = { 0 };
-	const char *listen_addr = LS_SERVE_DEFAULT_LISTEN;
-	pid_t pids[MAX_PIDS];
-	int npids = 0, c, rc = 1;
-	double v;
-	char err[512];
 	sigset_t mask;
+	int rc;
 
 	memset(&sv, 0, sizeof(sv));
 	sv.epfd = sv.tfd = sv.sfd = -1;
-	sv.interval_ns = 1000000000ull;
-	sv.keep_exited_ns = 300000000000ull;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:e:l:i:t:vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p': {
-			pid_t p;
-
-			if (ls_parse_pid(optarg, &p)) {
-				fprintf(stderr, "loopscope serve: bad PID '%s': give a positive process id\n", optarg);
-				return 2;
-			}
-			if (npids == MAX_PIDS) {
-				fprintf(stderr, "loopscope serve: at most %d -p options; use --exe for more\n", MAX_PIDS);
-				return 2;
-			}
-			/* -p X -p X: one target, as in stat (attaching twice would only fail). */
-			{
-				int dup = 0;
-
-				for (int k = 0; k < npids; k++)
-					dup |= pids[k] == p;
-				if (!dup)
-					pids[npids++] = p;
-			}
-			break;
-		}
-		case 'e':
-			if (sv.nexes == MAX_EXES) {
-				fprintf(stderr, "loopscope serve: at most %d --exe options\n", MAX_EXES);
-				return 2;
-			}
-			sv.exes[sv.nexes++].path = optarg;
-			break;
-		case 'l':
-			listen_addr = optarg;
-			break;
-		case 'i':
-			if (parse_seconds(optarg, 0.1, 3600, &v)) {
-				fprintf(stderr, "loopscope serve: interval '%s' out of range: give 0.1 to 3600 seconds\n", optarg);
-				return 2;
-			}
-			sv.interval_ns = (uint64_t)(v * 1e9);
-			break;
-		case 'K':
-			if (parse_seconds(optarg, 0, 86400, &v)) {
-				fprintf(stderr, "loopscope serve: --keep-exited '%s': give 0 to 86400 seconds\n", optarg);
-				return 2;
-			}
-			sv.keep_exited_ns = (uint64_t)(v * 1e9);
-			break;
-		case 'C':
-			if (strcmp(optarg, "prom-client")) {
-				fprintf(stderr, "loopscope serve: unknown --compat '%s'; the one known is prom-client\n", optarg);
-				return 2;
-			}
-			sv.compat = 1;
-			break;
-		case 't':
-			if (parse_seconds(optarg, 1, 600000, &v)) {
-				fprintf(stderr, "loopscope serve: threshold '%s' out of range: give 1 to 600000 ms\n", optarg);
-				return 2;
-			}
-			aopts.stall_threshold_ns = (uint64_t)(v * 1e6);
-			break;
-		case 'P':
-			if (!ls_probe_tier_valid(optarg)) {
-				fprintf(stderr, "loopscope serve: unknown probe tier '%s': give light or phases\n", optarg);
-				return 2;
-			}
-			aopts.tier = optarg;
-			break;
-		case 'M':
-			if (parse_seconds(optarg, 1, 65536, &v)) {
-				fprintf(stderr, "loopscope serve: --max-conns '%s': give 1 to 65536\n", optarg);
-				return 2;
-			}
-			hopts.max_conns = (int)v;
-			break;
-		case 'H':
-			if (parse_seconds(optarg, 0.1, 600, &v)) {
-				fprintf(stderr, "loopscope serve: --header-timeout '%s': give 0.1 to 600 seconds\n", optarg);
-				return 2;
-			}
-			hopts.header_timeout_ms = (unsigned)(v * 1000);
-			break;
-		case 'v':
-			sv.verbose = aopts.verbose = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "loopscope serve: unexpected argument '%s'\n", argv[optind]);
-		return 2;
-	}
-	if (!npids && !sv.nexes) {
-		fprintf(stderr, "loopscope serve: nothing to watch: give -p PID or --exe PATH\n");
-		return 2;
-	}
-	for (int i = 0; i < sv.nexes; i++) {
-		struct stat st;
-		/* An absolute path that does not exist here may still name a binary in another
-		 * container; anything else must be a file we can see. */
-		if (stat(sv.exes[i].path, &st) == 0) {
-			if (!S_ISREG(st.st_mode)) {
-				fprintf(stderr, "loopscope serve: --exe %s: not a regular file\n", sv.exes[i].path);
-				return 2;
-			}
-			if (!realpath(sv.exes[i].path, sv.exes[i].real))
-				sv.exes[i].real[0] = 0;
-		} else if (sv.exes[i].path[0] != '/') {
-			fprintf(stderr, "loopscope serve: --exe %s: %s\n", sv.exes[i].path, strerror(errno));
-			return 2;
-		}
-	}
+	sv.o.listen = LS_SERVE_DEFAULT_LISTEN;
+	sv.o.interval_ns = 1000000000ull;
+	sv.view.keep_exited_ns = 300000000000ull;
+	if ((rc = parse_args(&sv, argc, argv)) >= 0)
+		return rc;
 
 	/* Signals first, so a SIGTERM during attach still detaches cleanly. */
 	sigemptyset(&mask);
@@ -914,34 +610,15 @@ int ls_cmd_serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sv.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-	/* Bind before attaching: a bad or busy --listen fails at once, with nothing
-	 * attached to any process. (Nothing is served before run() starts.) */
-	if (ls_http_new(listen_addr, &hopts, handle, &sv, &sv.http, err, sizeof(err))) {
-		fprintf(stderr, "loopscope serve: %s\n", err);
-		goto cleanup;
+	rc = setup(&sv);
+	if (!rc) {
+		const char *colon = strrchr(sv.o.listen, ':');
+
+		fprintf(stderr, "loopscope serve: listening on %s://%.*s:%d/metrics (%u attached)\n",
+			sv.o.web.tls ? "https" : "http", (int)(colon - sv.o.listen), sv.o.listen, ls_http_port(sv.http),
+			sv.tick.self.attached_targets);
+		rc = run(&sv);
 	}
-	if (ls_agent_new(&aopts, &sv.ag, err, sizeof(err))) {
-		fprintf(stderr, "loopscope serve: %s\n", err);
-		goto cleanup;
-	}
-	sv.src = ls_agent_source(sv.ag);
-	sv.src->on_episode = on_episode;
-	sv.src->episode_arg = &sv;
-	for (int i = 0; i < npids; i++) {
-		if (ls_agent_add_pid(sv.ag, pids[i], err, sizeof(err))) {
-			fprintf(stderr, "loopscope serve: %s\n", err);
-			goto cleanup;
-		}
-	}
-	sample(&sv);	/* the first snapshot (and --exe scan) before the first client */
-	sv.next_sample_ns = ls_now_mono_ns() + sv.interval_ns;
-	{
-		const char *colon = strrchr(listen_addr, ':');
-		fprintf(stderr, "loopscope serve: listening on http://%.*s:%d/metrics (%u attached)\n",
-			(int)(colon - listen_addr), listen_addr, ls_http_port(sv.http), sv.tick.self.attached_targets);
-	}
-	rc = run(&sv);
-cleanup:
 	serve_free(&sv);
 	sigprocmask(SIG_UNBLOCK, &mask, NULL);
 	return rc;

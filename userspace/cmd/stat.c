@@ -72,15 +72,18 @@ static void fmt_ns(char *buf, size_t len, uint64_t ns)
 		snprintf(buf, len, "%.3f s", ns / 1e9);
 }
 
+static void note(const char *line, void *arg)
+{
+	fprintf(stderr, "loopscope stat: %s\n", line);
+}
+
 static void on_episode(const struct ls_episode *ep, void *arg)
 {
 	struct stat_state *st = arg;
 	char d[32];
 
-	if (ep->kind == LS_EP_TARGET_EXIT) {
-		fprintf(stderr, "loopscope stat: process %d exited\n", (int)ep->pid);
-		return;
-	}
+	if (ep->kind == LS_EP_TARGET_EXIT)
+		return;	/* the agent's note said so */
 	if (!ep->end_ns) {
 		/* In progress: say so at once (text mode; JSON carries finished ones). */
 		if (!st->json) {
@@ -371,7 +374,8 @@ int ls_cmd_stat(int argc, char **argv)
 	struct sigaction sa;
 	struct ls_source *src;
 	pid_t pids[MAX_PIDS];
-	int npids = 0, c, r, ret = 1;
+	int npids = 0, nexited = 0, c, r, ret = 1;
+	uint32_t ndone;
 	double interval = 1.0, duration = 0, threshold_ms = 100;
 	uint64_t start, next, stop_at = 0;
 	uint8_t *done = NULL;
@@ -469,6 +473,7 @@ int ls_cmd_stat(int argc, char **argv)
 		return 2;
 	}
 	opts.stall_threshold_ns = (uint64_t)(threshold_ms * 1e6);
+	opts.note = note;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;	/* no SA_RESTART: the wait returns at once */
@@ -482,13 +487,19 @@ int ls_cmd_stat(int argc, char **argv)
 	}
 	for (int i = 0; i < npids; i++) {
 		r = ls_agent_add_pid(ag, pids[i], err, sizeof(err));
-		if (r) {
+		if (r == -ECHILD) {
+			/* It exited while being attached: a target exit, reported, not an error. */
+			fprintf(stderr, "loopscope stat: %s\n", err);
+			nexited++;
+		} else if (r) {
 			fprintf(stderr, "loopscope stat: %s\n", err);
 			goto cleanup;
 		}
 		if (stop_signal)
 			goto cleanup_ok;
 	}
+	if (nexited == npids)
+		goto cleanup_ok;	/* every target has exited: nothing left to report */
 	src = ls_agent_source(ag);
 	st.src = src;
 	src->on_episode = on_episode;
@@ -498,7 +509,8 @@ int ls_cmd_stat(int argc, char **argv)
 		fprintf(stderr, "loopscope stat: reading the probes' maps failed: %s\n", strerror(-r));
 		goto cleanup;
 	}
-	done = calloc(npids, 1);
+	ndone = prev.ntargets > (uint32_t)npids ? prev.ntargets : (uint32_t)npids;
+	done = calloc(ndone, 1);
 	if (!done) {
 		fprintf(stderr, "loopscope stat: out of memory\n");
 		goto cleanup;
@@ -531,6 +543,18 @@ int ls_cmd_stat(int argc, char **argv)
 		if (r) {
 			fprintf(stderr, "loopscope stat: reading the probes' maps failed: %s\n", strerror(-r));
 			goto cleanup;
+		}
+		if (cur.ntargets > ndone) {
+			/* A target that exec'd was attached again as a new target. */
+			uint8_t *grown = realloc(done, cur.ntargets);
+
+			if (!grown) {
+				fprintf(stderr, "loopscope stat: out of memory\n");
+				goto cleanup;
+			}
+			memset(grown + ndone, 0, cur.ntargets - ndone);
+			done = grown;
+			ndone = cur.ntargets;
 		}
 		if (report(&cur, &prev, &st, done)) {
 			fprintf(stderr, "loopscope stat: writing the report failed\n");

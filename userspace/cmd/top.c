@@ -44,6 +44,7 @@ struct top_cfg {
 	int npids;
 	const char *connect;
 	const char *replay;	/* a recording to play instead of a live source */
+	struct ls_remote_opts remote;	/* --tls-ca, --tls-cert, --tls-key */
 	const char *tier;	/* Node probe tier, NULL = the agent's default */
 	int refresh_ms;
 	uint64_t stall_ns, starve_ns, hold_ns;
@@ -167,7 +168,10 @@ static void usage(FILE *f)
 		   "pauses, recent episodes, and alerts while a stall or starvation is happening.\n\n"
 		   "Options:\n"
 		   "  -p, --pid PID          attach to PID (repeatable; needs root or CAP_BPF+CAP_PERFMON)\n"
-		   "  -c, --connect ADDR:PORT  show what a running `loopscope serve` streams (no privileges)\n"
+		   "  -c, --connect ADDR:PORT  show what a running `loopscope serve` streams (no privileges);\n"
+		   "                         https://USER:PASS@ADDR:PORT for one behind --web.config.file\n"
+		   "      --tls-ca FILE      trust this CA for https:// (default: the system's)\n"
+		   "      --tls-cert FILE    client certificate for https:// (--tls-key FILE: its key)\n"
 		   "      --replay FILE      play a recording ('loopscope record') as it happened (no privileges)\n"
 		   "  -i, --interval MS      refresh interval, 50..60000 (default 500)\n"
 		   "  -t, --threshold MS     stall and starvation alert threshold (default 100)\n"
@@ -205,7 +209,8 @@ static int parse_ms(const char *arg, long lo, long hi, long *out)
 /* 0 ok, 2 usage error (message printed), -1 help printed. */
 static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 {
-	enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR, OPT_PROBES, OPT_REPLAY };
+	enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR, OPT_PROBES, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY,
+	       OPT_REPLAY };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -217,6 +222,9 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 		{ "no-color", no_argument, NULL, OPT_NOCOLOR },
 		{ "probes", required_argument, NULL, OPT_PROBES },
 		{ "replay", required_argument, NULL, OPT_REPLAY },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -245,6 +253,15 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 			break;
 		case OPT_REPLAY:
 			cfg->replay = optarg;
+			break;
+		case OPT_TLS_CA:
+			cfg->remote.ca_file = optarg;
+			break;
+		case OPT_TLS_CERT:
+			cfg->remote.cert_file = optarg;
+			break;
+		case OPT_TLS_KEY:
+			cfg->remote.key_file = optarg;
 			break;
 		case 'i':
 			if (parse_ms(optarg, 50, 60000, &v)) {
@@ -583,12 +600,12 @@ int ls_cmd_top(int argc, char **argv)
 		if (in->interval_ns)
 			m.refresh_s = (double)in->interval_ns / 1e9;	/* one history point per snapshot */
 	} else if (cfg.connect) {
-		rc = ls_remote_source_new(cfg.connect, &src, err, sizeof(err));
+		rc = ls_remote_source_new(cfg.connect, &cfg.remote, &src, err, sizeof(err));
 		if (rc) {
 			fprintf(stderr, "loopscope top: %s\n", err);
 			goto cleanup;
 		}
-		snprintf(m.source_name, sizeof(m.source_name), "%.31s", cfg.connect);
+		ls_remote_display(cfg.connect, m.source_name, sizeof(m.source_name));
 	} else {
 		struct ls_agent_opts ao = { .stall_threshold_ns = cfg.stall_ns < cfg.starve_ns ? cfg.stall_ns : cfg.starve_ns,
 					    .tier = cfg.tier };

@@ -7,6 +7,7 @@
  * last numbers in later snapshots.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "image.h"
 
 /* Backends asked in order; the first whose match() says yes owns the target.
  * A new runtime adds one line here (and declares its ops in agent.h). */
@@ -42,6 +44,7 @@ struct agent_target {
 	struct ls_target_snapshot last;	/* latest collected numbers (owned) */
 	pthread_t reaper;		/* detaching after an exit (see target_exited) */
 	int reaping;
+	struct ls_image_id image;	/* the program it ran when attached (exec check) */
 };
 
 struct ls_agent {
@@ -52,6 +55,7 @@ struct ls_agent {
 	uint32_t ntargets;
 	int ever_attached;
 	uint64_t episodes;
+	uint64_t exec_checked_ns;
 };
 
 static int verbose_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -72,6 +76,22 @@ static struct ls_agent *agent_of(struct ls_source *src)
 static int pidfd_open_(pid_t pid)
 {
 	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_exited(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/* The process exited (it may still be a zombie, or a leader whose other threads are
+ * still exiting, when its pidfd is not readable yet). */
+static int target_gone(int pidfd, pid_t pid)
+{
+	struct ls_image_id id;
+
+	return pidfd_exited(pidfd) || ls_image_read(pid, &id) || id.state == 'Z' || id.state == 'X';
 }
 
 /* Epoll data: the target index, tagged: bit 32 set = pidfd, clear = episode fd. */
@@ -128,7 +148,10 @@ static void target_retire(struct ls_agent *ag, struct agent_target *at, uint32_t
 	at->last.exited_ns = at->t.exited_ns;
 }
 
-static void target_exited(struct ls_agent *ag, struct agent_target *at)
+static void note(struct ls_agent *ag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The target's process exited (quiet: an exec says so in its own words). */
+static void target_exited(struct ls_agent *ag, struct agent_target *at, int quiet)
 {
 	struct ls_episode ep;
 
@@ -142,7 +165,66 @@ static void target_exited(struct ls_agent *ag, struct agent_target *at)
 	ep.kind = LS_EP_TARGET_EXIT;
 	ep.phase = LS_PHASE_NONE;
 	ep.start_ns = ep.end_ns = at->t.exited_ns;
+	if (!quiet)
+		note(ag, "process %d exited", (int)at->t.info.pid);
 	deliver(ag, &ep);
+}
+
+static void note(struct ls_agent *ag, const char *fmt, ...)
+{
+	char line[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (ag->opts.note)
+		ag->opts.note(line, ag->opts.note_arg);
+	else
+		fprintf(stderr, "loopscope: %s\n", line);
+}
+
+/* An exec in a traced process: the old image ended (reported as an exit); the new one
+ * is a new process to identify, attached again if it is still an event loop. */
+static void target_execd(struct ls_agent *ag, uint32_t idx)
+{
+	struct agent_target *at = ag->targets[idx];
+	pid_t pid = at->t.info.pid;
+	char comm[16], err[512];
+	int r;
+
+	snprintf(comm, sizeof(comm), "%s", at->t.info.comm);
+	target_exited(ag, at, 1);
+	r = ls_agent_add_pid(ag, pid, err, sizeof(err));
+	if (r == 0)
+		note(ag, "process %d (%s) exec'd %s: attached to the new program", (int)pid, comm,
+		     ag->targets[ag->ntargets - 1]->t.info.exe);
+	else
+		note(ag, "process %d (%s) exec'd another program: no longer traced (%s)", (int)pid, comm, err);
+}
+
+/* Exec check: at most every EXEC_CHECK_NS per target, three small /proc reads each. */
+#define EXEC_CHECK_NS 200000000ull
+
+static void check_execs(struct ls_agent *ag)
+{
+	uint64_t now = ls_now_mono_ns();
+	uint32_t n = ag->ntargets;	/* targets re-attached below are new entries */
+
+	if (now - ag->exec_checked_ns < EXEC_CHECK_NS)
+		return;
+	ag->exec_checked_ns = now;
+	for (uint32_t i = 0; i < n; i++) {
+		struct agent_target *at = ag->targets[i];
+		struct ls_image_id id;
+
+		if (at->t.state != LS_TARGET_ATTACHED || at->pidfd < 0)
+			continue;
+		/* An exit is the pidfd's to report. */
+		if (ls_image_read(at->t.info.pid, &id) == 0 && id.state != 'Z' && id.state != 'X' &&
+		    !pidfd_exited(at->pidfd) && ls_image_changed(&at->image, &id))
+			target_execd(ag, i);
+	}
 }
 
 static uint32_t attached_count(const struct ls_agent *ag)
@@ -185,8 +267,9 @@ static int agent_poll(struct ls_source *src, int timeout_ms)
 			uint32_t idx = (uint32_t)d;
 
 			if (idx < ag->ntargets && (d & EV_PIDFD))
-				target_exited(ag, ag->targets[idx]);
+				target_exited(ag, ag->targets[idx], 0);
 		}
+		check_execs(ag);
 		/* Episodes (and stalls in progress) from every live target. */
 		for (uint32_t i = 0; i < ag->ntargets; i++) {
 			struct agent_target *at = ag->targets[i];
@@ -351,51 +434,39 @@ static pid_t thread_group_of(pid_t tid)
 	return tgid;
 }
 
-int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
+/* pidfd_open(pid), with the error said as it is. */
+static int open_pidfd(pid_t pid, char *err, size_t errlen)
 {
-	struct agent_target *at = NULL, **grown;
-	struct ls_target_info ti;
+	int fd = pidfd_open_(pid), r;
+	pid_t tgid;
+
+	if (fd >= 0)
+		return fd;
+	r = errno == ESRCH || errno == EINVAL ? -ESRCH : -errno;
+	/* ENOENT: pid names a thread, not a thread-group leader. */
+	if (r == -ENOENT && (tgid = thread_group_of(pid)) > 0 && tgid != pid)
+		snprintf(err, errlen, "%d is a thread of process %d; give the process id", (int)pid, (int)tgid);
+	else if (r == -ENOENT || r == -ESRCH)
+		snprintf(err, errlen, "no such process: %d", (int)pid);
+	else if (r == -EPERM)
+		snprintf(err, errlen, "not permitted to trace process %d: %s", (int)pid, ls_perm_advice());
+	else
+		snprintf(err, errlen, "pidfd_open(%d): %s", (int)pid, strerror(-r));
+	return r;
+}
+
+/* Identify the image in at's process and attach its backend. 0, or -errno with err. */
+static int attach_image(struct ls_agent *ag, struct agent_target *at, pid_t pid, char *err, size_t errlen)
+{
 	const struct ls_backend_ops *be = NULL;
-	struct epoll_event ev;
-	int r, id_r, efd;
+	struct ls_target_info ti;
+	int r, id_r;
 
-	for (uint32_t i = 0; i < ag->ntargets; i++) {
-		if (ag->targets[i]->t.info.pid == pid && ag->targets[i]->t.state == LS_TARGET_ATTACHED) {
-			snprintf(err, errlen, "process %d is already traced", (int)pid);
-			return -EEXIST;
-		}
-	}
-	at = calloc(1, sizeof(*at));
-	if (!at) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	at->pidfd = -1;
-	/* pidfd first: from here on a reused PID cannot be mistaken for this process. */
-	at->pidfd = pidfd_open_(pid);
-	if (at->pidfd < 0) {
-		pid_t tgid;
-
-		r = errno == ESRCH || errno == EINVAL ? -ESRCH : -errno;
-		/* ENOENT: pid names a thread, not a thread-group leader. */
-		if (r == -ENOENT && (tgid = thread_group_of(pid)) > 0 && tgid != pid)
-			snprintf(err, errlen, "%d is a thread of process %d; give the process id", (int)pid,
-				 (int)tgid);
-		else if (r == -ENOENT)
-			snprintf(err, errlen, "no such process: %d", (int)pid);
-		else if (r == -ESRCH)
-			snprintf(err, errlen, "no such process: %d", (int)pid);
-		else if (r == -EPERM)
-			snprintf(err, errlen, "not permitted to trace process %d: run loopscope as root", (int)pid);
-		else
-			snprintf(err, errlen, "pidfd_open(%d): %s", (int)pid, strerror(-r));
-		goto cleanup;
-	}
 	id_r = ls_target_identify(pid, &ti, err, errlen);
-	if (id_r && id_r != -ENOTSUP) {
-		r = id_r;
-		goto cleanup;
-	}
+	if (id_r && id_r != -ENOTSUP)
+		return id_r;
+	snprintf(at->last.comm, sizeof(at->last.comm), "%s", ti.comm);
+	snprintf(at->last.exe, sizeof(at->last.exe), "%s", ti.exe);
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]) && !be; i++)
 		if (backends[i]->match(&ti))
 			be = backends[i];
@@ -403,59 +474,135 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 		if (!id_r)
 			snprintf(err, errlen, "process %d (%s): no backend for runtime %s", (int)pid, ti.comm,
 				 ls_runtime_name(ti.runtime));
-		r = -ENOTSUP;
-		goto cleanup;
+		return -ENOTSUP;
 	}
-	r = check_btf(err, errlen);
-	if (r)
-		goto cleanup;
-	grown = realloc(ag->targets, sizeof(*ag->targets) * (ag->ntargets + 1));
-	if (!grown) {
-		r = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-		goto cleanup;
-	}
-	ag->targets = grown;
+	if ((r = check_btf(err, errlen)))
+		return r;
 	at->t.info = ti;
 	at->t.backend = be;
 	at->t.state = LS_TARGET_DETACHED;
-	r = be->attach(&at->t, &ti, &ag->opts, err, errlen);
-	if (r)
-		goto cleanup;
-	at->t.state = LS_TARGET_ATTACHED;
-	at->t.attached_ns = ls_now_mono_ns();
+	return be->attach(&at->t, &ti, &ag->opts, err, errlen);
+}
 
-	at->last.pid = pid;
-	snprintf(at->last.comm, sizeof(at->last.comm), "%s", ti.comm);
-	snprintf(at->last.exe, sizeof(at->last.exe), "%s", ti.exe);
-	at->last.runtime = ti.runtime;
-	at->last.state = LS_TARGET_ATTACHED;
-	at->last.attached_ns = at->t.attached_ns;
+/* Put an attached target into the agent's epoll set (its pidfd, its episode fd). */
+static int watch_target(struct ls_agent *ag, struct agent_target *at, uint32_t idx, char *err, size_t errlen)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = idx | EV_PIDFD };
+	int efd;
 
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
-	ev.data.u64 = ag->ntargets | EV_PIDFD;
 	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, at->pidfd, &ev)) {
-		r = -errno;
 		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
-		goto cleanup_detach;
+		return -errno;
 	}
-	efd = be->episode_fd(&at->t);
-	if (efd >= 0) {
-		ev.data.u64 = ag->ntargets;
-		if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, efd, &ev)) {
-			r = -errno;
-			snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
-			epoll_ctl(ag->epfd, EPOLL_CTL_DEL, at->pidfd, NULL);
-			goto cleanup_detach;
+	efd = at->t.backend->episode_fd(&at->t);
+	ev.data.u64 = idx;
+	if (efd >= 0 && epoll_ctl(ag->epfd, EPOLL_CTL_ADD, efd, &ev)) {
+		int r = -errno;
+
+		snprintf(err, errlen, "epoll_ctl: %s", strerror(-r));
+		epoll_ctl(ag->epfd, EPOLL_CTL_DEL, at->pidfd, NULL);
+		return r;
+	}
+	return 0;
+}
+
+/* How many times an exec during the attach window is followed to the new image. */
+#define ATTACH_EXEC_RETRIES 3
+
+int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
+{
+	struct agent_target *at = NULL, **grown;
+	struct ls_image_id id0, id1;
+	char why[512];
+	int r = 0, tries, already = 0;
+
+	for (uint32_t i = 0; i < ag->ntargets; i++) {
+		if (ag->targets[i]->t.info.pid == pid && ag->targets[i]->t.state == LS_TARGET_ATTACHED) {
+			snprintf(err, errlen, "process %d is already traced", (int)pid);
+			return -EEXIST;
 		}
 	}
+	grown = realloc(ag->targets, sizeof(*ag->targets) * (ag->ntargets + 1));
+	if (grown)
+		ag->targets = grown;
+	at = calloc(1, sizeof(*at));
+	if (!grown || !at) {
+		free(at);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* pidfd first: from here on a reused PID cannot be mistaken for this process. */
+	at->pidfd = open_pidfd(pid, err, errlen);
+	if (at->pidfd < 0) {
+		r = at->pidfd;
+		goto cleanup;
+	}
+	at->last.pid = pid;
+	for (tries = 0; tries <= ATTACH_EXEC_RETRIES; tries++) {
+		int changed;
+
+		if (ls_image_read(pid, &id0) || target_gone(at->pidfd, pid)) {
+			already = tries == 0;
+			r = -ECHILD;
+			break;
+		}
+		r = attach_image(ag, at, pid, why, sizeof(why));
+		/* Whatever the attach said, a process that exited or exec'd meanwhile is the
+		 * truth: its own words ("no such file", "cannot read .../exe") are symptoms. */
+		changed = ls_image_read(pid, &id1) || ls_image_changed(&id0, &id1);
+		if (target_gone(at->pidfd, pid)) {
+			if (!r)
+				at->t.backend->detach(&at->t);
+			r = -ECHILD;
+			break;
+		}
+		if (!changed)
+			break;
+		if (!r)
+			at->t.backend->detach(&at->t);
+		r = -EAGAIN;	/* it exec'd: the new image is a new process to identify */
+	}
+	if (r == 0)
+		r = watch_target(ag, at, ag->ntargets, why, sizeof(why));
+	if (r == -ECHILD || (r && tries > 0 && r != -EAGAIN)) {
+		/* It exited (or exec'd into something we do not trace) during the attach: that
+		 * is a target exit, not an error; it is listed as exited. */
+		if (r != -ECHILD)
+			snprintf(err, errlen, "process %d exec'd %s while being attached, which is not traced: %s",
+				 (int)pid, at->last.exe[0] ? at->last.exe : "another program", why);
+		else if (already)
+			snprintf(err, errlen, "process %d has already exited (a zombie its parent has not "
+				 "reaped yet): nothing to trace", (int)pid);
+		else
+			snprintf(err, errlen, "process %d%s%s%s exited while being attached", (int)pid,
+				 at->last.comm[0] ? " (" : "", at->last.comm, at->last.comm[0] ? ")" : "");
+		r = -ECHILD;
+		at->t.state = at->last.state = LS_TARGET_EXITED;
+		at->t.exited_ns = at->last.exited_ns = ls_now_mono_ns();
+		at->t.info.pid = pid;
+		close(at->pidfd);
+		at->pidfd = -1;
+		ag->targets[ag->ntargets++] = at;
+		return r;
+	}
+	if (r == -EAGAIN) {
+		snprintf(err, errlen, "process %d exec'd %d times while being attached; not traced", (int)pid, tries);
+		goto cleanup;
+	}
+	if (r) {
+		snprintf(err, errlen, "%s", why);
+		goto cleanup;
+	}
+	at->image = id1;
+	at->t.state = LS_TARGET_ATTACHED;
+	at->t.attached_ns = ls_now_mono_ns();
+	at->last.runtime = at->t.info.runtime;
+	at->last.state = LS_TARGET_ATTACHED;
+	at->last.attached_ns = at->t.attached_ns;
 	ag->targets[ag->ntargets++] = at;
 	ag->ever_attached = 1;
 	return 0;
 
-cleanup_detach:
-	be->detach(&at->t);
 cleanup:
 	if (at->pidfd >= 0)
 		close(at->pidfd);

@@ -21,6 +21,9 @@ struct ls_agent_opts {
 	uint64_t stall_threshold_ns;	/* phase / drain past this = episode (default 100 ms) */
 	const char *tier;		/* Node probe tier: "light" or "phases"; NULL = default */
 	int verbose;			/* libbpf debug output to stderr */
+	/* One line about a target the agent handled on its own (an exec); NULL: stderr. */
+	void (*note)(const char *line, void *arg);
+	void *note_arg;
 };
 
 /* What target discovery found in /proc/PID (libelf over the exe and its mappings). */
@@ -77,7 +80,12 @@ struct ls_target {
 
 int ls_agent_new(const struct ls_agent_opts *opts, struct ls_agent **out, char *err, size_t errlen);
 /* Attach to one process. -ESRCH no such process, -EPERM not permitted, -ENOTSUP no
- * runtime we know, -ENOENT no BTF; err says which and what to do. */
+ * runtime we know, -ENOENT no BTF; err says which and what to do. -ECHILD: the process
+ * exited (or exec'd a program we do not trace) while being attached: a target exit,
+ * not an error; it is listed as exited in snapshots. An exec during the attach is
+ * followed to the new program. An exec later is noticed by ls_source_poll() (within
+ * 200 ms of a poll): the old program is reported as exited and the new one attached
+ * as a new target if it is still an event loop (opts.note says which). */
 int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen);
 /* Detach from a process (its numbers stay in later snapshots as DETACHED). */
 int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "image.h"
 #include "lsl_probes.h"
 
 #define NT_STAPSDT 3
@@ -192,13 +193,22 @@ static int identify_once(pid_t pid, struct ls_target_info *ti, char *err, size_t
 	n = readlink(ti->exe_proc, ti->exe, sizeof(ti->exe) - 1);
 	if (n < 0) {
 		if (errno == EACCES || errno == EPERM) {
-			snprintf(err, errlen, "not permitted to inspect process %d (%s): run loopscope as root "
-				 "(it needs CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)", (int)pid, ti->comm);
+			snprintf(err, errlen, "not permitted to inspect process %d (%s): %s", (int)pid, ti->comm,
+				 ls_perm_advice());
 			return -EPERM;
 		}
 		if (errno == ENOENT && stat(path, &st) == 0) {
-			snprintf(err, errlen, "process %d (%s) has no executable (a kernel thread?): "
-				 "nothing to trace", (int)pid, ti->comm);
+			struct ls_image_id id;
+
+			/* Zombies and kernel threads both have no exe link: say which. */
+			if (ls_image_read(pid, &id) == 0 && (id.state == 'Z' || id.state == 'X')) {
+				snprintf(err, errlen, "process %d (%s) has exited (a zombie its parent has not "
+					 "reaped yet): nothing to trace", (int)pid, ti->comm);
+				return -ESRCH;
+			}
+			snprintf(err, errlen, "process %d (%s) %s: nothing to trace", (int)pid, ti->comm,
+				 ls_image_read(pid, &id) == 0 && id.kthread ? "is a kernel thread"
+									    : "has no executable");
 			return -ENOTSUP;
 		}
 		snprintf(err, errlen, "no such process: %d", (int)pid);
@@ -213,8 +223,8 @@ static int identify_once(pid_t pid, struct ls_target_info *ti, char *err, size_t
 	/* Through /proc/PID/exe: works even when the file was replaced or deleted. */
 	exe_bits = inspect_elf(ti->exe_proc);
 	if (exe_bits == -EACCES || exe_bits == -EPERM) {
-		snprintf(err, errlen, "not permitted to read the executable of process %d (%s): run "
-			 "loopscope as root", (int)pid, ti->comm);
+		snprintf(err, errlen, "not permitted to read the executable of process %d (%s): %s", (int)pid,
+			 ti->comm, ls_perm_advice());
 		return -EPERM;
 	}
 	if (exe_bits > 0)
@@ -237,8 +247,8 @@ static int identify_once(pid_t pid, struct ls_target_info *ti, char *err, size_t
 	if (!maps) {
 		err_ret = errno == EACCES || errno == EPERM ? -EPERM : -ESRCH;
 		if (err_ret == -EPERM)
-			snprintf(err, errlen, "not permitted to read the mappings of process %d (%s): run "
-				 "loopscope as root", (int)pid, ti->comm);
+			snprintf(err, errlen, "not permitted to read the mappings of process %d (%s): %s",
+				 (int)pid, ti->comm, ls_perm_advice());
 		else
 			snprintf(err, errlen, "no such process: %d", (int)pid);
 		return err_ret;

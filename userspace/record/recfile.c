@@ -11,7 +11,7 @@
 #include <cjson/cJSON.h>
 #include <zlib.h>
 
-#include "http.h"
+#include "buf.h"
 #include "recfile.h"
 #include "snapjson.h"
 

@@ -9,412 +9,16 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "http.h"
+#include "webconfig.h"
 
-/* ---------------------------------------------------------------- byte buffer */
-
-int ls_buf_reserve(struct ls_buf *b, size_t extra)
-{
-	size_t need, cap;
-	char *p;
-
-	if (b->oom)
-		return -ENOMEM;
-	need = b->len + extra + 1;	/* room for the terminating NUL */
-	if (need <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 256;
-	while (cap < need)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p) {
-		b->oom = 1;
-		return -ENOMEM;
-	}
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-void ls_buf_append(struct ls_buf *b, const void *data, size_t len)
-{
-	if (ls_buf_reserve(b, len))
-		return;
-	if (len)
-		memcpy(b->p + b->len, data, len);
-	b->len += len;
-	b->p[b->len] = 0;
-}
-
-void ls_buf_puts(struct ls_buf *b, const char *s)
-{
-	ls_buf_append(b, s, strlen(s));
-}
-
-void ls_buf_vprintf(struct ls_buf *b, const char *fmt, va_list ap)
-{
-	va_list ap2;
-	int n;
-
-	if (ls_buf_reserve(b, 64))
-		return;
-	va_copy(ap2, ap);
-	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap2);
-	va_end(ap2);
-	if (n < 0)
-		return;
-	if ((size_t)n >= b->cap - b->len) {
-		if (ls_buf_reserve(b, (size_t)n))
-			return;
-		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	}
-	b->len += (size_t)n;
-}
-
-void ls_buf_printf(struct ls_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	ls_buf_vprintf(b, fmt, ap);
-	va_end(ap);
-}
-
-char *ls_fmt_u64(char *w, uint64_t v)
-{
-	char tmp[20];	/* UINT64_MAX has 20 digits */
-	int i = (int)sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	memcpy(w, tmp + i, sizeof(tmp) - (size_t)i);
-	return w + sizeof(tmp) - i;
-}
-
-void ls_buf_u64(struct ls_buf *b, uint64_t v)
-{
-	if (ls_buf_reserve(b, 20))
-		return;
-	b->len = (size_t)(ls_fmt_u64(b->p + b->len, v) - b->p);
-	b->p[b->len] = 0;
-}
-
-void ls_buf_consume(struct ls_buf *b, size_t n)
-{
-	if (n >= b->len) {
-		b->len = 0;
-	} else {
-		memmove(b->p, b->p + n, b->len - n);
-		b->len -= n;
-	}
-	if (b->p)
-		b->p[b->len] = 0;
-}
-
-void ls_buf_reset(struct ls_buf *b)
-{
-	b->len = 0;
-	if (b->p)
-		b->p[0] = 0;
-}
-
-void ls_buf_free(struct ls_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-int ls_gzip(const void *in, size_t len, struct ls_buf *out)
-{
-	z_stream zs;
-	int rc, err = 0;
-
-	memset(&zs, 0, sizeof(zs));
-	/* windowBits 15 + 16 = gzip wrapper; level 1: exposition text compresses ~10x
-	 * even at the fastest level, and the scrape latency matters more. */
-	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return -ENOMEM;
-	if (ls_buf_reserve(out, deflateBound(&zs, (uLong)len))) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
-	zs.next_in = (Bytef *)(uintptr_t)in;
-	zs.avail_in = (uInt)len;
-	zs.next_out = (Bytef *)out->p + out->len;
-	zs.avail_out = (uInt)(out->cap - out->len - 1);
-	rc = deflate(&zs, Z_FINISH);
-	if (rc != Z_STREAM_END) {
-		err = -EIO;
-		goto cleanup;
-	}
-	out->len += zs.total_out;
-	out->p[out->len] = 0;
-cleanup:
-	deflateEnd(&zs);
-	return err;
-}
-
-/* ---------------------------------------------------------------- parsing */
-
-static int is_tchar(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-/* Case-insensitive compare of [s, s+n) with a NUL-terminated lower-case word. */
-static int word_eq(const char *s, size_t n, const char *w)
-{
-	return strlen(w) == n && !strncasecmp(s, w, n);
-}
-
-/* 1 if the q parameter text (after "q=") means zero. */
-static int q_is_zero(const char *s, size_t n)
-{
-	size_t i = 0;
-
-	if (i < n && s[i] == '0')
-		i++;
-	else
-		return 0;
-	if (i < n && s[i] == '.')
-		for (i++; i < n && s[i] == '0'; i++)
-			;
-	return i == n;
-}
-
-int ls_http_accepts_gzip(const char *v)
-{
-	int gz = -1, star = -1;
-
-	while (*v) {
-		const char *name, *params, *end;
-		size_t nlen;
-		int allowed = 1;
-
-		while (*v == ' ' || *v == '\t' || *v == ',')
-			v++;
-		if (!*v)
-			break;
-		name = v;
-		while (*v && *v != ',' && *v != ';' && *v != ' ' && *v != '\t')
-			v++;
-		nlen = (size_t)(v - name);
-		params = v;
-		while (*v && *v != ',')
-			v++;
-		end = v;
-		/* Look for ;q=... among the parameters. */
-		for (const char *p = params; p < end; p++) {
-			if (*p != ';')
-				continue;
-			p++;
-			while (p < end && (*p == ' ' || *p == '\t'))
-				p++;
-			if (p + 1 < end && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
-				const char *q = p + 2, *qe = q;
-				while (qe < end && *qe != ';' && *qe != ' ' && *qe != '\t')
-					qe++;
-				allowed = !q_is_zero(q, (size_t)(qe - q));
-			}
-		}
-		if (word_eq(name, nlen, "gzip") || word_eq(name, nlen, "x-gzip"))
-			gz = allowed;
-		else if (word_eq(name, nlen, "*"))
-			star = allowed;
-	}
-	return gz >= 0 ? gz : star > 0;
-}
-
-/* Does a comma-separated header value hold token w? */
-static int has_token(const char *v, size_t n, const char *w)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		size_t s, e;
-		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		s = i;
-		while (i < n && v[i] != ',')
-			i++;
-		e = i;
-		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-			e--;
-		if (word_eq(v + s, e - s, w))
-			return 1;
-	}
-	return 0;
-}
-
-int ls_http_parse(const char *buf, size_t len, size_t max_head, struct ls_http_req *req)
-{
-	size_t i = 0, head_end = 0, scan, line_end;
-	int nhost = 0, conn_close = 0, conn_keep = 0, have_cl = 0, have_te = 0;
-	uint64_t cl = 0;
-
-	memset(req, 0, sizeof(*req));
-	/* RFC 9112 2.2: ignore empty lines before the request line (bounded). */
-	while (i < len && i < 8 && (buf[i] == '\r' || buf[i] == '\n'))
-		i++;
-	/* Find the blank line ending the head; a lone LF is accepted as a line end. */
-	scan = len < max_head + 4 ? len : max_head + 4;
-	for (size_t k = i; k < scan; k++) {
-		if (buf[k] != '\n')
-			continue;
-		if (k + 1 < scan && buf[k + 1] == '\n') {
-			head_end = k + 2;
-			break;
-		}
-		if (k + 2 < scan && buf[k + 1] == '\r' && buf[k + 2] == '\n') {
-			head_end = k + 3;
-			break;
-		}
-	}
-	if (!head_end && len <= max_head)
-		return 0;
-	if (!head_end || head_end - i > max_head) {
-		/* Too large: a request line that alone does not fit is a target too long
-		 * (414), anything else too many header bytes (431). */
-		const char *nl = memchr(buf + i, '\n', scan - i);
-		return nl ? -431 : -414;
-	}
-
-	/* Request line: METHOD SP target SP HTTP/1.d */
-	{
-		size_t m = i, t, te, v;
-		while (i < head_end && is_tchar((unsigned char)buf[i]))
-			i++;
-		if (i == m || i - m >= sizeof(req->method_name) || buf[i] != ' ')
-			return -400;
-		memcpy(req->method_name, buf + m, i - m);
-		req->method = !strcmp(req->method_name, "GET") ? LS_HTTP_GET :
-			      !strcmp(req->method_name, "HEAD") ? LS_HTTP_HEAD : LS_HTTP_OTHER;
-		t = ++i;
-		while (i < head_end && (unsigned char)buf[i] > ' ' && buf[i] != 0x7f)
-			i++;
-		te = i;
-		if (te == t || buf[i] != ' ')
-			return -400;
-		if (buf[t] != '/' && !(te - t == 1 && buf[t] == '*'))
-			return -400;	/* only origin-form (and "*") */
-		{
-			size_t q = t;
-			while (q < te && buf[q] != '?')
-				q++;
-			if (q - t >= sizeof(req->path) || (q < te && te - q - 1 >= sizeof(req->query)))
-				return -414;
-			memcpy(req->path, buf + t, q - t);
-			if (q < te)
-				memcpy(req->query, buf + q + 1, te - q - 1);
-		}
-		v = ++i;
-		if (head_end - v < 8 || memcmp(buf + v, "HTTP/", 5))
-			return -400;
-		if (buf[v + 5] < '0' || buf[v + 5] > '9' || buf[v + 6] != '.' || buf[v + 7] < '0' || buf[v + 7] > '9')
-			return -400;
-		i = v + 8;
-		if (buf[i] == '\r')
-			i++;
-		if (buf[i] != '\n')
-			return -400;
-		i++;
-		if (buf[v + 5] != '1')
-			return -505;
-		req->minor = buf[v + 7] - '0';
-	}
-
-	/* Header fields until the blank line. */
-	for (; i < head_end; i = line_end + 1) {
-		size_t n0 = i, ne, v0, ve;
-
-		line_end = i;
-		while (buf[line_end] != '\n')
-			line_end++;
-		ve = line_end;
-		if (ve > i && buf[ve - 1] == '\r')
-			ve--;
-		if (ve == i)
-			break;		/* the blank line */
-		if (buf[i] == ' ' || buf[i] == '\t')
-			return -400;	/* obsolete line folding */
-		while (i < ve && is_tchar((unsigned char)buf[i]))
-			i++;
-		ne = i;
-		if (ne == n0 || i >= ve || buf[i] != ':')
-			return -400;	/* empty name, or whitespace before the colon */
-		i++;
-		for (size_t k = i; k < ve; k++)
-			if (((unsigned char)buf[k] < ' ' && buf[k] != '\t') || buf[k] == 0x7f)
-				return -400;
-		while (i < ve && (buf[i] == ' ' || buf[i] == '\t'))
-			i++;
-		v0 = i;
-		while (ve > v0 && (buf[ve - 1] == ' ' || buf[ve - 1] == '\t'))
-			ve--;
-
-		if (word_eq(buf + n0, ne - n0, "host")) {
-			nhost++;
-		} else if (word_eq(buf + n0, ne - n0, "connection")) {
-			conn_close |= has_token(buf + v0, ve - v0, "close");
-			conn_keep |= has_token(buf + v0, ve - v0, "keep-alive");
-		} else if (word_eq(buf + n0, ne - n0, "content-length")) {
-			uint64_t x = 0;
-			if (ve == v0 || ve - v0 > 15)
-				return -400;
-			for (size_t k = v0; k < ve; k++) {
-				if (buf[k] < '0' || buf[k] > '9')
-					return -400;
-				x = x * 10 + (uint64_t)(buf[k] - '0');
-			}
-			if (have_cl && x != cl)
-				return -400;
-			have_cl = 1;
-			cl = x;
-		} else if (word_eq(buf + n0, ne - n0, "transfer-encoding")) {
-			have_te = 1;
-		} else if (word_eq(buf + n0, ne - n0, "accept-encoding")) {
-			char tmp[256];
-			size_t n = ve - v0 < sizeof(tmp) - 1 ? ve - v0 : sizeof(tmp) - 1;
-			memcpy(tmp, buf + v0, n);
-			tmp[n] = 0;
-			req->accept_gzip |= ls_http_accepts_gzip(tmp);
-		}
-	}
-	/* RFC 9112 3.2: a 1.1 request without exactly one Host is a 400; a message with
-	 * both Content-Length and Transfer-Encoding is a smuggling attempt. */
-	if ((req->minor >= 1 && nhost != 1) || nhost > 1)
-		return -400;
-	if (have_cl && have_te)
-		return -400;
-	req->has_body = have_te || cl > 0;
-	req->keep_alive = req->minor >= 1 ? !conn_close : (conn_keep && !conn_close);
-	return (int)head_end;
-}
-
-const char *ls_http_reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 414: return "URI Too Long";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
-	}
-}
 
 /* ---------------------------------------------------------------- server */
 
@@ -432,11 +36,15 @@ struct ls_http_conn {
 	uint32_t events;		/* registered epoll mask */
 	uint64_t head_start_ns;		/* first byte of the pending request head, or 0 */
 	uint64_t last_io_ns;		/* last read or write progress */
+	SSL *ssl;			/* TLS (web config), else NULL */
+	int tls_ready;			/* handshake done */
+	int tls_want_write;		/* an SSL call waits for the socket to take bytes */
 	struct ls_http_conn *prev, *next;
 };
 
 struct ls_http_server {
 	int epfd, lfd, port;
+	int loopback;			/* bound to a loopback address */
 	struct ls_http_opts o;
 	ls_http_handler fn;
 	void *arg;
@@ -444,8 +52,21 @@ struct ls_http_server {
 	struct ls_http_conn *dead;	/* closed, freed when no event can point at them */
 	int nconns, nstreams, in_poll;
 	int nbusy;			/* connections delivering the over-limit 503 */
+	int nlinger;			/* answered, waiting for the client's FIN (not busy ones) */
+	int max_fds;			/* connections of any kind: below RLIMIT_NOFILE */
+	int accepting;			/* the listening socket is in the epoll set for EPOLLIN */
+	uint64_t pause_until_ns;	/* accept paused (EMFILE) until then */
+	SSL_CTX *tls;			/* web config: TLS */
+	struct ls_web_auth *auth;	/* web config: basic auth users */
 	struct ls_http_stats st;
 };
+
+static int accept_any_cert(int preverify, X509_STORE_CTX *x)
+{
+	(void)preverify;
+	(void)x;
+	return 1;
+}
 
 static uint64_t now_ns(void)
 {
@@ -462,12 +83,18 @@ static void conn_close(struct ls_http_conn *c)
 	if (c->fd < 0)
 		return;
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	if (c->ssl) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
 	close(c->fd);
 	c->fd = -1;
 	if (c->stream)
 		srv->nstreams--;
 	if (c->busy)
 		srv->nbusy--;
+	else if (c->lingering)
+		srv->nlinger--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -491,6 +118,82 @@ static void reap(struct ls_http_server *srv)
 	}
 }
 
+/* ---------------------------------------------------------------- TLS over the socket */
+
+/* One step of the server handshake: 1 done, 0 in progress (wants the socket), -1
+ * failed (the connection is closed: no certificate when one is required, not TLS). */
+static int tls_handshake(struct ls_http_conn *c)
+{
+	int r = SSL_do_handshake(c->ssl), e;
+
+	c->tls_want_write = 0;
+	if (r == 1) {
+		c->tls_ready = 1;
+		return 1;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ)
+		return 0;
+	if (e == SSL_ERROR_WANT_WRITE) {
+		c->tls_want_write = 1;
+		return 0;
+	}
+	ERR_clear_error();
+	c->srv->st.tls_failures++;
+	conn_close(c);
+	return -1;
+}
+
+/* recv() / send() through TLS when there is some: > 0 bytes, 0 EOF (recv), -EAGAIN,
+ * or -errno / -EPROTO. SSL_read may need to write and SSL_write to read (TLS 1.3 key
+ * updates): tls_want_write asks for EPOLLOUT; a wanted read comes with EPOLLIN. */
+static ssize_t conn_recv(struct ls_http_conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+	int r, e;
+
+	if (!c->ssl) {
+		n = recv(c->fd, buf, len, MSG_DONTWAIT);
+		return n >= 0 ? n : -errno;
+	}
+	if (!c->tls_ready && (r = tls_handshake(c)) <= 0)
+		return r == 0 ? -EAGAIN : -EPROTO;
+	r = SSL_read(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+	if (r > 0)
+		return r;
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ)
+		return -EAGAIN;
+	if (e == SSL_ERROR_WANT_WRITE) {
+		c->tls_want_write = 1;
+		return -EAGAIN;
+	}
+	ERR_clear_error();
+	return e == SSL_ERROR_ZERO_RETURN ? 0 : e == SSL_ERROR_SYSCALL && r == 0 ? 0 : -EPROTO;
+}
+
+static ssize_t conn_send(struct ls_http_conn *c, const void *buf, size_t len)
+{
+	ssize_t n;
+	int r, e;
+
+	if (!c->ssl) {
+		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		return n >= 0 ? n : -errno;
+	}
+	c->tls_want_write = 0;
+	r = SSL_write(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
+	if (r > 0)
+		return r;
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+		c->tls_want_write = e == SSL_ERROR_WANT_WRITE;
+		return -EAGAIN;
+	}
+	ERR_clear_error();
+	return -EPIPE;
+}
+
 static void update_events(struct ls_http_conn *c)
 {
 	uint32_t want = 0;
@@ -502,8 +205,10 @@ static void update_events(struct ls_http_conn *c)
 	 * but never reads the answers cannot make us buffer without bound. */
 	if (c->stream || c->lingering || (!c->close_after && c->out.len < c->srv->o.max_out))
 		want |= EPOLLIN | EPOLLRDHUP;
-	if (c->out.len)
+	if (c->out.len || c->tls_want_write)
 		want |= EPOLLOUT;
+	if (c->ssl && !c->tls_ready)
+		want = EPOLLIN | EPOLLRDHUP | (c->tls_want_write ? EPOLLOUT : 0);
 	if (want == c->events)
 		return;
 	ev.events = want;
@@ -517,16 +222,21 @@ static void update_events(struct ls_http_conn *c)
 /* Write what the socket takes. Closes the connection when done and close_after. */
 static void conn_flush(struct ls_http_conn *c)
 {
+	if (c->ssl && !c->tls_ready && tls_handshake(c) <= 0) {
+		if (c->fd >= 0)
+			update_events(c);
+		return;
+	}
 	while (c->fd >= 0 && c->out.len) {
-		ssize_t n = send(c->fd, c->out.p, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = conn_send(c, c->out.p, c->out.len);
 		if (n > 0) {
 			ls_buf_consume(&c->out, (size_t)n);
 			c->last_io_ns = now_ns();
 			continue;
 		}
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -EAGAIN)
 			break;
-		if (n < 0 && errno == EINTR)
+		if (n == -EINTR)
 			continue;
 		conn_close(c);
 		return;
@@ -536,8 +246,12 @@ static void conn_flush(struct ls_http_conn *c)
 		 * pipelined requests after an error) would send a reset that can destroy the
 		 * response before the client reads it. So shut down writing and discard what
 		 * arrives until the client closes, for at most the write timeout. */
+		if (c->ssl)
+			SSL_shutdown(c->ssl);	/* close_notify, best effort: never waited for */
 		shutdown(c->fd, SHUT_WR);
 		c->lingering = 1;
+		if (!c->busy)
+			c->srv->nlinger++;
 		c->last_io_ns = now_ns();
 	}
 	update_events(c);
@@ -654,7 +368,14 @@ static void conn_process(struct ls_http_conn *c)
 		srv->st.requests++;
 		c->req = &req;
 		c->responded = 0;
-		srv->fn(c, &req, srv->arg);
+		if (srv->auth && !(req.auth_ok && ls_web_auth_check(srv->auth, req.auth))) {
+			srv->st.unauthorized++;
+			ls_http_respond(c, 401, "text/plain; charset=utf-8",
+					"WWW-Authenticate: Basic realm=\"loopscope\", charset=\"UTF-8\"\r\n",
+					"401 Unauthorized\n", 17, 0);
+		} else {
+			srv->fn(c, &req, srv->arg);
+		}
 		if (!c->responded)
 			ls_http_respond(c, 500, "text/plain; charset=utf-8", NULL, "500 Internal Server Error\n", 26, 0);
 		c->req = NULL;
@@ -673,15 +394,15 @@ static void conn_read(struct ls_http_conn *c)
 
 		if (budget < sizeof(tmp))
 			break;
-		n = recv(c->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+		n = conn_recv(c, tmp, sizeof(tmp));
 		if (n == 0) {
 			conn_close(c);	/* peer closed; anything queued has nowhere to go */
 			return;
 		}
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (n == -EAGAIN)
 				break;
 			conn_close(c);
 			return;
@@ -708,18 +429,36 @@ static void conn_read(struct ls_http_conn *c)
 		conn_flush(c);
 }
 
-/* At the connection limit, the connection that may go: one that has not sent a
+/* Connections that count against max_conns: not the ones delivering a 503, not the
+ * ones that are answered and only wait for the client to close (lingering). */
+static int active_conns(const struct ls_http_server *srv)
+{
+	return srv->nconns - srv->nbusy - srv->nlinger;
+}
+
+/* A connection idle for less than this is never evicted: it may have just been
+ * accepted with its request still on the way, and closing it would reset it. */
+#define LS_HTTP_EVICT_GRACE_NS 100000000ull
+
+/* At the connection limit, the connection that may make room: one that has not sent a
  * complete request yet (idle since connect, or a head still arriving), else an idle
- * keep-alive one, the longest idle of either kind first. Streams and connections
- * with a response still queued are never evicted. NULL when there is none. */
+ * keep-alive one, the longest idle of either kind first, idle for at least the grace.
+ * Streams and connections with a response queued are never evicted. Candidates'
+ * sockets are read first: a request that has arrived is answered, not evicted.
+ * NULL when there is none. */
 static struct ls_http_conn *evict_candidate(struct ls_http_server *srv)
 {
-	struct ls_http_conn *c, *best = NULL;
+	struct ls_http_conn *c, *next, *best = NULL;
+	uint64_t now = now_ns();
 	int best_rank = 0;
 
-	for (c = srv->conns; c; c = c->next) {
+	for (c = srv->conns; c; c = next) {
 		int rank;
-		if (c->stream || c->lingering || c->close_after || c->out.len)
+
+		next = c->next;
+		if (c->stream || c->lingering || c->close_after || c->out.len || c->busy)
+			continue;
+		if (now - c->last_io_ns < LS_HTTP_EVICT_GRACE_NS)
 			continue;
 		rank = !c->served ? 2 : !c->in.len ? 1 : 0;	/* a served one mid-head: not a candidate */
 		if (!rank)
@@ -728,6 +467,13 @@ static struct ls_http_conn *evict_candidate(struct ls_http_server *srv)
 			best = c;
 			best_rank = rank;
 		}
+	}
+	if (best) {
+		uint64_t before = best->last_io_ns;
+
+		conn_read(best);
+		if (best->fd < 0 || best->last_io_ns != before || best->out.len || best->lingering)
+			return NULL;	/* it spoke (or left): it is not idle, and may free a slot */
 	}
 	return best;
 }
@@ -743,6 +489,17 @@ static struct ls_http_conn *conn_add(struct ls_http_server *srv, int fd)
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (srv->tls) {
+		c->ssl = SSL_new(srv->tls);
+		if (!c->ssl || !SSL_set_fd(c->ssl, fd)) {
+			SSL_free(c->ssl);
+			ERR_clear_error();
+			close(fd);
+			free(c);
+			return NULL;
+		}
+		SSL_set_accept_state(c->ssl);
+	}
 	c->fd = fd;
 	c->srv = srv;
 	c->last_io_ns = now_ns();
@@ -750,6 +507,7 @@ static struct ls_http_conn *conn_add(struct ls_http_server *srv, int fd)
 	ev.events = c->events;
 	ev.data.ptr = c;
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		SSL_free(c->ssl);
 		close(fd);
 		free(c);
 		return NULL;
@@ -762,50 +520,86 @@ static struct ls_http_conn *conn_add(struct ls_http_server *srv, int fd)
 	return c;
 }
 
-/* Connections above max_conns that exist only to deliver a 503 (lingering close, so
- * the client reads it rather than a reset); beyond this many more, new ones are
- * closed at once. */
-#define LS_HTTP_BUSY_EXTRA 16
+static void set_accepting(struct ls_http_server *srv, int on)
+{
+	struct epoll_event ev = { .events = on ? EPOLLIN : 0, .data.ptr = NULL };
 
-static void accept_all(struct ls_http_server *srv)
+	if (srv->accepting == on)
+		return;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->lfd, &ev) == 0)
+		srv->accepting = on;
+}
+
+/* Room for one more socket of any kind (busy 503s are bounded by max_conns too)? When
+ * there is none, new connections wait in the listen backlog, not reset. */
+static int have_room(const struct ls_http_server *srv)
+{
+	return srv->nconns < srv->max_fds && srv->nbusy < srv->o.max_conns;
+}
+
+/* Turn c into a busy connection: it only delivers a 503 with Retry-After, then
+ * closes lingering, so a request that arrives meanwhile reads the 503, not a reset. */
+static void make_busy(struct ls_http_conn *c)
 {
 	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
 				   "Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
 				   "503 too many clients";
 
+	c->busy = 1;
+	c->srv->nbusy++;
+	c->responded = 1;
+	c->close_after = 1;
+	ls_buf_reset(&c->in);
+	c->head_start_ns = 0;
+	ls_buf_append(&c->out, busy, sizeof(busy) - 1);
+	conn_flush(c);
+}
+
+/* Make room for a newcomer at the limit: a never-served connection is told 503 (it
+ * asked nothing yet; if it does, it reads the 503), an idle keep-alive one is closed
+ * (nothing is unread: it was read first). 1 if a slot was freed. */
+static int evict(struct ls_http_server *srv)
+{
+	struct ls_http_conn *v = evict_candidate(srv);
+
+	if (!v)
+		return active_conns(srv) < srv->o.max_conns;
+	srv->st.evicted++;
+	if (v->served)
+		conn_close(v);
+	else
+		make_busy(v);
+	return 1;
+}
+
+static void accept_all(struct ls_http_server *srv)
+{
 	for (int k = 0; k < 256; k++) {
 		struct ls_http_conn *c;
-		int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd;
 
-		if (fd < 0)
-			return;		/* EAGAIN, or a transient error (EMFILE, ECONNABORTED) */
-		if (srv->nconns - srv->nbusy >= srv->o.max_conns) {
-			/* Make room: a connection that has not asked for anything (or the
-			 * longest idle keep-alive one) goes, so idle sockets can never lock a
-			 * scraper out. */
-			struct ls_http_conn *v = evict_candidate(srv);
-			if (v) {
-				srv->st.evicted++;
-				conn_close(v);
-			}
+		if (!have_room(srv)) {
+			set_accepting(srv, 0);
+			return;
 		}
-		if (srv->nconns - srv->nbusy >= srv->o.max_conns) {
-			/* Everyone is busy (streams, responses in flight): tell the client why,
-			 * through a lingering close so it reads the 503 instead of a reset. */
-			srv->st.rejected_busy++;
-			if (srv->nbusy >= LS_HTTP_BUSY_EXTRA) {
-				close(fd);
-				continue;
+		fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: leave newcomers in the backlog a while. */
+				srv->pause_until_ns = now_ns() + 100000000ull;
+				set_accepting(srv, 0);
 			}
-			c = conn_add(srv, fd);
-			if (!c)
-				continue;
-			c->busy = 1;
-			srv->nbusy++;
-			c->responded = 1;
-			c->close_after = 1;
-			ls_buf_append(&c->out, busy, sizeof(busy) - 1);
-			conn_flush(c);
+			return;		/* EAGAIN, or a transient error (ECONNABORTED) */
+		}
+		/* Make room: a connection that has not asked for anything (or the longest
+		 * idle keep-alive one) goes, so idle sockets can never lock a scraper out. */
+		if (active_conns(srv) >= srv->o.max_conns)
+			evict(srv);
+		if (active_conns(srv) >= srv->o.max_conns) {
+			/* Everyone is busy (streams, responses in flight, requests arriving). */
+			srv->st.rejected_busy++;
+			if ((c = conn_add(srv, fd)))
+				make_busy(c);
 			continue;
 		}
 		if (conn_add(srv, fd))
@@ -820,8 +614,11 @@ static uint64_t conn_deadline(const struct ls_http_conn *c)
 
 	if (c->out.len)
 		return c->last_io_ns + o->write_timeout_ms * 1000000ull;
-	if (c->lingering)	/* at most 1 s, however much the client keeps sending */
-		return c->last_io_ns + (o->write_timeout_ms < 1000 ? o->write_timeout_ms : 1000) * 1000000ull;
+	/* Lingering: at most the header timeout, however much the client keeps sending
+	 * (reads do not move last_io_ns); long enough for a client that was told 503
+	 * before it sent its request to send it and read the answer. */
+	if (c->lingering)
+		return c->last_io_ns + o->header_timeout_ms * 1000000ull;
 	if (c->stream)
 		return 0;
 	if (c->head_start_ns)
@@ -841,7 +638,8 @@ static void sweep(struct ls_http_server *srv)
 		uint64_t d = conn_deadline(c);
 		next = c->next;
 		if (d && now >= d) {
-			srv->st.timed_out++;
+			if (!c->lingering)
+				srv->st.timed_out++;
 			conn_close(c);
 		}
 	}
@@ -876,12 +674,14 @@ int ls_http_poll(struct ls_http_server *srv, int timeout_ms)
 			if (c->fd >= 0)
 				conn_flush(c);
 		}
-		if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLRDHUP)))
+		if (c->fd >= 0 && ((evs[i].events & (EPOLLIN | EPOLLRDHUP)) || (c->ssl && (evs[i].events & EPOLLOUT))))
 			conn_read(c);
 	}
 	sweep(srv);
 	srv->in_poll = 0;
 	reap(srv);
+	if (!srv->accepting && have_room(srv) && now_ns() >= srv->pause_until_ns)
+		set_accepting(srv, 1);
 	return 0;
 }
 
@@ -936,11 +736,95 @@ int ls_http_broadcast(struct ls_http_server *srv, const void *data, size_t len, 
 int ls_http_nstreams(const struct ls_http_server *srv) { return srv->nstreams; }
 int ls_http_fd(const struct ls_http_server *srv) { return srv->epfd; }
 int ls_http_port(const struct ls_http_server *srv) { return srv->port; }
+int ls_http_loopback(const struct ls_http_server *srv) { return srv->loopback; }
 
 void ls_http_get_stats(const struct ls_http_server *srv, struct ls_http_stats *st)
 {
 	*st = srv->st;
 	st->open = srv->nconns - srv->nbusy;
+	st->lingering = srv->nlinger;
+}
+
+#define LS_HTTP_BACKLOG 4096
+#define LS_HTTP_FD_RESERVE 128	/* descriptors left for the rest of the process (BPF, /proc) */
+
+/* How many connections the descriptor limit allows: the soft RLIMIT_NOFILE is raised
+ * to the hard one first (a 1024 default would make accept() fail at ~1000 clients). */
+static int fd_budget(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 1024 - LS_HTTP_FD_RESERVE;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 1048576 ? 1048576 : rl.rlim_max;
+		struct rlimit nl = { want, rl.rlim_max };
+
+		if (want > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &nl) == 0)
+			rl.rlim_cur = want;
+	}
+	if (rl.rlim_cur <= 2 * LS_HTTP_FD_RESERVE)
+		return (int)(rl.rlim_cur / 2);
+	return rl.rlim_cur - LS_HTTP_FD_RESERVE > 1000000 ? 1000000 : (int)(rl.rlim_cur - LS_HTTP_FD_RESERVE);
+}
+
+/* The SSL_CTX of a web config's tls_server_config. NULL with err on failure. */
+static SSL_CTX *tls_context(const struct ls_webconfig *wc, char *err, size_t errlen)
+{
+	static const unsigned char sid[] = "loopscope";
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *what = "TLS";
+	int mode = SSL_VERIFY_NONE;
+
+	if (!ctx)
+		goto fail;
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	if (!SSL_CTX_set_min_proto_version(ctx, wc->min_version ? wc->min_version : TLS1_2_VERSION) ||
+	    (wc->max_version && !SSL_CTX_set_max_proto_version(ctx, wc->max_version))) {
+		what = "min_version/max_version";
+		goto fail;
+	}
+	what = wc->cert_file;
+	if (SSL_CTX_use_certificate_chain_file(ctx, wc->cert_file) != 1)
+		goto fail;
+	what = wc->key_file;
+	if (SSL_CTX_use_PrivateKey_file(ctx, wc->key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+		goto fail;
+	if (wc->client_ca_file[0]) {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(wc->client_ca_file);
+
+		what = wc->client_ca_file;
+		if (!names || SSL_CTX_load_verify_locations(ctx, wc->client_ca_file, NULL) != 1) {
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+	}
+	switch (wc->client_auth) {
+	case LS_CLIENT_REQUEST:
+	case LS_CLIENT_REQUIRE_ANY:
+		/* Asked for (or required) but not verified: any certificate will do. */
+		mode = SSL_VERIFY_PEER | (wc->client_auth == LS_CLIENT_REQUIRE_ANY ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+		SSL_CTX_set_verify(ctx, mode, accept_any_cert);
+		break;
+	case LS_CLIENT_VERIFY_IF_GIVEN:
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		break;
+	case LS_CLIENT_REQUIRE_VERIFY:
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		break;
+	default:
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+	return ctx;
+fail:
+	snprintf(err, errlen, "web config: %s: %s", what, ERR_reason_error_string(ERR_peek_last_error())
+			 ? ERR_reason_error_string(ERR_peek_last_error()) : "cannot be used");
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
 }
 
 /* "host:port", "[v6]:port" or ":port" into a sockaddr. */
@@ -1019,7 +903,7 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 	if (opts)
 		srv->o = *opts;
 	if (srv->o.max_conns <= 0)
-		srv->o.max_conns = 256;
+		srv->o.max_conns = 1024;
 	if (!srv->o.header_timeout_ms)
 		srv->o.header_timeout_ms = 5000;
 	if (!srv->o.idle_timeout_ms)
@@ -1031,6 +915,15 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 	if (!srv->o.max_out)
 		srv->o.max_out = 8u << 20;
 
+	if (srv->o.web && srv->o.web->tls && !(srv->tls = tls_context(srv->o.web, err, errlen))) {
+		rc = -EINVAL;
+		goto cleanup;
+	}
+	if (srv->o.web && srv->o.web->nusers && !(srv->auth = ls_web_auth_new(srv->o.web))) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto cleanup;
+	}
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (srv->epfd < 0 || srv->lfd < 0) {
@@ -1039,7 +932,9 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 		goto cleanup;
 	}
 	setsockopt(srv->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(srv->lfd, (struct sockaddr *)&ss, sl) || listen(srv->lfd, 1024)) {
+	/* The backlog is where newcomers wait while every socket we allow is in use
+	 * (the kernel caps it at net.core.somaxconn). */
+	if (bind(srv->lfd, (struct sockaddr *)&ss, sl) || listen(srv->lfd, LS_HTTP_BACKLOG)) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot listen on %s: %s%s", addr, strerror(errno),
 			 errno == EADDRINUSE ? "; pick another port with --listen" : "");
@@ -1049,11 +944,16 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 		struct sockaddr_storage b;
 		socklen_t bl = sizeof(b);
 		getsockname(srv->lfd, (struct sockaddr *)&b, &bl);
+		srv->loopback = b.ss_family == AF_INET6
+			? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&b)->sin6_addr)
+			: (ntohl(((struct sockaddr_in *)&b)->sin_addr.s_addr) >> 24) == 127;
 		srv->port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
 							 : ((struct sockaddr_in *)&b)->sin_port);
 	}
 	ev.events = EPOLLIN;
 	ev.data.ptr = NULL;
+	srv->accepting = 1;
+	srv->max_fds = fd_budget();
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->lfd, &ev)) {
 		rc = -errno;
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
@@ -1077,5 +977,8 @@ void ls_http_free(struct ls_http_server *srv)
 		close(srv->lfd);
 	if (srv->epfd >= 0)
 		close(srv->epfd);
+	SSL_CTX_free(srv->tls);
+	ls_web_auth_free(srv->auth);
 	free(srv);
 }
+

@@ -1,5 +1,5 @@
-/* http.h: the small HTTP/1.1 server behind `loopscope serve`, and the byte buffer
- * the exporter renders into.
+/* http.h: the small HTTP/1.1 server behind `loopscope serve` (http.c) and its
+ * request parser (http_parse.c).
  *
  * The server is part of the attack surface, so it is deliberately narrow: one
  * thread, one epoll set, non-blocking sockets, GET and HEAD only, no request
@@ -14,36 +14,10 @@
 #ifndef LS_HTTP_H
 #define LS_HTTP_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---------------------------------------------------------------- byte buffer */
-
-/* A growable byte buffer. Zero-initialise; p is NUL-terminated whenever len > 0
- * or after any successful append. On allocation failure the buffer is marked
- * failed (oom = 1), further appends are ignored, and the owner checks oom once at
- * the end instead of after every append. */
-struct ls_buf {
-	char *p;	/* public, read-only */
-	size_t len;	/* public, read-only */
-	size_t cap;	/* private */
-	int oom;	/* public: set once an allocation failed */
-};
-
-int ls_buf_reserve(struct ls_buf *b, size_t extra);	/* 0 or -ENOMEM */
-void ls_buf_append(struct ls_buf *b, const void *data, size_t len);
-void ls_buf_puts(struct ls_buf *b, const char *s);
-void ls_buf_printf(struct ls_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void ls_buf_vprintf(struct ls_buf *b, const char *fmt, va_list ap);
-void ls_buf_u64(struct ls_buf *b, uint64_t v);		/* decimal, no locale */
-char *ls_fmt_u64(char *w, uint64_t v);		/* the same at w (room for 20): returns the end */
-void ls_buf_consume(struct ls_buf *b, size_t n);	/* drop n bytes from the front */
-void ls_buf_reset(struct ls_buf *b);			/* len = 0, keeps the memory */
-void ls_buf_free(struct ls_buf *b);
-
-/* gzip (RFC 1952) of in into out (appended). 0 or -ENOMEM / -EIO. */
-int ls_gzip(const void *in, size_t len, struct ls_buf *out);
+#include "buf.h"
 
 /* ---------------------------------------------------------------- requests */
 
@@ -58,7 +32,15 @@ struct ls_http_req {
 	int keep_alive;		/* the connection may be reused after this response */
 	int accept_gzip;	/* Accept-Encoding allows gzip (q > 0) */
 	int has_body;		/* Content-Length > 0 or Transfer-Encoding: we close after replying */
+	/* Authorization: Basic, decoded */
+	int auth_given;		/* Authorization headers seen */
+	int auth_ok;		/* auth holds "user:password" */
+	char auth[512];
 };
+
+/* Base64 of "user:password" into out (cap bytes); *ok when it has a ':'. Length or -1.
+ * (Exposed for the fuzz harness and the unit tests.) */
+int ls_base64_decode(const char *in, size_t len, char *out, size_t cap, int *ok);
 
 /* Parse one request head (request line + headers + empty line) from buf[0..len).
  * Returns the number of bytes the head used (> 0), 0 when more bytes are needed,
@@ -76,17 +58,23 @@ struct ls_http_server;
 struct ls_http_conn;
 
 struct ls_http_opts {
-	int max_conns;			/* open connections (default 256). At the limit the longest idle
-					 * connection that has not sent a request (else the longest idle
-					 * keep-alive one) is closed for the newcomer; only when every
-					 * connection is busy (streams, responses queued) does the newcomer
-					 * get a 503 (lingering close) */
+	int max_conns;			/* active connections (default 1024); answered ones that only
+					 * wait for the client to close do not count. At the limit the
+					 * longest idle connection that has not sent a request (else the
+					 * longest idle keep-alive one), idle for at least 0.5 s and with
+					 * nothing in its socket, is closed for the newcomer; else the
+					 * newcomer gets a 503 with Retry-After (lingering close, never a
+					 * reset). Beyond max_conns such 503s, or out of descriptors,
+					 * newcomers wait in the listen backlog. */
 	unsigned header_timeout_ms;	/* first byte of a request head -> complete head (default 5000) */
 	unsigned idle_timeout_ms;	/* keep-alive connection with nothing to do (default 60000) */
 	unsigned write_timeout_ms;	/* pending output that makes no progress (default 10000) */
 	size_t max_head;		/* request head bytes (default 8192) */
 	size_t max_out;			/* queued output per connection before a stream is cut (default 8 MiB) */
+	const struct ls_webconfig *web;	/* TLS and basic auth (webconfig.h), or NULL; must
+					 * outlive the server */
 };
+struct ls_webconfig;
 
 /* Called once per complete, well-formed request. The handler answers with
  * ls_http_respond() or turns the connection into a stream with ls_http_stream(). */
@@ -99,6 +87,7 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 void ls_http_free(struct ls_http_server *srv);	/* closes every connection */
 int ls_http_fd(const struct ls_http_server *srv);	/* epoll fd: readable when there is work */
 int ls_http_port(const struct ls_http_server *srv);	/* the bound port */
+int ls_http_loopback(const struct ls_http_server *srv);	/* 1 if bound to a loopback address */
 /* Wait up to timeout_ms (0: do not wait) for socket events and handle them, then
  * drop connections whose deadline has passed. Returns 0 or -errno. */
 int ls_http_poll(struct ls_http_server *srv, int timeout_ms);
@@ -129,7 +118,10 @@ int ls_http_nstreams(const struct ls_http_server *srv);
 struct ls_http_stats {
 	uint64_t accepted, rejected_busy, timed_out, bad_requests, requests, stream_drops;
 	uint64_t evicted;	/* idle connections closed at the limit to let a new one in */
-	int open;
+	uint64_t unauthorized;	/* requests answered 401 (web config basic auth) */
+	uint64_t tls_failures;	/* TLS handshakes refused or broken */
+	int open;		/* connections, lingering ones included, busy 503s not */
+	int lingering;		/* answered, waiting for the client to close */
 };
 void ls_http_get_stats(const struct ls_http_server *srv, struct ls_http_stats *st);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "prom.h"
 
 #define LE_HI_LOG2 34	/* last edge of every set: 2^34 ns (17.2 s) */
@@ -256,7 +257,7 @@ static void histogram(struct ls_buf *b, const char *name, const char *labels, co
 struct loopref {
 	const struct ls_target_snapshot *t;
 	const struct ls_loop_snapshot *l;
-	const struct ls_prom_loop_state *st;
+	const struct ls_loop_interval *st;
 	char *labels;	/* pid="..",comm="..",runtime="..",loop=".." */
 };
 

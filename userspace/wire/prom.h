@@ -23,25 +23,17 @@
 
 #include <stdint.h>
 
-#include "http.h"
+#include "buf.h"
 #include "snapshot.h"
+#include "view.h"
 
-/* What the exporter tracks per loop between snapshots (owned by serve.c). */
-struct ls_prom_loop_state {
-	int32_t pid;
-	uint32_t tid;
-	double utilization;			/* busy share over the last sampling interval; < 0 unknown */
-	uint32_t in_progress[LS_EP_NKINDS];	/* episodes started and not yet ended */
-	/* --compat prom-client */
-	struct ls_hist lag_window;		/* delay samples of the last 10-20 s */
-	int lag_window_valid;
-};
+struct ls_http_stats;
 
 struct ls_prom_ctx {
 	uint64_t now_ns;			/* CLOCK_MONOTONIC at render */
 	int compat_prom_client;			/* also emit prom-client's nodejs_eventloop_* series */
-	/* Per-loop state, or NULL when none is kept (utilization then spans since attach). */
-	const struct ls_prom_loop_state *(*loop_state)(void *arg, int32_t pid, uint32_t tid);
+	/* Per-loop interval state (view.h), or NULL when none is kept (utilization then spans since attach). */
+	const struct ls_loop_interval *(*loop_state)(void *arg, int32_t pid, uint32_t tid);
 	void *arg;
 	double last_scrape_s;			/* duration of the previous /metrics response */
 	uint64_t scrapes;			/* /metrics responses so far */

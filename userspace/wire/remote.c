@@ -9,6 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "remote.h"
 #include "snapjson.h"
 
@@ -19,12 +24,14 @@
 struct remote {
 	struct ls_source src;		/* first: the ls_source pointer is the struct's */
 	int fd;
+	SSL_CTX *tls_ctx;		/* https:// */
+	SSL *tls;
 	char *buf;			/* unparsed bytes */
 	size_t len, cap;
 	struct ls_snapshot latest;
 	int have_latest;
 	int eof;
-	char where[128];
+	char where[320];
 };
 
 static int64_t now_ms(void)
@@ -74,6 +81,19 @@ static int read_some(struct remote *r)
 
 	if ((err = buf_reserve(r, 65536)))
 		return err;
+	if (r->tls) {
+		int k = SSL_read(r->tls, r->buf + r->len, (int)(r->cap - r->len > INT32_MAX ? INT32_MAX : r->cap - r->len));
+		int e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(r->tls, k);
+
+		if (k > 0) {
+			r->len += (size_t)k;
+			return k;
+		}
+		ERR_clear_error();
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			return 0;
+		return e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && k == 0) ? -ENODATA : -EPROTO;
+	}
 	n = recv(r->fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
 	if (n > 0) {
 		r->len += (size_t)n;
@@ -190,6 +210,8 @@ static void remote_destroy(struct ls_source *src)
 {
 	struct remote *r = (struct remote *)src;
 
+	SSL_free(r->tls);
+	SSL_CTX_free(r->tls_ctx);
 	if (r->fd >= 0)
 		close(r->fd);
 	if (r->have_latest)
@@ -279,19 +301,153 @@ next:
 	return 0;
 }
 
-int ls_remote_source_new(const char *addr, struct ls_source **out, char *errbuf, size_t errlen)
+const char *ls_remote_display(const char *url, char *buf, size_t len)
 {
-	char host[256], port[16], req[512];
+	const char *at = strrchr(url, '@'), *scheme = strstr(url, "://");
+	size_t keep = scheme ? (size_t)(scheme + 3 - url) : 0;
+
+	if (!at)
+		snprintf(buf, len, "%s", url);
+	else
+		snprintf(buf, len, "%.*s%s", (int)keep, url, at + 1);
+	return buf;
+}
+
+/* "[http[s]://][user:pass@]host:port[/]" into its parts. */
+static int parse_url(const char *url, int *tls, char *cred, size_t credlen, char *hostport, size_t hplen)
+{
+	const char *at, *rest = url;
+	size_t n;
+
+	*tls = 0;
+	cred[0] = 0;
+	if (!strncmp(rest, "https://", 8)) {
+		*tls = 1;
+		rest += 8;
+	} else if (!strncmp(rest, "http://", 7)) {
+		rest += 7;
+	}
+	at = strrchr(rest, '@');
+	if (at) {
+		if ((size_t)(at - rest) >= credlen || !memchr(rest, ':', (size_t)(at - rest)))
+			return -EINVAL;
+		memcpy(cred, rest, (size_t)(at - rest));
+		cred[at - rest] = 0;
+		rest = at + 1;
+	}
+	n = strlen(rest);
+	if (n && rest[n - 1] == '/')
+		n--;
+	if (n >= hplen)
+		return -EINVAL;
+	memcpy(hostport, rest, n);
+	hostport[n] = 0;
+	return 0;
+}
+
+/* The client side of TLS on r->fd, finished before the deadline. 0 or -errno with err. */
+static int tls_connect(struct remote *r, const char *host, const struct ls_remote_opts *o, int64_t deadline,
+		       char *err, size_t errlen)
+{
+	const char *what = "TLS";
+	long vr;
+	int rc;
+
+	r->tls_ctx = SSL_CTX_new(TLS_client_method());
+	if (!r->tls_ctx)
+		goto fail;
+	SSL_CTX_set_min_proto_version(r->tls_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(r->tls_ctx, SSL_VERIFY_PEER, NULL);
+	what = o && o->ca_file ? o->ca_file : "the system's CA certificates";
+	if (o && o->ca_file ? SSL_CTX_load_verify_locations(r->tls_ctx, o->ca_file, NULL) != 1
+			    : SSL_CTX_set_default_verify_paths(r->tls_ctx) != 1)
+		goto fail;
+	if (o && o->cert_file) {
+		what = o->cert_file;
+		if (SSL_CTX_use_certificate_chain_file(r->tls_ctx, o->cert_file) != 1)
+			goto fail;
+		what = o->key_file ? o->key_file : o->cert_file;
+		if (SSL_CTX_use_PrivateKey_file(r->tls_ctx, what, SSL_FILETYPE_PEM) != 1)
+			goto fail;
+	}
+	r->tls = SSL_new(r->tls_ctx);
+	what = host;
+	if (!r->tls || !SSL_set_fd(r->tls, r->fd))
+		goto fail;
+	/* The certificate must name the host we dialled (a DNS name or an IP address). */
+	if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->tls), host)) {
+		if (!SSL_set1_host(r->tls, host) || !SSL_set_tlsext_host_name(r->tls, host))
+			goto fail;
+	}
+	ERR_clear_error();
+	for (;;) {
+		int e;
+
+		rc = SSL_connect(r->tls);
+		if (rc == 1)
+			return 0;
+		e = SSL_get_error(r->tls, rc);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			break;
+		if ((rc = wait_fd(r->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline))) {
+			snprintf(err, errlen, "TLS handshake with %s: %s", r->where, strerror(-rc));
+			return rc;
+		}
+	}
+	vr = SSL_get_verify_result(r->tls);
+	if (vr != X509_V_OK)
+		snprintf(err, errlen, "TLS handshake with %s: its certificate is not trusted: %s%s", r->where,
+			 X509_verify_cert_error_string(vr), o && o->ca_file ? "" : " (give --tls-ca FILE)");
+	else
+		snprintf(err, errlen, "TLS handshake with %s failed: %s%s", r->where,
+			 ERR_peek_last_error() ? ERR_reason_error_string(ERR_peek_last_error()) : "the server closed it",
+			 o && o->cert_file ? "" : " (does it want a client certificate? --tls-cert, --tls-key)");
+	ERR_clear_error();
+	return -EPROTO;
+fail:
+	snprintf(err, errlen, "TLS setup: %s: %s", what,
+		 ERR_peek_last_error() ? ERR_reason_error_string(ERR_peek_last_error()) : "failed");
+	ERR_clear_error();
+	return -EINVAL;
+}
+
+static ssize_t send_some(struct remote *r, const char *p, size_t n)
+{
+	if (r->tls) {
+		int k = SSL_write(r->tls, p, (int)n);
+
+		if (k > 0)
+			return k;
+		k = SSL_get_error(r->tls, k);
+		ERR_clear_error();
+		errno = k == SSL_ERROR_WANT_READ || k == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+		return -1;
+	}
+	return send(r->fd, p, n, MSG_NOSIGNAL);
+}
+
+int ls_remote_source_new(const char *url, const struct ls_remote_opts *o, struct ls_source **out, char *errbuf,
+			 size_t errlen)
+{
+	char host[256], port[16], req[1024], addr[300], cred[256], auth[400] = "";
 	int64_t deadline = now_ms() + REMOTE_CONNECT_MS;
 	struct remote *r = NULL;
 	size_t sent = 0, reqlen;
+	int err, tls;
 	char *eoh;
-	int err;
 
 	*out = NULL;
-	if (split_addr(addr, host, sizeof(host), port, sizeof(port))) {
-		snprintf(errbuf, errlen, "bad address '%s'; give HOST:PORT, e.g. 127.0.0.1:9464", addr);
+	if (parse_url(url, &tls, cred, sizeof(cred), addr, sizeof(addr)) ||
+	    split_addr(addr, host, sizeof(host), port, sizeof(port))) {
+		snprintf(errbuf, errlen, "bad address '%s'; give HOST:PORT or https://USER:PASS@HOST:PORT, "
+			 "e.g. 127.0.0.1:9464", url);
 		return -EINVAL;
+	}
+	if (cred[0]) {
+		unsigned char b64[360];
+
+		EVP_EncodeBlock(b64, (const unsigned char *)cred, (int)strlen(cred));
+		snprintf(auth, sizeof(auth), "Authorization: Basic %s\r\n", b64);
 	}
 	if (!(r = calloc(1, sizeof(*r)))) {
 		snprintf(errbuf, errlen, "out of memory");
@@ -305,11 +461,14 @@ int ls_remote_source_new(const char *addr, struct ls_source **out, char *errbuf,
 			 strerror(-err));
 		goto cleanup;
 	}
+	if (tls && (err = tls_connect(r, host, o, deadline, errbuf, errlen)))
+		goto cleanup;
 	reqlen = (size_t)snprintf(req, sizeof(req),
-				  "GET /events HTTP/1.1\r\nHost: %s\r\nAccept: application/x-ndjson\r\n"
-				  "User-Agent: loopscope-top/" LOOPSCOPE_VERSION "\r\n\r\n", addr);
+				  "GET /events HTTP/1.1\r\nHost: %s\r\nAccept: application/x-ndjson\r\n%s"
+				  "User-Agent: loopscope-top/" LOOPSCOPE_VERSION "\r\n\r\n", addr, auth);
+	explicit_bzero(auth, sizeof(auth));
 	while (sent < reqlen) {
-		ssize_t n = send(r->fd, req + sent, reqlen - sent, MSG_NOSIGNAL);
+		ssize_t n = send_some(r, req + sent, reqlen - sent);
 
 		if (n > 0) {
 			sent += (size_t)n;
@@ -323,9 +482,10 @@ int ls_remote_source_new(const char *addr, struct ls_source **out, char *errbuf,
 		if ((err = wait_fd(r->fd, POLLOUT, deadline)))
 			goto timeout;
 	}
+	explicit_bzero(req, sizeof(req));
 	/* The response head, then the body starts in the same buffer. */
 	for (;;) {
-		if ((err = wait_fd(r->fd, POLLIN, deadline)))
+		if (!(r->tls && SSL_pending(r->tls)) && (err = wait_fd(r->fd, POLLIN, deadline)))
 			goto timeout;
 		err = read_some(r);
 		if (err < 0 && err != -ENODATA) {
@@ -339,9 +499,15 @@ int ls_remote_source_new(const char *addr, struct ls_source **out, char *errbuf,
 		if (err == -ENODATA || r->len > 16384) {
 			err = -EPROTO;
 			snprintf(errbuf, errlen, "%s closed the connection or sent no HTTP response; "
-				 "is it a 'loopscope serve'?", addr);
+				 "is it a 'loopscope serve'%s?", addr, tls ? "" : " (over https://?)");
 			goto cleanup;
 		}
+	}
+	if (r->len >= 12 && !memcmp(r->buf, "HTTP/1.", 7) && !memcmp(r->buf + 8, " 401", 4)) {
+		err = -EACCES;
+		snprintf(errbuf, errlen, "%s answered 401 Unauthorized: %s", addr,
+			 cred[0] ? "wrong user or password" : "give them as https://USER:PASS@HOST:PORT");
+		goto cleanup;
 	}
 	if (r->len < 12 || memcmp(r->buf, "HTTP/1.", 7) || memcmp(r->buf + 8, " 200", 4)) {
 		char *eol = memchr(r->buf, '\r', r->len);

@@ -10,7 +10,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "http.h"
+#include "buf.h"
 #include "snapjson.h"
 
 #define EXACT_MAX (1ull << 53)	/* largest integer every double holds exactly */
