@@ -90,6 +90,30 @@ else
 	not_ok "disk full: cannot mount a tmpfs"
 fi
 
+# ---- --exe: a process started after the recorder is recorded too
+"$LOOPSCOPE" record --exe "$LOOPDEMO" -d 6 -o "$TMP/e.lsr" 2>"$TMP/e.err" &
+rec=$!
+sleep 1.5
+"$LOOPDEMO" --block 120 --every 1000 --duration 3 >/dev/null 2>&1 &
+late=$!
+wait "$late"
+wait "$rec"
+check "--exe: exit 0" [ $? = 0 ]
+check "--exe: attached to the late starter" grep -q "attached to $late (" "$TMP/e.err"
+"$LOOPSCOPE" stat --replay "$TMP/e.lsr" >"$TMP/e.txt" 2>/dev/null
+check "--exe: its blocks and stalls are in the recording" \
+	bash -c "grep -q '^pid $late (loopdemo)' '$TMP/e.txt' && grep -q 'stall in timers' '$TMP/e.txt'"
+
+# ---- usage errors: status 2, one line
+for args in "-p $demo" "-o $TMP/u.lsr" "-p $demo -o $TMP/u.lsr -i 0" "--exe relative/path -o $TMP/u.lsr" \
+	"-p $demo -o $TMP/u.lsr extra"; do
+	"$LOOPSCOPE" record $args 2>"$TMP/u.err"
+	rc=$?
+	check "usage error '$args': status 2, one line ($(head -1 "$TMP/u.err"))" \
+		bash -c "[ $rc = 2 ] && [ \$(wc -l <'$TMP/u.err') = 1 ]"
+done
+check "usage errors created no file" test ! -e "$TMP/u.lsr"
+
 # ---- progress on a terminal (script gives stderr a pty), none in a pipe
 script -qfec "$LOOPSCOPE record -p $demo -d 2.5 -o $TMP/p.lsr" "$TMP/tty.out" >/dev/null 2>&1
 check "progress on a terminal: elapsed, episodes, bytes" \

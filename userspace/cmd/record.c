@@ -10,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "commands.h"
+#include "exe_watch.h"
 #include "recfile.h"
 #include "recstacks.h"
+#include "view.h"
 
 #define MAX_PIDS 64
 #define MIN_INTERVAL_S 0.1
@@ -31,6 +34,8 @@ static void on_signal(int sig)
 
 struct rec_state {
 	struct ls_rec_writer *w;
+	struct ls_agent *ag;
+	struct ls_snapshot last;	/* the latest snapshot: who is attached */
 	int failed;			/* a write failed: err holds the line */
 	uint64_t episodes;		/* episode records (starts and ends) */
 	char err[512];
@@ -39,16 +44,18 @@ struct rec_state {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: loopscope record -p PID [-p PID]... -o FILE [-d SECONDS] [-i SECONDS]\n"
-		"                        [--threshold MS] [--probes TIER] [-v]\n\n"
+		"usage: loopscope record -p PID [-p PID]... [--exe PATH]... -o FILE [-d SECONDS]\n"
+		"                        [-i SECONDS] [--threshold MS] [--probes TIER] [-v]\n\n"
 		"Record what loopscope sees of running event loops into FILE: a snapshot every\n"
 		"interval and every stall, starvation and GC episode as it starts and ends.\n"
 		"Read it back with 'loopscope stat --replay FILE', 'loopscope top --replay FILE'\n"
 		"or 'loopscope report FILE -o report.html'.\n\n"
 		"  -p, --pid PID        process to record (repeat for several)\n"
+		"  -e, --exe PATH       also every process running this binary, including ones\n"
+		"                       that start later (checked every interval; repeatable)\n"
 		"  -o, --output FILE    the recording (created, or overwritten)\n"
-		"  -d, --duration S     stop after S seconds (default: until Ctrl-C or every\n"
-		"                       target has exited)\n"
+		"  -d, --duration S     stop after S seconds (default: until Ctrl-C, or every\n"
+		"                       target has exited when there is no --exe)\n"
 		"  -i, --interval S     seconds between snapshots (%.1f to %.0f, default 1)\n"
 		"      --threshold MS   a phase or drain longer than this is an episode (default 100)\n"
 		"      --probes TIER    Node.js/libuv probe tier: light (default) or phases\n"
@@ -75,6 +82,23 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 		st->failed = 1;
 	else
 		st->episodes++;
+}
+
+/* exe_watch callback: attach to a process found running an --exe binary. */
+static int exe_found(pid_t pid, const char *path, void *arg)
+{
+	struct rec_state *st = arg;
+	char err[256];
+	int r;
+
+	if (ls_snapshot_pid_attached(&st->last, (int32_t)pid))
+		return -EEXIST;
+	r = ls_agent_add_pid(st->ag, pid, err, sizeof(err));
+	if (r == 0)
+		fprintf(stderr, "loopscope record: attached to %d (%s)\n", (int)pid, path);
+	else if (r != -EEXIST)
+		fprintf(stderr, "loopscope record: %s (not retried for this process)\n", err);
+	return r;
 }
 
 static int parse_seconds(const char *s, double *out)
@@ -112,6 +136,7 @@ int ls_cmd_record(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
+		{ "exe", required_argument, NULL, 'e' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "duration", required_argument, NULL, 'd' },
@@ -125,6 +150,7 @@ int ls_cmd_record(int argc, char **argv)
 	struct ls_agent *ag = NULL;
 	struct ls_snapshot snap = { 0 };
 	struct rec_state st = { 0 };
+	struct ls_exe_watch exes = { 0 };
 	struct ls_rec_info info = { .format = LS_REC_FORMAT };
 	struct sigaction sa;
 	struct ls_source *src;
@@ -137,7 +163,7 @@ int ls_cmd_record(int argc, char **argv)
 	char err[512];
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:o:i:d:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:e:o:i:d:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p': {
 			pid_t v;
@@ -157,6 +183,13 @@ int ls_cmd_record(int argc, char **argv)
 				pids[npids++] = v;
 			break;
 		}
+		case 'e':
+			if (ls_exe_watch_add(&exes, optarg, err, sizeof(err))) {
+				fprintf(stderr, "loopscope record: %s\n", err);
+				ls_exe_watch_free(&exes);
+				return 2;
+			}
+			break;
 		case 'o':
 			path = optarg;
 			break;
@@ -204,12 +237,14 @@ int ls_cmd_record(int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
-	if (!npids) {
-		fprintf(stderr, "loopscope record: no target: give -p PID; try 'loopscope record --help'\n");
+	if (!npids && !exes.nexes) {
+		fprintf(stderr, "loopscope record: no target: give -p PID or --exe PATH; try 'loopscope record --help'\n");
+		ls_exe_watch_free(&exes);
 		return 2;
 	}
 	if (!path) {
 		fprintf(stderr, "loopscope record: no output: give -o FILE; try 'loopscope record --help'\n");
+		ls_exe_watch_free(&exes);
 		return 2;
 	}
 	opts.stall_threshold_ns = (uint64_t)(threshold_ms * 1e6);
@@ -236,6 +271,7 @@ int ls_cmd_record(int argc, char **argv)
 	r = ls_rec_create(path, &info, &st.w, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "loopscope record: %s\n", err);
+		ls_exe_watch_free(&exes);
 		return 1;
 	}
 
@@ -253,11 +289,19 @@ int ls_cmd_record(int argc, char **argv)
 		if (stop_signal)
 			break;
 	}
+	st.ag = ag;
 	src = ls_agent_source(ag);
 	src->on_episode = on_episode;
 	src->episode_arg = &st;
-	fprintf(stderr, "loopscope record: recording %d process%s into %s; Ctrl-C to stop\n", npids,
-		npids > 1 ? "es" : "", path);
+	if (exes.nexes)
+		fprintf(stderr, "loopscope record: recording %d process%s and every one running %s%s into %s; "
+			"Ctrl-C to stop\n", npids, npids == 1 ? "" : "es", exes.exes[0].path, exes.nexes > 1 ? ", ..." : "",
+			path);
+	else
+		fprintf(stderr, "loopscope record: recording %d process%s into %s; Ctrl-C to stop\n", npids,
+			npids > 1 ? "es" : "", path);
+	if (exes.nexes && (r = ls_exe_watch_scan(&exes, exe_found, &st)))
+		fprintf(stderr, "loopscope record: cannot scan /proc for --exe: %s\n", strerror(-r));
 	start = ls_now_mono_ns();
 	next = start;
 	if (duration > 0)
@@ -279,6 +323,14 @@ int ls_cmd_record(int argc, char **argv)
 				wait = since + LS_REC_FLUSH_NS - now;
 
 			r = ls_source_poll(src, (int)((wait + 999999) / 1000000));
+			if (r == -ENODATA && exes.nexes) {
+				/* Nothing attached (yet, or any more): --exe waits for the next one. */
+				struct timespec ts = { .tv_sec = (time_t)(wait / 1000000000ull),
+						       .tv_nsec = (long)(wait % 1000000000ull) };
+
+				nanosleep(&ts, NULL);
+				r = 0;
+			}
 		}
 		if (r && r != -ENODATA) {
 			fprintf(stderr, "%sloopscope record: waiting for events failed: %s\n", tty ? "\n" : "",
@@ -300,7 +352,12 @@ int ls_cmd_record(int argc, char **argv)
 			}
 			if (!st.failed && ls_rec_put_snapshot(st.w, &snap, st.err, sizeof(st.err)))
 				st.failed = 1;
-			ls_snapshot_free(&snap);
+			ls_snapshot_free(&st.last);
+			st.last = snap;
+			memset(&snap, 0, sizeof(snap));
+			if (exes.nexes && !last && (r = ls_exe_watch_scan(&exes, exe_found, &st)))
+				fprintf(stderr, "%sloopscope record: cannot scan /proc for --exe: %s\n", tty ? "\n" : "",
+					strerror(-r));
 			while (next <= now)
 				next += (uint64_t)(interval * 1e9);
 		}
@@ -336,5 +393,7 @@ int ls_cmd_record(int argc, char **argv)
 cleanup:
 	ls_rec_abandon(st.w);	/* after an error: the complete blocks stay */
 	ls_agent_free(ag);
+	ls_snapshot_free(&st.last);
+	ls_exe_watch_free(&exes);
 	return ret;
 }
