@@ -297,6 +297,7 @@ static void draw_title(WINDOW *w, const struct top_model *m, const struct top_dr
 		snprintf(p[2].text, sizeof(p[2].text), "  %s", m->replay.host);
 		snprintf(p[6].text, sizeof(p[6].text), "  %s %gx", m->replay.ended ? "END" : m->replay.playing ? "PLAY" :
 			 "PAUSED", m->replay.speed);
+		p[4].keep = 2;	/* narrow: the playback state stays, the spans go */
 		if (m->wall_minus_mono)
 			t = (time_t)((m->now_ns + m->wall_minus_mono) / 1000000000ull);
 	}

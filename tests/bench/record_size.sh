@@ -35,4 +35,17 @@ for tier in $tiers; do
 	awk -v t="$tier" -v b="$bytes" -v s="$secs" -v r="$rps" 'BEGIN {
 		printf "record_size: tier %-7s %d s: %d bytes, %.0f B/s, %.1f MB per hour (server at %s req/s)\n",
 			t, s, b, b / s, b / s * 3600 / 1e6, r }'
+	# What the blocks hold, from their headers (userspace/record/README.md).
+	python3 - "$tmp/$tier.lsr" <<'PY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+off = 20 + struct.unpack('<I', d[12:16])[0]
+blocks = raw = comp = recs = 0
+while off + 36 <= len(d):
+    _, cl, rl, n = struct.unpack('<4sIII', d[off:off + 16])
+    blocks, raw, comp, recs = blocks + 1, raw + rl, comp + cl, recs + n
+    off += 36 + cl
+print(f"record_size:   {blocks} blocks, {recs} records, {raw} bytes of records compressed to {comp} "
+      f"({100 * comp / raw:.0f}%), {raw / max(recs, 1):.0f} bytes per record before zlib")
+PY
 done

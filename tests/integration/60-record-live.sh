@@ -71,6 +71,9 @@ check "/dev/full: one line saying why ($(head -1 "$TMP/full.err"))" \
 	bash -c "[ \$(wc -l <'$TMP/full.err') = 1 ] && grep -q 'No space left on device' '$TMP/full.err'"
 "$LOOPSCOPE" record -p "$demo" -o "$TMP/no/such/dir/x.lsr" -d 2 2>"$TMP/nodir.err"
 check "missing directory: exit 1, one line" bash -c "[ $? = 1 ] && [ \$(wc -l <'$TMP/nodir.err') = 1 ]"
+"$LOOPSCOPE" record -p $$ -o "$TMP/sh.lsr" -d 2 2>"$TMP/sh.err"
+check "not a loop (this shell): exit 1, one line, no file left" \
+	bash -c "[ $? = 1 ] && [ \$(wc -l <'$TMP/sh.err') = 1 ] && [ ! -e '$TMP/sh.lsr' ]"
 check "the target still runs" kill -0 "$demo"
 
 # ---- disk full mid-recording: a 64 KiB tmpfs, snapshots every 0.1 s

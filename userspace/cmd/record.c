@@ -157,7 +157,7 @@ int ls_cmd_record(int argc, char **argv)
 	struct utsname un;
 	pid_t pids[MAX_PIDS];
 	const char *path = NULL, *reason = "duration";
-	int npids = 0, c, r, ret = 1, tty = isatty(STDERR_FILENO);
+	int npids = 0, c, r, ret = 1, tty = isatty(STDERR_FILENO), started = 0;
 	double interval = 1.0, duration = 0, threshold_ms = 100;
 	uint64_t start, next, stop_at = 0, shown = 0;
 	char err[512];
@@ -290,6 +290,7 @@ int ls_cmd_record(int argc, char **argv)
 			break;
 	}
 	st.ag = ag;
+	started = 1;
 	src = ls_agent_source(ag);
 	src->on_episode = on_episode;
 	src->episode_arg = &st;
@@ -391,6 +392,9 @@ int ls_cmd_record(int argc, char **argv)
 	}
 	ret = 0;
 cleanup:
+	/* An attach that failed recorded nothing: no file is better than an empty one. */
+	if (st.w && !started)
+		unlink(path);
 	ls_rec_abandon(st.w);	/* after an error: the complete blocks stay */
 	ls_agent_free(ag);
 	ls_snapshot_free(&st.last);
