@@ -297,9 +297,14 @@ static void test_stat_usage(void **state)
 {
 	char *both[] = { "stat", "--replay", rec, "-p", "1", NULL };
 	char *missing[] = { "stat", "--replay", "/nonexistent/x.lsr", NULL };
+	char *tier[] = { "stat", "--replay", rec, "--probes", "phases", NULL };
 	char *o;
 
 	assert_int_equal(run_cmd(ls_cmd_stat, 5, both), 2);
+	assert_int_equal(run_cmd(ls_cmd_stat, 5, tier), 2);
+	o = slurp(errf);
+	assert_non_null(strstr(o, "fixed when the recording was made"));
+	free(o);
 	assert_int_equal(run_cmd(ls_cmd_stat, 3, missing), 1);
 	o = slurp(errf);
 	assert_string_equal(o, "loopscope stat: cannot open /nonexistent/x.lsr: No such file or directory\n");

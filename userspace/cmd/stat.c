@@ -463,6 +463,11 @@ int ls_cmd_stat(int argc, char **argv)
 		fprintf(stderr, "loopscope stat: give -p PID (attach) or --replay FILE (a recording), not both\n");
 		return 2;
 	}
+	if (replay && (opts.tier || threshold_ms != 100)) {
+		fprintf(stderr, "loopscope stat: --probes and --threshold were fixed when the recording was made; "
+			"drop them with --replay\n");
+		return 2;
+	}
 	if (replay) {
 		ret = stat_replay(replay, &st, interval_set ? interval : 0, duration);
 		free(st.eps);
