@@ -295,8 +295,9 @@ static void draw_title(WINDOW *w, const struct top_model *m, const struct top_dr
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
 		snprintf(p[0].text, sizeof(p[0].text), " loopscope top REPLAY of %s", when);
 		snprintf(p[2].text, sizeof(p[2].text), "  %s", m->replay.host);
-		snprintf(p[6].text, sizeof(p[6].text), "  %s %gx", m->replay.ended ? "END" : m->replay.playing ? "PLAY" :
-			 "PAUSED", m->replay.speed);
+		snprintf(p[6].text, sizeof(p[6].text), "  %s %gx +%.1fs", m->replay.ended ? "END" : m->replay.playing ?
+			 "PLAY" : "PAUSED", m->replay.speed,
+			 m->now_ns > m->replay.start_ns ? (double)(m->now_ns - m->replay.start_ns) / 1e9 : 0.0);
 		p[4].keep = 2;	/* narrow: the playback state stays, the spans go */
 		if (m->wall_minus_mono)
 			t = (time_t)((m->now_ns + m->wall_minus_mono) / 1000000000ull);

@@ -122,6 +122,7 @@ struct top_model {
 		int playing, ended;
 		double speed;
 		uint64_t start_wall_ns;	/* CLOCK_REALTIME when the recording started */
+		uint64_t start_ns;	/* its first record (source clock): the title shows now - this */
 		char host[64];
 	} replay;
 

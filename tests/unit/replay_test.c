@@ -463,6 +463,7 @@ static void test_top_replay(void **state)
 	m.replay.on = 1;
 	m.replay.speed = 1;
 	m.replay.start_wall_ns = 1750000000ull * S;
+	m.replay.start_ns = T0;
 	snprintf(m.replay.host, sizeof(m.replay.host), "rechost");
 	pair[0] = src;
 	pair[1] = (struct ls_source *)&m;
@@ -493,7 +494,7 @@ static void test_top_replay(void **state)
 		assert_true(mvwinnstr(stdscr, y, 0, line, 80) >= 0);
 		if (y == 0) {
 			assert_non_null(strstr(line, "loopscope top REPLAY of 2025-"));
-			assert_non_null(strstr(line, "PAUSED 1x"));
+			assert_non_null(strstr(line, "PAUSED 1x +3.3s"));	/* at the stall's start record */
 		}
 		found |= strstr(line, "stalled in timers for 100ms") ? 1 : 0;
 		found |= strstr(line, "n next episode") ? 2 : 0;

@@ -594,7 +594,8 @@ int ls_cmd_top(int argc, char **argv)
 		m.replay.on = 1;
 		m.replay.playing = 1;
 		m.replay.speed = 1;
-		m.replay.start_wall_ns = in->wall_ns + (ls_replay_first_ns(src) - in->mono_ns);
+		m.replay.start_ns = ls_replay_first_ns(src);
+		m.replay.start_wall_ns = in->wall_ns + (m.replay.start_ns - in->mono_ns);
 		snprintf(m.replay.host, sizeof(m.replay.host), "%.63s", in->host);
 		snprintf(m.source_name, sizeof(m.source_name), "replay");
 		if (in->interval_ns)
