@@ -4,7 +4,7 @@
 # starvation, and of a Node.js process whose stall was sampled (stacks, a flame graph),
 # rendered in headless Chromium (Debian's chromium): the pages load nothing from
 # anywhere, render (the DOM has their sections and plots), the screenshot is not blank
-# (non-background pixels counted by a small zlib PNG reader), and the console shows no
+# (non-background pixels counted by tests/lib.py's zlib PNG reader), and the console shows no
 # error. REPORT_PNG=PATH keeps the screenshot (of the Node report).
 source "$(dirname "$0")/../lib.sh"
 need_root
@@ -60,42 +60,15 @@ check "chromium: a screenshot" test -s "$png"
 check "chromium: no console message or page error" \
 	bash -c "! grep -hiE 'CONSOLE|Uncaught|SyntaxError|Failed to load|net::ERR' '$TMP/chrome1.err' '$TMP/chrome2.err' '$TMP/chrome3.err'"
 
-# Count pixels that differ from the page's background (the top-left pixel), with
-# nothing but zlib: 8-bit RGB/RGBA PNG, the five scanline filters.
-count=$(python3 - "$png" <<'EOF'
-import struct, sys, zlib
-data = open(sys.argv[1], 'rb').read()
-assert data[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
-pos, idat, w = 8, b'', 0
-while pos < len(data):
-    n, kind = struct.unpack('>I4s', data[pos:pos + 8])
-    body = data[pos + 8:pos + 8 + n]
-    if kind == b'IHDR':
-        w, h, depth, ctype = struct.unpack('>IIBB', body[:10])
-        assert depth == 8 and ctype in (2, 6), 'unsupported PNG'
-        bpp = 3 if ctype == 2 else 4
-    elif kind == b'IDAT':
-        idat += body
-    pos += 12 + n
-raw, stride = zlib.decompress(idat), w * bpp
-prev, rows, o = bytearray(stride), [], 0
-for _ in range(h):
-    f, line = raw[o], bytearray(raw[o + 1:o + 1 + stride])
-    o += 1 + stride
-    for i in range(stride):
-        a = line[i - bpp] if i >= bpp else 0
-        b, c = prev[i], prev[i - bpp] if i >= bpp else 0
-        if f == 1: line[i] = (line[i] + a) & 255
-        elif f == 2: line[i] = (line[i] + b) & 255
-        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
-        elif f == 4:
-            p = a + b - c
-            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-    rows.append(bytes(line))
-    prev = line
-bg = rows[0][:3]
-print(sum(1 for r in rows for x in range(0, stride, bpp) if r[x:x + 3] != bg), w * h)
+# Count pixels that differ from the page's background (the top-left pixel), with the
+# zlib-only PNG reader of tests/lib.py.
+count=$(python3 - "$png" "$(dirname "$0")/.." <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[2])
+from lib import png_pixels
+w, h, rows = png_pixels(sys.argv[1])
+bg = rows[0][0]
+print(sum(1 for r in rows for px in r if px != bg), w * h)
 EOF
 )
 set -- $count
