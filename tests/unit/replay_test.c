@@ -401,6 +401,7 @@ static void test_report(void **state)
 	assert_non_null(strstr(h, "</span>stall</td><td>timers</td><td>250ms</td>"));
 	assert_non_null(strstr(h, "</span>gc</td><td>poll</td><td>120ms</td>"));
 	assert_non_null(strstr(h, "GC pauses</th><td>1, 120ms in all"));
+	assert_int_equal(count(h, "</span>time in GC"), 1);	/* the node loop's, not the reference one's */
 	assert_non_null(strstr(h, "<tr><td>poll</td><td>60.0%</td>"));
 	assert_null(strstr(h, "no end mark"));
 	free(h);

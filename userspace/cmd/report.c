@@ -33,7 +33,7 @@ struct point {
 	uint64_t t;			/* end of the interval (recording clock) */
 	double util;
 	uint64_t p50, p99, max;		/* delay */
-	uint64_t gc_ns;
+	double gc_share;		/* of the interval, in GC pauses */
 	double iter_rate;
 };
 
@@ -155,7 +155,7 @@ static int take(struct rep *r, const struct ls_snapshot *s)
 			}
 			lr->pts[lr->npts++] = (struct point){
 				.t = s->mono_ns, .util = sum.utilization, .p50 = sum.delay.p50_ns, .p99 = sum.delay.p99_ns,
-				.max = sum.delay.max_ns, .gc_ns = sum.gc.total_ns,
+				.max = sum.delay.max_ns, .gc_share = span > 0 ? (double)sum.gc.total_ns / 1e9 / span : 0,
 				.iter_rate = span > 0 ? (double)sum.iterations / span : 0,
 			};
 		}
@@ -291,7 +291,7 @@ static void chart(struct ls_buf *b, const char *title, const struct point *pts, 
 
 static void loop_charts(struct ls_buf *b, const struct loop_rec *l, uint64_t t0, uint64_t t1)
 {
-	double *y = calloc(l->npts * 4 + 1, sizeof(double));
+	double *y = calloc(l->npts * 5 + 1, sizeof(double));
 
 	if (!y) {
 		b->oom = 1;
@@ -302,14 +302,15 @@ static void loop_charts(struct ls_buf *b, const struct loop_rec *l, uint64_t t0,
 		y[l->npts + i] = (double)l->pts[i].p50;
 		y[2 * l->npts + i] = (double)l->pts[i].p99;
 		y[3 * l->npts + i] = (double)l->pts[i].max;
+		y[4 * l->npts + i] = l->pts[i].gc_share;
 	}
 	{
-		struct series u[] = { { "utilization", "#1f77b4", y } };
+		struct series u[] = { { "utilization", "#1f77b4", y }, { "time in GC", "#2ca02c", y + 4 * l->npts } };
 		struct series d[] = { { "p50", "#2ca02c", y + l->npts },
 				      { "p99", "#ff7f0e", y + 2 * l->npts },
 				      { "max", "#d62728", y + 3 * l->npts } };
 
-		chart(b, "Utilization per interval", l->pts, l->npts, u, 1, t0, t1, 0, 1.0);
+		chart(b, "Utilization per interval", l->pts, l->npts, u, l->last.has & LS_HAS_GC ? 2 : 1, t0, t1, 0, 1.0);
 		chart(b, "Event-loop delay per interval (log scale)", l->pts, l->npts, d, 3, t0, t1, 1, 0);
 	}
 	free(y);
