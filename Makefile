@@ -4,6 +4,7 @@
 #   make demo       run the demo loop and watch it
 #   make test       every test (unit tests under ASan+UBSan, integration tests as root)
 #   make bench      benchmarks (never part of make test)
+#   make fuzz       the libFuzzer harnesses for longer (FUZZ_SECONDS each, default 600)
 #   make install    PREFIX=/usr/local by default
 #   make deps       install every Debian package the project needs: build, test, bench (idempotent)
 #
@@ -41,7 +42,7 @@ endif
 # otherwise delete them as intermediates and rebuild them on every run.
 .SECONDARY:
 .SUFFIXES:
-.PHONY: all deps demo test bench install uninstall clean check-deps
+.PHONY: all deps demo test bench fuzz install uninstall clean check-deps
 
 # ---------------------------------------------------------------- packages
 # Debian packages, by what needs them: building the agent and the loop needs only
@@ -57,6 +58,10 @@ DEB_TEST  := libcmocka-dev libuv1-dev tmux jq python3 nodejs curl procps iproute
 DEB_TEST  += chromium
 DEB_TEST  += golang-go
 DEB_BENCH := $(DEB_TEST)
+# The report test renders the HTML page in headless Chromium.
+DEB_TEST  += chromium
+# libFuzzer harnesses (tests/fuzz/) build with clang-14 and its sanitizer runtimes.
+DEB_TEST  += clang-14 libclang-rt-14-dev
 
 DEPS_STAMP       := $(BUILD)/.deps-build
 DEPS_TEST_STAMP  := $(BUILD)/.deps-test
@@ -198,7 +203,30 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/obj/tests/unit/%.o $(BUILD)/asan/libagent.a
 # Unit tests need cmocka, a test dependency.
 $(patsubst tests/unit/%.c,$(BUILD)/asan/obj/tests/unit/%.o,$(UNIT_SRCS)): | $(DEPS_TEST_STAMP)
 
-TEST_BINS := $(PROGS) $(BUILD)/asan/loopscope $(if $(DEMO_SRCS),$(BUILD)/asan/loopdemo) $(UNIT_BINS)
+# ---------------------------------------------------------------- fuzz
+# libFuzzer harnesses: tests/fuzz/NAME.c -> $(BUILD)/fuzz/NAME, clang-14 with ASan, UBSan
+# and libFuzzer, linked from the agent sources FUZZ_SRCS_NAME lists (a parser and what it
+# needs, not the whole agent). `make test` runs each for a bounded time
+# (tests/integration/64-record-fuzz.sh); `make fuzz FUZZ_SECONDS=600` runs them longer.
+FUZZ_CC      ?= clang-14
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+FUZZ_SECONDS ?= 600
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/*_fuzz.c))
+FUZZ_SRCS_record_fuzz := userspace/record/recfile.c userspace/record/replay.c userspace/record/recstacks.c \
+	userspace/core/stacktab.c userspace/wire/snapjson.c \
+	userspace/wire/buf.c userspace/core/snapshot.c userspace/core/common.c
+
+$(BUILD)/fuzz/record_fuzz: tests/fuzz/record_fuzz.c $(FUZZ_SRCS_record_fuzz) $(wildcard userspace/*/*.h bpf/*.h) \
+		| $(DEPS_TEST_STAMP)
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) -lz -lcjson
+
+fuzz: $(DEPS_TEST_STAMP) $(FUZZ_BINS) $(BUILD)/asan/tests/recfile_test $(BUILD)/asan/tests/replay_test
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+
+TEST_BINS := $(PROGS) $(BUILD)/asan/loopscope $(if $(DEMO_SRCS),$(BUILD)/asan/loopdemo) $(UNIT_BINS) $(FUZZ_BINS)
 
 # Integration tests read these to find what to run.
 export LS_BUILD := $(abspath $(BUILD))

@@ -287,7 +287,24 @@ static void draw_title(WINDOW *w, const struct top_model *m, const struct top_dr
 	band(w, a.y, 0, ST_TITLE);
 	snprintf(p[1].text, sizeof(p[1].text), "  %u loop%s", m->nrows, m->nrows == 1 ? "" : "s");
 	snprintf(p[2].text, sizeof(p[2].text), "  source %s", m->source_name);
-	snprintf(p[3].text, sizeof(p[3].text), "  refresh %.0fms", m->refresh_s * 1000);
+	if (m->replay.on) {
+		/* A replay: of when and where, its state, and the recording's clock. */
+		time_t st = (time_t)(m->replay.start_wall_ns / 1000000000ull);
+		char when[32] = "?";
+
+		if (localtime_r(&st, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+		snprintf(p[0].text, sizeof(p[0].text), " loopscope top REPLAY of %s", when);
+		snprintf(p[2].text, sizeof(p[2].text), "  %s", m->replay.host);
+		snprintf(p[6].text, sizeof(p[6].text), "  %s %gx +%.1fs", m->replay.ended ? "END" : m->replay.playing ?
+			 "PLAY" : "PAUSED", m->replay.speed,
+			 m->now_ns > m->replay.start_ns ? (double)(m->now_ns - m->replay.start_ns) / 1e9 : 0.0);
+		p[4].keep = 2;	/* narrow: the playback state stays, the spans go */
+		if (m->wall_minus_mono)
+			t = (time_t)((m->now_ns + m->wall_minus_mono) / 1000000000ull);
+	}
+	if (!m->replay.on)
+		snprintf(p[3].text, sizeof(p[3].text), "  refresh %.0fms", m->refresh_s * 1000);
 	/* The two spans on screen: rows (header lines) and the selected loop's detail. */
 	if (r && r->window.interval_s > 0)
 		snprintf(p[4].text, sizeof(p[4].text), "  rows last 1s, detail last %s",
@@ -720,8 +737,11 @@ static void draw_footer(WINDOW *w, const struct top_model *m, const struct top_d
 	{
 		char keys[96];
 
-		snprintf(keys, sizeof(keys), " q quit  p pause  %s select  s sort  r reset  h help",
-			 c->utf8 ? "\u2191\u2193/jk" : "j/k");
+		if (m->replay.on)
+			snprintf(keys, sizeof(keys), " q quit  p play/pause  . step  +/- speed  n next episode  h help");
+		else
+			snprintf(keys, sizeof(keys), " q quit  p pause  %s select  s sort  r reset  h help",
+				 c->utf8 ? "\u2191\u2193/jk" : "j/k");
 		x = put_words(w, a.y, 0, ST_TITLE, keys);
 	}
 	if ((m->self.attached_targets || m->self.probe_hits) && a.cols - x >= 30)
@@ -756,6 +776,8 @@ static void draw_help(WINDOW *w, const struct top_model *m, const struct top_dra
 		"r            reset the window (numbers since now)",
 		"e            stacks of the latest episode ([ ] step)",
 		"h, ?         this help (any key closes it)",
+		"replay: p or space play/pause, . or Right step,",
+		"+/- speed 1x..60x, n or Tab next episode",
 		"",
 		"Alerts: a phase or not-polling span past the",
 		"stall threshold, a nextTick or microtask drain",

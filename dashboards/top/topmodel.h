@@ -119,6 +119,16 @@ struct top_model {
 	struct ls_self_stats self;
 	char source_name[32];
 	double refresh_s;
+	/* Set by top.c when the source is a recording (top --replay): the title says it is
+	 * a replay, of when and where, and its clock is the recording's. */
+	struct top_replay {
+		int on;
+		int playing, ended;
+		double speed;
+		uint64_t start_wall_ns;	/* CLOCK_REALTIME when the recording started */
+		uint64_t start_ns;	/* its first record (source clock): the title shows now - this */
+		char host[64];
+	} replay;
 
 	struct top_log_entry log[TOP_LOG];	/* ring; newest at (log_head + log_len - 1) % TOP_LOG */
 	uint32_t log_len, log_head;

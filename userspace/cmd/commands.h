@@ -15,5 +15,7 @@ int ls_cmd_serve(int argc, char **argv);	/* serve.c */
 int ls_cmd_top(int argc, char **argv);		/* top.c (model and drawing: dashboards/top/) */
 int ls_cmd_calibrate(int argc, char **argv);	/* calibrate.c (measurement: core/calib.c) */
 int ls_cmd_profile(int argc, char **argv);	/* profile.c */
+int ls_cmd_record(int argc, char **argv);	/* record.c (the format: userspace/record/) */
+int ls_cmd_report(int argc, char **argv);	/* report.c */
 
 #endif

@@ -1,5 +1,5 @@
 /* main.c: `loopscope COMMAND [OPTIONS]` dispatch. Each command lives in its own
- * file (stat.c, serve.c, top.c) and parses its own options. */
+ * file (stat.c, serve.c, top.c, record.c, report.c) and parses its own options. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +13,8 @@ static const struct ls_command commands[] = {
 	{ "calibrate", "what one probe hit costs on this machine (the floor probe costs compare to)",
 	  ls_cmd_calibrate },
 	{ "profile", "record a loop's stacks: folded, SVG flame graph or pprof", ls_cmd_profile },
+	{ "record", "record snapshots and episodes into a file for stat/top --replay and report", ls_cmd_record },
+	{ "report", "a self-contained HTML report of a recording", ls_cmd_report },
 };
 
 static void usage(FILE *f)

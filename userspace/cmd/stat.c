@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "node.h"
 #include "options.h"
+#include "replay.h"
 #include "stacktab.h"
 
 #define MAX_PIDS 64
@@ -27,6 +28,7 @@ static void on_signal(int sig)
 
 struct stat_state {
 	int json;
+	struct ls_source *src;	/* its clock dates episodes in progress */
 	struct ls_episode *eps;	/* finished episodes since the last report */
 	size_t neps, cap;
 };
@@ -35,13 +37,18 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: loopscope stat -p PID [-p PID]... [-i SECONDS] [-d SECONDS] [--json]\n"
-		"                      [--threshold MS] [--probes TIER] [-v]\n\n"
-		"Attach to running event loops and print their numbers every interval.\n\n"
+		"                      [--threshold MS] [--probes TIER] [-v]\n"
+		"       loopscope stat --replay FILE [-i SECONDS] [-d SECONDS] [--json]\n\n"
+		"Attach to running event loops and print their numbers every interval; or print\n"
+		"the same blocks from a recording ('loopscope record'), no privileges needed.\n\n"
 		"  -p, --pid PID        process to trace (repeat for several)\n"
 		"  -i, --interval S     seconds between reports (%.1f to %.0f, default 1)\n"
 		"  -d, --duration S     stop after S seconds (default: until Ctrl-C or every\n"
 		"                       target has exited)\n"
 		"      --json           one JSON object per line per loop per interval\n"
+		"      --replay FILE    read a recording instead of attaching: one block per\n"
+		"                       recorded snapshot (or per -i seconds of it); -d counts\n"
+		"                       recorded time\n"
 		"      --threshold MS   a phase or drain longer than this is a stall or\n"
 		"                       starvation episode (default 100)\n"
 		"      --probes TIER    Node.js/libuv probe tier: light (default), phases, or\n"
@@ -81,7 +88,7 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 	if (!ep->end_ns) {
 		/* In progress: say so at once (text mode; JSON carries finished ones). */
 		if (!st->json) {
-			fmt_ns(d, sizeof(d), ls_now_mono_ns() - ep->start_ns);
+			fmt_ns(d, sizeof(d), ls_source_now(st->src) - ep->start_ns);
 			printf("! pid %d tid %u: %s in %s, running for %s\n", (int)ep->pid, ep->tid,
 			       ls_episode_kind_name(ep->kind), ls_phase_name(ep->phase), d);
 			fflush(stdout);
@@ -299,6 +306,90 @@ static void print_plan(pid_t pid, const char *tier)
 		fprintf(stderr, "loopscope stat: pid %d: %s\n", (int)pid, err);
 }
 
+/* done[] (report()) grows with the recording's targets. */
+static int grow_done(uint8_t **done, uint32_t *n, uint32_t want)
+{
+	uint8_t *d;
+
+	if (want <= *n)
+		return 0;
+	if (!(d = realloc(*done, want)))
+		return -ENOMEM;
+	memset(d + *n, 0, want - *n);
+	*done = d;
+	*n = want;
+	return 0;
+}
+
+/* stat --replay: the blocks live stat printed, one per recorded snapshot (or per
+ * interval_s of recorded time when it is not 0), up to duration_s of it. */
+static int stat_replay(const char *path, struct stat_state *st, double interval_s, double duration_s)
+{
+	struct ls_snapshot prev = { 0 }, cur = { 0 };
+	struct ls_source *src = NULL;
+	uint8_t *done = NULL;
+	uint32_t ndone = 0;
+	uint64_t stop_at = 0, step = (uint64_t)(interval_s * 1e9), slack = 10000000;
+	char err[512];
+	int r, ret = 1;
+
+	r = ls_replay_open(path, 0, &src, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "loopscope stat: %s\n", err);
+		return 1;
+	}
+	st->src = src;
+	src->on_episode = on_episode;
+	src->episode_arg = st;
+	r = ls_source_poll(src, 0);
+	if (!r)
+		r = ls_source_snapshot(src, &prev);
+	if (r == -ENODATA) {
+		fprintf(stderr, "loopscope stat: %s holds no snapshot\n", path);
+		goto cleanup;
+	}
+	if (r)
+		goto read_error;
+	if (!st->json)
+		fprintf(stderr, "loopscope stat: replaying %s (recorded on %s)\n", path, ls_replay_info(src)->host);
+	if (duration_s > 0)
+		stop_at = prev.mono_ns + (uint64_t)(duration_s * 1e9);
+	for (;;) {
+		r = ls_source_poll(src, 0);
+		if (r == -ENODATA)
+			break;
+		if (r)
+			goto read_error;
+		ls_snapshot_free(&cur);
+		if ((r = ls_source_snapshot(src, &cur)))
+			goto read_error;
+		if (stop_at && cur.mono_ns > stop_at + slack)
+			break;
+		if (step && cur.mono_ns + slack < prev.mono_ns + step)
+			continue;	/* inside this interval: its episodes wait in st */
+		if (grow_done(&done, &ndone, cur.ntargets) || report(&cur, &prev, st, done)) {
+			fprintf(stderr, "loopscope stat: writing the report failed\n");
+			goto cleanup;
+		}
+		ls_snapshot_free(&prev);
+		prev = cur;
+		memset(&cur, 0, sizeof(cur));
+	}
+	ret = 0;
+	goto cleanup;
+read_error:
+	/* What the file held up to the damage has been printed; a recording cut short
+	 * (the recorder killed, the disk full) is what the format is made for. */
+	fprintf(stderr, "loopscope stat: %s\n", r == -ENOMEM ? "out of memory" : ls_replay_error(src));
+	ret = r == -EPIPE ? 0 : 1;
+cleanup:
+	ls_snapshot_free(&prev);
+	ls_snapshot_free(&cur);
+	ls_source_destroy(src);
+	free(done);
+	return ret;
+}
+
 int ls_cmd_stat(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -308,6 +399,7 @@ int ls_cmd_stat(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "probes", required_argument, NULL, 'P' },	/* Node tier: light | phases */
+		{ "replay", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -325,6 +417,8 @@ int ls_cmd_stat(int argc, char **argv)
 	uint64_t start, next, stop_at = 0;
 	uint8_t *done = NULL;
 	char err[512];
+	const char *replay = NULL;
+	int interval_set = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:i:d:vh", longopts, NULL)) != -1) {
@@ -339,6 +433,7 @@ int ls_cmd_stat(int argc, char **argv)
 					optarg, MIN_INTERVAL_S, MAX_INTERVAL_S);
 				return 2;
 			}
+			interval_set = 1;
 			break;
 		case 'd':
 			if (ls_opt_number(optarg, 0, 1e7, &duration) || duration <= 0) {
@@ -365,6 +460,9 @@ int ls_cmd_stat(int argc, char **argv)
 			}
 			opts.tier = optarg;	/* the Node / libuv backend's tier */
 			break;
+		case 'R':
+			replay = optarg;
+			break;
 		case 'v':
 			opts.verbose = 1;
 			break;
@@ -380,8 +478,22 @@ int ls_cmd_stat(int argc, char **argv)
 		fprintf(stderr, "loopscope stat: unexpected argument '%s'; try 'loopscope stat --help'\n", argv[optind]);
 		return 2;
 	}
+	if (replay && npids) {
+		fprintf(stderr, "loopscope stat: give -p PID (attach) or --replay FILE (a recording), not both\n");
+		return 2;
+	}
+	if (replay && (opts.tier || threshold_ms != 100)) {
+		fprintf(stderr, "loopscope stat: --probes and --threshold were fixed when the recording was made; "
+			"drop them with --replay\n");
+		return 2;
+	}
+	if (replay) {
+		ret = stat_replay(replay, &st, interval_set ? interval : 0, duration);
+		free(st.eps);
+		return ret;
+	}
 	if (!npids) {
-		fprintf(stderr, "loopscope stat: no target: give -p PID; try 'loopscope stat --help'\n");
+		fprintf(stderr, "loopscope stat: no target: give -p PID or --replay FILE; try 'loopscope stat --help'\n");
 		return 2;
 	}
 	opts.stall_threshold_ns = (uint64_t)(threshold_ms * 1e6);
@@ -415,6 +527,7 @@ int ls_cmd_stat(int argc, char **argv)
 	if (nexited == npids)
 		goto cleanup_ok;	/* every target has exited: nothing left to report */
 	src = ls_agent_source(ag);
+	st.src = src;
 	src->on_episode = on_episode;
 	src->episode_arg = &st;
 	r = ls_source_snapshot(src, &prev);

@@ -31,6 +31,7 @@
 #include "commands.h"
 #include "options.h"
 #include "remote.h"
+#include "replay.h"
 #include "snapshot.h"
 #include "topdraw.h"
 #include "topmodel.h"
@@ -43,6 +44,7 @@ struct top_cfg {
 	pid_t pids[TOP_MAX_PIDS];
 	int npids;
 	const char *connect;
+	const char *replay;	/* a recording to play instead of a live source */
 	struct ls_remote_opts remote;	/* --tls-ca, --tls-cert, --tls-key */
 	const char *tier;	/* Node probe tier, NULL = the agent's default */
 	int refresh_ms;
@@ -160,7 +162,8 @@ static int term_setup(const struct top_cfg *cfg, struct top_draw_ctx *ctx)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: loopscope top -p PID [-p PID]... [OPTIONS]\n"
-		   "       loopscope top --connect ADDR:PORT [OPTIONS]\n\n"
+		   "       loopscope top --connect ADDR:PORT [OPTIONS]\n"
+		   "       loopscope top --replay FILE [OPTIONS]\n\n"
 		   "Live dashboard of event loops: per-process header lines, per-phase share of wall\n"
 		   "time and p50/p99/max, event-loop delay history, nextTick/microtask drains, GC\n"
 		   "pauses, recent episodes, and alerts while a stall or starvation is happening.\n\n"
@@ -170,6 +173,7 @@ static void usage(FILE *f)
 		   "                         https://USER:PASS@ADDR:PORT for one behind --web.config.file\n"
 		   "      --tls-ca FILE      trust this CA for https:// (default: the system's)\n"
 		   "      --tls-cert FILE    client certificate for https:// (--tls-key FILE: its key)\n"
+		   "      --replay FILE      play a recording ('loopscope record') as it happened (no privileges)\n"
 		   "  -i, --interval MS      refresh interval, 50..60000 (default 500)\n"
 		   "  -t, --threshold MS     stall and starvation alert threshold (default 100)\n"
 		   "      --stall MS         stall threshold alone (a phase or not-polling span)\n"
@@ -178,7 +182,9 @@ static void usage(FILE *f)
 		   "      --probes TIER      Node.js probe tier: light (default) or phases (per-phase times)\n"
 		   "      --no-color         monochrome (also when NO_COLOR is set)\n"
 		   "  -h, --help             this help\n\n"
-		   "Keys: q quit, p pause, Up/Down or j/k select, s sort, h or ? help, r reset window.\n\n"
+		   "Keys: q quit, p pause, Up/Down or j/k select, s sort, h or ? help, r reset window.\n"
+		   "Replay keys: p or space play/pause, . or Right step one snapshot, + and - speed\n"
+		   "(1x..60x), n or Tab jump to the next episode.\n\n"
 		   "Spans: the header lines (iter/s, util, delay p99) cover the last 1-2 s; the selected\n"
 		   "loop's detail (phase shares, delay, drains, GC) covers the last 2 minutes, or since\n"
 		   "attach or r if that is later (shown as \"last N\"). \"other\" is the wall time in no\n"
@@ -191,7 +197,8 @@ static void usage(FILE *f)
 /* 0 ok, 2 usage error (message printed), -1 help printed. */
 static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 {
-	enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR, OPT_PROBES, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY };
+	enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR, OPT_PROBES, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY,
+	       OPT_REPLAY };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -202,6 +209,7 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 		{ "hold", required_argument, NULL, OPT_HOLD },
 		{ "no-color", no_argument, NULL, OPT_NOCOLOR },
 		{ "probes", required_argument, NULL, OPT_PROBES },
+		{ "replay", required_argument, NULL, OPT_REPLAY },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
@@ -220,6 +228,9 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 			break;
 		case 'c':
 			cfg->connect = optarg;
+			break;
+		case OPT_REPLAY:
+			cfg->replay = optarg;
 			break;
 		case OPT_TLS_CA:
 			cfg->remote.ca_file = optarg;
@@ -278,9 +289,9 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 		fprintf(stderr, "loopscope top: unexpected argument '%s'; try 'loopscope top --help'\n", argv[optind]);
 		return 2;
 	}
-	if (!cfg->npids == !cfg->connect) {
-		fprintf(stderr, "loopscope top: give -p PID (attach) or --connect ADDR:PORT (a serve stream), not %s\n",
-			cfg->npids ? "both" : "neither");
+	if ((cfg->npids > 0) + !!cfg->connect + !!cfg->replay != 1) {
+		fprintf(stderr, "loopscope top: give one of -p PID (attach), --connect ADDR:PORT (a serve stream) or "
+			"--replay FILE (a recording), not %s\n", cfg->npids || cfg->connect || cfg->replay ? "several" : "none");
 		return 2;
 	}
 	return 0;
@@ -288,9 +299,12 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 
 /* ---------------------------------------------------------------- main loop */
 
+/* The model runs on the source's clock: the local one, or a replay's playback position. */
+static struct ls_source *model_src;
+
 static void on_episode(const struct ls_episode *ep, void *arg)
 {
-	top_model_episode(arg, ep, ls_now_mono_ns());
+	top_model_episode(arg, ep, ls_source_now(model_src));
 }
 
 static int take_snapshot(struct ls_source *src, struct top_model *m)
@@ -300,26 +314,73 @@ static int take_snapshot(struct ls_source *src, struct top_model *m)
 
 	if (err)
 		return err;
-	err = top_model_update(m, &s, ls_now_mono_ns());
+	err = top_model_update(m, &s, ls_source_now(src));
 	ls_snapshot_free(&s);
 	return err;
 }
 
 static void redraw(struct top_model *m, const struct top_draw_ctx *ctx)
 {
-	top_model_tick(m, ls_now_mono_ns());
+	top_model_tick(m, ls_source_now(model_src));
 	top_draw(stdscr, m, ctx);
 	wnoutrefresh(stdscr);
 	doupdate();
 }
 
+static const double replay_speeds[] = { 1, 2, 5, 10, 20, 30, 60 };
+
+/* Replay keys: 1 handled (ch is one of them), 0 not a replay key. Steps and jumps feed
+ * the model at once, so the screen shows where the playback went. */
+static int replay_key(struct ls_source *src, struct top_model *m, int ch)
+{
+	uint64_t now = ls_now_mono_ns();
+	int n = (int)(sizeof(replay_speeds) / sizeof(replay_speeds[0])), i = 0, err = 0;
+
+	while (i < n - 1 && replay_speeds[i] < ls_replay_speed(src))
+		i++;
+	switch (ch) {
+	case 'p':
+	case ' ':
+		if (!m->replay.ended)
+			ls_replay_set_paused(src, !ls_replay_paused(src), now);
+		break;
+	case '+':
+	case '=':
+		ls_replay_set_speed(src, replay_speeds[i < n - 1 ? i + 1 : i], now);
+		break;
+	case '-':
+		ls_replay_set_speed(src, replay_speeds[i > 0 ? i - 1 : 0], now);
+		break;
+	case '.':
+	case KEY_RIGHT:
+		ls_replay_set_paused(src, 1, now);
+		err = ls_replay_step(src, now);
+		break;
+	case 'n':
+	case '\t':
+		err = ls_replay_next_episode(src, now);
+		break;
+	default:
+		return 0;
+	}
+	if (ch != 'p' && ch != ' ' && ch != '+' && ch != '=' && ch != '-' && err != -ENOMEM)
+		take_snapshot(src, m);
+	if (err && err != -ENOMEM)
+		m->replay.ended = 1;
+	m->replay.playing = !m->replay.ended && !ls_replay_paused(src);
+	m->replay.speed = ls_replay_speed(src);
+	return 1;
+}
+
 /* 1 to quit. */
-static int handle_key(struct top_model *m, int ch)
+static int handle_key(struct ls_source *src, struct top_model *m, int ch)
 {
 	if (m->help && ch != KEY_RESIZE) {
 		m->help = 0;	/* any key closes the help */
 		return ch == 'q';
 	}
+	if (m->replay.on && replay_key(src, m, ch))
+		return 0;
 	if (m->stacks && ch != KEY_RESIZE) {
 		if (ch == '[' || ch == ']')
 			top_model_stacks_step(m, ch == '[' ? 1 : -1);
@@ -392,7 +453,24 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 		uint64_t now = ls_now_mono_ns();
 		int timeout, ch, dirty = 0;
 
-		if (!ended_at && now >= next) {
+		err = 0;
+
+		if (m->replay.on) {
+			/* Every recorded snapshot reaches the model, whatever the speed. */
+			while (!m->replay.ended && (err = ls_replay_advance(src, now)) == 1) {
+				take_snapshot(src, m);
+				dirty = 1;
+			}
+			if (!m->replay.ended && err < 0) {
+				/* The end, or the damage: the last screen stays until q. */
+				m->replay.ended = 1;
+				m->replay.playing = 0;
+				dirty = 1;
+				if (err != -ENODATA)
+					snprintf(why, whylen, "%s", err == -ENOMEM ? "out of memory" : ls_replay_error(src));
+			}
+			next = now + interval;
+		} else if (!ended_at && now >= next) {
 			err = take_snapshot(src, m);
 			if (err && err != -ENODATA && err != -EAGAIN) {
 				snprintf(why, whylen, "reading the %s source failed: %s", m->source_name, strerror(-err));
@@ -401,7 +479,7 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 			next = now - next > interval ? now + interval : next + interval;
 			dirty = 1;
 		}
-		if (!ended_at && m->all_exited) {
+		if (!ended_at && m->all_exited && !m->replay.on) {
 			ended_at = now;
 			exited_why(m, why, whylen);
 		}
@@ -430,7 +508,7 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 				 sig == SIGHUP ? "HUP" : sig == SIGQUIT ? "QUIT" : "?");
 			return 128 + sig;
 		}
-		if (!ended_at) {
+		if (!ended_at && !m->replay.on) {
 			uint64_t seen = m->episodes_seen;
 
 			err = ls_source_poll(src, 0);
@@ -453,7 +531,7 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 			}
 		}
 		while ((ch = getch()) != ERR) {
-			if (handle_key(m, ch))
+			if (handle_key(src, m, ch))
 				return 0;
 			dirty = 1;
 		}
@@ -492,7 +570,25 @@ int ls_cmd_top(int argc, char **argv)
 	m.refresh_s = cfg.refresh_ms / 1000.0;
 
 	/* Attach (or connect) before the screen takes over, so errors print plainly. */
-	if (cfg.connect) {
+	if (cfg.replay) {
+		const struct ls_rec_info *in;
+
+		rc = ls_replay_open(cfg.replay, 1, &src, err, sizeof(err));
+		if (rc) {
+			fprintf(stderr, "loopscope top: %s\n", err);
+			goto cleanup;
+		}
+		in = ls_replay_info(src);
+		m.replay.on = 1;
+		m.replay.playing = 1;
+		m.replay.speed = 1;
+		m.replay.start_ns = ls_replay_first_ns(src);
+		m.replay.start_wall_ns = in->wall_ns + (m.replay.start_ns - in->mono_ns);
+		snprintf(m.replay.host, sizeof(m.replay.host), "%.63s", in->host);
+		snprintf(m.source_name, sizeof(m.source_name), "replay");
+		if (in->interval_ns)
+			m.refresh_s = (double)in->interval_ns / 1e9;	/* one history point per snapshot */
+	} else if (cfg.connect) {
 		rc = ls_remote_source_new(cfg.connect, &cfg.remote, &src, err, sizeof(err));
 		if (rc) {
 			fprintf(stderr, "loopscope top: %s\n", err);
@@ -518,6 +614,7 @@ int ls_cmd_top(int argc, char **argv)
 		src = ls_agent_source(ag);
 		snprintf(m.source_name, sizeof(m.source_name), "agent");
 	}
+	model_src = src;
 	src->on_episode = on_episode;
 	src->episode_arg = &m;
 
@@ -528,7 +625,7 @@ int ls_cmd_top(int argc, char **argv)
 	}
 	status = run(src, &m, &cfg, &ctx, why, sizeof(why));
 	term_restore();
-	if (status || m.all_exited)
+	if ((status || m.all_exited || m.replay.on) && why[0])
 		fprintf(stderr, "loopscope top: %s\n", why);
 
 cleanup:

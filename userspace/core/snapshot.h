@@ -232,7 +232,7 @@ int ls_summary_write_json(const struct ls_loop_summary *s, const struct ls_episo
 
 /*
  * A source of snapshots and episodes (htop's Platform idea): the live agent, a remote
- * `loopscope serve` stream, or a recording. Front ends only ever see this.
+ * `loopscope serve` stream, or a recording (record/replay.h). Front ends only ever see this.
  */
 struct ls_source;
 typedef void (*ls_episode_fn)(const struct ls_episode *ep, void *arg);
@@ -250,6 +250,9 @@ struct ls_source_ops {
 	/* A file descriptor that becomes readable when poll() has work, or -1. */
 	int (*fd)(struct ls_source *src);
 	void (*destroy)(struct ls_source *src);
+	/* The source's CLOCK_MONOTONIC "now" in the clock of its snapshots and episodes
+	 * (a replay: the playback position); NULL: the local clock. */
+	uint64_t (*now)(struct ls_source *src);
 };
 
 struct ls_source {
@@ -263,6 +266,7 @@ static inline int ls_source_snapshot(struct ls_source *s, struct ls_snapshot *o)
 static inline void ls_source_destroy(struct ls_source *s) { if (s) s->ops->destroy(s); }
 
 uint64_t ls_now_mono_ns(void);
+static inline uint64_t ls_source_now(struct ls_source *s) { return s->ops->now ? s->ops->now(s) : ls_now_mono_ns(); }
 uint64_t ls_now_wall_ns(void);
 
 #endif /* LS_SNAPSHOT_H */
