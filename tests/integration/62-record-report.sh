@@ -62,7 +62,7 @@ check "chromium: no console message or page error" \
 
 # Count pixels that differ from the page's background (the top-left pixel), with the
 # zlib-only PNG reader of tests/lib.py.
-count=$(python3 - "$png" "$(dirname "$0")/.." <<'EOF'
+count=$(python3 -B - "$png" "$(dirname "$0")/.." <<'EOF'
 import sys
 sys.path.insert(0, sys.argv[2])
 from lib import png_pixels
