@@ -280,6 +280,7 @@ static int apply_loop(struct top_row *r, const struct ls_loop_snapshot *l, uint6
 	r->live_phase_since_ns = l->live_phase_since_ns;
 	r->live_drain_since_ns = l->live_drain_since_ns;
 	r->live_drain_callbacks = l->live_drain_callbacks;
+	snprintf(r->live_where, sizeof(r->live_where), "%s", l->live_where);
 	return 0;
 }
 
@@ -577,6 +578,12 @@ void top_model_tick(struct top_model *m, uint64_t local_now)
 			a->duration_ns = c[k].dur;
 			a->callbacks = c[k].callbacks;
 			alert_text(a);
+			/* where the loop thread is, from the stall's latest stack sample */
+			if (k != LS_EP_GC && r->live_where[0]) {
+				size_t n = strlen(a->text);
+
+				snprintf(a->text + n, sizeof(a->text) - n, " in %s", r->live_where);
+			}
 		}
 		/* Episodes that ended a moment ago stay on screen for hold_ns, marked as over,
 		 * so a stall shorter than the refresh interval is still seen. Newest first. */

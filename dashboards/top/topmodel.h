@@ -64,6 +64,7 @@ struct top_row {
 	/* Live state as of the latest snapshot (source clock). */
 	uint32_t live_state, live_phase, live_drain;
 	uint64_t live_since_ns, live_phase_since_ns, live_drain_since_ns, live_drain_callbacks;
+	char live_where[192];		/* the running JS function of a stall in progress, or "" */
 
 	struct top_point history[TOP_HISTORY];	/* ring, oldest first from hist_head */
 	uint32_t hist_len, hist_head;
@@ -99,7 +100,7 @@ struct top_alert {
 	uint64_t duration_ns;	/* so far (active) or in total (recent) */
 	uint64_t callbacks;
 	uint64_t ago_ns;	/* recent: since it ended */
-	char text[96];		/* "stalled in timers for 312 ms" */
+	char text[288];		/* "stalled in timers for 312 ms in validateCoupon (/srv/app/coupons.js:14)" */
 };
 
 struct top_model {

@@ -465,6 +465,48 @@ static void test_utilization_and_in_progress(void **state)
 	free(text);
 }
 
+/* Blocked time by JS function: bounded to the first LS_PROM_BLOCKED_TOP pairs of a
+ * loop plus "other", label values escaped, counters that only grow. */
+static void test_blocked_by_function(void **state)
+{
+	static struct fixture f;
+	static struct ls_prom_loop_state st;
+	struct ls_prom_ctx ctx = { .loop_state = one_state, .arg = &st };
+	char *text, name[32];
+	int series = 0;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_DELAY | LS_HAS_EPISODES, "demo");
+	st.pid = 4321;
+	st.tid = 4322;
+	text = render(&f.s, &ctx);
+	assert_null(strstr(text, "loopscope_blocked_seconds_total{"));	/* nothing blocked yet */
+	free(text);
+	ls_prom_blocked_add(st.blocked, &st.nblocked, &st.blocked_other, "validateCoupon", "/srv/app/coupons.js",
+			    1500000000ull);
+	ls_prom_blocked_add(st.blocked, &st.nblocked, &st.blocked_other, "say \"hi\"", "/srv/a.js", 1000000);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		ls_prom_blocked_add(st.blocked, &st.nblocked, &st.blocked_other, name, "/srv/many.js", 1000000);
+	}
+	ls_prom_blocked_add(st.blocked, &st.nblocked, &st.blocked_other, "validateCoupon", "/srv/app/coupons.js",
+			    500000000ull);
+	assert_int_equal(st.nblocked, LS_PROM_BLOCKED_TOP);
+	text = render(&f.s, &ctx);
+	assert_non_null(strstr(text, "# TYPE loopscope_blocked_seconds_total counter\n"));
+	assert_non_null(strstr(text, "loopscope_blocked_seconds_total{pid=\"4321\",comm=\"demo\",runtime=\"reference\","
+				     "loop=\"4322\",function=\"validateCoupon\",file=\"/srv/app/coupons.js\"} 2\n"));
+	assert_non_null(strstr(text, "function=\"say \\\"hi\\\"\",file=\"/srv/a.js\"} 0.001\n"));
+	/* f0..f7 got series of their own, f8..f19 went to "other" */
+	assert_non_null(strstr(text, "function=\"f7\",file=\"/srv/many.js\"} 0.001\n"));
+	assert_null(strstr(text, "function=\"f8\""));
+	assert_non_null(strstr(text, "function=\"other\",file=\"\"} 0.012\n"));
+	for (const char *p = text; (p = strstr(p, "\nloopscope_blocked_seconds_total{")); p++)
+		series++;
+	assert_int_equal(series, LS_PROM_BLOCKED_TOP + 1);
+	free(text);
+}
+
 /* prom-client's series: exactly the eight nodejs_eventloop_lag* gauges its
  * collectDefaultMetrics() emits (no ELU: prom-client has none), from the delay window. */
 static void test_compat(void **state)
@@ -535,6 +577,7 @@ int main(void)
 		cmocka_unit_test(test_has_bits),
 		cmocka_unit_test(test_label_escaping),
 		cmocka_unit_test(test_utilization_and_in_progress),
+		cmocka_unit_test(test_blocked_by_function),
 		cmocka_unit_test(test_node_names),
 		cmocka_unit_test(test_compat),
 		cmocka_unit_test(test_empty),

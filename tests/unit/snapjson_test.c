@@ -14,6 +14,7 @@
 
 #include "histogram.h"
 #include "snapjson.h"
+#include "stacktab.h"
 
 /* A snapshot with every field set to something distinct, including values that a
  * double cannot hold, names that need escaping, and empty histograms. */
@@ -216,6 +217,62 @@ static void test_episode_round_trip(void **state)
 	}
 }
 
+/* An episode's stacks (what /events carries) survive the trip with every field. */
+static void test_episode_stacks_round_trip(void **state)
+{
+	struct ls_stacktab *t = ls_stacks_table();
+	struct ls_stack_agg *a = ls_stack_agg_new();
+	struct ls_frame f[3] = {
+		{ .kind = LS_FRAME_KERNEL, .function = ls_stacktab_str(t, "schedule"), .module = ls_stacktab_str(t, "[kernel]") },
+		{ .kind = LS_FRAME_NATIVE, .function = ls_stacktab_str(t, "node::crypto::PBKDF2Traits::DeriveBits"),
+		  .module = ls_stacktab_str(t, "/usr/bin/node"), .file = ls_stacktab_str(t, "crypto_pbkdf2.cc"), .line = 9 },
+		{ .kind = LS_FRAME_JS, .function = ls_stacktab_str(t, "validate \"coupon\""),
+		  .file = ls_stacktab_str(t, "/srv/app/coupons.js"), .line = 14, .column = 3 },
+	};
+	struct ls_episode e = { .pid = 7, .tid = 8, .kind = LS_EP_STALL, .phase = LS_PHASE_POLL, .start_ns = 10,
+				.end_ns = 20 }, d;
+	char *json, *json2;
+	size_t len, len2;
+
+	(void)state;
+	assert_int_equal(ls_stack_agg_add(a, f, 3, 30), 0);
+	assert_int_equal(ls_stack_agg_add(a, f + 2, 1, 10), 0);
+	e.stacks = ls_stack_agg_finish(a, t, 8);
+	e.samples = 40;
+	ls_stack_agg_free(a);
+	assert_int_equal(ls_episode_to_json(&e, &json, &len), 0);
+	assert_non_null(strstr(json, "\"samples\":40,\"stacks\":[{\"share\":0.750,\"count\":30,\"frames\":"
+				     "[{\"kind\":\"kernel\",\"function\":\"schedule\",\"module\":\"[kernel]\"}"));
+	assert_int_equal(ls_episode_from_json(json, len, &d), 0);
+	assert_int_equal(d.samples, 40);
+	assert_non_null(d.stacks);
+	assert_int_equal(d.stacks->nstacks, 2);
+	assert_int_equal(d.stacks->stacks[0].count, 30);
+	assert_int_equal(d.stacks->stacks[0].nframes, 3);
+	assert_string_equal(d.stacks->stacks[0].frames[2].function, "validate \"coupon\"");
+	assert_int_equal(d.stacks->stacks[0].frames[2].column, 3);
+	assert_int_equal(d.stacks->stacks[0].frames[1].kind, LS_FRAME_NATIVE);
+	assert_string_equal(d.stacks->stacks[0].frames[1].file, "crypto_pbkdf2.cc");
+	assert_null(d.stacks->stacks[1].frames[0].module);
+	/* and back out, byte for byte */
+	assert_int_equal(ls_episode_to_json(&d, &json2, &len2), 0);
+	assert_string_equal(json, json2);
+	free(json);
+	free(json2);
+	/* damaged stacks are refused */
+	{
+		static const char *const bad[] = {
+			"{\"type\":\"episode\",\"v\":1,\"pid\":1,\"kind\":\"stall\",\"samples\":1,\"stacks\":{}}",
+			"{\"type\":\"episode\",\"v\":1,\"pid\":1,\"kind\":\"stall\",\"samples\":1,\"stacks\":[{\"count\":1,"
+			"\"frames\":[{\"kind\":\"martian\",\"function\":\"f\"}]}]}",
+			"{\"type\":\"episode\",\"v\":1,\"pid\":1,\"kind\":\"stall\",\"samples\":1,\"stacks\":[{\"count\":1,"
+			"\"frames\":[{\"kind\":\"js\"}]}]}",
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			assert_int_equal(ls_episode_from_json(bad[i], strlen(bad[i]), &d), -EINVAL);
+	}
+}
+
 /* Lines that are not ours, or are damaged, are refused without leaks or partial output. */
 static void test_rejects(void **state)
 {
@@ -291,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_round_trip),
 		cmocka_unit_test(test_sparse_histograms),
 		cmocka_unit_test(test_episode_round_trip),
+		cmocka_unit_test(test_episode_stacks_round_trip),
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_minimal_lines),
 	};

@@ -239,6 +239,14 @@ static void test_live_stall_alert(void **state)
 	assert_int_equal(m.alerts[0].kind, LS_EP_STALL);
 	assert_string_equal(m.alerts[0].text, "stalled in timers for 240ms");
 
+	/* The stall's latest stack sample names where the loop thread is. */
+	snprintf(l->live_where, sizeof(l->live_where), "validateCoupon (/srv/app/coupons.js:14)");
+	y.snap.mono_ns += 10 * MS;
+	apply(&m, &y);
+	assert_int_equal(m.nalerts, 1);
+	assert_string_equal(m.alerts[0].text, "stalled in timers for 250ms in validateCoupon (/srv/app/coupons.js:14)");
+	l->live_where[0] = 0;
+
 	/* Back in the poll wait: no more alert. */
 	l->live_state = LS_LIVE_POLLING;
 	l->live_phase = LS_PHASE_POLL;

@@ -191,9 +191,30 @@ static void user_frame(struct ls_unwinder *u, uint64_t pc, int is_return, const 
 		f->module = ls_stacktab_str(u->tab, hit.module);
 		return;
 	}
+	if (maybe_js) {
+		/* code V8 generated that is no JS function's: a regexp, a stub */
+		const char *typed = ls_v8_typed_frame(u->v8, slot);
+
+		if (typed) {
+			f->function = ls_stacktab_str(u->tab, typed);
+			f->module = ls_stacktab_str(u->tab, "[V8 code]");
+			return;
+		}
+	}
 	if (m && !strcmp(m->path, "[vdso]")) {	/* the kernel's vDSO: clock_gettime and friends */
 		f->function = ls_stacktab_str(u->tab, "[vdso]");
 		f->module = f->function;
+		return;
+	}
+	if (file_backed) {
+		/* no symbol covers it (a stripped library's internal function): name the
+		 * object, not a neighbour */
+		char buf[300];
+		const char *b = strrchr(m->path, '/');
+
+		snprintf(buf, sizeof(buf), "[%s]", b ? b + 1 : m->path);
+		f->function = ls_stacktab_str(u->tab, buf);
+		f->module = ls_stacktab_str(u->tab, m->path);
 		return;
 	}
 	hex_frame(u, pc, m ? (m->path[0] ? m->path : "[anonymous]") : "[unmapped]", f);

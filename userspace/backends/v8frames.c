@@ -79,9 +79,20 @@ struct sfi {
 	struct ls_v8_frame f;
 };
 
+/* V8's typed frames (a Smi marker where a JS frame keeps its context), by name. */
+static const char *const frametypes[] = {
+	"EntryFrame", "ConstructEntryFrame", "ExitFrame", "BuiltinExitFrame", "InternalFrame", "ConstructFrame",
+	"StubFrame", "BuiltinFrame", "IrregexpFrame", "NativeFrame", "BuiltinContinuationFrame",
+	"JavaScriptBuiltinContinuationFrame", "TurbofanStubWithContextFrame", "FastConstructFrame", "ApiCallbackExitFrame",
+	"ApiAccessorExitFrame", "WasmFrame", "WasmExitFrame", "WasmToJsFrame", "JsToWasmFrame", "CWasmEntryFrame",
+};
+#define NFRAMETYPES (sizeof(frametypes) / sizeof(frametypes[0]))
+
 struct ls_v8 {
 	pid_t pid;
 	int64_t k[K_NK];
+	int64_t frametype[NFRAMETYPES];	/* -1: not in this V8 */
+	const char *frametype_label[NFRAMETYPES];
 	char version[32];
 	struct sfi *sfis;	/* direct-mapped cache by address */
 	struct script *scripts;
@@ -104,7 +115,8 @@ static uint64_t rd64(struct ls_v8 *v, uint64_t addr, int *ok)
 }
 
 static int is_heap(uint64_t t) { return (t & TAG_MASK) == HEAP_TAG && t > 0x10000; }
-static int is_smi(uint64_t t) { return (t & 1) == 0; }
+/* Without pointer compression a Smi's value is the upper half, the lower is 0. */
+static int is_smi(uint64_t t) { return (t & 0xffffffffull) == 0; }
 static int64_t smi(const struct ls_v8 *v, uint64_t t) { return (int64_t)t >> (v->k[K_SMI_SHIFT] + 1); }
 
 /* The instance type of tagged object t, or -1 when t is not a readable heap object
@@ -326,31 +338,64 @@ static int is_ident(char c)
 	       (unsigned char)c >= 0x80 || c == '?';
 }
 
-/* 1 when the last word of name stands as a whole word in the source just before
- * pos (or just after it: a method's name may follow its start), 0 when it does not,
- * -1 when the source cannot be read. */
+/* Strip trailing blanks and return the new end. */
+static size_t trim(const char *t, size_t n)
+{
+	while (n && (t[n - 1] == ' ' || t[n - 1] == '\t' || t[n - 1] == '\n' || t[n - 1] == '\r'))
+		n--;
+	return n;
+}
+
+/* If t[0, n) ends with the whole word w, the end without it; else n + 1. */
+static size_t drop_word(const char *t, size_t n, const char *w)
+{
+	size_t wl = strlen(w);
+
+	if (n < wl || memcmp(t + n - wl, w, wl) || (n > wl && is_ident(t[n - wl - 1])))
+		return n + 1;
+	return n - wl;
+}
+
+enum { SRC_NAMED, SRC_ANONYMOUS, SRC_OTHER, SRC_UNREADABLE };
+
+/* How the source introduces the function starting at pos (its parameter list):
+ * SRC_NAMED when the last word of name is what names it there ("function NAME(",
+ * "NAME(" for a method, "NAME = (async) (function)" or "NAME: ..." for an
+ * expression), SRC_ANONYMOUS when it is an argument or element ("f(() =>", ", function ("),
+ * else SRC_OTHER. */
 static int name_in_source(struct ls_v8 *v, const struct script *s, const char *name, uint32_t pos)
 {
 	const char *w = name, *p;
-	char buf[NAME_WINDOW + 64 + 1];
+	char t[NAME_WINDOW + 1];
 	uint32_t from = pos > NAME_WINDOW ? pos - NAME_WINDOW : 0;
-	int64_t n;
-	size_t wl;
+	int64_t got;
+	size_t n, k, wl;
 
 	for (p = name; *p; p++)
 		if (*p == ' ' || *p == '.')
 			w = p + 1;
 	wl = strlen(w);
-	if (!wl)
-		return 0;
-	n = str_read(v, s->source, from, pos - from + 64, buf, 0);
-	if (n < 0)
-		return -1;
-	buf[n] = 0;
-	for (p = buf; (p = strstr(p, w)); p++)
-		if ((p == buf || !is_ident(p[-1])) && !is_ident(p[wl]))
-			return 1;
-	return 0;
+	got = str_read(v, s->source, from, pos - from, t, 0);
+	if (got < 0)
+		return SRC_UNREADABLE;
+	n = trim(t, (size_t)got);
+	if (wl && (k = drop_word(t, n, w)) <= n)
+		return SRC_NAMED;
+	/* "function" / "function*" / "async" between the name and the parameters */
+	if (n && t[n - 1] == '*')
+		n = trim(t, n - 1);
+	if ((k = drop_word(t, n, "function")) <= n)
+		n = trim(t, k);
+	if ((k = drop_word(t, n, "async")) <= n)
+		n = trim(t, k);
+	if (n && (t[n - 1] == '(' || t[n - 1] == ',' || t[n - 1] == '['))
+		return SRC_ANONYMOUS;
+	if (n && (t[n - 1] == '=' || t[n - 1] == ':') && !(n > 1 && strchr("=!<>", t[n - 2]))) {
+		n = trim(t, n - 1);
+		if (wl && (k = drop_word(t, n, w)) <= n)
+			return SRC_NAMED;
+	}
+	return SRC_OTHER;
 }
 
 static void line_of(const struct script *s, uint32_t pos, uint32_t *line, uint32_t *col)
@@ -377,7 +422,9 @@ static void line_of(const struct script *s, uint32_t pos, uint32_t *line, uint32
 /* Name, start and end position from a ScopeInfo. Its layout has no metadata past
  * the first slots: after the context locals, the first string is the function's
  * name and the first pair of ascending Smis its start and end (the same reading as
- * the OpenTelemetry profiler's); the caller checks the name against the source. */
+ * the OpenTelemetry profiler's); the caller checks the name against the source.
+ * From V8 12.x (scopeinfo_idx_first_vars 5) the position pair comes first, just
+ * before the context locals. */
 static void scope_info(struct ls_v8 *v, uint64_t t, char *name, size_t cap, int64_t *start, int64_t *end)
 {
 	uint64_t sl[24];
@@ -391,6 +438,11 @@ static void scope_info(struct ls_v8 *v, uint64_t t, char *name, size_t cap, int6
 	ncl = smi(v, sl[v->k[K_SI_NCONTEXTLOCALS] & 15]);
 	if (ncl < 0 || ncl > 8)
 		return;	/* many locals: V8 may keep their names in a hash table instead */
+	if (first >= 5 && first < 24 && is_smi(sl[first - 2]) && is_smi(sl[first - 1]) &&
+	    smi(v, sl[first - 2]) >= 0 && smi(v, sl[first - 2]) < smi(v, sl[first - 1])) {
+		*start = smi(v, sl[first - 2]);
+		*end = smi(v, sl[first - 1]);
+	}
 	for (uint64_t i = first + 2 * (uint64_t)ncl; i < 24; i++) {
 		uint64_t cur = sl[i];
 
@@ -400,11 +452,12 @@ static void scope_info(struct ls_v8 *v, uint64_t t, char *name, size_t cap, int6
 			if (ty >= 0 && ty < v->k[K_FIRST_NONSTRING] && str_get(v, cur, name, cap))
 				name[0] = 0;
 		}
-		if (is_smi(cur) && is_smi(prev) && smi(v, prev) >= 0 && smi(v, prev) < smi(v, cur)) {
+		if (*start < 0 && is_smi(cur) && is_smi(prev) && smi(v, prev) >= 0 && smi(v, prev) < smi(v, cur)) {
 			*start = smi(v, prev);
 			*end = smi(v, cur);
-			return;
 		}
+		if (name[0] && *start >= 0)
+			return;
 		prev = cur;
 	}
 }
@@ -446,11 +499,29 @@ static void sfi_describe(struct ls_v8 *v, uint64_t t, uint64_t name_field, uint6
 	out->file = s->file;
 	if (start >= 0)
 		line_of(s, (uint32_t)start, &out->line, &out->column);
-	if (name[0] && start >= 0 && name_in_source(v, s, name, (uint32_t)start) == 0) {
-		/* the string read as its name is not in the source before it: not its name */
+	if (start < 0 && nt == v->k[K_SCOPEINFO_TYPE]) {
+		/* a ScopeInfo read without positions: nothing to check its name against */
 		unknown(v, t, out);
 		out->file = s->file;
 		return;
+	}
+	if (start >= 0) {
+		/* the string read as its name must be what the source names it by */
+		int how = name_in_source(v, s, name, (uint32_t)start);
+
+		if (how == SRC_ANONYMOUS) {
+			out->function = "(anonymous)";
+			return;
+		}
+		if (how != SRC_NAMED && (name[0] || how != SRC_UNREADABLE)) {
+			uint32_t line = out->line, col = out->column;
+
+			unknown(v, t, out);
+			out->file = s->file;
+			out->line = line;
+			out->column = col;
+			return;
+		}
 	}
 	out->function = name[0] ? intern(v, name) : "(anonymous)";
 }
@@ -488,6 +559,26 @@ int ls_v8_frame(struct ls_v8 *v, const uint64_t slot[8], struct ls_v8_frame *out
 	}
 	*out = c->f;
 	return 1;
+}
+
+/* The frame type markers this V8 has (v8dbg_frametype_*); labels like "[V8 IrregexpFrame]". */
+static void read_frametypes(struct ls_v8 *v, struct lu_elf *e, uint64_t bias)
+{
+	for (size_t i = 0; i < NFRAMETYPES; i++) {
+		char name[96], label[96];
+		struct lu_sym sym;
+		struct lu_want w = { .name = name, .out = &sym };
+		int32_t x;
+
+		v->frametype[i] = -1;
+		snprintf(name, sizeof(name), "v8dbg_frametype_%s", frametypes[i]);
+		if (lu_elf_lookup(e, &w, 1) != 1 || ls_proc_read(v->pid, sym.addr + bias, &x, sizeof(x)))
+			continue;
+		snprintf(label, sizeof(label), "[V8 %s]", frametypes[i]);
+		v->frametype_label[i] = intern(v, label);
+		if (v->frametype_label[i])
+			v->frametype[i] = x;
+	}
 }
 
 int ls_v8_open(pid_t pid, struct lu_elf *e, uint64_t bias, struct ls_v8 **out, char *why, size_t whylen)
@@ -560,6 +651,7 @@ int ls_v8_open(pid_t pid, struct lu_elf *e, uint64_t bias, struct ls_v8 **out, c
 		err = -ENOTSUP;
 		goto cleanup;
 	}
+	read_frametypes(v, e, bias);
 	snprintf(v->version, sizeof(v->version), "V8 %lld.%lld.%lld", (long long)v->k[K_V8_MAJOR],
 		 (long long)v->k[K_V8_MINOR], (long long)v->k[K_V8_BUILD]);
 	*out = v;
@@ -570,6 +662,22 @@ cleanup:
 }
 
 const char *ls_v8_version(const struct ls_v8 *v) { return v->version; }
+
+const char *ls_v8_typed_frame(struct ls_v8 *v, const uint64_t slot[8])
+{
+	uint64_t marker = slot[(48 + v->k[K_FP_CONTEXT]) / 8];
+	int64_t t;
+
+	/* StackFrame::TypeToMarker: the type shifted by the Smi tag size, not a full Smi */
+	if ((marker & 1) || marker >= 256)
+		return NULL;
+	t = (int64_t)(marker >> 1);
+	for (size_t i = 0; i < NFRAMETYPES; i++)
+		if (v->frametype[i] >= 0 && v->frametype[i] == t)
+			return v->frametype_label[i];
+	return NULL;
+}
+
 
 void ls_v8_close(struct ls_v8 *v)
 {

@@ -32,6 +32,9 @@ void ls_v8_close(struct ls_v8 *v);
  * "[JS unknown 0x...]" when its objects fail a check), 0 when they do not. Strings
  * live as long as v. */
 int ls_v8_frame(struct ls_v8 *v, const uint64_t slot[8], struct ls_v8_frame *out);
+/* "[V8 IrregexpFrame]" when the slots are those of one of V8's typed frames (a
+ * frame-type marker where a JS frame keeps its context), else NULL. */
+const char *ls_v8_typed_frame(struct ls_v8 *v, const uint64_t slot[8]);
 /* "V8 11.3.244" */
 const char *ls_v8_version(const struct ls_v8 *v);
 

@@ -48,6 +48,7 @@
 #include "commands.h"
 #include "http.h"
 #include "prom.h"
+#include "stacktab.h"
 #include "snapjson.h"
 
 #define LS_SERVE_DEFAULT_LISTEN "127.0.0.1:9752"
@@ -154,6 +155,27 @@ static const struct ls_prom_loop_state *prom_state(void *arg, int32_t pid, uint3
 	return st ? &st->p : NULL;
 }
 
+/* An episode's time, split over its stacks by their share, to each stack's
+ * leaf-most JS function (loopscope_blocked_seconds_total). */
+static void count_blocked(struct ls_prom_loop_state *p, const struct ls_episode *ep)
+{
+	const struct ls_stack_set *set = ep->stacks;
+	uint64_t d = ep->end_ns - ep->start_ns, given = 0;
+
+	if (!set->total)
+		return;
+	for (uint32_t i = 0; i < set->nstacks; i++) {
+		const struct ls_frame *f = ls_stack_top_js(&set->stacks[i]);
+		uint64_t ns = (uint64_t)((double)d * (double)set->stacks[i].count / (double)set->total);
+
+		ls_prom_blocked_add(p->blocked, &p->nblocked, &p->blocked_other, f ? f->function : "[native]",
+				    f && f->file ? f->file : "", ns);
+		given += ns;
+	}
+	if (d > given && set->nstacks)	/* the stacks past the dominant few */
+		p->blocked_other.ns += d - given;
+}
+
 static void on_episode(const struct ls_episode *ep, void *arg)
 {
 	struct serve *sv = arg;
@@ -171,6 +193,8 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 		if (st) {
 			st->p.in_progress[ep->kind] = ep->end_ns == 0;
 			st->since[ep->kind] = ep->end_ns == 0 ? ep->start_ns : 0;
+			if (ep->end_ns > ep->start_ns && ep->kind != LS_EP_GC && ep->stacks)
+				count_blocked(&st->p, ep);
 		}
 	}
 	if (sv->http && ls_http_nstreams(sv->http)) {

@@ -405,6 +405,29 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 		}
 	}
 
+	family(b, "loopscope_blocked_seconds_total", "counter",
+	       "Stall and starvation time by the leaf-most JS function of the episode's stacks "
+	       "(the first 10 per loop, then function=\"other\").");
+	for (size_t i = 0; i < n; i++) {
+		const struct ls_prom_loop_state *st = refs[i].st;
+
+		if (!st || (!st->nblocked && !st->blocked_other.ns))
+			continue;
+		for (uint32_t k = 0; k <= st->nblocked && k <= LS_PROM_BLOCKED_TOP; k++) {
+			const struct ls_prom_blocked *e = k < st->nblocked ? &st->blocked[k] : &st->blocked_other;
+			struct ls_buf lb = { 0 };
+
+			ls_buf_puts(&lb, "function=\"");
+			put_label_value(&lb, k < st->nblocked ? e->function : "other", sizeof(e->function));
+			ls_buf_puts(&lb, "\",file=\"");
+			put_label_value(&lb, k < st->nblocked ? e->file : "", sizeof(e->file));
+			ls_buf_puts(&lb, "\"");
+			if (!lb.oom && lb.p)
+				sample_ns(b, "loopscope_blocked_seconds_total", refs[i].labels, lb.p, e->ns);
+			ls_buf_free(&lb);
+		}
+	}
+
 	family(b, "loopscope_episodes_in_progress", "gauge",
 	       "Stall / starvation / GC episodes that have started and not yet ended.");
 	for (size_t i = 0; i < n; i++)
@@ -416,6 +439,24 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 				   refs[i].st ? refs[i].st->in_progress[k] : 0);
 		}
 	(void)ctx;
+}
+
+void ls_prom_blocked_add(struct ls_prom_blocked *b, uint32_t *n, struct ls_prom_blocked *other, const char *function,
+			 const char *file, uint64_t ns)
+{
+	for (uint32_t i = 0; i < *n; i++)
+		if (!strncmp(b[i].function, function, sizeof(b[i].function) - 1) &&
+		    !strncmp(b[i].file, file, sizeof(b[i].file) - 1)) {
+			b[i].ns += ns;
+			return;
+		}
+	if (*n < LS_PROM_BLOCKED_TOP) {
+		snprintf(b[*n].function, sizeof(b[*n].function), "%s", function);
+		snprintf(b[*n].file, sizeof(b[*n].file), "%s", file);
+		b[(*n)++].ns = ns;
+		return;
+	}
+	other->ns += ns;
 }
 
 /* ---------------------------------------------------------------- --compat prom-client */

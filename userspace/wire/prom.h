@@ -26,6 +26,19 @@
 #include "http.h"
 #include "snapshot.h"
 
+/* loopscope_blocked_seconds_total: stall and starvation time by the leaf-most JS
+ * function of each episode stack. The first LS_PROM_BLOCKED_TOP distinct (function,
+ * file) pairs of a loop keep a series of their own for the exporter's life (a
+ * counter never moves between series); later ones add to function="other". */
+#define LS_PROM_BLOCKED_TOP 10
+struct ls_prom_blocked {
+	char function[128];
+	char file[192];
+	uint64_t ns;
+};
+void ls_prom_blocked_add(struct ls_prom_blocked *b, uint32_t *n, struct ls_prom_blocked *other, const char *function,
+			 const char *file, uint64_t ns);
+
 /* What the exporter tracks per loop between snapshots (owned by serve.c). */
 struct ls_prom_loop_state {
 	int32_t pid;
@@ -35,6 +48,9 @@ struct ls_prom_loop_state {
 	/* --compat prom-client */
 	struct ls_hist lag_window;		/* delay samples of the last 10-20 s */
 	int lag_window_valid;
+	struct ls_prom_blocked blocked[LS_PROM_BLOCKED_TOP];
+	uint32_t nblocked;
+	struct ls_prom_blocked blocked_other;	/* function="other" */
 };
 
 struct ls_prom_ctx {

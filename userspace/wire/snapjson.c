@@ -12,6 +12,7 @@
 
 #include "http.h"
 #include "snapjson.h"
+#include "stacktab.h"
 
 #define EXACT_MAX (1ull << 53)	/* largest integer every double holds exactly */
 
@@ -147,6 +148,8 @@ static void put_loop(struct ls_buf *b, const struct ls_loop_snapshot *l)
 	kv_u64(b, "phase_since_ns", l->live_phase_since_ns);
 	kv_u64(b, "drain_since_ns", l->live_drain_since_ns);
 	kv_u64(b, "drain_callbacks", l->live_drain_callbacks);
+	if (l->live_where[0])
+		kv_str(b, "where", l->live_where, sizeof(l->live_where));
 	ls_buf_puts(b, "}");
 	if (l->has & LS_HAS_NOT_POLLING)
 		kv_hist(b, "not_polling", &l->not_polling);
@@ -215,6 +218,37 @@ void ls_episode_json_append(const struct ls_episode *ep, struct ls_buf *b)
 	kv_u64(b, "start_ns", ep->start_ns);
 	kv_u64(b, "end_ns", ep->end_ns);
 	kv_u64(b, "callbacks", ep->callbacks);
+	if (ep->samples) {
+		const struct ls_stack_set *set = ep->stacks;
+
+		kv_u64(b, "samples", ep->samples);
+		ls_buf_puts(b, ",\"stacks\":[");
+		for (uint32_t i = 0; set && i < set->nstacks; i++) {
+			const struct ls_stack_sample *st = &set->stacks[i];
+
+			ls_buf_printf(b, "%s{\"share\":%.3f,\"count\":%llu,\"frames\":[", i ? "," : "",
+				      set->total ? (double)st->count / (double)set->total : 0.0,
+				      (unsigned long long)st->count);
+			for (uint32_t k = 0; k < st->nframes; k++) {
+				const struct ls_frame *f = &st->frames[k];
+
+				ls_buf_printf(b, "%s{\"kind\":", k ? "," : "");
+				put_str(b, ls_frame_kind_name(f->kind), 16);
+				kv_str(b, "function", f->function ? f->function : "", 1024);
+				if (f->file)
+					kv_str(b, "file", f->file, 1024);
+				if (f->line)
+					kv_u64(b, "line", f->line);
+				if (f->column)
+					kv_u64(b, "column", f->column);
+				if (f->module)
+					kv_str(b, "module", f->module, 1024);
+				ls_buf_puts(b, "}");
+			}
+			ls_buf_puts(b, "]}");
+		}
+		ls_buf_puts(b, "]");
+	}
 	ls_buf_puts(b, "}");
 }
 
@@ -444,6 +478,7 @@ static int get_loop(const cJSON *o, struct ls_loop_snapshot *l)
 		err |= get_u64(live, "phase_since_ns", &l->live_phase_since_ns);
 		err |= get_u64(live, "drain_since_ns", &l->live_drain_since_ns);
 		err |= get_u64(live, "drain_callbacks", &l->live_drain_callbacks);
+		err |= get_str(live, "where", l->live_where, sizeof(l->live_where));
 	}
 	return err ? -EINVAL : 0;
 }
@@ -583,6 +618,69 @@ cleanup:
 	return err;
 }
 
+#define MAX_JSON_FRAMES 256
+
+/* "stacks" of an episode line into a set owned by the agent's stack table. */
+static int get_stacks(const cJSON *root, struct ls_episode *out)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "stacks"), *st;
+	struct ls_stacktab *tab;
+	struct ls_stack_agg *agg;
+	struct ls_frame *fr;
+	uint64_t samples = 0;
+	int err = 0;
+
+	if (!arr)
+		return 0;
+	if (!cJSON_IsArray(arr) || get_u64(root, "samples", &samples) || samples > UINT32_MAX)
+		return -EINVAL;
+	tab = ls_stacks_table();
+	agg = ls_stack_agg_new();
+	fr = calloc(MAX_JSON_FRAMES, sizeof(*fr));
+	if (!tab || !agg || !fr) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	cJSON_ArrayForEach(st, arr) {
+		const cJSON *frames = cJSON_GetObjectItemCaseSensitive(st, "frames"), *f;
+		uint64_t count = 0;
+		uint32_t n = 0;
+
+		if (!cJSON_IsObject(st) || get_u64(st, "count", &count) || !cJSON_IsArray(frames)) {
+			err = -EINVAL;
+			goto cleanup;
+		}
+		cJSON_ArrayForEach(f, frames) {
+			static const char *const kinds[] = { [LS_FRAME_JS] = "js", [LS_FRAME_NATIVE] = "native",
+							     [LS_FRAME_KERNEL] = "kernel" };
+			const cJSON *fn = cJSON_GetObjectItemCaseSensitive(f, "function");
+			const cJSON *file = cJSON_GetObjectItemCaseSensitive(f, "file");
+			const cJSON *mod = cJSON_GetObjectItemCaseSensitive(f, "module");
+			uint32_t kind = 0, line = 0, col = 0;
+
+			if (n == MAX_JSON_FRAMES || !cJSON_IsObject(f) || !cJSON_IsString(fn) ||
+			    get_enum(f, "kind", kinds, 3, &kind) || get_u32(f, "line", &line) || get_u32(f, "column", &col) ||
+			    (file && !cJSON_IsString(file)) || (mod && !cJSON_IsString(mod))) {
+				err = -EINVAL;
+				goto cleanup;
+			}
+			fr[n++] = (struct ls_frame){
+				.kind = (enum ls_frame_kind)kind, .function = ls_stacktab_str(tab, fn->valuestring),
+				.file = file ? ls_stacktab_str(tab, file->valuestring) : NULL, .line = line, .column = col,
+				.module = mod ? ls_stacktab_str(tab, mod->valuestring) : NULL,
+			};
+		}
+		if (count && (err = ls_stack_agg_add(agg, fr, n, count)))
+			goto cleanup;
+	}
+	out->samples = (uint32_t)samples;
+	out->stacks = ls_stack_agg_total(agg) ? ls_stack_agg_finish(agg, tab, UINT32_MAX) : NULL;
+cleanup:
+	free(fr);
+	ls_stack_agg_free(agg);
+	return err;
+}
+
 int ls_episode_from_json(const char *line, size_t len, struct ls_episode *out)
 {
 	cJSON *root;
@@ -614,8 +712,10 @@ int ls_episode_from_json(const char *line, size_t len, struct ls_episode *out)
 	err |= get_u64(root, "start_ns", &out->start_ns);
 	err |= get_u64(root, "end_ns", &out->end_ns);
 	err |= get_u64(root, "callbacks", &out->callbacks);
+	if (!err)
+		err = get_stacks(root, out);
 	if (err)
-		err = -EINVAL;
+		err = err == -ENOMEM ? err : -EINVAL;
 cleanup:
 	cJSON_Delete(root);
 	if (err)

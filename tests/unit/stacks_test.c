@@ -1,0 +1,221 @@
+/* stacks_test.c: stack tables and aggregation (core/stacktab.c), their text
+ * (core/stacktext.c), the maps parser (lib/proc.c) and C++ demangling
+ * (backends/nativesym.c). No BPF, no process: frames are built by hand. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "nativesym.h"
+#include "proc.h"
+#include "stacktab.h"
+
+static struct ls_frame js(struct ls_stacktab *t, const char *fn, const char *file, uint32_t line)
+{
+	return (struct ls_frame){ .kind = LS_FRAME_JS, .function = ls_stacktab_str(t, fn),
+				  .file = ls_stacktab_str(t, file), .line = line };
+}
+
+static struct ls_frame native(struct ls_stacktab *t, const char *fn)
+{
+	return (struct ls_frame){ .kind = LS_FRAME_NATIVE, .function = ls_stacktab_str(t, fn),
+				  .module = ls_stacktab_str(t, "/usr/bin/node") };
+}
+
+static void test_intern(void **state)
+{
+	struct ls_stacktab *t = ls_stacktab_new();
+	char buf[16] = "settle";
+
+	(void)state;
+	assert_non_null(t);
+	const char *a = ls_stacktab_str(t, buf);
+	strcpy(buf, "other");
+	assert_string_equal(a, "settle");	/* a copy, not the caller's buffer */
+	assert_ptr_equal(ls_stacktab_str(t, "settle"), a);
+	assert_ptr_not_equal(ls_stacktab_str(t, "other"), a);
+	assert_null(ls_stacktab_str(t, NULL));
+	ls_stacktab_free(t);
+}
+
+/* Identical stacks merge, the most frequent comes first, max cuts the list but
+ * not the total, and the set outlives the aggregator. */
+static void test_aggregate(void **state)
+{
+	struct ls_stacktab *t = ls_stacktab_new();
+	struct ls_stack_agg *a = ls_stack_agg_new();
+	struct ls_frame s1[3], s2[2], s3[1];
+	const struct ls_stack_set *set;
+
+	(void)state;
+	s1[0] = native(t, "node::crypto::PBKDF2Traits::DeriveBits");
+	s1[1] = js(t, "pbkdf2Sync", "node:internal/crypto/pbkdf2", 68);
+	s1[2] = js(t, "settle", "/srv/app/billing.js", 31);
+	s2[0] = js(t, "validateCoupon", "/srv/app/coupons.js", 14);
+	s2[1] = js(t, "(anonymous)", "/srv/app/routes.js", 12);
+	s3[0] = native(t, "[vdso]");
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(ls_stack_agg_add(a, s2, 2, 1), 0);
+	assert_int_equal(ls_stack_agg_add(a, s1, 3, 2), 0);
+	assert_int_equal(ls_stack_agg_add(a, s1, 3, 1), 0);
+	assert_int_equal(ls_stack_agg_add(a, s3, 1, 1), 0);
+	/* a stack that differs only in a line is another stack */
+	s2[0].line = 15;
+	assert_int_equal(ls_stack_agg_add(a, s2, 2, 1), 0);
+	assert_int_equal(ls_stack_agg_total(a), 12);
+	set = ls_stack_agg_finish(a, t, 2);
+	ls_stack_agg_free(a);
+	assert_non_null(set);
+	assert_int_equal(set->total, 12);
+	assert_int_equal(set->nstacks, 2);
+	assert_int_equal(set->stacks[0].count, 7);
+	assert_int_equal(set->stacks[0].nframes, 2);
+	assert_string_equal(set->stacks[0].frames[0].function, "validateCoupon");
+	assert_int_equal(set->stacks[0].frames[0].line, 14);
+	assert_int_equal(set->stacks[1].count, 3);
+	assert_string_equal(ls_stack_top_js(&set->stacks[1])->function, "pbkdf2Sync");
+	assert_null(ls_stack_top_js(&(struct ls_stack_sample){ .frames = s3, .nframes = 1 }));
+	ls_stacktab_free(t);
+}
+
+static void test_empty_agg(void **state)
+{
+	struct ls_stacktab *t = ls_stacktab_new();
+	struct ls_stack_agg *a = ls_stack_agg_new();
+
+	(void)state;
+	assert_null(ls_stack_agg_finish(a, t, 5));
+	ls_stack_agg_free(a);
+	ls_stacktab_free(t);
+}
+
+/* The text stat prints: share on the first line, JS names aligned, long native
+ * runs between JS frames counted, not listed. */
+static void test_text(void **state)
+{
+	struct ls_stacktab *t = ls_stacktab_new();
+	struct ls_stack_agg *a = ls_stack_agg_new();
+	struct ls_frame f[9];
+	char lines[20][LS_STACK_LINE];
+	const struct ls_stack_set *set;
+	size_t n;
+
+	(void)state;
+	f[0] = native(t, "sha512_block_data_order_avx2");
+	f[1] = native(t, "SHA512_Update");
+	f[2] = native(t, "HMAC_Update");
+	f[3] = native(t, "PKCS5_PBKDF2_HMAC");
+	f[4] = native(t, "node::crypto::PBKDF2Traits::DeriveBits");
+	f[5] = native(t, "Builtins_CEntry");
+	f[6] = js(t, "pbkdf2Sync", "node:internal/crypto/pbkdf2", 68);
+	f[7] = js(t, "settle", "/srv/app/billing.js", 31);
+	f[8] = (struct ls_frame){ .kind = LS_FRAME_KERNEL, .function = ls_stacktab_str(t, "schedule"),
+				  .module = ls_stacktab_str(t, "[kernel]") };
+	assert_int_equal(ls_stack_agg_add(a, f, 8, 88), 0);
+	assert_int_equal(ls_stack_agg_add(a, f + 8, 1, 12), 0);
+	set = ls_stack_agg_finish(a, t, 5);
+	ls_stack_agg_free(a);
+	n = ls_stack_text(set, 5, 20, lines, 20);
+	assert_int_equal(n, 7);
+	assert_string_equal(lines[0], "  88%  [native] sha512_block_data_order_avx2  (node)");
+	assert_string_equal(lines[1], "       [native] SHA512_Update  (node)");
+	assert_string_equal(lines[2], "       ... 3 native frames");
+	assert_string_equal(lines[3], "       [native] Builtins_CEntry  (node)");
+	assert_string_equal(lines[4], "       pbkdf2Sync  node:internal/crypto/pbkdf2:68");
+	assert_string_equal(lines[5], "       settle      /srv/app/billing.js:31");
+	assert_string_equal(lines[6], "  12%  [kernel] schedule  ([kernel])");
+	/* bounded by max_lines, and by stacks */
+	assert_int_equal(ls_stack_text(set, 1, 20, lines, 3), 3);
+	assert_int_equal(ls_stack_text(set, 5, 20, lines, 0), 0);
+	assert_int_equal(ls_stack_text(NULL, 5, 20, lines, 20), 0);
+	ls_stacktab_free(t);
+}
+
+static void test_maps_parse(void **state)
+{
+	static const char text[] =
+		"00400000-05200000 r-xp 00000000 fe:01 1234                               /usr/bin/node\n"
+		"7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \n"
+		"7ffd1000-7ffd3000 r-xp 00000000 00:00 0                                  [vdso]\n"
+		"garbage line\n"
+		"7f10-7f00 r-xp 00000000 00:00 0 /backwards\n"
+		"7f2000000000-7f2000010000 r-xp 00002000 08:02 99 /lib/with space/libc.so.6";
+	struct ls_maps m;
+	const struct ls_map *x;
+
+	(void)state;
+	assert_int_equal(ls_maps_parse(text, sizeof(text) - 1, &m), 0);
+	assert_int_equal(m.n, 4);
+	assert_string_equal(m.map[0].path, "/usr/bin/node");
+	assert_int_equal(m.map[0].inode, 1234);
+	assert_int_equal(m.map[0].dev_major, 0xfe);
+	assert_string_equal(m.map[0].perms, "r-xp");
+	assert_string_equal(m.map[1].path, "");
+	assert_string_equal(m.map[3].path, "/lib/with space/libc.so.6");
+	assert_int_equal(m.map[3].offset, 0x2000);
+	x = ls_maps_find(&m, 0x400000);
+	assert_ptr_equal(x, &m.map[0]);
+	assert_null(ls_maps_find(&m, 0x5200000));	/* end is exclusive */
+	assert_ptr_equal(ls_maps_find(&m, 0x7ffd2fff), &m.map[2]);
+	assert_null(ls_maps_find(&m, 1));
+	ls_maps_free(&m);
+	ls_maps_free(&m);
+	assert_int_equal(ls_maps_parse("", 0, &m), 0);
+	assert_int_equal(m.n, 0);
+	ls_maps_free(&m);
+}
+
+/* Our own maps and memory: the parser against the kernel's text, and a read. */
+static void test_self(void **state)
+{
+	struct ls_maps m;
+	static const char here[] = "readable";
+	char buf[sizeof(here)];
+
+	(void)state;
+	assert_int_equal(ls_maps_read(getpid(), &m), 0);
+	assert_non_null(ls_maps_find(&m, (uint64_t)(uintptr_t)here));
+	ls_maps_free(&m);
+	assert_int_equal(ls_proc_read(getpid(), (uint64_t)(uintptr_t)here, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, here);
+	assert_int_not_equal(ls_proc_read(getpid(), 8, buf, 4), 0);	/* unmapped */
+	assert_int_not_equal(ls_maps_read(0x3fffffff, &m), 0);
+}
+
+static void test_demangle(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "_ZN4node6crypto12PBKDF2Traits10DeriveBitsEPNS_11EnvironmentERKNS0_12PBKDF2ConfigEPNS0_10ByteSourceE",
+		  "node::crypto::PBKDF2Traits::DeriveBits" },
+		{ "_ZN2v88internal14MicrotaskQueue13RunMicrotasksEPNS0_7IsolateE", "v8::internal::MicrotaskQueue::RunMicrotasks" },
+		{ "_ZN12_GLOBAL__N_13fooEv", "(anonymous namespace)::foo" },
+		{ "sha512_block_data_order_avx2", "sha512_block_data_order_avx2" },
+		{ "_Znot a real name", "_Znot a real name" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *d = ls_demangle(cases[i].in);
+
+		assert_non_null(d);
+		assert_string_equal(d, cases[i].out);
+		free(d);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_intern), cmocka_unit_test(test_aggregate), cmocka_unit_test(test_empty_agg),
+		cmocka_unit_test(test_text),   cmocka_unit_test(test_maps_parse), cmocka_unit_test(test_self),
+		cmocka_unit_test(test_demangle),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
