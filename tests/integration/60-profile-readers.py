@@ -29,7 +29,8 @@ import tempfile
 import xml.dom.minidom
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import BUILD, check, done, png_pixels, skip  # noqa: E402
+from lib import BUILD, check, done, skip  # noqa: E402
+from profile_check import Readers, frame_kinds  # noqa: E402
 
 GEN = os.path.join(BUILD, "asan", "tests", "profile_out_test")
 for tool in ("chromium", "go", "node"):
@@ -39,9 +40,8 @@ if not os.access(GEN, os.X_OK):
     skip("needs %s (make test builds it)" % GEN)
 
 tmp = tempfile.mkdtemp(prefix="loopscope-profile.")
-# No network, no writes outside tmp: Chromium and Go get their own HOME and caches.
-env = dict(os.environ, HOME=tmp, GOCACHE=os.path.join(tmp, "gocache"), GOPATH=os.path.join(tmp, "gopath"),
-           GOFLAGS="-mod=mod", GOTOOLCHAIN="local", GOPROXY="off", PPROF_TMPDIR=tmp)
+rd = Readers(tmp)
+env = rd.env
 
 # A real Node process, sampled by V8 every 1 ms for about 2 s.
 BLOCK_JS = r"""
@@ -64,34 +64,6 @@ check("profile_out_test wrote the fixtures (exit %d)" % r.returncode, r.returnco
 if r.returncode:
     print(r.stdout[-2000:], r.stderr[-2000:])
     sys.exit(done())
-
-
-def chromium(url, *args):
-    """Run headless Chromium on url; returns (stdout, console lines)."""
-    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-           "--user-data-dir=" + os.path.join(tmp, "chromium"), "--enable-logging=stderr", "--v=0"]
-    r = subprocess.run(cmd + list(args) + [url], env=env, capture_output=True, text=True, timeout=120,
-                       errors="replace")
-    console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
-    return r.stdout, console
-
-
-def svg_height(path):
-    return int(re.search(r'<svg [^>]*height="(\d+)"', open(path, encoding="utf-8").read()).group(1))
-
-
-def load_check(name, path, query=""):
-    """Load an SVG in Chromium: (no XML error, no console message, the DOM after scripts)."""
-    dom, console = chromium("file://" + path + query, "--dump-dom")
-    for ln in console:
-        print("# console:", ln)
-    return "<parsererror" not in dom and "svg" in dom, not console, dom
-
-
-def screenshot(name, path, query=""):
-    png = os.path.join(tmp, name + ".png")
-    chromium("file://" + path + query, "--window-size=1200,%d" % min(svg_height(path), 4000), "--screenshot=" + png)
-    return png_pixels(png) if os.path.exists(png) else (0, 0, [])
 
 
 # The cpuprofile counted here, independently: per function, the samples with it on
@@ -126,10 +98,10 @@ for name in ("demo", "odd", "empty", "node"):
         wellformed = False
     check("%s.svg is well-formed XML" % name, wellformed)
     q = {"demo": "?s=pbkdf2", "node": "?s=%5Esettle%20"}.get(name, "")
-    xml_ok, quiet, dom = load_check(name, path, q)
+    xml_ok, quiet, dom = rd.load_svg(path, q)
     check("%s.svg: Chromium reports no XML error" % name, xml_ok)
     check("%s.svg: no console message (the script ran clean)" % name, quiet)
-    w, h, rows = screenshot(name, path, q)
+    w, h, rows = rd.screenshot(path, q)
     bg = (248, 248, 244)
     px = [p for row in rows for p in row]
     ink = sum(1 for p in px if p != bg and p != (255, 255, 255))
@@ -142,11 +114,7 @@ for name in ("demo", "odd", "empty", "node"):
         continue
     check("%s.svg: not blank (%d colours, %d ink pixels)" % (name, len(colours), ink),
           len(colours) >= 20 and ink > 0.1 * len(px))
-    # The frames only: the legend below them has a swatch of every kind.
-    drawn = set(p for row in rows[:svg_height(path) - 48] for p in row)
-    green = any(g > r + 60 and g > b + 60 for r, g, b in drawn)
-    red = any(r > 200 and r > g + 60 and b < 80 for r, g, b in drawn)
-    blue = any(b > 200 and b > r + 60 for r, g, b in drawn)
+    green, red, blue = frame_kinds(rows, path)
     if name == "node":  # V8's profiler sees no kernel frames
         check("node.svg: JS (green) and native (red/orange) frames drawn", green and red)
     else:
@@ -168,7 +136,7 @@ for name in ("demo", "odd", "empty", "node"):
 zoomed = os.path.join(tmp, "zoom.svg")
 open(zoomed, "w", encoding="utf-8").write(open(os.path.join(tmp, "demo.svg"), encoding="utf-8").read().replace(
     "if(q)search(q);", "if(q)search(q);zoom(fr.filter(function(g){return name(g).indexOf('settle')===0;})[0]);"))
-xml_ok, quiet, dom = load_check("zoom", zoomed)
+xml_ok, quiet, dom = rd.load_svg(zoomed)
 frames = dict((m.group(2).split("\n")[0], m.group(0)) for m in
               re.finditer(r'<g class="f"[^>]*?( style="[^"]*")?><title>([^<]*)</title><rect [^>]*>', dom))
 settle = frames.get("settle /srv/app/billing.js:31", "")
@@ -184,28 +152,20 @@ bad_js = os.path.join(tmp, "bad-js.svg")
 open(bad_js, "w", encoding="utf-8").write(demo.replace("if(q)search(q);", "if(q)search(q);noSuchFunction();"))
 bad_xml = os.path.join(tmp, "bad-xml.svg")
 open(bad_xml, "w", encoding="utf-8").write(demo.replace("</title>", "&</title>", 1))
-xml_ok, quiet, _ = load_check("bad-js", bad_js)
+xml_ok, quiet, _ = rd.load_svg(bad_js)
 check("control: a script error shows up as a console message", xml_ok and not quiet)
-xml_ok, quiet, _ = load_check("bad-xml", bad_xml)
+xml_ok, quiet, _ = rd.load_svg(bad_xml)
 check("control: a bare '&' shows up as an XML error", not xml_ok)
 
 # ---------------------------------------------------------------- pprof
 
 
 def pprof_top(name, *args):
-    r = subprocess.run(["go", "tool", "pprof", "-top"] + list(args) + [os.path.join(tmp, name + ".pb.gz")],
-                       env=env, capture_output=True, text=True, timeout=120, errors="replace")
-    print("".join("# " + ln + "\n" for ln in (r.stdout + r.stderr).splitlines()[:40]))
-    return r.returncode, r.stdout
+    return rd.pprof_top(os.path.join(tmp, name + ".pb.gz"), *args)
 
 
-rc, out = pprof_top("demo", "-sample_index=samples")
+rc, out, rows = pprof_top("demo", "-sample_index=samples")
 check("go tool pprof -top reads demo.pb.gz (exit %d)" % rc, rc == 0)
-rows = {}
-for ln in out.splitlines():
-    m = re.match(r"\s*(\d+)\s+[\d.]+%\s+[\d.]+%\s+(\d+)\s+[\d.]+%\s+(.+)$", ln)
-    if m:
-        rows[m.group(3)] = (int(m.group(1)), int(m.group(2)))
 check("pprof: 500 samples in all", "Total samples = 500" in out)
 want = {"node::crypto::PBKDF2Traits::DeriveBits": (360, 360), "copy_user_enhanced_fast_string": (90, 90),
         "v8::internal::JsonStringifier::Serialize_": (50, 50), "pbkdf2Sync": (0, 360), "handle": (0, 450),
@@ -213,21 +173,16 @@ want = {"node::crypto::PBKDF2Traits::DeriveBits": (360, 360), "copy_user_enhance
 for fn, (flat, cum) in want.items():
     check("pprof: %s flat %d cum %d (got %s)" % (fn, flat, cum, rows.get(fn)), rows.get(fn) == (flat, cum))
 check("pprof: the profile's comment names the PID", "loopscope profile of PID 4093 (node)" in out)
-rc, out = pprof_top("demo")
+rc, out, _ = pprof_top("demo")
 check("pprof: cpu time is samples x period (DeriveBits 360ms)",
       rc == 0 and re.search(r"^\s*360ms\s+72\.00%.*DeriveBits$", out, re.M) is not None)
-rc, out = pprof_top("odd", "-sample_index=samples")
+rc, out, _ = pprof_top("odd", "-sample_index=samples")
 check("pprof reads odd.pb.gz: 12 samples, [no frames] 2", rc == 0 and "of 12 total" in out
       and re.search(r"^\s*2\s+16\.67%.*\[no frames\]$", out, re.M) is not None)
-rc, out = pprof_top("empty")
+rc, out, _ = pprof_top("empty")
 check("pprof reads empty.pb.gz (0 samples)", rc == 0 and "Total samples = 0" in out)
 
-rc, out = pprof_top("node", "-sample_index=samples")
-rows = {}
-for ln in out.splitlines():
-    m = re.match(r"\s*(\d+)\s+[\d.]+%\s+[\d.]+%\s+(\d+)\s+[\d.]+%\s+(\S+)", ln)
-    if m:
-        rows[m.group(3)] = (int(m.group(1)), int(m.group(2)))
+rc, out, rows = pprof_top("node", "-sample_index=samples")
 check("pprof reads node.pb.gz: %d samples" % node_total, rc == 0 and ("of %d total" % node_total) in out)
 for fn in ("settle", "build", "handle", "pbkdf2Sync"):
     check("pprof: %s flat %d cum %d as in the cpuprofile (got %s)" % (fn, node_flat[fn], node_cum[fn], rows.get(fn)),
