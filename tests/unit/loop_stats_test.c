@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -37,6 +38,18 @@ static void spin(uint64_t ns)
 
 static int fired;
 
+/* Timed cases measure wall-clock spans: a run during which this thread was
+ * preempted (an involuntary context switch: a neighbour took the CPU) is measured
+ * again, up to TIMED_TRIES runs; the bounds never change. */
+#define TIMED_TRIES 8
+
+static long involuntary_switches(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nivcsw : 0;
+}
+
 /* Three timer callbacks of 20 ms, 30 ms apart. */
 static void busy_timer(lsl_timer_t *t)
 {
@@ -47,19 +60,29 @@ static void busy_timer(lsl_timer_t *t)
 
 static void test_accounting_sanity(void **state)
 {
-	lsl_loop_t *loop = new_loop();
+	lsl_loop_t *loop = NULL;
 	struct lsl_stats st;
 	lsl_timer_t t;
 	uint64_t sum = 0;
 	int i;
 
-	fired = 0;
-	assert_int_equal(lsl_accounting_start(loop), 0);
-	assert_true(lsl_accounting_enabled(loop));
-	assert_int_equal(lsl_timer_init(loop, &t), 0);
-	assert_int_equal(lsl_timer_start(&t, busy_timer, 30, 30), 0);
-	assert_int_equal(lsl_run(loop), 0);
-	assert_int_equal(lsl_stats_get(loop, &st), 0);
+	for (int try = 0; try < TIMED_TRIES; try++) {
+		long before = involuntary_switches();
+
+		if (loop)
+			assert_int_equal(lsl_loop_close(loop), 0);
+		loop = new_loop();
+		fired = 0;
+		assert_int_equal(lsl_accounting_start(loop), 0);
+		assert_true(lsl_accounting_enabled(loop));
+		assert_int_equal(lsl_timer_init(loop, &t), 0);
+		assert_int_equal(lsl_timer_start(&t, busy_timer, 30, 30), 0);
+		assert_int_equal(lsl_run(loop), 0);
+		assert_int_equal(lsl_stats_get(loop, &st), 0);
+		if (involuntary_switches() == before)
+			break;
+		print_message("# run %d was preempted: measured again\n", try + 1);
+	}
 
 	assert_true(st.iterations >= 3);
 	for (i = 0; i < LSL_NPHASES; i++) {
@@ -156,17 +179,27 @@ static void start_chain(lsl_timer_t *t)
 
 static void test_starvation_threshold(void **state)
 {
-	lsl_loop_t *loop = new_loop();
+	lsl_loop_t *loop = NULL;
 	struct lsl_stats st;
 	lsl_timer_t t;
 
-	assert_int_equal(lsl_set_starvation_threshold(loop, 0), -EINVAL);
-	assert_int_equal(lsl_set_starvation_threshold(loop, 10 * MS), 0);
-	assert_int_equal(lsl_accounting_start(loop), 0);
-	assert_int_equal(lsl_timer_init(loop, &t), 0);
-	assert_int_equal(lsl_timer_start(&t, start_chain, 1, 0), 0);
-	assert_int_equal(lsl_run(loop), 0);
-	assert_int_equal(lsl_stats_get(loop, &st), 0);
+	for (int try = 0; try < TIMED_TRIES; try++) {
+		long before = involuntary_switches();
+
+		if (loop)
+			assert_int_equal(lsl_loop_close(loop), 0);
+		loop = new_loop();
+		assert_int_equal(lsl_set_starvation_threshold(loop, 0), -EINVAL);
+		assert_int_equal(lsl_set_starvation_threshold(loop, 10 * MS), 0);
+		assert_int_equal(lsl_accounting_start(loop), 0);
+		assert_int_equal(lsl_timer_init(loop, &t), 0);
+		assert_int_equal(lsl_timer_start(&t, start_chain, 1, 0), 0);
+		assert_int_equal(lsl_run(loop), 0);
+		assert_int_equal(lsl_stats_get(loop, &st), 0);
+		if (involuntary_switches() == before)
+			break;
+		print_message("# run %d was preempted: measured again\n", try + 1);
+	}
 	assert_int_equal(st.starvation_threshold_ns, 10 * MS);
 	assert_int_equal(st.ticks.drains, 1);
 	assert_true(st.ticks.callbacks > 100);
