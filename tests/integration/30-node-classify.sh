@@ -51,6 +51,8 @@ one_node() {
 		pid=$BG_PID
 		# node's default loop must exist before attach (the offsets are checked on it)
 		wait_for 10 grep -q ready "$TMP/block.out"
+		# (empty now: the redirection below happens in the child, after the wait began)
+		: >"$TMP/$tier.json"
 		"$LOOPSCOPE" stat -p "$pid" -i 0.5 --json --probes "$tier" >"$TMP/$tier.json" 2>"$TMP/$tier.err" &
 		stat_pid=$!
 		# block once the probes are live: the first interval's line says they are
@@ -85,6 +87,7 @@ one_node() {
 	bg "$node" "$NODEDIR/block.js" micro 800 0 >"$TMP/live.out"
 	pid=$BG_PID
 	wait_for 10 grep -q ready "$TMP/live.out"
+	: >"$TMP/live.txt"
 	"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 >"$TMP/live.txt" 2>&1 &
 	stat_pid=$!
 	wait_for 60 grep -q "^pid $pid" "$TMP/live.txt"
@@ -99,6 +102,7 @@ one_node() {
 	spid=$BG_PID
 	wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "$v: server did not start"; return; }
 	port=$(awk '/listening/ { print $2 }' "$TMP/server.out")
+	: >"$TMP/http.json"
 	"$LOOPSCOPE" stat -p "$spid" -i 0.5 --json >"$TMP/http.json" 2>"$TMP/http.err" &
 	stat_pid=$!
 	# the load starts once the probes are live and stat stops when it is over
