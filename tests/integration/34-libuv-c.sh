@@ -74,7 +74,7 @@ wait_for 5 grep -q ready "$TMP/ph.out"
 "$LOOPSCOPE" stat -p "$upid" -d 0.5 -i 0.5 --json --probes phases >"$TMP/ph.json" 2>"$TMP/ph.err"
 check "stat --probes phases on the stripped libuv exits 0" [ $? = 0 ]
 check "and says on stderr, in one line, why light runs: '$(head -c 200 "$TMP/ph.err")'" \
-	bash -c "grep -q '^loopscope stat: pid $upid: --probes phases unavailable, light tier used: phases unavailable (uv__io_poll has no symbol)\$' '$TMP/ph.err' && [ \$(grep -vc 'process $upid exited' '$TMP/ph.err') = 1 ]"
+	bash -c "grep -q '^loopscope stat: pid $upid: phases unavailable (uv__io_poll has no symbol): light tier used\$' '$TMP/ph.err' && [ \$(grep -vc 'process $upid exited' '$TMP/ph.err') = 1 ]"
 check "and reports the loop" [ -s "$TMP/ph.json" ]
 kill "$upid"; wait "$upid" 2>/dev/null
 

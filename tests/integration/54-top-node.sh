@@ -23,7 +23,8 @@ bg "$LOOPDEMO" --block 20 --every 200 --duration 60
 DEMO=$BG_PID
 sleep 0.5
 
-tmux_start 100 40
+# wide enough for the detail line with Node 26's 15-letter comm and the versions
+tmux_start 120 40
 stty_before=$(tmux_stty)
 top_launch --probes phases -p "$DEMO" -p "$NODE"
 # The process's name: "node", or what Node 24 and 26 call their main thread.
