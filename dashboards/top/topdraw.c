@@ -372,6 +372,18 @@ static struct proc_cols proc_cols(int cols)
 				   .util = cols >= 50 };
 }
 
+/* A row's name in the process list: the process's comm for its main loop (and for
+ * every reference loop); for a libuv program's other loops their own name ("worker 3")
+ * or, unnamed, their thread's comm: all threads of a Node 18-22 process are "node". */
+static const char *row_name(const struct top_row *r)
+{
+	if (r->runtime == LS_RT_REFERENCE || !strcmp(r->last.label, "main"))
+		return r->comm;
+	if (r->last.label[0])
+		return r->last.label;
+	return r->last.comm[0] ? r->last.comm : r->comm;
+}
+
 static void draw_procs(WINDOW *w, const struct top_model *m, const struct top_draw_ctx *c, struct area a)
 {
 	char r1[16], d1[16], u1[16], state[48], line[160];
@@ -401,9 +413,7 @@ static void draw_procs(WINDOW *w, const struct top_model *m, const struct top_dr
 		row_state(m, r, state, sizeof(state), &st);
 		if (sel)
 			band(w, a.y + 1 + i, 0, ST_SELECTED);
-		/* a worker's loop by its name: every thread of a Node process is "node" */
-		n = snprintf(line, sizeof(line), "%7d %-*.*s ", r->pid, pc.comm, pc.comm,
-			     !strncmp(r->last.label, "worker", 6) ? r->last.label : r->comm);
+		n = snprintf(line, sizeof(line), "%7d %-*.*s ", r->pid, pc.comm, pc.comm, row_name(r));
 		if (pc.runtime)
 			n += snprintf(line + n, sizeof(line) - (size_t)n, "%-9.9s ", ls_runtime_name(r->runtime));
 		if (pc.rate)

@@ -5,7 +5,8 @@
 //   tick  - recursive process.nextTick (the nextTick queue never empties)
 //   micro - recursive promise reactions (V8's microtask queue never empties)
 //   sync  - one long synchronous callback (a busy loop)
-//   seq   - tick, micro and sync in turn, 700 ms apart (the 2nd and 3rd from a timer)
+//   seq   - tick, micro and sync in turn, 1.5 s apart (the 2nd and 3rd from a timer;
+//           the gaps let the loop poll between them even on a busy machine)
 // Prints "blocked MODE N" when done (N = callbacks run), "blocked seq" after all three.
 'use strict';
 const mode = process.argv[2];
@@ -19,8 +20,8 @@ setInterval(() => {}, 50);
 function block(how = mode) {
   if (how === 'seq') {
     block('tick');
-    setTimeout(() => block('micro'), 700);
-    setTimeout(() => { block('sync'); console.log('blocked seq'); }, 1400);
+    setTimeout(() => block('micro'), 1500);
+    setTimeout(() => { block('sync'); console.log('blocked seq'); }, 3000);
     return;
   }
   const t0 = Date.now();

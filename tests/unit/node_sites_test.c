@@ -315,9 +315,8 @@ static void test_node_plan(void **state)
 	free(text);
 }
 
-/* The drain functions starvation is classified by, however the compiler split them,
- * on every Node.js build of the test matrix that is installed (tests/node/versions in
- * $LS_NODE_CACHE) and on /usr/bin/node. A drain loop takes hundreds of bytes of code:
+/* The drain functions starvation is classified by, however the compiler split them.
+ * A drain loop takes hundreds of bytes of code:
  * the ranges together must hold that much, wherever the symbol itself is a thunk
  * (Node 18's RunMicrotasks is a 0x1d-byte jump to its .part.50). */
 static void check_drain_ranges(const char *path)
@@ -360,7 +359,29 @@ static void check_drain_ranges(const char *path)
 	ls_elf_close(e);
 }
 
-static void test_drain_ranges(void **state)
+/* Where the Worker constructor keeps AllocateEnvironmentThreadId()'s result: a field
+ * of node::worker::Worker, past its AsyncWrap base (+0xf8 in 18 and 20, +0x110 in 22,
+ * +0x108 in 24 and 26). */
+static void check_worker_thread_id(const char *path)
+{
+	struct lu_sym ctor, alloc;
+	struct lu_want want[] = { { "_ZN4node6worker6WorkerC1E*", &ctor },
+				  { "_ZN4node27AllocateEnvironmentThreadIdEv", &alloc } };
+	struct lu_elf *e = NULL;
+	uint32_t off = 0;
+
+	assert_int_equal(lu_elf_open(path, &e), 0);
+	assert_int_equal(lu_elf_lookup(e, want, 2), 2);
+	assert_int_equal(lu_call_result_store(e, &ctor, alloc.addr, &off), 0);
+	if (off < 0x40 || off > 0x400 || off % 8)
+		fail_msg("%s: Worker::thread_id_ at %#x", path, off);
+	assert_int_equal(lu_call_result_store(e, &ctor, ctor.addr, &off), -ENOENT);	/* no such call */
+	lu_elf_close(e);
+}
+
+/* Both on every Node.js build of the test matrix that is installed
+ * (tests/node/versions in $LS_NODE_CACHE) and on /usr/bin/node. */
+static void test_matrix_binaries(void **state)
 {
 	const char *cache = getenv("LS_NODE_CACHE");
 	char path[4096], line[64];
@@ -370,6 +391,7 @@ static void test_drain_ranges(void **state)
 	(void)state;
 	if (!access(NODE, R_OK)) {
 		check_drain_ranges(NODE);
+		check_worker_thread_id(NODE);
 		seen++;
 	}
 	f = fopen("tests/node/versions", "re");
@@ -382,6 +404,7 @@ static void test_drain_ranges(void **state)
 		if (access(path, R_OK))
 			continue;
 		check_drain_ranges(path);
+		check_worker_thread_id(path);
 		seen++;
 	}
 	if (f)
@@ -398,7 +421,7 @@ int main(void)
 		cmocka_unit_test(test_node_binary),
 		cmocka_unit_test(test_debian_libuv1),
 		cmocka_unit_test(test_node_plan),
-		cmocka_unit_test(test_drain_ranges),
+		cmocka_unit_test(test_matrix_binaries),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
