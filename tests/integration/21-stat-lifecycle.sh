@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 150
+# timeout: 240
 # 21-stat-lifecycle: loopscope stat's errors, exits and signals. Every error is one
 # line on stderr with a non-zero exit; a target exiting mid-trace is one line and exit
 # 0; SIGINT/SIGTERM detach cleanly; and after every case nothing of ours is left in
@@ -18,22 +18,26 @@ our_prog_ids() { bpftool -j prog list | jq -r --arg re "$OUR_PROGS" '.[] | selec
 # on a dev machine: their programs are held, a leak of ours would not be.
 held_prog_ids() { grep -hs '^prog_id:' /proc/[0-9]*/fdinfo/* | awk '{print $2}' | sort -u; }
 # How many BPF programs process $1 holds open.
-progs_held_by() {
-	local n=0 fd
-	for fd in /proc/"$1"/fd/*; do
-		[ "$(readlink "$fd" 2>/dev/null)" = "anon_inode:bpf-prog" ] && n=$((n + 1))
-	done
-	echo $n
-}
+# (one find, not a readlink per fd: a loaded machine forks slowly)
+progs_held_by() { find /proc/"$1"/fd -lname 'anon_inode:bpf-prog' 2>/dev/null | wc -l; }
 
 BEFORE=
 mark() { BEFORE=$(our_prog_ids); }
 # nothing_left DESC: every program of ours that appeared since mark() is gone, or
 # held by some other live process; no bpffs pin of ours either.
-nothing_left() {
-	local new leaked
+# The kernel frees a program after its last holder closes it and an RCU grace period
+# or two have passed, which on a loaded machine takes a while: a program is leaked if it
+# is still there, held by nobody, 30 s later.
+leaked_progs() {
+	local new
 	new=$(comm -13 <(echo "$BEFORE") <(our_prog_ids) | grep -v '^$')
-	leaked=$(comm -23 <(echo "$new") <(held_prog_ids) | grep -v '^$')
+	comm -23 <(echo "$new") <(held_prog_ids) | grep -v '^$'
+}
+no_leak() { [ -z "$(leaked_progs)" ]; }
+nothing_left() {
+	local leaked
+	wait_for 30 no_leak
+	leaked=$(leaked_progs)
 	if [ -z "$leaked" ] && ! ls /sys/fs/bpf 2>/dev/null | grep -Eq 'poll_|drain|refloop'; then
 		ok "$1: nothing left attached"
 	else
@@ -198,9 +202,14 @@ nothing_left "-d"
 
 # ---- the only target exits mid-trace: one line, exit 0
 mark
-bg "$LOOPDEMO" --block 5 --every 100 --duration 1.5; short=$BG_PID
+# (ended by SIGTERM once stat traces it: how long attaching takes depends on the load)
+bg "$LOOPDEMO" --block 5 --every 100; short=$BG_PID
 wait_exec $short
-"$LS" stat -p "$short" -i 0.5 >"$TMP/out" 2>"$TMP/e"; rc=$?
+"$LS" stat -p "$short" -i 0.5 >"$TMP/out" 2>"$TMP/e" & st=$!
+wait_for 30 grep -q tracing "$TMP/e"
+sleep 0.7	# past the first interval
+kill -TERM "$short"
+wait "$st"; rc=$?
 check "only target exits: exit 0 (rc $rc)" [ "$rc" = 0 ]
 check "only target exits: one line says so" bash -c "[ \$(grep -c 'exited' '$TMP/e') = 1 ] && grep -q 'process $short exited' '$TMP/e'"
 check "only target exits: its last block is marked (exited)" grep -q "^pid $short .*(exited)" "$TMP/out"
@@ -208,13 +217,17 @@ nothing_left "only target exits"
 
 # ---- two targets, one exits: the agent goes on with the other and drops the dead one's probes
 mark
-bg "$LOOPDEMO" --block 5 --every 100 --duration 1.2; a=$BG_PID
+bg "$LOOPDEMO" --block 5 --every 100; a=$BG_PID
 wait_exec $a
 "$LS" stat -p "$a" -p "$demo" -i 0.5 -d 3.5 --json >"$TMP/out" 2>"$TMP/e" & st=$!
-sleep 0.8
-h1=$(progs_held_by "$st")
-sleep 1.7
-h2=$(progs_held_by "$st")
+# --json prints no "tracing" line: attached is when it holds both targets' programs
+held_is() { h=$(progs_held_by "$st"); [ "$h" = "$1" ]; }
+wait_for 30 held_is 10
+h1=$h
+sleep 0.5
+kill -TERM "$a"
+wait_for 10 held_is 5
+h2=$h
 wait "$st"; rc=$?
 check "two targets: 10 programs held while both live (held $h1)" [ "$h1" = 10 ]
 check "two targets: 5 programs held after one exited (held $h2)" [ "$h2" = 5 ]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 90
+# timeout: 240
 # Node.js stalls told apart from outside by stack samples: a recursive
 # process.nextTick, a recursive promise chain and one long synchronous callback
 # each give exactly one episode of the right kind, in both probe tiers; a healthy
@@ -49,11 +49,12 @@ for tier in light phases; do
 		pid=$BG_PID
 		# node's default loop must exist before attach (the offsets are checked on it)
 		wait_for 10 grep -q ready "$TMP/block.out"
-		"$LOOPSCOPE" stat -p "$pid" -d 3 -i 3 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
+		"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
 		stat_pid=$!
-		# block once the probes are live (attach takes 0.1-0.5 s here; --json prints
-		# nothing before the first interval, so allow for a loaded machine)
-		sleep 1.5
+		# block once the probes are live: the first interval's line says they are
+		# (attaching takes seconds on a loaded machine); the episodes are summed
+		# over the intervals
+		wait_for 60 test -s "$TMP/$mode.json"
 		kill -USR2 "$pid"
 		wait "$stat_pid"
 		rc=$?
@@ -83,7 +84,7 @@ pid=$BG_PID
 wait_for 10 grep -q ready "$TMP/live.out"
 "$LOOPSCOPE" stat -p "$pid" -d 3 -i 3 >"$TMP/live.txt" 2>&1 &
 stat_pid=$!
-sleep 1.5
+wait_for 60 grep -q tracing "$TMP/live.txt"	# attached
 kill -USR2 "$pid"
 wait "$stat_pid"
 check "a microtask starvation is announced live: $(grep -m1 '^!' "$TMP/live.txt")" \
@@ -95,21 +96,26 @@ bg node "$NODEDIR/server.js" 0 >"$TMP/server.out"
 spid=$BG_PID
 wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "server did not start"; done_testing; }
 port=$(awk '/listening/ { print $2 }' "$TMP/server.out")
-bg wrk -t1 -c16 -d5s "http://127.0.0.1:$port/" >"$TMP/wrk.out"
-wpid=$BG_PID
-sleep 0.5
-"$LOOPSCOPE" stat -p "$spid" -d 3 -i 3 --json >"$TMP/http.json" 2>"$TMP/http.err"
+# The load runs wholly inside the traced span: stat first, wrk once it is attached
+# (its first interval's line), stat ends a few seconds after wrk.
+"$LOOPSCOPE" stat -p "$spid" -d 6 -i 0.5 --json >"$TMP/http.json" 2>"$TMP/http.err" &
+stat_pid=$!
+wait_for 60 test -s "$TMP/http.json"
+wrk -t1 -c16 -d3s "http://127.0.0.1:$port/" >"$TMP/wrk.out"
+wait "$stat_pid"
 check "http: stat exits 0" [ $? = 0 ]
-wait "$wpid"
 read -r iters eps <<<"$(python3 -c '
 import json, sys
 o = [json.loads(l) for l in open(sys.argv[1])]
 m = [x for x in o if x["tid"] == x["pid"]]
 print(sum(x["iterations"] for x in m), sum(len(x.get("episodes", [])) + x["stall_episodes"] for x in m))
 ' "$TMP/http.json")"
-check "http: the loop iterated under load ($iters iterations)" [ "${iters:-0}" -gt 1000 ]
 check "http: no episode on a healthy server (got ${eps:-?})" [ "${eps:-1}" = 0 ]
 reqs=$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")
-check "http: wrk got responses ($reqs)" [ "${reqs:-0}" -gt 1000 ]
+check "http: wrk got responses ($reqs)" [ "${reqs:-0}" -gt 0 ]
+# 16 connections, one request in flight on each: an iteration completes at most 16
+check "http: the loop iterated under load ($iters iterations for $reqs requests on 16 connections)" \
+	awk -v i="${iters:-0}" -v r="${reqs:-0}" 'BEGIN { exit !(i > 0 && i >= r / 16) }'
+
 check "http: no socket errors or non-2xx" bash -c "! grep -qE 'Socket errors|Non-2xx' '$TMP/wrk.out'"
 done_testing
