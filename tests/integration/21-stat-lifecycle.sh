@@ -25,24 +25,43 @@ BEFORE=
 mark() { BEFORE=$(our_prog_ids); }
 # nothing_left DESC: every program of ours that appeared since mark() is gone, or
 # held by some other live process; no bpffs pin of ours either.
-# The kernel frees a program after its last holder closes it and an RCU grace period
-# or two have passed, which on a loaded machine takes a while: a program is leaked if it
-# is still there, held by nobody, 30 s later.
+# The kernel frees a program some time after its last holder closes it (RCU grace
+# periods, which take long on a loaded machine), and other agents on the machine load
+# and unload programs of the same names meanwhile. So each case notes the programs
+# that appeared and are held by nobody, and the verdicts come at the end: a leak is
+# one of them still there, still held by nobody, after every case has run (and up to
+# 60 s more); one the kernel freed meanwhile was not.
 leaked_progs() {
 	local new
 	new=$(comm -13 <(echo "$BEFORE") <(our_prog_ids) | grep -v '^$')
 	comm -23 <(echo "$new") <(held_prog_ids) | grep -v '^$'
 }
-no_leak() { [ -z "$(leaked_progs)" ]; }
 nothing_left() {
-	local leaked
-	wait_for 30 no_leak
-	leaked=$(leaked_progs)
-	if [ -z "$leaked" ] && ! ls /sys/fs/bpf 2>/dev/null | grep -Eq 'poll_|drain|refloop'; then
-		ok "$1: nothing left attached"
-	else
-		not_ok "$1: programs left loaded and held by no process: $(echo $leaked)"
-	fi
+	local pinned=0
+	ls /sys/fs/bpf 2>/dev/null | grep -Eq 'poll_|drain|refloop' && pinned=1
+	echo "$1|$pinned|$(leaked_progs | tr '\n' ' ')" >>"$TMP/leak-candidates"
+}
+# still_leaked IDS...: those of IDS that still exist and that no process holds.
+still_leaked() {
+	local held id
+	held=" $(held_prog_ids | tr '\n' ' ') "
+	for id in "$@"; do
+		bpftool prog show id "$id" >/dev/null 2>&1 && [[ $held != *" $id "* ]] && echo "$id"
+	done
+}
+none_still_leaked() { [ -z "$(still_leaked $(cut -d'|' -f3 "$TMP/leak-candidates"))" ]; }
+leak_verdicts() {
+	local desc pinned ids left
+	[ -e "$TMP/leak-candidates" ] || return 0
+	wait_for 60 none_still_leaked
+	while IFS='|' read -r desc pinned ids; do
+		left=$(still_leaked $ids | tr '\n' ' ')
+		if [ "$pinned" = 0 ] && [ -z "$left" ]; then
+			ok "$desc: nothing left attached"
+		else
+			not_ok "$desc: programs left loaded and held by no process: $left (pinned in bpffs: $pinned)"
+		fi
+	done <"$TMP/leak-candidates"
 }
 # wait_exec PID: until the process runs a loopscope reference loop (bg forks a
 # shell first; /proc/PID/exe exists before the exec).
@@ -187,7 +206,8 @@ wait_exec $blocker
 "$LS" stat -p "$blocker" -i 0.5 -d 4.5 --json >"$TMP/out" 2>"$TMP/e"; rc=$?
 check "long block: exit 0 (rc $rc)" [ "$rc" = 0 ]
 check "long block: an interval inside the block has utilization >= 0.95 with no iteration" \
-	bash -c "jq -e 'select(.iterations == 0 and .utilization >= 0.95)' '$TMP/out' >/dev/null"
+	bash -c "jq -e 'select(.iterations == 0 and .utilization >= 0.95)' '$TMP/out' >/dev/null" ||
+	jq -c '{interval_s, iterations, utilization}' "$TMP/out" | sed 's/^/# /'
 kill "$blocker" 2>/dev/null
 
 # ---- -d: the requested number of intervals, the target keeps running
@@ -240,7 +260,7 @@ check "two targets: the exited one stops being reported ($na lines), the other g
 nothing_left "two targets"
 
 # ---- a thread id instead of the process id; the same -p twice
-bg "$LOOPDEMO" --work --duration 4; w=$BG_PID
+bg "$LOOPDEMO" --work; w=$BG_PID	# ended by the cleanup: outlives a slow attach
 wait_exec $w
 wait_for 3 bash -c "[ \$(ls /proc/$w/task | wc -l) -gt 1 ]"
 tid=$(ls /proc/$w/task | grep -vx "$w" | head -1)
@@ -255,4 +275,5 @@ check "-p twice: one line per interval, not two ($(grep -c . "$TMP/out") lines)"
 nothing_left "thread id and -p twice"
 
 check "the demo target survived every attach and detach" kill -0 "$demo"
+leak_verdicts
 done_testing

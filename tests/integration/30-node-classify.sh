@@ -38,42 +38,59 @@ print(t, m)
 PY
 }
 
+# run_delay PID: ns the process's main thread has waited for a CPU so far (schedstat).
+run_delay() { awk '{ print $2 }' /proc/"$1"/task/"$1"/schedstat 2>/dev/null || echo 0; }
+
+# classify_once TIER MODE: one block under stat; sets rc, ran, got, gotc, waited_ms.
+classify_once() {
+	local tier=$1 mode=$2 pid stat_pid rd0
+	bg node "$NODEDIR/block.js" "$mode" 600 0 >"$TMP/block.out"
+	pid=$BG_PID
+	# node's default loop must exist before attach (the offsets are checked on it)
+	wait_for 10 grep -q ready "$TMP/block.out"
+	"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
+	stat_pid=$!
+	# block once the probes are live: the first interval's line says they are
+	# (attaching takes seconds on a loaded machine); the episodes are summed over the
+	# intervals
+	wait_for 60 test -s "$TMP/$mode.json"
+	rd0=$(run_delay "$pid")
+	kill -USR2 "$pid"
+	wait "$stat_pid"
+	rc=$?
+	waited_ms=$(( ($(run_delay "$pid") - rd0) / 1000000 ))
+	ran=0
+	grep -q "blocked $mode" "$TMP/block.out" && ran=1
+	got=$(kinds "$TMP/$mode.json")
+	gotc=$(counters "$TMP/$mode.json")
+	kill "$pid"; wait "$pid" 2>/dev/null
+}
+
 for tier in light phases; do
 	for mode in tick micro sync; do
 		case $mode in
-		tick) want=tick_starvation ;;
-		micro) want=microtask_starvation ;;
-		sync) want=stall ;;
+		tick) want=tick_starvation wantc="1 0" ;;
+		micro) want=microtask_starvation wantc="0 1" ;;
+		sync) want=stall wantc="0 0" ;;
 		esac
-		bg node "$NODEDIR/block.js" "$mode" 600 0 >"$TMP/block.out"
-		pid=$BG_PID
-		# node's default loop must exist before attach (the offsets are checked on it)
-		wait_for 10 grep -q ready "$TMP/block.out"
-		"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
-		stat_pid=$!
-		# block once the probes are live: the first interval's line says they are
-		# (attaching takes seconds on a loaded machine); the episodes are summed
-		# over the intervals
-		wait_for 60 test -s "$TMP/$mode.json"
-		kill -USR2 "$pid"
-		wait "$stat_pid"
-		rc=$?
-		check "$tier/$mode: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$mode.err"))" [ "$rc" = 0 ]
-		check "$tier/$mode: the block ran while attached" grep -q "blocked $mode" "$TMP/block.out"
 		# the block starts in the SIGUSR2 handler, which libuv's signal watcher runs
 		# in the poll phase; light does not know phases
 		phase=none
 		[ "$tier" = phases ] && phase=poll
-		got=$(kinds "$TMP/$mode.json")
+		# The kind comes from stack samples of the loop thread while it runs: one
+		# that waited for a CPU much of the block gives few samples and a stretched
+		# block. Such a run (> 50 ms waited) whose result is wrong is measured again.
+		for attempt in 1 2 3; do
+			classify_once "$tier" "$mode"
+			[ "$rc" = 0 ] && [ "$ran" = 1 ] && [ "$got" = "$want@$phase" ] && [ "$gotc" = "$wantc" ] && break
+			[ "$waited_ms" -le 50 ] && break
+			echo "# $tier/$mode: got '$got' ($gotc) while node waited $waited_ms ms for a CPU; again"
+		done
+		echo "# $tier/$mode: node waited $waited_ms ms for a CPU during the block"
+		check "$tier/$mode: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$mode.err"))" [ "$rc" = 0 ]
+		check "$tier/$mode: the block ran while attached" [ "$ran" = 1 ]
 		check "$tier/$mode: one episode, $want in $phase (got '$got')" [ "$got" = "$want@$phase" ]
-		case $mode in
-		tick) wantc="1 0" ;;
-		micro) wantc="0 1" ;;
-		sync) wantc="0 0" ;;
-		esac
-		gotc=$(counters "$TMP/$mode.json")
 		check "$tier/$mode: ticks/microtasks.starvation_episodes = $wantc (got '$gotc')" [ "$gotc" = "$wantc" ]
-		kill "$pid"; wait "$pid" 2>/dev/null
 	done
 done
 
@@ -97,19 +114,29 @@ spid=$BG_PID
 wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "server did not start"; done_testing; }
 port=$(awk '/listening/ { print $2 }' "$TMP/server.out")
 # The load runs wholly inside the traced span: stat first, wrk once it is attached
-# (its first interval's line), stat ends a few seconds after wrk.
-"$LOOPSCOPE" stat -p "$spid" -d 6 -i 0.5 --json >"$TMP/http.json" 2>"$TMP/http.err" &
-stat_pid=$!
-wait_for 60 test -s "$TMP/http.json"
-wrk -t1 -c16 -d3s "http://127.0.0.1:$port/" >"$TMP/wrk.out"
-wait "$stat_pid"
-check "http: stat exits 0" [ $? = 0 ]
-read -r iters eps <<<"$(python3 -c '
+# (its first interval's line), stat ends a few seconds after wrk. A server thread that
+# waited for a CPU for 100 ms (the threshold) is stalled for real, by the machine: a
+# run with episodes while it waited more than 50 ms is measured again.
+for attempt in 1 2 3; do
+	"$LOOPSCOPE" stat -p "$spid" -d 6 -i 0.5 --json >"$TMP/http.json" 2>"$TMP/http.err" &
+	stat_pid=$!
+	wait_for 60 test -s "$TMP/http.json"
+	rd0=$(run_delay "$spid")
+	wrk -t1 -c16 -d3s "http://127.0.0.1:$port/" >"$TMP/wrk.out"
+	waited_ms=$(( ($(run_delay "$spid") - rd0) / 1000000 ))
+	wait "$stat_pid"
+	rc=$?
+	read -r iters eps <<<"$(python3 -c '
 import json, sys
 o = [json.loads(l) for l in open(sys.argv[1])]
 m = [x for x in o if x["tid"] == x["pid"]]
 print(sum(x["iterations"] for x in m), sum(len(x.get("episodes", [])) + x["stall_episodes"] for x in m))
 ' "$TMP/http.json")"
+	[ "${eps:-1}" = 0 ] || [ "$waited_ms" -le 50 ] && break
+	echo "# http: $eps episodes while the server waited $waited_ms ms for a CPU; again"
+done
+echo "# http: the server waited $waited_ms ms for a CPU under wrk"
+check "http: stat exits 0" [ "$rc" = 0 ]
 check "http: no episode on a healthy server (got ${eps:-?})" [ "${eps:-1}" = 0 ]
 reqs=$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")
 check "http: wrk got responses ($reqs)" [ "${reqs:-0}" -gt 0 ]

@@ -12,6 +12,7 @@ tests/node/accuracy.js); the GC check uses the default tier (tests/node/gc.js).
 """
 import json
 import os
+import signal
 import re
 import subprocess
 import sys
@@ -129,15 +130,34 @@ PAUSE = re.compile(r"\s(\d+) ms: (?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-
 
 def gc_total(tmp):
     out = open(os.path.join(tmp, "gc.out"), "w+")
-    node = subprocess.Popen(["node", "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "1500"],
+    # gc.js allocates on SIGUSR2, sent once the probes are live (the first interval's
+    # line), so every pause --trace-gc lists is one the agent could see
+    node = subprocess.Popen(["node", "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "0"],
                             stdout=out, stderr=subprocess.STDOUT)
-    time.sleep(0.5)
+    for _ in range(100):
+        out.seek(0)
+        if "ready" in out.read():
+            break
+        time.sleep(0.1)
     # no -d: stat ends when the target exits, after its final interval
-    p = subprocess.run([LOOPSCOPE, "stat", "-p", str(node.pid), "-i", "0.5", "--json"],
-                       capture_output=True, text=True, timeout=30)
+    sout = open(os.path.join(tmp, "gc.json"), "w+")
+    p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(node.pid), "-i", "0.5", "--json"],
+                         stdout=sout, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if os.path.getsize(sout.name) > 0 or p.poll() is not None:
+            break
+        time.sleep(0.1)
+    node.send_signal(signal.SIGUSR2)
+    try:
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     node.wait()
+    sout.seek(0)
     ours = n_ours = 0
-    for line in p.stdout.splitlines():
+    for line in sout.read().splitlines():
         o = json.loads(line)
         if o["tid"] == o["pid"] and "gc" in o:
             ours += o["gc"]["total_s"]
@@ -146,7 +166,7 @@ def gc_total(tmp):
     text = out.read()
     started = text.find("gc_start")
     theirs = [float(m.group(2)) / 1e3 for m in PAUSE.finditer(text[started:])] if started >= 0 else []
-    check("gc: stat exits 0 after the target exits (rc=%d %s)" % (p.returncode, p.stderr.strip()[-200:]),
+    check("gc: stat exits 0 after the target exits (rc=%d %s)" % (p.returncode, err.strip()[-200:]),
           p.returncode == 0)
     check("gc: the workload collected (%d pauses in --trace-gc, %d seen)" % (len(theirs), n_ours),
           len(theirs) >= 10 and n_ours >= 10)

@@ -42,7 +42,7 @@ check "the header line shows the reference runtime and a rate" \
 # 2. A 300 ms block alerts while it happens, within 1 s of its start (the start is the
 # episode's start time the log shows once it is over).
 alert_at= alert_line=
-end=$((SECONDS + 8))
+end=$((SECONDS + 20))	# blocks come every 2 s: several chances to catch one live
 while [ $SECONDS -lt $end ]; do
 	line=$(tmux_cap | grep -m1 -E "^ !! $DEMO: stalled in timers for [0-9]+ms")
 	if [ -n "$line" ]; then alert_at=$(date +%s.%N); alert_line=$line; break; fi
@@ -67,7 +67,7 @@ if [ -n "$alert_at" ]; then
 		not_ok "the stalled block's episode is in the log"; tmux_cap | sed 's/^/# /'
 	fi
 else
-	not_ok "a stall alert appeared within 8 s"; tmux_cap | sed 's/^/# /'
+	not_ok "a stall alert appeared within 20 s"; tmux_cap | sed 's/^/# /'
 fi
 check "the stall episode is in the log with its phase and ~300 ms" \
 	wait_screen 4 "^[0-9:.]+ +$DEMO loopdemo +stall +timers +(29[0-9]|30[0-9]|31[0-9])ms"
