@@ -27,8 +27,10 @@ check "top runs as nobody" test "$(stat -c %u /proc/"$TOP_PID")" = 65534
 check "top shows the streamed target and its phases" \
 	wait_screen 10 "source 127.0.0.1:$PORT" "$DEMO loopdemo +reference" "^[ >]timers .*%" "^[ >]close .*%"
 check "top holds no bpf object (the server does the tracing)" test -z "$(top_link_ids)$(top_prog_ids)"
+# live while the 300 ms stall runs, then as the recent alert: a loaded machine's screen
+# polls can miss the live one
 check "a stall alert comes through the stream" \
-	wait_screen 8 "^ !! $DEMO: stalled in timers for [0-9]+ms"
+	wait_screen 8 "^( !! $DEMO: stalled in timers for [0-9]+ms| +$DEMO: stall in timers for [0-9]+ms, [0-9.]+m?s ago)"
 check "the stall's episode reaches the log" wait_screen 5 "^[0-9:.]+ +$DEMO loopdemo +stall +timers +(29[0-9]|30[0-9]|31[0-9])ms"
 
 # The server goes away: top says so and leaves, with the terminal restored.
@@ -50,7 +52,7 @@ cat >"$TMP/fake.py" <<'EOF'
 import os, socket, sys, time
 port, snap = int(sys.argv[1]), open(sys.argv[2], "rb").read()
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", port)); s.listen(1); s.settimeout(30)
+s.bind(("127.0.0.1", port)); s.listen(1); s.settimeout(90)
 c, _ = s.accept()
 c.recv(4096)
 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n")
@@ -65,10 +67,11 @@ time.sleep(30)   # the test ends it earlier
 EOF
 bg python3 "$TMP/fake.py" "$SLOW_PORT" "$TMP/snap.json" stall	# (a heredoc would not reach a background job)
 FAKE=$BG_PID
-wait_for 5 bash -c "ss -ltn | grep -q ':$SLOW_PORT '"
+wait_for 30 bash -c "ss -ltn | grep -q ':$SLOW_PORT '"	# python starts slowly under load
 
 top_launch --connect "127.0.0.1:$SLOW_PORT"
-check "stalled stream: the first snapshot is shown" wait_screen 20 "$DEMO loopdemo +reference"
+check "stalled stream: the first snapshot is shown" wait_screen 20 "$DEMO loopdemo +reference" ||
+	sed 's/^/# top.err: /' "$TMP/top.err"
 sleep 1
 tmux_keys h
 check "stalled stream: keys still work (help opens)" wait_screen 10 "pause / resume"
@@ -84,7 +87,7 @@ kill "$FAKE" 2>/dev/null; wait "$FAKE" 2>/dev/null
 # A source that fails (a line it cannot read) ends top with status 1, the tty restored.
 bg python3 "$TMP/fake.py" "$SLOW_PORT" "$TMP/snap.json" bad "$TMP/go"
 FAKE=$BG_PID
-wait_for 5 bash -c "ss -ltn | grep -q ':$SLOW_PORT '"
+wait_for 30 bash -c "ss -ltn | grep -q ':$SLOW_PORT '"	# python starts slowly under load
 tmux_keys clear Enter
 top_launch --connect "127.0.0.1:$SLOW_PORT"
 check "bad line: top is up first" wait_screen 20 "$DEMO loopdemo +reference"
