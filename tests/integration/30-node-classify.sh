@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 240
+# timeout: 360
 # Node.js stalls told apart from outside by stack samples: a recursive
 # process.nextTick, a recursive promise chain and one long synchronous callback
 # each give exactly one episode of the right kind, in both probe tiers; a healthy
@@ -44,11 +44,13 @@ run_delay() { awk '{ print $2 }' /proc/"$1"/task/"$1"/schedstat 2>/dev/null || e
 # classify_once TIER MODE: one block under stat; sets rc, ran, got, gotc, waited_ms.
 classify_once() {
 	local tier=$1 mode=$2 pid stat_pid rd0
-	bg node "$NODEDIR/block.js" "$mode" 600 0 >"$TMP/block.out"
+	# the highest CFS weight, as 31 does: neighbours stretch the block and starve the
+	# stack sampler of samples of it
+	bg nice -n -20 node "$NODEDIR/block.js" "$mode" 600 0 >"$TMP/block.out"
 	pid=$BG_PID
 	# node's default loop must exist before attach (the offsets are checked on it)
 	wait_for 10 grep -q ready "$TMP/block.out"
-	"$LOOPSCOPE" stat -p "$pid" -d 4 -i 0.5 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
+	"$LOOPSCOPE" stat -p "$pid" -d 6 -i 0.5 --json --probes "$tier" >"$TMP/$mode.json" 2>"$TMP/$mode.err" &
 	stat_pid=$!
 	# block once the probes are live: the first interval's line says they are
 	# (attaching takes seconds on a loaded machine); the episodes are summed over the
@@ -96,7 +98,7 @@ done
 
 # An episode is announced while it runs (the stack sampler opens it past the
 # threshold), not only when the loop polls again.
-bg node "$NODEDIR/block.js" micro 800 0 >"$TMP/live.out"
+bg nice -n -20 node "$NODEDIR/block.js" micro 800 0 >"$TMP/live.out"
 pid=$BG_PID
 wait_for 10 grep -q ready "$TMP/live.out"
 "$LOOPSCOPE" stat -p "$pid" -d 3 -i 3 >"$TMP/live.txt" 2>&1 &
@@ -109,7 +111,7 @@ check "a microtask starvation is announced live: $(grep -m1 '^!' "$TMP/live.txt"
 kill "$pid"; wait "$pid" 2>/dev/null
 
 # A healthy server under load: no episode at the default threshold (100 ms).
-bg node "$NODEDIR/server.js" 0 >"$TMP/server.out"
+bg nice -n -20 node "$NODEDIR/server.js" 0 >"$TMP/server.out"
 spid=$BG_PID
 wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "server did not start"; done_testing; }
 port=$(awk '/listening/ { print $2 }' "$TMP/server.out")
