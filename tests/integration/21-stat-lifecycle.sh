@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 240
+# timeout: 300
 # 21-stat-lifecycle: loopscope stat's errors, exits and signals. Every error is one
 # line on stderr with a non-zero exit; a target exiting mid-trace is one line and exit
 # 0; SIGINT/SIGTERM detach cleanly; and after every case nothing of ours is left in
