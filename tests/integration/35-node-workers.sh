@@ -14,7 +14,7 @@ bg nice -n -20 node "$NODEDIR/workers.js" >"$TMP/w.out"
 pid=$BG_PID
 wait_for 10 grep -q ready "$TMP/w.out" || { not_ok "workers.js did not start"; done_testing; }
 # run_delay: ns all of node's threads have waited for a CPU so far (schedstat)
-run_delay() { cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ n += $2 } END { print n + 0 }'; }
+run_delay() { cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ n += $2 } END { printf "%.0f\n", n }'; }
 # A run whose checks fail while node's threads waited for a CPU more than 20 ms in
 # total is the machine's doing and is measured again (up to three times); the bounds
 # stay.
