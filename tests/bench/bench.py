@@ -34,13 +34,14 @@ import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from lib import Semaphore  # noqa: E402  (tests/lib.py: the USDT semaphore reader the tests share)
 NODE_DIR = os.path.join(ROOT, "tests", "bench", "node")
 CPU_TARGET = 0          # the measured process
 CPU_HELPER = 1          # load generator, agent, scraper
@@ -184,89 +185,6 @@ def first_line(text, default=""):
         if line.strip():
             return line.strip()[:200]
     return default
-
-
-# ---------------------------------------------------------------- USDT semaphores
-
-def usdt_semaphores(path, provider="loopscope"):
-    """{probe name: semaphore link-time address} from the ELF's .note.stapsdt (64-bit LE)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] != b"\x7fELF" or data[4] != 2:
-        return {}
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
-    secs = []
-    for i in range(shnum):
-        name, typ, flags, addr, off, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
-        secs.append((name, addr, off, size))
-    stroff = secs[shstrndx][2]
-
-    def secname(n):
-        return data[stroff + n:data.index(b"\0", stroff + n)].decode()
-
-    base_addr = None
-    notes = None
-    for name, addr, off, size in secs:
-        if secname(name) == ".stapsdt.base":
-            base_addr = addr
-        elif secname(name) == ".note.stapsdt":
-            notes = (off, size)
-    if not notes:
-        return {}
-    out = {}
-    pos, end = notes[0], notes[0] + notes[1]
-    while pos + 12 <= end:
-        namesz, descsz, typ = struct.unpack_from("<III", data, pos)
-        pos += 12
-        owner = data[pos:pos + namesz].rstrip(b"\0")
-        pos += (namesz + 3) & ~3
-        desc = data[pos:pos + descsz]
-        pos += (descsz + 3) & ~3
-        if owner != b"stapsdt" or typ != 3:
-            continue
-        pc, base, sem = struct.unpack_from("<QQQ", desc, 0)
-        prov, name = desc[24:].split(b"\0")[:2]
-        if prov.decode() != provider or not sem:
-            continue
-        if base_addr is not None:       # prelink adjustment, as in <sys/sdt.h>
-            sem += base_addr - base
-        out[name.decode()] = sem
-    return out
-
-
-def load_bias(pid, exe):
-    """Runtime minus link-time address of exe's mappings in pid (0 for non-PIE)."""
-    with open(exe, "rb") as f:
-        hdr = f.read(64)
-    etype, = struct.unpack_from("<H", hdr, 16)
-    if etype != 3:      # ET_EXEC
-        return 0
-    real = os.path.realpath(exe)
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 6 and parts[5] == real and int(parts[2], 16) == 0:
-                return int(parts[0].split("-")[0], 16)
-    raise OSError(f"{exe} not mapped in {pid}")
-
-
-class Semaphore:
-    """Reads one USDT semaphore (u16) of a live process through /proc/PID/mem."""
-
-    def __init__(self, pid, exe, probe):
-        sems = usdt_semaphores(exe)
-        if probe not in sems:
-            raise KeyError(f"no semaphore for probe {probe} in {exe}")
-        self.addr = load_bias(pid, exe) + sems[probe]
-        self.f = open(f"/proc/{pid}/mem", "rb", buffering=0)
-
-    def value(self):
-        self.f.seek(self.addr)
-        return struct.unpack("<H", self.f.read(2))[0]
-
-    def close(self):
-        self.f.close()
 
 
 # ---------------------------------------------------------------- the environment
@@ -1709,9 +1627,11 @@ def readme_section(report):
     report.json, each under its heading with the line saying what made it, when and on
     what machine (the method paragraphs stay in build/bench/report.md)."""
     meta = report["meta"]
+    machine = meta.get('machine') or 'machine: not calibrated'
+    # trap costs differ an order of magnitude between machines: each table says which class made it
     made = (f"`{meta['command']}`, {meta['date']}, {meta['host']}"
             f"{' (QUICK RUN)' if meta['quick'] else ''}, load average "
-            f"{meta.get('loadavg_start', 0):.2f} -> {meta.get('loadavg_end', 0):.2f}.")
+            f"{meta.get('loadavg_start', 0):.2f} -> {meta.get('loadavg_end', 0):.2f}; {machine}.")
     out = [README_HEAD, ""]
     md = render_md(Report.from_json(report), meta).splitlines()
     i = next(k for k, line in enumerate(md) if line.startswith("## ") and line != "## Goals"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 60
+# timeout: 240
 # 22-stat-threads: one process, two reference loops on two threads. The agent keeps
 # them apart (one struct per loop thread in the kernel) and reports each with its own
 # tid and thread name, and each agrees with that loop's own ground truth.
@@ -98,33 +98,71 @@ if ! gcc -O2 -D_GNU_SOURCE -I"$SRC/loop/include" -o "$TMP/twoloops" "$TMP/twoloo
 	done_testing
 fi
 
-# SCHED_FIFO, as in 20-stat-accuracy: no preemption between the loops' clock reads and the probes'.
-bg chrt -f 10 "$TMP/twoloops" "$TMP" 3; pid=$BG_PID
-wait_for 5 bash -c "readelf -n /proc/$pid/exe 2>/dev/null | grep -q 'Provider: loopscope'"
-"$LOOPSCOPE" stat -p "$pid" -i 600 --json >"$TMP/out" 2>"$TMP/err"; rc=$?
-check "stat exits 0 when the process ends (rc $rc: $(head -c 200 "$TMP/err"))" [ "$rc" = 0 ]
-wait "$pid"; prc=$?
-check "the two-loop target exited 0 (rc $prc)" [ "$prc" = 0 ]
-check "one line per loop" bash -c "[ \$(grep -c . '$TMP/out') = 2 ]"
+# reaped PIDFILE NIVCSWFILE CMD...: run CMD, write its PID, and after it exits the
+# involuntary context switches of all its threads (wait4's rusage).
+cat >"$TMP/reaped.py" <<'PY'
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[3], sys.argv[3:])
+open(sys.argv[1], "w").write("%d\n" % pid)
+_, status, ru = os.wait4(pid, 0)
+open(sys.argv[2], "w").write("%d\n" % ru.ru_nivcsw)
+sys.exit(os.waitstatus_to_exitcode(status))
+PY
 
-ta=$(jq -r 'select(.comm == "loop-a") | .tid' "$TMP/out"); tb=$(jq -r 'select(.comm == "loop-b") | .tid' "$TMP/out")
-check "two loops, two thread ids ($ta, $tb), neither the main thread" \
-	bash -c "[ -n '$ta' ] && [ -n '$tb' ] && [ '$ta' != '$tb' ] && [ '$ta' != '$pid' ] && [ '$tb' != '$pid' ]"
-
-# Each loop against its own ground truth, with the tolerances of 20-stat-accuracy.
-for name in loop-a loop-b; do
-	gt=$TMP/$name.json tr=$TMP/$name.trace
-	jq -c "select(.comm == \"$name\")" "$TMP/out" >"$tr"
-	check "$name: the ground truth is the same thread" bash -c "[ \"\$(jq .tid '$gt')\" = \"\$(jq .tid '$tr')\" ]"
-	g=$(jq .iterations "$gt"); t=$(jq .iterations "$tr")
-	check "$name: iterations $t vs $g" within "$t" "$g" 0.02 3
-	g=$(jq .phases.timers.total_s "$gt"); t=$(jq .phases.timers.total_s "$tr")
-	check "$name: timers total $t vs $g" within "$t" "$g" 0.02 0.0005
-	g=$(jq .utilization "$gt"); t=$(jq .utilization "$tr")
-	check "$name: utilization $t vs $g" within "$t" "$g" 0 0.02
-	for q in p50_s p99_s max_s; do
-		g=$(jq .delay.$q "$gt"); t=$(jq .delay.$q "$tr")
-		check "$name: delay $q $t vs $g" within "$t" "$g" 0.10 0.0002
+# one_run: the target under stat once; every verdict goes to $TMP/verdicts ("0|DESC"
+# or "1|DESC"), the target's involuntary switches to $TMP/nivcsw.
+one_run() {
+	local pid wrapper rc prc ta tb name gt tr g t q
+	: >"$TMP/verdicts"
+	v() { local d=$1; shift; if "$@"; then echo "1|$d"; else echo "0|$d"; fi >>"$TMP/verdicts"; }
+	rm -f "$TMP/pid" "$TMP/nivcsw" "$TMP"/loop-?.json
+	# SCHED_FIFO, as in 20-stat-accuracy: no preemption between the loops' clock reads
+	# and the probes' by anything of lower priority
+	python3 "$TMP/reaped.py" "$TMP/pid" "$TMP/nivcsw" chrt -f 10 "$TMP/twoloops" "$TMP" 3 &
+	wrapper=$!
+	wait_for 60 test -s "$TMP/pid"	# python starts slowly on a loaded machine
+	pid=$(cat "$TMP/pid")
+	wait_for 5 bash -c "readelf -n /proc/$pid/exe 2>/dev/null | grep -q 'Provider: loopscope'"
+	"$LOOPSCOPE" stat -p "$pid" -i 600 --json >"$TMP/out" 2>"$TMP/err"; rc=$?
+	v "stat exits 0 when the process ends (rc $rc: $(head -c 200 "$TMP/err"))" [ "$rc" = 0 ]
+	wait "$wrapper"; prc=$?
+	v "the two-loop target exited 0 (rc $prc)" [ "$prc" = 0 ]
+	v "one line per loop" bash -c "[ \$(grep -c . '$TMP/out') = 2 ]"
+	ta=$(jq -r 'select(.comm == "loop-a") | .tid' "$TMP/out"); tb=$(jq -r 'select(.comm == "loop-b") | .tid' "$TMP/out")
+	v "two loops, two thread ids ($ta, $tb), neither the main thread" \
+		bash -c "[ -n '$ta' ] && [ -n '$tb' ] && [ '$ta' != '$tb' ] && [ '$ta' != '$pid' ] && [ '$tb' != '$pid' ]"
+	# Each loop against its own ground truth, with the tolerances of 20-stat-accuracy.
+	for name in loop-a loop-b; do
+		gt=$TMP/$name.json tr=$TMP/$name.trace
+		jq -c "select(.comm == \"$name\")" "$TMP/out" >"$tr"
+		v "$name: the ground truth is the same thread" bash -c "[ \"\$(jq .tid '$gt')\" = \"\$(jq .tid '$tr')\" ]"
+		g=$(jq .iterations "$gt"); t=$(jq .iterations "$tr")
+		v "$name: iterations $t vs $g" within "$t" "$g" 0.02 3
+		g=$(jq .phases.timers.total_s "$gt"); t=$(jq .phases.timers.total_s "$tr")
+		v "$name: timers total $t vs $g" within "$t" "$g" 0.02 0.0005
+		g=$(jq .utilization "$gt"); t=$(jq .utilization "$tr")
+		v "$name: utilization $t vs $g" within "$t" "$g" 0 0.02
+		for q in p50_s p99_s max_s; do
+			g=$(jq .delay.$q "$gt"); t=$(jq .delay.$q "$tr")
+			v "$name: delay $q $t vs $g" within "$t" "$g" 0.10 0.0002
+		done
 	done
+}
+
+# A run whose checks fail while the target was preempted anyway (a higher-priority
+# task, RT throttling) is measured again, up to three times; the bounds stay.
+for attempt in 1 2 3; do
+	one_run
+	grep -q '^0|' "$TMP/verdicts" || break
+	n=$(cat "$TMP/nivcsw" 2>/dev/null || echo 0)
+	[ "${n:-0}" -gt 0 ] || break
+	[ "$attempt" = 3 ] && break
+	echo "# a check failed while the target was preempted $n times; again"
+	grep '^0|' "$TMP/verdicts" | sed 's/^0|/#   not ok /'
 done
+while IFS='|' read -r good desc; do
+	if [ "$good" = 1 ]; then ok "$desc"; else not_ok "$desc"; fi
+done <"$TMP/verdicts"
 done_testing

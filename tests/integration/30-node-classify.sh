@@ -43,30 +43,13 @@ print(t, m, s)
 PY
 }
 
+# run_delay PID: ns the process's main thread has waited for a CPU so far (schedstat).
+run_delay() { awk '{ print $2 }' /proc/"$1"/task/"$1"/schedstat 2>/dev/null || echo 0; }
+
 # one_node LABEL PATH: every check on one Node.js build.
 one_node() {
-	local v=$1 node=$2
+	local v=$1 node=$2 attached rc ran got gotc want rd0 waited_ms
 	for tier in light phases; do
-		bg "$node" "$NODEDIR/block.js" seq 600 0 >"$TMP/block.out"
-		pid=$BG_PID
-		# node's default loop must exist before attach (the offsets are checked on it)
-		wait_for 10 grep -q ready "$TMP/block.out"
-		# (empty now: the redirection below happens in the child, after the wait began)
-		: >"$TMP/$tier.json"
-		"$LOOPSCOPE" stat -p "$pid" -i 0.5 --json --probes "$tier" >"$TMP/$tier.json" 2>"$TMP/$tier.err" &
-		stat_pid=$!
-		# block once the probes are live: the first interval's line says they are
-		# (attaching can take seconds on a loaded machine); stop once the last block
-		# is over and the loop polled again (stat reports the partial interval)
-		check "$v $tier: stat attached" wait_for 60 test -s "$TMP/$tier.json"
-		kill -USR2 "$pid"
-		wait_for 30 grep -q "blocked seq" "$TMP/block.out"
-		sleep 0.5
-		kill -INT "$stat_pid"
-		wait "$stat_pid"
-		rc=$?
-		check "$v $tier: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$tier.err"))" [ "$rc" = 0 ]
-		check "$v $tier: the three blocks ran while attached" grep -q "blocked seq" "$TMP/block.out"
 		# The first block starts in the SIGUSR2 handler, which libuv's signal watcher
 		# runs in the poll phase, the other two from timers; light does not know phases.
 		if [ "$tier" = phases ]; then
@@ -74,17 +57,54 @@ one_node() {
 		else
 			want=tick_starvation@none,microtask_starvation@none,stall@none
 		fi
-		got=$(kinds "$TMP/$tier.json")
+		# The kind comes from stack samples of the loop thread while it runs: a run in
+		# which node waited for a CPU (> 50 ms) and got a wrong result is the machine's
+		# doing and is measured again, up to three times; the checks do not change.
+		for attempt in 1 2 3; do
+			# the highest CFS weight: neighbours stretch the blocks and starve the
+			# stack sampler of samples of them
+			bg nice -n -20 "$node" "$NODEDIR/block.js" seq 600 0 >"$TMP/block.out"
+			pid=$BG_PID
+			# node's default loop must exist before attach (the offsets are checked on it)
+			wait_for 10 grep -q ready "$TMP/block.out"
+			# (empty now: the redirection below happens in the child, after the wait began)
+			: >"$TMP/$tier.json"
+			"$LOOPSCOPE" stat -p "$pid" -i 0.5 --json --probes "$tier" >"$TMP/$tier.json" 2>"$TMP/$tier.err" &
+			stat_pid=$!
+			# block once the probes are live: the first interval's line says they are
+			# (attaching can take seconds on a loaded machine); stop once the last block
+			# is over and the loop polled again (stat reports the partial interval)
+			attached=0
+			wait_for 60 test -s "$TMP/$tier.json" && attached=1
+			rd0=$(run_delay "$pid")
+			kill -USR2 "$pid"
+			wait_for 30 grep -q "blocked seq" "$TMP/block.out"
+			sleep 0.5
+			waited_ms=$(( ($(run_delay "$pid") - rd0) / 1000000 ))
+			kill -INT "$stat_pid"
+			wait "$stat_pid"
+			rc=$?
+			ran=0
+			grep -q "blocked seq" "$TMP/block.out" && ran=1
+			got=$(kinds "$TMP/$tier.json")
+			gotc=$(counters "$TMP/$tier.json")
+			kill "$pid"; wait "$pid" 2>/dev/null
+			[ "$rc" = 0 ] && [ "$ran" = 1 ] && [ "$got" = "$want" ] && [ "$gotc" = "1 1 1" ] && break
+			[ "$waited_ms" -le 50 ] && break
+			echo "# $v $tier: got '$got' ($gotc) while node waited $waited_ms ms for a CPU; again"
+		done
+		echo "# $v $tier: node waited $waited_ms ms for a CPU during the blocks"
+		check "$v $tier: stat attached" [ "$attached" = 1 ]
+		check "$v $tier: stat exits 0 (rc=$rc: $(head -c 200 "$TMP/$tier.err"))" [ "$rc" = 0 ]
+		check "$v $tier: the three blocks ran while attached" [ "$ran" = 1 ]
 		check "$v $tier: one episode per block, in order: $want (got '$got')" [ "$got" = "$want" ]
-		gotc=$(counters "$TMP/$tier.json")
 		check "$v $tier: ticks/microtasks.starvation_episodes, stall_episodes = 1 1 1 (got '$gotc')" \
 			[ "$gotc" = "1 1 1" ]
-		kill "$pid"; wait "$pid" 2>/dev/null
 	done
 
 	# An episode is announced while it runs (the stack sampler opens it past the
 	# threshold), not only when the loop polls again.
-	bg "$node" "$NODEDIR/block.js" micro 800 0 >"$TMP/live.out"
+	bg nice -n -20 "$node" "$NODEDIR/block.js" micro 800 0 >"$TMP/live.out"
 	pid=$BG_PID
 	wait_for 10 grep -q ready "$TMP/live.out"
 	: >"$TMP/live.txt"
@@ -98,7 +118,7 @@ one_node() {
 	kill "$pid"; wait "$pid" 2>/dev/null
 
 	# A healthy server under load: no episode at the default threshold (100 ms).
-	bg "$node" "$NODEDIR/server.js" 0 >"$TMP/server.out"
+	bg nice -n -20 "$node" "$NODEDIR/server.js" 0 >"$TMP/server.out"
 	spid=$BG_PID
 	wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "$v: server did not start"; return; }
 	port=$(awk '/listening/ { print $2 }' "$TMP/server.out")

@@ -14,6 +14,7 @@ results starts with the build's label.
 """
 import json
 import os
+import signal
 import re
 import signal
 import subprocess
@@ -143,6 +144,7 @@ def gc_total(label, node_exe, tmp):
     p.returncode = p.wait()
     p.stderr = err
     node.wait()
+    sout.seek(0)
     ours = n_ours = 0
     for line in lines:
         o = json.loads(line)

@@ -11,40 +11,57 @@ NODEDIR=$(cd "$(dirname "$0")/../node" && pwd)
 v=$NODE_LABEL
 nv=$("$NODE" --version)
 
-bg "$NODE" "$NODEDIR/workers.js" >"$TMP/w.out"
+# the highest CFS weight, as 31: a neighbour taking the CPU stretches the work and moves
+# the utilizations
+bg nice -n -20 "$NODE" "$NODEDIR/workers.js" >"$TMP/w.out"
 pid=$BG_PID
 wait_for 10 grep -q ready "$TMP/w.out" || { not_ok "$v: workers.js did not start"; done_testing; }
 wid=$(awk '/ready/ { print $2 }' "$TMP/w.out")
-"$LOOPSCOPE" stat -p "$pid" -d 2 -i 2 --json >"$TMP/w.json" 2>"$TMP/w.err"
-check "$v: stat exits 0 ($(head -c 200 "$TMP/w.err"))" [ $? = 0 ]
-# one "VERDICT DESCRIPTION" line per check (1 pass, 0 fail)
-python3 - "$TMP/w.json" "$pid" "$wid" "$v" "${nv#v}" >"$TMP/verdicts" <<'PY'
-import json, sys
-loops = [json.loads(l) for l in open(sys.argv[1])]
-pid, wid, v, nv = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-busy = [l for l in loops if l["iterations"] > 5]
-main = [l for l in busy if l["tid"] == pid]
-other = [l for l in busy if l["tid"] != pid]
-def check(desc, cond):
-    print(1 if cond else 0, v + ": " + desc)
-check("the main loop is reported", len(main) == 1)
-check("one more busy loop (the worker) is reported: %s" % [(l["tid"], l["iterations"]) for l in other],
-      len(other) == 1)
-if main and other:
-    m, w = main[0], other[0]
-    check("main utilization %.3f is near 5%% (0.02-0.15)" % m["utilization"], 0.02 <= m["utilization"] <= 0.15)
-    check("worker utilization %.3f is near 30%% (0.25-0.45)" % w["utilization"], 0.25 <= w["utilization"] <= 0.45)
-    check("both loops have timer lateness samples", m.get("timer_lateness", {}).get("count", 0) > 5
-          and w.get("timer_lateness", {}).get("count", 0) > 5)
-    check("worker delay max %.1f ms covers its 30 ms blocks" % (w["delay"]["max_s"] * 1e3),
-          0.029 <= w["delay"]["max_s"] <= 1.0)
-    check("the main loop is named main (%r)" % m.get("loop"), m.get("loop") == "main")
-    check("the worker's loop is named by its threadId: worker %s (%r)" % (wid, w.get("loop")),
-          w.get("loop") == "worker " + wid)
-    check("the version is Node's own, %s (%r)" % (nv, m.get("version")), m.get("version") == nv)
-    check("libuv's version is known (%r)" % m.get("libuv_version"),
-          (m.get("libuv_version") or "").startswith("1."))
-PY
+# run_delay: ns all of node's threads have waited for a CPU so far (schedstat)
+run_delay() { cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ n += $2 } END { printf "%.0f\n", n }'; }
+# A run whose checks fail while node's threads waited for a CPU more than 20 ms in
+# total is the machine's doing and is measured again (up to three times); the bounds
+# stay.
+for attempt in 1 2 3; do
+	rd0=$(run_delay)
+	"$LOOPSCOPE" stat -p "$pid" -d 2 -i 2 --json >"$TMP/w.json" 2>"$TMP/w.err"
+	rc=$?
+	# one "VERDICT DESCRIPTION" line per check (1 pass, 0 fail)
+	python3 - "$TMP/w.json" "$pid" "$wid" "$v" "${nv#v}" >"$TMP/verdicts" <<-'PY'
+	import json, sys
+	loops = [json.loads(l) for l in open(sys.argv[1])]
+	pid, wid, v, nv = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+	busy = [l for l in loops if l["iterations"] > 5]
+	main = [l for l in busy if l["tid"] == pid]
+	other = [l for l in busy if l["tid"] != pid]
+	def check(desc, cond):
+	    print(1 if cond else 0, v + ": " + desc)
+	check("the main loop is reported", len(main) == 1)
+	check("one more busy loop (the worker) is reported: %s" % [(l["tid"], l["iterations"]) for l in other],
+	      len(other) == 1)
+	if main and other:
+	    m, w = main[0], other[0]
+	    check("main utilization %.3f is near 5%% (0.02-0.15)" % m["utilization"], 0.02 <= m["utilization"] <= 0.15)
+	    check("worker utilization %.3f is near 30%% (0.25-0.45)" % w["utilization"], 0.25 <= w["utilization"] <= 0.45)
+	    check("both loops have timer lateness samples", m.get("timer_lateness", {}).get("count", 0) > 5
+	          and w.get("timer_lateness", {}).get("count", 0) > 5)
+	    check("worker delay max %.1f ms covers its 30 ms blocks" % (w["delay"]["max_s"] * 1e3),
+	          0.029 <= w["delay"]["max_s"] <= 1.0)
+	    check("the main loop is named main (%r)" % m.get("loop"), m.get("loop") == "main")
+	    check("the worker's loop is named by its threadId: worker %s (%r)" % (wid, w.get("loop")),
+	          w.get("loop") == "worker " + wid)
+	    check("the version is Node's own, %s (%r)" % (nv, m.get("version")), m.get("version") == nv)
+	    check("libuv's version is known (%r)" % m.get("libuv_version"),
+	          (m.get("libuv_version") or "").startswith("1."))
+	PY
+	waited_ms=$(( ($(run_delay) - rd0) / 1000000 ))
+	[ "$rc" = 0 ] && ! grep -q '^0 ' "$TMP/verdicts" && break
+	[ "$waited_ms" -le 20 ] && break
+	echo "# a check failed while node's threads waited $waited_ms ms for a CPU; again"
+	grep '^0 ' "$TMP/verdicts" | sed 's/^0 /#   not ok /'
+done
+echo "# node's threads waited $waited_ms ms for a CPU in the window"
+check "$v: stat exits 0 ($(head -c 200 "$TMP/w.err"))" [ "$rc" = 0 ]
 check "$v: the stat output parses" [ -s "$TMP/verdicts" ]
 while read -r verdict desc; do
 	check "$desc" [ "$verdict" = 1 ]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 60
+# timeout: 150
 # 45-serve-cli: `loopscope serve` options and errors: usage errors exit 2 with one line,
 # runtime failures (no such process, unsupported target, address in use, bad address)
 # exit 1 with one line saying what to do, --help exits 0, and SIGINT ends it cleanly.

@@ -11,7 +11,9 @@ need_cmd bpftool
 need_cmd jq
 source "$(dirname "$0")/5-top-tmux.bash"
 
-bg "$LOOPDEMO" --block 300 --every 2000 --duration 100
+# SCHED_FIFO: the 300 ms blocks are checked as 300 ms; a neighbour must not stretch
+# them (chrt execs the demo, so the PID is the demo's)
+bg chrt -f 10 "$LOOPDEMO" --block 300 --every 2000 --duration 100
 DEMO=$BG_PID
 tmux_start 120 40
 stty_before=$(tmux_stty)
@@ -20,7 +22,7 @@ top_launch -p "$DEMO"
 # 1. The screen comes up with every phase and real numbers.
 check "top draws its title and the target's header line" \
 	wait_screen 10 "loopscope top" "$DEMO loopdemo"
-check "the timers phase shows the 300 ms blocks as its p99" wait_screen 10 '^>? ?timers .* 29[0-9]ms|^>? ?timers .* 30[0-9]ms'
+check "the timers phase shows the 300 ms blocks as its p99" wait_screen 30 '^>? ?timers .* 29[0-9]ms|^>? ?timers .* 30[0-9]ms'
 cap=$(tmux_cap)
 for ph in timers pending idle prepare poll check close; do
 	if grep -qE "^[ >]$ph +[^ ]+ +[0-9.]+% " <<<"$cap"; then ok "phase $ph has a bar and a share"; else
@@ -40,7 +42,7 @@ check "the header line shows the reference runtime and a rate" \
 # 2. A 300 ms block alerts while it happens, within 1 s of its start (the start is the
 # episode's start time the log shows once it is over).
 alert_at= alert_line=
-end=$((SECONDS + 8))
+end=$((SECONDS + 20))	# blocks come every 2 s: several chances to catch one live
 while [ $SECONDS -lt $end ]; do
 	line=$(tmux_cap | grep -m1 -E "^ !! $DEMO: stalled in timers for [0-9]+ms")
 	if [ -n "$line" ]; then alert_at=$(date +%s.%N); alert_line=$line; break; fi
@@ -65,7 +67,7 @@ if [ -n "$alert_at" ]; then
 		not_ok "the stalled block's episode is in the log"; tmux_cap | sed 's/^/# /'
 	fi
 else
-	not_ok "a stall alert appeared within 8 s"; tmux_cap | sed 's/^/# /'
+	not_ok "a stall alert appeared within 20 s"; tmux_cap | sed 's/^/# /'
 fi
 check "the stall episode is in the log with its phase and ~300 ms" \
 	wait_screen 4 "^[0-9:.]+ +$DEMO loopdemo +stall +timers +(29[0-9]|30[0-9]|31[0-9])ms"

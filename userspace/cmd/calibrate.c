@@ -47,6 +47,7 @@ int ls_cmd_calibrate(int argc, char **argv)
 	struct ls_calib c;
 	char err[512] = "", line[512];
 
+	opterr = 0;	/* one line of ours instead of getopt's and the usage */
 	while ((opt = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
@@ -74,7 +75,8 @@ int ls_cmd_calibrate(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			fprintf(stderr, "loopscope calibrate: unknown option '%s'; try 'loopscope calibrate --help'\n",
+				argv[optind - 1]);
 			return 2;
 		}
 	}

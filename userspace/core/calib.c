@@ -202,14 +202,10 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 	read_machine(c);
 	if (cpu < 0)
 		cpu = sched_getcpu();
-	if (cpu < 0 || cpu >= CPU_SETSIZE) {
-		err_ = -EINVAL;
-		snprintf(err, errlen, "no CPU to pin the calibration to");
-		goto cleanup;
-	}
-	err_ = pin_to(cpu, &saved);
+	err_ = cpu < 0 || cpu >= CPU_SETSIZE ? -EINVAL : pin_to(cpu, &saved);
 	if (err_) {
-		snprintf(err, errlen, "cannot pin to CPU %d: %s (is it online?)", cpu, strerror(-err_));
+		snprintf(err, errlen, "cannot run on CPU %d: %s (this machine has %ld online CPUs, "
+			 "numbered from 0)", cpu, strerror(-err_), sysconf(_SC_NPROCESSORS_ONLN));
 		goto cleanup;
 	}
 	pinned = 1;
