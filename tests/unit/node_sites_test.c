@@ -364,19 +364,19 @@ static void check_drain_ranges(const char *path)
  * +0x108 in 24 and 26). */
 static void check_worker_thread_id(const char *path)
 {
-	struct lu_sym ctor, alloc;
-	struct lu_want want[] = { { "_ZN4node6worker6WorkerC1E*", &ctor },
+	struct ls_elf_sym ctor, alloc;
+	struct ls_elf_want want[] = { { "_ZN4node6worker6WorkerC1E*", &ctor },
 				  { "_ZN4node27AllocateEnvironmentThreadIdEv", &alloc } };
-	struct lu_elf *e = NULL;
+	struct ls_elf *e = NULL;
 	uint32_t off = 0;
 
-	assert_int_equal(lu_elf_open(path, &e), 0);
-	assert_int_equal(lu_elf_lookup(e, want, 2), 2);
+	assert_int_equal(ls_elf_open(path, &e), 0);
+	assert_int_equal(ls_elf_lookup(e, want, 2), 2);
 	assert_int_equal(lu_call_result_store(e, &ctor, alloc.addr, &off), 0);
 	if (off < 0x40 || off > 0x400 || off % 8)
 		fail_msg("%s: Worker::thread_id_ at %#x", path, off);
 	assert_int_equal(lu_call_result_store(e, &ctor, ctor.addr, &off), -ENOENT);	/* no such call */
-	lu_elf_close(e);
+	ls_elf_close(e);
 }
 
 /* Both on every Node.js build of the test matrix that is installed
