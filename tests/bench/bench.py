@@ -340,6 +340,7 @@ class Agent:
         self.t0 = time.monotonic()
         self.p = start([binary or env.loopscope] + args, cpu=CPU_HELPER, log=self.log, env=extra_env)
         self.attach_s = None
+        self.args_tier = args[args.index("--probes") + 1] if "--probes" in args[:-1] else None
 
     def output(self):
         try:
@@ -387,6 +388,9 @@ class Agent:
                 continue
             n = self.bpf_links()
             now = time.monotonic()
+            if n == 0 and self.args_tier == "counters" and "tracing " in self.output():
+                self.attach_s = now - self.t0     # no probe to wait for: attached once it says so
+                return None
             if n != last:
                 last, since = n, now
             elif n > 0 and now - since >= 0.3:
@@ -638,16 +642,18 @@ def tier_floors(env, cfg, rep, tiers_spec):
     """Per tier: traps and probe runs per iteration as the agent measures them (stat's
     header over 2 s on the same setImmediate chain), the floor they imply on this
     machine (traps x calibrated uprobe hit + other runs x half a calibrated
-    tracepoint pair: the epoll tracepoints run in pairs around a syscall), and section
-    1's added cost against it. The BPF programs' own run time is not in the floor
-    (it is in the added cost), so the ratio errs high."""
+    tracepoint pair: the epoll tracepoints run in pairs around a syscall + the BPF
+    programs' own run time, from the kernel's BPF run-time statistics switched on for
+    the measuring window), and section 1's added cost against it."""
     s = rep.section("floors", "1c. Node: cost per iteration against the floor of its probe plan",
                     ["tier", "traps/iter", "probe runs/iter", "floor ns/iter", "added ns/iter", "added / floor",
                      "note"],
                     "Traps and probe runs per iteration are what `loopscope stat` prints in its header "
                     "(the agent's own counters over its iterations), on the same `spin.js` chain; the floor "
                     "prices them with this machine's `loopscope calibrate` figures: a trap at the emulated "
-                    "uprobe hit, any other run at half a syscall tracepoint pair. Added is section 1's figure.")
+                    "uprobe hit, any other run at half a syscall tracepoint pair, plus the programs' own run "
+                    "time per iteration (`bpftool prog` run_time_ns / run_cnt of the agent's programs with "
+                    "kernel.bpf_stats_enabled on for that window only). Added is section 1's figure.")
     line, c = calibration(env)
     cfg.machine = line
     cfg.node_floor = {}
@@ -659,20 +665,91 @@ def tier_floors(env, cfg, rep, tiers_spec):
     try:
         time.sleep(cfg.warmup + 1)
         for name, extra in tiers_spec:
-            rc, out = run([env.loopscope, "stat", "-p", str(p.pid), "-i", "2", "-d", "2"] + extra, 60, cpu=CPU_HELPER)
+            ag = Agent(env, ["stat", "-p", str(p.pid), "-i", "3", "-d", "3"] + extra, f"floor-{name}.log")
+            body = prog_ns_per_run(ag.p.pid, 1.0, 1.5)
+            ag.p.wait(timeout=60)
+            out = ag.output()
             m = [x for x in map(COST_LINE.match, out.splitlines()) if x]
             added = (cfg.node_tier_cost or {}).get(name)
-            if rc != 0 or not m:
-                rep.row(s, name, note=f"not measured: stat rc={rc} {out.strip()[-120:]}")
+            if ag.p.returncode != 0 or not m:
+                rep.row(s, name, note=f"not measured: stat rc={ag.p.returncode} {out.strip()[-120:]}")
                 continue
             traps, runs = float(m[-1].group(2)), float(m[-1].group(3))
-            floor = traps * c["uprobe_hit_ns"] + max(runs - traps, 0) * c["tp_pair_ns"] / 2
+            floor = traps * c["uprobe_hit_ns"] + max(runs - traps, 0) * c["tp_pair_ns"] / 2 + runs * (body or 0)
             ratio = added / floor if added is not None and floor > 0 else None
             cfg.node_floor[name] = (traps, runs, floor, added, ratio)
             rep.row(s, name, traps, runs, floor, added, ratio,
-                    note="no probe: the floor is 0" if floor == 0 else "")
+                    note="no probe: the floor is 0" if floor == 0 else
+                    f"programs {body:,.0f} ns a run" if body is not None else "programs' run time not measured")
     finally:
         stop(p)
+
+
+def prog_ids(pid):
+    """Ids of the BPF programs process pid holds (its bpf-prog fds' fdinfo)."""
+    ids = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return ids
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        ids.add(int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
+    return ids
+
+
+def prog_ns_per_run(pid, after, span):
+    """Mean run time (ns) of the BPF programs process pid holds, over span seconds
+    starting after seconds from now, from the kernel's run-time statistics (switched
+    on for that window, then back to what they were); None if unavailable."""
+    knob = "/proc/sys/kernel/bpf_stats_enabled"
+    try:
+        old = open(knob).read().strip()
+    except OSError:
+        return None
+
+    def snap():
+        rc, out = run(["bpftool", "-j", "prog", "show"], 20)
+        if rc != 0:
+            return {}
+        try:
+            progs = json.loads(out)
+        except ValueError:
+            return {}
+        return {q["id"]: (q.get("run_time_ns", 0), q.get("run_cnt", 0)) for q in progs if q["id"] in ids}
+
+    time.sleep(after)
+    ids, end = prog_ids(pid), time.monotonic() + 5
+    while not ids and time.monotonic() < end:     # still attaching (a loaded machine)
+        time.sleep(0.1)
+        ids = prog_ids(pid)
+    if not ids:
+        return None
+    time.sleep(0.3)
+    try:
+        with open(knob, "w") as f:
+            f.write("1")
+        a = snap()
+        time.sleep(span)
+        b = snap()
+    except OSError:
+        return None
+    finally:
+        try:
+            with open(knob, "w") as f:
+                f.write(old)
+        except OSError:
+            pass
+    dt = sum(b[i][0] - a[i][0] for i in b if i in a)
+    dn = sum(b[i][1] - a[i][1] for i in b if i in a)
+    return dt / dn if dn > 0 else None
 
 
 def _paired(res, tier, key="_pairs"):
