@@ -665,7 +665,8 @@ def tier_floors(env, cfg, rep, tiers_spec):
     try:
         time.sleep(cfg.warmup + 1)
         for name, extra in tiers_spec:
-            ag = Agent(env, ["stat", "-p", str(p.pid), "-i", "3", "-d", "3"] + extra, f"floor-{name}.log")
+            # long enough for the run-time window below (bpftool is slow on a loaded machine)
+            ag = Agent(env, ["stat", "-p", str(p.pid), "-i", "8", "-d", "8"] + extra, f"floor-{name}.log")
             body = prog_ns_per_run(ag.p.pid, 1.0, 1.5)
             ag.p.wait(timeout=60)
             out = ag.output()
