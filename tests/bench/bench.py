@@ -611,7 +611,7 @@ def section_overhead(env, cfg, rep):
     else:
         tiers_spec = [(t, ["--probes", t]) for t in tiers]
     res, failed = measure_tiers(env, cfg, [env.node, os.path.join(NODE_DIR, "spin.js"), "--window-ms", "200",
-                                           "--max-s", str(int(cfg.reps * cfg.measure * 8 + 60))],
+                                           "--max-s", str(int(cfg.reps * len(tiers_spec) * (cfg.measure + 20) + 60))],
                                 tiers_spec, "overhead-node", lambda p: {})
     if not tiers and "default" in failed:
         failed = {"light": failed["default"], "phases": failed["default"]}
@@ -821,8 +821,8 @@ def wrk_cmd(cfg, port):
     return ["wrk", "-t1", f"-c{cfg.conns}", f"-d{cfg.http_s}s", "--latency", f"http://127.0.0.1:{port}/"]
 
 
-def start_server(env, cfg, modules, prom=False):
-    envv = {"PORT": "0", "EXIT_AFTER_S": "400"}
+def start_server(env, cfg, modules, prom=False, exit_after_s=400):
+    envv = {"PORT": "0", "EXIT_AFTER_S": str(int(exit_after_s))}
     if prom:
         envv.update(PROM="1", NODE_PATH=modules)
     p = start([env.node, os.path.join(NODE_DIR, "server.js")], cpu=CPU_TARGET, env=envv,
@@ -1037,8 +1037,11 @@ def section_http_ab(env, cfg, rep):
         rep.row(s, "all", note=f"not measured: {why or 'no Node tiers'}")
         return
     servers = []
+    # each round attaches and detaches an agent per configuration: on a loaded machine
+    # that takes longer than the rounds' load, so the servers' own time limit scales
+    nconf = 2 + len(tiers) + (1 if cfg.ab_baseline else 0)
     for _ in range(2):
-        p, port = start_server(env, cfg, None)
+        p, port = start_server(env, cfg, None, exit_after_s=cfg.http_warm_s + cfg.ab_reps * nconf * (cfg.ab_s + 30) + 60)
         if not p:
             for q, _ in servers:
                 stop(q)
