@@ -652,8 +652,8 @@ def tier_floors(env, cfg, rep, tiers_spec):
                     "(the agent's own counters over its iterations), on the same `spin.js` chain; the floor "
                     "prices them with this machine's `loopscope calibrate` figures: a trap at the emulated "
                     "uprobe hit, any other run at half a syscall tracepoint pair, plus the programs' own run "
-                    "time per iteration (`bpftool prog` run_time_ns / run_cnt of the agent's programs with "
-                    "kernel.bpf_stats_enabled on for that window only). Added is section 1's figure.")
+                    "time per iteration (run_time_ns / run_cnt of the agent's program fds, with the kernel's "
+                    "run-time statistics on for that window only). Added is section 1's figure.")
     line, c = calibration(env)
     cfg.machine = line
     cfg.node_floor = {}
@@ -686,71 +686,26 @@ def tier_floors(env, cfg, rep, tiers_spec):
         stop(p)
 
 
-def prog_ids(pid):
-    """Ids of the BPF programs process pid holds (its bpf-prog fds' fdinfo)."""
-    ids = set()
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return ids
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                for line in f:
-                    if line.startswith("prog_id:"):
-                        ids.add(int(line.split()[1]))
-        except (OSError, ValueError):
-            pass
-    return ids
-
-
 def prog_ns_per_run(pid, after, span):
     """Mean run time (ns) of the BPF programs process pid holds, over span seconds
-    starting after seconds from now, from the kernel's run-time statistics (switched
-    on for that window, then back to what they were); None if unavailable."""
-    knob = "/proc/sys/kernel/bpf_stats_enabled"
-    try:
-        old = open(knob).read().strip()
-    except OSError:
-        return None
-
-    def snap():
-        rc, out = run(["bpftool", "-j", "prog", "show"], 20)
-        if rc != 0:
-            return {}
-        try:
-            progs = json.loads(out)
-        except ValueError:
-            return {}
-        return {q["id"]: (q.get("run_time_ns", 0), q.get("run_cnt", 0)) for q in progs if q["id"] in ids}
-
+    starting after seconds from now (once they are loaded), from the kernel's run-time
+    statistics (BpfStats, on for that window only); None if unavailable."""
     time.sleep(after)
-    ids, end = prog_ids(pid), time.monotonic() + 5
-    while not ids and time.monotonic() < end:     # still attaching (a loaded machine)
-        time.sleep(0.1)
-        ids = prog_ids(pid)
-    if not ids:
-        return None
-    time.sleep(0.3)
+    st = BpfStats()
     try:
-        with open(knob, "w") as f:
-            f.write("1")
-        a = snap()
+        if st.err:
+            return None
+        end = time.monotonic() + 5
+        while not (bpf_prog_stats(pid) or (0, 0))[1] and time.monotonic() < end:    # still attaching
+            time.sleep(0.1)
+        a = bpf_prog_stats(pid)
         time.sleep(span)
-        b = snap()
-    except OSError:
-        return None
+        b = bpf_prog_stats(pid)
     finally:
-        try:
-            with open(knob, "w") as f:
-                f.write(old)
-        except OSError:
-            pass
-    dt = sum(b[i][0] - a[i][0] for i in b if i in a)
-    dn = sum(b[i][1] - a[i][1] for i in b if i in a)
-    return dt / dn if dn > 0 else None
+        st.close()
+    if not a or not b or b[1] <= a[1]:
+        return None
+    return (b[0] - a[0]) / (b[1] - a[1])
 
 
 def _paired(res, tier, key="_pairs"):
