@@ -497,6 +497,15 @@ int nu_exit_epoll_wait(struct trace_event_raw_sys_exit *ctx)
 	return epoll_exit(ctx->ret);
 }
 
+/* A uprobe hit on a target thread: count the trap, and that thread's loop record
+ * (created on first sight), or NULL. */
+static __always_inline struct nu_loop *trap_loop(__u32 *tidp, __u64 now)
+{
+	if (!is_target_trap(tidp))
+		return NULL;
+	return new_loop(*tidp, now);
+}
+
 /* libuv's idle-time counter of loop (and, with entry, the poll-in-progress start:
  * 0 when the loop is not idle). 0, or -1 when it cannot be read. */
 static __always_inline int mx_read(struct nu_loop *l, __u64 loop, __u64 *idle, __u64 *entry)
@@ -574,11 +583,8 @@ int nu_poll(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tid;
-	struct nu_loop *l;
+	struct nu_loop *l = trap_loop(&tid, now);
 
-	if (!is_target_trap(&tid))
-		return 0;
-	l = new_loop(tid, now);
 	if (!l)
 		return 0;
 	poll_entry(l, tid, PT_REGS_PARM1(ctx), (int)PT_REGS_PARM2(ctx), now);
@@ -627,11 +633,8 @@ int nu_timer_fire(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), timer = PT_REGS_PARM1(ctx), due = 0, loop = 0, due_ns;
 	__u32 tid;
-	struct nu_loop *l;
+	struct nu_loop *l = trap_loop(&tid, now);
 
-	if (!is_target_trap(&tid))
-		return 0;
-	l = new_loop(tid, now);
 	if (!l || !read_loop)
 		return 0;
 	if (bpf_probe_read_user(&due, sizeof(due), (void *)(timer + off_timer_timeout)) ||
@@ -651,11 +654,8 @@ int nu_timers(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tid;
-	struct nu_loop *l;
+	struct nu_loop *l = trap_loop(&tid, now);
 
-	if (!is_target_trap(&tid))
-		return 0;
-	l = new_loop(tid, now);
 	if (!l)
 		return 0;
 	l->loop_addr = PT_REGS_PARM1(ctx);

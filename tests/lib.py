@@ -4,6 +4,7 @@ the shell ones): where the binaries are, TAP output and skips.
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done
 """
+import json
 import os
 import struct
 import sys
@@ -77,6 +78,30 @@ def node_usable(label, path):
     else:
         print("# SKIP " + msg)
     return False
+
+
+def node_records(f):
+    """The records tests/node/accuracy.js wrote to the open file f (those with "t",
+    as int ns), in order."""
+    f.seek(0)
+    recs = []
+    for line in f:
+        o = json.loads(line)
+        if "t" in o:
+            o["t"] = int(o["t"])
+            recs.append(o)
+    return recs
+
+
+def node_elu(recs, t0, t1):
+    """Node's own eventLoopUtilization() over [t0, t1] (mono ns) from its cumulative
+    records, interpolated to the edges; None when the records do not cover it."""
+    idle = [interp(recs, t, "idle") for t in (t0, t1)]
+    active = [interp(recs, t, "active") for t in (t0, t1)]
+    if None in idle or None in active:
+        return None
+    di, da = idle[1] - idle[0], active[1] - active[0]
+    return da / (da + di)
 
 
 def interp(recs, t, key):

@@ -284,6 +284,7 @@ class Agent:
         self.t0 = time.monotonic()
         self.p = start([binary or env.loopscope] + args, cpu=CPU_HELPER, log=self.log, env=extra_env)
         self.attach_s = None
+        self.args_tier = args[args.index("--probes") + 1] if "--probes" in args[:-1] else None
 
     def output(self):
         try:
@@ -331,6 +332,9 @@ class Agent:
                 continue
             n = self.bpf_links()
             now = time.monotonic()
+            if n == 0 and self.args_tier == "counters" and "tracing " in self.output():
+                self.attach_s = now - self.t0     # no probe to wait for: attached once it says so
+                return None
             if n != last:
                 last, since = n, now
             elif n > 0 and now - since >= 0.3:
@@ -551,7 +555,7 @@ def section_overhead(env, cfg, rep):
     else:
         tiers_spec = [(t, ["--probes", t]) for t in tiers]
     res, failed = measure_tiers(env, cfg, [env.node, os.path.join(NODE_DIR, "spin.js"), "--window-ms", "200",
-                                           "--max-s", str(int(cfg.reps * cfg.measure * 8 + 60))],
+                                           "--max-s", str(int(cfg.reps * len(tiers_spec) * (cfg.measure + 20) + 60))],
                                 tiers_spec, "overhead-node", lambda p: {})
     if not tiers and "default" in failed:
         failed = {"light": failed["default"], "phases": failed["default"]}
@@ -582,16 +586,18 @@ def tier_floors(env, cfg, rep, tiers_spec):
     """Per tier: traps and probe runs per iteration as the agent measures them (stat's
     header over 2 s on the same setImmediate chain), the floor they imply on this
     machine (traps x calibrated uprobe hit + other runs x half a calibrated
-    tracepoint pair: the epoll tracepoints run in pairs around a syscall), and section
-    1's added cost against it. The BPF programs' own run time is not in the floor
-    (it is in the added cost), so the ratio errs high."""
+    tracepoint pair: the epoll tracepoints run in pairs around a syscall + the BPF
+    programs' own run time, from the kernel's BPF run-time statistics switched on for
+    the measuring window), and section 1's added cost against it."""
     s = rep.section("floors", "1c. Node: cost per iteration against the floor of its probe plan",
                     ["tier", "traps/iter", "probe runs/iter", "floor ns/iter", "added ns/iter", "added / floor",
                      "note"],
                     "Traps and probe runs per iteration are what `loopscope stat` prints in its header "
                     "(the agent's own counters over its iterations), on the same `spin.js` chain; the floor "
                     "prices them with this machine's `loopscope calibrate` figures: a trap at the emulated "
-                    "uprobe hit, any other run at half a syscall tracepoint pair. Added is section 1's figure.")
+                    "uprobe hit, any other run at half a syscall tracepoint pair, plus the programs' own run "
+                    "time per iteration (run_time_ns / run_cnt of the agent's program fds, with the kernel's "
+                    "run-time statistics on for that window only). Added is section 1's figure.")
     line, c = calibration(env)
     cfg.machine = line
     cfg.node_floor = {}
@@ -603,20 +609,47 @@ def tier_floors(env, cfg, rep, tiers_spec):
     try:
         time.sleep(cfg.warmup + 1)
         for name, extra in tiers_spec:
-            rc, out = run([env.loopscope, "stat", "-p", str(p.pid), "-i", "2", "-d", "2"] + extra, 60, cpu=CPU_HELPER)
+            # long enough for the run-time window below (bpftool is slow on a loaded machine)
+            ag = Agent(env, ["stat", "-p", str(p.pid), "-i", "8", "-d", "8"] + extra, f"floor-{name}.log")
+            body = prog_ns_per_run(ag.p.pid, 1.0, 1.5)
+            ag.p.wait(timeout=60)
+            out = ag.output()
             m = [x for x in map(COST_LINE.match, out.splitlines()) if x]
             added = (cfg.node_tier_cost or {}).get(name)
-            if rc != 0 or not m:
-                rep.row(s, name, note=f"not measured: stat rc={rc} {out.strip()[-120:]}")
+            if ag.p.returncode != 0 or not m:
+                rep.row(s, name, note=f"not measured: stat rc={ag.p.returncode} {out.strip()[-120:]}")
                 continue
             traps, runs = float(m[-1].group(2)), float(m[-1].group(3))
-            floor = traps * c["uprobe_hit_ns"] + max(runs - traps, 0) * c["tp_pair_ns"] / 2
+            floor = traps * c["uprobe_hit_ns"] + max(runs - traps, 0) * c["tp_pair_ns"] / 2 + runs * (body or 0)
             ratio = added / floor if added is not None and floor > 0 else None
             cfg.node_floor[name] = (traps, runs, floor, added, ratio)
             rep.row(s, name, traps, runs, floor, added, ratio,
-                    note="no probe: the floor is 0" if floor == 0 else "")
+                    note="no probe: the floor is 0" if floor == 0 else
+                    f"programs {body:,.0f} ns a run" if body is not None else "programs' run time not measured")
     finally:
         stop(p)
+
+
+def prog_ns_per_run(pid, after, span):
+    """Mean run time (ns) of the BPF programs process pid holds, over span seconds
+    starting after seconds from now (once they are loaded), from the kernel's run-time
+    statistics (BpfStats, on for that window only); None if unavailable."""
+    time.sleep(after)
+    st = BpfStats()
+    try:
+        if st.err:
+            return None
+        end = time.monotonic() + 5
+        while not (bpf_prog_stats(pid) or (0, 0))[1] and time.monotonic() < end:    # still attaching
+            time.sleep(0.1)
+        a = bpf_prog_stats(pid)
+        time.sleep(span)
+        b = bpf_prog_stats(pid)
+    finally:
+        st.close()
+    if not a or not b or b[1] <= a[1]:
+        return None
+    return (b[0] - a[0]) / (b[1] - a[1])
 
 
 def _paired(res, tier, key="_pairs"):
@@ -687,8 +720,8 @@ def wrk_cmd(cfg, port):
     return ["wrk", "-t1", f"-c{cfg.conns}", f"-d{cfg.http_s}s", "--latency", f"http://127.0.0.1:{port}/"]
 
 
-def start_server(env, cfg, modules, prom=False):
-    envv = {"PORT": "0", "EXIT_AFTER_S": "400"}
+def start_server(env, cfg, modules, prom=False, exit_after_s=400):
+    envv = {"PORT": "0", "EXIT_AFTER_S": str(int(exit_after_s))}
     if prom:
         envv.update(PROM="1", NODE_PATH=modules)
     p = start([env.node, os.path.join(NODE_DIR, "server.js")], cpu=CPU_TARGET, env=envv,
@@ -903,8 +936,11 @@ def section_http_ab(env, cfg, rep):
         rep.row(s, "all", note=f"not measured: {why or 'no Node tiers'}")
         return
     servers = []
+    # each round attaches and detaches an agent per configuration: on a loaded machine
+    # that takes longer than the rounds' load, so the servers' own time limit scales
+    nconf = 2 + len(tiers) + (1 if cfg.ab_baseline else 0)
     for _ in range(2):
-        p, port = start_server(env, cfg, None)
+        p, port = start_server(env, cfg, None, exit_after_s=cfg.http_warm_s + cfg.ab_reps * nconf * (cfg.ab_s + 30) + 60)
         if not p:
             for q, _ in servers:
                 stop(q)

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import BUILD, LOOPSCOPE, check, skip, done, interp, node_matrix, node_usable  # noqa: E402
+from lib import BUILD, LOOPSCOPE, check, skip, done, interp, node_matrix, node_usable, node_records, node_elu  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODEDIR = os.path.join(HERE, "..", "node")
@@ -74,20 +74,11 @@ def one_window(node_exe, tier, tmp, attempt):
           rc == 0 and main is not None)]
     if main is None:
         return v, 0
-    out.seek(0)
-    recs = []
-    for line in out:
-        o = json.loads(line)
-        if "t" in o:
-            o["t"] = int(o["t"])
-            recs.append(o)
+    recs = node_records(out)
     t0 = t_end - int(main["interval_s"] * 1e9)
-    idle = [interp(recs, t, "idle") for t in (t0, t_end)]
-    active = [interp(recs, t, "active") for t in (t0, t_end)]
-    if None in idle or None in active:
+    elu_node = node_elu(recs, t0, t_end)
+    if elu_node is None:
         return v + [("%s: node's records cover the window" % tier, False)], waited
-    di, da = idle[1] - idle[0], active[1] - active[0]
-    elu_node = da / (da + di)
     elu_ours = main["utilization"]
     v.append(("%s: utilization %.4f vs node's eventLoopUtilization %.4f (within 0.03)"
               % (tier, elu_ours, elu_node), abs(elu_ours - elu_node) <= 0.03))

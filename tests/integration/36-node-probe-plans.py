@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import LOOPSCOPE, check, skip, done, interp  # noqa: E402
+from lib import LOOPSCOPE, check, skip, done, node_records, node_elu  # noqa: E402
 
 NODEDIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node")
 COST = re.compile(r"^pid (\d+): (\w+) tier, per iteration ([\d.]+) traps, ([\d.]+) probe runs")
@@ -83,20 +83,8 @@ def node_window(tier, secs, tmp, name):
     if rc or not mains:
         return None, "stat rc=%d %s" % (rc, err.strip()[-160:])
     main = mains[-1]
-    out.seek(0)
-    recs = []
-    for line in out:
-        o = json.loads(line)
-        if "t" in o:
-            o["t"] = int(o["t"])
-            recs.append(o)
-    t0 = t_end - int(main["interval_s"] * 1e9)
-    idle = [interp(recs, t, "idle") for t in (t0, t_end)]
-    active = [interp(recs, t, "active") for t in (t0, t_end)]
-    if None in idle or None in active:
-        return None, "node's records do not cover the window"
-    di, da = idle[1] - idle[0], active[1] - active[0]
-    return main, da / (da + di)
+    elu = node_elu(node_records(out), t_end - int(main["interval_s"] * 1e9), t_end)
+    return (main, elu) if elu is not None else (None, "node's records do not cover the window")
 
 
 def elu_agrees(tier, secs, tol, tmp):

@@ -67,8 +67,8 @@ struct lu_metrics {
 	uint64_t time_ms;	/* loop->time: refreshed at least once an iteration */
 };
 /* Read loop's metrics into m. m->fields is reused when set (one read then). Two
- * reads must agree (the loop thread updates the fields under a lock we cannot
- * take), up to 4 tries: -EAGAIN if they never did. -EINVAL if the fields are
+ * reads must agree on the idle pair (the loop thread updates it under a lock we
+ * cannot take), up to 4 tries: -EAGAIN if they never did. -EINVAL if the fields are
  * implausible (entry time in the future), -errno if the memory cannot be read. */
 int lu_metrics_read(pid_t pid, uint64_t loop, const struct lu_offsets *o, struct lu_metrics *m);
 /* Idle time as libuv's uv_metrics_idle_time() gives it at now: with the poll in

@@ -264,17 +264,38 @@ struct mx_raw {
 	uint64_t count, events, entry, idle;
 };
 
+/* One process_vm_readv over the metrics fields (they sit within a few hundred bytes). */
 static int metrics_once(pid_t pid, uint64_t fields, const struct lu_offsets *o, struct mx_raw *r)
 {
+	uint8_t buf[512];
+	uint32_t lo = o->mx_flags, hi = o->mx_flags + 4;
 	int err;
 
+	if (o->mx_entry < lo)
+		lo = o->mx_entry;
+	if (o->mx_idle < lo)
+		lo = o->mx_idle;
+	if (o->mx_count && o->mx_count < lo)
+		lo = o->mx_count;
+	if (o->mx_entry + 8 > hi)
+		hi = o->mx_entry + 8;
+	if (o->mx_idle + 8 > hi)
+		hi = o->mx_idle + 8;
+	if (o->mx_count && o->mx_count + 16 > hi)
+		hi = o->mx_count + 16;
+	if (hi - lo > sizeof(buf))
+		return -EINVAL;
+	err = ls_proc_read_mem(pid, fields + lo, buf, hi - lo);
+	if (err)
+		return err;
 	memset(r, 0, sizeof(*r));
-	if ((err = ls_proc_read_mem(pid, fields + o->mx_flags, &r->flags, 4)) ||
-	    (err = ls_proc_read_mem(pid, fields + o->mx_entry, &r->entry, 8)) ||
-	    (err = ls_proc_read_mem(pid, fields + o->mx_idle, &r->idle, 8)))
-		return err;
-	if (o->mx_count && (err = ls_proc_read_mem(pid, fields + o->mx_count, &r->count, 16)))
-		return err;
+	memcpy(&r->flags, buf + o->mx_flags - lo, 4);
+	memcpy(&r->entry, buf + o->mx_entry - lo, 8);
+	memcpy(&r->idle, buf + o->mx_idle - lo, 8);
+	if (o->mx_count) {
+		memcpy(&r->count, buf + o->mx_count - lo, 8);
+		memcpy(&r->events, buf + o->mx_count + 8 - lo, 8);
+	}
 	return 0;
 }
 
@@ -292,19 +313,21 @@ int lu_metrics_read(pid_t pid, uint64_t loop, const struct lu_offsets *o, struct
 	if (!m->fields)
 		return -EINVAL;
 	for (int i = 0; i < 4; i++) {
+		/* the idle pair is updated under the loop's lock: two reads must agree on it
+		 * (the loop and event counts move every iteration: the later read's) */
 		if ((err = metrics_once(pid, m->fields, o, &a)) || (err = metrics_once(pid, m->fields, o, &b)))
 			return err;
-		if (memcmp(&a, &b, sizeof(a)))
+		if (a.entry != b.entry || a.idle != b.idle || a.flags != b.flags)
 			continue;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-		if (a.entry > now || a.idle > now)
+		if (b.entry > now || b.idle > now)
 			return -EINVAL;
-		m->flags = a.flags;
-		m->loop_count = a.count;
-		m->events = a.events;
-		m->entry_ns = a.entry;
-		m->idle_ns = a.idle;
+		m->flags = b.flags;
+		m->loop_count = b.count;
+		m->events = b.events;
+		m->entry_ns = b.entry;
+		m->idle_ns = b.idle;
 		return ls_proc_read_mem(pid, loop + o->time, &m->time_ms, 8);
 	}
 	return -EAGAIN;

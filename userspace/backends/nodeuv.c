@@ -1197,9 +1197,10 @@ static int load_and_attach(struct node_priv *p, int multi, char *err, size_t err
 
 /* ---- libuv's own counters, read from outside ---- */
 
-/* The counters slot of loop thread tid, taken for loop (its uv_loop_t) on first
- * sight; NULL when there is no room or no loop address. */
-static struct mx_loop *mx_slot(struct node_priv *p, uint32_t tid, uint64_t loop)
+/* The counters slot of loop thread tid; with create, taken on first sight for loop
+ * (its uv_loop_t, 0 when not known: that loop then keeps the probes' figures for
+ * good, so its cumulative numbers never switch source). NULL when there is none. */
+static struct mx_loop *mx_slot(struct node_priv *p, uint32_t tid, uint64_t loop, int create)
 {
 	struct mx_loop *free_slot = NULL;
 
@@ -1209,7 +1210,7 @@ static struct mx_loop *mx_slot(struct node_priv *p, uint32_t tid, uint64_t loop)
 		if (!p->mx[i].tid && !free_slot)
 			free_slot = &p->mx[i];
 	}
-	if (!free_slot || !loop)
+	if (!free_slot || !create)
 		return NULL;
 	free_slot->tid = tid;
 	free_slot->loop = loop;
@@ -1228,7 +1229,7 @@ static int mx_update(struct node_priv *p, struct mx_loop *x, uint64_t now)
 		return -ENOENT;
 	if (x->base_ns && !x->usable)
 		return -ENOTSUP;
-	r = lu_metrics_read(p->pid, x->loop, &p->plan.off, &x->m);
+	r = x->loop ? lu_metrics_read(p->pid, x->loop, &p->plan.off, &x->m) : -ENOENT;
 	if (!r && !(x->m.flags & LU_METRICS_IDLE_TIME))
 		r = -ENOTSUP;
 	if (!x->base_ns) {
@@ -1294,7 +1295,7 @@ static int counters_start(struct node_priv *p, char *err, size_t errlen)
 		snprintf(err, errlen, "creating the counters timer failed: %s", strerror(-r));
 		return r;
 	}
-	x = mx_slot(p, (uint32_t)p->pid, p->plan.default_loop);
+	x = mx_slot(p, (uint32_t)p->pid, p->plan.default_loop, 1);
 	if (mx_update(p, x, ls_now_mono_ns())) {
 		snprintf(err, errlen, "--probes counters: reading the loop's counters failed; use --probes light");
 		return -EIO;
@@ -1309,7 +1310,7 @@ static int counters_start(struct node_priv *p, char *err, size_t errlen)
 static void counters_tick(struct node_priv *p)
 {
 	struct counters_state *cs = p->cs;
-	struct mx_loop *x = mx_slot(p, (uint32_t)p->pid, 0);
+	struct mx_loop *x = mx_slot(p, (uint32_t)p->pid, 0, 0);
 	uint64_t now = ls_now_mono_ns(), t_ns, end;
 	int moved;
 
@@ -1473,7 +1474,7 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	 * after, and what a loop did before (while attaching) must not enter its ratios. */
 	p->skel->bss->start_ns = ls_now_mono_ns();
 	if (pl->metrics_ok)
-		mx_update(p, mx_slot(p, (uint32_t)p->pid, pl->default_loop), p->skel->bss->start_ns);
+		mx_update(p, mx_slot(p, (uint32_t)p->pid, pl->default_loop, 1), p->skel->bss->start_ns);
 	r = add_sampler(p);
 	if (r) {
 		char buf[120];
@@ -1581,7 +1582,7 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 	 * post-poll pending queue), a little longer than the syscall the probes time. */
 	if (pl->metrics_ok) {
 		struct mx_loop *x = mx_slot(p, tid, v->loop_addr ? v->loop_addr
-						    : tid == (uint32_t)p->pid ? pl->default_loop : 0);
+						    : tid == (uint32_t)p->pid ? pl->default_loop : 0, 1);
 
 		if (x && !mx_update(p, x, now)) {
 			o->busy_ns = x->busy_ns;
@@ -1616,7 +1617,7 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 		}
 	}
 	if (pl->poll_mode == POLL_ENTRY) {
-		struct mx_loop *x = mx_slot(p, tid, 0);
+		struct mx_loop *x = mx_slot(p, tid, 0, 0);
 
 		if (x && x->usable && x->m.entry_ns) {
 			o->live_state = LS_LIVE_POLLING;
@@ -1657,7 +1658,7 @@ static void node_fill(void *ctx, uint32_t tid, const void *val, const char *prev
 /* Counters tier: the main loop from libuv's counters alone. */
 static int counters_collect(struct node_priv *p, uint64_t now, struct ls_target_snapshot *out)
 {
-	struct mx_loop *x = mx_slot(p, (uint32_t)p->pid, 0);
+	struct mx_loop *x = mx_slot(p, (uint32_t)p->pid, 0, 0);
 	struct ls_loop_snapshot *o;
 
 	if (!x)
