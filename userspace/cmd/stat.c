@@ -11,6 +11,7 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "privs.h"
 #include "refloop.h"
 
 #define MAX_PIDS 64
@@ -378,6 +379,11 @@ int ls_cmd_stat(int argc, char **argv)
 	}
 	if (nexited == npids)
 		goto cleanup_ok;	/* every target has exited: nothing left to report */
+	/* Attached: reading maps and detaching use the descriptors we hold. */
+	if (ls_privs_drop(0, NULL, err, sizeof(err))) {
+		fprintf(stderr, "loopscope stat: %s\n", err);
+		goto cleanup;
+	}
 	src = ls_agent_source(ag);
 	src->on_episode = on_episode;
 	src->episode_arg = &st;

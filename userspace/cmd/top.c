@@ -29,6 +29,7 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "privs.h"
 #include "remote.h"
 #include "snapshot.h"
 #include "topdraw.h"
@@ -529,6 +530,12 @@ int ls_cmd_top(int argc, char **argv)
 		}
 		src = ls_agent_source(ag);
 		snprintf(m.source_name, sizeof(m.source_name), "agent");
+		/* Attached: reading maps and detaching use the descriptors we hold. */
+		if ((rc = ls_privs_drop(0, NULL, err, sizeof(err)))) {
+			fprintf(stderr, "loopscope top: %s\n", err);
+			rc = 1;
+			goto cleanup;
+		}
 	}
 	src->on_episode = on_episode;
 	src->episode_arg = &m;
