@@ -53,6 +53,9 @@ DEB_BUILD += libssl-dev
 DEB_BUILD += libyaml-dev
 DEB_BUILD += libcrypt-dev
 DEB_TEST  := libcmocka-dev libuv1-dev tmux jq python3 nodejs curl procps iproute2 prometheus wrk
+DEB_TEST  += clang-14
+DEB_TEST  += libclang-rt-14-dev
+DEB_TEST  += openssl
 DEB_BENCH := $(DEB_TEST)
 
 DEPS_STAMP       := $(BUILD)/.deps-build
@@ -180,7 +183,36 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/obj/tests/unit/%.o $(BUILD)/asan/libagent.a
 # Unit tests need cmocka, a test dependency.
 $(patsubst tests/unit/%.c,$(BUILD)/asan/obj/tests/unit/%.o,$(UNIT_SRCS)): | $(DEPS_TEST_STAMP)
 
-TEST_BINS := $(PROGS) $(BUILD)/asan/loopscope $(if $(DEMO_SRCS),$(BUILD)/asan/loopdemo) $(UNIT_BINS)
+# ---------------------------------------------------------------- fuzz
+# libFuzzer harnesses for the parsers of outside input (tests/fuzz/README.md). Each
+# lists the sources it needs; tests/integration/60-fuzz.sh runs each for a bounded time
+# in make test, `make fuzz FUZZ_TIME=SECONDS` for longer.
+FUZZ_CC    ?= clang-14
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TIME  ?= 600
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*_fuzz.c))
+FUZZ_BINS  := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_NAMES))
+FUZZ_SRCS_http_parse_fuzz := userspace/wire/http_parse.c
+FUZZ_LIBS_http_parse_fuzz :=
+FUZZ_SRCS_snapjson_fuzz := userspace/wire/snapjson.c userspace/wire/buf.c userspace/core/snapshot.c \
+	userspace/core/histogram.c userspace/core/common.c
+FUZZ_LIBS_snapjson_fuzz := -lcjson -lm
+FUZZ_SRCS_webconfig_fuzz := userspace/wire/webconfig.c
+FUZZ_LIBS_webconfig_fuzz := -lyaml -lcrypt -lssl -lcrypto
+
+define fuzz_rule
+$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(FUZZ_SRCS_$(1)) | $(DEPS_TEST_STAMP) $(SKELS)
+	$$(call msg,FUZZ,$$@)
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$(FUZZ_CC) $$(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) -o $$@ $$(filter %.c,$$^) $(FUZZ_LIBS_$(1))
+endef
+$(foreach f,$(FUZZ_NAMES),$(eval $(call fuzz_rule,$(f))))
+
+.PHONY: fuzz
+fuzz: $(FUZZ_BINS)
+	$(Q)tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_NAMES)
+
+TEST_BINS := $(PROGS) $(BUILD)/asan/loopscope $(if $(DEMO_SRCS),$(BUILD)/asan/loopdemo) $(UNIT_BINS) $(FUZZ_BINS)
 
 # Integration tests read these to find what to run.
 export LS_BUILD := $(abspath $(BUILD))

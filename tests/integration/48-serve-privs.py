@@ -147,8 +147,9 @@ def main():
         print("# serve --exe --user nobody after attach: %s" % st)
         want = "%016x" % ATTACH_SET
         tap(st.get("Uid") == "65534" and st.get("CapEff") == want and st.get("CapPrm") == want and
-            st.get("NoNewPrivs") == "1", "serve --exe --user nobody: Uid %s CapEff %s CapPrm %s (want %s) "
-            "NoNewPrivs %s" % (st.get("Uid"), st.get("CapEff"), st.get("CapPrm"), want, st.get("NoNewPrivs")))
+            st.get("CapBnd") == want and st.get("NoNewPrivs") == "1", "serve --exe --user nobody: Uid %s CapEff %s CapPrm %s CapBnd %s (want %s) "
+            "NoNewPrivs %s" % (st.get("Uid"), st.get("CapEff"), st.get("CapPrm"), st.get("CapBnd"), want,
+                               st.get("NoNewPrivs")))
         c = subprocess.Popen([LOOPDEMO], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.monotonic()
         while time.monotonic() - t0 < 15 and metric(port, "loopscope_target_up", c.pid) != 1:

@@ -84,12 +84,13 @@ int ls_privs_drop(uint64_t keep, const char *user, char *err, size_t errlen)
 		fclose(f);
 	}
 	keep &= permitted_now();	/* what we never had cannot be kept */
-	if (user && (r = switch_user(user, err, errlen)))
-		return r;
-	/* The bounding set first: dropping from it needs CAP_SETPCAP, about to go. */
+	/* The bounding set first: dropping from it needs CAP_SETPCAP in the effective set,
+	 * which a change of user clears. (It limits later execs, not what we hold now.) */
 	for (int cap = 0; cap <= last; cap++)
 		if (!(keep & (1ull << cap)) && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
 			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	if (user && (r = switch_user(user, err, errlen)))
+		return r;
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	if ((r = capset_(keep, keep))) {
 		snprintf(err, errlen, "dropping capabilities failed: %s", strerror(-r));
