@@ -4,6 +4,8 @@
 #   make demo       run the demo loop and watch it
 #   make test       every test (unit tests under ASan+UBSan, integration tests as root)
 #   make bench      benchmarks (never part of make test)
+#   make soak       serve under 1,000 clients for 10 minutes: RSS and fds (never part of make test)
+#   make fuzz       the libFuzzer harnesses for FUZZ_TIME seconds each (make test runs them 15 s)
 #   make install    PREFIX=/usr/local by default
 #   make deps       install every Debian package the project needs: build, test, bench (idempotent)
 #
@@ -207,6 +209,13 @@ $(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(FUZZ_SRCS_$(1)) | $(DEPS_TEST_STAMP) $(S
 	$$(Q)$(FUZZ_CC) $$(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) -o $$@ $$(filter %.c,$$^) $(FUZZ_LIBS_$(1))
 endef
 $(foreach f,$(FUZZ_NAMES),$(eval $(call fuzz_rule,$(f))))
+
+# make soak: serve with several targets and 1,000 clients for SOAK_SECONDS (default
+# 600); RSS and open descriptors at the start and the end. Not part of make test.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: $(DEPS_TEST_STAMP) $(PROGS)
+	$(Q)tests/soak.sh $(SOAK_SECONDS)
 
 .PHONY: fuzz
 fuzz: $(FUZZ_BINS)

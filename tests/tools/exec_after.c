@@ -1,23 +1,20 @@
-/* exec_after.c: LD_PRELOAD helper for tests: on SIGUSR2 the process exec()s
- * LS_EXEC_PROG (argv: LS_EXEC_PROG LS_EXEC_ARG). A traced loop that turns into another
- * program at a moment the test chooses, without changing the loop under test.
- * SIGUSR2 is blocked before main() runs (so in every thread the program creates) and
- * taken by sigwait() in a thread of our own. */
+/* exec_after.c: LD_PRELOAD helper for tests: once the file LS_EXEC_WHEN exists, the
+ * process exec()s LS_EXEC_PROG (argv: LS_EXEC_PROG LS_EXEC_ARG). A traced loop that
+ * turns into another program at a moment the test chooses, without changing the loop
+ * under test. (A file, not a signal: the loop's threads may unblock any signal.) */
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
-
-static sigset_t set;
 
 static void *waiter(void *arg)
 {
-	const char *prog = getenv("LS_EXEC_PROG"), *a = getenv("LS_EXEC_ARG");
-	int sig;
+	const char *when = getenv("LS_EXEC_WHEN"), *prog = getenv("LS_EXEC_PROG"), *a = getenv("LS_EXEC_ARG");
+	struct timespec ts = { 0, 20 * 1000000L };
 
 	(void)arg;
-	if (sigwait(&set, &sig))
-		return NULL;
+	while (access(when, F_OK))
+		nanosleep(&ts, NULL);
 	unsetenv("LD_PRELOAD");
 	execl(prog, prog, a, (char *)NULL);
 	_exit(127);
@@ -27,11 +24,6 @@ __attribute__((constructor)) static void start(void)
 {
 	pthread_t t;
 
-	if (!getenv("LS_EXEC_PROG"))
-		return;
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (pthread_create(&t, NULL, waiter, NULL) == 0)
+	if (getenv("LS_EXEC_PROG") && getenv("LS_EXEC_WHEN") && pthread_create(&t, NULL, waiter, NULL) == 0)
 		pthread_detach(t);
 }

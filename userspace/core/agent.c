@@ -45,6 +45,7 @@ struct agent_target {
 	pthread_t reaper;		/* detaching after an exit (see target_exited) */
 	int reaping;
 	struct ls_image_id image;	/* the program it ran when attached (exec check) */
+	int image_fd;			/* ls_image_fd_open(): the exec check after a privilege drop */
 };
 
 struct ls_agent {
@@ -137,6 +138,10 @@ static void target_retire(struct ls_agent *ag, struct agent_target *at, uint32_t
 		close(at->pidfd);
 		at->pidfd = -1;
 	}
+	if (at->image_fd >= 0) {
+		close(at->image_fd);
+		at->image_fd = -1;
+	}
 	if (async && pthread_create(&at->reaper, NULL, reap, at) == 0)
 		at->reaping = 1;
 	else
@@ -222,7 +227,8 @@ static void check_execs(struct ls_agent *ag)
 			continue;
 		/* An exit is the pidfd's to report. */
 		if (ls_image_read(at->t.info.pid, &id) == 0 && id.state != 'Z' && id.state != 'X' &&
-		    !pidfd_exited(at->pidfd) && ls_image_changed(&at->image, &id))
+		    !pidfd_exited(at->pidfd) &&
+		    ((at->image_fd >= 0 && ls_image_fd_gone(at->image_fd, &at->image)) || ls_image_changed(&at->image, &id)))
 			target_execd(ag, i);
 	}
 }
@@ -531,6 +537,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	at->image_fd = -1;
 	/* pidfd first: from here on a reused PID cannot be mistaken for this process. */
 	at->pidfd = open_pidfd(pid, err, errlen);
 	if (at->pidfd < 0) {
@@ -594,6 +601,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 		goto cleanup;
 	}
 	at->image = id1;
+	at->image_fd = ls_image_fd_open(pid, &id1);
 	at->t.state = LS_TARGET_ATTACHED;
 	at->t.attached_ns = ls_now_mono_ns();
 	at->last.runtime = at->t.info.runtime;
@@ -642,6 +650,8 @@ void ls_agent_free(struct ls_agent *ag)
 			pthread_join(at->reaper, NULL);
 		if (at->pidfd >= 0)
 			close(at->pidfd);
+		if (at->image_fd >= 0)
+			close(at->image_fd);
 		free(at->last.loops);
 		free(at);
 	}

@@ -84,6 +84,31 @@ int ls_image_read(pid_t pid, struct ls_image_id *id)
 	return 0;
 }
 
+int ls_image_fd_open(pid_t pid, const struct ls_image_id *id)
+{
+	char path[64];
+	int fd;
+
+	if (!id->at_random)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ls_image_fd_gone(fd, id)) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
+int ls_image_fd_gone(int fd, const struct ls_image_id *id)
+{
+	unsigned char b[16];
+
+	return pread(fd, b, sizeof(b), (off_t)id->at_random) <= 0;
+}
+
 int ls_image_changed(const struct ls_image_id *a, const struct ls_image_id *b)
 {
 	if (a->start_time != b->start_time)
