@@ -4,7 +4,7 @@
 
 serve runs attached to a loopdemo; tests/tools/http_load.py (127.0.0.1, bounded) drives it.
 Asserted, in counts only:
- 1. 1,000 clients x 3 requests (70% /metrics, 30% /events), default limits: every request
+ 1. 1,000 clients x 10 requests (70% /metrics, 30% /events), default limits: every request
     gets a complete 200 or a 503 with Retry-After; 0 resets, 0 empty replies, nothing
     else; the 1/s scraper gets every scrape.
  2. The same against --max-conns 100: the 503 path is taken (busy > 0) and still
@@ -16,34 +16,13 @@ Asserted, in counts only:
 """
 import json
 import os
-import re
 import subprocess
 import sys
-import threading
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
+from lib import LOOPDEMO, Serve, tap, done  # noqa: E402
 
 LOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "http_load.py")
-
-
-def start_serve(args):
-    p = subprocess.Popen([LOOPSCOPE, "serve", "--listen", "127.0.0.1:0"] + args,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines, port, ready = [], [None], threading.Event()
-
-    def pump():
-        for line in p.stderr:
-            lines.append(line.rstrip("\n"))
-            m = re.search(r"listening on https?://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                port[0] = int(m.group(1))
-                ready.set()
-        ready.set()
-    threading.Thread(target=pump, daemon=True).start()
-    ready.wait(30)
-    return p, port[0], lines
 
 
 def load(port, *args):
@@ -61,7 +40,8 @@ def bad(counts):
 
 def run(name, serve_args, load_args, expect_busy):
     demo = subprocess.Popen([LOOPDEMO], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    serve, port, err = start_serve(["-p", str(demo.pid)] + serve_args)
+    serve = Serve(["-p", str(demo.pid)] + serve_args)
+    port, err = serve.port, serve.lines
     try:
         tap(port is not None, "%s: serve listens (%s)" % (name, err[-1:]))
         if port is None:
@@ -81,19 +61,14 @@ def run(name, serve_args, load_args, expect_busy):
                 % (name, m.get("busy", 0) + e.get("busy", 0)))
         return out
     finally:
-        serve.terminate()
-        try:
-            rc = serve.wait(20)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            rc = serve.wait()
+        rc = serve.stop()
         demo.kill()
         demo.wait()
         tap(rc == 0, "%s: serve exits 0 on SIGTERM (ASan clean): rc %s %s" % (name, rc, err[-2:]))
 
 
 def main():
-    out = run("1000 clients", [], ["--clients", "1000", "--rounds", "3", "--events-share", "0.3", "--scraper",
+    out = run("1000 clients", [], ["--clients", "1000", "--rounds", "10", "--events-share", "0.3", "--scraper",
                                     "--deadline", "150"], False)
     if out:
         s = out["scraper"]

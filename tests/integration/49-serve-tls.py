@@ -18,7 +18,9 @@ a client certificate (RequireAndVerifyClientCert, min_version TLS12). Asserted:
     one, none; bad web configs are one line and exit 2.
 """
 import base64
-import crypt
+import warnings
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+import crypt  # noqa: E402  (Python 3.11: deprecated, still the way to crypt(3))
 import json
 import os
 import re
