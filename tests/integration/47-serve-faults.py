@@ -17,16 +17,14 @@
 """
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
+from lib import LOOPSCOPE, LOOPDEMO, Serve, tap, done  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,20 +35,8 @@ RELEASE = os.environ.get("LOOPSCOPE_RELEASE") or os.path.join(os.path.dirname(LO
 
 
 def start_serve(args, binary=LOOPSCOPE):
-    p = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0"] + args,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines, port, ready = [], [None], threading.Event()
-
-    def pump():
-        for line in p.stderr:
-            lines.append(line.rstrip("\n"))
-            m = re.search(r"listening on https?://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                port[0] = int(m.group(1))
-                ready.set()
-        ready.set()
-    threading.Thread(target=pump, daemon=True).start()
-    return p, port, lines, ready
+    s = Serve(args, binary, wait=False)
+    return s, s, s.lines, s.ready
 
 
 def metrics(port):
@@ -63,13 +49,8 @@ def up_of(text, pid):
     return m.group(1) if m else None
 
 
-def stop(p):
-    p.send_signal(signal.SIGTERM)
-    try:
-        return p.wait(20)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        return p.wait()
+def stop(s):
+    return s.stop()
 
 
 def sweep(a):
@@ -96,12 +77,12 @@ def sweep(a):
         b.kill()
         ready.wait(30)
         why = None
-        if port[0] is None:
+        if port.port is None:
             why = "serve did not listen: %s" % lines[-3:]
         else:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                text = metrics(port[0])
+                text = metrics(port.port)
                 if up_of(text, a.pid) == "1" and up_of(text, b.pid) == "0":
                     break
                 time.sleep(0.2)
@@ -163,15 +144,15 @@ def exec_test(tmp):
                                          "--exe", os.path.abspath(LOOPDEMO)])
     try:
         ready.wait(30)
-        tap(port[0] is not None, "serve -p X -p Y -p Z listens")
-        if port[0] is None:
+        tap(port.port is not None, "serve -p X -p Y -p Z listens")
+        if port.port is None:
             return
         time.sleep(0.5)
         open(when, "w").close()             # both exec now, after the attach
         t0 = time.monotonic()
         ok = False
         while time.monotonic() - t0 < 15:
-            text = metrics(port[0])
+            text = metrics(port.port)
             lx = [ln for ln in lines if str(x.pid) in ln and "exec'd" in ln]
             ly = [ln for ln in lines if str(y.pid) in ln and "exec'd" in ln]
             if up_of(text, x.pid) == "0" and lx and ly and up_of(text, y.pid) == "1":

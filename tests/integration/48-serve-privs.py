@@ -14,15 +14,13 @@
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import LOOPSCOPE, LOOPDEMO, tap, done, skip  # noqa: E402
+from lib import LOOPSCOPE, LOOPDEMO, Serve, tap, done, skip  # noqa: E402
 
 CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 19, 21, 38, 39
 ATTACH_SET = (1 << CAP_SYS_PTRACE) | (1 << CAP_SYS_ADMIN) | (1 << CAP_PERFMON) | (1 << CAP_BPF)
@@ -69,38 +67,11 @@ def loaded_prog_ids():
     return {int(m.group(1)) for m in re.finditer(r"^(\d+):", r.stdout, re.M)}
 
 
-def start_serve(args):
-    p = subprocess.Popen([LOOPSCOPE, "serve", "--listen", "127.0.0.1:0"] + args,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines, port, ready = [], [None], threading.Event()
-
-    def pump():
-        for line in p.stderr:
-            lines.append(line.rstrip("\n"))
-            m = re.search(r"listening on https?://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                port[0] = int(m.group(1))
-                ready.set()
-        ready.set()
-    threading.Thread(target=pump, daemon=True).start()
-    ready.wait(30)
-    return p, port[0], lines
-
-
 def metric(port, name, pid):
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
         text = r.read().decode()
     m = re.search(r'^%s\{pid="%d"[^}]*\} (\S+)$' % (name, pid), text, re.M)
     return float(m.group(1)) if m else None
-
-
-def stop(p):
-    p.send_signal(signal.SIGTERM)
-    try:
-        return p.wait(20)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        return p.wait()
 
 
 def main():
@@ -114,7 +85,8 @@ def main():
     b = subprocess.Popen([LOOPDEMO], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # 1. serve -p A -p B
-        p, port, lines = start_serve(["-p", str(a.pid), "-p", str(b.pid), "--interval", "0.5"])
+        p = Serve(["-p", str(a.pid), "-p", str(b.pid), "--interval", "0.5"])
+        port, lines = p.port, p.lines
         tap(port is not None, "serve -p A -p B listens (%s)" % lines[-1:])
         st = wait_status(p.pid, lambda s: s.get("CapEff") == "0000000000000000")
         print("# serve -p A -p B after attach: %s" % st)
@@ -136,13 +108,14 @@ def main():
         held1 = prog_ids(p.pid)
         tap(0 < len(held1) < len(held0) and metric(port, "loopscope_target_up", b.pid) == 0,
             "B killed after the drop: detached (programs held %d -> %d), target_up 0" % (len(held0), len(held1)))
-        rc = stop(p)
+        rc = p.stop()
         left = held0 & loaded_prog_ids()
         tap(rc == 0 and not left, "serve exits 0 (rc %d) and none of its %d programs stays loaded (%s)"
             % (rc, len(held0), sorted(left)[:5]))
 
         # 2. serve --exe --user nobody
-        p, port, lines = start_serve(["--exe", os.path.abspath(LOOPDEMO), "--user", "nobody", "--interval", "0.5"])
+        p = Serve(["--exe", os.path.abspath(LOOPDEMO), "--user", "nobody", "--interval", "0.5"])
+        port, lines = p.port, p.lines
         st = wait_status(p.pid, lambda s: s.get("Uid") == "65534")
         print("# serve --exe --user nobody after attach: %s" % st)
         want = "%016x" % ATTACH_SET
@@ -158,7 +131,7 @@ def main():
             % [ln for ln in lines if str(c.pid) in ln])
         c.kill()
         c.wait()
-        tap(stop(p) == 0, "serve --user nobody exits 0")
+        tap(p.stop() == 0, "serve --user nobody exits 0")
 
         # 3. stat and top
         s = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(a.pid), "-d", "6"], stdout=subprocess.DEVNULL,

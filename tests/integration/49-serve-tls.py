@@ -23,21 +23,18 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 import crypt  # noqa: E402  (Python 3.11: deprecated, still the way to crypt(3))
 import json
 import os
-import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import LOOPSCOPE, LOOPDEMO, tap, done, skip  # noqa: E402
+from lib import LOOPSCOPE, LOOPDEMO, Serve, tap, done, skip  # noqa: E402
 
 PROMETHEUS = "/usr/bin/prometheus"
 
@@ -58,32 +55,6 @@ def make_certs(d):
            "-subj", "/CN=" + name, cwd=d)
         sh("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
            "-CAcreateserial", "-out", name + ".crt", "-days", "2", *ext, cwd=d)
-
-
-def start_serve(args):
-    p = subprocess.Popen([LOOPSCOPE, "serve"] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines, port, ready = [], [None], threading.Event()
-
-    def pump():
-        for line in p.stderr:
-            lines.append(line.rstrip("\n"))
-            m = re.search(r"listening on (https?)://[0-9.]+:(\d+)/", line)
-            if m:
-                port[0] = int(m.group(2))
-                ready.set()
-        ready.set()
-    threading.Thread(target=pump, daemon=True).start()
-    ready.wait(30)
-    return p, port[0], lines
-
-
-def stop(p):
-    p.send_signal(signal.SIGTERM)
-    try:
-        return p.wait(20)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        return p.wait()
 
 
 def https_get(port, d, user=None, password=None, cert=True):
@@ -141,7 +112,8 @@ def main():
                 "basic_auth_users:\n  alice: '%s'\n  bob: '%s'\n" % (h_alice, h_bob))
     demo = subprocess.Popen([LOOPDEMO], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     prom = None
-    p, port, lines = start_serve(["-p", str(demo.pid), "--listen", "127.0.0.1:0", "--web.config.file", web])
+    p = Serve(["-p", str(demo.pid), "--web.config.file", web])
+    port, lines = p.port, p.lines
     try:
         tap(port is not None and any("https://" in ln for ln in lines),
             "serve --web.config.file listens on https (%s)" % lines[-1:])
@@ -228,15 +200,16 @@ def main():
             subprocess.run(["tmux", "kill-session", "-t", sess])
         tap(str(demo.pid) in screen and "s3cret" not in screen,
             "top --connect https://alice:***@...: the loop on screen, no password (%s)" % screen.splitlines()[:2])
-        tap(stop(p) == 0, "serve exits 0")
+        tap(p.stop() == 0, "serve exits 0")
         p = None
 
         # --listen beyond loopback: one warning without a web config, none with one.
         for args, want in (([], 1), (["--web.config.file", web], 0)):
-            q, qport, qlines = start_serve(["-p", str(demo.pid), "--listen", "0.0.0.0:0"] + args)
+            q = Serve(["-p", str(demo.pid)] + args, listen="0.0.0.0:0")
+            qport, qlines = q.port, q.lines
             time.sleep(0.3)
             warns = [ln for ln in qlines if "warning" in ln]
-            stop(q)
+            q.stop()
             tap(qport is not None and len(warns) == want, "--listen 0.0.0.0 %s: %d warning line(s) (%s)"
                 % ("with a web config" if args else "alone", len(warns), warns))
         for text, what in (("tls_server_config:\n  cert_file: server.crt\n", "no key_file"),
@@ -253,7 +226,7 @@ def main():
                 "web config with %s: exit %d, %s" % (what, r.returncode, r.stderr.strip()))
     finally:
         if p:
-            stop(p)
+            p.stop()
         if prom:
             prom.terminate()
             prom.wait()
