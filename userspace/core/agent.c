@@ -581,7 +581,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 			snprintf(err, errlen, "process %d has already exited (a zombie its parent has not "
 				 "reaped yet): nothing to trace", (int)pid);
 		else
-			snprintf(err, errlen, "process %d%s%s%s exited while being attached", (int)pid,
+			snprintf(err, errlen, "process %d exited while being attached%s%s%s", (int)pid,
 				 at->last.comm[0] ? " (" : "", at->last.comm, at->last.comm[0] ? ")" : "");
 		r = -ECHILD;
 		at->t.state = at->last.state = LS_TARGET_EXITED;
