@@ -3,7 +3,8 @@
 # attached to three loopdemos and a Node.js process, 1,000 concurrent clients
 # (tests/tools/http_load.py: 70% /metrics, 30% /events, a 1/s scraper) on 127.0.0.1
 # for SECONDS (default 600); prints serve's RSS and open descriptors at the start (after
-# the first minute of load) and at the end, and the request counts. Fails on a reset,
+# the first batch of load, a fifth of the run up to a minute) and at the end, and the
+# request counts. Fails on a reset,
 # an empty reply, a failed scrape of the 1/s scraper, or serve dying.
 set -u
 secs=${1:-600}
@@ -37,7 +38,9 @@ start=$(date +%s)
 rss0= fd0= n=0
 while [ $(( $(date +%s) - start )) -lt "$secs" ]; do
 	left=$(( secs - ($(date +%s) - start) ))
-	batch=$(( left < 60 ? left : 60 ))
+	# Batches of a fifth of the run (10 to 60 s), so even a short run has a start and an end.
+	batch=$(( secs / 5 < 10 ? 10 : secs / 5 > 60 ? 60 : secs / 5 ))
+	batch=$(( left < batch ? left : batch ))
 	[ "$batch" -ge 5 ] || break
 	python3 tests/tools/http_load.py --port "$port" --clients 1000 --rounds 1000 --events-share 0.3 \
 		--scraper --deadline "$batch" > "$tmp/batch-$n.json" || { echo "soak: the load tool failed"; exit 1; }
