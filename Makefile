@@ -4,7 +4,8 @@
 #   make demo       run the demo loop and watch it
 #   make test       every test (unit tests under ASan+UBSan, integration tests as root)
 #   make bench      benchmarks (never part of make test)
-#   make fuzz       the libFuzzer harnesses for longer (FUZZ_SECONDS each, default 600)
+#   make soak       serve under 1,000 clients for 10 minutes: RSS and fds (never part of make test)
+#   make fuzz       the libFuzzer harnesses for FUZZ_TIME seconds each (make test runs them 15 s)
 #   make install    PREFIX=/usr/local by default
 #   make deps       install every Debian package the project needs: build, test, bench (idempotent)
 #
@@ -55,10 +56,11 @@ DEB_BUILD += libyaml-dev
 DEB_BUILD += libcrypt-dev
 DEB_TEST  := libcmocka-dev libuv1-dev tmux jq python3 nodejs curl procps iproute2 prometheus wrk
 # 60-profile-readers: the SVG flame graph in a browser, the pprof file in its own reader.
-DEB_TEST  += chromium
 DEB_TEST  += golang-go
+# 49-serve-tls makes its certificates with openssl.
+DEB_TEST  += openssl
 DEB_BENCH := $(DEB_TEST)
-# The report test renders the HTML page in headless Chromium.
+# The flame graph and report tests render in headless Chromium.
 DEB_TEST  += chromium
 # libFuzzer harnesses (tests/fuzz/) build with clang-14 and its sanitizer runtimes.
 DEB_TEST  += clang-14 libclang-rt-14-dev
@@ -204,27 +206,45 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/obj/tests/unit/%.o $(BUILD)/asan/libagent.a
 $(patsubst tests/unit/%.c,$(BUILD)/asan/obj/tests/unit/%.o,$(UNIT_SRCS)): | $(DEPS_TEST_STAMP)
 
 # ---------------------------------------------------------------- fuzz
-# libFuzzer harnesses: tests/fuzz/NAME.c -> $(BUILD)/fuzz/NAME, clang-14 with ASan, UBSan
-# and libFuzzer, linked from the agent sources FUZZ_SRCS_NAME lists (a parser and what it
-# needs, not the whole agent). `make test` runs each for a bounded time
-# (tests/integration/64-record-fuzz.sh); `make fuzz FUZZ_SECONDS=600` runs them longer.
-FUZZ_CC      ?= clang-14
-FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-FUZZ_SECONDS ?= 600
-FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/*_fuzz.c))
+# libFuzzer harnesses for the parsers of outside input (tests/fuzz/README.md). Each
+# lists the sources it needs; tests/integration/60-fuzz.sh runs each for a bounded time
+# in make test, `make fuzz FUZZ_TIME=SECONDS` for longer.
+FUZZ_CC    ?= clang-14
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TIME  ?= 600
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*_fuzz.c))
+FUZZ_BINS  := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_NAMES))
+FUZZ_SRCS_http_parse_fuzz := userspace/wire/http_parse.c
+FUZZ_LIBS_http_parse_fuzz :=
+FUZZ_SRCS_snapjson_fuzz := userspace/wire/snapjson.c userspace/wire/buf.c userspace/core/snapshot.c userspace/core/stacktab.c \
+	userspace/core/histogram.c userspace/core/common.c
+FUZZ_LIBS_snapjson_fuzz := -lcjson -lm
+FUZZ_SRCS_webconfig_fuzz := userspace/wire/webconfig.c
+FUZZ_LIBS_webconfig_fuzz := -lyaml -lcrypt -lssl -lcrypto
 FUZZ_SRCS_record_fuzz := userspace/record/recfile.c userspace/record/replay.c userspace/record/recstacks.c \
 	userspace/core/stacktab.c userspace/wire/snapjson.c \
 	userspace/wire/buf.c userspace/core/snapshot.c userspace/core/common.c
+FUZZ_LIBS_record_fuzz := -lz -lcjson
 
-$(BUILD)/fuzz/record_fuzz: tests/fuzz/record_fuzz.c $(FUZZ_SRCS_record_fuzz) $(wildcard userspace/*/*.h bpf/*.h) \
-		| $(DEPS_TEST_STAMP)
-	$(call msg,FUZZ,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) -lz -lcjson
+define fuzz_rule
+$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(FUZZ_SRCS_$(1)) | $(DEPS_TEST_STAMP) $(SKELS)
+	$$(call msg,FUZZ,$$@)
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$(FUZZ_CC) $$(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) -o $$@ $$(filter %.c,$$^) $(FUZZ_LIBS_$(1))
+endef
+$(foreach f,$(FUZZ_NAMES),$(eval $(call fuzz_rule,$(f))))
 
-fuzz: $(DEPS_TEST_STAMP) $(FUZZ_BINS) $(BUILD)/asan/tests/recfile_test $(BUILD)/asan/tests/replay_test
-	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+# make soak: serve with several targets and 1,000 clients for SOAK_SECONDS (default
+# 600); RSS and open descriptors at the start and the end. Not part of make test.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: $(DEPS_TEST_STAMP) $(PROGS)
+	$(Q)tests/soak.sh $(SOAK_SECONDS)
+
+.PHONY: fuzz
+# the recording reader's seeds are the unit tests' recordings
+fuzz: $(FUZZ_BINS) $(BUILD)/asan/tests/recfile_test $(BUILD)/asan/tests/replay_test
+	$(Q)tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_NAMES)
 
 TEST_BINS := $(PROGS) $(BUILD)/asan/loopscope $(if $(DEMO_SRCS),$(BUILD)/asan/loopdemo) $(UNIT_BINS) $(FUZZ_BINS)
 

@@ -234,3 +234,46 @@ class Semaphore:
 
     def close(self):
         self.f.close()
+
+
+class Serve:
+    """`loopscope serve ARGS` with its stderr collected in .lines and the port it
+    listens on in .port (None until the "listening on" line). wait=False returns at
+    once (.ready is set once it listens or exits)."""
+
+    def __init__(self, args, binary=None, wait=True, listen="127.0.0.1:0"):
+        import re
+        import subprocess
+        import threading
+        extra = ["--listen", listen] if listen and "--listen" not in args else []
+        self.p = subprocess.Popen([binary or LOOPSCOPE, "serve"] + extra + list(args),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.pid = self.p.pid
+        self.lines = []
+        self.port = None
+        self.ready = threading.Event()
+
+        def pump():
+            for line in self.p.stderr:
+                self.lines.append(line.rstrip("\n"))
+                m = re.search(r"listening on https?://[0-9.]+:(\d+)/", line)
+                if m:
+                    self.port = int(m.group(1))
+                    self.ready.set()
+            self.ready.set()
+        threading.Thread(target=pump, daemon=True).start()
+        if wait:
+            self.ready.wait(30)
+
+    def stop(self):
+        """SIGTERM, then the exit status (SIGKILL after 20 s)."""
+        import signal
+        import subprocess
+        if self.p.poll() is not None:
+            return self.p.returncode
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            return self.p.wait(20)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            return self.p.wait()

@@ -5,7 +5,7 @@
  *
  * Built by `make test` as build/fuzz/record_fuzz (clang-14, ASan + UBSan + libFuzzer);
  * tests/integration/64-record-fuzz.sh runs it for a bounded time on seeds the unit
- * test writes; `make fuzz FUZZ_SECONDS=600` runs it longer. */
+ * test writes; `make fuzz FUZZ_TIME=600` runs it longer. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>

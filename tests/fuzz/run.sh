@@ -1,35 +1,33 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh: run every libFuzzer harness in $LS_BUILD/fuzz for FUZZ_SECONDS
-# each (default 25), from seeds the unit tests write (recfile_test leaves its
-# recordings in LS_FUZZ_SEEDS), keeping the grown corpus in $LS_BUILD/fuzz/corpus/NAME.
-# A crash leaves its input in $LS_BUILD/fuzz/ (crash-*, leak-*, timeout-*) and fails.
-#   make fuzz FUZZ_SECONDS=600     the long run
+# tests/fuzz/run.sh SECONDS NAME...: run each libFuzzer harness build/fuzz/NAME for
+# SECONDS on a corpus started from its seeds (tests/fuzz/seeds/NAME; for the recording
+# reader, the recordings the unit tests write: whole, cut, damaged, with stacks), kept
+# in build/fuzz/corpus/NAME so longer runs build on shorter ones. A crash leaves its
+# input in build/fuzz/ and fails the run.
 set -u
-BUILD=${LS_BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
-secs=${FUZZ_SECONDS:-25}
-status=0
-for f in "$BUILD"/fuzz/*_fuzz; do
-	[ -x "$f" ] || { echo "fuzz: no harness in $BUILD/fuzz; run 'make test' or 'make fuzz'" >&2; exit 1; }
-	name=$(basename "$f" _fuzz)
-	corpus=$BUILD/fuzz/corpus/$name
+secs=$1; shift
+build=${LS_BUILD:-build}
+rc=0
+for name in "$@"; do
+	corpus="$build/fuzz/corpus/$name"
 	mkdir -p "$corpus"
-	case $name in
-	record)
-		# The unit tests' recordings: whole, cut, damaged, level-0 zlib, with stacks.
+	cp -n tests/fuzz/seeds/"$name"/* "$corpus"/ 2>/dev/null
+	if [ "$name" = record_fuzz ]; then
 		for t in recfile_test replay_test; do
-			LS_FUZZ_SEEDS=$corpus "$BUILD/asan/tests/$t" >/dev/null 2>&1 || { echo "fuzz: $t failed" >&2; exit 1; }
+			LS_FUZZ_SEEDS=$corpus "$build/asan/tests/$t" >/dev/null 2>&1 ||
+				{ echo "not ok - $name: its seed writer $t failed"; rc=1; continue 2; }
 		done
-		;;
-	esac
-	echo "# fuzzing $name for ${secs}s ($(ls "$corpus" | wc -l) inputs in $corpus)"
-	(cd "$BUILD/fuzz" && "$f" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-		"$corpus" 2>"$BUILD/fuzz/$name.log")
-	rc=$?
-	grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done)' "$BUILD/fuzz/$name.log" | sed 's/^/# /'
-	if [ $rc -ne 0 ]; then
-		echo "fuzz: $name failed (status $rc); see $BUILD/fuzz/$name.log" >&2
-		grep -E 'ERROR|SUMMARY|Test unit written' "$BUILD/fuzz/$name.log" | head -5 >&2
-		status=1
+	fi
+	out=$("$build/fuzz/$name" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=1024 \
+		-artifact_prefix="$build/fuzz/$name-" -print_final_stats=1 "$corpus" 2>&1)
+	st=$?
+	runs=$(printf '%s\n' "$out" | awk '/stat::number_of_executed_units/ {print $2}')
+	if [ "$st" = 0 ]; then
+		echo "ok - $name: ${runs:-?} runs in ${secs}s, no crash"
+	else
+		echo "not ok - $name: exit $st after ${runs:-?} runs"
+		printf '%s\n' "$out" | grep -E 'ERROR|SUMMARY|artifact' | head -5 | sed 's/^/# /'
+		rc=1
 	fi
 done
-exit $status
+exit $rc

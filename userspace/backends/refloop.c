@@ -8,6 +8,7 @@
  * over) with process_vm_readv. That read costs the target nothing.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ struct refloop_priv {
 	struct ring_buffer *rb;
 	struct refloop_loop *val;	/* scratch for one map value (too big for the stack) */
 	pid_t pid;
+	int memfd;			/* /proc/PID/mem, read-only: the live record after a
+					 * privilege drop (opened while we may, see privs.h) */
 	uint64_t threshold_ns;
 	uint64_t attach_ns;		/* the probe set's attach_ns (rodata) */
 	/* Set only while consume() runs: where episodes go. */
@@ -129,6 +132,8 @@ static void refloop_detach(struct ls_target *t)
 	if (!p)
 		return;
 	ls_links_destroy(p->links, NATTACH, NULL, 0);	/* any order: each probe checks the state it needs */
+	if (p->memfd >= 0)
+		close(p->memfd);
 	ring_buffer__free(p->rb);
 	refloop__destroy(p->skel);
 	free(p->val);
@@ -150,6 +155,12 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 	}
 	t->priv = p;
 	p->pid = ti->pid;
+	{
+		char mem[64];
+
+		snprintf(mem, sizeof(mem), "/proc/%d/mem", (int)ti->pid);
+		p->memfd = open(mem, O_RDONLY | O_CLOEXEC);	/* -1: process_vm_readv instead */
+	}
 	p->threshold_ns = opts->stall_threshold_ns;
 	p->val = malloc(sizeof(*p->val));
 	if (!p->val) {
@@ -271,16 +282,23 @@ static int seed_from_registry(struct refloop_priv *p, const struct ls_target_inf
 	return n;
 }
 
-/* The loop's live record, read from the target. 0 or -errno. */
-static int read_record(pid_t pid, uint64_t addr, struct lsl_probe_record *rec)
+/* The loop's live record, read from the target (never written). Through the /proc/PID/mem
+ * descriptor opened at attach when there is one: its access was checked then, so it
+ * still reads after the agent gave up CAP_SYS_PTRACE. 0 or -errno. */
+static int read_record(const struct refloop_priv *p, uint64_t addr, struct lsl_probe_record *rec)
 {
 	int r;
 
 	if (!addr)
 		return -ENOENT;
-	r = ls_proc_read_mem(pid, addr, rec, sizeof(*rec));
-	if (r)
-		return r;
+	if (p->memfd >= 0) {
+		if (pread(p->memfd, rec, sizeof(*rec), (off_t)addr) != (ssize_t)sizeof(*rec))
+			return -EIO;
+	} else {
+		r = ls_proc_read_mem(p->pid, addr, rec, sizeof(*rec));
+		if (r)
+			return r;
+	}
 	if (rec->abi != LSL_PROBE_ABI)
 		return -EPROTO;
 	return 0;
@@ -351,7 +369,7 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 		o->live_state = LS_LIVE_RUNNING;
 		o->live_since_ns = v->poll_end_ns;
 	}
-	if (read_record(p->pid, v->record, &rec) == 0) {
+	if (read_record(p, v->record, &rec) == 0) {
 		o->live_phase = rec.live_phase < LS_NPHASES ? rec.live_phase : LS_PHASE_NONE;
 		/* Known from the registry, no poll entry yet: the record says what runs. */
 		if (o->live_state == LS_LIVE_UNKNOWN && o->live_phase != LS_PHASE_NONE &&
@@ -487,7 +505,7 @@ static void check_live(struct refloop_priv *p)
 			if (slot < REFLOOP_MAX_LOOPS)
 				p->names[slot].record = record;
 		}
-		if (read_record(p->pid, record, &rec))
+		if (read_record(p, record, &rec))
 			continue;
 		s = rec.live_phase_since_ns;
 		if (!v && ((rec.live_phase < LS_NPHASES && s && now > s && now - s > p->threshold_ns) ||

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "node.h"
 #include "options.h"
+#include "privs.h"
 #include "replay.h"
 #include "stacktab.h"
 
@@ -527,6 +528,11 @@ int ls_cmd_stat(int argc, char **argv)
 	}
 	if (nexited == npids)
 		goto cleanup_ok;	/* every target has exited: nothing left to report */
+	/* Attached: reading maps and detaching use the descriptors we hold. */
+	if (ls_privs_drop(0, NULL, err, sizeof(err))) {
+		fprintf(stderr, "loopscope stat: %s\n", err);
+		goto cleanup;
+	}
 	src = ls_agent_source(ag);
 	st.src = src;
 	src->on_episode = on_episode;

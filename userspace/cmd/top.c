@@ -30,6 +30,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "options.h"
+#include "privs.h"
 #include "remote.h"
 #include "replay.h"
 #include "snapshot.h"
@@ -613,6 +614,12 @@ int ls_cmd_top(int argc, char **argv)
 		}
 		src = ls_agent_source(ag);
 		snprintf(m.source_name, sizeof(m.source_name), "agent");
+		/* Attached: reading maps and detaching use the descriptors we hold. */
+		if ((rc = ls_privs_drop(0, NULL, err, sizeof(err)))) {
+			fprintf(stderr, "loopscope top: %s\n", err);
+			rc = 1;
+			goto cleanup;
+		}
 	}
 	model_src = src;
 	src->on_episode = on_episode;

@@ -46,6 +46,7 @@ struct agent_target {
 	pthread_t reaper;		/* detaching after an exit (see target_exited) */
 	int reaping;
 	struct ls_image_id image;	/* the program it ran when attached (exec check) */
+	int image_fd;			/* ls_image_fd_open(): the exec check after a privilege drop */
 };
 
 struct ls_agent {
@@ -138,6 +139,10 @@ static void target_retire(struct ls_agent *ag, struct agent_target *at, uint32_t
 		close(at->pidfd);
 		at->pidfd = -1;
 	}
+	if (at->image_fd >= 0) {
+		close(at->image_fd);
+		at->image_fd = -1;
+	}
 	if (async && pthread_create(&at->reaper, NULL, reap, at) == 0)
 		at->reaping = 1;
 	else
@@ -223,7 +228,8 @@ static void check_execs(struct ls_agent *ag)
 			continue;
 		/* An exit is the pidfd's to report. */
 		if (ls_image_read(at->t.info.pid, &id) == 0 && id.state != 'Z' && id.state != 'X' &&
-		    !pidfd_exited(at->pidfd) && ls_image_changed(&at->image, &id))
+		    !pidfd_exited(at->pidfd) &&
+		    ((at->image_fd >= 0 && ls_image_fd_gone(at->image_fd, &at->image)) || ls_image_changed(&at->image, &id)))
 			target_execd(ag, i);
 	}
 }
@@ -506,6 +512,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	at->image_fd = -1;
 	/* pidfd first: from here on a reused PID cannot be mistaken for this process. */
 	at->pidfd = open_pidfd(pid, err, errlen);
 	if (at->pidfd < 0) {
@@ -549,7 +556,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 			snprintf(err, errlen, "process %d has already exited (a zombie its parent has not "
 				 "reaped yet): nothing to trace", (int)pid);
 		else
-			snprintf(err, errlen, "process %d%s%s%s exited while being attached", (int)pid,
+			snprintf(err, errlen, "process %d exited while being attached%s%s%s", (int)pid,
 				 at->last.comm[0] ? " (" : "", at->last.comm, at->last.comm[0] ? ")" : "");
 		r = -ECHILD;
 		at->t.state = at->last.state = LS_TARGET_EXITED;
@@ -569,6 +576,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 		goto cleanup;
 	}
 	at->image = id1;
+	at->image_fd = ls_image_fd_open(pid, &id1);
 	at->t.state = LS_TARGET_ATTACHED;
 	at->t.attached_ns = ls_now_mono_ns();
 	at->last.runtime = at->t.info.runtime;
@@ -617,6 +625,8 @@ void ls_agent_free(struct ls_agent *ag)
 			pthread_join(at->reaper, NULL);
 		if (at->pidfd >= 0)
 			close(at->pidfd);
+		if (at->image_fd >= 0)
+			close(at->image_fd);
 		free(at->last.loops);
 		free(at);
 	}

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "privs.h"
 
 #define PF_KTHREAD_BIT 0x00200000u
 
@@ -83,6 +84,31 @@ int ls_image_read(pid_t pid, struct ls_image_id *id)
 	return 0;
 }
 
+int ls_image_fd_open(pid_t pid, const struct ls_image_id *id)
+{
+	char path[64];
+	int fd;
+
+	if (!id->at_random)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ls_image_fd_gone(fd, id)) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
+int ls_image_fd_gone(int fd, const struct ls_image_id *id)
+{
+	unsigned char b[16];
+
+	return pread(fd, b, sizeof(b), (off_t)id->at_random) <= 0;
+}
+
 int ls_image_changed(const struct ls_image_id *a, const struct ls_image_id *b)
 {
 	if (a->start_time != b->start_time)
@@ -97,17 +123,20 @@ const char *ls_perm_advice(void)
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
 	struct __user_cap_data_struct d[2];
 	uint64_t eff;
-	const uint64_t need = (1ull << CAP_BPF) | (1ull << CAP_PERFMON) | (1ull << CAP_SYS_PTRACE);
+	const uint64_t need = ls_privs_attach_set();
 
+	if (ls_privs_dropped())
+		return "loopscope gave up its capabilities after attaching (serve keeps the attach set "
+		       "only with --exe)";
 	if (geteuid() != 0)
-		return "run loopscope as root (it needs CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE)";
+		return "run loopscope as root (it needs CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_SYS_ADMIN)";
 	memset(d, 0, sizeof(d));
 	if (syscall(SYS_capget, &h, d))
 		return "the kernel refused it to root (a security module, a user namespace or Yama's ptrace_scope)";
 	eff = (uint64_t)d[0].effective | (uint64_t)d[1].effective << 32;
 	if ((eff & need) != need)
-		return "loopscope runs as root without CAP_BPF, CAP_PERFMON or CAP_SYS_PTRACE in its effective set "
-		       "(started with capabilities dropped?)";
-	return "the kernel refused it even to root with CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE "
-	       "(a security module, a user namespace or Yama's ptrace_scope)";
+		return "loopscope runs as root without one of CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and "
+		       "CAP_SYS_ADMIN in its effective set (started with capabilities dropped?)";
+	return "the kernel refused it even to root with CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and "
+	       "CAP_SYS_ADMIN (a security module, a user namespace or Yama's ptrace_scope)";
 }

@@ -28,6 +28,15 @@ int ls_image_read(pid_t pid, struct ls_image_id *id);
  * process under the same PID; 0 if the same. Fields unknown in either are ignored. */
 int ls_image_changed(const struct ls_image_id *a, const struct ls_image_id *b);
 
+/* An exec check that needs no privilege later: a read-only descriptor on /proc/PID/mem
+ * stays bound to the process image (mm) it was opened on, and reads nothing once that
+ * image is gone (an exec, or the exit). It reads id->at_random's 16 bytes, which stay
+ * mapped for the image's life (the kernel put them on its first stack); it never
+ * writes. Open it while privileged (it needs ptrace access); -errno on failure.
+ * ls_image_fd_gone(): 1 when the image is gone. */
+int ls_image_fd_open(pid_t pid, const struct ls_image_id *id);
+int ls_image_fd_gone(int fd, const struct ls_image_id *id);
+
 /* The last words of an EPERM, true for who we are: "run loopscope as root (...)"
  * when we are not root, else what root is missing (a capability dropped from this
  * process) or who refused (a security module, a user namespace). */

@@ -48,6 +48,22 @@ int ls_snapshot_pid_attached(const struct ls_snapshot *s, int32_t pid)
 	return 0;
 }
 
+/* Room for one more element in *arr (n used of *cap, size bytes each). 0 or -ENOMEM. */
+static int grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+	size_t c = *cap ? *cap * 2 : 16;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	p = realloc(*arr, c * size);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = c;
+	return 0;
+}
+
 static struct ls_view_loop *loop_find(struct ls_view *v, int32_t pid, uint32_t tid, int create)
 {
 	struct ls_view_loop *st;
@@ -57,14 +73,8 @@ static struct ls_view_loop *loop_find(struct ls_view *v, int32_t pid, uint32_t t
 			return &v->loops[i];
 	if (!create)
 		return NULL;
-	if (v->nloops == v->caploops) {
-		size_t cap = v->caploops ? v->caploops * 2 : 16;
-		struct ls_view_loop *n = realloc(v->loops, cap * sizeof(*n));
-		if (!n)
-			return NULL;
-		v->loops = n;
-		v->caploops = cap;
-	}
+	if (grow((void **)&v->loops, &v->caploops, v->nloops, sizeof(*v->loops)))
+		return NULL;
 	st = &v->loops[v->nloops++];
 	memset(st, 0, sizeof(*st));
 	st->p.pid = pid;
@@ -236,14 +246,8 @@ static uint64_t gone_since(struct ls_view *v, int32_t pid, uint64_t now)
 	for (size_t i = 0; i < v->ngone; i++)
 		if (v->gone[i].pid == pid)
 			return v->gone[i].at_ns;
-	if (v->ngone == v->capgone) {
-		size_t cap = v->capgone ? v->capgone * 2 : 16;
-		struct ls_view_gone *n = realloc(v->gone, cap * sizeof(*n));
-		if (!n)
-			return now;
-		v->gone = n;
-		v->capgone = cap;
-	}
+	if (grow((void **)&v->gone, &v->capgone, v->ngone, sizeof(*v->gone)))
+		return now;
 	v->gone[v->ngone].pid = pid;
 	v->gone[v->ngone].at_ns = now;
 	v->ngone++;

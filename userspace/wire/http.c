@@ -537,13 +537,17 @@ static int have_room(const struct ls_http_server *srv)
 	return srv->nconns < srv->max_fds && srv->nbusy < srv->o.max_conns;
 }
 
-/* Turn c into a busy connection: it only delivers a 503 with Retry-After, then
- * closes lingering, so a request that arrives meanwhile reads the 503, not a reset. */
-static void make_busy(struct ls_http_conn *c)
+/* Turn c into a busy connection: it only delivers a 503 with Retry-After (or, with
+ * timeout set, a 408 for a head that came too slowly), then closes lingering, so a
+ * request that arrives meanwhile reads the answer, not a reset. */
+static void make_busy_as(struct ls_http_conn *c, int timeout)
 {
 	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
 				   "Content-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
 				   "503 too many clients";
+	static const char late[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+				   "Content-Length: 20\r\nConnection: close\r\n\r\n"
+				   "408 request too slow";
 
 	c->busy = 1;
 	c->srv->nbusy++;
@@ -551,8 +555,16 @@ static void make_busy(struct ls_http_conn *c)
 	c->close_after = 1;
 	ls_buf_reset(&c->in);
 	c->head_start_ns = 0;
-	ls_buf_append(&c->out, busy, sizeof(busy) - 1);
+	if (timeout)
+		ls_buf_append(&c->out, late, sizeof(late) - 1);
+	else
+		ls_buf_append(&c->out, busy, sizeof(busy) - 1);
 	conn_flush(c);
+}
+
+static void make_busy(struct ls_http_conn *c)
+{
+	make_busy_as(c, 0);
 }
 
 /* Make room for a newcomer at the limit: a never-served connection is told 503 (it
@@ -637,11 +649,18 @@ static void sweep(struct ls_http_server *srv)
 	for (; c; c = next) {
 		uint64_t d = conn_deadline(c);
 		next = c->next;
-		if (d && now >= d) {
-			if (!c->lingering)
-				srv->st.timed_out++;
+		if (!d || now < d)
+			continue;
+		if (!c->lingering)
+			srv->st.timed_out++;
+		/* A connection that never got an answer is told why before it goes (its
+		 * request may be on the way: a bare close would reset it): 503 if it sent
+		 * nothing (we could not wait longer), 408 if its head came too slowly. A
+		 * keep-alive one that was answered closes quietly, as HTTP expects. */
+		if (!c->lingering && !c->busy && !c->stream && !c->out.len && !c->close_after && !c->served)
+			make_busy_as(c, c->in.len > 0);
+		else
 			conn_close(c);
-		}
 	}
 }
 
