@@ -137,6 +137,7 @@ struct node_plan {
 	struct lu_range tick[NU_NRANGES];	/* InternalCallbackScope::Close and its parts */
 	char tier[16];
 	char note[320];
+	char tier_why[200];		/* why the tier asked for could not be had, or "" */
 	char poll_why[160];		/* the calibration figures behind poll_mode */
 };
 
@@ -479,6 +480,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 			snprintf(buf, sizeof(buf), "phases unavailable (%s): light tier used",
 				 !callees.io_poll ? "uv__io_poll has no symbol" : "no uprobe sites in uv_run");
 			note_add(pl, buf);
+			snprintf(pl->tier_why, sizeof(pl->tier_why), "%s", buf);
 		}
 	}
 	/* A GC pause is V8's observable pause inside Heap::CollectGarbage, between its
@@ -1436,6 +1438,8 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 			goto fail;
 		}
 		note_add(pl, buf);
+		if (!pl->tier_why[0])
+			snprintf(pl->tier_why, sizeof(pl->tier_why), "%s", buf);
 		pl->have_off = 0;
 		pl->have_timers = 0;
 		pl->ntf = 0;
@@ -1694,6 +1698,7 @@ static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
 	out->runtime = p->plan.runtime;
 	snprintf(out->tier, sizeof(out->tier), "%s", p->plan.tier);
 	snprintf(out->note, sizeof(out->note), "%s", p->plan.note);
+	snprintf(out->tier_why, sizeof(out->tier_why), "%s", p->plan.tier_why);
 	snprintf(out->version, sizeof(out->version), "%s", p->version);
 	if (p->plan.version)
 		snprintf(out->libuv_version, sizeof(out->libuv_version), "%u.%u.%u", p->plan.version >> 16,

@@ -59,7 +59,7 @@ static void usage(FILE *f)
 		"                       target has exited when there is no --exe)\n"
 		"  -i, --interval S     seconds between snapshots (%.1f to %.0f, default 1)\n"
 		"      --threshold MS   a phase or drain longer than this is an episode (default 100)\n"
-		"      --probes TIER    Node.js/libuv probe tier: light (default) or phases\n"
+		"      --probes TIER    Node.js/libuv probe tier: light (default), phases or counters\n"
 		"  -v, --verbose        libbpf diagnostics on stderr\n"
 		"  -h, --help           this help\n\n"
 		"The file is written in blocks at least every 5 s, each synced to disk, so a\n"
@@ -190,7 +190,7 @@ int ls_cmd_record(int argc, char **argv)
 			break;
 		case 'P':
 			if (!ls_probe_tier_valid(optarg)) {
-				fprintf(stderr, "loopscope record: unknown probe tier '%s': give light or phases\n", optarg);
+				fprintf(stderr, "loopscope record: unknown probe tier '%s': give light, phases or counters\n", optarg);
 				return 2;
 			}
 			opts.tier = optarg;

@@ -276,23 +276,17 @@ static int report(const struct ls_snapshot *cur, const struct ls_snapshot *prev,
 	return fflush(stdout) ? -EIO : 0;
 }
 
-/* One line on stderr when a target runs a lighter probe tier than asked: the part of
- * its backend's note that says why ("phases unavailable (...): light tier used", or
- * "loop struct reads off (...)"), else that it happened. */
+/* One line on stderr when a target runs a lighter probe tier than asked: why, as its
+ * backend says it (ls_target_snapshot.tier_why), else that it happened. */
 static void tier_fallback(const struct ls_target_snapshot *t, const char *asked)
 {
-	static const char *const reasons[] = { "phases unavailable", "loop struct reads off" };
-	const char *why = NULL;
-
 	if (t->runtime == LS_RT_REFERENCE || !strcmp(t->tier, asked))
 		return;
-	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]) && !why; i++)
-		why = strstr(t->note, reasons[i]);
-	if (why && !strncmp(why, reasons[0], strlen(reasons[0])))
-		fprintf(stderr, "loopscope stat: pid %d: %.*s\n", (int)t->pid, (int)strcspn(why, ";"), why);
+	if (t->tier_why[0])
+		fprintf(stderr, "loopscope stat: pid %d: %s\n", (int)t->pid, t->tier_why);
 	else
-		fprintf(stderr, "loopscope stat: pid %d: --probes %s unavailable, %s tier used%s%.*s\n", (int)t->pid,
-			asked, t->tier, why ? ": " : "", why ? (int)strcspn(why, ";") : 0, why ? why : "");
+		fprintf(stderr, "loopscope stat: pid %d: --probes %s unavailable, %s tier used\n", (int)t->pid, asked,
+			t->tier);
 }
 
 /* -v: what the Node / libuv backend attached (sites, offsets, note), as it planned it. */

@@ -121,6 +121,7 @@ struct ls_target_snapshot {
 	uint32_t state;			/* enum ls_target_state */
 	char tier[16];			/* probe tier in use: "usdt", "light", "phases" */
 	char note[320];			/* what is unavailable and why, or "" */
+	char tier_why[200];		/* why tier is lighter than the one asked for, or "" */
 	uint64_t untracked_hits;	/* probe hits of loops beyond what the backend measures */
 	char version[24];		/* the runtime's own version (Node: process.versions.node) or "" */
 	char libuv_version[16];		/* the libuv it runs on ("1.46.0") or "" */
