@@ -115,6 +115,9 @@ CFLAGS   += -std=gnu11 $(WARN) -fno-omit-frame-pointer -MMD -MP
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDLIBS_AGENT := -lbpf -lelf -ldw -lz -lncursesw -lcapstone -lcjson -lpthread -lm
 LDLIBS_AGENT += -lstdc++
+# libFuzzer harness sources (built by the fuzz rules of tests/fuzz/README.md)
+FUZZ_SRCS_maps_fuzz := userspace/lib/proc.c
+FUZZ_LIBS_maps_fuzz :=
 LDLIBS_LOOP  := -lpthread -lm
 
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/bpf -Ibpf -Iloop/include \

@@ -1,4 +1,7 @@
 /* proc.c: /proc/PID/maps and process memory. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* process_vm_readv */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
