@@ -135,7 +135,7 @@ enum { NU_CNT_HITS, NU_CNT_DROPS, NU_CNT_NEWLOOP_FAIL, NU_CNT_SAMPLE_DROPS, NU_N
 
 enum nu_raw_type {
 	NU_RAW_SAMPLE,		/* a stack sample */
-	NU_RAW_HOT,		/* a loop has not polled for stall/4: sample faster */
+	NU_RAW_HOT,		/* a loop has not polled for stall/8: sample faster */
 	NU_RAW_COOL,		/* that span ended */
 };
 

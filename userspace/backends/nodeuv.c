@@ -45,7 +45,7 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 #define MAX_RET_SITES 16
 #define MAX_EPSITES 8
 #define SAMPLE_HZ 99
-#define FAST_HZ 499		/* while a loop is in a long span: a 100 ms stall gets >= 20 */
+#define FAST_HZ 997		/* while a loop is in a long span: a 100 ms stall gets >= 20 */
 _Static_assert(SAMPLE_HZ + FAST_HZ == LS_NODE_PROFILE_HZ, "profile rate");
 #define MAX_SPANS 16		/* long spans whose samples are kept until they end */
 #define MAX_FRAMES (NU_RAW_DEPTH + NU_RAW_KDEPTH + 1)
