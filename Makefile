@@ -129,6 +129,9 @@ LDLIBS_AGENT := -lbpf -lelf -ldw -lz -lncursesw -lcapstone -lcjson -lpthread -lm
 # serve --web.config.file: TLS (OpenSSL), the YAML file (libyaml), bcrypt (crypt(3)).
 LDLIBS_AGENT += -lssl -lcrypto -lyaml -lcrypt
 LDLIBS_AGENT += -lstdc++
+# libFuzzer harness sources (built by the fuzz rules of tests/fuzz/README.md)
+FUZZ_SRCS_maps_fuzz := userspace/lib/proc.c
+FUZZ_LIBS_maps_fuzz :=
 LDLIBS_LOOP  := -lpthread -lm
 
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/bpf -Ibpf -Iloop/include \

@@ -748,10 +748,11 @@ static __always_inline int in_code(__u64 ip, const volatile __u64 *lo, const vol
 	return 0;
 }
 
-/* A CPU's cpu-clock tick: ~99 Hz always, and ~499 Hz while user space has been told
- * (NU_RAW_HOT) that a loop is in a long span. Returns at once unless it interrupted a
- * target loop thread. From a quarter of the stall threshold on, the raw stack goes to
- * user space (raw_on); from half of it, the stack is also classified here. */
+/* A CPU's cpu-clock tick: ~99 Hz always, and ~997 Hz while user space has been told
+ * (NU_RAW_HOT, from an eighth of the stall threshold) that a loop is in a long span.
+ * Returns at once unless it interrupted a target loop thread. From a quarter of the
+ * threshold on, the raw stack goes to user space (raw_on); from half of it, the stack
+ * is also classified here. */
 SEC("perf_event")
 int nu_sample(struct bpf_perf_event_data *ctx)
 {
@@ -772,14 +773,18 @@ int nu_sample(struct bpf_perf_event_data *ctx)
 	if (l->ep_enter_ns || !l->ep_exit_ns)
 		return 0;
 	span = now - l->ep_exit_ns;
-	if (span < stall_ns / 4)
+	if (span < stall_ns / 8)
 		return 0;
-	if (raw_on && !raw_all)
-		raw_sample(ctx, tid, l->ep_exit_ns, now, l->gc_depth ? NU_RAW_F_GC : 0);
+	/* the fast set goes on an eighth of the way in, so it runs by the time samples
+	 * are kept (a quarter of the way) even when the first tick lands late */
 	if (raw_on && l->hot_span != l->ep_exit_ns) {
 		l->hot_span = l->ep_exit_ns;
 		raw_notice(tid, NU_RAW_HOT, l->ep_exit_ns);
 	}
+	if (span < stall_ns / 4)
+		return 0;
+	if (raw_on && !raw_all)
+		raw_sample(ctx, tid, l->ep_exit_ns, now, l->gc_depth ? NU_RAW_F_GC : 0);
 	if (span < stall_ns / 2)
 		return 0;
 	if (l->gc_depth) {

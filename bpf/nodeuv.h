@@ -150,7 +150,7 @@ enum {
 
 enum nu_raw_type {
 	NU_RAW_SAMPLE,		/* a stack sample */
-	NU_RAW_HOT,		/* a loop has not polled for stall/4: sample faster */
+	NU_RAW_HOT,		/* a loop has not polled for stall/8: sample faster */
 	NU_RAW_COOL,		/* that span ended */
 };
 

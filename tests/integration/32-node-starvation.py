@@ -12,10 +12,11 @@ time with the episodes `loopscope stat` reports for the main loop:
 - a promise-chain burst is microtask_starvation, wherever it started;
 - a nextTick burst started from I/O or setImmediate (drained by
   node::InternalCallbackScope::Close) is tick_starvation;
-- a nextTick burst started from a timer is tick_starvation or a stall: when another
-  timer list is due in the same pass, Node drains the ticks from JS (runNextTicks()
-  between the lists) and no native frame on the stack tells them apart (the check
-  named "timer-started tick bursts" holds what is guaranteed today);
+- a nextTick burst started from a timer is tick_starvation too: when another timer
+  list is due in the same pass, Node drains the ticks from JS (runNextTicks() between
+  the lists), where no native frame tells them apart; the episode's JS frames do
+  (processTicksAndRejections / runNextTicks on the stack). Only an episode that got no
+  stack sample at all (its thread never on a CPU) may stay a stall;
 - the same program without bursts gives no episode at all.
 A build's runs are made again (up to three times) when a check failed while node's
 main thread waited 100 ms or more for a CPU (a busy machine, not loopscope).
@@ -126,10 +127,15 @@ def verdicts(label, run_out, healthy_out):
     tick_cb = [k for b, k in got if b["burst"] == "tick" and b["origin"] != "timer"]
     v.append(("%s: nextTick bursts from I/O and setImmediate are tick_starvation (%s)" % (label, tick_cb),
               bool(tick_cb) and all(k == ["tick_starvation"] for k in tick_cb)))
-    tick_timer = [k for b, k in got if b["burst"] == "tick" and b["origin"] == "timer"]
-    v.append(("%s: timer-started tick bursts are tick_starvation or a stall, never microtask (%s)"
+    # Ticks drained by Node's JS runNextTicks() between timer lists: classified from the
+    # JS frames of the stack samples (a stall only when no sample was taken in it).
+    tick_timer = [[(e["kind"], e.get("samples", 0)) for e in eps if overlaps(e, b)]
+                  for b, _ in got if b["burst"] == "tick" and b["origin"] == "timer"]
+    v.append(("%s: timer-started tick bursts are tick_starvation (a stall only without samples) (%s)"
               % (label, tick_timer),
-              bool(tick_timer) and all(len(k) == 1 and k[0] in ("tick_starvation", "stall") for k in tick_timer)))
+              bool(tick_timer) and all(len(k) == 1 and (k[0][0] == "tick_starvation" or
+                                                        (k[0][0] == "stall" and not k[0][1]))
+                                       for k in tick_timer)))
     _, eps, rc, err, _ = healthy_out
     v.append(("%s: healthy: stat exits 0 (rc=%d %s)" % (label, rc, err.strip()[:200]), rc == 0))
     v.append(("%s: healthy: no episode (%s)" % (label, [e["kind"] for e in eps]), not eps))

@@ -16,8 +16,8 @@
 
 #define LS_NODE_DEFAULT_TIER "light"
 /* Stack samples a second of a loop thread's CPU time while it is profiled (the
- * 99 Hz and 499 Hz cpu-clock sets together, bpf/nodeuv.bpf.c nu_sample). */
-#define LS_NODE_PROFILE_HZ (99 + 499)
+ * 99 Hz and 997 Hz cpu-clock sets together, bpf/nodeuv.bpf.c nu_sample). */
+#define LS_NODE_PROFILE_HZ (99 + 997)
 
 extern const struct ls_backend_ops ls_backend_node;
 

@@ -47,11 +47,13 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 #define MAX_EPSITES 8
 #define MAX_PSITES 4
 #define SAMPLE_HZ 99
-#define FAST_HZ 499		/* while a loop is in a long span: a 100 ms stall gets >= 20 */
+#define FAST_HZ 997		/* while a loop is in a long span: a 100 ms stall gets >= 20 */
 _Static_assert(SAMPLE_HZ + FAST_HZ == LS_NODE_PROFILE_HZ, "profile rate");
 #define MAX_SPANS 16		/* long spans whose samples are kept until they end */
 #define MAX_FRAMES (NU_RAW_DEPTH + NU_RAW_KDEPTH + 1)
 #define EPISODE_STACKS 5	/* stacks kept per episode */
+#define SPAN_FULL 256		/* samples a span names one by one ... */
+#define SPAN_DECIMATE 4		/* ... then one in this many */
 #define DEFAULT_STALL_NS 100000000ull
 
 /* Symbols the plan needs, by index. */
@@ -155,6 +157,7 @@ struct span_acc {
 	uint64_t start;			/* the span's start: its episode's start_ns */
 	struct ls_stack_agg *agg;
 	uint64_t cat[3];		/* samples by what they were inside: SPAN_SYNC, ... */
+	uint64_t seen;			/* samples that arrived for it */
 };
 enum { SPAN_SYNC, SPAN_TICK, SPAN_MICRO };
 
@@ -773,7 +776,8 @@ static int on_sample(void *ctx, void *data, size_t len)
 	const struct nu_raw *r = data;
 	struct span_acc *s;
 	struct loop_extra *x;
-	uint32_t n;
+	uint32_t n, weight;
+	int in_span;
 
 	if (len < offsetof(struct nu_raw, pc))
 		return 0;
@@ -783,17 +787,24 @@ static int on_sample(void *ctx, void *data, size_t len)
 	}
 	if (r->type != NU_RAW_SAMPLE || !p->unw)
 		return 0;
+	in_span = r->span_start && r->time - r->span_start >= p->stall_ns / 4;
+	s = in_span ? span_get(p, r->tid, r->span_start, 1) : NULL;
+	/* A long span's samples past SPAN_FULL are kept one in SPAN_DECIMATE, each
+	 * counting for that many: the shares stay fair and the cost of naming them
+	 * stays bounded (an episode's end waits for its samples to be named). */
+	if (s && ++s->seen > SPAN_FULL && s->seen % SPAN_DECIMATE && p->profile != LS_PROFILE_ALL)
+		return 0;
+	weight = s && s->seen > SPAN_FULL && p->profile != LS_PROFILE_ALL ? SPAN_DECIMATE : 1;
 	/* now, while the objects its frames point to are where they were */
 	n = ls_unwind(p->unw, r, len, p->fbuf, MAX_FRAMES);
 	if (!n)
 		return 0;
 	if (p->profile == LS_PROFILE_ALL && p->on_stack)
 		p->on_stack(p->stack_arg, p->pid, r->tid, p->fbuf, n);
-	if (!r->span_start || r->time - r->span_start < p->stall_ns / 4)
+	if (!s)
 		return 0;	/* profile: not in a long span */
-	s = span_get(p, r->tid, r->span_start, 1);
-	if (s && !ls_stack_agg_add(s->agg, p->fbuf, n, 1))
-		s->cat[sample_cat(p->fbuf, n)]++;
+	if (!ls_stack_agg_add(s->agg, p->fbuf, n, weight))
+		s->cat[sample_cat(p->fbuf, n)] += weight;
 	x = loop_extra(p, r->tid, 1);
 	if (x) {
 		describe_where(p->fbuf, n, x->where, sizeof(x->where));

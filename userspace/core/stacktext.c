@@ -51,7 +51,7 @@ size_t ls_stack_text(const struct ls_stack_set *set, uint32_t max_stacks, uint32
 			width = 40;
 		for (uint32_t i = 0; i < st->nframes && nl < max_lines; i++) {
 			const struct ls_frame *f = &st->frames[i];
-			char text[LS_STACK_LINE];
+			char text[LS_STACK_LINE - 16];	/* room for the share or the indent */
 			/* keep the two frames next to each JS frame, the leaf, and JS frames;
 			 * a long native run between them shows as a count */
 			int keep = f->kind == LS_FRAME_JS || i < 2 || (i + 1 < st->nframes && st->frames[i + 1].kind == LS_FRAME_JS) ||
@@ -75,7 +75,8 @@ size_t ls_stack_text(const struct ls_stack_set *set, uint32_t max_stacks, uint32
 			frame_text(f, width, text, sizeof(text));
 			if (shown == 0)
 				snprintf(lines[nl++], LS_STACK_LINE, "%4.0f%%  %s",
-					 set->total ? 100.0 * (double)st->count / (double)set->total : 0.0, text);
+					 set->total ? 100.0 * (double)(st->count > set->total ? set->total : st->count) /
+							      (double)set->total : 0.0, text);
 			else
 				snprintf(lines[nl++], LS_STACK_LINE, "       %s", text);
 			shown++;
