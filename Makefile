@@ -55,7 +55,7 @@ DEB_BUILD += libssl-dev
 DEB_BUILD += libyaml-dev
 DEB_BUILD += libcrypt-dev
 DEB_TEST  := libcmocka-dev libuv1-dev tmux jq python3 nodejs curl procps iproute2 prometheus wrk
-# 60-profile-readers: the SVG flame graph in a browser, the pprof file in its own reader.
+# 65-profile-readers: the SVG flame graph in a browser, the pprof file in its own reader.
 DEB_TEST  += golang-go
 # 49-serve-tls makes its certificates with openssl.
 DEB_TEST  += openssl
@@ -210,7 +210,7 @@ $(patsubst tests/unit/%.c,$(BUILD)/asan/obj/tests/unit/%.o,$(UNIT_SRCS)): | $(DE
 
 # ---------------------------------------------------------------- fuzz
 # libFuzzer harnesses for the parsers of outside input (tests/fuzz/README.md). Each
-# lists the sources it needs; tests/integration/60-fuzz.sh runs each for a bounded time
+# lists the sources it needs; tests/integration/69-fuzz.sh runs each for a bounded time
 # in make test, `make fuzz FUZZ_TIME=SECONDS` for longer.
 FUZZ_CC    ?= clang-14
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -1,5 +1,5 @@
 """tests/profile_check.py: opening `loopscope profile`'s files with real readers, for
-60-profile-readers.py and 61-profile-node.py: headless Chromium (its DOM after the
+65-profile-readers.py and 66-profile-node.py: headless Chromium (its DOM after the
 inline script ran, its console, a screenshot read with a PNG decoder of zlib alone)
 and `go tool pprof -top`. Every reader runs with HOME and caches in the test's own
 temporary folder and no network.

@@ -2,7 +2,7 @@
  * pprof.c) on synthetic stacks: shared prefixes, deep stacks, odd and invalid names,
  * an empty profile and counts near 2^64. The pprof output is read back with zlib and a
  * small protobuf reader of our own; go tool pprof and Chromium read the files in
- * tests/integration/60-profile-readers.sh.
+ * tests/integration/65-profile-readers.sh.
  *
  * With LS_PROFILE_FIXTURES=DIR the test also writes its profiles there (demo, odd,
  * empty, deep in every format) for the integration test to open with those readers. */

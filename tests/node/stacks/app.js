@@ -1,5 +1,5 @@
 'use strict';
-// tests/integration/36-node-stacks.py's target: each block below keeps the loop
+// tests/integration/38-node-stacks.py's target: each block below keeps the loop
 // busy for BLOCK_MS in a different shape of JS function, in a fixed cycle. The
 // test reads the functions' line ranges from the BEGIN/END markers.
 const http = require('http');

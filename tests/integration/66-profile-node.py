@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # timeout: 400
-"""61-profile-node: `loopscope profile` on a real Node process, each file opened by its
+"""66-profile-node: `loopscope profile` on a real Node process, each file opened by its
 real reader.
 
 A server-like script (tests/node/profile.js) runs a timer every 20 ms that calls

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # timeout: 180
-# 60-fuzz: every libFuzzer harness in tests/fuzz (HTTP parser, /events JSON reader, recording reader,
+# 69-fuzz: every libFuzzer harness in tests/fuzz (HTTP parser, /events JSON reader, recording reader,
 # web config parser; clang-14 -fsanitize=fuzzer,address,undefined) runs 15 s from its
 # seeds without a crash, a leak or a sanitizer report. Longer: make fuzz FUZZ_TIME=600.
 source "$(dirname "$0")/../lib.sh"

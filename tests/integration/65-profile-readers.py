@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # timeout: 400
-"""60-profile-readers: the files `loopscope profile` writes, opened by real readers.
+"""65-profile-readers: the files `loopscope profile` writes, opened by real readers.
 
 The unit test profile_out_test writes its synthetic profiles (a server blocking three
 ways; names with quotes, markup, controls and invalid UTF-8; an empty profile) into a
