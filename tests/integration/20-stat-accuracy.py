@@ -17,7 +17,10 @@ from /proc/stat) is measured again, up to three times; the bounds never change.
 A preemption between the loop's own clock read and the probe's moves a maximum by
 its length (seen: delay max 908 us vs 192 us with 2 involuntary switches), and it
 lands there more often than chance: the return from a probe's trap is where the
-kernel preempts.
+kernel preempts. When every attempt was disturbed, a maximum (one sample: the only
+figure a single preemption moves) may differ by no more than the bound plus the time
+the loop thread measurably waited for a CPU during the run (its schedstat run delay,
+sampled while it ran); everything else keeps its bound.
 """
 import json
 import os
@@ -25,6 +28,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
@@ -32,6 +37,32 @@ from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
 _tap = tap
 # What disturbed the last run_case's loopdemo: (involuntary context switches, steal ticks).
 disturbed = (0, 0)
+# ns loopdemo's loop thread waited for a CPU during the last run_case (schedstat).
+waited_ns = 0
+# True in the last attempt of measured() when every attempt before it was disturbed.
+last_disturbed_attempt = False
+
+
+def run_delay(pid):
+    """ns thread pid has waited on a runqueue so far (/proc/PID/task/PID/schedstat), or None."""
+    try:
+        with open("/proc/%d/task/%d/schedstat" % (pid, pid)) as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def watch_run_delay(pid, out, stop):
+    """Samples pid's run delay every 20 ms until stop is set or it exits: out[0] the
+    first value, out[1] the last one read while it ran."""
+    while not stop.is_set():
+        v = run_delay(pid)
+        if v is None:
+            break
+        if out[0] is None:
+            out[0] = v
+        out[1] = v
+        time.sleep(0.02)
 
 
 def steal_ticks():
@@ -44,8 +75,9 @@ def measured(name, fn):
     """Run fn (a run_case and its comparison, which call tap) up to three times: a run
     whose checks fail while loopdemo was disturbed is measured again. The last run's
     verdicts are the test's."""
-    global tap
+    global tap, last_disturbed_attempt
     for attempt in range(3):
+        last_disturbed_attempt = attempt == 2
         verdicts = []
         tap = lambda ok, desc: verdicts.append((ok, desc))
         try:
@@ -80,8 +112,11 @@ def run_case(name, args, duration, tmp, interval="600"):
     demo = subprocess.Popen(["chrt", "-f", "10", LOOPDEMO] + args +
                             ["--duration", str(duration), "--stats-json", gt_path, "--wait-attach"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    global disturbed
+    global disturbed, waited_ns
     steal0 = steal_ticks()
+    rd, stop = [None, None], threading.Event()
+    watcher = threading.Thread(target=watch_run_delay, args=(demo.pid, rd, stop), daemon=True)
+    watcher.start()
     try:
         stat = subprocess.run([LOOPSCOPE, "stat", "-p", str(demo.pid), "-i", interval, "--json"],
                               capture_output=True, text=True, timeout=duration + 60)
@@ -90,6 +125,9 @@ def run_case(name, args, duration, tmp, interval="600"):
         demo.returncode = demo_rc = os.waitstatus_to_exitcode(status)
         disturbed = (ru.ru_nivcsw, steal_ticks() - steal0)
     finally:
+        stop.set()
+        watcher.join()
+        waited_ns = (rd[1] - rd[0]) if rd[0] is not None and rd[1] is not None else 0
         if demo.poll() is None:
             demo.send_signal(signal.SIGKILL)
             demo.wait()
@@ -179,8 +217,14 @@ def compare(name, gt, tr, expect_episodes=None):
     tap(near(tr["poll_wait_s"], gt["poll_wait_s"], 0.02, 0.002),
         "%s: poll wait %.4f s vs %.4f s" % (name, tr["poll_wait_s"], gt["poll_wait_s"]))
     for q in ("p50_s", "p99_s", "max_s"):
-        tap(near(tr["delay"][q], gt["delay"][q], 0.10, 200e-6),
-            "%s: delay %s %.6f vs %.6f" % (name, q, tr["delay"][q], gt["delay"][q]))
+        ok = near(tr["delay"][q], gt["delay"][q], 0.10, 200e-6)
+        extra = ""
+        if not ok and q == "max_s" and last_disturbed_attempt and waited_ns:
+            # disturbed in every attempt: the loop thread's measured wait for a CPU
+            # may sit between the loop's clock read and the probe's
+            ok = abs(tr["delay"][q] - gt["delay"][q]) <= max(0.10 * gt["delay"][q], 200e-6) + waited_ns / 1e9
+            extra = " (+%.0f us the loop thread waited for a CPU)" % (waited_ns / 1e3)
+        tap(ok, "%s: delay %s %.6f vs %.6f%s" % (name, q, tr["delay"][q], gt["delay"][q], extra))
         # The timer callback that starts loopdemo's workload (--wait-attach) is traced
         # but predates its accounting: one sample apart, so small samples' quantiles
         # are only compared from 50 timers on.

@@ -27,18 +27,33 @@ struct ls_unwinder {
 	char js_why[200];
 	struct ls_maps maps;
 	uint64_t maps_ns;
-	struct ksym *ksyms;
-	size_t nksyms;
-	int ksyms_tried;
 };
 
-static void load_kallsyms(struct ls_unwinder *u)
+/* The kernel's symbols, read once per process and shared by every unwinder: a
+ * target's unwinder is made at attach, before the agent gives up its privileges
+ * (without CAP_SYSLOG /proc/kallsyms shows every address as 0). */
+static struct {
+	struct ksym *ksyms;
+	size_t nksyms;
+	int tried;
+} kall;
+
+static int ksym_cmp(const void *a, const void *b)
+{
+	const struct ksym *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static void load_kallsyms(void)
 {
 	FILE *f;
 	char line[512];
 	size_t cap = 0;
 
-	u->ksyms_tried = 1;
+	if (kall.tried)
+		return;
+	kall.tried = 1;
 	f = fopen("/proc/kallsyms", "re");
 	if (!f)
 		return;
@@ -48,47 +63,40 @@ static void load_kallsyms(struct ls_unwinder *u)
 
 		if (sscanf(line, "%llx %c %255s", &a, &type, name) != 3 || !a || (type != 't' && type != 'T'))
 			continue;
-		if (u->nksyms == cap) {
-			struct ksym *g = realloc(u->ksyms, (cap ? cap * 2 : 65536) * sizeof(*g));
+		if (kall.nksyms == cap) {
+			struct ksym *g = realloc(kall.ksyms, (cap ? cap * 2 : 65536) * sizeof(*g));
 
 			if (!g)
 				break;
-			u->ksyms = g;
+			kall.ksyms = g;
 			cap = cap ? cap * 2 : 65536;
 		}
-		u->ksyms[u->nksyms].addr = a;
-		u->ksyms[u->nksyms].name = strdup(name);
-		if (u->ksyms[u->nksyms].name)
-			u->nksyms++;
+		kall.ksyms[kall.nksyms].addr = a;
+		kall.ksyms[kall.nksyms].name = strdup(name);
+		if (kall.ksyms[kall.nksyms].name)
+			kall.nksyms++;
 	}
 	fclose(f);
-}
-
-static int ksym_cmp(const void *a, const void *b)
-{
-	const struct ksym *x = a, *y = b;
-
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
+	if (kall.nksyms > 1)
+		qsort(kall.ksyms, kall.nksyms, sizeof(*kall.ksyms), ksym_cmp);
 }
 
 static const char *ksym_name(struct ls_unwinder *u, uint64_t ip)
 {
 	size_t lo = 0, hi;
 
-	if (!u->ksyms_tried) {
-		load_kallsyms(u);
-		qsort(u->ksyms, u->nksyms, sizeof(*u->ksyms), ksym_cmp);
-	}
-	hi = u->nksyms;
+	(void)u;
+	load_kallsyms();
+	hi = kall.nksyms;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (u->ksyms[mid].addr <= ip)
+		if (kall.ksyms[mid].addr <= ip)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo ? u->ksyms[lo - 1].name : NULL;
+	return lo ? kall.ksyms[lo - 1].name : NULL;
 }
 
 int ls_unwinder_new(pid_t pid, const char *exe, uint64_t bias, struct ls_stacktab *tab, struct ls_unwinder **out)
@@ -102,6 +110,7 @@ int ls_unwinder_new(pid_t pid, const char *exe, uint64_t bias, struct ls_stackta
 		return -ENOMEM;
 	u->pid = pid;
 	u->tab = tab;
+	load_kallsyms();	/* now, while the agent may still read the addresses */
 	u->nsym = ls_nsym_new();
 	if (!u->nsym) {
 		free(u);
@@ -127,9 +136,6 @@ void ls_unwinder_free(struct ls_unwinder *u)
 	ls_v8_close(u->v8);
 	ls_nsym_free(u->nsym);
 	ls_maps_free(&u->maps);
-	for (size_t i = 0; i < u->nksyms; i++)
-		free(u->ksyms[i].name);
-	free(u->ksyms);
 	free(u);
 }
 

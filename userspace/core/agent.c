@@ -143,6 +143,7 @@ static void target_retire(struct ls_agent *ag, struct agent_target *at, uint32_t
 		close(at->image_fd);
 		at->image_fd = -1;
 	}
+	ls_proc_release(at->t.info.pid);
 	if (async && pthread_create(&at->reaper, NULL, reap, at) == 0)
 		at->reaping = 1;
 	else
@@ -443,6 +444,10 @@ static int attach_image(struct ls_agent *ag, struct agent_target *at, pid_t pid,
 	struct ls_target_info ti;
 	int r, id_r;
 
+	/* /proc/PID/maps and mem stay readable after the front end drops its privileges
+	 * (stack symbolization, V8 names, loop names, the counters tier read them). */
+	ls_proc_release(pid);
+	ls_proc_hold(pid);
 	id_r = ls_target_identify(pid, &ti, err, errlen);
 	if (id_r && id_r != -ENOTSUP)
 		return id_r;
@@ -564,6 +569,7 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 		at->t.info.pid = pid;
 		close(at->pidfd);
 		at->pidfd = -1;
+		ls_proc_release(pid);
 		ag->targets[ag->ntargets++] = at;
 		return r;
 	}
@@ -587,8 +593,10 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 	return 0;
 
 cleanup:
-	if (at->pidfd >= 0)
+	if (at->pidfd >= 0) {
 		close(at->pidfd);
+		ls_proc_release(pid);	/* attach_image ran: no other target of pid is attached */
+	}
 	free(at->last.loops);
 	free(at);
 	return r;
@@ -619,8 +627,10 @@ void ls_agent_free(struct ls_agent *ag)
 	for (uint32_t i = 0; i < ag->ntargets; i++) {
 		struct agent_target *at = ag->targets[i];
 
-		if (at->t.state == LS_TARGET_ATTACHED)
+		if (at->t.state == LS_TARGET_ATTACHED) {
 			at->t.backend->detach(&at->t);
+			ls_proc_release(at->t.info.pid);
+		}
 		if (at->reaping)
 			pthread_join(at->reaper, NULL);
 		if (at->pidfd >= 0)

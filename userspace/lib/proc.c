@@ -34,16 +34,81 @@ static int parse_map(char *line, struct ls_proc_map *m)
 	return 0;
 }
 
+/* Descriptors of /proc/PID/maps and /proc/PID/mem opened by ls_proc_hold(): the kernel
+ * checks the right to read them when they are opened, so they still read after the
+ * agent gave up its capabilities; and they belong to that process for good (a reused
+ * PID does not inherit them: they read nothing once it exited). */
+#define MAX_HELD 256
+static struct held {
+	pid_t pid;
+	int maps_fd, mem_fd;
+} held[MAX_HELD];
+static int nheld;
+
+static struct held *held_find(pid_t pid)
+{
+	for (int i = 0; i < nheld; i++)
+		if (held[i].pid == pid)
+			return &held[i];
+	return NULL;
+}
+
+int ls_proc_hold(pid_t pid)
+{
+	char path[64];
+	struct held *h = held_find(pid);
+
+	if (h)
+		return 0;
+	if (nheld == MAX_HELD)
+		return -ENOSPC;
+	h = &held[nheld];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	h->maps_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (h->maps_fd < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	h->mem_fd = open(path, O_RDONLY | O_CLOEXEC);	/* -1: process_vm_readv instead */
+	h->pid = pid;
+	nheld++;
+	return 0;
+}
+
+void ls_proc_release(pid_t pid)
+{
+	struct held *h = held_find(pid);
+
+	if (!h)
+		return;
+	close(h->maps_fd);
+	if (h->mem_fd >= 0)
+		close(h->mem_fd);
+	*h = held[--nheld];
+}
+
 int ls_proc_maps(pid_t pid, int (*fn)(const struct ls_proc_map *m, void *ctx), void *ctx)
 {
 	char path[64], line[PATH_MAX + 128];
+	struct held *h = held_find(pid);
 	FILE *f;
 	int r = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
+	if (h) {
+		int fd = dup(h->maps_fd);
+
+		/* the same open file: read it again from the start */
+		if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0 || !(f = fdopen(fd, "re"))) {
+			r = -errno;
+			if (fd >= 0)
+				close(fd);
+			return r;
+		}
+	} else {
+		snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+		f = fopen(path, "re");
+		if (!f)
+			return -errno;
+	}
 	while (!r && fgets(line, sizeof(line), f)) {
 		struct ls_proc_map m;
 		size_t len = strlen(line);
@@ -215,7 +280,20 @@ int ls_proc_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
 	struct iovec local = { .iov_base = buf, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
-	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	struct held *h = held_find(pid);
+	ssize_t n;
+
+	if (!len)
+		return 0;
+	if (h && h->mem_fd >= 0) {
+		if (addr > (uint64_t)INT64_MAX)
+			return -EFAULT;
+		n = pread(h->mem_fd, buf, len, (off_t)addr);
+		if (n < 0)
+			return errno == EIO ? -EFAULT : -errno;
+		return (size_t)n == len ? 0 : -EIO;
+	}
+	n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
 
 	if (n < 0)
 		return -errno;

@@ -63,6 +63,13 @@ int ls_proc_read_text(const char *path, char *buf, size_t len);
 int ls_proc_thread_comm(pid_t pid, uint32_t tid, char *out, size_t len);
 /* The process (Tgid) thread tid belongs to, from /proc/TID/status; -1 if unknown. */
 pid_t ls_proc_tgid(pid_t tid);
+/* Keep /proc/PID/maps and /proc/PID/mem open (call it while the agent may still read
+ * them: at attach), so ls_proc_maps(), ls_maps_read() and ls_proc_read_mem() of pid go
+ * on working after the agent drops its capabilities. 0 or -errno. ls_proc_release()
+ * closes them (the process exited or was detached). Not thread-safe: the agent's
+ * thread only. */
+int ls_proc_hold(pid_t pid);
+void ls_proc_release(pid_t pid);
 /* Copy len bytes at addr in pid's memory (process_vm_readv: nothing is ever written to
  * the target). 0, -EIO on a short read, or -errno (-ESRCH: gone, -EFAULT: unmapped). */
 int ls_proc_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);
