@@ -565,20 +565,6 @@ def section_overhead(env, cfg, rep):
     tier_floors(env, cfg, rep, tiers_spec)
 
 
-def calibration(env):
-    """This machine's probe-hit floor: (the `machine: ...` line, the figures) from
-    `loopscope calibrate` (cached per boot), or (reason, None)."""
-    rc, out = run([env.loopscope, "calibrate", "--json"], 120)
-    if rc != 0:
-        return f"not measured: loopscope calibrate failed ({out.strip()[:120]})", None
-    try:
-        c = json.loads(out.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return "not measured: loopscope calibrate --json printed no JSON", None
-    rc, line = run([env.loopscope, "calibrate"], 60)
-    return (line.strip().splitlines()[-1] if rc == 0 and line.strip() else "machine: ?"), c
-
-
 COST_LINE = re.compile(r"^pid \d+: (\w+) tier, per iteration ([\d.]+) traps, ([\d.]+) probe runs")
 
 
@@ -598,8 +584,7 @@ def tier_floors(env, cfg, rep, tiers_spec):
                     "uprobe hit, any other run at half a syscall tracepoint pair, plus the programs' own run "
                     "time per iteration (run_time_ns / run_cnt of the agent's program fds, with the kernel's "
                     "run-time statistics on for that window only). Added is section 1's figure.")
-    line, c = calibration(env)
-    cfg.machine = line
+    line, c = cfg.machine, cfg.calib      # main() calibrated before the first section
     cfg.node_floor = {}
     if c is None:
         rep.row(s, "all", note=line)
@@ -1779,7 +1764,7 @@ def main():
     # run.sh measured it a moment ago (BENCH_CALIBRATED=1); bench.py alone measures now
     machine, calib = calibration(os.path.join(cfg.build, "loopscope"), os.environ.get("BENCH_CALIBRATED") != "1")
     print(machine, file=sys.stderr, flush=True)
-    cfg.calib = calib
+    cfg.machine, cfg.calib = machine, calib
     env = Env(cfg.build, cfg.out)
     rep = Report()
     only = [x for x in args.only.split(",") if x]
@@ -1806,7 +1791,6 @@ def main():
     judge_goals(env, cfg, rep)
     meta = {
         # the machine class: trap costs differ 13x between machines of our kind
-        "machine": getattr(cfg, "machine", None) or calibration(env)[0],
         # run.sh sets BENCH_CMD to what the user typed ("make bench")
         "command": os.environ.get("BENCH_CMD") or " ".join(["tests/bench/bench.py"] + sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

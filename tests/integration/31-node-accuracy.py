@@ -135,7 +135,6 @@ def gc_total(label, node_exe, tmp):
     p.returncode = p.wait()
     p.stderr = err
     node.wait()
-    sout.seek(0)
     ours = n_ours = 0
     for line in lines:
         o = json.loads(line)
