@@ -14,7 +14,6 @@ import gzip
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -23,37 +22,15 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
+from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done, Serve  # noqa: E402
 
 
 
 
 def start_serve(args):
-    p = subprocess.Popen([LOOPSCOPE, "serve", "--listen", "127.0.0.1:0"] + args,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines, port, ready = [], [None], threading.Event()
-
-    def pump():
-        for line in p.stderr:
-            lines.append(line.rstrip("\n"))
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                port[0] = int(m.group(1))
-                ready.set()
-        ready.set()
-    threading.Thread(target=pump, daemon=True).start()
-    ready.wait(30)
-    return p, port[0], lines
-
-
-def stop(p, sig=signal.SIGTERM):
-    if p.poll() is None:
-        p.send_signal(sig)
-    try:
-        return p.wait(30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        return p.wait()
+    """Start serve (lib.Serve); returns (it, its port, its stderr lines so far)."""
+    s = Serve(args)
+    return s, s.port, s.lines
 
 
 def http(port, method, path, headers=None, read_for=None):
@@ -249,7 +226,7 @@ def main():
         if demo.poll() is None:
             demo.kill()
             demo.wait()
-        rc = stop(serve)
+        rc = serve.stop()
     tap(rc == 0, "serve exits 0 on SIGTERM (ASan clean): rc %s, stderr %r" % (rc, err[-3:]))
 
     # --compat prom-client, on a second short demo.
@@ -281,7 +258,7 @@ def main():
         tap(not other, "promtool finds nothing but prom-client's naming (%s)" % other[:3])
     finally:
         demo.wait(30)
-        rc = stop(serve)
+        rc = serve.stop()
     tap(rc == 0, "compat serve exits 0 (rc %s)" % rc)
 
     # A stall long enough to be seen while it lasts: the gauge goes to 1 and back to 0,
@@ -314,7 +291,7 @@ def main():
                                                                               for e in stalls])
     finally:
         demo.wait(30)
-        rc = stop(serve)
+        rc = serve.stop()
     tap(rc == 0, "serve exits 0 (rc %s)" % rc)
     return done()
 

@@ -13,7 +13,6 @@ a /events reader that stops reading without slowing scrapes, and a clean exit (A
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,30 +21,15 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
+from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done, Serve  # noqa: E402
 
 
 
 
 def start_serve(args):
-    """Start serve; returns (proc, port, stderr lines list filled by a thread)."""
-    p = subprocess.Popen([LOOPSCOPE, "serve", "--listen", "127.0.0.1:0"] + args,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines = []
-    port = [None]
-    ready = threading.Event()
-
-    def pump():
-        for line in p.stderr:
-            lines.append(line.rstrip("\n"))
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                port[0] = int(m.group(1))
-                ready.set()
-        ready.set()
-    threading.Thread(target=pump, daemon=True).start()
-    ready.wait(20)
-    return p, port[0], lines
+    """Start serve (lib.Serve); returns (it, its port, its stderr lines so far)."""
+    s = Serve(args)
+    return s, s.port, s.lines
 
 
 def connect(port, timeout=5):
@@ -113,12 +97,7 @@ def main():
             return 1
         run_cases(port)
     finally:
-        serve.send_signal(signal.SIGTERM)
-        try:
-            rc = serve.wait(20)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            rc = serve.wait()
+        rc = serve.stop()
         demo.kill()
         demo.wait()
         shutil.rmtree(tmp, ignore_errors=True)
