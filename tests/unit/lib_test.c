@@ -1,5 +1,6 @@
 /* lib_test.c: the shared low-level modules (userspace/lib/): options, /proc, ELF and
  * link teardown, checked against this very process. */
+#include <elf.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -152,6 +153,141 @@ static int stop_at_third(const struct ls_elf_symbol *s, void *ctx)
 	return ++*(int *)ctx == 3 ? 42 : 0;
 }
 
+/* The walk every lookup used to be: the first function, object or untyped symbol in
+ * .symtab then .dynsym order named so (or, for "prefix*", starting so). */
+struct walk_ref {
+	const char *name;
+	struct ls_elf_sym out;
+	int found;
+};
+
+static int walk_ref_one(const struct ls_elf_symbol *s, void *ctx)
+{
+	struct walk_ref *w = ctx;
+	size_t n = strlen(w->name);
+	int hit;
+
+	if (s->type != STT_FUNC && s->type != STT_OBJECT && s->type != STT_NOTYPE)
+		return 0;
+	hit = n && w->name[n - 1] == '*' ? !strncmp(w->name, s->name, n - 1) : !strcmp(w->name, s->name);
+	if (!hit)
+		return 0;
+	w->out = (struct ls_elf_sym){ .addr = s->addr, .size = s->size, .from_dynsym = s->from_dynsym };
+	w->found = 1;
+	return 1;
+}
+
+struct func_ref {
+	uint64_t addr;
+	struct ls_elf_sym out;
+	char name[256];
+};
+
+static int func_ref_one(const struct ls_elf_symbol *s, void *ctx)
+{
+	struct func_ref *f = ctx;
+
+	if (s->type != STT_FUNC || f->addr < s->addr || f->addr >= s->addr + s->size)
+		return 0;
+	f->out = (struct ls_elf_sym){ .addr = s->addr, .size = s->size, .from_dynsym = s->from_dynsym };
+	snprintf(f->name, sizeof(f->name), "%s", s->name);
+	return 1;
+}
+
+struct sample {
+	char names[64][256];
+	uint64_t addrs[64];
+	size_t n, seen, stride;
+};
+
+static int sample_one(const struct ls_elf_symbol *s, void *ctx)
+{
+	struct sample *sm = ctx;
+
+	if (!sm->stride) {
+		sm->seen++;
+		return 0;
+	}
+	if (sm->seen++ % sm->stride || sm->n == 64)
+		return 0;
+	snprintf(sm->names[sm->n], sizeof(sm->names[0]), "%s", s->name);
+	sm->addrs[sm->n++] = s->addr + s->size / 2;
+	return 0;
+}
+
+/* ls_elf_lookup and ls_elf_func_at (a hashed index) agree with a plain walk of the
+ * tables on 64 symbols spread over a binary: exact names, prefixes of them of every
+ * length, and addresses inside them. */
+static void check_index_against_walk(const char *path)
+{
+	struct ls_elf *e = NULL;
+	struct sample *sm = calloc(1, sizeof(*sm));
+
+	assert_non_null(sm);
+	if (ls_elf_open(path, &e)) {
+		free(sm);
+		return;
+	}
+	ls_elf_symbols(e, LS_ELF_SYMTAB | LS_ELF_DYNSYM, sample_one, sm);	/* count them */
+	sm->stride = sm->seen / 64 + 1;
+	sm->n = sm->seen = 0;
+	ls_elf_symbols(e, LS_ELF_SYMTAB | LS_ELF_DYNSYM, sample_one, sm);
+	assert_true(sm->n > 10);
+	for (size_t i = 0; i < 3; i++) {	/* names no binary has */
+		static const char *const none[] = { "no_such_symbol_xyz", "no_such*",
+						    "no_such_prefix_long_enough_to_be_hashed*" };
+		struct ls_elf_sym got;
+		struct ls_elf_want want = { .name = none[i], .out = &got };
+
+		assert_int_equal(ls_elf_lookup(e, &want, 1), 0);
+		assert_int_equal(got.addr, 0);
+	}
+	for (size_t i = 0; i < sm->n; i++) {
+		size_t len = strlen(sm->names[i]);
+
+		for (size_t cut = 1; cut <= len + 1; cut += cut < 30 ? 1 : 7) {
+			char name[260];
+			struct walk_ref w = { .name = name };
+			struct ls_elf_sym got;
+			struct ls_elf_want want = { .name = name, .out = &got };
+
+			if (cut <= len)
+				snprintf(name, sizeof(name), "%.*s*", (int)cut, sm->names[i]);
+			else
+				snprintf(name, sizeof(name), "%s", sm->names[i]);
+			ls_elf_symbols(e, LS_ELF_SYMTAB | LS_ELF_DYNSYM, walk_ref_one, &w);
+			assert_int_equal(ls_elf_lookup(e, &want, 1), w.found);
+			assert_int_equal(got.addr, w.out.addr);
+			assert_int_equal(got.size, w.out.size);
+			assert_int_equal(got.from_dynsym, w.out.from_dynsym);
+		}
+		{
+			struct func_ref f = { .addr = sm->addrs[i] };
+			struct ls_elf_sym got;
+			char name[256];
+			int rc = ls_elf_func_at(e, sm->addrs[i], &got, name, sizeof(name));
+			int want_rc = ls_elf_symbols(e, LS_ELF_SYMTAB | LS_ELF_DYNSYM, func_ref_one, &f) == 1 ? 0 : -ENOENT;
+
+			assert_int_equal(rc, want_rc);
+			if (!rc) {
+				assert_int_equal(got.addr, f.out.addr);
+				assert_int_equal(got.size, f.out.size);
+				assert_string_equal(name, f.name);
+			}
+		}
+	}
+	ls_elf_close(e);
+	free(sm);
+}
+
+static void test_elf_index(void **state)
+{
+	(void)state;
+	check_index_against_walk("/proc/self/exe");
+	check_index_against_walk("/usr/bin/node");	/* ~200k symbols, where it is */
+	check_index_against_walk("/lib/x86_64-linux-gnu/libc.so.6");	/* .dynsym only */
+}
+
 static void test_elf(void **state)
 {
 	struct ls_elf_sym marker, main_sym, missing;
@@ -221,6 +357,7 @@ int main(void)
 		cmocka_unit_test(test_proc_maps),
 		cmocka_unit_test(test_proc_small),
 		cmocka_unit_test(test_elf),
+		cmocka_unit_test(test_elf_index),
 		cmocka_unit_test(test_links_destroy),
 	};
 

@@ -3,14 +3,46 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "elf.h"
 
 #define NT_STAPSDT 3
+
+/* One defined symbol of the index, in walk order (.symtab first, then .dynsym), so
+ * "the first one found" keeps meaning what a walk finds first. */
+struct ix_sym {
+	const char *name;
+	uint64_t addr;
+	uint64_t size;
+	uint32_t next;		/* the next symbol (by walk order) of the same bucket, or NONE */
+	uint8_t type;
+	uint8_t from_dynsym;
+};
+
+#define NONE UINT32_MAX
+/* Symbols are hashed on their first HASH_LEN bytes, so a wanted prefix at least that
+ * long finds its candidates in one bucket (the prefixes the backends look up are
+ * 25 bytes or more); a shorter prefix is a walk of the index. */
+#define HASH_LEN 24
+
+/* The symbol index, built on the first lookup: a lookup or address query is then a
+ * hash probe or a binary search instead of a pass over ~200k symbols (Node's). */
+struct sym_index {
+	struct ix_sym *syms;
+	size_t n;
+	uint32_t *head;		/* nbuckets first symbols, NONE when empty */
+	size_t nbuckets;	/* a power of two */
+	struct ix_sym **funcs;	/* STT_FUNC with a size, by address; made on the first query */
+	size_t nfuncs;
+};
+
+static void ix_free(struct sym_index *ix);
 
 struct ls_elf {
 	int fd;
@@ -19,7 +51,23 @@ struct ls_elf {
 	int pie;
 	size_t nphdr;
 	GElf_Phdr *phdr;
+	struct sym_index *ix;		/* NULL until needed (or when it could not be built) */
+	struct stat st;			/* the file's identity when opened */
 };
+
+/* The last ELF closed, kept for the next open of the same file: an attach opens a
+ * target's executable three times (identify it, plan the probes, read V8's metadata)
+ * and its symbol index is the costly part. One slot, so at most one file stays open. */
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ls_elf *idle;
+
+static void elf_destroy(struct ls_elf *e);
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
 
 int ls_elf_open(const char *path, struct ls_elf **out)
 {
@@ -39,6 +87,22 @@ int ls_elf_open(const char *path, struct ls_elf **out)
 		err = -errno;
 		goto cleanup;
 	}
+	if (fstat(e->fd, &e->st)) {
+		err = -errno;
+		goto cleanup;
+	}
+	pthread_mutex_lock(&idle_lock);
+	if (idle && same_file(&idle->st, &e->st)) {
+		struct ls_elf *kept = idle;
+
+		idle = NULL;
+		pthread_mutex_unlock(&idle_lock);
+		close(e->fd);
+		free(e);
+		*out = kept;
+		return 0;
+	}
+	pthread_mutex_unlock(&idle_lock);
 	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
 	if (!e->elf || elf_kind(e->elf) != ELF_K_ELF || !gelf_getehdr(e->elf, &eh)) {
 		err = -ENOEXEC;
@@ -68,11 +132,24 @@ int ls_elf_open(const char *path, struct ls_elf **out)
 	*out = e;
 	return 0;
 cleanup:
-	ls_elf_close(e);
+	elf_destroy(e);
 	return err;
 }
 
 void ls_elf_close(struct ls_elf *e)
+{
+	struct ls_elf *old;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&idle_lock);
+	old = idle;
+	idle = e;
+	pthread_mutex_unlock(&idle_lock);
+	elf_destroy(old);
+}
+
+static void elf_destroy(struct ls_elf *e)
 {
 	if (!e)
 		return;
@@ -81,6 +158,7 @@ void ls_elf_close(struct ls_elf *e)
 	if (e->fd >= 0)
 		close(e->fd);
 	free(e->phdr);
+	ix_free(e->ix);
 	free(e);
 }
 
@@ -192,78 +270,194 @@ int ls_elf_symbols(const struct ls_elf *e, unsigned tables,
 	return r;
 }
 
-struct lookup {
-	const struct ls_elf_want *want;
-	size_t n;
-	size_t found;
+struct ix_build {
+	struct sym_index *ix;
+	size_t cap;
 };
 
-static int name_matches(const char *want, const char *have)
+static int ix_add(const struct ls_elf_symbol *s, void *ctx)
 {
-	size_t n = strlen(want);
+	struct ix_build *b = ctx;
+	struct sym_index *ix = b->ix;
 
-	if (n && want[n - 1] == '*')
-		return !strncmp(want, have, n - 1);
-	return !strcmp(want, have);
+	if (ix->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		struct ix_sym *g;
+
+		if (cap >= NONE || !(g = realloc(ix->syms, cap * sizeof(*g))))
+			return -ENOMEM;
+		ix->syms = g;
+		b->cap = cap;
+	}
+	ix->syms[ix->n++] = (struct ix_sym){ .name = s->name, .addr = s->addr, .size = s->size, .next = NONE,
+					     .type = s->type, .from_dynsym = (uint8_t)s->from_dynsym };
+	return 0;
 }
 
-/* Fills still-empty wanted symbols; stops the walk once all are found. */
-static int lookup_one(const struct ls_elf_symbol *s, void *ctx)
+/* FNV-1a of the first HASH_LEN bytes of name (or of its first len, if shorter). */
+static uint64_t name_hash(const char *name, size_t len)
 {
-	struct lookup *l = ctx;
+	uint64_t h = 0xcbf29ce484222325ull;
 
-	if (s->type != STT_FUNC && s->type != STT_OBJECT && s->type != STT_NOTYPE)
-		return 0;
-	for (size_t k = 0; k < l->n; k++) {
-		struct ls_elf_sym *out = l->want[k].out;
+	for (size_t i = 0; i < len && i < HASH_LEN && name[i]; i++)
+		h = (h ^ (unsigned char)name[i]) * 0x100000001b3ull;
+	return h;
+}
 
-		if (out->addr || !name_matches(l->want[k].name, s->name))
-			continue;
-		out->addr = s->addr;
-		out->size = s->size;
-		out->from_dynsym = s->from_dynsym;
-		l->found++;
+static void ix_free(struct sym_index *ix)
+{
+	if (!ix)
+		return;
+	free(ix->syms);
+	free(ix->head);
+	free(ix->funcs);
+	free(ix);
+}
+
+/* e's index, built once: one walk of both tables; NULL without memory. */
+static struct sym_index *sym_index(const struct ls_elf *e)
+{
+	struct ls_elf *m = (struct ls_elf *)e;	/* the index is a cache, not a change */
+	struct ix_build b = { 0 };
+	struct sym_index *ix;
+
+	if (m->ix)
+		return m->ix;
+	ix = b.ix = calloc(1, sizeof(*ix));
+	if (!ix || ls_elf_symbols(e, LS_ELF_SYMTAB | LS_ELF_DYNSYM, ix_add, &b))
+		goto fail;
+	for (ix->nbuckets = 1024; ix->nbuckets < ix->n; ix->nbuckets *= 2)
+		;
+	ix->head = malloc(ix->nbuckets * sizeof(*ix->head));
+	if (!ix->head)
+		goto fail;
+	memset(ix->head, 0xff, ix->nbuckets * sizeof(*ix->head));
+	/* pushed last to first, so each bucket lists its symbols in walk order */
+	for (size_t i = ix->n; i-- > 0;) {
+		uint32_t *h = &ix->head[name_hash(ix->syms[i].name, SIZE_MAX) & (ix->nbuckets - 1)];
+
+		ix->syms[i].next = *h;
+		*h = (uint32_t)i;
 	}
-	return l->found == l->n;
+	m->ix = ix;
+	return ix;
+fail:
+	ix_free(ix);
+	return NULL;
+}
+
+static int lookup_type(uint8_t t) { return t == STT_FUNC || t == STT_OBJECT || t == STT_NOTYPE; }
+
+/* The wanted symbol as a walk of .symtab then .dynsym finds it first: a function,
+ * object or untyped symbol named name (or, for "prefix*", whose name starts so). */
+static const struct ix_sym *ix_find(const struct sym_index *ix, const char *name)
+{
+	size_t len = strlen(name);
+	int prefix = len && name[len - 1] == '*';
+	size_t klen = prefix ? len - 1 : len;
+
+	if (!len)
+		return NULL;
+	if (prefix && klen < HASH_LEN) {	/* the bucket does not tell: walk */
+		for (size_t i = 0; i < ix->n; i++)
+			if (lookup_type(ix->syms[i].type) && !strncmp(ix->syms[i].name, name, klen))
+				return &ix->syms[i];
+		return NULL;
+	}
+	for (uint32_t i = ix->head[name_hash(name, klen) & (ix->nbuckets - 1)]; i != NONE; i = ix->syms[i].next) {
+		const struct ix_sym *s = &ix->syms[i];
+
+		if (lookup_type(s->type) && !strncmp(s->name, name, klen) && (prefix || !s->name[klen]))
+			return s;
+	}
+	return NULL;
 }
 
 int ls_elf_lookup(const struct ls_elf *e, const struct ls_elf_want *want, size_t n)
 {
-	struct lookup l = { .want = want, .n = n };
+	const struct sym_index *ix;
+	int found = 0;
 
 	for (size_t k = 0; k < n; k++)
 		memset(want[k].out, 0, sizeof(*want[k].out));
-	if (n)
-		ls_elf_symbols(e, LS_ELF_SYMTAB | LS_ELF_DYNSYM, lookup_one, &l);
-	return (int)l.found;
-}
-
-struct func_at {
-	uint64_t addr;
-	struct ls_elf_sym *out;
-	char *name;
-	size_t namelen;
-};
-
-static int func_at_one(const struct ls_elf_symbol *s, void *ctx)
-{
-	struct func_at *f = ctx;
-
-	if (s->type != STT_FUNC || f->addr < s->addr || f->addr >= s->addr + s->size)
+	if (!n || !(ix = sym_index(e)))
 		return 0;
-	f->out->addr = s->addr;
-	f->out->size = s->size;
-	f->out->from_dynsym = s->from_dynsym;
-	snprintf(f->name, f->namelen, "%s", s->name);
-	return 1;
+	for (size_t k = 0; k < n; k++) {
+		const struct ix_sym *s = ix_find(ix, want[k].name);
+
+		if (!s)
+			continue;
+		want[k].out->addr = s->addr;
+		want[k].out->size = s->size;
+		want[k].out->from_dynsym = s->from_dynsym;
+		found++;
+	}
+	return found;
 }
+
+static int by_addr_cmp(const void *a, const void *b)
+{
+	const struct ix_sym *x = *(const struct ix_sym *const *)a, *y = *(const struct ix_sym *const *)b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return (x > y) - (x < y);	/* walk order */
+}
+
+/* The functions of the index by address, made on the first address query. */
+static int func_index(struct sym_index *ix)
+{
+	if (ix->funcs || !ix->n)
+		return ix->n ? 0 : -ENOENT;
+	ix->funcs = calloc(ix->n, sizeof(*ix->funcs));
+	if (!ix->funcs)
+		return -ENOMEM;
+	for (size_t i = 0; i < ix->n; i++)
+		if (ix->syms[i].type == STT_FUNC && ix->syms[i].size)
+			ix->funcs[ix->nfuncs++] = &ix->syms[i];
+	if (ix->nfuncs > 1)
+		qsort(ix->funcs, ix->nfuncs, sizeof(*ix->funcs), by_addr_cmp);
+	return 0;
+}
+
+/* How far back from the last function starting at or below an address the search
+ * for one whose extent holds it looks (aliases and nested parts share a start). */
+#define FUNC_AT_SCAN 64
 
 int ls_elf_func_at(const struct ls_elf *e, uint64_t addr, struct ls_elf_sym *out, char *name, size_t namelen)
 {
-	struct func_at f = { .addr = addr, .out = out, .name = name, .namelen = namelen };
+	struct sym_index *ix;
+	const struct ix_sym *best = NULL;
+	size_t lo = 0, hi;
+	int err;
 
 	memset(out, 0, sizeof(*out));
-	return ls_elf_symbols(e, LS_ELF_SYMTAB | LS_ELF_DYNSYM, func_at_one, &f) == 1 ? 0 : -ENOENT;
+	if (!(ix = sym_index(e)))
+		return -ENOMEM;
+	if ((err = func_index(ix)))
+		return err;
+	hi = ix->nfuncs;
+	while (lo < hi) {	/* lo: the first function starting above addr */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ix->funcs[mid]->addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo, seen = 0; k > 0 && seen < FUNC_AT_SCAN; k--, seen++) {
+		const struct ix_sym *s = ix->funcs[k - 1];
+
+		if (addr < s->addr + s->size && (!best || s < best))
+			best = s;
+	}
+	if (!best)
+		return -ENOENT;
+	out->addr = best->addr;
+	out->size = best->size;
+	out->from_dynsym = best->from_dynsym;
+	snprintf(name, namelen, "%s", best->name);
+	return 0;
 }
 
 int ls_elf_import_slots(const struct ls_elf *e, const char *const *names, size_t n, uint64_t *slots)
