@@ -86,30 +86,7 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Raw stack samples and HOT/COOL notices (struct nu_raw, variable length). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 * 1024 * 1024);
-} samples SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct nu_raw);
-} raw_scratch SEC(".maps");
-
-/* The top of a user stack, searched for a frame record when %rbp is not one. */
-#define SCAN_WORDS 512
-struct scan_buf {
-	__u64 w[SCAN_WORDS];
-};
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scan_buf);
-} scan_scratch SEC(".maps");
+#include "stack_sample.bpf.h"
 
 struct stack_buf {
 	__u64 ip[NU_STACK_DEPTH];
@@ -228,7 +205,7 @@ static __always_inline void emit(__u32 tid, __u32 kind, __u32 phase, __u64 start
 
 static __always_inline void raw_notice(__u32 tid, __u32 type, __u64 span)
 {
-	struct nu_raw *r = bpf_ringbuf_reserve(&samples, offsetof(struct nu_raw, pc), 0);
+	struct ls_raw *r = bpf_ringbuf_reserve(&samples, offsetof(struct ls_raw, pc), 0);
 
 	if (!r) {
 		count(NU_CNT_SAMPLE_DROPS);
@@ -242,108 +219,6 @@ static __always_inline void raw_notice(__u32 tid, __u32 type, __u64 span)
 	r->nframes = 0;
 	r->nkframes = 0;
 	bpf_ringbuf_submit(r, 0);
-}
-
-struct scan_ctx {
-	struct scan_buf *sb;
-	__u64 sp;
-	__u64 found;
-};
-
-/* bpf_loop body: is word i of the stack top a frame record? */
-static long scan_word(__u32 i, void *arg)
-{
-	struct scan_ctx *c = arg;
-	__u64 w, a, ret, up, w2, k = i;
-
-	barrier_var(k);
-	if (k >= SCAN_WORDS - 1)
-		return 1;
-	w = c->sb->w[k];
-	ret = c->sb->w[k + 1];
-	a = c->sp + 8ull * k;
-	if (!(w > a && w - a < (1u << 20) && !(w & 7) && ret >= text_lo && ret < text_hi))
-		return 0;
-	/* the record it points to must go on up too, when it is in view */
-	up = (w - c->sp) / 8;
-	if (up < SCAN_WORDS) {
-		up &= SCAN_WORDS - 1;
-		barrier_var(up);
-		if (up >= SCAN_WORDS)
-			return 0;
-		w2 = c->sb->w[up];
-		if (!(w2 > w && w2 - w < (1u << 20)))
-			return 0;
-	}
-	c->found = a;
-	return 1;
-}
-
-/* Copy the interrupted thread's user stack by frame pointer (nu_raw's layout) and
- * its kernel stack, and send them. The user registers come from the task, not the
- * perf context: the tick may have landed in a syscall. */
-static __always_inline void raw_sample(void *ctx, __u32 tid, __u64 span, __u64 now, __u32 flags)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	__u32 z = 0, i, n = 0;
-	__u64 fp = 0, sp = 0, size;
-	struct nu_raw *r = bpf_map_lookup_elem(&raw_scratch, &z);
-	long k;
-
-	if (!r || !regs)
-		return;
-	r->type = NU_RAW_SAMPLE;
-	r->tid = tid;
-	r->span_start = span;
-	r->time = now;
-	r->flags = flags;
-	r->pc = 0;
-	bpf_probe_read_kernel(&r->pc, sizeof(r->pc), &regs->ip);
-	bpf_probe_read_kernel(&fp, sizeof(fp), &regs->bp);
-	bpf_probe_read_kernel(&sp, sizeof(sp), &regs->sp);
-	/* A leaf without a frame pointer (hand-written assembly, say) leaves %rbp
-	 * holding data: then start from the first word near the stack top that looks
-	 * like a frame record (a saved fp just above it, a code address after it).
-	 * User space checks each return address it then finds (NU_RAW_F_SCANNED). */
-	if (!(fp > sp && fp - sp < (8u << 20)) && sp) {
-		struct scan_buf *sb = bpf_map_lookup_elem(&scan_scratch, &z);
-
-		fp = 0;
-		if (sb && !bpf_probe_read_user(sb->w, sizeof(sb->w), (void *)sp)) {
-			struct scan_ctx sc = { .sb = sb, .sp = sp };
-
-			bpf_loop(SCAN_WORDS - 1, scan_word, &sc, 0);
-			fp = sc.found;
-		}
-		flags |= NU_RAW_F_SCANNED;
-		r->flags = flags;
-	}
-	r->fp = fp;
-	for (i = 0; i < NU_RAW_DEPTH; i++) {
-		__u64 next;
-
-		if (!fp || (fp & 7) || fp < NU_RAW_BELOW)
-			break;
-		if (bpf_probe_read_user(&r->frames[i], sizeof(r->frames[i]), (void *)(fp - NU_RAW_BELOW)))
-			break;
-		n = i + 1;
-		next = r->frames[i].slot[NU_RAW_FP_SLOT];
-		if (next <= fp)	/* stacks grow down: a caller's frame is above */
-			break;
-		fp = next;
-	}
-	k = bpf_get_stack(ctx, r->kip, sizeof(r->kip), 0);
-	r->nkframes = k > 0 ? (__u16)(k / sizeof(__u64)) : 0;
-	if (r->nkframes)
-		r->flags |= NU_RAW_F_KERNEL;
-	r->nframes = (__u16)n;
-	barrier_var(n);
-	if (n > NU_RAW_DEPTH)
-		n = NU_RAW_DEPTH;
-	size = offsetof(struct nu_raw, frames) + (__u64)n * sizeof(struct nu_raw_frame);
-	if (bpf_ringbuf_output(&samples, r, size, 0))
-		count(NU_CNT_SAMPLE_DROPS);
 }
 
 /* What the stack samples of the stall so far say it is (NU_EP_*). GC samples do not
@@ -384,7 +259,7 @@ static __always_inline void close_span(struct nu_loop *l, __u32 tid, __u64 now)
 		emit(tid, kind, l->stall_phase ? l->stall_phase - 1 : NU_PHASE_NONE, l->ep_exit_ns, now);
 	}
 	if (l->hot_span) {
-		raw_notice(tid, NU_RAW_COOL, l->hot_span);
+		raw_notice(tid, LS_RAW_COOL, l->hot_span);
 		l->hot_span = 0;
 	}
 	l->stall_open = 0;
@@ -749,7 +624,7 @@ static __always_inline int in_code(__u64 ip, const volatile __u64 *lo, const vol
 }
 
 /* A CPU's cpu-clock tick: ~99 Hz always, and ~997 Hz while user space has been told
- * (NU_RAW_HOT, from an eighth of the stall threshold) that a loop is in a long span.
+ * (LS_RAW_HOT, from an eighth of the stall threshold) that a loop is in a long span.
  * Returns at once unless it interrupted a target loop thread. From a quarter of the
  * threshold on, the raw stack goes to user space (raw_on); from half of it, the stack
  * is also classified here. */
@@ -768,8 +643,9 @@ int nu_sample(struct bpf_perf_event_data *ctx)
 	if (!l)
 		return 0;
 	mx_refresh(l);
-	if (raw_on && raw_all)
-		raw_sample(ctx, tid, l->ep_enter_ns ? 0 : l->ep_exit_ns, now, l->gc_depth ? NU_RAW_F_GC : 0);
+	if (raw_on && raw_all &&
+	    raw_sample(ctx, tid, l->ep_enter_ns ? 0 : l->ep_exit_ns, now, l->gc_depth ? LS_RAW_F_GC : 0))
+		count(NU_CNT_SAMPLE_DROPS);
 	if (l->ep_enter_ns || !l->ep_exit_ns)
 		return 0;
 	span = now - l->ep_exit_ns;
@@ -779,12 +655,12 @@ int nu_sample(struct bpf_perf_event_data *ctx)
 	 * are kept (a quarter of the way) even when the first tick lands late */
 	if (raw_on && l->hot_span != l->ep_exit_ns) {
 		l->hot_span = l->ep_exit_ns;
-		raw_notice(tid, NU_RAW_HOT, l->ep_exit_ns);
+		raw_notice(tid, LS_RAW_HOT, l->ep_exit_ns);
 	}
 	if (span < stall_ns / 4)
 		return 0;
-	if (raw_on && !raw_all)
-		raw_sample(ctx, tid, l->ep_exit_ns, now, l->gc_depth ? NU_RAW_F_GC : 0);
+	if (raw_on && !raw_all && raw_sample(ctx, tid, l->ep_exit_ns, now, l->gc_depth ? LS_RAW_F_GC : 0))
+		count(NU_CNT_SAMPLE_DROPS);
 	if (span < stall_ns / 2)
 		return 0;
 	if (l->gc_depth) {

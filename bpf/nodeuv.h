@@ -8,6 +8,7 @@
 #define LS_NODEUV_H
 
 #include "hist.h"
+#include "stack_raw.h"
 
 /* Same numbering as enum ls_phase (snapshot.h); nodeuv.c checks this at compile time. */
 #define NU_PHASE_TIMERS 0
@@ -133,47 +134,5 @@ enum {
 #define NU_MAX_LOOPS 64
 #define NU_STACK_DEPTH 64
 #define NU_NRANGES 4		/* code ranges per classified function */
-
-/* Raw stack samples for user space (the `samples` ring buffer). The sampler walks
- * the loop thread's frame pointers: for each frame it copies the 8 words from
- * fp - 48 to fp + 16, i.e. the six slots V8 keeps below a frame's fp (context or
- * frame-type marker, JSFunction, argc, bytecode array, bytecode offset, ...), the
- * saved fp (slot 6) and the return address (slot 7). Frame 0 runs at `pc`; frame
- * i + 1 runs at frame i's slot 7. User space decodes the slots with the target's
- * v8dbg_* constants; the kernel knows nothing of V8. */
-#define NU_RAW_DEPTH 48		/* user frames per sample */
-#define NU_RAW_KDEPTH 16	/* kernel frames per sample */
-#define NU_RAW_SLOTS 8
-#define NU_RAW_FP_SLOT 6	/* the saved fp: fp + 0 */
-#define NU_RAW_RET_SLOT 7	/* the return address: fp + 8 */
-#define NU_RAW_BELOW 48		/* bytes copied below fp */
-
-enum nu_raw_type {
-	NU_RAW_SAMPLE,		/* a stack sample */
-	NU_RAW_HOT,		/* a loop has not polled for stall/8: sample faster */
-	NU_RAW_COOL,		/* that span ended */
-};
-
-/* Sample flags. */
-#define NU_RAW_F_GC 1u		/* taken inside Heap::CollectGarbage */
-#define NU_RAW_F_KERNEL 2u	/* interrupted in the kernel (kip[] holds its stack) */
-#define NU_RAW_F_SCANNED 4u	/* %rbp was not a frame: frames[0] was found by a stack scan */
-
-struct nu_raw_frame {
-	__u64 slot[NU_RAW_SLOTS];
-};
-
-struct nu_raw {
-	__u32 type;		/* enum nu_raw_type */
-	__u32 tid;
-	__u64 span_start;	/* the not-polling span's start: an episode's start_ns */
-	__u64 time;		/* when taken */
-	__u32 flags;		/* NU_RAW_F_* */
-	__u16 nframes;		/* frames[] filled (0: only pc) */
-	__u16 nkframes;		/* kip[] filled */
-	__u64 pc, fp;		/* user registers of the leaf */
-	__u64 kip[NU_RAW_KDEPTH];
-	struct nu_raw_frame frames[NU_RAW_DEPTH];	/* only nframes are sent */
-};
 
 #endif /* LS_NODEUV_H */

@@ -26,6 +26,13 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 targ_tgid = 0;
 const volatile __u64 stall_threshold_ns = 100000000ull;
 const volatile __u64 attach_ns = 0;	/* CLOCK_MONOTONIC when the agent began attaching */
+const volatile __u64 text_lo = 0, text_hi = 0;	/* the loop binary's code (stack scans) */
+
+/* Written by user space at any time (bss): raw_on, it reads the samples ring;
+ * raw_all, it wants every sample of a loop thread (a profile), not only those of a
+ * phase run past a quarter of the stall threshold. */
+__u32 raw_on = 0;
+__u32 raw_all = 0;
 
 /* Never written: the zeroed initial value of a new loop (too big for the stack). */
 struct {
@@ -46,6 +53,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, REFLOOP_RINGBUF_BYTES);
 } episodes SEC(".maps");
+
+#include "stack_sample.bpf.h"
 
 /* Loop threads that could not get a slot (more than REFLOOP_MAX_LOOPS). */
 __u64 untracked_hits = 0;
@@ -288,4 +297,39 @@ SEC("usdt")
 int microtask_drain_end(struct pt_regs *ctx)
 {
 	return drain_end(ctx, 0);
+}
+
+/* The stack sampler (a cpu-clock event on every CPU, userspace/backends/sampler.h).
+ * Returns at once unless the interrupted thread is one of the target's loops inside
+ * a phase run that has lasted a quarter of the stall threshold (or, for a profile,
+ * any of its samples); then the stack goes to user space under the run's start, the
+ * start_ns its stall episode will have (for poll: the wait's return). The phase in
+ * progress comes from the loop's own record, so this costs the loop no probe. */
+SEC("perf_event")
+int rl_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), since = 0;
+	__u32 tid = 0, phase = LSL_PROBE_NONE;
+	struct refloop_loop *l;
+	const void *rec;
+
+	if (!raw_on)
+		return 0;
+	l = this_loop(&tid);
+	if (!l || !l->record)
+		return 0;
+	rec = (const void *)l->record;
+	if (bpf_probe_read_user(&phase, sizeof(phase), rec + __builtin_offsetof(struct lsl_probe_record, live_phase)) ||
+	    bpf_probe_read_user(&since, sizeof(since),
+				rec + __builtin_offsetof(struct lsl_probe_record, live_phase_since_ns)))
+		return 0;
+	if (phase >= LSL_PROBE_NPHASES)
+		since = 0;
+	else if (phase == LSL_PROBE_POLL && l->poll_end_ns >= since)
+		since = l->poll_end_ns;	/* the wait is idle: the run is its callbacks */
+	if (!raw_all && (!since || now < since || now - since < stall_threshold_ns / 4))
+		return 0;
+	if (raw_sample(ctx, tid, since, now, 0))
+		l->sample_drops++;
+	return 0;
 }

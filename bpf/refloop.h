@@ -45,6 +45,7 @@ struct refloop_loop {
 	__u64 probe_hits;		/* BPF program runs for this thread */
 	__u64 drops;			/* episodes lost: ring buffer full */
 	__u64 episodes;			/* episodes submitted */
+	__u64 sample_drops;		/* stack samples lost: samples ring full */
 	struct ls_hist phase[LSL_PROBE_NPHASES];
 	struct ls_hist iteration;	/* record's last_iter_end - last_iter_start */
 	struct ls_hist delay;		/* poll return -> next poll entry */

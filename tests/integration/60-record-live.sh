@@ -47,7 +47,7 @@ for line in "  iterations " "  phase        share     count" "  delay          p
 	check "stat --replay text: has '$line' as live does" \
 		bash -c "grep -qF -- '$line' '$TMP/replay.txt' && grep -qF -- '$line' '$TMP/live.txt'"
 done
-check "stat --replay text: a stall listed" grep -qE '^    stall in timers: 1[0-9][0-9]\.[0-9]+ ms$' "$TMP/replay.txt"
+check "stat --replay text: a stall listed" grep -qE '^    stall in timers: 1[0-9][0-9]\.[0-9]+ ms( \([0-9]+ samples\))?$' "$TMP/replay.txt"
 
 # ---- SIGKILL: readable to the last block (written within 5 s), no end mark
 # Kill it 9 s after its first block reached the file (attaching takes a while on a

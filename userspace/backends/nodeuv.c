@@ -11,12 +11,10 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <linux/perf_event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -34,6 +32,7 @@
 #include "nodeuv.skel.h"
 #include "proc.h"
 #include "stacktab.h"
+#include "sampler.h"
 #include "unwind.h"
 
 _Static_assert(NU_NPHASES == LS_NPHASES, "phase numbering");
@@ -50,7 +49,7 @@ _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC
 #define FAST_HZ 997		/* while a loop is in a long span: a 100 ms stall gets >= 20 */
 _Static_assert(SAMPLE_HZ + FAST_HZ == LS_NODE_PROFILE_HZ, "profile rate");
 #define MAX_SPANS 16		/* long spans whose samples are kept until they end */
-#define MAX_FRAMES (NU_RAW_DEPTH + NU_RAW_KDEPTH + 1)
+#define MAX_FRAMES (LS_RAW_DEPTH + LS_RAW_KDEPTH + 1)
 #define EPISODE_STACKS 5	/* stacks kept per episode */
 #define SPAN_FULL 256		/* samples a span names one by one ... */
 #define SPAN_DECIMATE 4		/* ... then one in this many */
@@ -143,11 +142,6 @@ struct node_plan {
 	char poll_why[160];		/* the calibration figures behind poll_mode */
 };
 
-struct perf_slot {
-	int fd;				/* -1: CPU offline */
-	struct bpf_link *link;
-};
-
 #define MAX_LINKS (8 + MAX_BSITES + MAX_RET_SITES + MAX_EPSITES + 2 * MAX_PSITES)
 #define MAX_MULTI 4
 
@@ -177,13 +171,11 @@ struct node_priv {
 	size_t nlinks;
 	int multi[MAX_MULTI];			/* uprobe_multi link fds */
 	size_t nmulti;
-	struct perf_slot *perf;			/* one per possible CPU */
-	size_t nperf;
+	struct ls_sampler slow;			/* SAMPLE_HZ, always on */
 	struct ring_buffer *rb;
 	struct ring_buffer *rbs;		/* raw samples */
 	int wake_fd;				/* epoll over both rings */
-	struct perf_slot *fast;			/* FAST_HZ events, enabled while a span is hot */
-	size_t nfast;
+	struct ls_sampler fast;			/* FAST_HZ, enabled while a span is hot */
 	int fast_on;
 	uint32_t hot[NU_MAX_LOOPS];		/* loops in a long span (tids) */
 	uint32_t nhot;
@@ -632,18 +624,8 @@ static void node_detach(struct ls_target *t)
 
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->nperf; i++) {
-		bpf_link__destroy(p->perf[i].link);
-		if (p->perf[i].fd >= 0)
-			close(p->perf[i].fd);
-	}
-	free(p->perf);
-	for (size_t i = 0; i < p->nfast; i++) {
-		bpf_link__destroy(p->fast[i].link);
-		if (p->fast[i].fd >= 0)
-			close(p->fast[i].fd);
-	}
-	free(p->fast);
+	ls_sampler_close(&p->slow);
+	ls_sampler_close(&p->fast);
 	for (size_t i = 0; i < MAX_SPANS; i++)
 		ls_stack_agg_free(p->spans[i].agg);
 	ls_unwinder_free(p->unw);
@@ -681,9 +663,7 @@ static void set_fast(struct node_priv *p, int on)
 {
 	if (p->fast_on == on)
 		return;
-	for (size_t i = 0; i < p->nfast; i++)
-		if (p->fast[i].fd >= 0)
-			ioctl(p->fast[i].fd, on ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE, 0);
+	ls_sampler_enable(&p->fast, on);
 	p->fast_on = on;
 }
 
@@ -773,19 +753,19 @@ static void describe_where(const struct ls_frame *f, uint32_t n, char *out, size
 static int on_sample(void *ctx, void *data, size_t len)
 {
 	struct node_priv *p = ctx;
-	const struct nu_raw *r = data;
+	const struct ls_raw *r = data;
 	struct span_acc *s;
 	struct loop_extra *x;
 	uint32_t n, weight;
 	int in_span;
 
-	if (len < offsetof(struct nu_raw, pc))
+	if (len < offsetof(struct ls_raw, pc))
 		return 0;
-	if (r->type == NU_RAW_HOT || r->type == NU_RAW_COOL) {
-		hot_set(p, r->tid, r->type == NU_RAW_HOT);
+	if (r->type == LS_RAW_HOT || r->type == LS_RAW_COOL) {
+		hot_set(p, r->tid, r->type == LS_RAW_HOT);
 		return 0;
 	}
-	if (r->type != NU_RAW_SAMPLE || !p->unw)
+	if (r->type != LS_RAW_SAMPLE || !p->unw)
 		return 0;
 	in_span = r->span_start && r->time - r->span_start >= p->stall_ns / 4;
 	s = in_span ? span_get(p, r->tid, r->span_start, 1) : NULL;
@@ -989,67 +969,17 @@ static void ensure_tracefs(void)
 		return;	/* attach then says which tracepoint it could not find */
 }
 
-/* A cpu-clock perf event at SAMPLE_HZ on every CPU, each running nu_sample, which
- * returns at once unless the interrupted thread is one of the target's loops in a
- * stall (then it takes the user stack). CPU-wide, not one per loop thread: a task's
- * own sampling event is switched out and in with the task (an hrtimer cancelled and
- * re-armed at every context switch), which cost a loaded HTTP server ~0.5% of its
- * CPU here (paired rounds as in make bench's section 2b, sampler on and off); a
- * CPU-wide one costs the target only the ticks that land on it. It also covers worker_threads started after attach.
- * 0, or -errno when no CPU's event could be opened and attached. */
+/* The stack sampler (sampler.h) at SAMPLE_HZ, and a FAST_HZ set opened stopped:
+ * on_sample() turns it on while a span is hot. nu_sample returns at once unless the
+ * interrupted thread is one of the target's loops in a stall (then it takes the
+ * user stack). 0, or -errno when no CPU's event could be opened and attached. */
 static int add_sampler(struct node_priv *p)
 {
-	struct perf_event_attr pa = {
-		.type = PERF_TYPE_SOFTWARE, .config = PERF_COUNT_SW_CPU_CLOCK, .size = sizeof(pa),
-		.freq = 1, .sample_freq = SAMPLE_HZ,
-	};
-	int ncpu = libbpf_num_possible_cpus(), r = -ENODEV, live = 0;
+	int r = ls_sampler_open(&p->slow, p->skel->progs.nu_sample, SAMPLE_HZ, 0);
 
-	if (ncpu <= 0)
-		return ncpu ? ncpu : -ENODEV;
-	p->perf = calloc((size_t)ncpu, sizeof(*p->perf));
-	if (!p->perf)
-		return -ENOMEM;
-	for (int cpu = 0; cpu < ncpu; cpu++) {
-		struct perf_slot *s = &p->perf[p->nperf++];
-
-		s->fd = (int)syscall(__NR_perf_event_open, &pa, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-		if (s->fd < 0) {
-			if (errno != ENODEV)	/* ENODEV: a possible CPU that is offline */
-				r = -errno;
-			continue;
-		}
-		s->link = bpf_program__attach_perf_event(p->skel->progs.nu_sample, s->fd);
-		if (!s->link) {
-			r = -errno;
-			close(s->fd);
-			s->fd = -1;
-			continue;
-		}
-		live++;
-	}
-	if (!live)
+	if (r)
 		return r;
-	/* the fast set, opened disabled: on_sample() turns it on while a span is hot */
-	pa.sample_freq = FAST_HZ;
-	pa.disabled = 1;
-	p->fast = calloc((size_t)ncpu, sizeof(*p->fast));
-	if (!p->fast)
-		return 0;
-	for (int cpu = 0; cpu < ncpu; cpu++) {
-		struct perf_slot *s = &p->fast[p->nfast++];
-
-		s->fd = (int)syscall(__NR_perf_event_open, &pa, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-		if (s->fd < 0)
-			continue;
-		s->link = bpf_program__attach_perf_event(p->skel->progs.nu_sample, s->fd);
-		if (!s->link) {
-			close(s->fd);
-			s->fd = -1;
-			continue;
-		}
-		ioctl(s->fd, PERF_EVENT_IOC_DISABLE, 0);	/* attaching enabled it */
-	}
+	ls_sampler_open(&p->fast, p->skel->progs.nu_sample, FAST_HZ, 1);	/* without it: SAMPLE_HZ */
 	return 0;
 }
 
@@ -1092,18 +1022,12 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 		p->skel->rodata->tick_hi[i] = pl->tick[i].hi + pl->bias;
 	}
 	{
-		struct ls_maps maps;
-		struct stat st;
+		uint64_t lo, hi;
 
 		/* the code of the binary the stack scan accepts return addresses into */
-		if (!stat(pl->path, &st) && !ls_maps_read(p->pid, &maps)) {
-			for (size_t i = 0; i < maps.n; i++)
-				if (maps.map[i].perms[2] == 'x' && maps.map[i].ino == st.st_ino &&
-				    maps.map[i].end - maps.map[i].start > p->skel->rodata->text_hi - p->skel->rodata->text_lo) {
-					p->skel->rodata->text_lo = maps.map[i].start;
-					p->skel->rodata->text_hi = maps.map[i].end;
-				}
-			ls_maps_free(&maps);
+		if (!ls_proc_code_range(p->pid, pl->path, &lo, &hi)) {
+			p->skel->rodata->text_lo = lo;
+			p->skel->rodata->text_hi = hi;
 		}
 	}
 	bpf_program__set_autoload(p->skel->progs.nu_timers, pl->have_timers && !pl->ntf && !pl->phases);

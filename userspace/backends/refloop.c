@@ -6,6 +6,11 @@
  * ring buffer, and ones still in progress from the loop's live state, which it reads
  * straight from the target's memory (the record whose address poll_start handed
  * over) with process_vm_readv. That read costs the target nothing.
+ *
+ * Stacks: a cpu-clock sampler on every CPU (sampler.h, rl_sample) sends the loop
+ * thread's stack while a phase run has lasted a quarter of the stall threshold;
+ * each run's samples are counted per stack (named by unwind.h: the loop's C
+ * functions, libc, the kernel) and a finished episode gets its run's stacks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +30,10 @@
 #include "proc.h"
 #include "refloop.h"
 #include "refloop.skel.h"
+#include "sampler.h"
+#include "stack_raw.h"
+#include "stacktab.h"
+#include "unwind.h"
 
 _Static_assert(REFLOOP_EP_STALL == LS_EP_STALL, "episode kinds");
 _Static_assert(REFLOOP_EP_TICK_STARVATION == LS_EP_TICK_STARVATION, "episode kinds");
@@ -52,10 +61,34 @@ struct live_ep {
 	uint64_t start_ns;
 };
 
+/* Stack sampling: the rate while the sampler runs (always: rl_sample returns at once
+ * outside a long phase run, so a loop that does not stall pays only the ticks that
+ * land on it); past a quarter of the threshold, a 100 ms stall gets ~37 samples. */
+#define SAMPLE_HZ 499
+#define MAX_SPANS 8		/* phase runs whose samples are kept until they end */
+#define MAX_FRAMES (LS_RAW_DEPTH + LS_RAW_KDEPTH + 1)
+#define EPISODE_STACKS 5	/* stacks kept per episode */
+
+/* The samples of one long phase run (tid, its start), until it ends or not. */
+struct run_samples {
+	uint32_t tid;
+	uint64_t start;
+	struct ls_stack_agg *agg;
+};
+
 struct refloop_priv {
 	struct refloop *skel;
 	struct bpf_link *links[NATTACH];
-	struct ring_buffer *rb;
+	struct ring_buffer *rb;		/* the samples ring, then the episodes ring */
+	struct ls_sampler sampler;
+	struct ls_stacktab *tab;
+	struct ls_unwinder *unw;
+	struct ls_frame *fbuf;		/* MAX_FRAMES scratch */
+	struct run_samples runs[MAX_SPANS];
+	int profile;			/* LS_PROFILE_* */
+	void (*on_stack)(void *arg, int32_t pid, uint32_t tid, const struct ls_frame *f, uint32_t n);
+	void *stack_arg;
+	char sample_why[160];		/* why there are no stacks, or "" */
 	struct refloop_loop *val;	/* scratch for one map value (too big for the stack) */
 	pid_t pid;
 	int memfd;			/* /proc/PID/mem, read-only: the live record after a
@@ -103,6 +136,93 @@ static int seen_episode(struct refloop_priv *p, uint32_t tid, uint32_t kind, uin
 	return 0;
 }
 
+/* Run (tid, start)'s samples; create: make it, dropping the oldest run when full. */
+static struct run_samples *run_get(struct refloop_priv *p, uint32_t tid, uint64_t start, int create)
+{
+	struct run_samples *free_slot = NULL, *oldest = NULL;
+
+	for (size_t i = 0; i < MAX_SPANS; i++) {
+		struct run_samples *r = &p->runs[i];
+
+		if (r->agg && r->tid == tid && r->start == start)
+			return r;
+		if (!r->agg)
+			free_slot = free_slot ? free_slot : r;
+		else if (!oldest || r->start < oldest->start)
+			oldest = r;
+	}
+	if (!create)
+		return NULL;
+	if (!free_slot) {
+		ls_stack_agg_free(oldest->agg);
+		free_slot = oldest;
+	}
+	free_slot->agg = ls_stack_agg_new();
+	if (!free_slot->agg)
+		return NULL;
+	free_slot->tid = tid;
+	free_slot->start = start;
+	return free_slot;
+}
+
+static void run_drop(struct run_samples *r)
+{
+	ls_stack_agg_free(r->agg);
+	memset(r, 0, sizeof(*r));
+}
+
+static int on_sample(void *ctx, void *data, size_t len)
+{
+	struct refloop_priv *p = ctx;
+	const struct ls_raw *r = data;
+	struct run_samples *run;
+	uint32_t n;
+
+	if (len < offsetof(struct ls_raw, pc) || r->type != LS_RAW_SAMPLE || !p->unw)
+		return 0;
+	n = ls_unwind(p->unw, r, len, p->fbuf, MAX_FRAMES);
+	if (!n)
+		return 0;
+	if (p->profile == LS_PROFILE_ALL && p->on_stack)
+		p->on_stack(p->stack_arg, p->pid, r->tid, p->fbuf, n);
+	if (!r->span_start || r->time < r->span_start || r->time - r->span_start < p->threshold_ns / 4)
+		return 0;	/* a profile's sample outside a long run */
+	run = run_get(p, r->tid, r->span_start, 1);
+	if (run)
+		ls_stack_agg_add(run->agg, p->fbuf, n, 1);
+	return 0;
+}
+
+/* A finished episode gets the stacks of its run: a stall, the run it is (the same
+ * start); a starvation, the run its drain ran inside (it ends first: the run's
+ * stall, if any, takes the stacks again at the next poll entry). */
+static void attach_stacks(struct refloop_priv *p, struct ls_episode *ep)
+{
+	struct run_samples *run = NULL;
+
+	if (ep->kind == LS_EP_STALL) {
+		run = run_get(p, ep->tid, ep->start_ns, 0);
+	} else {
+		for (size_t i = 0; i < MAX_SPANS; i++)
+			if (p->runs[i].agg && p->runs[i].tid == ep->tid && p->runs[i].start <= ep->start_ns &&
+			    (!run || p->runs[i].start > run->start))
+				run = &p->runs[i];
+	}
+	if (!run)
+		return;
+	ep->samples = (uint32_t)ls_stack_agg_total(run->agg);
+	if (p->tab)
+		ep->stacks = ls_stack_agg_finish(run->agg, p->tab,
+						 p->profile == LS_PROFILE_STALLS ? UINT32_MAX : EPISODE_STACKS);
+	if (ep->kind != LS_EP_STALL)
+		return;
+	run_drop(run);
+	/* older runs of this loop ended without becoming episodes */
+	for (size_t i = 0; i < MAX_SPANS; i++)
+		if (p->runs[i].agg && p->runs[i].tid == ep->tid && p->runs[i].start < ep->start_ns)
+			run_drop(&p->runs[i]);
+}
+
 static int on_ringbuf(void *ctx, void *data, size_t len)
 {
 	struct refloop_priv *p = ctx;
@@ -120,6 +240,7 @@ static int on_ringbuf(void *ctx, void *data, size_t len)
 	ep.start_ns = e->start_ns;
 	ep.end_ns = e->end_ns;
 	ep.callbacks = e->callbacks;
+	attach_stacks(p, &ep);	/* the samples ring comes first in rb: its samples are in */
 	if (p->fn)
 		p->fn(&ep, p->fn_arg);
 	return 0;
@@ -131,14 +252,48 @@ static void refloop_detach(struct ls_target *t)
 
 	if (!p)
 		return;
+	ls_sampler_close(&p->sampler);
 	ls_links_destroy(p->links, NATTACH, NULL, 0);	/* any order: each probe checks the state it needs */
 	if (p->memfd >= 0)
 		close(p->memfd);
 	ring_buffer__free(p->rb);
+	for (size_t i = 0; i < MAX_SPANS; i++)
+		ls_stack_agg_free(p->runs[i].agg);
+	ls_unwinder_free(p->unw);
+	free(p->fbuf);
 	refloop__destroy(p->skel);
 	free(p->val);
 	free(p);
 	t->priv = NULL;
+}
+
+/* The stack sampler and what names its samples. Without them the loop is measured
+ * all the same: the reason goes into the target's note. */
+static void add_stacks(struct refloop_priv *p, const struct ls_target_info *ti, const struct ls_agent_opts *opts)
+{
+	int r;
+
+	p->profile = opts->profile;
+	p->on_stack = opts->on_stack;
+	p->stack_arg = opts->stack_arg;
+	p->tab = ls_stacks_table();
+	p->fbuf = calloc(MAX_FRAMES, sizeof(*p->fbuf));
+	if (!p->tab || !p->fbuf) {
+		snprintf(p->sample_why, sizeof(p->sample_why), "no stack samples: out of memory");
+		return;
+	}
+	r = ls_unwinder_new(ti->pid, NULL, 0, p->tab, &p->unw);
+	if (r) {
+		snprintf(p->sample_why, sizeof(p->sample_why), "no stack samples: %s", strerror(-r));
+		return;
+	}
+	p->skel->bss->raw_all = opts->profile == LS_PROFILE_ALL;
+	p->skel->bss->raw_on = 1;
+	r = ls_sampler_open(&p->sampler, p->skel->progs.rl_sample, SAMPLE_HZ, 0);
+	if (r) {
+		p->skel->bss->raw_on = 0;
+		snprintf(p->sample_why, sizeof(p->sample_why), "no stack samples (perf event: %s)", strerror(-r));
+	}
 }
 
 static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
@@ -176,6 +331,15 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 	}
 	p->skel->rodata->targ_tgid = (__u32)ti->pid;
 	p->skel->rodata->stall_threshold_ns = opts->stall_threshold_ns;
+	{
+		uint64_t lo, hi;
+
+		/* the loop's code: where a stack scan may accept a return address */
+		if (!ls_proc_code_range(ti->pid, path, &lo, &hi)) {
+			p->skel->rodata->text_lo = lo;
+			p->skel->rodata->text_hi = hi;
+		}
+	}
 	p->attach_ns = p->skel->rodata->attach_ns = ls_now_mono_ns();
 	r = refloop__load(p->skel);
 	if (r) {
@@ -186,6 +350,9 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 				 "(run with -v for the verifier log)", strerror(-r));
 		goto cleanup;
 	}
+	/* Before the probes (poll_start may start a --wait-attach workload): the sampler
+	 * finds no loop until a poll entry gives it the record. */
+	add_stacks(p, ti, opts);
 	/* Before the probes: a poll_start then finds the entry and keeps its record. */
 	r = seed_from_registry(p, ti);
 	if (r < 0 && opts->verbose)
@@ -214,8 +381,9 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 			goto cleanup;
 		}
 	}
-	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.episodes), on_ringbuf, p, NULL);
-	if (!p->rb) {
+	/* samples first: consume() then names an episode's samples before the episode */
+	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.samples), on_sample, p, NULL);
+	if (!p->rb || ring_buffer__add(p->rb, bpf_map__fd(p->skel->maps.episodes), on_ringbuf, p)) {
 		r = -errno;
 		snprintf(err, errlen, "cannot open the episode ring buffer: %s", strerror(-r));
 		goto cleanup;
@@ -422,7 +590,7 @@ static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 	int r;
 
 	snprintf(out->tier, sizeof(out->tier), "usdt");
-	out->note[0] = '\0';
+	snprintf(out->note, sizeof(out->note), "%s", p->sample_why);
 	out->untracked_hits = p->skel->bss->untracked_hits;
 	if (out->untracked_hits)
 		snprintf(out->note, sizeof(out->note), "loop threads beyond the first %d are not measured "

@@ -9,7 +9,7 @@
 #include "agent.h"
 #include "libuv.h"
 #include "nativesym.h"
-#include "nodeuv.h"
+#include "stack_raw.h"
 #include "proc.h"
 #include "unwind.h"
 #include "v8frames.h"
@@ -301,21 +301,21 @@ static uint64_t func_start(struct ls_unwinder *u, uint64_t pc)
 	return pc - (hit.vaddr - hit.sym_addr);
 }
 
-uint32_t ls_unwind(struct ls_unwinder *u, const struct nu_raw *r, size_t len, struct ls_frame *out, uint32_t max)
+uint32_t ls_unwind(struct ls_unwinder *u, const struct ls_raw *r, size_t len, struct ls_frame *out, uint32_t max)
 {
 	uint32_t n = 0, nf = r->nframes, nk = r->nkframes;
-	size_t have = len >= offsetof(struct nu_raw, frames) ? (len - offsetof(struct nu_raw, frames)) /
-								 sizeof(struct nu_raw_frame) : 0;
+	size_t have = len >= offsetof(struct ls_raw, frames) ? (len - offsetof(struct ls_raw, frames)) /
+								 sizeof(struct ls_raw_frame) : 0;
 	uint64_t pc;
 
-	if (len < offsetof(struct nu_raw, frames))
+	if (len < offsetof(struct ls_raw, frames))
 		return 0;
 	if (nf > have)
 		nf = (uint32_t)have;
-	if (nf > NU_RAW_DEPTH)
-		nf = NU_RAW_DEPTH;
-	if (nk > NU_RAW_KDEPTH)
-		nk = NU_RAW_KDEPTH;
+	if (nf > LS_RAW_DEPTH)
+		nf = LS_RAW_DEPTH;
+	if (nk > LS_RAW_KDEPTH)
+		nk = LS_RAW_KDEPTH;
 	for (uint32_t i = 0; i < nk && n < max; i++) {
 		struct ls_frame *f = &out[n++];
 		const char *name = ksym_name(u, r->kip[i]);
@@ -333,7 +333,7 @@ uint32_t ls_unwind(struct ls_unwinder *u, const struct nu_raw *r, size_t len, st
 	for (uint32_t i = 0; pc && n < max; i++) {
 		if (i > 0 && !find_map(u, pc))
 			break;	/* a return address in no mapping: the chain ran off the stack */
-		if (i == 1 && (r->flags & NU_RAW_F_SCANNED)) {
+		if (i == 1 && (r->flags & LS_RAW_F_SCANNED)) {
 			uint64_t leaf = func_start(u, r->pc);
 
 			if (!leaf || call_target(u, pc) != leaf)
@@ -344,7 +344,7 @@ uint32_t ls_unwind(struct ls_unwinder *u, const struct nu_raw *r, size_t len, st
 			n++;
 		if (i >= nf)
 			break;
-		pc = r->frames[i].slot[NU_RAW_RET_SLOT];
+		pc = r->frames[i].slot[LS_RAW_RET_SLOT];
 	}
 	return n;
 }

@@ -1,4 +1,4 @@
-/* unwind.h: a raw stack sample of the node probe set (bpf/nodeuv.h, struct nu_raw)
+/* unwind.h: a raw stack sample of a probe set (bpf/stack_raw.h, struct ls_raw)
  * -> symbolized frames (core/stacks.h), leaf first: kernel frames (kallsyms),
  * JS frames (v8frames.h), native frames (nativesym.h). */
 #ifndef LS_UNWIND_H
@@ -11,7 +11,7 @@
 #include "stacks.h"
 #include "stacktab.h"
 
-struct nu_raw;
+struct ls_raw;
 struct ls_unwinder;
 
 /* For process pid; exe (with load bias bias) is the binary holding V8, or NULL
@@ -24,6 +24,6 @@ const char *ls_unwinder_js_why(const struct ls_unwinder *u);
 const char *ls_unwinder_v8_version(const struct ls_unwinder *u);
 /* Frames of raw sample r (len bytes) into out[max]; returns how many. Strings
  * belong to the table given to ls_unwinder_new(). */
-uint32_t ls_unwind(struct ls_unwinder *u, const struct nu_raw *r, size_t len, struct ls_frame *out, uint32_t max);
+uint32_t ls_unwind(struct ls_unwinder *u, const struct ls_raw *r, size_t len, struct ls_frame *out, uint32_t max);
 
 #endif /* LS_UNWIND_H */

@@ -27,7 +27,7 @@ struct ls_v8_frame {
  * 0, or -errno with why saying, in one phrase, why JS frames are unavailable. */
 int ls_v8_open(pid_t pid, struct ls_elf *e, uint64_t bias, struct ls_v8 **out, char *why, size_t whylen);
 void ls_v8_close(struct ls_v8 *v);
-/* The frame whose fp-48..fp+16 words are slot[0..7] (bpf/nodeuv.h, nu_raw_frame):
+/* The frame whose fp-48..fp+16 words are slot[0..7] (bpf/nodeuv.h, ls_raw_frame):
  * 1 and *out when the slots hold a JS function's frame (named, or
  * "[JS unknown 0x...]" when its objects fail a check), 0 when they do not. Strings
  * live as long as v. */

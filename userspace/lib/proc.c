@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -336,6 +337,27 @@ int ls_maps_read(pid_t pid, struct ls_maps *out)
 	int r = ls_proc_maps_list(pid, &out->map, &out->n);
 
 	return r == -ENOENT ? -ESRCH : r;
+}
+
+int ls_proc_code_range(pid_t pid, const char *path, uint64_t *lo, uint64_t *hi)
+{
+	struct ls_maps maps;
+	struct stat st;
+	int r;
+
+	*lo = *hi = 0;
+	if (stat(path, &st))
+		return -errno;
+	if ((r = ls_maps_read(pid, &maps)))
+		return r;
+	for (size_t i = 0; i < maps.n; i++)
+		if (maps.map[i].perms[2] == 'x' && maps.map[i].ino == st.st_ino && maps.map[i].dev == st.st_dev &&
+		    maps.map[i].end - maps.map[i].start > *hi - *lo) {
+			*lo = maps.map[i].start;
+			*hi = maps.map[i].end;
+		}
+	ls_maps_free(&maps);
+	return *hi ? 0 : -ENOENT;
 }
 
 const struct ls_proc_map *ls_maps_find(const struct ls_maps *m, uint64_t addr)
