@@ -137,6 +137,37 @@ static void test_text(void **state)
 	ls_stacktab_free(t);
 }
 
+/* A stack with no JS frame (a C loop's) shows its first user frames, past the libc
+ * and vDSO leaves, before the rest is counted. */
+static void test_text_native_only(void **state)
+{
+	struct ls_stacktab *t = ls_stacktab_new();
+	struct ls_stack_agg *a = ls_stack_agg_new();
+	struct ls_frame f[7];
+	char lines[20][LS_STACK_LINE];
+	const struct ls_stack_set *set;
+
+	(void)state;
+	f[0] = (struct ls_frame){ .kind = LS_FRAME_KERNEL, .function = ls_stacktab_str(t, "hrtimer_interrupt"),
+				  .module = ls_stacktab_str(t, "[kernel]") };
+	f[1] = native(t, "__vdso_clock_gettime");
+	f[2] = native(t, "__clock_gettime");
+	f[3] = native(t, "block_cb");
+	f[4] = native(t, "lsl__run_timers");
+	f[5] = native(t, "lsl_run");
+	f[6] = native(t, "main");
+	assert_int_equal(ls_stack_agg_add(a, f, 7, 10), 0);
+	set = ls_stack_agg_finish(a, t, 5);
+	ls_stack_agg_free(a);
+	assert_int_equal(ls_stack_text(set, 5, 20, lines, 20), 6);
+	assert_string_equal(lines[0], " 100%  [kernel] hrtimer_interrupt  ([kernel])");
+	assert_string_equal(lines[1], "       [native] __vdso_clock_gettime  (node)");
+	assert_string_equal(lines[3], "       [native] block_cb  (node)");
+	assert_string_equal(lines[4], "       [native] lsl__run_timers  (node)");
+	assert_string_equal(lines[5], "       ... 2 native frames");
+	ls_stacktab_free(t);
+}
+
 static void test_maps_parse(void **state)
 {
 	static const char text[] =
@@ -216,7 +247,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_intern), cmocka_unit_test(test_aggregate), cmocka_unit_test(test_empty_agg),
 		cmocka_unit_test(test_text),   cmocka_unit_test(test_maps_parse), cmocka_unit_test(test_self),
-		cmocka_unit_test(test_demangle),
+		cmocka_unit_test(test_demangle), cmocka_unit_test(test_text_native_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -217,6 +219,61 @@ static void hex_frame(struct ls_unwinder *u, uint64_t pc, const char *module, st
 	f->module = ls_stacktab_str(u->tab, module);
 }
 
+/* Our own vDSO, copied once into a memfd so that the ELF reader can open it: every
+ * process on this kernel maps the same image, so a target's vDSO address is named
+ * by its offset into ours. */
+static struct {
+	int fd;		/* -1: none (no vDSO, or it could not be copied) */
+	char path[32];	/* /proc/self/fd/N */
+	dev_t dev;
+	ino_t ino;
+	int tried;
+} vdso = { .fd = -1 };
+
+static int find_own_vdso(const struct ls_proc_map *m, void *ctx)
+{
+	struct ls_proc_map *out = ctx;
+
+	if (strcmp(m->path, "[vdso]"))
+		return 0;
+	*out = *m;
+	return 1;
+}
+
+/* The mapping m of a target's [vdso] as a mapping of our copy of the image. */
+static int vdso_image(const struct ls_proc_map *m, struct ls_proc_map *img)
+{
+	if (!vdso.tried) {
+		struct ls_proc_map own = { 0 };
+		struct stat st;
+		int fd;
+
+		vdso.tried = 1;
+		if (ls_proc_maps(getpid(), find_own_vdso, &own) != 1 || own.end <= own.start)
+			return -ENOENT;
+		fd = memfd_create("loopscope-vdso", MFD_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (write(fd, (const void *)(uintptr_t)own.start, own.end - own.start) != (ssize_t)(own.end - own.start) ||
+		    fstat(fd, &st)) {
+			close(fd);
+			return -EIO;
+		}
+		vdso.fd = fd;
+		vdso.dev = st.st_dev;
+		vdso.ino = st.st_ino;
+		snprintf(vdso.path, sizeof(vdso.path), "/proc/self/fd/%d", fd);
+	}
+	if (vdso.fd < 0)
+		return -ENOENT;
+	*img = *m;
+	img->offset = 0;
+	img->dev = vdso.dev;
+	img->ino = vdso.ino;
+	img->path = vdso.path;
+	return 0;
+}
+
 /* One user frame: pc runs with the frame whose slots are given (NULL: none). */
 static void user_frame(struct ls_unwinder *u, uint64_t pc, int is_return, const uint64_t *slot, struct ls_frame *f)
 {
@@ -258,8 +315,12 @@ static void user_frame(struct ls_unwinder *u, uint64_t pc, int is_return, const 
 		}
 	}
 	if (m && !strcmp(m->path, "[vdso]")) {	/* the kernel's vDSO: clock_gettime and friends */
-		f->function = ls_stacktab_str(u->tab, "[vdso]");
-		f->module = f->function;
+		struct ls_proc_map img;
+
+		f->module = ls_stacktab_str(u->tab, "[vdso]");
+		f->function = f->module;
+		if (!vdso_image(m, &img) && !ls_nsym_resolve(u->nsym, u->pid, &img, at, 0, &hit) && hit.function)
+			f->function = ls_stacktab_str(u->tab, hit.function);
 		return;
 	}
 	if (file_backed) {

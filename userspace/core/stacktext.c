@@ -34,6 +34,8 @@ static void frame_text(const struct ls_frame *f, int width, char *out, size_t le
 		out[n - 1] = 0;
 }
 
+#define NATIVE_KEPT 4
+
 size_t ls_stack_text(const struct ls_stack_set *set, uint32_t max_stacks, uint32_t max_lines_per_stack,
 		     char (*lines)[LS_STACK_LINE], size_t max_lines)
 {
@@ -41,21 +43,29 @@ size_t ls_stack_text(const struct ls_stack_set *set, uint32_t max_stacks, uint32
 
 	for (uint32_t s = 0; set && s < set->nstacks && s < max_stacks && nl < max_lines; s++) {
 		const struct ls_stack_sample *st = &set->stacks[s];
-		int width = 0;
-		uint32_t shown = 0, skipped = 0;
+		int width = 0, has_js = 0;
+		uint32_t shown = 0, skipped = 0, natives = 0;
 
 		for (uint32_t i = 0; i < st->nframes; i++)
-			if (st->frames[i].kind == LS_FRAME_JS && (int)strlen(st->frames[i].function) > width)
-				width = (int)strlen(st->frames[i].function);
+			if (st->frames[i].kind == LS_FRAME_JS) {
+				has_js = 1;
+				if ((int)strlen(st->frames[i].function) > width)
+					width = (int)strlen(st->frames[i].function);
+			}
 		if (width > 40)
 			width = 40;
 		for (uint32_t i = 0; i < st->nframes && nl < max_lines; i++) {
 			const struct ls_frame *f = &st->frames[i];
 			char text[LS_STACK_LINE - 16];	/* room for the share or the indent */
 			/* keep the two frames next to each JS frame, the leaf, and JS frames;
-			 * a long native run between them shows as a count */
+			 * a long native run between them shows as a count. A stack with no JS
+			 * (a C loop) keeps its first NATIVE_KEPT user frames: past libc's and
+			 * the vDSO's leaves, the program's own functions. */
 			int keep = f->kind == LS_FRAME_JS || i < 2 || (i + 1 < st->nframes && st->frames[i + 1].kind == LS_FRAME_JS) ||
-				   (i > 0 && st->frames[i - 1].kind == LS_FRAME_JS);
+				   (i > 0 && st->frames[i - 1].kind == LS_FRAME_JS) ||
+				   (!has_js && f->kind == LS_FRAME_NATIVE && natives < NATIVE_KEPT);
+
+			natives += f->kind == LS_FRAME_NATIVE;
 
 			if (!keep) {
 				skipped++;
