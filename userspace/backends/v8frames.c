@@ -575,7 +575,10 @@ int ls_v8_open(pid_t pid, struct ls_elf *e, uint64_t bias, struct ls_v8 **out, c
 	*out = NULL;
 	for (int i = 0; i < K_NK; i++)
 		want[i] = (struct ls_elf_want){ .name = knames[i], .out = &sym[i] };
-	found = ls_elf_lookup(e, want, K_NK);
+	ls_elf_lookup(e, want, K_NK);
+	found = 0;
+	for (int i = 0; i < K_NK; i++)
+		found += sym[i].addr && !strncmp(knames[i], "v8dbg_", 6);
 	if (found <= 0) {
 		snprintf(why, whylen, "the binary has no V8 post-mortem metadata (v8dbg_* symbols: stripped?)");
 		return -ENOENT;

@@ -538,6 +538,14 @@ int ls_cmd_stat(int argc, char **argv)
 	}
 	for (uint32_t i = 0; opts.tier && i < prev.ntargets; i++)
 		tier_fallback(&prev.targets[i], opts.tier);
+	for (uint32_t i = 0; i < prev.ntargets; i++) {
+		char why[320];
+
+		/* stacks come without JS frames: say so once, with the reason */
+		if (ls_note_item(prev.targets[i].note, "JS frames unavailable", why, sizeof(why)))
+			fprintf(stderr, "loopscope stat: pid %d: %s; stacks show native frames only\n",
+				(int)prev.targets[i].pid, why);
+	}
 	ndone = prev.ntargets > (uint32_t)npids ? prev.ntargets : (uint32_t)npids;
 	done = calloc(ndone, 1);
 	if (!done) {

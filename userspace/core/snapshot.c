@@ -46,6 +46,23 @@ int ls_snapshot_copy(struct ls_snapshot *dst, const struct ls_snapshot *src)
 	return 0;
 }
 
+const char *ls_note_item(const char *note, const char *prefix, char *buf, size_t len)
+{
+	size_t plen = strlen(prefix);
+
+	for (const char *p = note; p && *p;) {
+		const char *end = strstr(p, "; ");
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		if (n >= plen && !strncmp(p, prefix, plen)) {
+			snprintf(buf, len, "%.*s", (int)n, p);
+			return buf;
+		}
+		p = end ? end + 2 : NULL;
+	}
+	return NULL;
+}
+
 const struct ls_target_snapshot *ls_snapshot_find(const struct ls_snapshot *s, int32_t pid)
 {
 	/* The last match: a PID traced twice (exited, then re-added) reports its latest run. */

@@ -153,6 +153,9 @@ struct ls_snapshot {
 void ls_snapshot_free(struct ls_snapshot *s);	/* frees contents, zeroes *s */
 int ls_snapshot_copy(struct ls_snapshot *dst, const struct ls_snapshot *src);	/* deep; -ENOMEM */
 const struct ls_target_snapshot *ls_snapshot_find(const struct ls_snapshot *s, int32_t pid);
+/* The item of a target's note ("; "-separated) that starts with prefix, copied into
+ * buf (len bytes); NULL when the note has none. */
+const char *ls_note_item(const char *note, const char *prefix, char *buf, size_t len);
 
 /* Episodes: rare events, delivered as they start and as they end. */
 enum ls_episode_kind {
