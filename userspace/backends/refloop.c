@@ -74,6 +74,8 @@ struct run_samples {
 	uint32_t tid;
 	uint64_t start;
 	struct ls_stack_agg *agg;
+	char where[192];		/* its latest sample's function (live_where) */
+	uint64_t where_ns;
 };
 
 struct refloop_priv {
@@ -89,6 +91,7 @@ struct refloop_priv {
 	void (*on_stack)(void *arg, int32_t pid, uint32_t tid, const struct ls_frame *f, uint32_t n);
 	void *stack_arg;
 	char sample_why[160];		/* why there are no stacks, or "" */
+	char exe[256];			/* the loop's binary: its frames say where a run is */
 	struct refloop_loop *val;	/* scratch for one map value (too big for the stack) */
 	pid_t pid;
 	int memfd;			/* /proc/PID/mem, read-only: the live record after a
@@ -171,6 +174,21 @@ static void run_drop(struct run_samples *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* "[native] fn" for the leaf-most frame of the loop's own binary (its callback, past
+ * libc's and the vDSO's leaves), else the leaf's. */
+static void describe_where(const struct refloop_priv *p, const struct ls_frame *f, uint32_t n, char *out,
+			   size_t len)
+{
+	out[0] = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (f[i].kind == LS_FRAME_NATIVE && f[i].module && !strcmp(f[i].module, p->exe)) {
+			snprintf(out, len, "[native] %s", f[i].function);
+			return;
+		}
+	if (n)
+		snprintf(out, len, "[native] %s", f[0].function);
+}
+
 static int on_sample(void *ctx, void *data, size_t len)
 {
 	struct refloop_priv *p = ctx;
@@ -188,8 +206,11 @@ static int on_sample(void *ctx, void *data, size_t len)
 	if (!r->span_start || r->time < r->span_start || r->time - r->span_start < p->threshold_ns / 4)
 		return 0;	/* a profile's sample outside a long run */
 	run = run_get(p, r->tid, r->span_start, 1);
-	if (run)
-		ls_stack_agg_add(run->agg, p->fbuf, n, 1);
+	if (!run)
+		return 0;
+	ls_stack_agg_add(run->agg, p->fbuf, n, 1);
+	describe_where(p, p->fbuf, n, run->where, sizeof(run->where));
+	run->where_ns = r->time;
 	return 0;
 }
 
@@ -273,6 +294,8 @@ static void add_stacks(struct refloop_priv *p, const struct ls_target_info *ti, 
 {
 	int r;
 
+	/* as its mapping names it: the resolved path, not /proc/PID/exe */
+	snprintf(p->exe, sizeof(p->exe), "%s", ti->lib[0] && strcmp(ti->lib, ti->exe_proc) ? ti->lib : ti->exe);
 	p->profile = opts->profile;
 	p->on_stack = opts->on_stack;
 	p->stack_arg = opts->stack_arg;
@@ -492,6 +515,24 @@ static unsigned name_slot(const struct refloop_priv *p, uint32_t tid)
 
 /* prev_name: what the thread was called at the last collect (NULL if new), kept
  * when the thread is gone (the final collect after an exit). */
+/* Where the phase run in progress is, from its latest sample (the run the sampler
+ * keys its samples by: the phase's start, or for poll the wait's return). */
+static void live_where(const struct refloop_priv *p, uint32_t tid, const struct refloop_loop *v,
+		       const struct lsl_probe_record *rec, struct ls_loop_snapshot *o)
+{
+	uint64_t since = rec->live_phase_since_ns;
+
+	if (rec->live_phase >= LS_NPHASES || !since)
+		return;
+	if (rec->live_phase == LS_PHASE_POLL && v->poll_end_ns >= since)
+		since = v->poll_end_ns;
+	for (size_t i = 0; i < MAX_SPANS; i++)
+		if (p->runs[i].agg && p->runs[i].tid == tid && p->runs[i].start == since && p->runs[i].where[0]) {
+			snprintf(o->live_where, sizeof(o->live_where), "%s", p->runs[i].where);
+			o->live_where_ns = p->runs[i].where_ns;
+		}
+}
+
 static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop_loop *v,
 		      const char *prev_name, struct ls_loop_snapshot *o)
 {
@@ -546,6 +587,7 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 			o->live_since_ns = rec.live_phase_since_ns;
 		}
 		o->live_phase_since_ns = rec.live_phase_since_ns;
+		live_where(p, tid, v, &rec, o);
 		if (rec.live_drain == LSL_DRAIN_TICKS || rec.live_drain == LSL_DRAIN_MICROTASKS) {
 			o->live_drain = rec.live_drain;
 			o->live_drain_since_ns = rec.live_drain_since_ns;
