@@ -13,6 +13,8 @@
 #include "histogram.h"
 #include "http.h"
 #include "prom.h"
+#include "stacktab.h"
+#include "view.h"
 
 /* "12.000004095" -> 12000004095 ns, exactly (no floating point on the way). */
 static uint64_t parse_seconds_ns(const char *s)
@@ -508,6 +510,44 @@ static void test_blocked_by_function(void **state)
 	free(text);
 }
 
+/* A C loop's episode (no JS frame): its time goes to the leaf-most function of the
+ * program's own code, with the program as the file, not to libc's or the vDSO's leaf;
+ * a JS stack still goes to its JS function. */
+static void test_blocked_native(void **state)
+{
+	struct ls_stacktab *t = ls_stacktab_new();
+	struct ls_stack_agg *a = ls_stack_agg_new();
+	struct ls_view v = { 0 };
+	struct ls_frame f[4];
+	struct ls_episode ep = { .pid = 77, .tid = 77, .kind = LS_EP_STALL, .start_ns = 1000000000ull,
+				 .end_ns = 1200000000ull };
+	const struct ls_loop_interval *li;
+
+	(void)state;
+	f[0] = (struct ls_frame){ .kind = LS_FRAME_NATIVE, .function = ls_stacktab_str(t, "[vdso]"),
+				  .module = ls_stacktab_str(t, "[vdso]") };
+	f[1] = (struct ls_frame){ .kind = LS_FRAME_NATIVE, .function = ls_stacktab_str(t, "__clock_gettime"),
+				  .module = ls_stacktab_str(t, "/usr/lib/x86_64-linux-gnu/libc.so.6") };
+	f[2] = (struct ls_frame){ .kind = LS_FRAME_NATIVE, .function = ls_stacktab_str(t, "block_cb"),
+				  .module = ls_stacktab_str(t, "/srv/bin/loopdemo") };
+	f[3] = (struct ls_frame){ .kind = LS_FRAME_NATIVE, .function = ls_stacktab_str(t, "main"),
+				  .module = ls_stacktab_str(t, "/srv/bin/loopdemo") };
+	assert_int_equal(ls_stack_agg_add(a, f, 4, 3), 0);
+	assert_int_equal(ls_stack_agg_add(a, f + 1, 1, 1), 0);	/* libc alone: nothing of its own */
+	ep.stacks = ls_stack_agg_finish(a, t, 5);
+	ls_stack_agg_free(a);
+	ls_view_episode(&v, &ep);
+	li = ls_view_loop(&v, 77, 77);
+	assert_non_null(li);
+	assert_int_equal(li->nblocked, 2);
+	assert_string_equal(li->blocked[0].function, "block_cb");
+	assert_string_equal(li->blocked[0].file, "/srv/bin/loopdemo");
+	assert_int_equal(li->blocked[0].ns, 150000000ull);
+	assert_string_equal(li->blocked[1].function, "[native]");
+	ls_view_free(&v);
+	ls_stacktab_free(t);
+}
+
 /* prom-client's series: exactly the eight nodejs_eventloop_lag* gauges its
  * collectDefaultMetrics() emits (no ELU: prom-client has none), from the delay window. */
 static void test_compat(void **state)
@@ -579,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_label_escaping),
 		cmocka_unit_test(test_utilization_and_in_progress),
 		cmocka_unit_test(test_blocked_by_function),
+		cmocka_unit_test(test_blocked_native),
 		cmocka_unit_test(test_node_names),
 		cmocka_unit_test(test_compat),
 		cmocka_unit_test(test_empty),

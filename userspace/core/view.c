@@ -109,7 +109,24 @@ void ls_blocked_add(struct ls_loop_interval *p, const char *function, const char
 	p->blocked_other.ns += ns;
 }
 
-/* A finished episode's time, shared out among its stacks' leaf-most JS functions. */
+/* The leaf-most native frame of a program's own code: not the kernel's, the vDSO's
+ * or a shared library's (libc's clock_gettime is not what blocked a C loop), or NULL. */
+static const struct ls_frame *top_own_native(const struct ls_stack_sample *s)
+{
+	for (uint32_t i = 0; i < s->nframes; i++) {
+		const struct ls_frame *f = &s->frames[i];
+		const char *m = f->module, *b = m ? strrchr(m, '/') : NULL;
+
+		if (f->kind == LS_FRAME_NATIVE && m && m[0] == '/' && !strstr(b ? b : m, ".so") &&
+		    f->function[0] != '[' && strncmp(f->function, "0x", 2))
+			return f;
+	}
+	return NULL;
+}
+
+/* A finished episode's time, shared out among its stacks' leaf-most JS functions (a
+ * stack without JS, a C loop's: its leaf-most function of the program's own code,
+ * with the program as its file). */
 static void count_blocked(struct ls_loop_interval *p, const struct ls_episode *ep)
 {
 	const struct ls_stack_set *set = ep->stacks;
@@ -121,7 +138,12 @@ static void count_blocked(struct ls_loop_interval *p, const struct ls_episode *e
 		const struct ls_frame *f = ls_stack_top_js(&set->stacks[i]);
 		uint64_t ns = (uint64_t)((double)d * (double)set->stacks[i].count / (double)set->total);
 
-		ls_blocked_add(p, f ? f->function : "[native]", f && f->file ? f->file : "", ns);
+		if (f)
+			ls_blocked_add(p, f->function, f->file ? f->file : "", ns);
+		else if ((f = top_own_native(&set->stacks[i])))
+			ls_blocked_add(p, f->function, f->module, ns);
+		else
+			ls_blocked_add(p, "[native]", "", ns);
 		given += ns;
 	}
 	if (d > given && set->nstacks)	/* the stacks past the dominant few */

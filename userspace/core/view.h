@@ -19,7 +19,8 @@
 #include "snapshot.h"
 
 /* loopscope_blocked_seconds_total: stall and starvation time by the leaf-most JS
- * function of each episode stack. The first LS_BLOCKED_TOP distinct (function, file)
+ * function of each episode stack (without JS: the program's own leaf-most function,
+ * the program as its file). The first LS_BLOCKED_TOP distinct (function, file)
  * pairs of a loop keep a series of their own for the exporter's life (a counter never
  * moves between series); later ones add to function="other". */
 #define LS_BLOCKED_TOP 10

@@ -414,8 +414,8 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 	}
 
 	family(b, "loopscope_blocked_seconds_total", "counter",
-	       "Stall and starvation time by the leaf-most JS function of the episode's stacks "
-	       "(the first 10 per loop, then function=\"other\").");
+	       "Stall and starvation time by the leaf-most JS function of the episode's stacks, "
+	       "or without JS the program's own leaf-most function (the first 10 per loop, then function=\"other\").");
 	for (size_t i = 0; i < n; i++) {
 		const struct ls_loop_interval *st = refs[i].st;
 
