@@ -615,6 +615,12 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 			snprintf(err, errlen, "process %d exited while being attached%s%s%s", (int)pid,
 				 at->last.comm[0] ? " (" : "", at->last.comm, at->last.comm[0] ? ")" : "");
 		r = -ECHILD;
+		{	/* its fate for front ends, without the "process PID " they show anyway */
+			char pfx[32];
+			size_t n = (size_t)snprintf(pfx, sizeof(pfx), "process %d ", (int)pid);
+
+			snprintf(at->last.note, sizeof(at->last.note), "%s", strncmp(err, pfx, n) ? err : err + n);
+		}
 		at->t.state = at->last.state = LS_TARGET_EXITED;
 		at->t.exited_ns = at->last.exited_ns = at->gone_ns = ls_now_mono_ns();
 		at->t.info.pid = pid;
