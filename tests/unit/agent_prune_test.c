@@ -111,6 +111,25 @@ static void test_gone_kept_within_keep(void **state)
 	reap(z);
 }
 
+/* keep_gone_ns 0 (stat, top, record): kept for the agent's life. */
+static void test_gone_kept_without_keep(void **state)
+{
+	struct ls_agent *ag = agent(0);
+	struct ls_source *src = ls_agent_source(ag);
+	struct ls_snapshot s;
+	pid_t z = zombie();
+
+	(void)state;
+	add_gone(ag, z);
+	for (int k = 0; k < 3 * LS_AGENT_GONE_SNAPSHOTS; k++) {
+		assert_int_equal(ls_source_snapshot(src, &s), 0);
+		assert_int_equal(listed(&s, z), 1);
+		ls_snapshot_free(&s);
+	}
+	ls_agent_free(ag);
+	reap(z);
+}
+
 /* serve --exe for days, in small: 200 short-lived processes, one snapshot an interval;
  * the snapshot never holds more than the ones that left within the last few. */
 static void test_bounded_over_many(void **state)
@@ -141,6 +160,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gone_dropped_after_snapshots),
 		cmocka_unit_test(test_gone_kept_within_keep),
+		cmocka_unit_test(test_gone_kept_without_keep),
 		cmocka_unit_test(test_bounded_over_many),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

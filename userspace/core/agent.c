@@ -4,7 +4,7 @@
  * One epoll set holds, per target, the backend's ring-buffer fd and a pidfd, so a
  * single wait wakes on episodes and on a target's exit alike. Snapshots are built on
  * demand from the kernel maps (cumulative); an exited or detached target keeps its
- * last numbers in later snapshots, for a while (opts.keep_gone_ns), then is dropped.
+ * last numbers in later snapshots (for opts.keep_gone_ns when set, then it is dropped).
  */
 #include <errno.h>
 #include <poll.h>
@@ -345,8 +345,11 @@ static void rewatch(struct ls_agent *ag, struct agent_target *at, uint32_t idx)
  * ends saw their end), once their detach thread is done; the rest keep their order. */
 static void prune_gone(struct ls_agent *ag, uint64_t now)
 {
-	uint64_t keep = ag->opts.keep_gone_ns ? ag->opts.keep_gone_ns : LS_AGENT_KEEP_GONE_NS;
+	uint64_t keep = ag->opts.keep_gone_ns;
 	uint32_t n = 0;
+
+	if (!keep)
+		return;	/* kept for the agent's life */
 
 	for (uint32_t i = 0; i < ag->ntargets; i++) {
 		struct agent_target *at = ag->targets[i];
