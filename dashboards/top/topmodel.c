@@ -523,6 +523,8 @@ void top_model_tick(struct top_model *m, uint64_t local_now)
 				a->kind = LS_EP_TARGET_EXIT;
 				a->phase = LS_PHASE_NONE;
 				alert_text(a);
+				if (!r->attached_ns && r->note[0])	/* never attached: the agent says why */
+					snprintf(a->text, sizeof(a->text), "%.*s", (int)sizeof(a->text) - 1, r->note);
 			}
 			continue;
 		}

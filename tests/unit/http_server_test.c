@@ -1,7 +1,8 @@
 /* http_server_test.c: the epoll server of userspace/wire/http.c over real 127.0.0.1
  * sockets, driven from a thread with short timeouts: keep-alive and pipelining, HEAD,
  * a slow client dropped at its header deadline while others are served, the
- * connection limit, a stream reader that stops reading. */
+ * connection limit, a stream reader that stops reading; over TLS (a web config), a
+ * plain HTTP request answered 400 in plain text. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -18,8 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "http.h"
+#include "webconfig.h"
 
 static struct ls_http_server *srv;
 static pthread_t thr;
@@ -334,6 +338,116 @@ static void test_stream_backpressure(void **state)
 	close(stuck);
 }
 
+/* ---- TLS (serve --web.config.file): a self-signed certificate made by openssl(1) */
+
+static struct ls_webconfig tls_wc;
+static char tls_dir[64];
+
+static int setup_tls(void **state)
+{
+	struct ls_http_opts o = { .max_conns = 8, .header_timeout_ms = 2000, .idle_timeout_ms = 2000,
+				  .write_timeout_ms = 1000, .max_out = 64 * 1024, .web = &tls_wc };
+	char cmd[512], err[256];
+
+	(void)state;
+	snprintf(tls_dir, sizeof(tls_dir), "/tmp/ls-http-tls-XXXXXX");
+	if (!mkdtemp(tls_dir))
+		return -1;
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+		 "-subj /CN=127.0.0.1 -days 2 -keyout %s/s.key -out %s/s.crt >/dev/null 2>&1", tls_dir, tls_dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "openssl req failed: no openssl(1)?\n");
+		return -1;
+	}
+	memset(&tls_wc, 0, sizeof(tls_wc));
+	tls_wc.tls = 1;
+	snprintf(tls_wc.cert_file, sizeof(tls_wc.cert_file), "%s/s.crt", tls_dir);
+	snprintf(tls_wc.key_file, sizeof(tls_wc.key_file), "%s/s.key", tls_dir);
+	stop_flag = 0;
+	assert_int_equal(ls_http_new("127.0.0.1:0", &o, handler, NULL, &srv, err, sizeof(err)), 0);
+	assert_int_equal(pthread_create(&thr, NULL, server_main, NULL), 0);
+	return 0;
+}
+
+static int teardown_tls(void **state)
+{
+	char path[128];
+
+	teardown(state);
+	snprintf(path, sizeof(path), "%s/s.key", tls_dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/s.crt", tls_dir);
+	unlink(path);
+	rmdir(tls_dir);
+	return 0;
+}
+
+/* Plain HTTP to the TLS port reads a whole 400 that says so, as from Go's net/http,
+ * then the server's close (EOF, not a reset); the request is not served. A TLS client
+ * on the same server is served as before, also when its first byte comes late. */
+static void test_tls_plain_http(void **state)
+{
+	static const char *reqs[] = {
+		"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+	};
+	struct ls_http_stats st;
+	char buf[4096];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		int fd = connect_srv();
+		size_t n;
+		ssize_t k;
+
+		send_all(fd, reqs[i]);
+		n = recv_until(fd, buf, sizeof(buf), "server.\n");
+		if (n < 24 || strncmp(buf, "HTTP/1.1 400 Bad Request\r\n", 26))
+			fail_msg("request %zu: %zu bytes, not a 400 (%s): \"%.60s\"", i, n,
+				 n ? "" : strerror(errno), buf);
+		assert_non_null(strstr(buf, "\r\nConnection: close\r\n"));
+		assert_non_null(strstr(buf, "\r\nContent-Length: 48\r\n"));
+		assert_non_null(strstr(buf, "\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"));
+		assert_null(strstr(buf, "hello world"));
+		shutdown(fd, SHUT_WR);
+		k = recv(fd, buf, sizeof(buf), 0);
+		if (k != 0)
+			fail_msg("request %zu: after the 400, recv %zd (%s), want EOF", i, k, k < 0 ? strerror(errno) : "data");
+		close(fd);
+	}
+	pthread_mutex_lock(&lock);
+	ls_http_get_stats(srv, &st);
+	pthread_mutex_unlock(&lock);
+	assert_int_equal(st.requests, 0);
+	assert_int_equal(st.bad_requests, 2);
+
+	/* TLS still works, also with the ClientHello sent after a pause */
+	for (int late = 0; late < 2; late++) {
+		SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+		SSL *ssl;
+		int fd = connect_srv(), n = 0, k;
+
+		assert_non_null(ctx);
+		if (late)
+			usleep(100000);
+		ssl = SSL_new(ctx);
+		SSL_set_fd(ssl, fd);
+		if (SSL_connect(ssl) != 1)
+			fail_msg("TLS handshake failed (late %d)", late);
+		k = SSL_write(ssl, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 51);
+		assert_int_equal(k, 51);
+		while ((k = SSL_read(ssl, buf + n, (int)sizeof(buf) - 1 - n)) > 0)
+			n += k;
+		buf[n] = 0;
+		assert_true(!strncmp(buf, "HTTP/1.1 200 OK\r\n", 17));
+		assert_non_null(strstr(buf, "hello world"));
+		SSL_free(ssl);
+		SSL_CTX_free(ctx);
+		close(fd);
+	}
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +458,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connection_limit_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_backpressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_plain_http, setup_tls, teardown_tls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -606,6 +606,45 @@ static void test_empty(void **state)
 	free(text);
 }
 
+/* The probe cost per iteration moves as the loop runs: its own gauges, while
+ * target_info's labels (its series) stay the same from one scrape to the next. */
+static void test_probe_cost_gauges(void **state)
+{
+	static struct fixture f;
+	char *text, info[2][512];
+	const char *v, *e;
+
+	(void)state;
+	fixture_init(&f, LS_HAS_DELAY, "node");
+	f.t.runtime = LS_RT_NODE;
+	snprintf(f.t.tier, sizeof(f.t.tier), "light");
+	text = render(&f.s, NULL);	/* no iteration yet: no cost */
+	check_structure(text);
+	assert_null(find_sample(text, "loopscope_probe_traps_per_iteration{"));
+	free(text);
+	for (int k = 0; k < 2; k++) {
+		f.l.iterations = 1000;
+		f.t.traps = k ? 2500 : 1000;
+		f.t.probe_hits = k ? 4000 : 3000;
+		text = render(&f.s, NULL);
+		check_structure(text);
+		v = strstr(text, "\nloopscope_target_info{");
+		assert_non_null(v);
+		e = strchr(v + 1, '\n');
+		snprintf(info[k], sizeof(info[k]), "%.*s", (int)(e - v - 1), v + 1);
+		assert_null(strstr(info[k], "per_iteration"));
+		v = find_sample(text, "loopscope_probe_traps_per_iteration{pid=\"4321\",comm=\"node\",runtime=\"node\"} ");
+		assert_non_null(v);
+		assert_true(!strncmp(v, k ? "2.5\n" : "1\n", k ? 4 : 2));
+		v = find_sample(text, "loopscope_probe_runs_per_iteration{pid=\"4321\",comm=\"node\",runtime=\"node\"} ");
+		assert_non_null(v);
+		assert_true(!strncmp(v, k ? "4\n" : "3\n", 2));
+		free(text);
+	}
+	assert_string_equal(info[0], info[1]);
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -623,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_node_names),
 		cmocka_unit_test(test_compat),
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_probe_cost_gauges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

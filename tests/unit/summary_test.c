@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "snapshot.h"
+#include "view.h"
 
 static struct ls_loop_snapshot *new_loop(uint32_t tid)
 {
@@ -253,6 +254,71 @@ static void test_snapshot_copy_find(void **state)
 	ls_snapshot_free(&c);	/* idempotent */
 }
 
+/* serve's interval utilization (core/view.c) from two snapshots of a Node loop as
+ * nodeuv.c fills them: busy_ns/idle_ns already run to the collect, the span in
+ * progress included. Over [1 s, 2 s] the loop polled until 1.5 s and ran since:
+ * utilization 0.5, not more (the span since live_since_ns must not count twice). */
+static void test_view_utilization_span_in_progress(void **state)
+{
+	static struct ls_loop_snapshot l;
+	struct ls_target_snapshot t;
+	struct ls_snapshot s;
+	struct ls_view v = { .keep_exited_ns = 30000000000ull };
+	const struct ls_loop_interval *p;
+	const uint64_t ms = 1000000;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	memset(&s, 0, sizeof(s));
+	t.pid = 4321;
+	t.runtime = LS_RT_NODE;
+	t.state = LS_TARGET_ATTACHED;
+	t.nloops = 1;
+	t.loops = &l;
+	s.ntargets = 1;
+	s.targets = &t;
+	l.tid = 4321;
+	l.has = LS_HAS_DELAY | LS_HAS_EPISODES | LS_HAS_NOT_POLLING;
+
+	/* 1 s: ran [0, 0.5), polling since 0.5 s (counted in idle_ns up to now) */
+	s.mono_ns = 1000 * ms;
+	l.busy_ns = 500 * ms;
+	l.idle_ns = 500 * ms;
+	l.live_state = LS_LIVE_POLLING;
+	l.live_since_ns = 500 * ms;
+	ls_view_update(&v, &s);
+	/* 2 s: polled until 1.5 s, running since (counted in busy_ns up to now) */
+	s.mono_ns = 2000 * ms;
+	l.busy_ns = 1000 * ms;
+	l.idle_ns = 1000 * ms;
+	l.live_state = LS_LIVE_RUNNING;
+	l.live_since_ns = 1500 * ms;
+	ls_view_update(&v, &s);
+	p = ls_view_loop(&v, 4321, 4321);
+	assert_non_null(p);
+	if (p->utilization < 0.499 || p->utilization > 0.501)
+		fail_msg("utilization %.3f over [1 s, 2 s], want 0.500", p->utilization);
+
+	/* 3 s: the callback started at 1.5 s still runs: the whole interval is busy */
+	s.mono_ns = 3000 * ms;
+	l.busy_ns = 2000 * ms;
+	ls_view_update(&v, &s);
+	p = ls_view_loop(&v, 4321, 4321);
+	assert_true(p->utilization > 0.999);
+
+	/* 4 s: back in the poll wait since 3.25 s */
+	s.mono_ns = 4000 * ms;
+	l.busy_ns = 2250 * ms;
+	l.idle_ns = 1750 * ms;
+	l.live_state = LS_LIVE_POLLING;
+	l.live_since_ns = 3250 * ms;
+	ls_view_update(&v, &s);
+	p = ls_view_loop(&v, 4321, 4321);
+	if (p->utilization < 0.249 || p->utilization > 0.251)
+		fail_msg("utilization %.3f over [3 s, 4 s], want 0.250", p->utilization);
+	ls_view_free(&v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_json_schema),
 		cmocka_unit_test(test_json_node_schema),
 		cmocka_unit_test(test_snapshot_copy_find),
+		cmocka_unit_test(test_view_utilization_span_in_progress),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -463,6 +463,8 @@ static int setup(struct serve *sv)
 			"basic auth\n", sv->o.listen);
 	sv->o.agent.note = agent_note;
 	sv->o.agent.note_arg = sv;
+	/* the agent forgets a gone process after the view has (+ one interval) */
+	sv->o.agent.keep_gone_ns = sv->view.keep_exited_ns + sv->o.interval_ns;
 	if (ls_agent_new(&sv->o.agent, &sv->ag, err, sizeof(err))) {
 		fprintf(stderr, "loopscope serve: %s\n", err);
 		return 1;

@@ -191,7 +191,8 @@ static void usage(FILE *f)
 		   "loop's detail (phase shares, delay, drains, GC) covers the last 2 minutes, or since\n"
 		   "attach or r if that is later (shown as \"last N\"). \"other\" is the wall time in no\n"
 		   "phase, so the shares add up to 100%%.\n\n"
-		   "Exit status: 0 after q, or when every target has exited; 1 when the source fails;\n"
+		   "Exit status: 0 after q, or when every target has exited; 1 when the source fails\n"
+		   "or every target exited before it was attached;\n"
 		   "2 for a usage error; 128 + the signal's number when stopped by a signal (Ctrl-C 130,\n"
 		   "SIGTERM 143, SIGHUP 129). The terminal is restored on every path.\n");
 }
@@ -606,12 +607,26 @@ int ls_cmd_top(int argc, char **argv)
 			fprintf(stderr, "loopscope top: %s\n", err);
 			goto cleanup;
 		}
+		char gone[768] = "";
+		int ngone = 0;
+
 		for (int i = 0; i < cfg.npids; i++) {
 			rc = ls_agent_add_pid(ag, cfg.pids[i], err, sizeof(err));
+			if (rc == -ECHILD) {
+				/* It exited while being attached: its row says so, the others are watched. */
+				size_t n = strlen(gone);
+
+				snprintf(gone + n, sizeof(gone) - n, "%s%s", ngone++ ? "; " : "", err);
+				continue;
+			}
 			if (rc) {
 				fprintf(stderr, "loopscope top: %s\n", err);
 				goto cleanup;
 			}
+		}
+		if (ngone == cfg.npids) {
+			fprintf(stderr, "loopscope top: %s; nothing to watch\n", gone);
+			goto cleanup;
 		}
 		src = ls_agent_source(ag);
 		snprintf(m.source_name, sizeof(m.source_name), "agent");

@@ -4,7 +4,7 @@
  * One epoll set holds, per target, the backend's ring-buffer fd and a pidfd, so a
  * single wait wakes on episodes and on a target's exit alike. Snapshots are built on
  * demand from the kernel maps (cumulative); an exited or detached target keeps its
- * last numbers in later snapshots.
+ * last numbers in later snapshots (for opts.keep_gone_ns when set, then it is dropped).
  */
 #include <errno.h>
 #include <poll.h>
@@ -47,6 +47,8 @@ struct agent_target {
 	int reaping;
 	struct ls_image_id image;	/* the program it ran when attached (exec check) */
 	int image_fd;			/* ls_image_fd_open(): the exec check after a privilege drop */
+	uint64_t gone_ns;		/* when it exited or was detached, else 0 */
+	uint32_t gone_snaps;		/* snapshots it was in since */
 };
 
 struct ls_agent {
@@ -149,8 +151,9 @@ static void target_retire(struct ls_agent *ag, struct agent_target *at, uint32_t
 	else
 		at->t.backend->detach(&at->t);
 	at->t.state = state;
+	at->gone_ns = ls_now_mono_ns();
 	if (state == LS_TARGET_EXITED)
-		at->t.exited_ns = ls_now_mono_ns();
+		at->t.exited_ns = at->gone_ns;
 	at->last.state = state;
 	at->last.exited_ns = at->t.exited_ns;
 }
@@ -324,12 +327,60 @@ static void self_stats(struct ls_agent *ag, struct ls_self_stats *s)
 	s->rss_bytes = ls_proc_self_rss();
 }
 
+/* The epoll data of an attached target that moved to index idx. */
+static void rewatch(struct ls_agent *ag, struct agent_target *at, uint32_t idx)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = idx | EV_PIDFD };
+	int efd;
+
+	if (at->pidfd >= 0)
+		epoll_ctl(ag->epfd, EPOLL_CTL_MOD, at->pidfd, &ev);
+	efd = at->t.state == LS_TARGET_ATTACHED ? at->t.backend->episode_fd(&at->t) : -1;
+	ev.data.u64 = idx;
+	if (efd >= 0)
+		epoll_ctl(ag->epfd, EPOLL_CTL_MOD, efd, &ev);
+}
+
+/* Drop the targets that left long enough ago and were in enough snapshots since (front
+ * ends saw their end), once their detach thread is done; the rest keep their order. */
+static void prune_gone(struct ls_agent *ag, uint64_t now)
+{
+	uint64_t keep = ag->opts.keep_gone_ns;
+	uint32_t n = 0;
+
+	if (!keep)
+		return;	/* kept for the agent's life */
+
+	for (uint32_t i = 0; i < ag->ntargets; i++) {
+		struct agent_target *at = ag->targets[i];
+
+		if (at->t.state != LS_TARGET_ATTACHED && at->gone_snaps >= LS_AGENT_GONE_SNAPSHOTS &&
+		    now >= at->gone_ns && now - at->gone_ns >= keep &&
+		    (!at->reaping || pthread_tryjoin_np(at->reaper, NULL) == 0)) {
+			if (at->pidfd >= 0)
+				close(at->pidfd);
+			if (at->image_fd >= 0)
+				close(at->image_fd);
+			free(at->last.loops);
+			free(at);
+			continue;
+		}
+		if (n != i) {
+			ag->targets[n] = at;
+			rewatch(ag, at, n);
+		}
+		n++;
+	}
+	ag->ntargets = n;
+}
+
 static int agent_snapshot(struct ls_source *src, struct ls_snapshot *out)
 {
 	struct ls_agent *ag = agent_of(src);
 	int r = 0;
 
 	memset(out, 0, sizeof(*out));
+	prune_gone(ag, ls_now_mono_ns());
 	for (uint32_t i = 0; i < ag->ntargets; i++) {
 		struct agent_target *at = ag->targets[i];
 
@@ -355,6 +406,9 @@ static int agent_snapshot(struct ls_source *src, struct ls_snapshot *out)
 		}
 		out->ntargets++;
 	}
+	for (uint32_t i = 0; i < ag->ntargets; i++)
+		if (ag->targets[i]->t.state != LS_TARGET_ATTACHED)
+			ag->targets[i]->gone_snaps++;
 	return 0;
 }
 
@@ -564,8 +618,14 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 			snprintf(err, errlen, "process %d exited while being attached%s%s%s", (int)pid,
 				 at->last.comm[0] ? " (" : "", at->last.comm, at->last.comm[0] ? ")" : "");
 		r = -ECHILD;
+		{	/* its fate for front ends, without the "process PID " they show anyway */
+			char pfx[32];
+			size_t n = (size_t)snprintf(pfx, sizeof(pfx), "process %d ", (int)pid);
+
+			snprintf(at->last.note, sizeof(at->last.note), "%s", strncmp(err, pfx, n) ? err : err + n);
+		}
 		at->t.state = at->last.state = LS_TARGET_EXITED;
-		at->t.exited_ns = at->last.exited_ns = ls_now_mono_ns();
+		at->t.exited_ns = at->last.exited_ns = at->gone_ns = ls_now_mono_ns();
 		at->t.info.pid = pid;
 		close(at->pidfd);
 		at->pidfd = -1;

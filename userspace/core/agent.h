@@ -32,7 +32,14 @@ struct ls_agent_opts {
 	int profile;
 	void (*on_stack)(void *arg, int32_t pid, uint32_t tid, const struct ls_frame *frames, uint32_t n);
 	void *stack_arg;
+	/* > 0: a target that exited or was detached stays in snapshots, with its last
+	 * numbers, for at least LS_AGENT_GONE_SNAPSHOTS snapshots and this long after it
+	 * left, then is dropped and its memory freed, so an agent that follows short-lived
+	 * processes for days (`serve --exe`) stays bounded. 0: kept for the agent's life
+	 * (stat, top and record, whose reports cover the whole run by snapshot position). */
+	uint64_t keep_gone_ns;
 };
+#define LS_AGENT_GONE_SNAPSHOTS 2
 enum { LS_PROFILE_NONE, LS_PROFILE_ALL, LS_PROFILE_STALLS };
 
 /* What target discovery found in /proc/PID (libelf over the exe and its mappings). */
@@ -96,7 +103,8 @@ int ls_agent_new(const struct ls_agent_opts *opts, struct ls_agent **out, char *
  * 200 ms of a poll): the old program is reported as exited and the new one attached
  * as a new target if it is still an event loop (opts.note says which). */
 int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen);
-/* Detach from a process (its numbers stay in later snapshots as DETACHED). */
+/* Detach from a process (its numbers stay in later snapshots as DETACHED; for a
+ * while only with keep_gone_ns). */
 int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid);
 /* The source front ends read; owned by the agent (do not destroy it separately). */
 struct ls_source *ls_agent_source(struct ls_agent *ag);

@@ -81,6 +81,8 @@ struct ls_loop_snapshot {
 	uint64_t iterations;
 	uint64_t busy_ns;	/* out of the poll wait */
 	uint64_t idle_ns;	/* blocked in the poll wait */
+	/* (both up to the collect, the span in progress included: not to be added again
+	 * from live_since_ns) */
 	struct ls_hist phase[LS_NPHASES];
 	struct ls_hist iteration;
 	struct ls_hist delay;		/* not-polling span: poll return -> next poll entry */

@@ -169,25 +169,22 @@ void ls_view_episode(struct ls_view *v, const struct ls_episode *ep)
 	}
 }
 
-/* Busy / idle time including the span in progress, so a loop stuck in one callback
- * for the whole interval reads as utilization 1, not as "no data". */
-static void effective_busy_idle(const struct ls_loop_snapshot *l, uint64_t mono, uint64_t *busy, uint64_t *idle)
+/* Busy / idle time up to the snapshot, the span in progress included: every backend
+ * counts it up to its collect (refloop adds the span since the last poll boundary,
+ * Node's counters run to the read, the probes' marks too; snapshot.h), so a loop stuck
+ * in one callback for the whole interval already reads as busy. Adding the span since
+ * live_since_ns again counted it twice (utilization read high). */
+static void effective_busy_idle(const struct ls_loop_snapshot *l, uint64_t *busy, uint64_t *idle)
 {
 	*busy = l->busy_ns;
 	*idle = l->idle_ns;
-	if (l->live_since_ns && mono > l->live_since_ns) {
-		if (l->live_state == LS_LIVE_RUNNING)
-			*busy += mono - l->live_since_ns;
-		else if (l->live_state == LS_LIVE_POLLING)
-			*idle += mono - l->live_since_ns;
-	}
 }
 
-static void update_utilization(struct ls_view_loop *st, const struct ls_loop_snapshot *l, uint64_t mono)
+static void update_utilization(struct ls_view_loop *st, const struct ls_loop_snapshot *l)
 {
 	uint64_t busy, idle;
 
-	effective_busy_idle(l, mono, &busy, &idle);
+	effective_busy_idle(l, &busy, &idle);
 	if (st->have_eff && busy >= st->busy_eff && idle >= st->idle_eff &&
 	    (busy - st->busy_eff) + (idle - st->idle_eff) > 0) {
 		double db = (double)(busy - st->busy_eff), di = (double)(idle - st->idle_eff);
@@ -245,7 +242,7 @@ void ls_view_update(struct ls_view *v, const struct ls_snapshot *s)
 					memset(st->p.in_progress, 0, sizeof(st->p.in_progress));
 				continue;	/* numbers are frozen: keep the last utilization */
 			}
-			update_utilization(st, l, s->mono_ns);
+			update_utilization(st, l);
 			/* Safety net for a lost end-of-episode record (ring buffer full). */
 			for (uint32_t k = 0; k < LS_EP_NKINDS; k++)
 				if (st->p.in_progress[k] && ls_episode_over(k, st->since[k], l, s->mono_ns))

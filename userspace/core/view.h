@@ -1,7 +1,7 @@
 /* view.h: what a front end shows of a stream of snapshots over time.
  *
- * A snapshot is cumulative and the agent keeps every target it ever had; a front end
- * that serves them over time (serve's /metrics and /events, top) wants more:
+ * A snapshot is cumulative and the agent keeps a target that left (for ever, or for
+ * keep_gone_ns: agent.h); a front end that serves them over time (serve's /metrics and /events, top) wants more:
  *  - per-loop interval state: utilization over the last interval (including the span
  *    in progress), the episodes in progress and the prom-client compat lag window;
  *  - a filtered view: attached targets, plus exited or detached ones for keep_exited_ns

@@ -38,6 +38,7 @@ struct ls_http_conn {
 	uint64_t last_io_ns;		/* last read or write progress */
 	SSL *ssl;			/* TLS (web config), else NULL */
 	int tls_ready;			/* handshake done */
+	int tls_sniffed;		/* its first byte was looked at: a TLS record */
 	int tls_want_write;		/* an SSL call waits for the socket to take bytes */
 	struct ls_http_conn *prev, *next;
 };
@@ -120,12 +121,56 @@ static void reap(struct ls_http_server *srv)
 
 /* ---------------------------------------------------------------- TLS over the socket */
 
+/* Plain HTTP on the TLS port (a client with http:// for https://): answered in plain
+ * text, as Go's net/http does, then closed lingering (the request is read and dropped,
+ * never served: it went past TLS and its client certificates). */
+static void plain_on_tls(struct ls_http_conn *c)
+{
+	static const char body[] = "Client sent an HTTP request to an HTTPS server.\n";
+
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	c->srv->st.tls_failures++;
+	if (c->responded)
+		return;		/* a 503 is queued already: it goes out in plain text */
+	c->srv->st.bad_requests++;
+	c->req = NULL;
+	ls_http_respond(c, 400, "text/plain; charset=utf-8", NULL, body, sizeof(body) - 1, 0);
+	c->close_after = 1;
+}
+
+/* Before the handshake, a look at the first byte: a TLS client's first record is a
+ * handshake (0x16); an upper-case letter is the method of a plain HTTP request. 1 TLS
+ * (or not HTTP either: the handshake says no), 0 nothing yet, -1 plain HTTP (c has
+ * no TLS any more and its 400 is queued). */
+static int tls_sniff(struct ls_http_conn *c)
+{
+	unsigned char b;
+	ssize_t n;
+
+	if (c->tls_sniffed)
+		return 1;
+	n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	c->tls_sniffed = 1;
+	if (n == 1 && b >= 'A' && b <= 'Z') {
+		plain_on_tls(c);
+		return -1;
+	}
+	return 1;
+}
+
 /* One step of the server handshake: 1 done, 0 in progress (wants the socket), -1
- * failed (the connection is closed: no certificate when one is required, not TLS). */
+ * failed (the connection is closed: no certificate when one is required, not TLS),
+ * -2 not TLS but plain HTTP (answered without TLS: tls_sniff). */
 static int tls_handshake(struct ls_http_conn *c)
 {
-	int r = SSL_do_handshake(c->ssl), e;
+	int r, e;
 
+	if ((r = tls_sniff(c)) <= 0)
+		return r < 0 ? -2 : 0;
+	r = SSL_do_handshake(c->ssl);
 	c->tls_want_write = 0;
 	if (r == 1) {
 		c->tls_ready = 1;
@@ -157,7 +202,7 @@ static ssize_t conn_recv(struct ls_http_conn *c, void *buf, size_t len)
 		return n >= 0 ? n : -errno;
 	}
 	if (!c->tls_ready && (r = tls_handshake(c)) <= 0)
-		return r == 0 ? -EAGAIN : -EPROTO;
+		return r == 0 || r == -2 ? -EAGAIN : -EPROTO;	/* -2: the 400 goes out next */
 	r = SSL_read(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
 	if (r > 0)
 		return r;
@@ -222,10 +267,14 @@ static void update_events(struct ls_http_conn *c)
 /* Write what the socket takes. Closes the connection when done and close_after. */
 static void conn_flush(struct ls_http_conn *c)
 {
-	if (c->ssl && !c->tls_ready && tls_handshake(c) <= 0) {
-		if (c->fd >= 0)
-			update_events(c);
-		return;
+	if (c->ssl && !c->tls_ready) {
+		int r = tls_handshake(c);
+
+		if (r <= 0 && r != -2) {
+			if (c->fd >= 0)
+				update_events(c);
+			return;
+		}
 	}
 	while (c->fd >= 0 && c->out.len) {
 		ssize_t n = conn_send(c, c->out.p, c->out.len);

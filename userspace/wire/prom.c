@@ -607,8 +607,7 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 	/* Targets. */
 	family(b, "loopscope_target_info", "gauge",
 	       "One series per traced process: its executable, probe tier, state, where known its runtime's "
-	       "and libuv's versions, and (once a loop iterated) the probe cost per loop iteration measured "
-	       "since attach: traps (uprobe/USDT hits) and all probe runs (value 1).");
+	       "and libuv's versions (value 1).");
 	for (uint32_t i = 0; i < s->ntargets; i++) {
 		const struct ls_target_snapshot *t = &s->targets[i];
 		ls_buf_reset(&tl);
@@ -628,16 +627,30 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 			put_label_value(&tl, t->libuv_version, sizeof(t->libuv_version));
 			ls_buf_puts(&tl, "\"");
 		}
-		{
+		sample_u64(b, "loopscope_target_info", tl.p ? tl.p : "", NULL, 1);
+	}
+	/* The probe cost per iteration changes as the loop runs: a value of its own, not a
+	 * target_info label (a label that changes is a new series each time). */
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "loopscope_probe_runs_per_iteration" : "loopscope_probe_traps_per_iteration";
+
+		family(b, name, "gauge", k ? "BPF program runs (traps, syscall tracepoints, stack samples) in the "
+					     "process's threads per loop iteration, measured since attach."
+					   : "Traps (uprobe/USDT hits) per loop iteration in the process, measured since "
+					     "attach, not assumed from the probe plan.");
+		for (uint32_t i = 0; i < s->ntargets; i++) {
+			const struct ls_target_snapshot *t = &s->targets[i];
 			double hits, traps;
 
-			/* measured since attach, not assumed from the plan */
-			ls_target_cost(t, NULL, &hits, &traps);
-			if (traps >= 0)
-				ls_buf_printf(&tl, ",traps_per_iteration=\"%.2f\",probe_runs_per_iteration=\"%.2f\"",
-					      traps, hits);
+			if (!loops_shown(t, ctx))
+				continue;
+			ls_target_cost(t, NULL, &hits, &traps);	/* < 0: no iteration yet */
+			if (traps < 0)
+				continue;
+			ls_buf_reset(&tl);
+			target_labels(&tl, t);
+			sample_double(b, name, tl.p ? tl.p : "", NULL, k ? hits : traps);
 		}
-		sample_u64(b, "loopscope_target_info", tl.p ? tl.p : "", NULL, 1);
 	}
 	family(b, "loopscope_target_up", "gauge",
 	       "1 while the process is traced, 0 once it exited or was detached (kept for a while after).");
