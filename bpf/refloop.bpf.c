@@ -2,10 +2,11 @@
 /* refloop.bpf.c: the default probe set for the loopscope reference loop (USDT
  * provider "loopscope", ABI in loop/include/lsl_probes.h).
  *
- * Two hits per iteration carry everything: poll_start hands over the loop's
- * per-iteration record (every phase run since the previous poll entry) and poll_end
- * closes the blocked span. timer_fired and the two *_drain_end probes fire only when
- * there is a timer callback or a non-empty drain. Aggregation stays in the kernel,
+ * One hit per iteration carries everything: poll_start hands over the loop's
+ * per-iteration record (every phase run since the previous poll entry, and when the
+ * previous poll wait returned, which closes that blocked span). timer_fired and the
+ * two *_drain_end probes fire only when there is a timer callback or a non-empty
+ * drain. Aggregation stays in the kernel,
  * one struct refloop_loop per loop thread; finished episodes go out through a ring
  * buffer. Live state (the phase running right now) is not probed at all: the agent
  * reads it from the same record in the target's memory when it wants it.
@@ -150,7 +151,7 @@ static __always_inline void account_record(struct refloop_loop *l, __u32 tid, __
 SEC("usdt")
 int poll_start(struct pt_regs *ctx)
 {
-	__u64 now = bpf_ktime_get_ns(), prev;
+	__u64 now = bpf_ktime_get_ns(), prev, ret = 0;
 	struct refloop_loop *l;
 	__u32 tid = 0;
 	long rec = 0;
@@ -177,8 +178,22 @@ int poll_start(struct pt_regs *ctx)
 	l->probe_hits++;
 	l->last_event_ns = now;
 	bpf_usdt_arg(ctx, 2, &rec);
+	if (rec)
+		bpf_probe_read_user(&ret, sizeof(ret),
+				    (const void *)(rec + __builtin_offsetof(struct lsl_probe_record, poll_return_ns)));
 
 	prev = l->poll_start_ns;
+	/* The previous wait's return, as the loop stamped it right after epoll_wait. */
+	if (prev && ret >= prev && ret <= now && l->record == (__u64)rec) {
+		l->idle_ns += ret - prev;
+		hist_add(&l->poll_wait, ret - prev);
+		l->poll_end_ns = ret;
+	} else if (!prev && ret > l->poll_end_ns && ret <= now) {
+		/* A return before our first entry (a wait in progress at the attach, or
+		 * earlier): not idle time we measured, but where that poll phase's
+		 * callbacks began. */
+		l->poll_end_ns = ret;
+	}
 	/* A complete not-polling span needs the previous entry and its return, in the
 	 * same loop (a thread may run one loop after another: a new record restarts). */
 	if (prev && l->poll_end_ns >= prev && l->record == (__u64)rec) {
@@ -194,7 +209,7 @@ int poll_start(struct pt_regs *ctx)
 		account_record(l, tid, (__u64)rec, 0, 1);
 		/* Known from the registry (the agent seeded the entry before attaching),
 		 * so from the attach to here the loop was running, or waiting until the
-		 * return poll_end saw: that running span is busy time (no delay sample).
+		 * return the record gave: that running span is busy time (no delay sample).
 		 * A wait in progress at the attach is not idle time we measured. */
 		if (seeded && now > attach_ns)
 			l->busy_ns += now - (l->poll_end_ns > attach_ns && l->poll_end_ns <= now
@@ -204,33 +219,6 @@ int poll_start(struct pt_regs *ctx)
 		l->first_poll_start_ns = now;
 	l->record = (__u64)rec;
 	l->poll_start_ns = now;
-	return 0;
-}
-
-/* poll_end(loop*, events) */
-SEC("usdt")
-int poll_end(struct pt_regs *ctx)
-{
-	__u64 now = bpf_ktime_get_ns();
-	struct refloop_loop *l;
-	__u32 tid = 0;
-
-	l = this_loop(&tid);
-	if (!l)
-		return 0;
-	l->probe_hits++;
-	l->last_event_ns = now;
-	if (!l->poll_start_ns) {
-		/* A wait that began before the attach (loop known from the registry):
-		 * not idle time we measured, but where its poll phase's callbacks begin. */
-		l->poll_end_ns = now;
-		return 0;
-	}
-	if (l->poll_start_ns <= l->poll_end_ns)
-		return 0;	/* no entry seen for this return */
-	l->idle_ns += now - l->poll_start_ns;
-	hist_add(&l->poll_wait, now - l->poll_start_ns);
-	l->poll_end_ns = now;
 	return 0;
 }
 
@@ -308,7 +296,7 @@ int microtask_drain_end(struct pt_regs *ctx)
 SEC("perf_event")
 int rl_sample(struct bpf_perf_event_data *ctx)
 {
-	__u64 now = bpf_ktime_get_ns(), since = 0;
+	__u64 now = bpf_ktime_get_ns(), since = 0, ret = 0;
 	__u32 tid = 0, phase = LSL_PROBE_NONE;
 	struct refloop_loop *l;
 	const void *rec;
@@ -325,8 +313,10 @@ int rl_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	if (phase >= LSL_PROBE_NPHASES)
 		since = 0;
-	else if (phase == LSL_PROBE_POLL && l->poll_end_ns >= since)
-		since = l->poll_end_ns;	/* the wait is idle: the run is its callbacks */
+	else if (phase == LSL_PROBE_POLL &&
+		 !bpf_probe_read_user(&ret, sizeof(ret), rec + __builtin_offsetof(struct lsl_probe_record, poll_return_ns)) &&
+		 ret >= since)
+		since = ret;	/* the wait is idle: the run is its callbacks */
 	if (!raw_all && (!since || now < since || now - since < stall_threshold_ns / 4))
 		return 0;
 	if (raw_sample(ctx, tid, since, now, 0))

@@ -34,7 +34,7 @@ struct refloop_loop {
 	__u64 record;			/* address of the loop's struct lsl_probe_record */
 	__u64 first_poll_start_ns;	/* first poll entry seen: counting starts here */
 	__u64 poll_start_ns;		/* latest poll entry */
-	__u64 poll_end_ns;		/* latest poll return */
+	__u64 poll_end_ns;		/* latest poll return seen (from the record, at poll_start) */
 	__u64 last_event_ns;		/* latest probe hit of any kind */
 
 	/* Cumulative since the first poll entry seen. */

@@ -31,9 +31,9 @@
  * | callback_start       | loop*, phase, callback address                         | per callback     |
  * | callback_end         | loop*, phase                                           | per callback     |
  *
- * The default BPF tier attaches poll_start, poll_end, timer_fired and the two
- * *_drain_end probes: 2 hits per iteration plus one per timer callback and per
- * non-empty drain. Live state (which phase or drain is running, since when) is read
+ * The default BPF tier attaches poll_start, timer_fired and the two *_drain_end
+ * probes: 1 hit per iteration (the record carries the previous poll's return) plus
+ * one per timer callback and per non-empty drain. Live state (which phase or drain is running, since when) is read
  * from the record by a low-rate sampler, not by per-phase probes.
  */
 #ifndef LSL_PROBES_H
@@ -44,7 +44,7 @@
 #endif
 
 #define LSL_PROBE_PROVIDER "loopscope"
-#define LSL_PROBE_ABI 1
+#define LSL_PROBE_ABI 2
 
 /* Phases in Node.js order. The numbering is ABI: the BPF side indexes by it. */
 enum lsl_probe_phase {
@@ -99,6 +99,13 @@ struct lsl_probe_record {
 	__u64 last_iter_end_ns;
 
 	struct lsl_probe_phase_run phase[LSL_PROBE_NPHASES];
+
+	/* When the latest poll wait returned (the loop's clock right after epoll_wait;
+	 * the poll phase's start when it skipped the syscall). At poll_start it is the
+	 * previous iteration's: with the previous poll_start it gives that wait and the
+	 * not-polling span since, so one probe hit per iteration times both. Set only
+	 * while the record is on; older than the previous poll_start = not timed. */
+	__u64 poll_return_ns;
 };
 
 /*

@@ -121,7 +121,9 @@ int lsl__io_poll(lsl_loop_t *loop, int timeout_ms, uint32_t *ncb, uint64_t *wait
 	*nev = 0;
 	if (loop->nfds == 0 && timeout_ms == 0) {
 		if (loop->rec_on)
-			loop->last_poll_return_ns = loop->rec.live_phase_since_ns;
+			loop->rec.poll_return_ns = loop->last_poll_return_ns = loop->rec.live_phase_since_ns;
+		else if (LSL_PROBE_ON(poll_start))	/* a tracer came during this iteration */
+			loop->rec.poll_return_ns = lsl_hrtime_ns();
 		if (LSL_PROBE_ON(poll_end))
 			LSL_PROBE2(poll_end, loop, 0);
 		return 0;
@@ -143,12 +145,15 @@ int lsl__io_poll(lsl_loop_t *loop, int timeout_ms, uint32_t *ncb, uint64_t *wait
 	if (loop->rec_on) {
 		t1 = lsl_hrtime_ns();
 		*wait_ns = t1 - t0;
-		loop->last_poll_return_ns = t1;
+		loop->rec.poll_return_ns = loop->last_poll_return_ns = t1;
 		if (timeout_ms != 0)
 			loop->now_ns = t1;
 	} else if (timeout_ms != 0) {
-		/* We slept: timers started by I/O callbacks count from the wake-up. */
-		loop->now_ns = lsl_hrtime_ns();
+		/* We slept: timers started by I/O callbacks count from the wake-up. A
+		 * tracer that attached during the wait learns its end from the record. */
+		loop->rec.poll_return_ns = loop->now_ns = lsl_hrtime_ns();
+	} else if (LSL_PROBE_ON(poll_start)) {
+		loop->rec.poll_return_ns = lsl_hrtime_ns();
 	}
 	*nev = n;
 	if (LSL_PROBE_ON(poll_end))

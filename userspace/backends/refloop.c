@@ -47,7 +47,7 @@ _Static_assert((int)LSL_DRAIN_MICROTASKS == (int)LS_DRAIN_MICROTASKS, "drain num
  * poll_start's semaphore rises, and by then every other probe must be live. The
  * program names equal the probe names. */
 static const char *const attach_table[] = {
-	"poll_end", "timer_fired", "tick_drain_end", "microtask_drain_end", "poll_start",
+	"timer_fired", "tick_drain_end", "microtask_drain_end", "poll_start",
 };
 #define NATTACH (sizeof(attach_table) / sizeof(attach_table[0]))
 
@@ -137,6 +137,13 @@ static int seen_episode(struct refloop_priv *p, uint32_t tid, uint32_t kind, uin
 		memmove(&p->live[0], &p->live[1], sizeof(p->live[0]) * --p->nlive);
 	p->live[p->nlive++] = (struct live_ep){ .tid = tid, .kind = kind, .start_ns = start };
 	return 0;
+}
+
+/* When the loop's latest poll wait returned: the record says it first (the kernel
+ * side learns it at the next poll entry). */
+static uint64_t poll_returned(const struct refloop_loop *v, const struct lsl_probe_record *rec)
+{
+	return rec && rec->poll_return_ns > v->poll_end_ns ? rec->poll_return_ns : v->poll_end_ns;
 }
 
 /* Run (tid, start)'s samples; create: make it, dropping the oldest run when full. */
@@ -524,8 +531,8 @@ static void live_where(const struct refloop_priv *p, uint32_t tid, const struct 
 
 	if (rec->live_phase >= LS_NPHASES || !since)
 		return;
-	if (rec->live_phase == LS_PHASE_POLL && v->poll_end_ns >= since)
-		since = v->poll_end_ns;
+	if (rec->live_phase == LS_PHASE_POLL && poll_returned(v, rec) >= since)
+		since = poll_returned(v, rec);
 	for (size_t i = 0; i < MAX_SPANS; i++)
 		if (p->runs[i].agg && p->runs[i].tid == tid && p->runs[i].start == since && p->runs[i].where[0]) {
 			snprintf(o->live_where, sizeof(o->live_where), "%s", p->runs[i].where);
@@ -537,8 +544,8 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 		      const char *prev_name, struct ls_loop_snapshot *o)
 {
 	struct lsl_probe_record rec;
-	uint64_t now = ls_now_mono_ns();
-	int alive;
+	uint64_t now = ls_now_mono_ns(), ret;
+	int alive, have_rec;
 
 	memset(o, 0, sizeof(*o));
 	o->tid = tid;
@@ -569,16 +576,18 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 	o->stall_episodes = v->stall_episodes;
 
 	o->live_phase = LS_PHASE_NONE;
+	have_rec = read_record(p, v->record, &rec) == 0;
+	ret = poll_returned(v, have_rec ? &rec : NULL);
 	if (!v->poll_start_ns) {
 		o->live_state = LS_LIVE_UNKNOWN;
-	} else if (v->poll_start_ns > v->poll_end_ns) {
+	} else if (v->poll_start_ns > ret) {
 		o->live_state = LS_LIVE_POLLING;
 		o->live_since_ns = v->poll_start_ns;
 	} else {
 		o->live_state = LS_LIVE_RUNNING;
-		o->live_since_ns = v->poll_end_ns;
+		o->live_since_ns = ret;
 	}
-	if (read_record(p, v->record, &rec) == 0) {
+	if (have_rec) {
 		o->live_phase = rec.live_phase < LS_NPHASES ? rec.live_phase : LS_PHASE_NONE;
 		/* Known from the registry, no poll entry yet: the record says what runs. */
 		if (o->live_state == LS_LIVE_UNKNOWN && o->live_phase != LS_PHASE_NONE &&
@@ -593,22 +602,25 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 			o->live_drain_since_ns = rec.live_drain_since_ns;
 			o->live_drain_callbacks = rec.live_drain_callbacks;
 		}
-		/* busy/idle as of now, not as of the last poll boundary: a loop blocked for
-		 * seconds shows as busy while it blocks. The kernel adds the whole span at
-		 * the next boundary, which is at least this much, so the counters stay
-		 * monotonic. Only for a live thread (a dead one's span never ends). */
-		if (alive && v->poll_start_ns && o->live_state == LS_LIVE_RUNNING && now > v->poll_end_ns)
-			o->busy_ns += now - v->poll_end_ns;
-		else if (alive && !v->poll_start_ns && o->live_state == LS_LIVE_RUNNING) {
+		/* busy/idle as of now, not as of the last poll entry: a loop blocked for
+		 * seconds shows as busy while it blocks. The kernel adds the wait and the
+		 * span since it at the next poll entry, which is at least this much, so
+		 * the counters stay monotonic. Only for a live thread (a dead one's span
+		 * never ends). */
+		if (alive && v->poll_start_ns && o->live_state == LS_LIVE_RUNNING && now > ret) {
+			o->busy_ns += now - ret;
+			if (ret > v->poll_start_ns)	/* the wait the kernel has not added yet */
+				o->idle_ns += ret - v->poll_start_ns;
+		} else if (alive && !v->poll_start_ns && o->live_state == LS_LIVE_RUNNING) {
 			/* From the registry, no poll entry yet: what the kernel will add at
 			 * the first one (busy since the attach, or since the return of a wait in progress then). */
-			uint64_t from = v->poll_end_ns > p->attach_ns ? v->poll_end_ns : p->attach_ns;
+			uint64_t from = ret > p->attach_ns ? ret : p->attach_ns;
 
 			if (now > from)
 				o->busy_ns += now - from;
-		}
-		else if (alive && o->live_state == LS_LIVE_POLLING && now > v->poll_start_ns)
+		} else if (alive && o->live_state == LS_LIVE_POLLING && now > v->poll_start_ns) {
 			o->idle_ns += now - v->poll_start_ns;
+		}
 	}
 }
 
@@ -734,11 +746,12 @@ static void check_live(struct refloop_priv *p)
 		}
 		/* Before the first poll entry a poll phase cannot be told from its wait. */
 		if (v && rec.live_phase < LS_NPHASES && s && !(rec.live_phase == LS_PHASE_POLL && !v->poll_start_ns)) {
-			int polling = v->poll_start_ns > v->poll_end_ns;
+			uint64_t ret = poll_returned(v, &rec);
+			int polling = v->poll_start_ns > ret;
 
 			/* The poll wait is idle, not a stall: only its callbacks count. */
-			if (rec.live_phase == LS_PHASE_POLL && v->poll_end_ns > s)
-				s = v->poll_end_ns;
+			if (rec.live_phase == LS_PHASE_POLL && ret > s)
+				s = ret;
 			if (!(rec.live_phase == LS_PHASE_POLL && polling) && now > s && now - s > p->threshold_ns)
 				announce(p, key, LS_EP_STALL, rec.live_phase, s, 0);
 		}
