@@ -65,6 +65,31 @@ static void test_options(void **state)
 	assert_int_equal(pids[1], 8);
 }
 
+static FILE *usage_to;
+static void record_usage(FILE *f)
+{
+	usage_to = f;
+}
+
+/* The ends of a getopt loop: -h is usage on stdout and exit 0, a refused option usage
+ * on stderr and 2; an operand left over is 2. */
+static void test_option_loop_ends(void **state)
+{
+	char *argv[] = { "cmd", "-v", "extra", NULL };
+	int saved = optind;
+
+	(void)state;
+	assert_int_equal(ls_opt_usage('h', record_usage), 0);
+	assert_ptr_equal(usage_to, stdout);
+	assert_int_equal(ls_opt_usage('?', record_usage), 2);
+	assert_ptr_equal(usage_to, stderr);
+	optind = 2;
+	assert_int_equal(ls_opt_no_operands("test", 3, argv, 1), 2);
+	optind = 3;
+	assert_int_equal(ls_opt_no_operands("test", 3, argv, 0), 0);
+	optind = saved;
+}
+
 /* The mapping that holds code address a, from ls_proc_maps_list. */
 static const struct ls_proc_map *map_of(const struct ls_proc_map *m, size_t n, uint64_t a)
 {
@@ -354,6 +379,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_option_loop_ends),
 		cmocka_unit_test(test_proc_maps),
 		cmocka_unit_test(test_proc_small),
 		cmocka_unit_test(test_elf),

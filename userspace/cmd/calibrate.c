@@ -10,6 +10,7 @@
 
 #include "calib.h"
 #include "commands.h"
+#include "options.h"
 
 static void usage(FILE *f)
 {
@@ -57,10 +58,9 @@ int ls_cmd_calibrate(int argc, char **argv)
 			refresh = 1;
 			break;
 		case 'c': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
+			long v;
 
-			if (end == optarg || *end || v < 0 || v >= 4096) {
+			if (ls_opt_integer(optarg, 0, 4095, &v)) {
 				fprintf(stderr, "loopscope calibrate: --cpu takes a CPU number, not '%s'\n",
 					optarg);
 				return 2;
@@ -80,10 +80,8 @@ int ls_cmd_calibrate(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "loopscope calibrate: unexpected argument '%s'\n", argv[optind]);
+	if (ls_opt_no_operands("calibrate", argc, argv, 0))
 		return 2;
-	}
 	if (!verbose)
 		libbpf_set_print(quiet_print);
 	r = cpu >= 0 ? ls_calib_measure(&c, cpu, err, sizeof(err)) : ls_calib_get(&c, refresh, err, sizeof(err));
