@@ -75,24 +75,6 @@ int nu__libuv_counters_read(struct node_priv *p, struct libuv_counters *x, uint6
 	return 0;
 }
 
-/* 1 if thread tid of pid is stopped (a debugger, SIGSTOP): its loop is not stalled. */
-static int thread_stopped(pid_t pid, uint32_t tid)
-{
-	char path[64], buf[512], *rp;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%u/stat", (int)pid, tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	rp = strrchr(buf, ')');
-	return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
-}
-
 /* A timerfd (the fd the agent waits on for episodes) ticks four times per stall
  * threshold, 10-250 ms apart, and each tick reads the main loop's counters (a few
  * process_vm_readv calls by the agent; nothing in the target). A stall shorter than
@@ -155,8 +137,9 @@ static void counters_tick(struct node_priv *p)
 	t_ns = x->m.time_ms * 1000000ull;
 	moved = x->m.time_ms != ct->last_time_ms || x->m.entry_ns;
 	ct->last_time_ms = x->m.time_ms;
+	/* a thread stopped by a debugger or SIGSTOP: its loop is not stalled */
 	if (!moved && !ct->stall_start_ns && now > t_ns && now - t_ns >= p->stall_ns &&
-	    !thread_stopped(p->pid, (uint32_t)p->pid)) {
+	    !ls_proc_thread_stopped(p->pid, (uint32_t)p->pid)) {
 		struct ls_episode ep = {
 			.pid = p->pid, .tid = (uint32_t)p->pid, .kind = LS_EP_STALL, .phase = LS_PHASE_NONE,
 			.start_ns = t_ns,
