@@ -314,20 +314,20 @@ int nu__samples_open(struct node_priv *p)
 	return 0;
 }
 
+static void perf_slots_free(struct perf_slot *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bpf_link__destroy(s[i].link);
+		if (s[i].fd >= 0)
+			close(s[i].fd);
+	}
+	free(s);
+}
+
 void nu__samples_close(struct node_priv *p)
 {
-	for (size_t i = 0; i < p->nperf; i++) {
-		bpf_link__destroy(p->perf[i].link);
-		if (p->perf[i].fd >= 0)
-			close(p->perf[i].fd);
-	}
-	free(p->perf);
-	for (size_t i = 0; i < p->nfast; i++) {
-		bpf_link__destroy(p->fast[i].link);
-		if (p->fast[i].fd >= 0)
-			close(p->fast[i].fd);
-	}
-	free(p->fast);
+	perf_slots_free(p->perf, p->nperf);
+	perf_slots_free(p->fast, p->nfast);
 	for (size_t i = 0; i < MAX_SPANS; i++)
 		ls_stack_agg_free(p->spans[i].agg);
 	ls_unwinder_free(p->unw);
