@@ -1,8 +1,8 @@
-/* nodeuv_int.h: inside the Node.js / libuv backend, shared by its three files and by
+/* nodeuv_int.h: inside the Node.js / libuv backend, shared by its four files and by
  * nothing else (the backend's interface is node.h):
  *
- *   nodeuv.c           the plan from the binary, load and attach, the loops map into
- *                      snapshots, the ops table
+ *   nodeuv.c           the plan from the binary, load and attach, the ops table
+ *   nodeuv_snapshot.c  the loops map into loop snapshots, loops named main/worker N
  *   nodeuv_counters.c  libuv's own counters read from outside: utilization where the
  *                      loop keeps idle time, and the whole `--probes counters` tier
  *   nodeuv_stacks.c    the stack sampler and its samples: frames, the stacks of each
@@ -172,6 +172,12 @@ struct node_priv {
 	struct libuv_counters *uvc;	/* libuv's counters per loop (NU_MAX_LOOPS) */
 	struct counters_tier *ct;	/* counters tier only */
 };
+
+/* ---- nodeuv_snapshot.c ---- */
+
+/* Every loop of the loops map into out->loops (ls_collect_loops(): a loop whose thread
+ * exited keeps its last name), as of now. 0 or -ENOMEM. */
+int nu__loops_collect(struct node_priv *p, uint64_t now, struct ls_target_snapshot *out);
 
 /* ---- nodeuv_counters.c ---- */
 
