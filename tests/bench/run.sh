@@ -18,8 +18,10 @@ if [ -z "${BENCH_CMD:-}" ]; then
 	if [ -n "${MAKELEVEL:-}" ]; then BENCH_CMD="make bench"; else BENCH_CMD="tests/bench/run.sh $*"; fi
 fi
 export BENCH_CMD
-# The report names the machine class first (tests/bench/bench.py repeats the line).
-"$BUILD/loopscope" calibrate --refresh 2>&1 | tail -n 1 | sed '/^machine:/!s/^/machine: not calibrated: /'
+# The report names the machine class first (tests/bench/bench.py repeats the line): the
+# machine: line, or the one line calibrate failed with.
+calib_out=$("$BUILD/loopscope" calibrate --refresh 2>&1)
+grep -m1 '^machine:' <<<"$calib_out" || tail -n 1 <<<"$calib_out" | sed 's/^/machine: not calibrated: /'
 export BENCH_CALIBRATED=1
 # The benchmark programs, in case this runs without make bench (some sections only).
 make -s -C "$ROOT" BUILD="$BUILD" $(for c in "$ROOT"/tests/bench/*.c; do b=${c##*/}; echo "$BUILD/bench/bin/${b%.c}"; done) ||

@@ -6,11 +6,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -63,6 +65,31 @@ static void test_options(void **state)
 	assert_int_equal(n, 2);
 	assert_int_equal(pids[0], 7);
 	assert_int_equal(pids[1], 8);
+}
+
+static FILE *usage_to;
+static void record_usage(FILE *f)
+{
+	usage_to = f;
+}
+
+/* The ends of a getopt loop: -h is usage on stdout and exit 0, a refused option usage
+ * on stderr and 2; an operand left over is 2. */
+static void test_option_loop_ends(void **state)
+{
+	char *argv[] = { "cmd", "-v", "extra", NULL };
+	int saved = optind;
+
+	(void)state;
+	assert_int_equal(ls_opt_usage('h', record_usage), 0);
+	assert_ptr_equal(usage_to, stdout);
+	assert_int_equal(ls_opt_usage('?', record_usage), 2);
+	assert_ptr_equal(usage_to, stderr);
+	optind = 2;
+	assert_int_equal(ls_opt_no_operands("test", 3, argv, 1), 2);
+	optind = 3;
+	assert_int_equal(ls_opt_no_operands("test", 3, argv, 0), 0);
+	optind = saved;
 }
 
 /* The mapping that holds code address a, from ls_proc_maps_list. */
@@ -127,6 +154,37 @@ static void test_proc_small(void **state)
 	assert_int_equal(ls_proc_tgid(getpid()), getpid());
 	assert_int_equal(ls_proc_tgid(0x3ffffffe), -1);
 	assert_true(ls_proc_self_rss() > 0);
+}
+
+/* /proc/PID/stat past the command name: this thread runs (R), is not stopped. */
+static void test_proc_stat(void **state)
+{
+	char buf[512];
+	const char *f = NULL;
+
+	(void)state;
+	assert_int_equal(ls_proc_stat(getpid(), 0, buf, sizeof(buf), &f), 0);
+	assert_int_equal(f[0], 'R');
+	assert_int_equal(atoi(f + 2), (int)getppid());	/* field 4 */
+	assert_int_equal(ls_proc_stat(getpid(), (uint32_t)getpid(), buf, sizeof(buf), &f), 0);
+	assert_int_equal(f[0], 'R');
+	assert_int_equal(ls_proc_stat(0x3ffffffe, 0, buf, sizeof(buf), &f), -ESRCH);
+	assert_int_equal(ls_proc_thread_stopped(getpid(), (uint32_t)getpid()), 0);
+	assert_int_equal(ls_proc_thread_stopped(getpid(), 0x3ffffffe), 0);
+	/* a child stopped by SIGSTOP is */
+	pid_t child = fork();
+
+	if (!child) {
+		pause();
+		_exit(0);
+	}
+	assert_true(child > 0);
+	kill(child, SIGSTOP);
+	for (int i = 0; i < 200 && !ls_proc_thread_stopped(child, (uint32_t)child); i++)
+		usleep(10000);
+	assert_int_equal(ls_proc_thread_stopped(child, (uint32_t)child), 1);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
 }
 
 struct count {
@@ -354,8 +412,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_option_loop_ends),
 		cmocka_unit_test(test_proc_maps),
 		cmocka_unit_test(test_proc_small),
+		cmocka_unit_test(test_proc_stat),
 		cmocka_unit_test(test_elf),
 		cmocka_unit_test(test_elf_index),
 		cmocka_unit_test(test_links_destroy),

@@ -5,6 +5,11 @@
  * live default loop, then loads one copy of the probe set per process and attaches
  * it in a fixed order: tracepoints, uprobes, per-CPU perf events. Anything that
  * fails on the way is torn down by detach(), so a failed attach leaves nothing.
+ * The ops table is at the end.
+ *
+ * Beside it (nodeuv_int.h): nodeuv_snapshot.c turns the loops map into snapshots,
+ * nodeuv_counters.c reads libuv's own counters (and is the whole counters tier),
+ * nodeuv_stacks.c turns stack samples into frames and episode stacks.
  *
  * What is measured where, and what each tier costs: nodeuv.md beside this file, and
  * probe-plans.md (the poll plans, the counters tier).
@@ -14,11 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -30,9 +33,8 @@
 #include "node.h"
 #include "nodeuv.h"
 #include "nodeuv.skel.h"
+#include "nodeuv_int.h"
 #include "proc.h"
-#include "stacktab.h"
-#include "sampler.h"
 #include "unwind.h"
 
 _Static_assert(NU_NPHASES == LS_NPHASES, "phase numbering");
@@ -41,27 +43,9 @@ _Static_assert(NU_PHASE_NONE == LS_PHASE_NONE, "phase numbering");
 _Static_assert(NU_EP_STALL == LS_EP_STALL && NU_EP_TICK == LS_EP_TICK_STARVATION, "episode kinds");
 _Static_assert(NU_EP_MICRO == LS_EP_MICROTASK_STARVATION && NU_EP_GC == LS_EP_GC, "episode kinds");
 
-#define MAX_BSITES 24
-#define MAX_RET_SITES 16
-#define MAX_EPSITES 8
-#define MAX_PSITES 4
-#define SAMPLE_HZ 99
-#define FAST_HZ 997		/* while a loop is in a long span: a 100 ms stall gets >= 20 */
-_Static_assert(SAMPLE_HZ + FAST_HZ == LS_NODE_PROFILE_HZ, "profile rate");
-#define MAX_SPANS 16		/* long spans whose samples are kept until they end */
-#define MAX_FRAMES (LS_RAW_DEPTH + LS_RAW_KDEPTH + 1)
-#define EPISODE_STACKS 5	/* stacks kept per episode */
-#define SPAN_FULL 256		/* samples a span names one by one ... */
-#define SPAN_DECIMATE 4		/* ... then one in this many */
 #define DEFAULT_STALL_NS 100000000ull
 
-/* Symbols the plan needs, by index. */
-enum {
-	S_UV_RUN, S_UV_VERSION, S_RUN_TIMERS, S_RUN_IDLE, S_RUN_PREPARE, S_IO_POLL, S_RUN_CHECK,
-	S_DEFAULT_LOOP, S_MICROTASKS, S_CB_CLOSE, S_COLLECT_GARBAGE, S_GC_PAUSE_START, S_GC_PAUSE_STOP,
-	S_METADATA, S_ALLOC_THREAD_ID, S_NEXT_THREAD_ID, S_WORKER_CTOR,
-	S_TIMER_STOP, S_NSYMS,
-};
+/* The symbols of the plan (nodeuv_int.h: S_*). */
 static const char *const sym_names[S_NSYMS] = {
 	[S_UV_RUN] = "uv_run",
 	[S_UV_VERSION] = "uv_version",
@@ -86,144 +70,12 @@ static const char *const sym_names[S_NSYMS] = {
 	[S_TIMER_STOP] = "uv_timer_stop",
 };
 
-/* How the loop's poll is timed (the numbers are the same whichever is used). */
-enum poll_mode {
-	POLL_TRACEPOINTS,	/* epoll syscall tracepoints: no trap, a tax on every syscall */
-	POLL_EPOLL_UPROBES,	/* uprobes on uv__io_poll's epoll call and after it: 2 traps a call */
-	POLL_ENTRY,		/* one uprobe at uv_run's call of uv__io_poll + libuv's idle counter */
-	POLL_NONE,		/* counters tier: nothing in the loop thread */
-};
+/* Names of enum poll_mode, as the plan and its note print them. */
 static const char *const poll_mode_names[] = {
 	[POLL_TRACEPOINTS] = "tracepoints",
 	[POLL_EPOLL_UPROBES] = "epoll-uprobes",
 	[POLL_ENTRY] = "poll-entry",
 	[POLL_NONE] = "none",
-};
-
-struct node_plan {
-	uint32_t runtime;		/* LS_RT_NODE or LS_RT_LIBUV */
-	char path[PATH_MAX];		/* the ELF holding libuv, openable by us and libbpf */
-	uint64_t bias;			/* load bias of path in the target */
-	uint32_t version;		/* UV_VERSION_HEX or 0 */
-	struct ls_elf_sym sym[S_NSYMS];
-	int have_off;
-	int off_guessed;		/* no version: the layout must pass lu_loop_check() */
-	struct lu_offsets off;
-	int have_epoll;			/* epoll by uprobes in uv__io_poll, not tracepoints */
-	int nep;
-	struct lu_site epsites[MAX_EPSITES];	/* call (cookie 0), after it (1), ... */
-	int npoll;
-	struct lu_site psites[MAX_PSITES];	/* uv_run's calls of uv__io_poll */
-	uint32_t poll_mode;		/* enum poll_mode */
-	int metrics_ok;			/* the default loop keeps libuv's idle time (checked live) */
-	int counters;			/* counters tier: no probe at all */
-	uint64_t default_loop;		/* its address in the target, or 0 */
-	int have_timers;
-	struct lu_site timers;		/* entry of uv__run_timers (light tier fallback) */
-	int ntf;
-	struct lu_site tfire[MAX_PSITES];	/* uv__run_timers' calls of uv_timer_stop (light) */
-	int phases;			/* uv_run boundaries in use */
-	int nb;
-	struct lu_site bsites[MAX_BSITES];
-	int have_gc;
-	int ngc_sites, gc_tracer;
-	/* ends (cookie 1), then starts (0): calls of GCTracer::Stop/StartObservablePause
-	 * in CollectGarbage when gc_tracer, else its returns and entry */
-	struct lu_site gc_sites[MAX_RET_SITES + 1];
-	int have_worker_ids;
-	uint32_t worker_thread_id;	/* offsetof(node::worker::Worker, thread_id_) */
-	/* where the drains run (starvation classification), both or neither */
-	int nmicro, ntick;
-	struct lu_range micro[NU_NRANGES];	/* MicrotaskQueue::RunMicrotasks and its parts */
-	struct lu_range tick[NU_NRANGES];	/* InternalCallbackScope::Close and its parts */
-	char tier[16];
-	char note[320];
-	char tier_why[200];		/* why the tier asked for could not be had, or "" */
-	char poll_why[160];		/* the calibration figures behind poll_mode */
-};
-
-#define MAX_LINKS (8 + MAX_BSITES + MAX_RET_SITES + MAX_EPSITES + 2 * MAX_PSITES)
-#define MAX_MULTI 4
-
-/* The samples of one long not-polling span, until it ends (an episode) or not. */
-struct span_acc {
-	uint32_t tid;
-	uint64_t start;			/* the span's start: its episode's start_ns */
-	struct ls_stack_agg *agg;
-	uint64_t cat[3];		/* samples by what they were inside: SPAN_SYNC, ... */
-	uint64_t seen;			/* samples that arrived for it */
-};
-enum { SPAN_SYNC, SPAN_TICK, SPAN_MICRO };
-
-/* What user space learned of one loop from its samples. */
-struct loop_extra {
-	uint32_t tid;
-	uint64_t span;			/* span of where[] */
-	char where[192];
-	uint64_t where_ns;
-	int64_t stall, tick, micro;	/* episodes moved between kinds by JS frames */
-};
-
-struct node_priv {
-	struct node_plan plan;
-	struct nodeuv *skel;
-	struct bpf_link *links[MAX_LINKS];	/* tracepoints; uprobes without uprobe_multi */
-	size_t nlinks;
-	int multi[MAX_MULTI];			/* uprobe_multi link fds */
-	size_t nmulti;
-	struct ls_sampler slow;			/* SAMPLE_HZ, always on */
-	struct ring_buffer *rb;
-	struct ring_buffer *rbs;		/* raw samples */
-	int wake_fd;				/* epoll over both rings */
-	struct ls_sampler fast;			/* FAST_HZ, enabled while a span is hot */
-	int fast_on;
-	uint32_t hot[NU_MAX_LOOPS];		/* loops in a long span (tids) */
-	uint32_t nhot;
-	struct ls_stacktab *tab;
-	struct ls_unwinder *unw;
-	struct ls_frame *fbuf;			/* MAX_FRAMES scratch */
-	struct span_acc spans[MAX_SPANS];
-	struct loop_extra extra[NU_MAX_LOOPS];
-	uint32_t nextra;
-	int profile;				/* LS_PROFILE_* */
-	void (*on_stack)(void *arg, int32_t pid, uint32_t tid, const struct ls_frame *f, uint32_t n);
-	void *stack_arg;
-	struct nu_loop *val;		/* scratch for one map value (too big for the stack) */
-	pid_t pid;
-	uint64_t stall_ns;
-	char version[24];		/* process.versions.node, read at attach */
-	struct loop_label {		/* loops named so far (loop_label()) */
-		uint32_t tid;
-		uint64_t loop;
-		char label[32];
-	} labels[NU_MAX_LOOPS];
-	size_t nlabels;
-	ls_episode_fn fn;		/* set only while consume() runs */
-	void *fn_arg;
-	struct mx_loop *mx;		/* libuv's counters per loop (NU_MAX_LOOPS) */
-	struct counters_state *cs;	/* counters tier only */
-};
-
-/* A loop whose utilization comes from libuv's idle-time counter (what Node's
- * eventLoopUtilization() reads) rather than from the probes: busy and idle since
- * base_ns, read at each collect. */
-struct mx_loop {
-	uint32_t tid;			/* 0: free slot */
-	int usable;			/* 0: counter unreadable or off, use the probes' figures */
-	uint64_t loop;
-	struct lu_metrics m;
-	uint64_t base_ns, base_idle;	/* first read */
-	uint64_t busy_ns, idle_ns;	/* at the last good read */
-	uint64_t base_count;		/* loop_count at base (counters tier) */
-};
-
-/* Counters tier: the main loop, read from outside at each tick of a timerfd. */
-struct counters_state {
-	int tfd;
-	uint64_t last_time_ms;		/* loop->time at the previous tick */
-	uint64_t stall_start_ns;	/* an open stall episode started then, or 0 */
-	uint64_t stall_episodes;
-	uint64_t longest_ns;		/* longest stall seen */
 };
 
 static int node_match(const struct ls_target_info *ti)
@@ -624,210 +476,17 @@ static void node_detach(struct ls_target *t)
 
 	if (!p)
 		return;
-	ls_sampler_close(&p->slow);
-	ls_sampler_close(&p->fast);
-	for (size_t i = 0; i < MAX_SPANS; i++)
-		ls_stack_agg_free(p->spans[i].agg);
-	ls_unwinder_free(p->unw);
-	free(p->fbuf);
-	ring_buffer__free(p->rbs);
-	if (p->wake_fd >= 0)
-		close(p->wake_fd);
+	nu__samples_close(p);
 	ls_links_destroy(p->links, p->nlinks, p->multi, p->nmulti);
 	p->nmulti = 0;
 	p->nlinks = 0;
 	ring_buffer__free(p->rb);
 	nodeuv__destroy(p->skel);
-	if (p->cs && p->cs->tfd >= 0)
-		close(p->cs->tfd);
-	free(p->cs);
-	free(p->mx);
+	nu__counters_free(p);
+	free(p->uvc);
 	free(p->val);
 	free(p);
 	t->priv = NULL;
-}
-
-static struct loop_extra *loop_extra(struct node_priv *p, uint32_t tid, int create)
-{
-	for (uint32_t i = 0; i < p->nextra; i++)
-		if (p->extra[i].tid == tid)
-			return &p->extra[i];
-	if (!create || p->nextra == NU_MAX_LOOPS)
-		return NULL;
-	memset(&p->extra[p->nextra], 0, sizeof(p->extra[0]));
-	p->extra[p->nextra].tid = tid;
-	return &p->extra[p->nextra++];
-}
-
-static void set_fast(struct node_priv *p, int on)
-{
-	if (p->fast_on == on)
-		return;
-	ls_sampler_enable(&p->fast, on);
-	p->fast_on = on;
-}
-
-static void hot_set(struct node_priv *p, uint32_t tid, int hot)
-{
-	uint32_t i;
-
-	for (i = 0; i < p->nhot && p->hot[i] != tid; i++)
-		;
-	if (hot && i == p->nhot && p->nhot < NU_MAX_LOOPS)
-		p->hot[p->nhot++] = tid;
-	else if (!hot && i < p->nhot)
-		p->hot[i] = p->hot[--p->nhot];
-	set_fast(p, p->nhot > 0 || p->profile == LS_PROFILE_ALL);
-}
-
-static struct span_acc *span_get(struct node_priv *p, uint32_t tid, uint64_t start, int create)
-{
-	struct span_acc *free_slot = NULL, *oldest = NULL;
-
-	for (size_t i = 0; i < MAX_SPANS; i++) {
-		struct span_acc *s = &p->spans[i];
-
-		if (s->agg && s->tid == tid && s->start == start)
-			return s;
-		if (!s->agg && !free_slot)
-			free_slot = s;
-		if (s->agg && (!oldest || s->start < oldest->start))
-			oldest = s;
-	}
-	if (!create)
-		return NULL;
-	if (!free_slot) {	/* spans that never ended as episodes: drop the oldest */
-		ls_stack_agg_free(oldest->agg);
-		free_slot = oldest;
-	}
-	memset(free_slot, 0, sizeof(*free_slot));
-	free_slot->agg = ls_stack_agg_new();
-	if (!free_slot->agg)
-		return NULL;
-	free_slot->tid = tid;
-	free_slot->start = start;
-	return free_slot;
-}
-
-static void span_drop(struct span_acc *s)
-{
-	ls_stack_agg_free(s->agg);
-	memset(s, 0, sizeof(*s));
-}
-
-/* What a sample was inside: the microtask drain (V8's RunMicrotasks), Node's
- * nextTick drain (its JS processTicksAndRejections / runNextTicks), or neither. */
-static int sample_cat(const struct ls_frame *f, uint32_t n)
-{
-	int tick = 0;
-
-	for (uint32_t i = 0; i < n; i++) {
-		if (f[i].kind == LS_FRAME_NATIVE && (!strcmp(f[i].function, "v8::internal::MicrotaskQueue::RunMicrotasks") ||
-						     !strcmp(f[i].function, "Builtins_RunMicrotasks")))
-			return SPAN_MICRO;
-		if (f[i].kind == LS_FRAME_JS && f[i].file && !strncmp(f[i].file, "node:internal/process/task_queues", 33) &&
-		    (!strcmp(f[i].function, "processTicksAndRejections") || !strcmp(f[i].function, "runNextTicks")))
-			tick = 1;
-	}
-	return tick ? SPAN_TICK : SPAN_SYNC;
-}
-
-/* "fn (file:line)" for the leaf-most JS frame, else "[native] fn". */
-static void describe_where(const struct ls_frame *f, uint32_t n, char *out, size_t len)
-{
-	out[0] = 0;
-	for (uint32_t i = 0; i < n; i++)
-		if (f[i].kind == LS_FRAME_JS) {
-			if (f[i].file && f[i].line)
-				snprintf(out, len, "%s (%s:%u)", f[i].function, f[i].file, f[i].line);
-			else if (f[i].file)
-				snprintf(out, len, "%s (%s)", f[i].function, f[i].file);
-			else
-				snprintf(out, len, "%s", f[i].function);
-			return;
-		}
-	if (n)
-		snprintf(out, len, "[native] %s", f[0].function);
-}
-
-static int on_sample(void *ctx, void *data, size_t len)
-{
-	struct node_priv *p = ctx;
-	const struct ls_raw *r = data;
-	struct span_acc *s;
-	struct loop_extra *x;
-	uint32_t n, weight;
-	int in_span;
-
-	if (len < offsetof(struct ls_raw, pc))
-		return 0;
-	if (r->type == LS_RAW_HOT || r->type == LS_RAW_COOL) {
-		hot_set(p, r->tid, r->type == LS_RAW_HOT);
-		return 0;
-	}
-	if (r->type != LS_RAW_SAMPLE || !p->unw)
-		return 0;
-	in_span = r->span_start && r->time - r->span_start >= p->stall_ns / 4;
-	s = in_span ? span_get(p, r->tid, r->span_start, 1) : NULL;
-	/* A long span's samples past SPAN_FULL are kept one in SPAN_DECIMATE, each
-	 * counting for that many: the shares stay fair and the cost of naming them
-	 * stays bounded (an episode's end waits for its samples to be named). */
-	if (s && ++s->seen > SPAN_FULL && s->seen % SPAN_DECIMATE && p->profile != LS_PROFILE_ALL)
-		return 0;
-	weight = s && s->seen > SPAN_FULL && p->profile != LS_PROFILE_ALL ? SPAN_DECIMATE : 1;
-	/* now, while the objects its frames point to are where they were */
-	n = ls_unwind(p->unw, r, len, p->fbuf, MAX_FRAMES);
-	if (!n)
-		return 0;
-	if (p->profile == LS_PROFILE_ALL && p->on_stack)
-		p->on_stack(p->stack_arg, p->pid, r->tid, p->fbuf, n);
-	if (!s)
-		return 0;	/* profile: not in a long span */
-	if (!ls_stack_agg_add(s->agg, p->fbuf, n, weight))
-		s->cat[sample_cat(p->fbuf, n)] += weight;
-	x = loop_extra(p, r->tid, 1);
-	if (x) {
-		describe_where(p->fbuf, n, x->where, sizeof(x->where));
-		x->where_ns = r->time;
-		x->span = r->span_start;
-	}
-	return 0;
-}
-
-/* An episode that ended gets the stacks of its span; a stall whose samples were
- * mostly inside a drain is that drain's starvation (JS frames see what the
- * kernel's address ranges cannot: Node's nextTick drain is JS). */
-static void attach_stacks(struct node_priv *p, struct ls_episode *ep)
-{
-	struct span_acc *s = span_get(p, ep->tid, ep->start_ns, 0);
-	struct loop_extra *x;
-	uint64_t sy, t, m;
-
-	if (!s)
-		return;
-	ep->samples = (uint32_t)ls_stack_agg_total(s->agg);
-	if (p->tab)
-		ep->stacks = ls_stack_agg_finish(s->agg, p->tab,
-						 p->profile == LS_PROFILE_STALLS ? UINT32_MAX : EPISODE_STACKS);
-	sy = s->cat[SPAN_SYNC];
-	t = s->cat[SPAN_TICK];
-	m = s->cat[SPAN_MICRO];
-	if (ep->kind == LS_EP_STALL && (x = loop_extra(p, ep->tid, 1))) {
-		if (m && m >= t && m >= sy) {
-			ep->kind = LS_EP_MICROTASK_STARVATION;
-			x->stall--;
-			x->micro++;
-		} else if (t && t >= sy) {
-			ep->kind = LS_EP_TICK_STARVATION;
-			x->stall--;
-			x->tick++;
-		}
-	}
-	span_drop(s);
-	/* older spans of this loop ended without becoming episodes */
-	for (size_t i = 0; i < MAX_SPANS; i++)
-		if (p->spans[i].agg && p->spans[i].tid == ep->tid && p->spans[i].start < ep->start_ns)
-			span_drop(&p->spans[i]);
 }
 
 static int on_ringbuf(void *ctx, void *data, size_t len)
@@ -844,9 +503,8 @@ static int on_ringbuf(void *ctx, void *data, size_t len)
 	};
 	if (ep.end_ns && ep.kind != LS_EP_GC) {
 		/* its samples were sent before it ended: take them all first */
-		if (p->rbs)
-			ring_buffer__consume(p->rbs);
-		attach_stacks(p, &ep);
+		nu__samples_consume(p);
+		nu__episode_stacks(p, &ep);
 	}
 	p->fn(&ep, p->fn_arg);
 	return 0;
@@ -969,19 +627,6 @@ static void ensure_tracefs(void)
 		return;	/* attach then says which tracepoint it could not find */
 }
 
-/* The stack sampler (sampler.h) at SAMPLE_HZ, and a FAST_HZ set opened stopped:
- * on_sample() turns it on while a span is hot. nu_sample returns at once unless the
- * interrupted thread is one of the target's loops in a stall (then it takes the
- * user stack). 0, or -errno when no CPU's event could be opened and attached. */
-static int add_sampler(struct node_priv *p)
-{
-	int r = ls_sampler_open(&p->slow, p->skel->progs.nu_sample, SAMPLE_HZ, 0);
-
-	if (r)
-		return r;
-	ls_sampler_open(&p->fast, p->skel->progs.nu_sample, FAST_HZ, 1);	/* without it: SAMPLE_HZ */
-	return 0;
-}
 
 /* Open and load the probe set for the plan; multi: uprobe programs load for
  * uprobe_multi links (they cannot then attach one site at a time). */
@@ -1132,206 +777,12 @@ static int load_and_attach(struct node_priv *p, int multi, char *err, size_t err
 	return 0;
 }
 
-/* ---- libuv's own counters, read from outside ---- */
-
-/* The counters slot of loop thread tid; with create, taken on first sight for loop
- * (its uv_loop_t, 0 when not known: that loop then keeps the probes' figures for
- * good, so its cumulative numbers never switch source). NULL when there is none. */
-static struct mx_loop *mx_slot(struct node_priv *p, uint32_t tid, uint64_t loop, int create)
-{
-	struct mx_loop *free_slot = NULL;
-
-	for (int i = 0; i < NU_MAX_LOOPS; i++) {
-		if (p->mx[i].tid == tid)
-			return &p->mx[i];
-		if (!p->mx[i].tid && !free_slot)
-			free_slot = &p->mx[i];
-	}
-	if (!free_slot || !create)
-		return NULL;
-	free_slot->tid = tid;
-	free_slot->loop = loop;
-	return free_slot;
-}
-
-/* Read x's counters at now. The first read decides for good whether the loop's
- * utilization comes from them (usable) and sets the base; a later failed read keeps
- * the last figures. 0 or -errno. */
-static int mx_update(struct node_priv *p, struct mx_loop *x, uint64_t now)
-{
-	uint64_t idle, busy;
-	int r;
-
-	if (!x)
-		return -ENOENT;
-	if (x->base_ns && !x->usable)
-		return -ENOTSUP;
-	r = x->loop ? lu_metrics_read(p->pid, x->loop, &p->plan.off, &x->m) : -ENOENT;
-	if (!r && !(x->m.flags & LU_METRICS_IDLE_TIME))
-		r = -ENOTSUP;
-	if (!x->base_ns) {
-		x->base_ns = now;
-		x->usable = !r;
-		x->base_idle = r ? 0 : lu_metrics_idle_at(&x->m, now);
-		x->base_count = x->m.loop_count;
-	}
-	if (r)
-		return r;
-	idle = lu_metrics_idle_at(&x->m, now) - x->base_idle;
-	if (idle > now - x->base_ns)
-		idle = now - x->base_ns;
-	busy = now - x->base_ns - idle;
-	/* cumulative: never backwards, whatever the clocks of two reads did */
-	if (idle > x->idle_ns)
-		x->idle_ns = idle;
-	if (busy > x->busy_ns)
-		x->busy_ns = busy;
-	return 0;
-}
-
-/* 1 if thread tid of pid is stopped (a debugger, SIGSTOP): its loop is not stalled. */
-static int thread_stopped(pid_t pid, uint32_t tid)
-{
-	char path[64], buf[512], *rp;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%u/stat", (int)pid, tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	rp = strrchr(buf, ')');
-	return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
-}
-
-/* Counters tier: a timerfd (the fd the agent waits on for episodes) ticks four
- * times per stall threshold, 10-250 ms apart, and each tick reads the main loop's
- * counters (a few process_vm_readv calls by the agent; nothing in the target). A
- * stall shorter than the threshold plus one tick can fall between two ticks. */
-static int counters_start(struct node_priv *p, char *err, size_t errlen)
-{
-	uint64_t tick = p->stall_ns / 4 < 10000000ull ? 10000000ull : p->stall_ns / 4 > 250000000ull ? 250000000ull
-												     : p->stall_ns / 4;
-	struct itimerspec its = {
-		.it_interval = { .tv_nsec = (long)tick }, .it_value = { .tv_nsec = (long)tick },
-	};
-	struct mx_loop *x;
-
-	p->cs = calloc(1, sizeof(*p->cs));
-	if (!p->cs) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	p->cs->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (p->cs->tfd < 0 || timerfd_settime(p->cs->tfd, 0, &its, NULL)) {
-		int r = -errno;
-
-		snprintf(err, errlen, "creating the counters timer failed: %s", strerror(-r));
-		return r;
-	}
-	x = mx_slot(p, (uint32_t)p->pid, p->plan.default_loop, 1);
-	if (mx_update(p, x, ls_now_mono_ns())) {
-		snprintf(err, errlen, "--probes counters: reading the loop's counters failed; use --probes light");
-		return -EIO;
-	}
-	p->cs->last_time_ms = x->m.time_ms;
-	return 0;
-}
-
-/* One tick: the loop is stalled while, out of its poll wait, it has not refreshed
- * its clock (loop->time, at least once an iteration) for the stall threshold; it
- * started then. It ends when the clock moves or the loop polls again. */
-static void counters_tick(struct node_priv *p)
-{
-	struct counters_state *cs = p->cs;
-	struct mx_loop *x = mx_slot(p, (uint32_t)p->pid, 0, 0);
-	uint64_t now = ls_now_mono_ns(), t_ns, end;
-	int moved;
-
-	if (!x || mx_update(p, x, now))
-		return;
-	t_ns = x->m.time_ms * 1000000ull;
-	moved = x->m.time_ms != cs->last_time_ms || x->m.entry_ns;
-	cs->last_time_ms = x->m.time_ms;
-	if (!moved && !cs->stall_start_ns && now > t_ns && now - t_ns >= p->stall_ns &&
-	    !thread_stopped(p->pid, (uint32_t)p->pid)) {
-		struct ls_episode ep = {
-			.pid = p->pid, .tid = (uint32_t)p->pid, .kind = LS_EP_STALL, .phase = LS_PHASE_NONE,
-			.start_ns = t_ns,
-		};
-
-		cs->stall_start_ns = t_ns;
-		cs->stall_episodes++;
-		if (p->fn)
-			p->fn(&ep, p->fn_arg);
-	} else if (moved && cs->stall_start_ns) {
-		struct ls_episode ep = {
-			.pid = p->pid, .tid = (uint32_t)p->pid, .kind = LS_EP_STALL, .phase = LS_PHASE_NONE,
-			.start_ns = cs->stall_start_ns,
-		};
-
-		end = x->m.entry_ns > cs->stall_start_ns ? x->m.entry_ns
-		      : t_ns > cs->stall_start_ns	  ? t_ns
-							  : now;
-		ep.end_ns = end;
-		if (end - cs->stall_start_ns > cs->longest_ns)
-			cs->longest_ns = end - cs->stall_start_ns;
-		cs->stall_start_ns = 0;
-		if (p->fn)
-			p->fn(&ep, p->fn_arg);
-	}
-}
-
-/* The samples ring, the unwinder, and one epoll fd over both rings. */
-static int add_stacks(struct node_priv *p, const struct ls_target_info *ti)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	const char *why;
-
-	p->wake_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (p->wake_fd < 0)
-		return -errno;
-	ev.data.u32 = 0;
-	if (epoll_ctl(p->wake_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rb), &ev))
-		return -errno;
-	p->tab = ls_stacks_table();
-	p->fbuf = calloc(MAX_FRAMES, sizeof(*p->fbuf));
-	if (!p->tab || !p->fbuf)
-		return -ENOMEM;
-	if (ls_unwinder_new(p->pid, p->plan.runtime == LS_RT_NODE ? p->plan.path : NULL, p->plan.bias, p->tab,
-			    &p->unw))
-		return -ENOMEM;
-	why = ls_unwinder_js_why(p->unw);
-	if (why && p->plan.runtime == LS_RT_NODE) {
-		char buf[240];
-
-		snprintf(buf, sizeof(buf), "JS frames unavailable: %s", why);
-		note_add(&p->plan, buf);
-	}
-	(void)ti;
-	p->rbs = ring_buffer__new(bpf_map__fd(p->skel->maps.samples), on_sample, p, NULL);
-	if (!p->rbs)
-		return -errno;
-	ev.data.u32 = 1;
-	if (epoll_ctl(p->wake_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rbs), &ev))
-		return -errno;
-	p->skel->bss->raw_on = 1;
-	if (p->profile == LS_PROFILE_ALL) {
-		p->skel->bss->raw_all = 1;
-		set_fast(p, 1);
-	}
-	return 0;
-}
-
 static int node_attach(struct ls_target *t, const struct ls_target_info *ti, const struct ls_agent_opts *opts,
 		       char *err, size_t errlen)
 {
 	struct node_priv *p;
 	struct node_plan *pl;
-	const char *no_multi = getenv("LOOPSCOPE_NO_UPROBE_MULTI");
+	const char *no_multi = getenv("LOOPSCOPE_NO_UPROBE_MULTI"), *js_why;
 	char why[160] = "";
 	int r, multi, bad_off = 0;
 
@@ -1387,14 +838,14 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 		}
 	}
 	p->val = malloc(sizeof(*p->val));
-	p->mx = calloc(NU_MAX_LOOPS, sizeof(*p->mx));
-	if (!p->val || !p->mx) {
+	p->uvc = calloc(NU_MAX_LOOPS, sizeof(*p->uvc));
+	if (!p->val || !p->uvc) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (pl->counters) {
-		r = counters_start(p, err, errlen);
+		r = nu__counters_start(p, err, errlen);
 		if (r)
 			goto fail;
 		return 0;
@@ -1413,8 +864,9 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	 * after, and what a loop did before (while attaching) must not enter its ratios. */
 	p->skel->bss->start_ns = ls_now_mono_ns();
 	if (pl->metrics_ok)
-		mx_update(p, mx_slot(p, (uint32_t)p->pid, pl->default_loop, 1), p->skel->bss->start_ns);
-	r = add_sampler(p);
+		nu__libuv_counters_read(p, nu__libuv_counters(p, (uint32_t)p->pid, pl->default_loop, 1),
+					p->skel->bss->start_ns);
+	r = nu__sampler_open(p);
 	if (r) {
 		char buf[120];
 
@@ -1428,10 +880,17 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 		snprintf(err, errlen, "creating the episode ring buffer failed: %s", strerror(-r));
 		goto fail;
 	}
-	r = add_stacks(p, ti);
+	r = nu__samples_open(p);
 	if (r) {
 		snprintf(err, errlen, "setting up stack samples failed: %s", strerror(-r));
 		goto fail;
+	}
+	js_why = ls_unwinder_js_why(p->unw);
+	if (js_why && pl->runtime == LS_RT_NODE) {
+		char buf[240];
+
+		snprintf(buf, sizeof(buf), "JS frames unavailable: %s", js_why);
+		note_add(pl, buf);
 	}
 	return 0;
 fail:
@@ -1441,243 +900,8 @@ fail:
 
 /* ---- collect ---- */
 
-static uint64_t counter(struct node_priv *p, uint32_t idx);
-
-/* What the program calls the loop at addr: "main" for the default loop, "worker N"
- * for a worker_thread's, N its threadId (Node hands them out from 1, never twice).
- * A worker's loop is the member of node::worker::WorkerThreadData that follows its
- * Worker* (src/node_worker.cc, the same in Node 18 to 26), so the Worker is the
- * pointer just below the loop, and its thread_id_ offset comes from the code of the
- * Worker constructor (make_plan). The id must lie below Node's counter of ids handed
- * out; "" when anything does not hold (the front ends show the comm). */
-static void name_loop(struct node_priv *p, uint64_t loop, char *out, size_t len)
-{
-	const struct node_plan *pl = &p->plan;
-	uint64_t worker, id, next;
-
-	out[0] = 0;
-	if (!loop)
-		return;
-	if (pl->sym[S_DEFAULT_LOOP].addr && loop == pl->sym[S_DEFAULT_LOOP].addr + pl->bias) {
-		snprintf(out, len, "main");
-		return;
-	}
-	if (!pl->have_worker_ids || ls_proc_read_mem(p->pid, loop - 8, &worker, 8) ||
-	    ls_proc_read_mem(p->pid, worker + pl->worker_thread_id, &id, 8) ||
-	    ls_proc_read_mem(p->pid, pl->sym[S_NEXT_THREAD_ID].addr + pl->bias, &next, 8) || !id || id >= next)
-		return;
-	snprintf(out, len, "worker %llu", (unsigned long long)id);
-}
-
-/* The label of the loop on tid, named once per (thread, loop). */
-static const char *loop_label(struct node_priv *p, uint32_t tid, uint64_t loop)
-{
-	struct loop_label *l = NULL;
-
-	for (size_t i = 0; i < p->nlabels && !l; i++)
-		if (p->labels[i].tid == tid)
-			l = &p->labels[i];
-	/* full (threads come and go): take over a slot, it is named again */
-	if (!l)
-		l = &p->labels[p->nlabels < NU_MAX_LOOPS ? p->nlabels++ : tid % NU_MAX_LOOPS];
-	if (l->tid != tid || l->loop != loop || !l->label[0]) {
-		l->tid = tid;
-		l->loop = loop;
-		name_loop(p, loop, l->label, sizeof(l->label));
-	}
-	return l->label;
-}
-
-static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v, const char *prev_name,
-		      uint64_t now, struct ls_loop_snapshot *o)
-{
-	const struct node_plan *pl = &p->plan;
-
-	memset(o, 0, sizeof(*o));
-	o->tid = tid;
-	if (prev_name && prev_name[0])
-		snprintf(o->name, sizeof(o->name), "%s", prev_name);
-	else
-		ls_proc_thread_comm(p->pid, tid, o->name, sizeof(o->name));
-	snprintf(o->label, sizeof(o->label), "%s", loop_label(p, tid, v->loop_addr));
-	o->has = LS_HAS_DELAY | LS_HAS_EPISODES | LS_HAS_NOT_POLLING;
-	if (pl->phases)
-		o->has |= LS_HAS_PHASES;
-	if (pl->have_timers)
-		o->has |= LS_HAS_TIMERS;
-	if (pl->have_gc)
-		o->has |= LS_HAS_GC;
-	o->iterations = v->iterations;
-	o->busy_ns = v->busy_ns;
-	o->idle_ns = v->idle_ns;
-	/* the span in progress counts up to now */
-	if (v->idle_mark_ns && now > v->idle_mark_ns)
-		o->idle_ns += now - v->idle_mark_ns;
-	else if (!v->idle_mark_ns && v->busy_mark_ns && now > v->busy_mark_ns)
-		o->busy_ns += now - v->busy_mark_ns;
-	/* Where libuv keeps the loop's idle time, utilization is what Node's
-	 * eventLoopUtilization() computes from it: its idle span runs from just before
-	 * the blocking epoll call to just before the first callback (or to after the
-	 * post-poll pending queue), a little longer than the syscall the probes time. */
-	if (pl->metrics_ok) {
-		struct mx_loop *x = mx_slot(p, tid, v->loop_addr ? v->loop_addr
-						    : tid == (uint32_t)p->pid ? pl->default_loop : 0, 1);
-
-		if (x && !mx_update(p, x, now)) {
-			o->busy_ns = x->busy_ns;
-			o->idle_ns = x->idle_ns;
-		}
-	}
-	for (int i = 0; i < LS_NPHASES; i++)
-		o->phase[i] = v->phase[i];
-	o->iteration = v->iteration;
-	o->delay = v->delay;
-	o->not_polling = v->not_polling;
-	o->poll_wait = v->poll_wait;
-	o->timer_lateness = v->timer_lateness;
-	o->gc = v->gc;
-	for (int i = 0; i <= LS_NPHASES; i++)
-		o->gc_phase_ns[i] = v->gc_phase_ns[i];
-	o->stall_episodes = v->stall_episodes;
-	o->ticks.starvation_episodes = v->tick_episodes;
-	o->microtasks.starvation_episodes = v->micro_episodes;
-	{
-		struct loop_extra *x = loop_extra(p, tid, 0);
-
-		if (x) {
-			o->stall_episodes += (uint64_t)x->stall;
-			o->ticks.starvation_episodes += (uint64_t)x->tick;
-			o->microtasks.starvation_episodes += (uint64_t)x->micro;
-			/* only while the span it was taken in is still open */
-			if (!v->ep_enter_ns && v->ep_exit_ns && x->span == v->ep_exit_ns) {
-				snprintf(o->live_where, sizeof(o->live_where), "%s", x->where);
-				o->live_where_ns = x->where_ns;
-			}
-		}
-	}
-	if (pl->poll_mode == POLL_ENTRY) {
-		struct mx_loop *x = mx_slot(p, tid, 0, 0);
-
-		if (x && x->usable && x->m.entry_ns) {
-			o->live_state = LS_LIVE_POLLING;
-			o->live_since_ns = x->m.entry_ns;
-			o->live_phase = LS_PHASE_POLL;
-		} else {
-			o->live_state = v->poll_entry_ns ? LS_LIVE_RUNNING : LS_LIVE_UNKNOWN;
-			o->live_since_ns = v->poll_entry_ns;
-			if (x && x->usable && x->m.idle_ns > v->mx_idle)
-				o->live_since_ns += x->m.idle_ns - v->mx_idle;
-			o->live_phase = pl->phases ? v->live_phase : LS_PHASE_NONE;
-		}
-	} else if (v->ep_enter_ns && v->ep_timeout != 0) {
-		o->live_state = LS_LIVE_POLLING;
-		o->live_since_ns = v->ep_enter_ns;
-		o->live_phase = LS_PHASE_POLL;
-	} else {
-		o->live_state = v->ep_exit_ns ? LS_LIVE_RUNNING : LS_LIVE_UNKNOWN;
-		o->live_since_ns = v->ep_exit_ns;
-		o->live_phase = pl->phases ? v->live_phase : LS_PHASE_NONE;
-	}
-	o->live_phase_since_ns = pl->phases ? v->last_b_ns : 0;
-}
-
-struct node_fill_ctx {
-	struct node_priv *p;
-	uint64_t now;
-};
-
-static void node_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
-		      struct ls_loop_snapshot *o)
-{
-	struct node_fill_ctx *c = ctx;
-
-	fill_loop(c->p, tid, val, prev_name, c->now, o);
-}
-
-/* Counters tier: the main loop from libuv's counters alone. */
-static int counters_collect(struct node_priv *p, uint64_t now, struct ls_target_snapshot *out)
-{
-	struct mx_loop *x = mx_slot(p, (uint32_t)p->pid, 0, 0);
-	struct ls_loop_snapshot *o;
-
-	if (!x)
-		return 0;
-	mx_update(p, x, now);
-	if (!out->loops) {
-		out->loops = calloc(1, sizeof(*out->loops));
-		if (!out->loops)
-			return -ENOMEM;
-		out->nloops = 1;
-		ls_proc_thread_comm(p->pid, x->tid, out->loops[0].name, sizeof(out->loops[0].name));
-	}
-	o = &out->loops[0];
-	o->tid = x->tid;
-	o->has = LS_HAS_COUNTERS | LS_HAS_EPISODES;
-	o->iterations = x->m.loop_count - x->base_count;
-	o->busy_ns = x->busy_ns;
-	o->idle_ns = x->idle_ns;
-	o->stall_episodes = p->cs->stall_episodes;
-	o->live_state = x->m.entry_ns ? LS_LIVE_POLLING : LS_LIVE_RUNNING;
-	o->live_since_ns = x->m.entry_ns ? x->m.entry_ns : x->m.time_ms * 1000000ull;
-	o->live_phase = x->m.entry_ns ? LS_PHASE_POLL : LS_PHASE_NONE;
-	return 0;
-}
-
-static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
-{
-	struct node_priv *p = t->priv;
-	struct node_fill_ctx c = { .p = p, .now = ls_now_mono_ns() };
-
-	if (!p)
-		return -EINVAL;
-	out->runtime = p->plan.runtime;
-	snprintf(out->tier, sizeof(out->tier), "%s", p->plan.tier);
-	snprintf(out->note, sizeof(out->note), "%s", p->plan.note);
-	snprintf(out->tier_why, sizeof(out->tier_why), "%s", p->plan.tier_why);
-	snprintf(out->version, sizeof(out->version), "%s", p->version);
-	if (p->plan.version)
-		snprintf(out->libuv_version, sizeof(out->libuv_version), "%u.%u.%u", p->plan.version >> 16,
-			 (p->plan.version >> 8) & 0xff, p->plan.version & 0xff);
-	out->probe_hits = counter(p, NU_CNT_HITS);
-	out->traps = counter(p, NU_CNT_TRAPS);
-	if (p->cs)
-		return counters_collect(p, c.now, out);
-	return ls_collect_loops(bpf_map__fd(p->skel->maps.loops), p->val, NU_MAX_LOOPS, node_fill, &c, out);
-}
-
-static int node_episode_fd(struct ls_target *t)
-{
-	struct node_priv *p = t->priv;
-
-	if (p && p->cs)
-		return p->cs->tfd;
-	return p && p->wake_fd >= 0 ? p->wake_fd : p && p->rb ? ring_buffer__epoll_fd(p->rb) : -1;
-}
-
-static int node_consume(struct ls_target *t, ls_episode_fn fn, void *arg)
-{
-	struct node_priv *p = t->priv;
-	uint64_t ticks;
-	int r = 0;
-
-	if (!p || (!p->rb && !p->cs))
-		return 0;
-	p->fn = fn;
-	p->fn_arg = arg;
-	if (p->cs) {
-		if (read(p->cs->tfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks))
-			counters_tick(p);
-	} else {
-		if (p->rbs)
-			ring_buffer__consume(p->rbs);
-		r = ring_buffer__consume(p->rb);
-	}
-	p->fn = NULL;
-	p->fn_arg = NULL;
-	return r < 0 ? r : 0;
-}
-
-static uint64_t counter(struct node_priv *p, uint32_t idx)
+/* The probe set's per-CPU counter idx (NU_CNT_*), summed over the CPUs; 0 if unreadable. */
+static uint64_t probe_counter(struct node_priv *p, uint32_t idx)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	uint64_t *v, sum = 0;
@@ -1694,8 +918,59 @@ static uint64_t counter(struct node_priv *p, uint32_t idx)
 	return sum;
 }
 
-static uint64_t node_probe_hits(struct ls_target *t) { return counter(t->priv, NU_CNT_HITS); }
-static uint64_t node_drops(struct ls_target *t) { return counter(t->priv, NU_CNT_DROPS); }
+static int node_collect(struct ls_target *t, struct ls_target_snapshot *out)
+{
+	struct node_priv *p = t->priv;
+	uint64_t now = ls_now_mono_ns();
+
+	if (!p)
+		return -EINVAL;
+	out->runtime = p->plan.runtime;
+	snprintf(out->tier, sizeof(out->tier), "%s", p->plan.tier);
+	snprintf(out->note, sizeof(out->note), "%s", p->plan.note);
+	snprintf(out->tier_why, sizeof(out->tier_why), "%s", p->plan.tier_why);
+	snprintf(out->version, sizeof(out->version), "%s", p->version);
+	if (p->plan.version)
+		snprintf(out->libuv_version, sizeof(out->libuv_version), "%u.%u.%u", p->plan.version >> 16,
+			 (p->plan.version >> 8) & 0xff, p->plan.version & 0xff);
+	out->probe_hits = probe_counter(p, NU_CNT_HITS);
+	out->traps = probe_counter(p, NU_CNT_TRAPS);
+	if (p->ct)
+		return nu__counters_collect(p, now, out);
+	return nu__loops_collect(p, now, out);
+}
+
+static int node_episode_fd(struct ls_target *t)
+{
+	struct node_priv *p = t->priv;
+
+	if (p && p->ct)
+		return nu__counters_fd(p);
+	return p && p->wake_fd >= 0 ? p->wake_fd : p && p->rb ? ring_buffer__epoll_fd(p->rb) : -1;
+}
+
+static int node_consume(struct ls_target *t, ls_episode_fn fn, void *arg)
+{
+	struct node_priv *p = t->priv;
+	int r = 0;
+
+	if (!p || (!p->rb && !p->ct))
+		return 0;
+	p->fn = fn;
+	p->fn_arg = arg;
+	if (p->ct) {
+		nu__counters_consume(p);
+	} else {
+		nu__samples_consume(p);
+		r = ring_buffer__consume(p->rb);
+	}
+	p->fn = NULL;
+	p->fn_arg = NULL;
+	return r < 0 ? r : 0;
+}
+
+static uint64_t node_probe_hits(struct ls_target *t) { return probe_counter(t->priv, NU_CNT_HITS); }
+static uint64_t node_drops(struct ls_target *t) { return probe_counter(t->priv, NU_CNT_DROPS); }
 
 const struct ls_backend_ops ls_backend_node = {
 	.name = "node",

@@ -1,5 +1,6 @@
 /* calibrate.c: `loopscope calibrate`, this machine's probe-hit floor (core/calib.c).
- * Prints one line naming the machine class, or the figures as JSON. */
+ * Prints one line naming the machine class and one with the single-stepped uprobe
+ * hit, or the figures as JSON. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,15 +11,16 @@
 
 #include "calib.h"
 #include "commands.h"
+#include "options.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: loopscope calibrate [--json] [--refresh] [--cpu N] [-v]\n\n"
-		"Measure what one probe hit costs on this machine: a bare USDT hit and an\n"
-		"emulated uprobe hit (empty BPF programs), one syscall, and what a syscall\n"
-		"tracepoint pair adds to it. The figures are cached per boot in\n"
-		LS_CALIB_CACHE ".\n\n"
+		"Measure what one probe hit costs on this machine: a bare USDT hit, an\n"
+		"emulated and a single-stepped uprobe hit (empty BPF programs), one syscall,\n"
+		"and what a syscall tracepoint pair adds to it. The figures are cached per\n"
+		"boot in " LS_CALIB_CACHE ".\n\n"
 		"      --json      the figures as one JSON object\n"
 		"      --refresh   measure again even if this boot's figures are cached\n"
 		"      --cpu N     measure pinned to CPU N (implies --refresh; not cached)\n"
@@ -57,10 +59,9 @@ int ls_cmd_calibrate(int argc, char **argv)
 			refresh = 1;
 			break;
 		case 'c': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
+			long v;
 
-			if (end == optarg || *end || v < 0 || v >= 4096) {
+			if (ls_opt_integer(optarg, 0, 4095, &v)) {
 				fprintf(stderr, "loopscope calibrate: --cpu takes a CPU number, not '%s'\n",
 					optarg);
 				return 2;
@@ -80,10 +81,8 @@ int ls_cmd_calibrate(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "loopscope calibrate: unexpected argument '%s'\n", argv[optind]);
+	if (ls_opt_no_operands("calibrate", argc, argv, 0))
 		return 2;
-	}
 	if (!verbose)
 		libbpf_set_print(quiet_print);
 	r = cpu >= 0 ? ls_calib_measure(&c, cpu, err, sizeof(err)) : ls_calib_get(&c, refresh, err, sizeof(err));
@@ -102,6 +101,8 @@ int ls_cmd_calibrate(int argc, char **argv)
 		free(s);
 	} else {
 		ls_calib_line(&c, line, sizeof(line));
+		printf("%s\n", line);
+		ls_calib_sstep_line(&c, line, sizeof(line));
 		printf("%s\n", line);
 	}
 	return 0;

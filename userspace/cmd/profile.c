@@ -140,19 +140,12 @@ int ls_cmd_profile(int argc, char **argv)
 		case 'v':
 			opts.verbose = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		default:	/* -h, or an option getopt refused */
+			return ls_opt_usage(c, usage);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "loopscope profile: unexpected argument '%s'; try 'loopscope profile --help'\n",
-			argv[optind]);
+	if (ls_opt_no_operands("profile", argc, argv, 1))
 		return 2;
-	}
 	if (!pid || !duration || !out) {
 		fprintf(stderr, "loopscope profile: give -p PID, -d SECONDS and -o FILE; try 'loopscope profile --help'\n");
 		return 2;

@@ -198,19 +198,12 @@ int ls_cmd_record(int argc, char **argv)
 		case 'v':
 			opts.verbose = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		default:	/* -h, or an option getopt refused */
+			return ls_opt_usage(c, usage);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "loopscope record: unexpected argument '%s'; try 'loopscope record --help'\n",
-			argv[optind]);
+	if (ls_opt_no_operands("record", argc, argv, 1))
 		return 2;
-	}
 	if (!npids && !exes.nexes) {
 		fprintf(stderr, "loopscope record: no target: give -p PID or --exe PATH; try 'loopscope record --help'\n");
 		ls_exe_watch_free(&exes);

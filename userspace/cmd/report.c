@@ -16,6 +16,7 @@
 
 #include "commands.h"
 #include "buf.h"
+#include "options.h"
 #include "profile_out.h"
 #include "replay.h"
 #include "stacktab.h"
@@ -678,22 +679,17 @@ int ls_cmd_report(int argc, char **argv)
 			out = optarg;
 			break;
 		case 'w': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
+			long v;
 
-			if (*end || end == optarg || v < 1 || v > 1000) {
+			if (ls_opt_integer(optarg, 1, 1000, &v)) {
 				fprintf(stderr, "loopscope report: --worst '%s' out of range; give 1..1000\n", optarg);
 				return 2;
 			}
 			nworst = (size_t)v;
 			break;
 		}
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		default:	/* -h, or an option getopt refused */
+			return ls_opt_usage(c, usage);
 		}
 	}
 	if (optind + 1 != argc || !out) {

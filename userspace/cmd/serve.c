@@ -418,18 +418,12 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 		case 'v':
 			sv->verbose = o->agent.verbose = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		default:	/* -h, or an option getopt refused */
+			return ls_opt_usage(c, usage);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "loopscope serve: unexpected argument '%s'\n", argv[optind]);
+	if (ls_opt_no_operands("serve", argc, argv, 0))
 		return 2;
-	}
 	if (!o->npids && !sv->exes.nexes) {
 		fprintf(stderr, "loopscope serve: nothing to watch: give -p PID or --exe PATH\n");
 		return 2;

@@ -462,18 +462,12 @@ int ls_cmd_stat(int argc, char **argv)
 		case 'v':
 			opts.verbose = 1;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		default:	/* -h, or an option getopt refused */
+			return ls_opt_usage(c, usage);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "loopscope stat: unexpected argument '%s'; try 'loopscope stat --help'\n", argv[optind]);
+	if (ls_opt_no_operands("stat", argc, argv, 1))
 		return 2;
-	}
 	if (replay && npids) {
 		fprintf(stderr, "loopscope stat: give -p PID (attach) or --replay FILE (a recording), not both\n");
 		return 2;

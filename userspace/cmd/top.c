@@ -288,10 +288,8 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "loopscope top: unexpected argument '%s'; try 'loopscope top --help'\n", argv[optind]);
+	if (ls_opt_no_operands("top", argc, argv, 1))
 		return 2;
-	}
 	if ((cfg->npids > 0) + !!cfg->connect + !!cfg->replay != 1) {
 		fprintf(stderr, "loopscope top: give one of -p PID (attach), --connect ADDR:PORT (a serve stream) or "
 			"--replay FILE (a recording), not %s\n", cfg->npids || cfg->connect || cfg->replay ? "several" : "none");

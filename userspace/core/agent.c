@@ -662,19 +662,6 @@ cleanup:
 	return r;
 }
 
-int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid)
-{
-	for (uint32_t i = 0; i < ag->ntargets; i++) {
-		struct agent_target *at = ag->targets[i];
-
-		if (at->t.info.pid == pid && at->t.state == LS_TARGET_ATTACHED) {
-			target_retire(ag, at, LS_TARGET_DETACHED, 0);
-			return 0;
-		}
-	}
-	return -ESRCH;
-}
-
 struct ls_source *ls_agent_source(struct ls_agent *ag)
 {
 	return &ag->src;

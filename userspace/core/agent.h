@@ -103,9 +103,6 @@ int ls_agent_new(const struct ls_agent_opts *opts, struct ls_agent **out, char *
  * 200 ms of a poll): the old program is reported as exited and the new one attached
  * as a new target if it is still an event loop (opts.note says which). */
 int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen);
-/* Detach from a process (its numbers stay in later snapshots as DETACHED; for a
- * while only with keep_gone_ns). */
-int ls_agent_remove_pid(struct ls_agent *ag, pid_t pid);
 /* The source front ends read; owned by the agent (do not destroy it separately). */
 struct ls_source *ls_agent_source(struct ls_agent *ag);
 void ls_agent_free(struct ls_agent *ag);	/* detaches everything */

@@ -1,9 +1,10 @@
 /* calib.c: this machine's probe-hit floor (calib.h; method in calib.md).
  *
- * The measured thread is this one, pinned to one CPU. It calls three tiny functions
+ * The measured thread is this one, pinned to one CPU. It calls four tiny functions
  * of this binary in loops: a plain one (the untraced loop), one holding a USDT probe
- * point and one whose first instruction is a `push` (a uprobe there is emulated by
- * the kernel, never single-stepped); and getppid() for the syscall figures. Each loop
+ * point, one whose first instruction is a `push` (a uprobe there is emulated by the
+ * kernel, never single-stepped) and one with a uprobe on a `mov` (single-stepped: the
+ * kernel cannot emulate it); and getppid() for the syscall figures. Each loop
  * is timed with the thread's own CPU clock, so time a neighbour holds the CPU does
  * not count, while the traps (handled in this thread's context) do. Every figure is
  * the median over rounds of (traced loop - untraced loop of the same round) / calls.
@@ -25,16 +26,24 @@
 
 #include "calib.h"
 #include "calib.skel.h"
+#include "proc.h"
 
 #define ROUNDS 7
 #define HIT_CALLS 1000		/* per round: a few ms on a slow-trap machine */
 #define SYSCALL_CALLS 2000
 #define WARMUP_CALLS 50
+/* A field added later (sstep_hit_ns) keeps the version: a cache without it is measured
+ * over, and a binary from before it reads one with it as before, so two builds sharing
+ * the cache do not take turns measuring. */
 #define CACHE_VERSION 1
 
 /* The uprobe site and its untraced twin: push, pop, ret. A uprobe on the push (offset
  * 0) is emulated by the kernel (arch/x86/kernel/uprobes.c, push_setup_xol_ops); the
- * byte is checked before attaching. Global, typed symbols: libbpf finds them by name. */
+ * byte is checked before attaching. The single-step site has one instruction more, a
+ * `mov %rsp, %rbp` at offset 1 (48 89 e5, also checked), which the kernel has no
+ * emulation for: a uprobe there runs the instruction out of line and takes a second
+ * trap (the single step) to come back; the extra mov itself costs well under a ns of
+ * what the twin does not subtract. Global, typed symbols: libbpf finds them by name. */
 __asm__(".text\n"
 	".globl ls_calib_uprobe_site\n"
 	".type ls_calib_uprobe_site, @function\n"
@@ -49,10 +58,20 @@ __asm__(".text\n"
 	"	push %rbp\n"
 	"	pop %rbp\n"
 	"	ret\n"
-	".size ls_calib_plain_site, .-ls_calib_plain_site\n");
+	".size ls_calib_plain_site, .-ls_calib_plain_site\n"
+	".globl ls_calib_sstep_site\n"
+	".type ls_calib_sstep_site, @function\n"
+	"ls_calib_sstep_site:\n"
+	"	push %rbp\n"
+	"	mov %rsp, %rbp\n"
+	"	pop %rbp\n"
+	"	ret\n"
+	".size ls_calib_sstep_site, .-ls_calib_sstep_site\n");
+#define SSTEP_OFFSET 1		/* the mov */
 
 void ls_calib_uprobe_site(void);
 void ls_calib_plain_site(void);
+void ls_calib_sstep_site(void);
 void ls_calib_usdt_site(void);
 
 /* The USDT probe point: a 1-byte nop and a .note.stapsdt entry, no semaphore. */
@@ -112,7 +131,6 @@ static void read_machine(struct ls_calib *c)
 	char line[512];
 	struct utsname u;
 	FILE *f;
-	int fd;
 
 	snprintf(c->cpu_model, sizeof(c->cpu_model), "unknown CPU");
 	c->cpu_family = -1;
@@ -141,14 +159,7 @@ static void read_machine(struct ls_calib *c)
 	if (uname(&u) == 0)
 		snprintf(c->kernel, sizeof(c->kernel), "%s", u.release);
 	c->boot_id[0] = '\0';
-	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = read(fd, c->boot_id, sizeof(c->boot_id) - 1);
-
-		c->boot_id[n > 0 ? n : 0] = '\0';
-		c->boot_id[strcspn(c->boot_id, "\n")] = '\0';
-		close(fd);
-	}
+	ls_proc_read_text("/proc/sys/kernel/random/boot_id", c->boot_id, sizeof(c->boot_id));
 }
 
 static int pin_to(int cpu, cpu_set_t *saved)
@@ -188,9 +199,11 @@ static void detach(struct bpf_link **l)
 
 int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 {
-	double usdt[ROUNDS], uprobe[ROUNDS], sys[ROUNDS], tp[ROUNDS], loop[ROUNDS];
-	struct bpf_link *l_usdt = NULL, *l_uprobe = NULL, *l_enter = NULL, *l_exit = NULL;
+	double usdt[ROUNDS], uprobe[ROUNDS], sstep[ROUNDS], sys[ROUNDS], tp[ROUNDS], loop[ROUNDS];
+	struct bpf_link *l_usdt = NULL, *l_uprobe = NULL, *l_sstep = NULL, *l_enter = NULL, *l_exit = NULL;
 	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = "ls_calib_uprobe_site");
+	LIBBPF_OPTS(bpf_uprobe_opts, so, .func_name = "ls_calib_sstep_site");
+	static const unsigned char mov_rsp_rbp[3] = { 0x48, 0x89, 0xe5 };
 	struct calib *skel = NULL;
 	char exe[4096];
 	cpu_set_t saved;
@@ -214,6 +227,12 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 	if (*(const volatile unsigned char *)(void *)ls_calib_uprobe_site != 0x55) {
 		err_ = -EINVAL;
 		snprintf(err, errlen, "internal: the uprobe calibration site does not start with push %%rbp");
+		goto cleanup;
+	}
+	if (memcmp((const char *)(void *)ls_calib_sstep_site + SSTEP_OFFSET, mov_rsp_rbp, sizeof(mov_rsp_rbp))) {
+		err_ = -EINVAL;
+		snprintf(err, errlen, "internal: the single-step calibration site has no mov %%rsp, %%rbp at +%d",
+			 SSTEP_OFFSET);
 		goto cleanup;
 	}
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -248,16 +267,26 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 			 "%s (a stripped binary has no such symbol)", exe, strerror(-err_));
 		goto cleanup;
 	}
+	/* with func_name, the offset is from the function's start */
+	l_sstep = bpf_program__attach_uprobe_opts(skel->progs.calib_uprobe, getpid(), exe, SSTEP_OFFSET, &so);
+	if (!l_sstep) {
+		err_ = -errno;
+		snprintf(err, errlen, "attaching the calibration uprobe at ls_calib_sstep_site+%d in %s failed: "
+			 "%s (a stripped binary has no such symbol)", SSTEP_OFFSET, exe, strerror(-err_));
+		goto cleanup;
+	}
 
 	/* Warm up: the first hits fault in the probed pages and the kernel's uprobe state. */
 	time_calls(ls_calib_usdt_site, WARMUP_CALLS);
 	time_calls(ls_calib_uprobe_site, WARMUP_CALLS);
+	time_calls(ls_calib_sstep_site, WARMUP_CALLS);
 	time_calls(ls_calib_plain_site, WARMUP_CALLS);
 	time_calls(call_getppid, WARMUP_CALLS);
 	for (int r = 0; r < ROUNDS; r++) {
 		loop[r] = time_calls(ls_calib_plain_site, HIT_CALLS);
 		usdt[r] = time_calls(ls_calib_usdt_site, HIT_CALLS) - loop[r];
 		uprobe[r] = time_calls(ls_calib_uprobe_site, HIT_CALLS) - loop[r];
+		sstep[r] = time_calls(ls_calib_sstep_site, HIT_CALLS) - loop[r];
 		sys[r] = time_calls(call_getppid, SYSCALL_CALLS) - time_calls(ls_calib_plain_site, SYSCALL_CALLS);
 	}
 	/* The tracepoint rounds come after the untraced ones: detaching a syscall
@@ -274,6 +303,7 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 		tp[r] = time_calls(call_getppid, SYSCALL_CALLS) - time_calls(ls_calib_plain_site, SYSCALL_CALLS);
 	c->usdt_hit_ns = median(usdt, ROUNDS);	/* median() sorts: per-round pairing ends here */
 	c->uprobe_hit_ns = median(uprobe, ROUNDS);
+	c->sstep_hit_ns = median(sstep, ROUNDS);
 	c->syscall_ns = median(sys, ROUNDS);
 	c->tp_pair_ns = median(tp, ROUNDS) - c->syscall_ns;
 	c->loop_ns = median(loop, ROUNDS);
@@ -285,6 +315,7 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 cleanup:
 	detach(&l_enter);
 	detach(&l_exit);
+	detach(&l_sstep);
 	detach(&l_uprobe);
 	detach(&l_usdt);
 	calib__destroy(skel);
@@ -309,6 +340,7 @@ char *ls_calib_json(const struct ls_calib *c)
 	    cJSON_AddNumberToObject(o, "rounds", c->rounds) &&
 	    cJSON_AddNumberToObject(o, "usdt_hit_ns", c->usdt_hit_ns) &&
 	    cJSON_AddNumberToObject(o, "uprobe_hit_ns", c->uprobe_hit_ns) &&
+	    cJSON_AddNumberToObject(o, "sstep_hit_ns", c->sstep_hit_ns) &&
 	    cJSON_AddNumberToObject(o, "syscall_ns", c->syscall_ns) &&
 	    cJSON_AddNumberToObject(o, "tp_pair_ns", c->tp_pair_ns) &&
 	    cJSON_AddNumberToObject(o, "loop_ns", c->loop_ns) &&
@@ -368,6 +400,7 @@ static int cache_read(struct ls_calib *c, const char *boot_id)
 	    str(o, "kernel", c->kernel, sizeof(c->kernel)) || num(o, "cpu_family", &family) ||
 	    num(o, "cpu", &cpu) || num(o, "rounds", &rounds) ||
 	    num(o, "usdt_hit_ns", &c->usdt_hit_ns) || num(o, "uprobe_hit_ns", &c->uprobe_hit_ns) ||
+	    num(o, "sstep_hit_ns", &c->sstep_hit_ns) ||
 	    num(o, "syscall_ns", &c->syscall_ns) || num(o, "tp_pair_ns", &c->tp_pair_ns) ||
 	    num(o, "loop_ns", &c->loop_ns) || num(o, "took_ms", &c->took_ms) ||
 	    num(o, "measured_at", &at))
@@ -462,4 +495,13 @@ void ls_calib_line(const struct ls_calib *c, char *buf, size_t len)
 	fmt_us(tp, sizeof(tp), c->tp_pair_ns);
 	snprintf(buf, len, "machine: %s%s, kernel %s, usdt hit %s, uprobe hit %s, syscall %s, "
 		 "tracepoint pair %s", c->cpu_model, family, c->kernel, usdt, uprobe, sys, tp);
+}
+
+void ls_calib_sstep_line(const struct ls_calib *c, char *buf, size_t len)
+{
+	char sstep[32];
+
+	fmt_us(sstep, sizeof(sstep), c->sstep_hit_ns);
+	snprintf(buf, len, "single-stepped uprobe hit %s (on a mov; the uprobe hit above is on an emulated push)",
+		 sstep);
 }

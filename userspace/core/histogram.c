@@ -52,16 +52,6 @@ void ls_hist_delta(const struct ls_hist *cur, const struct ls_hist *prev, struct
 		out->max = ls_hist_bucket_hi((uint32_t)top) - 1;
 }
 
-void ls_hist_merge(struct ls_hist *into, const struct ls_hist *from)
-{
-	for (uint32_t i = 0; i < LS_HIST_BUCKETS; i++)
-		into->bucket[i] += from->bucket[i];
-	into->count += from->count;
-	into->sum += from->sum;
-	if (from->max > into->max)
-		into->max = from->max;
-}
-
 uint64_t ls_hist_quantile(const struct ls_hist *h, double q)
 {
 	uint64_t total = 0, rank, seen = 0;
@@ -91,19 +81,4 @@ uint64_t ls_hist_quantile(const struct ls_hist *h, double q)
 		}
 	}
 	return h->max;
-}
-
-uint64_t ls_hist_count_le(const struct ls_hist *h, uint64_t v)
-{
-	uint64_t n = 0;
-
-	for (uint32_t i = 0; i < LS_HIST_BUCKETS; i++) {
-		uint64_t lo = ls_hist_bucket_lo(i), hi = ls_hist_bucket_hi(i);
-		uint64_t mid = hi == UINT64_MAX ? lo : lo + (hi - 1 - lo) / 2;
-		if (lo > v)
-			break;
-		if (hi - 1 <= v || mid <= v)
-			n += h->bucket[i];
-	}
-	return n;
 }

@@ -14,16 +14,11 @@ void ls_hist_add(struct ls_hist *h, uint64_t v);
 /* out = cur - prev, bucket by bucket (for interval views); max is cur's max when
  * cur gained samples, recomputed from the highest non-empty bucket otherwise. */
 void ls_hist_delta(const struct ls_hist *cur, const struct ls_hist *prev, struct ls_hist *out);
-void ls_hist_merge(struct ls_hist *into, const struct ls_hist *from);
 
 /* Quantile q in [0,1] in ns: the midpoint of the bucket holding the nearest-rank
  * sample (the smallest with at least q of all samples at or below it), clamped to the
  * exact max. 0 for an empty histogram. */
 uint64_t ls_hist_quantile(const struct ls_hist *h, double q);
-
-/* Number of samples <= v, exact when v is a bucket's upper edge minus one;
- * otherwise the straddling bucket is counted in full only if its midpoint <= v. */
-uint64_t ls_hist_count_le(const struct ls_hist *h, uint64_t v);
 
 static inline double ls_ns_to_s(uint64_t ns) { return (double)ns / 1e9; }
 

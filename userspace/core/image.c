@@ -12,34 +12,25 @@
 
 #include "image.h"
 #include "privs.h"
+#include "proc.h"
 
 #define PF_KTHREAD_BIT 0x00200000u
 
-/* state, flags and start time from /proc/PID/stat (comm may hold spaces and ')'). */
+/* state, flags and start time from /proc/PID/stat. */
 static int read_stat(pid_t pid, struct ls_image_id *id)
 {
-	char path[64], buf[1024], *p;
+	char buf[1024];
+	const char *p;
 	unsigned long flags = 0;
 	unsigned long long start = 0;
-	ssize_t n;
-	int fd;
+	int r = ls_proc_stat(pid, 0, buf, sizeof(buf), &p);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ESRCH : -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -ESRCH;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return -EINVAL;
-	/* After ") ": field 3 state, 4 ppid, 5 pgrp, 6 session, 7 tty, 8 tpgid, 9 flags,
-	 * 10-21, 22 starttime. */
-	id->state = p[2];
-	if (sscanf(p + 4, "%*d %*d %*d %*d %*d %lu %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+	if (r)
+		return r;
+	/* field 3 state, 4 ppid, 5 pgrp, 6 session, 7 tty, 8 tpgid, 9 flags, 10-21,
+	 * 22 starttime */
+	id->state = p[0];
+	if (sscanf(p + 2, "%*d %*d %*d %*d %*d %lu %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
 		   &flags, &start) != 2)
 		return -EINVAL;
 	id->kthread = !!(flags & PF_KTHREAD_BIT);

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "options.h"
 
@@ -60,4 +61,26 @@ int ls_opt_pid(const char *cmd, const char *arg, pid_t *pids, int *n, int max, c
 	}
 	pids[(*n)++] = v;
 	return 0;
+}
+
+int ls_opt_usage(int c, void (*usage)(FILE *f))
+{
+	if (c == 'h') {
+		usage(stdout);
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}
+
+int ls_opt_no_operands(const char *cmd, int argc, char *const argv[], int help_hint)
+{
+	if (optind >= argc)
+		return 0;
+	if (help_hint)
+		fprintf(stderr, "loopscope %s: unexpected argument '%s'; try 'loopscope %s --help'\n", cmd, argv[optind],
+			cmd);
+	else
+		fprintf(stderr, "loopscope %s: unexpected argument '%s'\n", cmd, argv[optind]);
+	return 2;
 }

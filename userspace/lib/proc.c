@@ -249,6 +249,40 @@ int ls_proc_thread_comm(pid_t pid, uint32_t tid, char *out, size_t len)
 	return 0;
 }
 
+int ls_proc_stat(pid_t pid, uint32_t tid, char *buf, size_t len, const char **fields)
+{
+	char path[64], *p;
+	ssize_t n;
+	int fd;
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%u/stat", (int)pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -ESRCH;
+	buf[n] = 0;
+	/* the name ends at the last ')': it may hold any character */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return -EINVAL;
+	*fields = p + 2;
+	return 0;
+}
+
+int ls_proc_thread_stopped(pid_t pid, uint32_t tid)
+{
+	char buf[512];
+	const char *f;
+
+	return !ls_proc_stat(pid, tid, buf, sizeof(buf), &f) && (f[0] == 'T' || f[0] == 't');
+}
+
 pid_t ls_proc_tgid(pid_t tid)
 {
 	char path[64], line[128];

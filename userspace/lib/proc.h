@@ -64,6 +64,14 @@ int ls_proc_read_text(const char *path, char *buf, size_t len);
  * when the thread is gone (out untouched). open/read, no stdio: backends call it for
  * every loop at every snapshot. */
 int ls_proc_thread_comm(pid_t pid, uint32_t tid, char *out, size_t len);
+/* /proc/PID/stat (tid 0) or /proc/PID/task/TID/stat into buf; *fields points into buf
+ * at field 3 (state), past the command name, which may hold spaces and ')'. 0, -ESRCH
+ * when the process or thread is gone, -EINVAL when the line is malformed, or -errno.
+ * open/read, no stdio. */
+int ls_proc_stat(pid_t pid, uint32_t tid, char *buf, size_t len, const char **fields);
+/* 1 if thread tid of pid is stopped (state T: a stop signal, t: a tracer), else 0 (a
+ * thread that is gone included). */
+int ls_proc_thread_stopped(pid_t pid, uint32_t tid);
 /* The process (Tgid) thread tid belongs to, from /proc/TID/status; -1 if unknown. */
 pid_t ls_proc_tgid(pid_t tid);
 /* Keep /proc/PID/maps and /proc/PID/mem open (call it while the agent may still read
