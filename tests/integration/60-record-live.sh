@@ -104,10 +104,11 @@ else
 fi
 
 # ---- --exe: a process started after the recorder is recorded too
-# (started once the recorder says it records, stopped with SIGINT once it has exited)
+# (started once the recorder's first scan of /proc attached the loop already running,
+# the recorder stopped with SIGINT once the late one has exited)
 "$LOOPSCOPE" record --exe "$LOOPDEMO" -o "$TMP/e.lsr" 2>"$TMP/e.err" &
 rec=$!
-wait_for 30 grep -q "loopscope record: recording" "$TMP/e.err"
+wait_for 30 grep -q "attached to $demo (" "$TMP/e.err"
 "$LOOPDEMO" --block 120 --every 1000 --duration 3 >/dev/null 2>&1 &
 late=$!
 wait "$late"
