@@ -243,10 +243,8 @@ def main():
         tap(False, "rules API: %s" % e)
 
     # Delay accuracy: A's whole run (its accounting starts at attach), from Prometheus.
-    # A is ended now with SIGTERM (it writes its ground truth and exits 0); --duration
-    # only bounds it.
-    if demo_a.poll() is None:
-        demo_a.send_signal(signal.SIGTERM)
+    # (A runs its 14 s: ended sooner, its sparser tail put the p99 estimate 17% off on a
+    # loaded machine.)
     rc_a = demo_a.wait(run_s + 30)
     tap(rc_a == 0, "demo A ran and exited 0")
     with open(gt_path) as f:
