@@ -5,7 +5,7 @@
 #   make test       every test (unit tests under ASan+UBSan, integration tests as root)
 #   make bench      benchmarks (never part of make test)
 #   make soak       serve under 1,000 clients for 10 minutes: RSS and fds (never part of make test)
-#   make fuzz       the libFuzzer harnesses for FUZZ_TIME seconds each (make test runs them 15 s)
+#   make fuzz       the libFuzzer harnesses for FUZZ_TIME seconds each (make test runs them FUZZ_TEST_TIME s)
 #   make install    PREFIX=/usr/local by default
 #   make deps       install every Debian package the project needs: build, test, bench (idempotent)
 #
@@ -215,6 +215,10 @@ $(patsubst tests/unit/%.c,$(BUILD)/asan/obj/tests/unit/%.o,$(UNIT_SRCS)): | $(DE
 FUZZ_CC    ?= clang-14
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_TIME  ?= 600
+# make test's run of each harness (69-fuzz.sh): a smoke run on the corpus, the long
+# runs are make fuzz's.
+FUZZ_TEST_TIME ?= 4
+export LS_FUZZ_TEST_TIME := $(FUZZ_TEST_TIME)
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*_fuzz.c))
 FUZZ_BINS  := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_NAMES))
 FUZZ_SRCS_http_parse_fuzz := userspace/wire/http_parse.c

@@ -36,12 +36,14 @@ def load_base(pid, exe):
 
 
 def catches(pid, sig):
-    """Whether process pid has a handler installed for sig (SigCgt in /proc/PID/status)."""
+    """Whether process pid takes sig itself: a handler installed (SigCgt in
+    /proc/PID/status) or, as loopdemo does, sig blocked for its signalfd (SigBlk of its
+    main thread, blocked before any other thread exists)."""
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("SigCgt:"):
-                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+                if line.startswith(("SigCgt:", "SigBlk:")) and int(line.split()[1], 16) >> (sig - 1) & 1:
+                    return True
     except OSError:
         pass
     return False

@@ -4,7 +4,7 @@
 
 Each workload runs loopdemo with --wait-attach (its workload and its accounting start
 when the agent raises poll_start's semaphore, the last probe attached) and
---duration, then compares the agent's one JSON line with --stats-json, and, for a
+--duration (2 s; the -i 1 runs 3 s), then compares the agent's one JSON line with --stats-json, and, for a
 few workloads, the sum of its one-second lines (-i 1). Every episode is matched
 against the loop's own episode list (start, duration). Tolerances
 (issue 3): per-phase totals within 2%, utilization within 0.02, delay p50/p99/max
@@ -302,15 +302,15 @@ def main():
             print("not ok 1 - %s is missing (run make)" % p)
             return 1
     cases = [
-        ("block5", ["--block", "5", "--every", "50"], 3, None),
-        ("block20", ["--block", "20", "--every", "100"], 3, None),
-        ("block80", ["--block", "80", "--every", "250"], 3, None),
-        ("io", ["--io"], 3, None),
-        ("work", ["--work"], 3, None),
-        ("idle", ["--block", "1", "--every", "1000"], 3, None),
-        ("block150", ["--block", "150", "--every", "500"], 3, ("stall", 150)),
-        ("tick-starve", ["--tick-starve", "150", "--every", "600"], 3, ("tick_starvation", 150)),
-        ("microtask-starve", ["--microtask-starve", "150", "--every", "600"], 3,
+        ("block5", ["--block", "5", "--every", "50"], 2, None),
+        ("block20", ["--block", "20", "--every", "100"], 2, None),
+        ("block80", ["--block", "80", "--every", "250"], 2, None),
+        ("io", ["--io"], 2, None),
+        ("work", ["--work"], 2, None),
+        ("idle", ["--block", "1", "--every", "1000"], 2, None),
+        ("block150", ["--block", "150", "--every", "500"], 2, ("stall", 150)),
+        ("tick-starve", ["--tick-starve", "150", "--every", "600"], 2, ("tick_starvation", 150)),
+        ("microtask-starve", ["--microtask-starve", "150", "--every", "600"], 2,
          ("microtask_starvation", 150)),
     ]
     with tempfile.TemporaryDirectory(prefix="loopscope-20.") as tmp:
@@ -320,13 +320,14 @@ def main():
                 if gt is not None:
                     compare(name, gt, tr, exp)
             measured(name, one)
-        # The same figures read a second at a time: the intervals must add up.
+        # The same figures read a second at a time, over 3 s (three whole intervals):
+        # the intervals must add up.
         for name, args, dur, exp in cases:
             if name not in ("block80", "io", "tick-starve", "microtask-starve"):
                 continue
 
-            def summed(name=name, args=args, dur=dur):
-                gt, trs = run_case(name + "-i1", args, dur, tmp, interval="1")
+            def summed(name=name, args=args):
+                gt, trs = run_case(name + "-i1", args, 3, tmp, interval="1")
                 if gt is not None:
                     compare_summed(name + "-i1", gt, trs)
             measured(name + "-i1", summed)

@@ -66,6 +66,24 @@ leak_verdicts() {
 # wait_exec PID: until the process runs a loopscope reference loop (bg forks a
 # shell first; /proc/PID/exe exists before the exec).
 wait_exec() { wait_for 5 bash -c "readelf -n /proc/$1/exe 2>/dev/null | grep -q 'Provider: loopscope'"; }
+# stat_until COND ARGS...: run "$LS" stat ARGS (they include -d, the bound) with stdout
+# in $TMP/out, stderr in $TMP/e; SIGINT it (it reports its last block and exits 0) once
+# the command COND succeeds (stat flushes each line). Sets rc.
+stat_until() {
+	local cond=$1 st
+	shift
+	: >"$TMP/out"	# before the start: COND must not read the last case's output
+	"$LS" stat "$@" >"$TMP/out" 2>"$TMP/e" & st=$!
+	_seen() { ! kill -0 "$st" 2>/dev/null || $cond; }
+	wait_for 30 _seen
+	kill -INT "$st" 2>/dev/null
+	wait "$st"; rc=$?
+}
+# announced KIND: two KIND episodes announced in progress (so the first one is over).
+announced() { [ "$(grep -Ec "^! pid [0-9]+ tid [0-9]+: $1 in timers, running for" "$TMP/out")" -ge 2 ]; }
+# busy_interval: an interval with no iteration and utilization >= 0.95 in $TMP/out.
+# (jq -s: jq -e alone succeeds on an empty file)
+busy_interval() { jq -s -e 'any(.[]; .iterations == 0 and .utilization >= 0.95)' "$TMP/out" >/dev/null 2>&1; }
 # one_line FILE: exactly one non-empty line.
 one_line() { [ "$(grep -c . "$1")" = 1 ]; }
 
@@ -178,11 +196,13 @@ for sig in INT TERM; do
 done
 
 # ---- a stall in progress is announced while it happens, then finished
+# (stat stops at -d 2.5 or once a second stall is announced: the first one is over,
+# so it is in the last block)
 bg "$LOOPDEMO" --block 400 --every 700; staller=$BG_PID
 wait_exec $staller
 mark
-"$LS" stat -p "$staller" -i 5 -d 2.5 >"$TMP/out" 2>"$TMP/e"; rc=$?
-check "stall run: exit 0 after -d (rc $rc)" [ "$rc" = 0 ]
+stat_until "announced stall" -p "$staller" -i 5 -d 2.5
+check "stall run: exit 0 after -d or SIGINT (rc $rc)" [ "$rc" = 0 ]
 check "stall in progress announced ('! pid ... stall in timers, running for')" \
 	grep -Eq "^! pid $staller tid [0-9]+: stall in timers, running for" "$TMP/out"
 check "finished stall listed in the block" grep -Eq '^    stall in timers: (3|4)[0-9][0-9]\.[0-9]+ ms' "$TMP/out"
@@ -192,7 +212,7 @@ kill "$staller" 2>/dev/null
 # ---- starvation in progress is announced too (the drain is read from the loop's record)
 bg "$LOOPDEMO" --microtask-starve 400 --every 700; starver=$BG_PID
 wait_exec $starver
-"$LS" stat -p "$starver" -i 5 -d 2.5 >"$TMP/out" 2>"$TMP/e"; rc=$?
+stat_until "announced microtask_starvation" -p "$starver" -i 5 -d 2.5
 check "starvation run: exit 0 (rc $rc)" [ "$rc" = 0 ]
 check "microtask starvation in progress announced" \
 	grep -Eq "^! pid $starver tid [0-9]+: microtask_starvation in timers, running for" "$TMP/out"
@@ -201,13 +221,14 @@ check "finished microtask starvation listed with its callbacks" \
 kill "$starver" 2>/dev/null
 
 # ---- a loop blocked for longer than an interval shows as busy while it blocks
+# (stat stops at -d 4.5 or once it has printed such an interval)
 bg "$LOOPDEMO" --io --block 1500 --every 2000; blocker=$BG_PID
 wait_exec $blocker
-"$LS" stat -p "$blocker" -i 0.5 -d 4.5 --json >"$TMP/out" 2>"$TMP/e"; rc=$?
+stat_until busy_interval -p "$blocker" -i 0.5 -d 4.5 --json
 check "long block: exit 0 (rc $rc)" [ "$rc" = 0 ]
 jq -c '{interval_s, iterations, utilization}' "$TMP/out" | sed 's/^/# /'
 check "long block: an interval inside the block has utilization >= 0.95 with no iteration" \
-	bash -c "jq -e 'select(.iterations == 0 and .utilization >= 0.95)' '$TMP/out' >/dev/null"
+	busy_interval
 kill "$blocker" 2>/dev/null
 
 # ---- -d: the requested number of intervals, the target keeps running
@@ -227,7 +248,7 @@ bg "$LOOPDEMO" --block 5 --every 100; short=$BG_PID
 wait_exec $short
 "$LS" stat -p "$short" -i 0.5 >"$TMP/out" 2>"$TMP/e" & st=$!
 wait_for 30 grep -q tracing "$TMP/e"
-sleep 0.7	# past the first interval
+wait_for 10 grep -q '^pid ' "$TMP/out"	# past the first interval
 kill -TERM "$short"
 wait "$st"; rc=$?
 check "only target exits: exit 0 (rc $rc)" [ "$rc" = 0 ]

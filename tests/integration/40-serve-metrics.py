@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -191,8 +192,13 @@ def main():
         tap(any(e["kind"] == "tick_starvation" and e["pid"] == demo.pid and e["end_ns"] > 0 for e in eps),
             "/events: the demo's nextTick starvation episode (%s)" % [(e["kind"], e["end_ns"] > 0) for e in eps][:6])
 
-        time.sleep(1.3)	# one interval: the exit is in the snapshots
-        st, h, body = http(port, "GET", "/metrics")
+        # until the exit is in the snapshots (an interval; up to 10 s)
+        t0 = time.monotonic()
+        while True:
+            st, h, body = http(port, "GET", "/metrics")
+            if re.search(r'^loopscope_attached_targets 0$', body.decode(), re.M) or time.monotonic() - t0 > 10:
+                break
+            time.sleep(0.1)
         plain = body.decode()
         st2, h2, zbody = http(port, "GET", "/metrics", {"Accept-Encoding": "gzip"})
         try:
@@ -257,6 +263,8 @@ def main():
                  if l.strip() and "should not include type" not in l]
         tap(not other, "promtool finds nothing but prom-client's naming (%s)" % other[:3])
     finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGTERM)    # its 3 s are not needed past the checks
         demo.wait(30)
         rc = serve.stop()
     tap(rc == 0, "compat serve exits 0 (rc %s)" % rc)

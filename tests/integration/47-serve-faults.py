@@ -8,7 +8,8 @@
    listed with target_up 0, exactly one line on stderr names B, and serve exits 0 on
    SIGTERM. B is reaped only after each round, so a kill before the attach leaves a
    zombie, which must be reported as such.
-2. The same for stat -p A -p B -d 1 at 10 points: exit 0, A's report printed.
+2. The same for stat -p A -p B -d 1 at 10 points: exit 0, A's report printed (stat is
+   stopped with SIGINT once it traces and has said B's line, else by -d 1).
 3. exec (tests/tools/exec_after.c, when the test says so, after serve listens): one traced loop
    execs /bin/sleep, another execs the loop again; within a few intervals the first is target_up 0 (one line: no longer traced), the second is
    attached to its new program (one line), a third is untouched.
@@ -110,14 +111,33 @@ sweep.kinds = set()
 
 
 def stat_sweep(a):
+    import signal
+    import threading
     bad = []
     for i in range(10):
         b = subprocess.Popen([LOOPDEMO], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(a.pid), "-p", str(b.pid), "-d", "1"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        errs = []
+        seen = threading.Event()
+
+        def pump(p=p, errs=errs, seen=seen, bpid=str(b.pid)):
+            for line in p.stderr:
+                errs.append(line)
+                if any("tracing" in ln for ln in errs) and any(bpid in ln for ln in errs):
+                    seen.set()
+            seen.set()
+        th = threading.Thread(target=pump, daemon=True)
+        th.start()
         time.sleep(0.05 * i)
         b.kill()
-        out, err = p.communicate(timeout=60)
+        # What the checks need: stat traces and has said B's line (else -d 1 ends it).
+        if seen.wait(60) and p.poll() is None:
+            p.send_signal(signal.SIGINT)
+        out = p.stdout.read()
+        p.wait(60)
+        th.join(10)
+        err = "".join(errs)
         b.wait()
         lines_b = [ln for ln in err.splitlines() if str(b.pid) in ln]
         if p.returncode != 0 or ("pid %d" % a.pid) not in out or len(lines_b) != 1:
@@ -158,7 +178,7 @@ def exec_test(tmp):
             if up_of(text, x.pid) == "0" and lx and ly and up_of(text, y.pid) == "1":
                 ok = True
                 break
-            time.sleep(0.25)
+            time.sleep(0.1)
         tap(ok, "exec into /bin/sleep: target_up 0 and one line (%s)" % lx)
         tap(len(ly) == 1 and "attached to the new program" in ly[0] and up_of(text, y.pid) == "1" and
             re.search(r'target_info\{pid="%d"[^}]*state="attached"' % y.pid, text) is not None,
@@ -179,7 +199,12 @@ def messages():
     if os.geteuid() == 0:
         tap("run loopscope as root" not in r.stderr, "PID 1 as root: no 'run as root' (%s)" % r.stderr.strip()[:160])
     z = subprocess.Popen(["sleep", "0.05"])
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:     # until it is a zombie
+        with open("/proc/%d/stat" % z.pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
     r = subprocess.run([LOOPSCOPE, "stat", "-p", str(z.pid), "-d", "1"], capture_output=True, text=True, timeout=60)
     z.wait()
     tap("kernel thread" not in r.stderr and "zombie" in r.stderr and len(r.stderr.strip().splitlines()) == 1,

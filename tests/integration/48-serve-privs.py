@@ -94,8 +94,12 @@ def main():
             st.get("NoNewPrivs") == "1", "serve without --exe: CapEff %s CapPrm %s NoNewPrivs %s"
             % (st.get("CapEff"), st.get("CapPrm"), st.get("NoNewPrivs")))
         i0 = metric(port, "loopscope_iterations_total", a.pid)
-        time.sleep(1.5)
-        i1 = metric(port, "loopscope_iterations_total", a.pid)
+        t0 = time.monotonic()       # until a later snapshot (--interval 0.5) is served, up to 10 s
+        while True:
+            i1 = metric(port, "loopscope_iterations_total", a.pid)
+            if i0 is None or i1 is None or i1 > i0 or time.monotonic() - t0 > 10:
+                break
+            time.sleep(0.1)
         tap(i0 is not None and i1 is not None and i1 > i0, "maps still read after the drop: A's iterations "
             "%s -> %s" % (i0, i1))
         held0 = prog_ids(p.pid)

@@ -10,11 +10,11 @@ need_cmd tmux
 need_cmd setpriv
 source "$(dirname "$0")/5-top-tmux.bash"
 
-# 12 s of a loop that stalls 150 ms in a timer every 4 s.
-bg "$LOOPDEMO" --block 150 --every 4000 --duration 60
+# 6 s of a loop that stalls 150 ms in a timer every 1.5 s.
+bg "$LOOPDEMO" --block 150 --every 1500 --duration 60
 demo=$BG_PID
 sleep 0.3
-"$LOOPSCOPE" record -p "$demo" -d 12 -o "$TMP/t.lsr" 2>"$TMP/rec.err" || { cat "$TMP/rec.err"; exit 1; }
+"$LOOPSCOPE" record -p "$demo" -d 6 -o "$TMP/t.lsr" 2>"$TMP/rec.err" || { cat "$TMP/rec.err"; exit 1; }
 chmod 755 "$TMP"
 chmod 644 "$TMP/t.lsr"
 when=$(date -d "@$(stat -c %Y "$TMP/t.lsr")" '+%Y-%m-%d')

@@ -12,10 +12,11 @@ need_cmd chromium
 need_cmd python3
 need_cmd node
 
-bg "$LOOPDEMO" --block 150 --every 2000 --tick-starve 120 --every 3000 --io --duration 60
+# A stall every second and a nextTick starvation every 1.5 s: 4 s hold both kinds.
+bg "$LOOPDEMO" --block 150 --every 1000 --tick-starve 120 --every 1500 --io --duration 60
 demo=$BG_PID
 sleep 0.3
-"$LOOPSCOPE" record -p "$demo" -d 10 -o "$TMP/r.lsr" 2>"$TMP/rec.err" || { cat "$TMP/rec.err"; exit 1; }
+"$LOOPSCOPE" record -p "$demo" -d 4 -o "$TMP/r.lsr" 2>"$TMP/rec.err" || { cat "$TMP/rec.err"; exit 1; }
 "$LOOPSCOPE" report "$TMP/r.lsr" -o "$TMP/report.html" 2>"$TMP/report.err"
 check "report: exit 0" [ $? = 0 ]
 check "report: nothing on stderr" test ! -s "$TMP/report.err"
@@ -28,11 +29,18 @@ check "worst episodes: a stall in timers listed" grep -qE '</span>stall</td><td>
 check "worst episodes: a nextTick starvation listed" grep -q '</span>tick_starvation</td>' "$html"
 
 # A Node.js process that blocks its loop for 700 ms in a synchronous callback: the stall
-# sampler takes its stacks, the recording keeps them, the report draws them.
-bg node "$(dirname "$0")/../node/block.js" sync 700 2500 >"$TMP/node.out"
+# sampler takes its stacks, the recording keeps them, the report draws them. The block
+# starts on SIGUSR2 once the recorder has attached; the recorder stops (SIGINT) once the
+# block is over.
+bg node "$(dirname "$0")/../node/block.js" sync 700 0 >"$TMP/node.out"
 nodepid=$BG_PID
-sleep 0.5
-"$LOOPSCOPE" record -p "$nodepid" -d 6 -o "$TMP/n.lsr" 2>"$TMP/nrec.err" || { cat "$TMP/nrec.err"; exit 1; }
+"$LOOPSCOPE" record -p "$nodepid" -d 30 -o "$TMP/n.lsr" 2>"$TMP/nrec.err" &
+nrec=$!
+wait_for 30 grep -q "loopscope record: recording" "$TMP/nrec.err" || { cat "$TMP/nrec.err"; exit 1; }
+kill -USR2 "$nodepid"
+wait_for 30 grep -q "blocked sync" "$TMP/node.out" || echo "# block.js did not say it blocked"
+kill -INT "$nrec"
+wait "$nrec" || { cat "$TMP/nrec.err"; exit 1; }
 "$LOOPSCOPE" report "$TMP/n.lsr" -o "$TMP/node.html" 2>"$TMP/nreport.err"
 check "node report: exit 0" [ $? = 0 ]
 nhtml=$TMP/node.html
