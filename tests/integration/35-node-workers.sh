@@ -6,6 +6,7 @@
 # with N the worker's threadId. On every Node.js build of the matrix.
 source "$(dirname "$0")/../lib.sh"
 need_root
+need_python
 on_node_matrix
 NODEDIR=$(cd "$(dirname "$0")/../node" && pwd)
 v=$NODE_LABEL
@@ -27,7 +28,7 @@ for attempt in 1 2 3; do
 	"$LOOPSCOPE" stat -p "$pid" -d 2 -i 2 --json >"$TMP/w.json" 2>"$TMP/w.err"
 	rc=$?
 	# one "VERDICT DESCRIPTION" line per check (1 pass, 0 fail)
-	python3 - "$TMP/w.json" "$pid" "$wid" "$v" "${nv#v}" >"$TMP/verdicts" <<-'PY'
+	"$PYTHON" - "$TMP/w.json" "$pid" "$wid" "$v" "${nv#v}" >"$TMP/verdicts" <<-'PY'
 	import json, sys
 	loops = [json.loads(l) for l in open(sys.argv[1])]
 	pid, wid, v, nv = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
