@@ -10,7 +10,8 @@
 - GC: total pause time vs the pauses `node --trace-gc` prints, within 15%.
 Both probe tiers are checked for utilization and delay (a stationary workload:
 tests/node/accuracy.js, one process for both tiers' windows); the GC check uses the
-default tier (tests/node/gc.js). On every Node.js build of the matrix (tests/lib.py
+default tier (tests/node/gc.js, attached while the phases windows run, allocating once
+they are over). On every Node.js build of the matrix (tests/lib.py
 node_matrix); each line of results starts with the build's label.
 
 A window in which a check fails while a CPU was not there when it was wanted is
@@ -84,10 +85,11 @@ def one_window(label, tier, node, outp):
     return v, waited
 
 
-def accuracy(label, node_exe, tmp):
+def accuracy(label, node_exe, tmp, before_phases):
     """Both tiers' windows on one accuracy.js, each up to three times: a window where a
     check fails while node, stat or this test waited for a CPU for more than 2 ms is
-    the machine's doing (see above) and is measured again."""
+    the machine's doing (see above) and is measured again. before_phases() runs
+    between the tiers."""
     outp = os.path.join(tmp, "acc-%s.out" % label)
     # SCHED_FIFO (chrt execs node), as the reference loop's timed workloads (20, 26):
     # other processes preempting node between two of its iterations make
@@ -102,6 +104,8 @@ def accuracy(label, node_exe, tmp):
         # idle-time metrics on late in its bootstrap)
         wait_for(20, lambda: len(node_records(open(outp))) >= 2 or node.poll() is not None)
         for tier in ("light", "phases"):
+            if tier == "phases":
+                before_phases()
             for attempt in range(3):
                 v, waited = one_window(label, tier, node, outp)
                 if all(ok for _, ok in v) or waited <= WAIT_OK_NS or attempt == 2:
@@ -123,40 +127,47 @@ PAUSE = re.compile(r"\s(\d+) ms: (?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-
                    r".*?MB, ([\d.]+) / [\d.]+ ms")
 
 
-def gc_total(label, node_exe, tmp):
-    out = open(os.path.join(tmp, "gc.out"), "w+")
-    # the allocation starts on SIGUSR2, sent once stat's first line says it is attached
-    node = subprocess.Popen([node_exe, "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "0"],
-                            stdout=out, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        out.seek(0)
-        if "ready" in out.read():
-            break
-        time.sleep(0.05)
-    # no -d: stat ends when the target exits, after its final interval
-    p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(node.pid), "-i", "0.5", "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in p.stdout:
-        if not lines:
-            node.send_signal(signal.SIGUSR2)
-        lines.append(line)
-    err = p.stderr.read()
-    p.returncode = p.wait()
-    p.stderr = err
-    node.wait()
+class GcRun:
+    """node --trace-gc gc.js under `stat --json`, started ahead of its turn: node idles
+    and stat attaches while the phases windows run (node there is SCHED_FIFO, so an
+    attach elsewhere does not move it). finish() starts the allocation (SIGUSR2) once
+    stat's first line says it is attached, and waits for both to end."""
+
+    def __init__(self, node_exe, tmp):
+        self.outp, self.statp = os.path.join(tmp, "gc.out"), os.path.join(tmp, "gc.json")
+        self.node = subprocess.Popen([node_exe, "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "0"],
+                                     stdout=open(self.outp, "w"), stderr=subprocess.STDOUT)
+        wait_for(10, lambda: "ready" in open(self.outp).read() or self.node.poll() is not None)
+        # no -d: stat ends when the target exits, after its final interval
+        self.p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(self.node.pid), "-i", "0.5", "--json"],
+                                  stdout=open(self.statp, "w"), stderr=subprocess.PIPE, text=True)
+
+    def finish(self):
+        wait_for(60, lambda: os.path.getsize(self.statp) > 0 or self.p.poll() is not None)
+        # the intervals before this one watched node idle (--trace-gc's pauses are
+        # counted from gc_start): leave them out
+        n0 = max(open(self.statp).read().count("\n") - 1, 0)
+        self.node.send_signal(signal.SIGUSR2)
+        try:
+            self.node.wait(timeout=120)
+        finally:
+            self.node.kill()
+        err = self.p.stderr.read()
+        rc = self.p.wait()
+        return rc, err, open(self.statp).read().splitlines()[n0:], open(self.outp).read()
+
+
+def gc_total(label, run):
+    rc, err, lines, text = run.finish()
     ours = n_ours = 0
     for line in lines:
         o = json.loads(line)
         if o["tid"] == o["pid"] and "gc" in o:
             ours += o["gc"]["total_s"]
             n_ours += o["gc"]["count"]
-    out.seek(0)
-    text = out.read()
     started = text.find("gc_start")
     theirs = [float(m.group(2)) / 1e3 for m in PAUSE.finditer(text[started:])] if started >= 0 else []
-    check(label + " gc: stat exits 0 after the target exits (rc=%d %s)" % (p.returncode, p.stderr.strip()[-200:]),
-          p.returncode == 0)
+    check(label + " gc: stat exits 0 after the target exits (rc=%d %s)" % (rc, err.strip()[-200:]), rc == 0)
     check(label + " gc: the workload collected (%d pauses in --trace-gc, %d seen)" % (len(theirs), n_ours),
           len(theirs) >= 5 and n_ours >= 5)
     total = sum(theirs)
@@ -173,8 +184,9 @@ def main():
         for label, node_exe in node_matrix():
             if not node_usable(label, node_exe):
                 continue
-            accuracy(label, node_exe, tmp)
-            gc_total(label, node_exe, tmp)
+            gc = []
+            accuracy(label, node_exe, tmp, lambda: gc.append(GcRun(node_exe, tmp)))
+            gc_total(label, gc[0] if gc else GcRun(node_exe, tmp))
     sys.exit(done())
 
 
