@@ -25,7 +25,8 @@ run_delay() { cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ n += $2 } E
 # stay.
 for attempt in 1 2 3; do
 	rd0=$(run_delay)
-	"$LOOPSCOPE" stat -p "$pid" -d 2 -i 2 --json >"$TMP/w.json" 2>"$TMP/w.err"
+	# one 1.5 s interval: 15 periods of both loops' timers
+	"$LOOPSCOPE" stat -p "$pid" -d 1.5 -i 1.5 --json >"$TMP/w.json" 2>"$TMP/w.err"
 	rc=$?
 	# one "VERDICT DESCRIPTION" line per check (1 pass, 0 fail)
 	"$PYTHON" - "$TMP/w.json" "$pid" "$wid" "$v" "${nv#v}" >"$TMP/verdicts" <<-'PY'
