@@ -20,7 +20,9 @@ a CPU (schedstat run delay) moves a figure wherever the wait falls between libuv
 own clock reading and loopscope's probe, and stat or this test waiting for one moves
 the window's end (the time this test reads stat's line). Node runs SCHED_FIFO, and
 stat and this test run at nice -20 around the window's end (tests/lib.py
-stat_window), so that neighbours rarely preempt them.
+stat_window), so that neighbours rarely preempt them. The GC run is made again, up to
+three times, when its checks fail while node's main thread waited more than 10 ms
+for a CPU as it allocated (node at nice -20).
 """
 import json
 import os
@@ -40,6 +42,7 @@ NODEDIR = os.path.join(HERE, "..", "node")
 WINDOW = 3          # seconds of one stat window
 ELU_TOL = 0.005
 WAIT_OK_NS = 2000000  # a failed window measured while the CPUs were wanted this long is made again
+GC_WAIT_OK_NS = 10000000  # the same for the GC run
 
 
 def stat_once(pid, secs, tier):
@@ -135,8 +138,10 @@ class GcRun:
 
     def __init__(self, node_exe, tmp):
         self.outp, self.statp = os.path.join(tmp, "gc.out"), os.path.join(tmp, "gc.json")
-        self.node = subprocess.Popen([node_exe, "--trace-gc", os.path.join(NODEDIR, "gc.js"), "2000", "0"],
-                                     stdout=open(self.outp, "w"), stderr=subprocess.STDOUT)
+        # the highest CFS weight, as 30 and 32: a pause that waits for a CPU is longer in
+        # one count than in the other (see gc_total)
+        self.node = subprocess.Popen(["nice", "-n", "-20", node_exe, "--trace-gc", os.path.join(NODEDIR, "gc.js"),
+                                      "2000", "0"], stdout=open(self.outp, "w"), stderr=subprocess.STDOUT)
         wait_for(10, lambda: "ready" in open(self.outp).read() or self.node.poll() is not None)
         # no -d: stat ends when the target exits, after its final interval
         self.p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(self.node.pid), "-i", "0.5", "--json"],
@@ -147,18 +152,24 @@ class GcRun:
         # the intervals before this one watched node idle (--trace-gc's pauses are
         # counted from gc_start): leave them out
         n0 = max(open(self.statp).read().count("\n") - 1, 0)
+        rd0 = run_delay_ns(self.node.pid) or 0
         self.node.send_signal(signal.SIGUSR2)
+        # node exits 300 ms after gc_done: its main thread's wait for a CPU until then
+        wait_for(120, lambda: "gc_done" in open(self.outp).read() or self.node.poll() is not None)
+        waited = (run_delay_ns(self.node.pid) or rd0) - rd0
         try:
             self.node.wait(timeout=120)
         finally:
             self.node.kill()
         err = self.p.stderr.read()
         rc = self.p.wait()
-        return rc, err, open(self.statp).read().splitlines()[n0:], open(self.outp).read()
+        return rc, err, open(self.statp).read().splitlines()[n0:], open(self.outp).read(), waited
 
 
-def gc_total(label, run):
-    rc, err, lines, text = run.finish()
+def gc_verdicts(label, run):
+    """The GC checks of one run as (desc, ok), and ns node's main thread waited for a
+    CPU while it allocated."""
+    rc, err, lines, text, waited = run.finish()
     ours = n_ours = 0
     for line in lines:
         o = json.loads(line)
@@ -167,12 +178,30 @@ def gc_total(label, run):
             n_ours += o["gc"]["count"]
     started = text.find("gc_start")
     theirs = [float(m.group(2)) / 1e3 for m in PAUSE.finditer(text[started:])] if started >= 0 else []
-    check(label + " gc: stat exits 0 after the target exits (rc=%d %s)" % (rc, err.strip()[-200:]), rc == 0)
-    check(label + " gc: the workload collected (%d pauses in --trace-gc, %d seen)" % (len(theirs), n_ours),
-          len(theirs) >= 5 and n_ours >= 5)
     total = sum(theirs)
-    check(label + " gc: pause total %.1f ms vs --trace-gc %.1f ms (within 15%%)" % (ours * 1e3, total * 1e3),
-          total > 0 and abs(ours - total) <= 0.15 * total)
+    return [(label + " gc: stat exits 0 after the target exits (rc=%d %s)" % (rc, err.strip()[-200:]), rc == 0),
+            (label + " gc: the workload collected (%d pauses in --trace-gc, %d seen)" % (len(theirs), n_ours),
+             len(theirs) >= 5 and n_ours >= 5),
+            (label + " gc: pause total %.1f ms vs --trace-gc %.1f ms (within 15%%)" % (ours * 1e3, total * 1e3),
+             total > 0 and abs(ours - total) <= 0.15 * total)], waited
+
+
+def gc_total(label, node_exe, tmp, run):
+    """Up to three runs: where V8 brackets a pause differently from its --trace-gc
+    figure (22 and later), a pause during which node waited for a CPU grows in one
+    count only; a run whose checks fail while node's main thread waited more than
+    10 ms for a CPU is the machine's doing and is made again (the bound stays)."""
+    for attempt in range(3):
+        v, waited = gc_verdicts(label, run)
+        if all(ok for _, ok in v) or waited <= GC_WAIT_OK_NS or attempt == 2:
+            break
+        print("# %s gc: a check failed while node waited %.1f ms for a CPU; again" % (label, waited / 1e6))
+        for desc, ok in v:
+            print("#   %s %s" % ("ok" if ok else "not ok", desc))
+        run = GcRun(node_exe, tmp)
+    print("# %s gc: node waited %.1f ms for a CPU while it allocated" % (label, waited / 1e6))
+    for desc, ok in v:
+        check(desc, ok)
 
 
 def main():
@@ -186,7 +215,7 @@ def main():
                 continue
             gc = []
             accuracy(label, node_exe, tmp, lambda: gc.append(GcRun(node_exe, tmp)))
-            gc_total(label, gc[0] if gc else GcRun(node_exe, tmp))
+            gc_total(label, node_exe, tmp, gc[0] if gc else GcRun(node_exe, tmp))
     sys.exit(done())
 
 
