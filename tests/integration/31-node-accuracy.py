@@ -10,8 +10,7 @@
 - GC: total pause time vs the pauses `node --trace-gc` prints, within 15%.
 Both probe tiers are checked for utilization and delay (a stationary workload:
 tests/node/accuracy.js, one process for both tiers' windows); the GC check uses the
-default tier (tests/node/gc.js, attached while the phases windows run, allocating once
-they are over). On every Node.js build of the matrix (tests/lib.py
+default tier (tests/node/gc.js). On every Node.js build of the matrix (tests/lib.py
 node_matrix); each line of results starts with the build's label.
 
 A window in which a check fails while a CPU was not there when it was wanted is
@@ -88,11 +87,10 @@ def one_window(label, tier, node, outp):
     return v, waited
 
 
-def accuracy(label, node_exe, tmp, before_phases):
+def accuracy(label, node_exe, tmp):
     """Both tiers' windows on one accuracy.js, each up to three times: a window where a
     check fails while node, stat or this test waited for a CPU for more than 2 ms is
-    the machine's doing (see above) and is measured again. before_phases() runs
-    between the tiers."""
+    the machine's doing (see above) and is measured again."""
     outp = os.path.join(tmp, "acc-%s.out" % label)
     # SCHED_FIFO (chrt execs node), as the reference loop's timed workloads (20, 26):
     # other processes preempting node between two of its iterations make
@@ -107,8 +105,6 @@ def accuracy(label, node_exe, tmp, before_phases):
         # idle-time metrics on late in its bootstrap)
         wait_for(20, lambda: len(node_records(open(outp))) >= 2 or node.poll() is not None)
         for tier in ("light", "phases"):
-            if tier == "phases":
-                before_phases()
             for attempt in range(3):
                 v, waited = one_window(label, tier, node, outp)
                 if all(ok for _, ok in v) or waited <= WAIT_OK_NS or attempt == 2:
@@ -131,10 +127,10 @@ PAUSE = re.compile(r"\s(\d+) ms: (?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-
 
 
 class GcRun:
-    """node --trace-gc gc.js under `stat --json`, started ahead of its turn: node idles
-    and stat attaches while the phases windows run (node there is SCHED_FIFO, so an
-    attach elsewhere does not move it). finish() starts the allocation (SIGUSR2) once
-    stat's first line says it is attached, and waits for both to end."""
+    """node --trace-gc gc.js under `stat --json`. finish() starts the allocation
+    (SIGUSR2) once stat's first line says it is attached, and waits for both to end.
+    (Started while 31's other windows ran, node 26 idled seconds before allocating
+    and its two pause totals parted by 25%: it starts when its turn comes.)"""
 
     def __init__(self, node_exe, tmp):
         self.outp, self.statp = os.path.join(tmp, "gc.out"), os.path.join(tmp, "gc.json")
@@ -213,9 +209,8 @@ def main():
         for label, node_exe in node_matrix():
             if not node_usable(label, node_exe):
                 continue
-            gc = []
-            accuracy(label, node_exe, tmp, lambda: gc.append(GcRun(node_exe, tmp)))
-            gc_total(label, node_exe, tmp, gc[0] if gc else GcRun(node_exe, tmp))
+            accuracy(label, node_exe, tmp)
+            gc_total(label, node_exe, tmp, GcRun(node_exe, tmp))
     sys.exit(done())
 
 
