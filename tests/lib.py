@@ -80,12 +80,65 @@ def node_usable(label, path):
     return False
 
 
+def wait_for(secs, cond, every=0.05):
+    """Poll cond() every `every` seconds until it is true (True) or secs passed (False)."""
+    import time
+    end = time.monotonic() + secs
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(every)
+    return True
+
+
+def run_delay_ns(pid, tid=None):
+    """ns the thread (default: the process's main thread) has waited on a run queue so
+    far (/proc/PID/task/TID/schedstat); None once it is gone."""
+    try:
+        return int(open("/proc/%d/task/%d/schedstat" % (pid, tid or pid)).read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def stat_window(pid, secs, args=(), env=None):
+    """One `loopscope stat -p PID -i SECS -d SECS ARGS` interval whose end this test
+    reads from the clock: stat and the reading thread run at nice -20 meanwhile, so that
+    a neighbour rarely delays the line. Returns (lines, stderr, rc, mono ns when the
+    last line was read (the interval's end), ns stat's main thread and the reading
+    thread waited for a CPU until then: what the edge may be late by)."""
+    import subprocess
+    import threading
+    import time
+    me = threading.get_native_id()
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, -20)     # this thread, and stat (inherited)
+    try:
+        mine0 = run_delay_ns(os.getpid(), me) or 0
+        p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(pid), "-i", str(secs), "-d", str(secs)] + list(args),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, **(env or {})))
+        stat0 = run_delay_ns(p.pid) or 0
+        lines, t_end, waited = [], None, 0
+        for line in p.stdout:
+            t_end = time.monotonic_ns()
+            # (stat is still there: it detaches after its last line)
+            waited = ((run_delay_ns(p.pid) or stat0) - stat0) + ((run_delay_ns(os.getpid(), me) or mine0) - mine0)
+            lines.append(line)
+        err = p.stderr.read()
+        rc = p.wait(timeout=60)
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return lines, err, rc, t_end, waited
+
+
 def node_records(f):
     """The records tests/node/accuracy.js wrote to the open file f (those with "t",
-    as int ns), in order."""
+    as int ns), in order; a last line node is still writing is left out."""
     f.seek(0)
     recs = []
     for line in f:
+        if not line.endswith("\n"):
+            break
         o = json.loads(line)
         if "t" in o:
             o["t"] = int(o["t"])

@@ -19,6 +19,16 @@ check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 skip() { echo "SKIP $*"; exit 77; }
 need_root() { [ "$(id -u)" = 0 ] || skip "needs root (CAP_BPF, CAP_PERFMON)"; }
 need_cmd() { command -v "$1" >/dev/null 2>&1 || skip "needs $1"; }
+# need_python: sets PYTHON to python3's own binary, resolved once and passed on to the
+# children (on_node_matrix). A version manager's shim (pyenv's is a bash script that
+# runs pyenv) costs a second or more a call on a loaded machine; a test that calls
+# python per check or per attempt calls "$PYTHON" instead.
+need_python() {
+	[ -n "${LS_PYTHON:-}" ] && [ -x "$LS_PYTHON" ] ||
+		LS_PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) || skip "needs python3"
+	export LS_PYTHON
+	PYTHON=$LS_PYTHON
+}
 # bg CMD...: start in the background, remember the PID for cleanup; sets BG_PID.
 bg() { "$@" & BG_PID=$!; _pids+=("$BG_PID"); }
 # Float comparison helper: within A B TOL_REL TOL_ABS -> |A-B| <= max(TOL_REL*|B|, TOL_ABS)

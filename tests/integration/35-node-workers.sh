@@ -6,6 +6,7 @@
 # with N the worker's threadId. On every Node.js build of the matrix.
 source "$(dirname "$0")/../lib.sh"
 need_root
+need_python
 on_node_matrix
 NODEDIR=$(cd "$(dirname "$0")/../node" && pwd)
 v=$NODE_LABEL
@@ -24,10 +25,11 @@ run_delay() { cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ n += $2 } E
 # stay.
 for attempt in 1 2 3; do
 	rd0=$(run_delay)
-	"$LOOPSCOPE" stat -p "$pid" -d 2 -i 2 --json >"$TMP/w.json" 2>"$TMP/w.err"
+	# one 1.5 s interval: 15 periods of both loops' timers
+	"$LOOPSCOPE" stat -p "$pid" -d 1.5 -i 1.5 --json >"$TMP/w.json" 2>"$TMP/w.err"
 	rc=$?
 	# one "VERDICT DESCRIPTION" line per check (1 pass, 0 fail)
-	python3 - "$TMP/w.json" "$pid" "$wid" "$v" "${nv#v}" >"$TMP/verdicts" <<-'PY'
+	"$PYTHON" - "$TMP/w.json" "$pid" "$wid" "$v" "${nv#v}" >"$TMP/verdicts" <<-'PY'
 	import json, sys
 	loops = [json.loads(l) for l in open(sys.argv[1])]
 	pid, wid, v, nv = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]

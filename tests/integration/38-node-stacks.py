@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # timeout: 420
-"""Stall episodes name the JS function that blocked, on every Node.js of the matrix.
+"""Stall episodes name the JS function that blocked, on the newest official Node.js
+build and on the system's node (tests/lib.py node_matrix full).
 
 tests/node/stacks/app.js blocks its loop in turn in a route handler, a class method,
 a closure, an async function after an await, a TurboFan-optimised function and an
@@ -10,22 +11,30 @@ at a line inside it (>= 90% of them, and at least 6 named); and no JS frame of a
 stack in those files may carry a name the source does not have at that line. A
 second run blocks in native work (pbkdf2Sync, JSON.stringify, a backtracking regex,
 gzipSync, readFileSync): the dominant stacks' native leaves must be named.
+Each run lasts until stat has reported the blocks it needs (the JS cycle twice, the
+native one and a half times: BLOCKS) from the first interval on.
 The per-version tally is printed as TAP comments (named / episodes with samples).
+
+Which frames a build's stacks have depends on its V8 (30-32 prove on every build that
+its episodes are sampled and classified); naming them is the same code for every
+build, so this runs on two builds: the newest and Debian's, which differ the most.
 """
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
-import time
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import LOOPSCOPE, check, skip, done, node_matrix, node_usable  # noqa: E402
+from lib import LOOPSCOPE, check, skip, done, node_matrix, node_usable, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APPDIR = os.path.realpath(os.path.join(HERE, "..", "node", "stacks"))
 FILES = {"app.js": os.path.join(APPDIR, "app.js"), "esm.mjs": os.path.join(APPDIR, "esm.mjs")}
-SECONDS = 10
+BLOCKS = {"js": 12, "native": 7}
 
 
 def ranges():
@@ -56,23 +65,39 @@ def short_file(f):
     return None
 
 
-def run(node, native):
-    # native blocks take what they take (more on a loaded machine): a longer gap keeps
-    # them separate episodes
-    env = dict(os.environ, BLOCK_MS="160", GAP_MS="1200" if native else "450", NATIVE="1" if native else "0")
-    app = subprocess.Popen([node, FILES["app.js"]], stdout=subprocess.PIPE, env=env, text=True)
+def run(node, native, tmp):
+    """app.js (JS or native blocks) under `stat --json` until BLOCKS of them began
+    after the first interval and stat reported an interval after the last of them
+    ended; the main loop's episodes but GC, or None."""
+    # a block begins at least GAP_MS after the previous one ended (app.js), so native
+    # blocks, which take what they take (more on a loaded machine), stay episodes of
+    # their own
+    env = dict(os.environ, BLOCK_MS="160", GAP_MS="250", NATIVE="1" if native else "0")
+    outp, statp = os.path.join(tmp, "app.out"), os.path.join(tmp, "stat.json")
+    app = subprocess.Popen([node, FILES["app.js"]], stdout=open(outp, "w"), env=env)
     try:
-        line = app.stdout.readline()
-        if '"ready"' not in line:
+        if not wait_for(30, lambda: '"ready"' in open(outp).read() or app.poll() is not None) or \
+           app.poll() is not None:
             return None
-        time.sleep(1.0)
-        p = subprocess.run([LOOPSCOPE, "stat", "-p", str(app.pid), "-i", str(SECONDS), "-d", str(SECONDS),
-                            "--json"], capture_output=True, text=True, timeout=SECONDS + 60)
-        if p.returncode != 0:
-            print("# stat failed: " + p.stderr.strip().replace("\n", " | "))
+        p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(app.pid), "-i", "0.5", "--json"],
+                             stdout=open(statp, "w"), stderr=subprocess.PIPE, text=True)
+        wait_for(60, lambda: os.path.getsize(statp) > 0 or p.poll() is not None)
+        blocks = lambda: open(outp).read().count('"block"')  # noqa: E731
+        lines = lambda: open(statp).read().count("\n")  # noqa: E731
+        b0 = blocks()
+        # BLOCKS blocks over: the one after them began
+        need = BLOCKS["native" if native else "js"]
+        wait_for(120, lambda: blocks() >= b0 + need + 1 or p.poll() is not None)
+        # an interval that ended after them: their episodes are reported
+        n = lines()
+        wait_for(5, lambda: lines() >= n + 1 or p.poll() is not None)
+        p.send_signal(signal.SIGINT)
+        err = p.stderr.read()
+        if p.wait(timeout=60) != 0:
+            print("# stat failed: " + err.strip().replace("\n", " | "))
             return None
         eps = []
-        for l in p.stdout.splitlines():
+        for l in open(statp):
             o = json.loads(l)
             if o["tid"] == o["pid"]:
                 eps += [e for e in o.get("episodes", []) if e["kind"] != "gc"]
@@ -107,14 +132,15 @@ def main():
     if os.geteuid() != 0:
         skip("needs root (BPF)")
     rng, src = ranges(), source_lines()
-    matrix = node_matrix()
+    matrix = node_matrix(full=True)
     if not matrix:
         skip("no node binary")
+    tmp = tempfile.mkdtemp(prefix="loopscope-test.")
     tally = []
     for label, node in matrix:
         if not node_usable(label, node):
             continue
-        eps = run(node, False)
+        eps = run(node, False, tmp)
         check("node %s: stat ran on the JS workload" % label, eps is not None)
         if eps is None:
             continue
@@ -134,7 +160,7 @@ def main():
         bad = wrong_names(eps, rng, src)
         check("node %s: no JS frame carries a name its source line does not have%s" %
               (label, (": " + ", ".join(sorted(set(bad))[:5])) if bad else ""), not bad)
-        eps = run(node, True)
+        eps = run(node, True, tmp)
         check("node %s: stat ran on the native workload" % label, eps is not None)
         if eps is None:
             continue
@@ -150,6 +176,7 @@ def main():
               (label, (": " + ", ".join(unnamed[:5])) if unnamed else ""), not unnamed)
     for t in tally:
         print("# " + t)
+    shutil.rmtree(tmp, ignore_errors=True)
     return done()
 
 

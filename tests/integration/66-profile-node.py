@@ -5,7 +5,9 @@ real reader.
 
 A server-like script (tests/node/profile.js) runs a timer every 20 ms that calls
 handle(), which alternates between settle() (crypto.pbkdf2Sync) and Report#build()
-(a large JSON.stringify). loopscope profile records it for 3 s into each format:
+(a large JSON.stringify). Three `loopscope profile` at once record it for 3 s, one
+into each format (nothing here is timed: the three attaches overlap, and so do the
+readers below, each with its own HOME):
   - .folded: lines as flamegraph.pl splits them, root first: tick before handle
     before settle before pbkdf2Sync on one line, with the script's file and lines;
   - .pb.gz: go tool pprof -top names settle, build and handle, with handle's
@@ -20,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from lib import LOOPSCOPE, check, done, skip  # noqa: E402
@@ -53,16 +56,24 @@ try:
           r.returncode == 1 and "cannot write" in r.stderr and "samples" not in r.stderr)
     check("the target still runs", node.poll() is None)
 
-    files = {}
-    for ext in ("folded", "pb.gz", "svg"):
-        out = os.path.join(tmp, "node." + ext)
-        r = profile(out)
-        check("loopscope profile -o node.%s (exit %d)" % (ext, r.returncode), r.returncode == 0 and os.path.exists(out))
-        files[ext] = out
+    files = {ext: os.path.join(tmp, "node." + ext) for ext in ("folded", "pb.gz", "svg")}
+    with ThreadPoolExecutor(3) as pool:
+        runs = dict(zip(files, pool.map(profile, files.values())))
+    for ext, out in files.items():
+        check("loopscope profile -o node.%s (exit %d)" % (ext, runs[ext].returncode),
+              runs[ext].returncode == 0 and os.path.exists(out))
     check("the target still runs after three profiles", node.poll() is None)
 finally:
     node.kill()
     node.wait()
+
+# The readers at once: pprof, and two Chromiums, each with a user-data-dir of its own.
+os.makedirs(os.path.join(tmp, "r2"))
+rd2 = Readers(os.path.join(tmp, "r2"))
+with ThreadPoolExecutor(3) as pool:
+    f_pprof = pool.submit(rd.pprof_top, files["pb.gz"], "-sample_index=samples")
+    f_load = pool.submit(rd.load_svg, files["svg"], "?s=%5Esettle%20")
+    f_shot = pool.submit(rd2.screenshot, files["svg"])
 
 # ---------------------------------------------------------------- folded
 lines = open(files["folded"], encoding="utf-8").read().splitlines()
@@ -76,7 +87,7 @@ print("# %d of %d samples under tick;handle;settle;pbkdf2Sync" % (sum(int(m.grou
 check("node.folded: root first, tick;handle;settle;pbkdf2Sync with file:line", settle_lines)
 
 # ---------------------------------------------------------------- pprof
-rc, out, rows = rd.pprof_top(files["pb.gz"], "-sample_index=samples")
+rc, out, rows = f_pprof.result()
 check("go tool pprof reads node.pb.gz (exit %d)" % rc, rc == 0 and "loopscope profile of PID" in out)
 cum = dict((k, v[1]) for k, v in rows.items())
 check("pprof: settle, build, handle and pbkdf2Sync named (%s)" % {k: cum.get(k) for k in
@@ -86,13 +97,13 @@ check("pprof: handle's samples hold settle's and build's",
       cum.get("handle", 0) >= cum.get("settle", 0) + cum.get("build", 0) > 0)
 
 # ---------------------------------------------------------------- svg
-xml_ok, quiet, dom = rd.load_svg(files["svg"], "?s=%5Esettle%20")
+xml_ok, quiet, dom = f_load.result()
 check("node.svg: Chromium reports no XML error", xml_ok)
 check("node.svg: no console message", quiet)
 m = re.search(r"Matched: ([\d.]+)%", dom)
 check("node.svg?s=^settle: settle covers part of the graph (%s%%)" % (m and m.group(1)),
       m is not None and 0 < float(m.group(1)) < 100)
-w, h, rows = rd.screenshot(files["svg"])
+w, h, rows = f_shot.result()
 green, red, _ = frame_kinds(rows, files["svg"])
 colours = set(p for row in rows for p in row)
 check("node.svg: a %dx%d screenshot with JS and native frames, %d colours" % (w, h, len(colours)),

@@ -1,5 +1,6 @@
-// starve.js MODE ORIGIN [SECONDS] [usr2]: a busy but healthy program that, every 1.3 s, keeps
-// the event loop from polling for 250 ms by starving it:
+// starve.js MODE ORIGIN [SECONDS] [usr2] [PERIOD_MS]: a busy but healthy program that,
+// every PERIOD_MS (default 1300), keeps the event loop from polling for 250 ms by
+// starving it:
 //   tick  - a recursive process.nextTick
 //   micro - a recursive promise chain (V8's microtask queue never empties)
 //   mix   - tick and micro bursts in turn
@@ -17,9 +18,10 @@ const net = require('net');
 const [mode, origin] = process.argv.slice(2, 4);
 const secs = +process.argv[4] || 60;
 const onSignal = process.argv[5] === 'usr2';
+const period = +process.argv[6] || 1300;
 const ORIGINS = ['timer', 'io', 'immediate'];
 if (!['tick', 'micro', 'mix', 'none'].includes(mode) || ![...ORIGINS, 'mix'].includes(origin)) {
-  console.error('usage: starve.js tick|micro|mix|none timer|io|immediate|mix [SECONDS]');
+  console.error('usage: starve.js tick|micro|mix|none timer|io|immediate|mix [SECONDS] [usr2] [PERIOD_MS]');
   process.exit(2);
 }
 const BURST_MS = 250;
@@ -65,7 +67,7 @@ srv.listen(0, '127.0.0.1', () => {
     if (from === 'timer') burst(kind, from);
     else if (from === 'io') pending = { kind };
     else setImmediate(() => burst(kind, from));
-  }, 1300);
+  }, period);
   if (onSignal) process.once('SIGUSR2', start);
   else start();
   setTimeout(() => process.exit(0), secs * 1000);
