@@ -568,6 +568,8 @@ int ls_cmd_stat(int argc, char **argv)
 		now = ls_now_mono_ns();
 		if (r == -ENODATA || stop_signal || (stop_at && now >= stop_at))
 			last = 1;
+		if (last && r != -ENODATA)
+			ls_source_poll(src, 0);	/* episodes that ended but are still in the ring */
 		if (!last && now < next)
 			continue;
 		r = ls_source_snapshot(src, &cur);

@@ -91,6 +91,9 @@ static int pidfd_exited(int pidfd)
 
 /* The process exited (it may still be a zombie, or a leader whose other threads are
  * still exiting, when its pidfd is not readable yet). */
+/* How long a failed attach waits for a dying target's exit to show (its pidfd). */
+#define GONE_SETTLE_MS 250
+
 static int target_gone(int pidfd, pid_t pid)
 {
 	struct ls_image_id id;
@@ -591,6 +594,14 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 		/* Whatever the attach said, a process that exited or exec'd meanwhile is the
 		 * truth: its own words ("no such file", "cannot read .../exe") are symptoms. */
 		changed = ls_image_read(pid, &id1) || ls_image_changed(&id0, &id1);
+		if (r && !changed && !target_gone(at->pidfd, pid)) {
+			/* A process being killed loses its memory before its pidfd says it
+			 * exited: an attach that failed then ("No such file or directory")
+			 * waits a moment for the exit to show before it counts as an error. */
+			struct pollfd pfd = { .fd = at->pidfd, .events = POLLIN };
+
+			poll(&pfd, 1, GONE_SETTLE_MS);
+		}
 		if (target_gone(at->pidfd, pid)) {
 			if (!r)
 				at->t.backend->detach(&at->t);
