@@ -137,6 +137,38 @@ static void test_text(void **state)
 	ls_stacktab_free(t);
 }
 
+/* Span slots: found by (tid, start), made in a free slot, the oldest span's slot
+ * reused (and zeroed whole) when all are taken, dropped and freed. */
+struct test_slot {
+	struct ls_stack_span sp;
+	int extra;
+};
+
+static void test_span_slots(void **state)
+{
+	struct test_slot slots[2];
+	struct ls_stack_span *a, *b, *c;
+
+	(void)state;
+	memset(slots, 0, sizeof(slots));
+	assert_null(ls_stack_span_get(slots, 2, sizeof(slots[0]), 1, 100, 0));
+	a = ls_stack_span_get(slots, 2, sizeof(slots[0]), 1, 100, 1);
+	assert_ptr_equal(a, &slots[0].sp);
+	slots[0].extra = 7;
+	b = ls_stack_span_get(slots, 2, sizeof(slots[0]), 2, 50, 1);
+	assert_ptr_equal(b, &slots[1].sp);
+	assert_ptr_equal(ls_stack_span_get(slots, 2, sizeof(slots[0]), 1, 100, 0), a);
+	/* full: the oldest span (start 50) gives its slot */
+	c = ls_stack_span_get(slots, 2, sizeof(slots[0]), 1, 200, 1);
+	assert_ptr_equal(c, &slots[1].sp);
+	assert_int_equal(c->start, 200);
+	assert_null(ls_stack_span_get(slots, 2, sizeof(slots[0]), 2, 50, 0));
+	ls_stack_span_drop(a, sizeof(slots[0]));
+	assert_null(slots[0].sp.agg);
+	assert_int_equal(slots[0].extra, 0);
+	ls_stack_span_drop(c, sizeof(slots[1]));
+}
+
 /* A stack with no JS frame (a C loop's) shows its first user frames, past the libc
  * and vDSO leaves, before the rest is counted. */
 static void test_text_native_only(void **state)
@@ -247,7 +279,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_intern), cmocka_unit_test(test_aggregate), cmocka_unit_test(test_empty_agg),
 		cmocka_unit_test(test_text),   cmocka_unit_test(test_maps_parse), cmocka_unit_test(test_self),
-		cmocka_unit_test(test_demangle), cmocka_unit_test(test_text_native_only),
+		cmocka_unit_test(test_demangle), cmocka_unit_test(test_text_native_only), cmocka_unit_test(test_span_slots),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,9 +94,7 @@ struct node_plan {
 
 /* The samples of one long not-polling span, until it ends (an episode) or not. */
 struct span_acc {
-	uint32_t tid;
-	uint64_t start;			/* the span's start: its episode's start_ns */
-	struct ls_stack_agg *agg;
+	struct ls_stack_span sp;	/* first: the slot as core/stacktab.h sees it */
 	uint64_t cat[3];		/* samples by what they were inside: SPAN_SYNC, ... */
 	uint64_t seen;			/* samples that arrived for it */
 };

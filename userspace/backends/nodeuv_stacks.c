@@ -67,37 +67,12 @@ static void hot_set(struct node_priv *p, uint32_t tid, int hot)
 
 static struct span_acc *span_get(struct node_priv *p, uint32_t tid, uint64_t start, int create)
 {
-	struct span_acc *free_slot = NULL, *oldest = NULL;
-
-	for (size_t i = 0; i < MAX_SPANS; i++) {
-		struct span_acc *s = &p->spans[i];
-
-		if (s->agg && s->tid == tid && s->start == start)
-			return s;
-		if (!s->agg && !free_slot)
-			free_slot = s;
-		if (s->agg && (!oldest || s->start < oldest->start))
-			oldest = s;
-	}
-	if (!create)
-		return NULL;
-	if (!free_slot) {	/* spans that never ended as episodes: drop the oldest */
-		ls_stack_agg_free(oldest->agg);
-		free_slot = oldest;
-	}
-	memset(free_slot, 0, sizeof(*free_slot));
-	free_slot->agg = ls_stack_agg_new();
-	if (!free_slot->agg)
-		return NULL;
-	free_slot->tid = tid;
-	free_slot->start = start;
-	return free_slot;
+	return (struct span_acc *)ls_stack_span_get(p->spans, MAX_SPANS, sizeof(p->spans[0]), tid, start, create);
 }
 
 static void span_drop(struct span_acc *s)
 {
-	ls_stack_agg_free(s->agg);
-	memset(s, 0, sizeof(*s));
+	ls_stack_span_drop(&s->sp, sizeof(*s));
 }
 
 /* What a sample was inside: the microtask drain (V8's RunMicrotasks), Node's
@@ -168,7 +143,7 @@ static int on_sample(void *ctx, void *data, size_t len)
 		p->on_stack(p->stack_arg, p->pid, r->tid, p->fbuf, n);
 	if (!s)
 		return 0;	/* profile: not in a long span */
-	if (!ls_stack_agg_add(s->agg, p->fbuf, n, weight))
+	if (!ls_stack_agg_add(s->sp.agg, p->fbuf, n, weight))
 		s->cat[sample_cat(p->fbuf, n)] += weight;
 	x = nu__sampled_loop(p, r->tid, 1);
 	if (x) {
@@ -189,9 +164,9 @@ void nu__episode_stacks(struct node_priv *p, struct ls_episode *ep)
 
 	if (!s)
 		return;
-	ep->samples = (uint32_t)ls_stack_agg_total(s->agg);
+	ep->samples = (uint32_t)ls_stack_agg_total(s->sp.agg);
 	if (p->tab)
-		ep->stacks = ls_stack_agg_finish(s->agg, p->tab,
+		ep->stacks = ls_stack_agg_finish(s->sp.agg, p->tab,
 						 p->profile == LS_PROFILE_STALLS ? UINT32_MAX : EPISODE_STACKS);
 	sy = s->cat[SPAN_SYNC];
 	t = s->cat[SPAN_TICK];
@@ -210,7 +185,7 @@ void nu__episode_stacks(struct node_priv *p, struct ls_episode *ep)
 	span_drop(s);
 	/* older spans of this loop ended without becoming episodes */
 	for (size_t i = 0; i < MAX_SPANS; i++)
-		if (p->spans[i].agg && p->spans[i].tid == ep->tid && p->spans[i].start < ep->start_ns)
+		if (p->spans[i].sp.agg && p->spans[i].sp.tid == ep->tid && p->spans[i].sp.start < ep->start_ns)
 			span_drop(&p->spans[i]);
 }
 
@@ -266,7 +241,7 @@ void nu__samples_close(struct node_priv *p)
 	ls_sampler_close(&p->slow);
 	ls_sampler_close(&p->fast);
 	for (size_t i = 0; i < MAX_SPANS; i++)
-		ls_stack_agg_free(p->spans[i].agg);
+		ls_stack_agg_free(p->spans[i].sp.agg);
 	ls_unwinder_free(p->unw);
 	free(p->fbuf);
 	ring_buffer__free(p->rbs);

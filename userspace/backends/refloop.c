@@ -71,9 +71,7 @@ struct live_ep {
 
 /* The samples of one long phase run (tid, its start), until it ends or not. */
 struct run_samples {
-	uint32_t tid;
-	uint64_t start;
-	struct ls_stack_agg *agg;
+	struct ls_stack_span sp;	/* first: the slot as core/stacktab.h sees it */
 	char where[192];		/* its latest sample's function (live_where) */
 	uint64_t where_ns;
 };
@@ -149,36 +147,12 @@ static uint64_t poll_returned(const struct refloop_loop *v, const struct lsl_pro
 /* Run (tid, start)'s samples; create: make it, dropping the oldest run when full. */
 static struct run_samples *run_get(struct refloop_priv *p, uint32_t tid, uint64_t start, int create)
 {
-	struct run_samples *free_slot = NULL, *oldest = NULL;
-
-	for (size_t i = 0; i < MAX_SPANS; i++) {
-		struct run_samples *r = &p->runs[i];
-
-		if (r->agg && r->tid == tid && r->start == start)
-			return r;
-		if (!r->agg)
-			free_slot = free_slot ? free_slot : r;
-		else if (!oldest || r->start < oldest->start)
-			oldest = r;
-	}
-	if (!create)
-		return NULL;
-	if (!free_slot) {
-		ls_stack_agg_free(oldest->agg);
-		free_slot = oldest;
-	}
-	free_slot->agg = ls_stack_agg_new();
-	if (!free_slot->agg)
-		return NULL;
-	free_slot->tid = tid;
-	free_slot->start = start;
-	return free_slot;
+	return (struct run_samples *)ls_stack_span_get(p->runs, MAX_SPANS, sizeof(p->runs[0]), tid, start, create);
 }
 
 static void run_drop(struct run_samples *r)
 {
-	ls_stack_agg_free(r->agg);
-	memset(r, 0, sizeof(*r));
+	ls_stack_span_drop(&r->sp, sizeof(*r));
 }
 
 /* "[native] fn" for the leaf-most frame of the loop's own binary (its callback, past
@@ -215,7 +189,7 @@ static int on_sample(void *ctx, void *data, size_t len)
 	run = run_get(p, r->tid, r->span_start, 1);
 	if (!run)
 		return 0;
-	ls_stack_agg_add(run->agg, p->fbuf, n, 1);
+	ls_stack_agg_add(run->sp.agg, p->fbuf, n, 1);
 	describe_where(p, p->fbuf, n, run->where, sizeof(run->where));
 	run->where_ns = r->time;
 	return 0;
@@ -232,22 +206,22 @@ static void attach_stacks(struct refloop_priv *p, struct ls_episode *ep)
 		run = run_get(p, ep->tid, ep->start_ns, 0);
 	} else {
 		for (size_t i = 0; i < MAX_SPANS; i++)
-			if (p->runs[i].agg && p->runs[i].tid == ep->tid && p->runs[i].start <= ep->start_ns &&
-			    (!run || p->runs[i].start > run->start))
+			if (p->runs[i].sp.agg && p->runs[i].sp.tid == ep->tid && p->runs[i].sp.start <= ep->start_ns &&
+			    (!run || p->runs[i].sp.start > run->sp.start))
 				run = &p->runs[i];
 	}
 	if (!run)
 		return;
-	ep->samples = (uint32_t)ls_stack_agg_total(run->agg);
+	ep->samples = (uint32_t)ls_stack_agg_total(run->sp.agg);
 	if (p->tab)
-		ep->stacks = ls_stack_agg_finish(run->agg, p->tab,
+		ep->stacks = ls_stack_agg_finish(run->sp.agg, p->tab,
 						 p->profile == LS_PROFILE_STALLS ? UINT32_MAX : EPISODE_STACKS);
 	if (ep->kind != LS_EP_STALL)
 		return;
 	run_drop(run);
 	/* older runs of this loop ended without becoming episodes */
 	for (size_t i = 0; i < MAX_SPANS; i++)
-		if (p->runs[i].agg && p->runs[i].tid == ep->tid && p->runs[i].start < ep->start_ns)
+		if (p->runs[i].sp.agg && p->runs[i].sp.tid == ep->tid && p->runs[i].sp.start < ep->start_ns)
 			run_drop(&p->runs[i]);
 }
 
@@ -286,7 +260,7 @@ static void refloop_detach(struct ls_target *t)
 		close(p->memfd);
 	ring_buffer__free(p->rb);
 	for (size_t i = 0; i < MAX_SPANS; i++)
-		ls_stack_agg_free(p->runs[i].agg);
+		ls_stack_agg_free(p->runs[i].sp.agg);
 	ls_unwinder_free(p->unw);
 	free(p->fbuf);
 	refloop__destroy(p->skel);
@@ -534,7 +508,7 @@ static void live_where(const struct refloop_priv *p, uint32_t tid, const struct 
 	if (rec->live_phase == LS_PHASE_POLL && poll_returned(v, rec) >= since)
 		since = poll_returned(v, rec);
 	for (size_t i = 0; i < MAX_SPANS; i++)
-		if (p->runs[i].agg && p->runs[i].tid == tid && p->runs[i].start == since && p->runs[i].where[0]) {
+		if (p->runs[i].sp.agg && p->runs[i].sp.tid == tid && p->runs[i].sp.start == since && p->runs[i].where[0]) {
 			snprintf(o->live_where, sizeof(o->live_where), "%s", p->runs[i].where);
 			o->live_where_ns = p->runs[i].where_ns;
 		}

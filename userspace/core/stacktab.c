@@ -228,3 +228,39 @@ struct ls_stacktab *ls_stacks_table(void)
 		t = ls_stacktab_new();
 	return t;
 }
+
+struct ls_stack_span *ls_stack_span_get(void *slots, size_t n, size_t stride, uint32_t tid, uint64_t start,
+					int create)
+{
+	struct ls_stack_span *free_slot = NULL, *oldest = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		struct ls_stack_span *s = (struct ls_stack_span *)((char *)slots + i * stride);
+
+		if (s->agg && s->tid == tid && s->start == start)
+			return s;
+		if (!s->agg && !free_slot)
+			free_slot = s;
+		if (s->agg && (!oldest || s->start < oldest->start))
+			oldest = s;
+	}
+	if (!create || (!free_slot && !oldest))
+		return NULL;
+	if (!free_slot) {	/* spans that never ended as episodes: drop the oldest */
+		ls_stack_agg_free(oldest->agg);
+		free_slot = oldest;
+	}
+	memset(free_slot, 0, stride);
+	free_slot->agg = ls_stack_agg_new();
+	if (!free_slot->agg)
+		return NULL;
+	free_slot->tid = tid;
+	free_slot->start = start;
+	return free_slot;
+}
+
+void ls_stack_span_drop(struct ls_stack_span *s, size_t size)
+{
+	ls_stack_agg_free(s->agg);
+	memset(s, 0, size);
+}

@@ -34,6 +34,22 @@ uint64_t ls_stack_agg_total(const struct ls_stack_agg *a);
  * ENOMEM or when nothing was counted. */
 const struct ls_stack_set *ls_stack_agg_finish(struct ls_stack_agg *a, struct ls_stacktab *t, uint32_t max);
 
+/* The samples of one span of one loop thread (a phase run or a not-polling span that
+ * may become an episode), keyed by (tid, start). A backend's slot struct begins with
+ * one, followed by what else it keeps per span. */
+struct ls_stack_span {
+	uint32_t tid;
+	uint64_t start;			/* the span's start: its episode's start_ns */
+	struct ls_stack_agg *agg;	/* NULL: the slot is free */
+};
+/* The span (tid, start) among n slots stride bytes apart (each beginning with a
+ * struct ls_stack_span); create: make it in a free slot, or in the oldest span's
+ * (dropping its samples), zeroed whole. NULL when absent (or on ENOMEM). */
+struct ls_stack_span *ls_stack_span_get(void *slots, size_t n, size_t stride, uint32_t tid, uint64_t start,
+					int create);
+/* Free the span's samples and zero its whole slot (size bytes). */
+void ls_stack_span_drop(struct ls_stack_span *s, size_t size);
+
 /* The first JS frame of a stack (its leaf-most), or NULL. */
 const struct ls_frame *ls_stack_top_js(const struct ls_stack_sample *s);
 
