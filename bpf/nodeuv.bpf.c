@@ -56,6 +56,11 @@ __u64 start_ns = 0;
  * span that has not polled for a quarter of the stall threshold. */
 __u32 raw_on = 0;
 __u32 raw_all = 0;
+/* Counters tier (bss, written by user space): the loop thread whose clock has not
+ * moved for a quarter of the stall threshold, and that clock's value (the span);
+ * 0: none. nu_ct_sample takes that thread's stacks and nothing else. */
+__u32 ct_tid = 0;
+__u64 ct_span = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -698,5 +703,20 @@ int nu_sample(struct bpf_perf_event_data *ctx)
 		count_episode(l, kind);
 		emit(tid, kind, l->live_phase, l->ep_exit_ns, 0);
 	}
+	return 0;
+}
+
+/* Counters tier: the only program loaded. Its cpu-clock events are enabled only while
+ * user space has armed ct_span (a loop whose clock stopped), so a loop that polls
+ * is never interrupted; no probe hit is counted (there is none). */
+SEC("perf_event")
+int nu_ct_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid(), span = ct_span;
+
+	if ((__u32)(id >> 32) != targ_tgid || (__u32)id != ct_tid || !span)
+		return 0;
+	if (raw_sample(ctx, (__u32)id, span, bpf_ktime_get_ns(), 0))
+		count(NU_CNT_SAMPLE_DROPS);
 	return 0;
 }

@@ -10,8 +10,10 @@ zero-trap tier (--probes counters) against Node's own numbers.
   one (its boundaries);
 - counters tier: no probe run at all; utilization within 0.01 of Node's
   performance.eventLoopUtilization() over the same window (tests/node/accuracy.js),
-  no stall reported on that healthy loop; a 600 ms synchronous block
-  (tests/node/block.js) is reported as one stall of about that length;
+  no stall reported on that healthy loop; 600 ms nextTick, microtask and synchronous
+  blocks in turn (tests/node/block.js seq) are three episodes of about that length,
+  classified and named by the stack samples the tier takes only while the loop's
+  clock has stopped (>= 20 samples each, the function that blocks as the top JS frame);
 - utilization in the default and phases tiers within 0.005 of Node's (both read
   libuv's idle-time counter), over 3 s windows (the window's end is this test's clock
   reading stat's line: stat and this test run at nice -20 around it, and
@@ -95,18 +97,27 @@ def elu_agrees(pid, outp, tier, secs, tol):
     return main
 
 
+def top_js(ep):
+    """(function, file) of the leaf-most JS frame of the episode's dominant stack."""
+    for f in (ep.get("stacks") or [{}])[0].get("frames", []):
+        if f.get("kind") == "js":
+            return f.get("function"), f.get("file", "")
+    return None, None
+
+
 def counters_stall(tmp):
-    # the block starts on SIGUSR2, once stat's first line says it is attached
-    node, outp = node_up("block.js", ["sync", "600", "0"], tmp, "block", "ready")
+    # nextTick, microtask and synchronous blocks of 600 ms in turn, 400 ms apart; they
+    # start on SIGUSR2, once stat's first line says it is attached
+    node, outp = node_up("block.js", ["seq", "600", "0", "400"], tmp, "block", "ready")
     statp = os.path.join(tmp, "block.json")
     try:
         p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(node.pid), "-i", "0.25", "--json", "--probes", "counters"],
                              stdout=open(statp, "w"), stderr=subprocess.PIPE, text=True)
         wait_for(60, lambda: os.path.getsize(statp) > 0 or p.poll() is not None)
         node.send_signal(signal.SIGUSR2)
-        wait_for(10, lambda: "blocked" in open(outp).read())
-        # stat prints the episode with the interval it ended in (the loop polled again)
-        wait_for(3, lambda: '"episodes":[{' in open(statp).read())
+        wait_for(15, lambda: "blocked seq" in open(outp).read())
+        # stat prints an episode with the interval it ended in (the loop polled again)
+        wait_for(3, lambda: open(statp).read().count('"kind":"stall"') >= 1)
         p.send_signal(signal.SIGINT)
         err = p.stderr.read()
         rc = p.wait(timeout=60)
@@ -115,9 +126,19 @@ def counters_stall(tmp):
         node.wait()
     out = open(statp).read()
     eps = [e for o in map(json.loads, out.splitlines()) for e in o.get("episodes", [])]
+    brief = [(e["kind"], e["duration_s"], e.get("samples"), top_js(e)) for e in eps]
     check("counters: stat exits 0 on the blocking workload (rc=%d %s)" % (rc, err.strip()[-160:]), rc == 0)
-    check("counters: the 600 ms block is one stall (%s)" % eps,
-          len(eps) == 1 and eps[0]["kind"] == "stall" and 0.5 <= eps[0]["duration_s"] <= 0.75)
+    check("counters: the three 600 ms blocks are three episodes of about that length (%s)" % brief,
+          len(eps) == 3 and all(0.5 <= e["duration_s"] <= 0.75 for e in eps))
+    # the stacks are taken only once the loop's clock stopped for a quarter of the
+    # threshold, and tell the kinds apart by the drain they were inside
+    want = [("tick_starvation", "again"), ("microtask_starvation", "again"), ("stall", "block")]
+    for (kind, fn), e in zip(want, eps):
+        name, f = top_js(e)
+        check("counters: %s classified from its stack samples (%s)" % (kind, e["kind"]), e["kind"] == kind)
+        check("counters: %s has >= 20 samples (%s)" % (kind, e.get("samples")), (e.get("samples") or 0) >= 20)
+        check("counters: %s names %s in block.js as the dominant stack's top JS frame (%s in %s)"
+              % (kind, fn, name, f), name == fn and f.endswith("/block.js"))
 
 
 def main():

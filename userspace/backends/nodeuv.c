@@ -280,7 +280,7 @@ static int make_plan(const struct ls_target_info *ti, const char *tier, struct n
 		choose_poll(pl, 0);
 		note_add(pl, "counters: no probe in the loop; utilization and iterations from libuv's own "
 			     "counters, delay only as busy time per iteration over each interval, stalls (main "
-			     "loop) from counters that stop, unclassified");
+			     "loop) from counters that stop, named by stack samples taken only then");
 		goto cleanup;
 	}
 	/* Timer lateness where a timer fires: uv__run_timers' first call of uv_timer_stop,
@@ -693,6 +693,15 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 		bpf_program__set_autoload(p->skel->progs.nu_enter_epoll_pwait, false);
 		bpf_program__set_autoload(p->skel->progs.nu_exit_epoll_pwait, false);
 	}
+	if (pl->counters) {
+		struct bpf_program *prog;
+
+		/* the counters tier's sampler and nothing else */
+		bpf_object__for_each_program(prog, p->skel->obj)
+			bpf_program__set_autoload(prog, prog == p->skel->progs.nu_ct_sample);
+	} else {
+		bpf_program__set_autoload(p->skel->progs.nu_ct_sample, false);
+	}
 	n = uprobe_sets(p, sets);
 	for (int i = 0; multi && i < n; i++)
 		bpf_program__set_expected_attach_type(sets[i].prog, (enum bpf_attach_type)NU_BPF_TRACE_UPROBE_MULTI);
@@ -777,6 +786,35 @@ static int load_and_attach(struct node_priv *p, int multi, char *err, size_t err
 	return 0;
 }
 
+/* Counters tier: the stack sampler alone (nu_ct_sample), its events opened stopped
+ * and turned on only while the main loop's clock has stopped (nodeuv_counters.c).
+ * Without it (no BPF or perf events here) stalls are still seen, as the note says:
+ * unclassified and unnamed. */
+static void counters_stacks(struct node_priv *p)
+{
+	char why[160] = "", buf[240];
+	const char *js_why;
+	int r;
+
+	r = load_skel(p, 0, why, sizeof(why));
+	if (!r && (r = nu__ct_sampler_open(p)))
+		snprintf(why, sizeof(why), "perf event: %s", strerror(-r));
+	if (!r && (r = nu__samples_open(p)))
+		snprintf(why, sizeof(why), "%s", strerror(-r));
+	if (r) {
+		nu__samples_close(p);
+		release_probes(p);
+		snprintf(buf, sizeof(buf), "no stack samples (%s): stalls unclassified and unnamed", why);
+		note_add(&p->plan, buf);
+		return;
+	}
+	js_why = ls_unwinder_js_why(p->unw);
+	if (js_why && p->plan.runtime == LS_RT_NODE) {
+		snprintf(buf, sizeof(buf), "JS frames unavailable: %s", js_why);
+		note_add(&p->plan, buf);
+	}
+}
+
 static int node_attach(struct ls_target *t, const struct ls_target_info *ti, const struct ls_agent_opts *opts,
 		       char *err, size_t errlen)
 {
@@ -848,6 +886,7 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 		r = nu__counters_start(p, err, errlen);
 		if (r)
 			goto fail;
+		counters_stacks(p);
 		return 0;
 	}
 	/* uprobe_multi unless told otherwise (the per-site path stays testable) */
@@ -959,6 +998,7 @@ static int node_consume(struct ls_target *t, ls_episode_fn fn, void *arg)
 	p->fn = fn;
 	p->fn_arg = arg;
 	if (p->ct) {
+		nu__samples_consume(p);		/* before a tick ends an episode */
 		nu__counters_consume(p);
 	} else {
 		nu__samples_consume(p);

@@ -24,6 +24,7 @@ struct counters_tier {
 	uint64_t stall_start_ns;	/* an open stall episode started then, or 0 */
 	uint64_t stall_episodes;
 	uint64_t longest_ns;		/* longest stall seen */
+	uint64_t armed;			/* the stopped clock (ns) the sampler is on for, or 0 */
 };
 
 struct libuv_counters *nu__libuv_counters(struct node_priv *p, uint32_t tid, uint64_t loop, int create)
@@ -124,7 +125,9 @@ int nu__counters_fd(const struct node_priv *p)
 
 /* One tick: the loop is stalled while, out of its poll wait, it has not refreshed
  * its clock (loop->time, at least once an iteration) for the stall threshold; it
- * started then. It ends when the clock moves or the loop polls again. */
+ * started then. It ends when the clock moves or the loop polls again. From a
+ * quarter of the threshold on, the sampler takes the loop thread's stacks (the only
+ * time anything interrupts it); an episode that ends gets them. */
 static void counters_tick(struct node_priv *p)
 {
 	struct counters_tier *ct = p->ct;
@@ -137,6 +140,10 @@ static void counters_tick(struct node_priv *p)
 	t_ns = x->m.time_ms * 1000000ull;
 	moved = x->m.time_ms != ct->last_time_ms || x->m.entry_ns;
 	ct->last_time_ms = x->m.time_ms;
+	if (!moved && !ct->armed && now > t_ns && now - t_ns >= p->stall_ns / 4) {
+		ct->armed = t_ns;
+		nu__ct_arm(p, x->tid, t_ns);
+	}
 	/* a thread stopped by a debugger or SIGSTOP: its loop is not stalled */
 	if (!moved && !ct->stall_start_ns && now > t_ns && now - t_ns >= p->stall_ns &&
 	    !ls_proc_thread_stopped(p->pid, (uint32_t)p->pid)) {
@@ -162,8 +169,13 @@ static void counters_tick(struct node_priv *p)
 		if (end - ct->stall_start_ns > ct->longest_ns)
 			ct->longest_ns = end - ct->stall_start_ns;
 		ct->stall_start_ns = 0;
+		nu__episode_stacks(p, &ep);
 		if (p->fn)
 			p->fn(&ep, p->fn_arg);
+	}
+	if (moved && ct->armed) {
+		ct->armed = 0;
+		nu__ct_arm(p, x->tid, 0);
 	}
 }
 
@@ -197,6 +209,19 @@ int nu__counters_collect(struct node_priv *p, uint64_t now, struct ls_target_sna
 	o->busy_ns = x->busy_ns;
 	o->idle_ns = x->idle_ns;
 	o->stall_episodes = p->ct->stall_episodes;
+	{
+		struct sampled_loop *s = nu__sampled_loop(p, x->tid, 0);
+
+		if (s) {	/* stalls the samples showed to be starvation */
+			o->stall_episodes += (uint64_t)s->stall;
+			o->ticks.starvation_episodes = (uint64_t)s->tick;
+			o->microtasks.starvation_episodes = (uint64_t)s->micro;
+			if (p->ct->armed && s->span == p->ct->armed) {
+				snprintf(o->live_where, sizeof(o->live_where), "%s", s->where);
+				o->live_where_ns = s->where_ns;
+			}
+		}
+	}
 	o->live_state = x->m.entry_ns ? LS_LIVE_POLLING : LS_LIVE_RUNNING;
 	o->live_since_ns = x->m.entry_ns ? x->m.entry_ns : x->m.time_ms * 1000000ull;
 	o->live_phase = x->m.entry_ns ? LS_PHASE_POLL : LS_PHASE_NONE;

@@ -198,10 +198,16 @@ int nu__counters_collect(struct node_priv *p, uint64_t now, struct ls_target_sna
 /* The cpu-clock perf events on every CPU that run the sampler: SAMPLE_HZ enabled, the
  * fast set opened disabled. 0, or -errno when no CPU's event could be had. */
 int nu__sampler_open(struct node_priv *p);
-/* The samples ring, the unwinder and one epoll fd (wake_fd) over both rings; turns the
- * sampler's output on. The episodes ring (p->rb) must exist. 0 or -errno. */
+/* The samples ring, the unwinder and, where the episodes ring (p->rb) exists, one
+ * epoll fd (wake_fd) over both rings; turns the sampler's output on. 0 or -errno. */
 int nu__samples_open(struct node_priv *p);
-/* Everything the two above made (detach). */
+/* Counters tier: the FAST_HZ set alone, running nu_ct_sample, opened stopped. 0 or
+ * -errno. */
+int nu__ct_sampler_open(struct node_priv *p);
+/* Counters tier: take loop tid's stacks for the span starting at span (its stopped
+ * clock, ns), or stop taking them (span 0). Does nothing without a sampler. */
+void nu__ct_arm(struct node_priv *p, uint32_t tid, uint64_t span);
+/* Everything the above made (detach; idempotent). */
 void nu__samples_close(struct node_priv *p);
 /* Whatever of the samples ring is there, symbolized and counted per span. */
 void nu__samples_consume(struct node_priv *p);

@@ -205,16 +205,38 @@ int nu__sampler_open(struct node_priv *p)
 	return 0;
 }
 
+/* Counters tier: only the FAST_HZ set, running nu_ct_sample, opened stopped;
+ * nu__ct_arm() turns it on while the main loop's clock has stopped. */
+int nu__ct_sampler_open(struct node_priv *p)
+{
+	return ls_sampler_open(&p->fast, p->skel->progs.nu_ct_sample, FAST_HZ, 1);
+}
+
+void nu__ct_arm(struct node_priv *p, uint32_t tid, uint64_t span)
+{
+	if (!p->skel || !p->rbs)
+		return;
+	/* the span first: nu_ct_sample reads both, and a stale tid with the new span
+	 * only makes it return */
+	p->skel->bss->ct_span = span;
+	p->skel->bss->ct_tid = tid;
+	set_fast(p, span != 0);
+}
+
 int nu__samples_open(struct node_priv *p)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 
-	p->wake_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (p->wake_fd < 0)
-		return -errno;
-	ev.data.u32 = 0;
-	if (epoll_ctl(p->wake_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rb), &ev))
-		return -errno;
+	/* the counters tier has no episodes ring: its timerfd wakes the agent, and each
+	 * tick reads the samples ring first */
+	if (p->rb) {
+		p->wake_fd = epoll_create1(EPOLL_CLOEXEC);
+		if (p->wake_fd < 0)
+			return -errno;
+		ev.data.u32 = 0;
+		if (epoll_ctl(p->wake_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rb), &ev))
+			return -errno;
+	}
 	p->tab = ls_stacks_table();
 	p->fbuf = calloc(MAX_FRAMES, sizeof(*p->fbuf));
 	if (!p->tab || !p->fbuf)
@@ -226,7 +248,7 @@ int nu__samples_open(struct node_priv *p)
 	if (!p->rbs)
 		return -errno;
 	ev.data.u32 = 1;
-	if (epoll_ctl(p->wake_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rbs), &ev))
+	if (p->wake_fd >= 0 && epoll_ctl(p->wake_fd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(p->rbs), &ev))
 		return -errno;
 	p->skel->bss->raw_on = 1;
 	if (p->profile == LS_PROFILE_ALL) {
@@ -240,13 +262,20 @@ void nu__samples_close(struct node_priv *p)
 {
 	ls_sampler_close(&p->slow);
 	ls_sampler_close(&p->fast);
-	for (size_t i = 0; i < MAX_SPANS; i++)
+	p->fast_on = 0;
+	for (size_t i = 0; i < MAX_SPANS; i++) {
 		ls_stack_agg_free(p->spans[i].sp.agg);
+		p->spans[i].sp.agg = NULL;
+	}
 	ls_unwinder_free(p->unw);
+	p->unw = NULL;
 	free(p->fbuf);
+	p->fbuf = NULL;
 	ring_buffer__free(p->rbs);
+	p->rbs = NULL;
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
+	p->wake_fd = -1;
 }
 
 void nu__samples_consume(struct node_priv *p)

@@ -90,8 +90,9 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 		/* In progress: say so at once (text mode; JSON carries finished ones). */
 		if (!st->json) {
 			fmt_ns(d, sizeof(d), ls_source_now(st->src) - ep->start_ns);
-			printf("! pid %d tid %u: %s in %s, running for %s\n", (int)ep->pid, ep->tid,
-			       ls_episode_kind_name(ep->kind), ls_phase_name(ep->phase), d);
+			printf("! pid %d tid %u: %s%s%s, running for %s\n", (int)ep->pid, ep->tid,
+			       ls_episode_kind_name(ep->kind), ep->phase == LS_PHASE_NONE ? "" : " in ",
+			       ep->phase == LS_PHASE_NONE ? "" : ls_phase_name(ep->phase), d);
 			fflush(stdout);
 		}
 		return;
@@ -197,11 +198,12 @@ static void print_text(const struct ls_loop_summary *s, const struct ls_target_s
 			if (e->pid != s->pid || e->tid != s->tid)
 				continue;
 			fmt_ns(a, sizeof(a), e->end_ns - e->start_ns);
-			if (e->kind == LS_EP_STALL || e->kind == LS_EP_GC)
-				printf("    %s in %s: %s", ls_episode_kind_name(e->kind), ls_phase_name(e->phase), a);
-			else
-				printf("    %s in %s: %s, %lu callbacks", ls_episode_kind_name(e->kind),
-				       ls_phase_name(e->phase), a, (unsigned long)e->callbacks);
+			/* the phase and the callbacks run only where the probes saw them (the
+			 * counters tier sees neither) */
+			printf("    %s%s%s: %s", ls_episode_kind_name(e->kind), e->phase == LS_PHASE_NONE ? "" : " in ",
+			       e->phase == LS_PHASE_NONE ? "" : ls_phase_name(e->phase), a);
+			if (e->kind != LS_EP_STALL && e->kind != LS_EP_GC && e->callbacks)
+				printf(", %lu callbacks", (unsigned long)e->callbacks);
 			if (e->samples)
 				printf(" (%u samples)", e->samples);
 			printf("\n");
