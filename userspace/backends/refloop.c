@@ -13,7 +13,6 @@
  * functions, libc, the kernel) and a finished episode gets its run's stacks.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +91,6 @@ struct refloop_priv {
 	char exe[256];			/* the loop's binary: its frames say where a run is */
 	struct refloop_loop *val;	/* scratch for one map value (too big for the stack) */
 	pid_t pid;
-	int memfd;			/* /proc/PID/mem, read-only: the live record after a
-					 * privilege drop (opened while we may, see privs.h) */
 	uint64_t threshold_ns;
 	uint64_t attach_ns;		/* the probe set's attach_ns (rodata) */
 	/* Set only while consume() runs: where episodes go. */
@@ -256,8 +253,6 @@ static void refloop_detach(struct ls_target *t)
 		return;
 	ls_sampler_close(&p->sampler);
 	ls_links_destroy(p->links, NATTACH, NULL, 0);	/* any order: each probe checks the state it needs */
-	if (p->memfd >= 0)
-		close(p->memfd);
 	ring_buffer__free(p->rb);
 	for (size_t i = 0; i < MAX_SPANS; i++)
 		ls_stack_agg_free(p->runs[i].sp.agg);
@@ -314,12 +309,6 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 	}
 	t->priv = p;
 	p->pid = ti->pid;
-	{
-		char mem[64];
-
-		snprintf(mem, sizeof(mem), "/proc/%d/mem", (int)ti->pid);
-		p->memfd = open(mem, O_RDONLY | O_CLOEXEC);	/* -1: process_vm_readv instead */
-	}
 	p->threshold_ns = opts->stall_threshold_ns;
 	p->val = malloc(sizeof(*p->val));
 	if (!p->val) {
@@ -454,23 +443,18 @@ static int seed_from_registry(struct refloop_priv *p, const struct ls_target_inf
 	return n;
 }
 
-/* The loop's live record, read from the target (never written). Through the /proc/PID/mem
- * descriptor opened at attach when there is one: its access was checked then, so it
- * still reads after the agent gave up CAP_SYS_PTRACE. 0 or -errno. */
+/* The loop's live record, read from the target (never written; ls_proc_read_mem()
+ * goes through the /proc/PID/mem the agent holds from attach, so it still reads after
+ * a privilege drop). 0 or -errno. */
 static int read_record(const struct refloop_priv *p, uint64_t addr, struct lsl_probe_record *rec)
 {
 	int r;
 
 	if (!addr)
 		return -ENOENT;
-	if (p->memfd >= 0) {
-		if (pread(p->memfd, rec, sizeof(*rec), (off_t)addr) != (ssize_t)sizeof(*rec))
-			return -EIO;
-	} else {
-		r = ls_proc_read_mem(p->pid, addr, rec, sizeof(*rec));
-		if (r)
-			return r;
-	}
+	r = ls_proc_read_mem(p->pid, addr, rec, sizeof(*rec));
+	if (r)
+		return r;
 	if (rec->abi != LSL_PROBE_ABI)
 		return -EPROTO;
 	return 0;
