@@ -152,6 +152,9 @@ def main():
             if top and top["function"] in rng and rng[top["function"]][0] == short_file(top.get("file")) and \
                rng[top["function"]][1] <= top.get("line", 0) <= rng[top["function"]][2]:
                 named += 1
+            else:
+                print("# node %s: not named: %s, top JS frame %s" % (label, e["kind"], top and
+                      "%s %s:%s" % (top["function"], short_file(top.get("file")), top.get("line"))))
         tally.append("node %s: %d/%d episodes with samples named (%d without samples)" %
                      (label, named, len(sampled), len(eps) - len(sampled)))
         check("node %s: the blocking function tops the dominant stack in >= 90%% of %d sampled episodes "

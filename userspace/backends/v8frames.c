@@ -340,6 +340,18 @@ static size_t drop_word(const char *t, size_t n, const char *w)
 	return n - wl;
 }
 
+/* Whether t[0..n) holds "class W" followed by a non-identifier character. */
+static int class_head(const char *t, size_t n, const char *w)
+{
+	size_t wl = strlen(w);
+
+	for (size_t i = 0; i + 6 + wl < n; i++)
+		if (!memcmp(t + i, "class ", 6) && (!i || !is_ident(t[i - 1])) && !memcmp(t + i + 6, w, wl) &&
+		    !is_ident(t[i + 6 + wl]))
+			return 1;
+	return 0;
+}
+
 enum { SRC_NAMED, SRC_ANONYMOUS, SRC_OTHER, SRC_UNREADABLE };
 
 /* How the source introduces the function starting at pos (its parameter list):
@@ -364,6 +376,10 @@ static int name_in_source(struct ls_v8 *v, const struct script *s, const char *n
 		return SRC_UNREADABLE;
 	n = trim(t, (size_t)got);
 	if (wl && (k = drop_word(t, n, w)) <= n)
+		return SRC_NAMED;
+	/* a class's constructor, named by its class: "class NAME ... constructor(" with
+	 * the class's head in view */
+	if (wl && drop_word(t, n, "constructor") <= n && class_head(t, n, w))
 		return SRC_NAMED;
 	/* "function" / "function*" / "async" between the name and the parameters */
 	if (n && t[n - 1] == '*')
