@@ -786,6 +786,18 @@ static int load_and_attach(struct node_priv *p, int multi, char *err, size_t err
 	return 0;
 }
 
+/* A Node target whose stacks will have no JS frames says why in its note. */
+static void note_js_frames(struct node_priv *p)
+{
+	const char *why = ls_unwinder_js_why(p->unw);
+	char buf[240];
+
+	if (why && p->plan.runtime == LS_RT_NODE) {
+		snprintf(buf, sizeof(buf), "JS frames unavailable: %s", why);
+		note_add(&p->plan, buf);
+	}
+}
+
 /* Counters tier: the stack sampler alone (nu_ct_sample), its events opened stopped
  * and turned on only while the main loop's clock has stopped (nodeuv_counters.c).
  * Without it (no BPF or perf events here) stalls are still seen, as the note says:
@@ -793,7 +805,6 @@ static int load_and_attach(struct node_priv *p, int multi, char *err, size_t err
 static void counters_stacks(struct node_priv *p)
 {
 	char why[160] = "", buf[240];
-	const char *js_why;
 	int r;
 
 	r = load_skel(p, 0, why, sizeof(why));
@@ -808,11 +819,7 @@ static void counters_stacks(struct node_priv *p)
 		note_add(&p->plan, buf);
 		return;
 	}
-	js_why = ls_unwinder_js_why(p->unw);
-	if (js_why && p->plan.runtime == LS_RT_NODE) {
-		snprintf(buf, sizeof(buf), "JS frames unavailable: %s", js_why);
-		note_add(&p->plan, buf);
-	}
+	note_js_frames(p);
 }
 
 static int node_attach(struct ls_target *t, const struct ls_target_info *ti, const struct ls_agent_opts *opts,
@@ -820,7 +827,7 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 {
 	struct node_priv *p;
 	struct node_plan *pl;
-	const char *no_multi = getenv("LOOPSCOPE_NO_UPROBE_MULTI"), *js_why;
+	const char *no_multi = getenv("LOOPSCOPE_NO_UPROBE_MULTI");
 	char why[160] = "";
 	int r, multi, bad_off = 0;
 
@@ -924,13 +931,7 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 		snprintf(err, errlen, "setting up stack samples failed: %s", strerror(-r));
 		goto fail;
 	}
-	js_why = ls_unwinder_js_why(p->unw);
-	if (js_why && pl->runtime == LS_RT_NODE) {
-		char buf[240];
-
-		snprintf(buf, sizeof(buf), "JS frames unavailable: %s", js_why);
-		note_add(pl, buf);
-	}
+	note_js_frames(p);
 	return 0;
 fail:
 	node_detach(t);

@@ -132,7 +132,7 @@ static void counters_tick(struct node_priv *p)
 {
 	struct counters_tier *ct = p->ct;
 	struct libuv_counters *x = nu__libuv_counters(p, (uint32_t)p->pid, 0, 0);
-	uint64_t now = ls_now_mono_ns(), t_ns, end;
+	uint64_t now = ls_now_mono_ns(), t_ns, end, stopped;
 	int moved;
 
 	if (!x || nu__libuv_counters_read(p, x, now))
@@ -140,12 +140,13 @@ static void counters_tick(struct node_priv *p)
 	t_ns = x->m.time_ms * 1000000ull;
 	moved = x->m.time_ms != ct->last_time_ms || x->m.entry_ns;
 	ct->last_time_ms = x->m.time_ms;
-	if (!moved && !ct->armed && now > t_ns && now - t_ns >= p->stall_ns / 4) {
+	stopped = !moved && now > t_ns ? now - t_ns : 0;	/* how long its clock has not moved */
+	if (!ct->armed && stopped && stopped >= p->stall_ns / 4) {
 		ct->armed = t_ns;
 		nu__ct_arm(p, x->tid, t_ns);
 	}
 	/* a thread stopped by a debugger or SIGSTOP: its loop is not stalled */
-	if (!moved && !ct->stall_start_ns && now > t_ns && now - t_ns >= p->stall_ns &&
+	if (!ct->stall_start_ns && stopped && stopped >= p->stall_ns &&
 	    !ls_proc_thread_stopped(p->pid, (uint32_t)p->pid)) {
 		struct ls_episode ep = {
 			.pid = p->pid, .tid = (uint32_t)p->pid, .kind = LS_EP_STALL, .phase = LS_PHASE_NONE,
@@ -208,20 +209,12 @@ int nu__counters_collect(struct node_priv *p, uint64_t now, struct ls_target_sna
 	o->iterations = x->m.loop_count - x->base_count;
 	o->busy_ns = x->busy_ns;
 	o->idle_ns = x->idle_ns;
+	/* out is the target's last snapshot, filled again: the tier's own counts first
+	 * (it sees no starvation but what the samples show) */
 	o->stall_episodes = p->ct->stall_episodes;
-	{
-		struct sampled_loop *s = nu__sampled_loop(p, x->tid, 0);
-
-		if (s) {	/* stalls the samples showed to be starvation */
-			o->stall_episodes += (uint64_t)s->stall;
-			o->ticks.starvation_episodes = (uint64_t)s->tick;
-			o->microtasks.starvation_episodes = (uint64_t)s->micro;
-			if (p->ct->armed && s->span == p->ct->armed) {
-				snprintf(o->live_where, sizeof(o->live_where), "%s", s->where);
-				o->live_where_ns = s->where_ns;
-			}
-		}
-	}
+	o->ticks.starvation_episodes = 0;
+	o->microtasks.starvation_episodes = 0;
+	nu__sampled_fill(p, x->tid, p->ct->armed, o);
 	o->live_state = x->m.entry_ns ? LS_LIVE_POLLING : LS_LIVE_RUNNING;
 	o->live_since_ns = x->m.entry_ns ? x->m.entry_ns : x->m.time_ms * 1000000ull;
 	o->live_phase = x->m.entry_ns ? LS_PHASE_POLL : LS_PHASE_NONE;

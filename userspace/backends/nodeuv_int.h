@@ -214,6 +214,10 @@ void nu__samples_consume(struct node_priv *p);
 /* An episode that ended gets the stacks of its span, and a stall may become a
  * starvation by them. */
 void nu__episode_stacks(struct node_priv *p, struct ls_episode *ep);
+/* What loop tid's samples add to its snapshot o: the episodes they moved between kinds
+ * (added to o's counts) and, while open_span (the start of the span in progress, 0:
+ * none) is the span they were taken in, the live `where` (else cleared). */
+void nu__sampled_fill(struct node_priv *p, uint32_t tid, uint64_t open_span, struct ls_loop_snapshot *o);
 /* What the samples said of loop tid; with create, a slot is taken for it. NULL when
  * there is none. */
 struct sampled_loop *nu__sampled_loop(struct node_priv *p, uint32_t tid, int create);

@@ -113,20 +113,7 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 	o->stall_episodes = v->stall_episodes;
 	o->ticks.starvation_episodes = v->tick_episodes;
 	o->microtasks.starvation_episodes = v->micro_episodes;
-	{
-		struct sampled_loop *x = nu__sampled_loop(p, tid, 0);
-
-		if (x) {
-			o->stall_episodes += (uint64_t)x->stall;
-			o->ticks.starvation_episodes += (uint64_t)x->tick;
-			o->microtasks.starvation_episodes += (uint64_t)x->micro;
-			/* only while the span it was taken in is still open */
-			if (!v->ep_enter_ns && v->ep_exit_ns && x->span == v->ep_exit_ns) {
-				snprintf(o->live_where, sizeof(o->live_where), "%s", x->where);
-				o->live_where_ns = x->where_ns;
-			}
-		}
-	}
+	nu__sampled_fill(p, tid, !v->ep_enter_ns ? v->ep_exit_ns : 0, o);
 	if (pl->poll_mode == POLL_ENTRY) {
 		struct libuv_counters *x = nu__libuv_counters(p, tid, 0, 0);
 

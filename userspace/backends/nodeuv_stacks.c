@@ -154,6 +154,24 @@ static int on_sample(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+void nu__sampled_fill(struct node_priv *p, uint32_t tid, uint64_t open_span, struct ls_loop_snapshot *o)
+{
+	struct sampled_loop *x = nu__sampled_loop(p, tid, 0);
+
+	o->live_where[0] = 0;
+	o->live_where_ns = 0;
+	if (!x)
+		return;
+	o->stall_episodes += (uint64_t)x->stall;
+	o->ticks.starvation_episodes += (uint64_t)x->tick;
+	o->microtasks.starvation_episodes += (uint64_t)x->micro;
+	/* only while the span it was taken in is still open */
+	if (open_span && x->span == open_span) {
+		snprintf(o->live_where, sizeof(o->live_where), "%s", x->where);
+		o->live_where_ns = x->where_ns;
+	}
+}
+
 /* A stall whose samples were mostly inside a drain is that drain's starvation (JS
  * frames see what the kernel's address ranges cannot: Node's nextTick drain is JS). */
 void nu__episode_stacks(struct node_priv *p, struct ls_episode *ep)

@@ -79,6 +79,17 @@ static void note(const char *line, void *arg)
 	fprintf(stderr, "loopscope stat: %s\n", line);
 }
 
+/* " in PHASE", or "" where the phase is not known (the counters tier). */
+static const char *in_phase(uint32_t phase)
+{
+	static char buf[32];
+
+	if (phase == LS_PHASE_NONE)
+		return "";
+	snprintf(buf, sizeof(buf), " in %s", ls_phase_name(phase));
+	return buf;
+}
+
 static void on_episode(const struct ls_episode *ep, void *arg)
 {
 	struct stat_state *st = arg;
@@ -90,9 +101,8 @@ static void on_episode(const struct ls_episode *ep, void *arg)
 		/* In progress: say so at once (text mode; JSON carries finished ones). */
 		if (!st->json) {
 			fmt_ns(d, sizeof(d), ls_source_now(st->src) - ep->start_ns);
-			printf("! pid %d tid %u: %s%s%s, running for %s\n", (int)ep->pid, ep->tid,
-			       ls_episode_kind_name(ep->kind), ep->phase == LS_PHASE_NONE ? "" : " in ",
-			       ep->phase == LS_PHASE_NONE ? "" : ls_phase_name(ep->phase), d);
+			printf("! pid %d tid %u: %s%s, running for %s\n", (int)ep->pid, ep->tid,
+			       ls_episode_kind_name(ep->kind), in_phase(ep->phase), d);
 			fflush(stdout);
 		}
 		return;
@@ -200,8 +210,7 @@ static void print_text(const struct ls_loop_summary *s, const struct ls_target_s
 			fmt_ns(a, sizeof(a), e->end_ns - e->start_ns);
 			/* the phase and the callbacks run only where the probes saw them (the
 			 * counters tier sees neither) */
-			printf("    %s%s%s: %s", ls_episode_kind_name(e->kind), e->phase == LS_PHASE_NONE ? "" : " in ",
-			       e->phase == LS_PHASE_NONE ? "" : ls_phase_name(e->phase), a);
+			printf("    %s%s: %s", ls_episode_kind_name(e->kind), in_phase(e->phase), a);
 			if (e->kind != LS_EP_STALL && e->kind != LS_EP_GC && e->callbacks)
 				printf(", %lu callbacks", (unsigned long)e->callbacks);
 			if (e->samples)
