@@ -38,6 +38,11 @@ msg = @printf '  %-7s %s\n' $(1) $(2)
 endif
 
 .DEFAULT_GOAL := all
+# Build on every CPU unless the caller chose a -j of its own (the rules name every
+# dependency, generated skeletons and package stamps included).
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
+endif
 .DELETE_ON_ERROR:
 # Keep generated skeletons and objects that only feed other targets: make would
 # otherwise delete them as intermediates and rebuild them on every run.
