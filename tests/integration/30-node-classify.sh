@@ -116,7 +116,7 @@ http_load() {
 	local rd0
 	n0=$(wc -l <"$TMP/light.json")
 	rd0=$(run_delay "$1")
-	wrk -t1 -c16 -d2s "http://127.0.0.1:$2/" >"$TMP/wrk.out"
+	wrk -t1 -c16 -d1s "http://127.0.0.1:$2/" >"$TMP/wrk.out"
 	waited=$(( ($(run_delay "$1") - rd0) / 1000000 ))
 }
 
@@ -127,8 +127,8 @@ http_load() {
 one_node() {
 	local v=$1 node=$2 attached rc ran got gotc want waited_ms tier attempt
 	local lpid ppid mpid spid port lstat pstat mstat n0=0 waited=0 http_ok=1 iters eps reqs
-	node_up light "$NODEDIR/block.js" seq 600 0; lpid=$BG_PID
-	node_up phases "$NODEDIR/block.js" seq 600 0; ppid=$BG_PID
+	node_up light "$NODEDIR/block.js" seq 450 0 200; lpid=$BG_PID
+	node_up phases "$NODEDIR/block.js" seq 450 0 200; ppid=$BG_PID
 	node_up live "$NODEDIR/block.js" micro 800 0; mpid=$BG_PID
 	node_up server "$NODEDIR/server.js" 0; spid=$BG_PID
 	wait_for 10 grep -q listening "$TMP/server.out" || { not_ok "$v: server did not start"; http_ok=0; }
@@ -155,7 +155,7 @@ one_node() {
 		# checks do not change.
 		for attempt in 1 2 3; do
 			if [ "$attempt" -gt 1 ]; then
-				node_up "$tier" "$NODEDIR/block.js" seq 600 0
+				node_up "$tier" "$NODEDIR/block.js" seq 450 0 200
 				[ "$tier" = light ] && lpid=$BG_PID || ppid=$BG_PID
 				wait_for 10 grep -q ready "$TMP/$tier.out"
 				stat_up "$tier" "$tier" "$BG_PID"

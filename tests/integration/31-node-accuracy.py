@@ -38,7 +38,7 @@ from lib import run_delay_ns, stat_window, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODEDIR = os.path.join(HERE, "..", "node")
-WINDOW = 3          # seconds of one stat window
+WINDOW = 2          # seconds of one stat window (four of accuracy.js's 0.5 s cycles)
 ELU_TOL = 0.005
 WAIT_OK_NS = 2000000  # a failed window measured while the CPUs were wanted this long is made again
 GC_WAIT_OK_NS = 10000000  # the same for the GC run
