@@ -173,6 +173,8 @@ def main():
         node, outp = node_up("accuracy.js", [], tmp, "accuracy", '{"t"', nice=True)
         try:
             m = elu_agrees(node.pid, outp, "counters", 3, 0.01)
+            check("counters: the loop is named main, as in the other tiers (%s)" % (m and m.get("loop")),
+                  m is not None and m.get("loop") == "main")
             check("counters: no stall on a healthy loop (%s)" % (m and m.get("stall_episodes")),
                   m is not None and m["stall_episodes"] == 0)
             check("counters: delay as busy time per iteration (%s s)" % (m and m.get("busy_per_iteration_s")),

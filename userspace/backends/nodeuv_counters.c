@@ -202,6 +202,8 @@ int nu__counters_collect(struct node_priv *p, uint64_t now, struct ls_target_sna
 			return -ENOMEM;
 		out->nloops = 1;
 		ls_proc_thread_comm(p->pid, x->tid, out->loops[0].name, sizeof(out->loops[0].name));
+		/* the tier reads the default loop alone: the main thread's */
+		snprintf(out->loops[0].label, sizeof(out->loops[0].label), "main");
 	}
 	o = &out->loops[0];
 	o->tid = x->tid;
