@@ -1,7 +1,8 @@
-/* nodeuv_int.h: inside the Node.js / libuv backend, shared by its four files and by
+/* nodeuv_int.h: inside the Node.js / libuv backend, shared by its five files and by
  * nothing else (the backend's interface is node.h):
  *
- *   nodeuv.c           the plan from the binary, load and attach, the ops table
+ *   nodeuv_plan.c      the plan from the binary: symbols, offsets, sites, poll mechanism
+ *   nodeuv.c           load and attach what the plan says, the ops table
  *   nodeuv_snapshot.c  the loops map into loop snapshots, loops named main/worker N
  *   nodeuv_counters.c  libuv's own counters read from outside: utilization where the
  *                      loop keeps idle time, and the whole `--probes counters` tier
@@ -49,7 +50,7 @@ enum poll_mode {
 	POLL_NONE,		/* counters tier: nothing in the loop thread */
 };
 
-/* Everything decided from the target's ELF before anything is loaded (nodeuv.c). */
+/* Everything decided from the target's ELF before anything is loaded (nodeuv_plan.c). */
 struct node_plan {
 	uint32_t runtime;		/* LS_RT_NODE or LS_RT_LIBUV */
 	char path[PATH_MAX];		/* the ELF holding libuv, openable by us and libbpf */
@@ -164,6 +165,20 @@ struct node_priv {
 	struct counters_tier *ct;	/* counters tier only */
 };
 
+/* ---- nodeuv_plan.c ---- */
+
+/* The plan for target ti and tier (NULL: the default) from its ELF: symbols, offsets,
+ * probe sites, the poll mechanism, the note. 0 or -errno with err (not a libuv
+ * program, an unknown tier, counters where the loop keeps no idle time). */
+int nu__plan_make(const struct ls_target_info *ti, const char *tier, struct node_plan *pl, char *err,
+		  size_t errlen);
+/* The plan's loop offsets checked on ti's live default loop; a layout that reads off
+ * demotes the plan to what needs no offsets (said in the note). 0, or -ENOTSUP with
+ * err for the counters tier, which needs them. */
+int nu__plan_check_loop(const struct ls_target_info *ti, struct node_plan *pl, char *err, size_t errlen);
+/* Append one item to the plan's note ("; "-separated). */
+void nu__note_add(struct node_plan *pl, const char *text);
+
 /* ---- nodeuv_snapshot.c ---- */
 
 /* Every loop of the loops map into out->loops (ls_collect_loops(): a loop whose thread
@@ -218,8 +233,5 @@ void nu__episode_stacks(struct node_priv *p, struct ls_episode *ep);
  * (added to o's counts) and, while open_span (the start of the span in progress, 0:
  * none) is the span they were taken in, the live `where` (else cleared). */
 void nu__sampled_fill(struct node_priv *p, uint32_t tid, uint64_t open_span, struct ls_loop_snapshot *o);
-/* What the samples said of loop tid; with create, a slot is taken for it. NULL when
- * there is none. */
-struct sampled_loop *nu__sampled_loop(struct node_priv *p, uint32_t tid, int create);
 
 #endif /* LS_NODEUV_INT_H */

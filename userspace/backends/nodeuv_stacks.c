@@ -32,7 +32,9 @@ _Static_assert(SAMPLE_HZ + FAST_HZ == LS_NODE_PROFILE_HZ, "profile rate");
 #define SPAN_FULL 256		/* samples a span names one by one ... */
 #define SPAN_DECIMATE 4		/* ... then one in this many */
 
-struct sampled_loop *nu__sampled_loop(struct node_priv *p, uint32_t tid, int create)
+/* What the samples said of loop tid; with create, a slot is taken for it. NULL when
+ * there is none. */
+static struct sampled_loop *sampled_loop(struct node_priv *p, uint32_t tid, int create)
 {
 	for (uint32_t i = 0; i < p->nsampled; i++)
 		if (p->sampled[i].tid == tid)
@@ -145,7 +147,7 @@ static int on_sample(void *ctx, void *data, size_t len)
 		return 0;	/* profile: not in a long span */
 	if (!ls_stack_agg_add(s->sp.agg, p->fbuf, n, weight))
 		s->cat[sample_cat(p->fbuf, n)] += weight;
-	x = nu__sampled_loop(p, r->tid, 1);
+	x = sampled_loop(p, r->tid, 1);
 	if (x) {
 		describe_where(p->fbuf, n, x->where, sizeof(x->where));
 		x->where_ns = r->time;
@@ -156,7 +158,7 @@ static int on_sample(void *ctx, void *data, size_t len)
 
 void nu__sampled_fill(struct node_priv *p, uint32_t tid, uint64_t open_span, struct ls_loop_snapshot *o)
 {
-	struct sampled_loop *x = nu__sampled_loop(p, tid, 0);
+	struct sampled_loop *x = sampled_loop(p, tid, 0);
 
 	o->live_where[0] = 0;
 	o->live_where_ns = 0;
@@ -189,7 +191,7 @@ void nu__episode_stacks(struct node_priv *p, struct ls_episode *ep)
 	sy = s->cat[SPAN_SYNC];
 	t = s->cat[SPAN_TICK];
 	m = s->cat[SPAN_MICRO];
-	if (ep->kind == LS_EP_STALL && (x = nu__sampled_loop(p, ep->tid, 1))) {
+	if (ep->kind == LS_EP_STALL && (x = sampled_loop(p, ep->tid, 1))) {
 		if (m && m >= t && m >= sy) {
 			ep->kind = LS_EP_MICROTASK_STARVATION;
 			x->stall--;

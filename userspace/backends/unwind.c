@@ -191,7 +191,6 @@ void ls_unwinder_free(struct ls_unwinder *u)
 }
 
 const char *ls_unwinder_js_why(const struct ls_unwinder *u) { return u->v8 ? NULL : u->js_why; }
-const char *ls_unwinder_v8_version(const struct ls_unwinder *u) { return u->v8 ? ls_v8_version(u->v8) : NULL; }
 
 static const struct ls_proc_map *find_map(struct ls_unwinder *u, uint64_t pc)
 {

@@ -21,7 +21,6 @@ int ls_unwinder_new(pid_t pid, const char *exe, uint64_t bias, struct ls_stackta
 void ls_unwinder_free(struct ls_unwinder *u);
 /* NULL when JS frames are named, else one phrase saying why not. */
 const char *ls_unwinder_js_why(const struct ls_unwinder *u);
-const char *ls_unwinder_v8_version(const struct ls_unwinder *u);
 /* Frames of raw sample r (len bytes) into out[max]; returns how many. Strings
  * belong to the table given to ls_unwinder_new(). */
 uint32_t ls_unwind(struct ls_unwinder *u, const struct ls_raw *r, size_t len, struct ls_frame *out, uint32_t max);

@@ -94,7 +94,6 @@ struct ls_v8 {
 	int64_t k[K_NK];
 	int64_t frametype[NFRAMETYPES];	/* -1: not in this V8 */
 	const char *frametype_label[NFRAMETYPES];
-	char version[32];
 	struct sfi *sfis;	/* direct-mapped cache by address */
 	struct script *scripts;
 	struct ls_stacktab *strs;	/* names and files handed out */
@@ -656,16 +655,12 @@ int ls_v8_open(pid_t pid, struct ls_elf *e, uint64_t bias, struct ls_v8 **out, c
 		goto cleanup;
 	}
 	read_frametypes(v, e, bias);
-	snprintf(v->version, sizeof(v->version), "V8 %lld.%lld.%lld", (long long)v->k[K_V8_MAJOR],
-		 (long long)v->k[K_V8_MINOR], (long long)v->k[K_V8_BUILD]);
 	*out = v;
 	return 0;
 cleanup:
 	ls_v8_close(v);
 	return err;
 }
-
-const char *ls_v8_version(const struct ls_v8 *v) { return v->version; }
 
 const char *ls_v8_typed_frame(struct ls_v8 *v, const uint64_t slot[8])
 {

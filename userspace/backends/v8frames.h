@@ -35,7 +35,5 @@ int ls_v8_frame(struct ls_v8 *v, const uint64_t slot[8], struct ls_v8_frame *out
 /* "[V8 IrregexpFrame]" when the slots are those of one of V8's typed frames (a
  * frame-type marker where a JS frame keeps its context), else NULL. */
 const char *ls_v8_typed_frame(struct ls_v8 *v, const uint64_t slot[8]);
-/* "V8 11.3.244" */
-const char *ls_v8_version(const struct ls_v8 *v);
 
 #endif /* LS_V8FRAMES_H */

@@ -45,7 +45,7 @@ void ls_buf_puts(struct ls_buf *b, const char *s)
 	ls_buf_append(b, s, strlen(s));
 }
 
-void ls_buf_vprintf(struct ls_buf *b, const char *fmt, va_list ap)
+static void buf_vprintf(struct ls_buf *b, const char *fmt, va_list ap)
 {
 	va_list ap2;
 	int n;
@@ -70,7 +70,7 @@ void ls_buf_printf(struct ls_buf *b, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	ls_buf_vprintf(b, fmt, ap);
+	buf_vprintf(b, fmt, ap);
 	va_end(ap);
 }
 

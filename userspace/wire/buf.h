@@ -3,7 +3,6 @@
 #ifndef LS_BUF_H
 #define LS_BUF_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,7 +21,6 @@ int ls_buf_reserve(struct ls_buf *b, size_t extra);	/* 0 or -ENOMEM */
 void ls_buf_append(struct ls_buf *b, const void *data, size_t len);
 void ls_buf_puts(struct ls_buf *b, const char *s);
 void ls_buf_printf(struct ls_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void ls_buf_vprintf(struct ls_buf *b, const char *fmt, va_list ap);
 void ls_buf_u64(struct ls_buf *b, uint64_t v);		/* decimal, no locale */
 char *ls_fmt_u64(char *w, uint64_t v);		/* the same at w (room for 20): returns the end */
 void ls_buf_consume(struct ls_buf *b, size_t n);	/* drop n bytes from the front */

@@ -236,7 +236,7 @@ static int cmp_key(const void *a, const void *b)
 
 /* One line per distinct cleaned stack (two stacks may clean to the same text), sorted,
  * so the output does not depend on the order of the input. */
-int ls_profile_folded(const struct ls_stack_sample *s, size_t n, struct ls_buf *out)
+static int profile_folded(const struct ls_stack_sample *s, size_t n, struct ls_buf *out)
 {
 	struct __ls_intern lines = { 0 };
 	struct ls_buf line = { 0 };
@@ -312,7 +312,7 @@ int ls_profile_render(int fmt, const struct ls_stack_sample *s, size_t n,
 {
 	switch (fmt) {
 	case LS_PROFILE_FOLDED:
-		return ls_profile_folded(s, n, out);
+		return profile_folded(s, n, out);
 	case LS_PROFILE_SVG:
 		return ls_profile_svg(s, n, meta, out);
 	case LS_PROFILE_PPROF:

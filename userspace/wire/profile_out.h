@@ -42,7 +42,6 @@ const char *ls_profile_format_exts(void);	/* ".folded, .svg or .pb.gz", for mess
  * 0, -EINVAL for an unknown fmt, -ENOMEM. Output depends on nothing but the arguments. */
 int ls_profile_render(int fmt, const struct ls_stack_sample *s, size_t n,
 		      const struct ls_profile_meta *meta, struct ls_buf *out);
-int ls_profile_folded(const struct ls_stack_sample *s, size_t n, struct ls_buf *out);
 int ls_profile_svg(const struct ls_stack_sample *s, size_t n, const struct ls_profile_meta *meta,
 		   struct ls_buf *out);
 int ls_profile_pprof(const struct ls_stack_sample *s, size_t n, const struct ls_profile_meta *meta,
