@@ -19,6 +19,8 @@ zero-trap tier (--probes counters) against Node's own numbers.
   reading stat's line: stat and this test run at nice -20 around it, and
   tests/node/accuracy.js writes its figures at each block's start and end, so that
   interpolating them to the edges is exact).
+- a loop idle in epoll (tests/node/idle.js) gets its line from the first 0.3 s
+  interval in every tier: main, 0 iterations, utilization ~0.
 The five trap counts are five stats in turn on one spin.js, the three utilization
 windows three on one accuracy.js.
 No absolute cost is asserted: only counts per iteration and agreement with Node.
@@ -141,6 +143,25 @@ def counters_stall(tmp):
               % (kind, fn, name, f), name == fn and f.endswith("/block.js"))
 
 
+def idle_first_line(tmp):
+    """A loop idle in epoll for longer than the interval is reported from the first
+    interval in every tier (its record is made at attach), not left out."""
+    node, _ = node_up("idle.js", [], tmp, "idle", "ready")
+    try:
+        for tier in ("light", "phases", "counters"):
+            out, err, rc, _ = stat(node.pid, 0.3, tier, json_out=True)
+            mains = [o for o in map(json.loads, out.splitlines()) if o["tid"] == o["pid"]]
+            m = mains[0] if mains else {}
+            check("idle loop, %s: stat -d 0.3 prints the main loop's line at once (rc=%d, %d lines, loop %s, "
+                  "%s iterations, utilization %s)" % (tier, rc, len(mains), m.get("loop"), m.get("iterations"),
+                                                      m.get("utilization")),
+                  rc == 0 and len(mains) == 1 and m.get("loop") == "main" and m.get("iterations") == 0 and
+                  m.get("utilization", 1) < 0.01)
+    finally:
+        node.kill()
+        node.wait()
+
+
 def main():
     if os.geteuid() != 0:
         skip("needs root (CAP_BPF, CAP_PERFMON)")
@@ -185,6 +206,7 @@ def main():
             node.kill()
             node.wait()
         counters_stall(tmp)
+        idle_first_line(tmp)
     sys.exit(done())
 
 

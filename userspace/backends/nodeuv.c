@@ -366,6 +366,28 @@ static int load_and_attach(struct node_priv *p, int multi, char *err, size_t err
 	return 0;
 }
 
+/* Node's main thread runs the default loop, and where that loop keeps idle time it is
+ * running: its record is made now rather than at its first probe hit, so an idle
+ * loop (blocked in epoll for longer than an interval) is reported from the first
+ * interval, from libuv's counters (nodeuv_snapshot.c), instead of not at all. The
+ * probes fill the record in on their first hit as on one they made (new_loop()). */
+static void seed_main_loop(struct node_priv *p)
+{
+	uint32_t tid = (uint32_t)p->pid;
+
+	if (p->plan.runtime != LS_RT_NODE || !p->plan.metrics_ok)
+		return;
+	/* as new_loop() makes one, seen first outside epoll at the start of counting */
+	memset(p->val, 0, sizeof(*p->val));
+	p->val->first_ns = p->skel->bss->start_ns;
+	p->val->busy_mark_ns = p->skel->bss->start_ns;
+	p->val->last_b = NU_NB;
+	p->val->live_phase = NU_PHASE_NONE;
+	p->val->loop_addr = p->plan.default_loop;
+	/* -EEXIST: a probe got there first */
+	bpf_map_update_elem(bpf_map__fd(p->skel->maps.loops), &tid, p->val, BPF_NOEXIST);
+}
+
 /* A Node target whose stacks will have no JS frames says why in its note. */
 static void note_js_frames(struct node_priv *p)
 {
@@ -463,6 +485,7 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 	if (pl->metrics_ok)
 		nu__libuv_counters_read(p, nu__libuv_counters(p, (uint32_t)p->pid, pl->default_loop, 1),
 					p->skel->bss->start_ns);
+	seed_main_loop(p);
 	r = nu__sampler_open(p);
 	if (r) {
 		char buf[120];
