@@ -86,7 +86,7 @@ def sweep(a):
                 text = metrics(port.port)
                 if up_of(text, a.pid) == "1" and up_of(text, b.pid) == "0":
                     break
-                time.sleep(0.2)
+                time.sleep(0.05)
             ua, ub = up_of(text, a.pid), up_of(text, b.pid)
             about_b = [ln for ln in lines if str(b.pid) in ln and "listening" not in ln]
             if ua != "1" or ub != "0":
