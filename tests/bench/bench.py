@@ -493,7 +493,7 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
             v = ns_per_iter(wins, t, time.monotonic())
             vw = ns_per_iter(wins, t, time.monotonic(), "wall")
             alive = ag.p.poll() is None
-            rc = ag.stop()
+            ag.stop()
             if not alive:
                 failed[name] = ag.error() or "agent exited while measuring"
                 continue
@@ -1133,7 +1133,7 @@ def section_agent(env, cfg, rep):
         for i in range(cfg.attach_runs):
             try:
                 kw = attach(p)
-            except (OSError, KeyError) as e:
+            except (OSError, KeyError):
                 kw = {}
             t0 = time.monotonic()
             ag = Agent(env, ["stat", "-p", str(p.pid), "-i", "60"], f"attach-{name}-{i}.log")
@@ -1298,7 +1298,7 @@ def node_accuracy(env, cfg, rep, s, why):
         rep.row(s, "node", "accuracy.js", note=f"not measured: {why}")
         return
     oks = []
-    for label, http_load in ((f"timer blocks 0-40 ms", False), ("HTTP, autocannon -R 4000", True)):
+    for label, http_load in (("timer blocks 0-40 ms", False), ("HTTP, autocannon -R 4000", True)):
         ok = node_accuracy_one(env, cfg, rep, s, label, http_load)
         if ok is not None:
             oks.append(ok)

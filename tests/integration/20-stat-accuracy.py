@@ -32,7 +32,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
+from lib import LOOPSCOPE, LOOPDEMO, tap, done  # noqa: E402
 
 _tap = tap
 # What disturbed the last run_case's loopdemo: (involuntary context switches, steal ticks).

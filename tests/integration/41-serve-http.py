@@ -21,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib import BUILD, LOOPSCOPE, LOOPDEMO, tap, done, Serve  # noqa: E402
+from lib import LOOPSCOPE, LOOPDEMO, tap, done, Serve  # noqa: E402
 
 
 
