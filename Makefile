@@ -39,7 +39,8 @@ endif
 
 .DEFAULT_GOAL := all
 # Build on every CPU unless the caller chose a -j of its own (the rules name every
-# dependency, generated skeletons and package stamps included).
+# dependency, generated skeletons and package stamps included). The recipes that run
+# scripts which call make again start with '+', so those share the job slots.
 ifeq ($(filter -j%,$(MAKEFLAGS)),)
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
 endif
@@ -264,7 +265,7 @@ TEST_BINS := $(PROGS) $(BUILD)/asan/loopscope $(if $(DEMO_SRCS),$(BUILD)/asan/lo
 export LS_BUILD := $(abspath $(BUILD))
 
 test: $(DEPS_TEST_STAMP) $(NODE_BINS) $(TEST_BINS)
-	$(Q)tests/run.sh $(if $(TESTS),$(TESTS),$(UNIT_BINS) $(sort $(wildcard tests/integration/*.sh tests/integration/*.py)))
+	+$(Q)tests/run.sh $(if $(TESTS),$(TESTS),$(UNIT_BINS) $(sort $(wildcard tests/integration/*.sh tests/integration/*.py)))
 
 # ---------------------------------------------------------------- bench
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/bin/%,$(BENCH_SRCS))
@@ -277,7 +278,7 @@ $(BUILD)/bench/bin/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/liblsl.a
 	$(Q)$(CC) -o $@ $^ -luv $(LDLIBS_LOOP)
 
 bench: $(DEPS_BENCH_STAMP) all $(BENCH_BINS)
-	$(Q)tests/bench/run.sh
+	+$(Q)tests/bench/run.sh
 
 # ---------------------------------------------------------------- demo
 demo: all
