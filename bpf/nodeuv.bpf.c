@@ -163,7 +163,9 @@ static __always_inline int is_target_trap(__u32 *tidp)
 	return 1;
 }
 
-/* The record of loop thread tid, created on first sight (a libuv loop runs there). */
+/* The record of loop thread tid, created on first sight (a libuv loop runs there).
+ * User space makes Node's main-loop record the same way at attach
+ * (userspace/backends/nodeuv.c, seed_main_loop()): change both together. */
 static __always_inline struct nu_loop *new_loop(__u32 tid, __u64 now)
 {
 	__u32 z = 0;

@@ -159,6 +159,15 @@ static void check_metrics(const struct ls_target_info *ti, struct node_plan *pl)
 		pl->metrics_ok = 1;
 }
 
+/* Each of the n sites' file offset (uprobes are attached by it); -1 when one has none. */
+static int file_offsets(const struct ls_elf *e, struct lu_site *sites, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (ls_elf_file_offset(e, sites[i].vaddr, &sites[i].file_off))
+			return -1;
+	return 0;
+}
+
 /* The note's last item: how the poll is timed and why. */
 static void poll_note(struct node_plan *pl)
 {
@@ -333,24 +342,19 @@ int nu__plan_make(const struct ls_target_info *ti, const char *tier, struct node
 	    pl->sym[S_DEFAULT_LOOP].addr &&
 	    !lu_call_result_store(e, &pl->sym[S_WORKER_CTOR], pl->sym[S_ALLOC_THREAD_ID].addr, &pl->worker_thread_id))
 		pl->have_worker_ids = 1;
-	/* uprobes are attached by file offset */
-	if (pl->have_timers && !pl->ntf && ls_elf_file_offset(e, pl->timers.vaddr, &pl->timers.file_off))
+	/* uprobes are attached by file offset: a set with a site that has none is dropped */
+	if (pl->have_timers && !pl->ntf && file_offsets(e, &pl->timers, 1))
 		pl->have_timers = 0;
-	for (int i = 0; i < pl->ntf; i++)
-		if (ls_elf_file_offset(e, pl->tfire[i].vaddr, &pl->tfire[i].file_off))
-			pl->ntf = pl->have_timers = 0;
-	for (int i = 0; i < pl->npoll; i++)
-		if (ls_elf_file_offset(e, pl->psites[i].vaddr, &pl->psites[i].file_off))
-			pl->npoll = 0;
-	for (int i = 0; i < pl->nb; i++)
-		if (ls_elf_file_offset(e, pl->bsites[i].vaddr, &pl->bsites[i].file_off))
-			pl->phases = 0;
-	for (int i = 0; i < pl->ngc_sites; i++)
-		if (ls_elf_file_offset(e, pl->gc_sites[i].vaddr, &pl->gc_sites[i].file_off))
-			pl->have_gc = 0;
-	for (int i = 0; i < pl->nep; i++)
-		if (ls_elf_file_offset(e, pl->epsites[i].vaddr, &pl->epsites[i].file_off))
-			pl->nep = 0;
+	if (file_offsets(e, pl->tfire, pl->ntf))
+		pl->ntf = pl->have_timers = 0;
+	if (file_offsets(e, pl->psites, pl->npoll))
+		pl->npoll = 0;
+	if (file_offsets(e, pl->bsites, pl->nb))
+		pl->phases = 0;
+	if (file_offsets(e, pl->gc_sites, pl->ngc_sites))
+		pl->have_gc = 0;
+	if (file_offsets(e, pl->epsites, pl->nep))
+		pl->nep = 0;
 	choose_poll(pl, pl->phases);
 
 	snprintf(pl->tier, sizeof(pl->tier), "%s", pl->phases ? "phases" : "light");
