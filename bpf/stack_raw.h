@@ -30,6 +30,20 @@ enum ls_raw_type {
 #define LS_RAW_F_GC 1u		/* taken inside Heap::CollectGarbage (Node) */
 #define LS_RAW_F_KERNEL 2u	/* interrupted in the kernel (kip[] holds its stack) */
 #define LS_RAW_F_SCANNED 4u	/* %rbp was not a frame: frames[0] was found by a stack scan */
+#define LS_RAW_F_LEAFRET 8u	/* the scan found the leaf's return address (ret0): its caller */
+
+/* A leaf that keeps no frame record and whose callers a stack scan can find exactly
+ * (user space fills these in the sampler's .bss: unwind.c): while pc is in [lo, hi),
+ * a word near the stack top is the leaf's return address when the instruction before
+ * it is a direct call of one of target[] (the leaf, or a dispatcher that jumps to it,
+ * as OpenSSL's sha512_block_data_order does to its _avx2 variant). lo is written
+ * last: 0 means the slot is free. */
+#define LS_LEAF_MAX 16
+#define LS_LEAF_TARGETS 4
+struct ls_leaf {
+	__u64 lo, hi;
+	__u64 target[LS_LEAF_TARGETS];	/* 0: none */
+};
 
 struct ls_raw_frame {
 	__u64 slot[LS_RAW_SLOTS];
@@ -43,7 +57,8 @@ struct ls_raw {
 	__u32 flags;		/* LS_RAW_F_* */
 	__u16 nframes;		/* frames[] filled (0: only pc) */
 	__u16 nkframes;		/* kip[] filled */
-	__u64 pc, fp;		/* user registers of the leaf */
+	__u64 pc, fp;		/* user registers of the leaf (fp: where frames[] start) */
+	__u64 ret0;		/* LS_RAW_F_LEAFRET: the leaf's return address */
 	__u64 kip[LS_RAW_KDEPTH];
 	struct ls_raw_frame frames[LS_RAW_DEPTH];	/* only nframes are sent */
 };

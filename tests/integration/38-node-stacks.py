@@ -10,7 +10,9 @@ the blocking function as the top JS frame of the dominant stack, in the right fi
 at a line inside it (>= 90% of them, and at least 6 named); and no JS frame of any
 stack in those files may carry a name the source does not have at that line. A
 second run blocks in native work (pbkdf2Sync, JSON.stringify, a backtracking regex,
-gzipSync, readFileSync): the dominant stacks' native leaves must be named.
+gzipSync, readFileSync): the dominant stacks' native leaves must be named, and the
+JS function that called the work (>= 90% of the episodes that began after the attach,
+every kind among them).
 Each run lasts until stat has reported the blocks it needs (the JS cycle twice, the
 native one and a half times: BLOCKS) from the first interval on.
 The per-version tally is printed as TAP comments (named / episodes with samples).
@@ -27,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from lib import LOOPSCOPE, check, skip, done, node_matrix, node_usable, wait_for  # noqa: E402
@@ -82,6 +85,7 @@ def run(node, native, tmp):
         p = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(app.pid), "-i", "0.5", "--json"],
                              stdout=open(statp, "w"), stderr=subprocess.PIPE, text=True)
         wait_for(60, lambda: os.path.getsize(statp) > 0 or p.poll() is not None)
+        attached = time.monotonic() - 0.5	# the first interval began after the attach
         blocks = lambda: open(outp).read().count('"block"')  # noqa: E731
         lines = lambda: open(statp).read().count("\n")  # noqa: E731
         b0 = blocks()
@@ -101,6 +105,8 @@ def run(node, native, tmp):
             o = json.loads(l)
             if o["tid"] == o["pid"]:
                 eps += [e for e in o.get("episodes", []) if e["kind"] != "gc"]
+        for e in eps:
+            e["during_attach"] = e["start_s"] < attached
         return eps
     finally:
         app.kill()
@@ -132,6 +138,12 @@ def main():
     if os.geteuid() != 0:
         skip("needs root (BPF)")
     rng, src = ranges(), source_lines()
+    # app.js's natives: {name: line} of each one-line entry ("  pbkdf2: () => ...")
+    native_lines = {}
+    for n, line in enumerate(src["app.js"], 1):
+        m = re.match(r"  (\w+): \(\) => ", line)
+        if m:
+            native_lines[m.group(1)] = n
     matrix = node_matrix(full=True)
     if not matrix:
         skip("no node binary")
@@ -177,6 +189,33 @@ def main():
         check("node %s: native work episodes have samples (%d)" % (label, len(leaves)), len(leaves) >= 2)
         check("node %s: every native leaf of a dominant stack in node or the kernel is named%s" %
               (label, (": " + ", ".join(unnamed[:5])) if unnamed else ""), not unnamed)
+        # the JS code that called the native work is named too: the dominant stack's
+        # first frame in app.js is the natives entry that ran it, at its line
+        # (not those that began while stat was still attaching: the samples of a leaf
+        # that keeps no frame record stay leaf-only until user space has seen one, and
+        # it reads none before the attach is done: userspace/backends/stacks.md)
+        sampled = [e for e in eps if e["samples"] > 0 and e["stacks"] and not e["during_attach"]]
+        callers = {}
+        for e in sampled:
+            ours = [f for f in e["stacks"][0]["frames"] if f["kind"] == "js" and short_file(f.get("file")) == "app.js"]
+            f = ours[0] if ours else None
+            entry = [f["function"]] if f and native_lines.get(f["function"]) == f.get("line") else []
+            if entry:
+                callers[entry[0]] = callers.get(entry[0], 0) + 1
+            else:
+                print("# node %s native: caller not named: leaf %s, first app.js frame %s" %
+                      (label, e["stacks"][0]["frames"][0]["function"][:40],
+                       f and "%s app.js:%s" % (f["function"], f.get("line"))))
+        named = sum(callers.values())
+        tally.append("node %s native: %d/%d episodes with samples name their JS caller (%s)" %
+                     (label, named, len(sampled), ", ".join("%s %d" % kv for kv in sorted(callers.items()))))
+        check("node %s: the JS function that called the native work is named in >= 90%% of %d sampled "
+              "episodes (%d), every kind of work among them (%s)" %
+              (label, len(sampled), named, ", ".join(sorted(set(native_lines) - set(callers))) or "all"),
+              named >= 0.9 * len(sampled) and set(callers) == set(native_lines))
+        bad = wrong_names(eps, rng, src)
+        check("node %s: no JS frame of the native workload carries a name its source line does not have%s" %
+              (label, (": " + ", ".join(sorted(set(bad))[:5])) if bad else ""), not bad)
     for t in tally:
         print("# " + t)
     shutil.rmtree(tmp, ignore_errors=True)

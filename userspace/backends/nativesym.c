@@ -1,12 +1,15 @@
 /* nativesym.c: address -> symbol for mapped ELF objects (nativesym.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <elf.h>
 #include <elfutils/libdw.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 
 #include "libuv.h"
 #include "nativesym.h"
@@ -39,6 +42,8 @@ struct ns_obj {
 struct ls_nsym {
 	struct ns_obj *objs;
 	struct ls_stacktab *strs;	/* file names from DWARF */
+	struct ns_obj *pending;		/* being indexed by thread (ls_nsym_preload) */
+	pthread_t thread;
 };
 
 struct ls_nsym *ls_nsym_new(void)
@@ -72,6 +77,10 @@ void ls_nsym_free(struct ls_nsym *c)
 {
 	if (!c)
 		return;
+	if (c->pending) {
+		pthread_join(c->thread, NULL);
+		obj_free(c->pending);
+	}
 	while (c->objs) {
 		struct ns_obj *n = c->objs->next;
 
@@ -154,16 +163,14 @@ static int sym_cmp(const void *a, const void *b)
 	return x->size > y->size ? -1 : x->size < y->size;	/* the widest first */
 }
 
-static struct ns_obj *obj_get(struct ls_nsym *c, pid_t pid, const struct ls_proc_map *m)
+/* An object's file, opened (through map_files: the object the process mapped, even if
+ * replaced on disk or in another mount namespace); its symbols are not read yet
+ * (obj_index). NULL without memory; elf stays NULL when it cannot be opened. */
+static struct ns_obj *obj_open(pid_t pid, const struct ls_proc_map *m)
 {
-	struct ns_obj *o;
+	struct ns_obj *o = calloc(1, sizeof(*o));
 	char path[96];
 
-	for (o = c->objs; o; o = o->next)
-		if (o->ino == m->ino && o->dev == m->dev &&
-		    !strcmp(o->path, m->path))
-			return o;
-	o = calloc(1, sizeof(*o));
 	if (!o)
 		return NULL;
 	o->dw_fd = -1;
@@ -174,18 +181,79 @@ static struct ns_obj *obj_get(struct ls_nsym *c, pid_t pid, const struct ls_proc
 		free(o);
 		return NULL;
 	}
-	/* through map_files: the object the process mapped, even if replaced on disk or
-	 * in another mount namespace */
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid, (unsigned long long)m->start,
 		 (unsigned long long)m->end);
 	if (ls_elf_open(path, &o->elf) && ls_elf_open(m->path, &o->elf))
 		o->elf = NULL;
-	if (o->elf && ls_elf_symbols(o->elf, ls_elf_has_symtab(o->elf) ? LS_ELF_SYMTAB : LS_ELF_DYNSYM, add_sym, o) < 0) {
+	return o;
+}
+
+/* Its function symbols, sorted by address: for node's ~86k, ~170 ms here. */
+static void obj_index(struct ns_obj *o)
+{
+	if (o->elf && ls_elf_symbols(o->elf, ls_elf_has_symtab(o->elf) ? LS_ELF_SYMTAB : LS_ELF_DYNSYM, add_sym, o) < 0)
 		o->nsyms = 0;
-	}
 	for (size_t i = 0; i < o->nsyms; i++)
 		o->syms[i].name = o->names + (uintptr_t)o->syms[i].name;
 	qsort(o->syms, o->nsyms, sizeof(*o->syms), sym_cmp);
+}
+
+static int obj_is(const struct ns_obj *o, const struct ls_proc_map *m)
+{
+	return o->ino == m->ino && o->dev == m->dev && !strcmp(o->path, m->path);
+}
+
+static void *index_thread(void *arg)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { 0 };
+
+	/* it reads a file already open and memory of its own: no privilege (this
+	 * thread's own, the process keeps its set) */
+	syscall(SYS_capset, &h, d);
+	obj_index(arg);
+	return NULL;
+}
+
+int ls_nsym_preload(struct ls_nsym *c, pid_t pid, const struct ls_proc_map *m)
+{
+	struct ns_obj *o;
+
+	if (c->pending)
+		return -EBUSY;
+	for (o = c->objs; o; o = o->next)
+		if (obj_is(o, m))
+			return 0;
+	o = obj_open(pid, m);
+	if (!o)
+		return -ENOMEM;
+	if (o->elf && !pthread_create(&c->thread, NULL, index_thread, o)) {
+		c->pending = o;
+		return 0;
+	}
+	obj_index(o);
+	o->next = c->objs;
+	c->objs = o;
+	return 0;
+}
+
+static struct ns_obj *obj_get(struct ls_nsym *c, pid_t pid, const struct ls_proc_map *m)
+{
+	struct ns_obj *o;
+
+	for (o = c->objs; o; o = o->next)
+		if (obj_is(o, m))
+			return o;
+	if (c->pending && obj_is(c->pending, m)) {
+		pthread_join(c->thread, NULL);
+		o = c->pending;
+		c->pending = NULL;
+	} else {
+		o = obj_open(pid, m);
+		if (!o)
+			return NULL;
+		obj_index(o);
+	}
 	o->next = c->objs;
 	c->objs = o;
 	return o;
@@ -267,6 +335,7 @@ int ls_nsym_resolve(struct ls_nsym *c, pid_t pid, const struct ls_proc_map *m, u
 			s->pretty = ls_demangle(s->name);
 		hit->function = s->pretty;
 		hit->sym_addr = s->addr;
+		hit->sym_size = s->size;
 	}
 	if (lines)
 		dwarf_line(c, o, pid, m, vaddr, hit);

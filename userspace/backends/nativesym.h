@@ -19,10 +19,15 @@ struct ls_nsym_hit {
 	uint32_t line;
 	uint64_t vaddr;		/* the address in the object's own terms */
 	uint64_t sym_addr;	/* start of the symbol (vaddr) */
+	uint64_t sym_size;	/* its size in bytes */
 };
 
 struct ls_nsym *ls_nsym_new(void);
 void ls_nsym_free(struct ls_nsym *c);
+/* Start reading the symbols of mapping m's object (of pid) in a thread of its own,
+ * without privileges, so that the first lookup in it does not wait for them (node's
+ * take ~170 ms: samples queued meanwhile would be named late). 0 or -errno. */
+int ls_nsym_preload(struct ls_nsym *c, pid_t pid, const struct ls_proc_map *m);
 /* Name addr, which lies in mapping m of pid. lines: also look up file:line (dearer:
  * the first call on an object indexes its DWARF). 0, or -errno (the object cannot
  * be opened: hit->module is still set). Strings live as long as the cache. */

@@ -30,6 +30,7 @@
 #include "links.h"
 #include "node.h"
 #include "nodeuv.h"
+#include "stack_raw.h"	/* struct ls_leaf, in the skeleton's .bss */
 #include "nodeuv.skel.h"
 #include "nodeuv_int.h"
 #include "proc.h"

@@ -11,6 +11,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "stack_raw.h"	/* struct ls_leaf, in the skeleton's .bss */
 #include "nodeuv.skel.h"
 #include "nodeuv_int.h"
 #include "proc.h"

@@ -20,6 +20,7 @@
 #include <bpf/libbpf.h>
 
 #include "node.h"
+#include "stack_raw.h"	/* struct ls_leaf, in the skeleton's .bss */
 #include "nodeuv.skel.h"
 #include "nodeuv_int.h"
 #include "unwind.h"
@@ -264,6 +265,7 @@ int nu__samples_open(struct node_priv *p)
 	if (ls_unwinder_new(p->pid, p->plan.runtime == LS_RT_NODE ? p->plan.path : NULL, p->plan.bias, p->tab,
 			    &p->unw))
 		return -ENOMEM;
+	ls_unwinder_set_leaves(p->unw, p->skel->bss->leaves);
 	p->rbs = ring_buffer__new(bpf_map__fd(p->skel->maps.samples), on_sample, p, NULL);
 	if (!p->rbs)
 		return -errno;

@@ -28,9 +28,9 @@
 #include "links.h"
 #include "proc.h"
 #include "refloop.h"
+#include "stack_raw.h"	/* struct ls_leaf, in the skeleton's .bss */
 #include "refloop.skel.h"
 #include "sampler.h"
-#include "stack_raw.h"
 #include "stacktab.h"
 #include "unwind.h"
 
@@ -286,6 +286,7 @@ static void add_stacks(struct refloop_priv *p, const struct ls_target_info *ti, 
 		snprintf(p->sample_why, sizeof(p->sample_why), "no stack samples: %s", strerror(-r));
 		return;
 	}
+	ls_unwinder_set_leaves(p->unw, p->skel->bss->leaves);
 	p->skel->bss->raw_all = opts->profile == LS_PROFILE_ALL;
 	p->skel->bss->raw_on = 1;
 	r = ls_sampler_open(&p->sampler, p->skel->progs.rl_sample, SAMPLE_HZ, 0);

@@ -31,6 +31,9 @@ struct ls_unwinder {
 	char js_why[200];
 	struct ls_maps maps;
 	uint64_t maps_ns;
+	struct ls_leaf *leaves;		/* the sampler's (ls_unwinder_set_leaves), or NULL */
+	uint64_t tried[2 * LS_LEAF_MAX];	/* leaves considered for it */
+	unsigned ntried;
 };
 
 /* The kernel's symbols, read once per process and shared by every unwinder: a
@@ -150,6 +153,23 @@ static const char *ksym_name(struct ls_unwinder *u, uint64_t ip)
 	return lo ? kall.ksyms[lo - 1].name : NULL;
 }
 
+/* The runtime's own symbols are read in the background from the attach on: the first
+ * samples of the first episode are named as they arrive, not ~170 ms later (node's
+ * ~86k symbols), when the objects their JS frames point to may have moved. */
+static void preload_exe(struct ls_unwinder *u, const char *exe)
+{
+	struct stat st;
+
+	if (stat(exe, &st) || ls_maps_read(u->pid, &u->maps))
+		return;
+	u->maps_ns = ls_now_mono_ns();
+	for (size_t i = 0; i < u->maps.n; i++)
+		if (u->maps.map[i].ino == st.st_ino && u->maps.map[i].dev == st.st_dev) {
+			ls_nsym_preload(u->nsym, u->pid, &u->maps.map[i]);
+			return;
+		}
+}
+
 int ls_unwinder_new(pid_t pid, const char *exe, uint64_t bias, struct ls_stacktab *tab, struct ls_unwinder **out)
 {
 	struct ls_unwinder *u = calloc(1, sizeof(*u));
@@ -176,6 +196,8 @@ int ls_unwinder_new(pid_t pid, const char *exe, uint64_t bias, struct ls_stackta
 	}
 	if (e)
 		ls_elf_close(e);
+	if (exe)
+		preload_exe(u, exe);
 	*out = u;
 	return 0;
 }
@@ -189,6 +211,8 @@ void ls_unwinder_free(struct ls_unwinder *u)
 	ls_maps_free(&u->maps);
 	free(u);
 }
+
+void ls_unwinder_set_leaves(struct ls_unwinder *u, struct ls_leaf *leaves) { u->leaves = leaves; }
 
 const char *ls_unwinder_js_why(const struct ls_unwinder *u) { return u->v8 ? NULL : u->js_why; }
 
@@ -361,6 +385,97 @@ static uint64_t func_start(struct ls_unwinder *u, uint64_t pc)
 	return pc - (hit.vaddr - hit.sym_addr);
 }
 
+/* Does a call instruction end just before ret: call rel32, or call through a
+ * register or memory (ff /2, any addressing form)? A stale or made-up return
+ * address usually does not. */
+static int follows_call(struct ls_unwinder *u, uint64_t ret)
+{
+	uint8_t b[7];
+
+	if (ret < sizeof(b) || ls_proc_read_mem(u->pid, ret - sizeof(b), b, sizeof(b)))
+		return 0;
+	if (b[2] == 0xe8)
+		return 1;
+	for (unsigned k = 2; k <= 7; k++) {
+		uint8_t op = b[7 - k], modrm = b[8 - k], mod = modrm >> 6, rm = modrm & 7;
+		unsigned len = 2;
+
+		if (op != 0xff || ((modrm >> 3) & 7) != 2)
+			continue;
+		if (mod != 3 && rm == 4)	/* SIB */
+			len += 1 + (mod == 0 && (b[9 - k] & 7) == 5 ? 4 : 0);
+		if (mod == 1)
+			len += 1;
+		else if (mod == 2 || (mod == 0 && rm == 5))
+			len += 4;
+		if (len == k)
+			return 1;
+	}
+	return 0;
+}
+
+#define LEAF_NEAR (64u << 10)	/* where a leaf's dispatchers are looked for */
+
+/* A scan found no caller for a leaf: register it in the sampler's leaves[], with the
+ * direct-call targets that enter it: the leaf itself and each function that jumps to
+ * it (jmp or jcc rel32) within its first 256 bytes, LEAF_NEAR either side of it (a
+ * dispatcher). Once per leaf; nothing when the slots are taken. */
+static void register_leaf(struct ls_unwinder *u, uint64_t pc)
+{
+	const struct ls_proc_map *m = find_map(u, pc);
+	struct ls_nsym_hit hit;
+	struct ls_leaf *slot = NULL, leaf = { 0 };
+	uint64_t start, lo, hi;
+	unsigned nt = 0;
+	uint8_t *code;
+
+	if (!u->leaves || !m || m->path[0] != '/' || ls_nsym_resolve(u->nsym, u->pid, m, pc, 0, &hit) ||
+	    !hit.function || !hit.sym_size)
+		return;
+	start = pc - (hit.vaddr - hit.sym_addr);
+	for (unsigned i = 0; i < u->ntried; i++)
+		if (u->tried[i] == start)
+			return;
+	if (u->ntried == sizeof(u->tried) / sizeof(u->tried[0]))
+		return;
+	u->tried[u->ntried++] = start;
+	for (unsigned i = 0; i < LS_LEAF_MAX && !slot; i++)
+		if (!u->leaves[i].lo)
+			slot = &u->leaves[i];
+	if (!slot)
+		return;
+	leaf.hi = start + hit.sym_size;
+	leaf.target[nt++] = start;
+	lo = start - m->start > LEAF_NEAR ? start - LEAF_NEAR : m->start;
+	hi = m->end - start > LEAF_NEAR ? start + LEAF_NEAR : m->end;
+	code = malloc(hi - lo);
+	if (code && !ls_proc_read_mem(u->pid, lo, code, hi - lo)) {
+		for (uint64_t i = 0; i + 6 <= hi - lo && nt < LS_LEAF_TARGETS; i++) {
+			unsigned len = code[i] == 0xe9 ? 5 : code[i] == 0x0f && (code[i + 1] & 0xf0) == 0x80 ? 6 : 0;
+			int32_t rel;
+			uint64_t f;
+			int dup = 0;
+
+			if (!len)
+				continue;
+			memcpy(&rel, code + i + len - 4, 4);
+			if (lo + i + len + (uint64_t)(int64_t)rel != start)
+				continue;
+			f = func_start(u, lo + i);
+			if (!f || lo + i - f >= 256)
+				continue;
+			for (unsigned j = 0; j < nt; j++)
+				dup |= leaf.target[j] == f;
+			if (!dup)
+				leaf.target[nt++] = f;
+		}
+	}
+	free(code);
+	memcpy(slot->target, leaf.target, sizeof(leaf.target));
+	slot->hi = leaf.hi;
+	__atomic_store_n(&slot->lo, start, __ATOMIC_RELEASE);
+}
+
 uint32_t ls_unwind(struct ls_unwinder *u, const struct ls_raw *r, size_t len, struct ls_frame *out, uint32_t max)
 {
 	uint32_t n = 0, nf = r->nframes, nk = r->nkframes;
@@ -390,16 +505,33 @@ uint32_t ls_unwind(struct ls_unwinder *u, const struct ls_raw *r, size_t len, st
 		}
 	}
 	pc = r->pc;
+	if ((r->flags & (LS_RAW_F_SCANNED | LS_RAW_F_LEAFRET)) == LS_RAW_F_SCANNED && !nf)
+		register_leaf(u, pc);	/* the scan found no record at all */
+	if ((r->flags & LS_RAW_F_LEAFRET) && n < max) {
+		/* the scan found the leaf's return address (a direct call of the leaf, or
+		 * of a dispatcher that jumps to it), and frames[] start at its caller's
+		 * frame record: the leaf, then the caller, then the records */
+		user_frame(u, pc, 0, NULL, &out[n]);
+		if (out[n].function)
+			n++;
+		pc = r->ret0;
+	}
 	for (uint32_t i = 0; pc && n < max; i++) {
-		if (i > 0 && !find_map(u, pc))
+		int is_return = i > 0 || (r->flags & LS_RAW_F_LEAFRET);
+
+		if (is_return && !find_map(u, pc))
 			break;	/* a return address in no mapping: the chain ran off the stack */
-		if (i == 1 && (r->flags & LS_RAW_F_SCANNED)) {
+		if (i == 1 && (r->flags & LS_RAW_F_LEAFRET) && !follows_call(u, pc))
+			break;	/* the record the scan took is no call's */
+		if (i == 1 && (r->flags & (LS_RAW_F_SCANNED | LS_RAW_F_LEAFRET)) == LS_RAW_F_SCANNED) {
 			uint64_t leaf = func_start(u, r->pc);
 
-			if (!leaf || call_target(u, pc) != leaf)
+			if (!leaf || call_target(u, pc) != leaf) {
+				register_leaf(u, r->pc);
 				break;	/* not provably the leaf's caller: only the leaf is known */
+			}
 		}
-		user_frame(u, pc, i > 0, i < nf ? (const uint64_t *)r->frames[i].slot : NULL, &out[n]);
+		user_frame(u, pc, is_return, i < nf ? (const uint64_t *)r->frames[i].slot : NULL, &out[n]);
 		if (out[n].function)
 			n++;
 		if (i >= nf)

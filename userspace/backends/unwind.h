@@ -21,6 +21,11 @@ int ls_unwinder_new(pid_t pid, const char *exe, uint64_t bias, struct ls_stackta
 void ls_unwinder_free(struct ls_unwinder *u);
 /* NULL when JS frames are named, else one phrase saying why not. */
 const char *ls_unwinder_js_why(const struct ls_unwinder *u);
+/* The sampler's leaves[] (struct ls_leaf, LS_LEAF_MAX of them, in its skeleton's
+ * .bss): leaves whose stack scans came back without a caller are registered there,
+ * so that later scans look for their return address (stack_sample.bpf.h). */
+struct ls_leaf;
+void ls_unwinder_set_leaves(struct ls_unwinder *u, struct ls_leaf *leaves);
 /* Frames of raw sample r (len bytes) into out[max]; returns how many. Strings
  * belong to the table given to ls_unwinder_new(). */
 uint32_t ls_unwind(struct ls_unwinder *u, const struct ls_raw *r, size_t len, struct ls_frame *out, uint32_t max);
