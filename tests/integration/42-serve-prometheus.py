@@ -197,9 +197,32 @@ def main():
         time.sleep(0.1)
     tap(up, "Prometheus %d ready on 127.0.0.1:%d" % (prom.pid, pport))
 
-    # Let Prometheus collect ~8 s of samples while everything runs, then check the
-    # dashboard and the rules (rates need a few points; B has had a starvation by then).
-    time.sleep(max(0, 9 - (time.monotonic() - t_start)))
+    # Wait, while everything runs, until Prometheus has the data the checks below ask
+    # for, then check the dashboard and the rules. A rate over [5s] needs two samples in
+    # its window; Prometheus scrapes nothing for ~5 s after it is ready (its discovery
+    # and scrape managers act on 5 s ticks), and on a loaded machine it is ready later:
+    # the fixed 9 s after serve started that was waited here left it one scrape, so every
+    # rate and increase had no data while up == 1 passed. Bounded by the time B and node
+    # run (run_s + 6 from about t_start); a timeout says what Prometheus saw of serve.
+    exprs, rules = dashboard_exprs(), rule_exprs()
+
+    def missing():
+        st, res = query(pport, 'up{job="loopscope"} == 1')
+        out = [] if st == "success" and res else ["up"]
+        out += [t for t, e in exprs if not has_data(query(pport, subst(e))[1])]
+        return out + [a for a, e in rules if not query(pport, lhs(e))[1]]
+    deadline = t_start + run_s + 4
+    while missing() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    st, res = query(pport, 'count_over_time(up{job="loopscope"}[1m])')
+    n = res[0]["value"][1] if st == "success" and res else 0
+    try:
+        tg = [(t["health"], t["lastScrapeDuration"], t["lastError"]) for t in
+              json.loads(get("http://127.0.0.1:%d/api/v1/targets" % pport)[1])["data"]["activeTargets"]]
+    except (OSError, ValueError, KeyError) as e:
+        tg = str(e)
+    print("# checking %.1f s after serve started: Prometheus scraped serve %s times (health, last "
+          "duration, last error: %s)" % (time.monotonic() - t_start, n, tg), flush=True)
     st, res = query(pport, 'up{job="loopscope"}')
     tap(st == "success" and res and res[0]["value"][1] == "1", "Prometheus scrapes serve (up == 1)")
 
@@ -214,7 +237,6 @@ def main():
     tap(st == "success" and len(res) == 1, "node's loop series carry thread=\"main\" (%d series)" % len(res or []))
 
     bad = []
-    exprs = dashboard_exprs()
     for title, e in exprs:
         st, res = query(pport, subst(e))
         if st != "success" or not has_data(res):
@@ -222,7 +244,6 @@ def main():
     tap(len(exprs) >= 15 and not bad,
         "all %d dashboard expressions valid and returning data; failing: %s" % (len(exprs), bad[:3]))
 
-    rules = rule_exprs()
     bad_valid, bad_data = [], []
     for alert, e in rules:
         st, res = query(pport, e)
