@@ -203,7 +203,8 @@ def main():
     # and scrape managers act on 5 s ticks), and on a loaded machine it is ready later:
     # the fixed 9 s after serve started that was waited here left it one scrape, so every
     # rate and increase had no data while up == 1 passed. Bounded by the time B and node
-    # run (run_s + 6 from about t_start); a timeout says what Prometheus saw of serve.
+    # run (run_s + 6 from about t_start), less 2 s for their last scrapes; a timeout says
+    # what Prometheus saw of serve.
     exprs, rules = dashboard_exprs(), rule_exprs()
 
     def missing():

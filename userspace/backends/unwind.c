@@ -158,16 +158,13 @@ static const char *ksym_name(struct ls_unwinder *u, uint64_t ip)
  * ~86k symbols), when the objects their JS frames point to may have moved. */
 static void preload_exe(struct ls_unwinder *u, const char *exe)
 {
-	struct stat st;
+	const struct ls_proc_map *m;
 
-	if (stat(exe, &st) || ls_maps_read(u->pid, &u->maps))
+	if (ls_maps_read(u->pid, &u->maps))
 		return;
 	u->maps_ns = ls_now_mono_ns();
-	for (size_t i = 0; i < u->maps.n; i++)
-		if (u->maps.map[i].ino == st.st_ino && u->maps.map[i].dev == st.st_dev) {
-			ls_nsym_preload(u->nsym, u->pid, &u->maps.map[i]);
-			return;
-		}
+	if ((m = ls_maps_code(&u->maps, exe)))
+		ls_nsym_preload(u->nsym, u->pid, m);
 }
 
 int ls_unwinder_new(pid_t pid, const char *exe, uint64_t bias, struct ls_stacktab *tab, struct ls_unwinder **out)
@@ -374,14 +371,17 @@ static uint64_t call_target(struct ls_unwinder *u, uint64_t ret)
 	return ret + (uint64_t)(int64_t)rel;
 }
 
-/* Start of the native function holding pc in the target, or 0. */
-static uint64_t func_start(struct ls_unwinder *u, uint64_t pc)
+/* Start of the native function holding pc in the target, or 0; its size in *size
+ * when size is not NULL. */
+static uint64_t func_start(struct ls_unwinder *u, uint64_t pc, uint64_t *size)
 {
 	const struct ls_proc_map *m = find_map(u, pc);
 	struct ls_nsym_hit hit;
 
 	if (!m || m->path[0] != '/' || ls_nsym_resolve(u->nsym, u->pid, m, pc, 0, &hit) || !hit.function)
 		return 0;
+	if (size)
+		*size = hit.sym_size;
 	return pc - (hit.vaddr - hit.sym_addr);
 }
 
@@ -422,17 +422,14 @@ static int follows_call(struct ls_unwinder *u, uint64_t ret)
  * dispatcher). Once per leaf; nothing when the slots are taken. */
 static void register_leaf(struct ls_unwinder *u, uint64_t pc)
 {
-	const struct ls_proc_map *m = find_map(u, pc);
-	struct ls_nsym_hit hit;
+	const struct ls_proc_map *m;
 	struct ls_leaf *slot = NULL, leaf = { 0 };
-	uint64_t start, lo, hi;
+	uint64_t start, size = 0, lo, hi;
 	unsigned nt = 0;
 	uint8_t *code;
 
-	if (!u->leaves || !m || m->path[0] != '/' || ls_nsym_resolve(u->nsym, u->pid, m, pc, 0, &hit) ||
-	    !hit.function || !hit.sym_size)
+	if (!u->leaves || !(start = func_start(u, pc, &size)) || !size || !(m = find_map(u, pc)))
 		return;
-	start = pc - (hit.vaddr - hit.sym_addr);
 	for (unsigned i = 0; i < u->ntried; i++)
 		if (u->tried[i] == start)
 			return;
@@ -444,7 +441,7 @@ static void register_leaf(struct ls_unwinder *u, uint64_t pc)
 			slot = &u->leaves[i];
 	if (!slot)
 		return;
-	leaf.hi = start + hit.sym_size;
+	leaf.hi = start + size;
 	leaf.target[nt++] = start;
 	lo = start - m->start > LEAF_NEAR ? start - LEAF_NEAR : m->start;
 	hi = m->end - start > LEAF_NEAR ? start + LEAF_NEAR : m->end;
@@ -461,7 +458,7 @@ static void register_leaf(struct ls_unwinder *u, uint64_t pc)
 			memcpy(&rel, code + i + len - 4, 4);
 			if (lo + i + len + (uint64_t)(int64_t)rel != start)
 				continue;
-			f = func_start(u, lo + i);
+			f = func_start(u, lo + i, NULL);
 			if (!f || lo + i - f >= 256)
 				continue;
 			for (unsigned j = 0; j < nt; j++)
@@ -524,7 +521,7 @@ uint32_t ls_unwind(struct ls_unwinder *u, const struct ls_raw *r, size_t len, st
 		if (i == 1 && (r->flags & LS_RAW_F_LEAFRET) && !follows_call(u, pc))
 			break;	/* the record the scan took is no call's */
 		if (i == 1 && (r->flags & (LS_RAW_F_SCANNED | LS_RAW_F_LEAFRET)) == LS_RAW_F_SCANNED) {
-			uint64_t leaf = func_start(u, r->pc);
+			uint64_t leaf = func_start(u, r->pc, NULL);
 
 			if (!leaf || call_target(u, pc) != leaf) {
 				register_leaf(u, r->pc);

@@ -373,23 +373,33 @@ int ls_maps_read(pid_t pid, struct ls_maps *out)
 	return r == -ENOENT ? -ESRCH : r;
 }
 
+const struct ls_proc_map *ls_maps_code(const struct ls_maps *m, const char *path)
+{
+	const struct ls_proc_map *best = NULL;
+	struct stat st;
+
+	if (stat(path, &st))
+		return NULL;
+	for (size_t i = 0; i < m->n; i++)
+		if (m->map[i].perms[2] == 'x' && m->map[i].ino == st.st_ino && m->map[i].dev == st.st_dev &&
+		    (!best || m->map[i].end - m->map[i].start > best->end - best->start))
+			best = &m->map[i];
+	return best;
+}
+
 int ls_proc_code_range(pid_t pid, const char *path, uint64_t *lo, uint64_t *hi)
 {
+	const struct ls_proc_map *c;
 	struct ls_maps maps;
-	struct stat st;
 	int r;
 
 	*lo = *hi = 0;
-	if (stat(path, &st))
-		return -errno;
 	if ((r = ls_maps_read(pid, &maps)))
 		return r;
-	for (size_t i = 0; i < maps.n; i++)
-		if (maps.map[i].perms[2] == 'x' && maps.map[i].ino == st.st_ino && maps.map[i].dev == st.st_dev &&
-		    maps.map[i].end - maps.map[i].start > *hi - *lo) {
-			*lo = maps.map[i].start;
-			*hi = maps.map[i].end;
-		}
+	if ((c = ls_maps_code(&maps, path))) {
+		*lo = c->start;
+		*hi = c->end;
+	}
 	ls_maps_free(&maps);
 	return *hi ? 0 : -ENOENT;
 }

@@ -54,6 +54,9 @@ int ls_maps_read(pid_t pid, struct ls_maps *out);
 /* The mapping holding addr, or NULL. */
 const struct ls_proc_map *ls_maps_find(const struct ls_maps *m, uint64_t addr);
 void ls_maps_free(struct ls_maps *m);
+/* The largest executable mapping in m of the file at path (matched by device and
+ * inode, as stat() gives them), or NULL. */
+const struct ls_proc_map *ls_maps_code(const struct ls_maps *m, const char *path);
 /* The largest executable mapping of the file at path in pid: [lo, hi). 0, -ENOENT
  * when the file is not mapped executable there, or -errno. */
 int ls_proc_code_range(pid_t pid, const char *path, uint64_t *lo, uint64_t *hi);
