@@ -294,31 +294,14 @@ static int vdso_image(const struct ls_proc_map *m, struct ls_proc_map *img)
 	return 0;
 }
 
-/* One user frame: pc runs with the frame whose slots are given (NULL: none). */
-static void user_frame(struct ls_unwinder *u, uint64_t pc, int is_return, const uint64_t *slot, struct ls_frame *f)
+/* A frame that is no JS function's: named by its symbol, V8's frame type, the
+ * vDSO, its object, or its address. */
+static void user_native(struct ls_unwinder *u, uint64_t pc, uint64_t at, const struct ls_proc_map *m,
+			const struct ls_nsym_hit *hit_in, int maybe_js, const uint64_t *slot, struct ls_frame *f)
 {
-	const struct ls_proc_map *m = find_map(u, pc);
-	struct ls_nsym_hit hit = { 0 };
-	struct ls_v8_frame jf;
-	uint64_t at = is_return ? pc - 1 : pc;
-	int file_backed = m && m->path[0] == '/', maybe_js;
+	struct ls_nsym_hit hit = *hit_in;
+	int file_backed = m && m->path[0] == '/';
 
-	memset(f, 0, sizeof(*f));
-	f->kind = LS_FRAME_NATIVE;
-	if (file_backed)
-		ls_nsym_resolve(u->nsym, u->pid, m, at, 0, &hit);
-	/* V8's code: its builtins (symbols Builtins_*, or no symbol at all in a binary
-	 * without .symtab) and what it compiled at run time; ls_v8_frame() checks the rest */
-	maybe_js = u->v8 && slot && (!hit.function || !strncmp(hit.function, "Builtins_", 9));
-	if (maybe_js && ls_v8_frame(u->v8, slot, &jf)) {
-		f->kind = LS_FRAME_JS;
-		f->function = ls_stacktab_str(u->tab, jf.function);
-		f->file = ls_stacktab_str(u->tab, jf.file);
-		f->line = jf.line;
-		f->column = jf.column;
-		f->module = jf.builtin ? ls_stacktab_str(u->tab, "[JS builtin]") : NULL;
-		return;
-	}
 	if (hit.function) {
 		f->function = ls_stacktab_str(u->tab, hit.function);
 		f->module = ls_stacktab_str(u->tab, hit.module);
@@ -355,6 +338,43 @@ static void user_frame(struct ls_unwinder *u, uint64_t pc, int is_return, const 
 		return;
 	}
 	hex_frame(u, pc, m ? (m->path[0] ? m->path : "[anonymous]") : "[unmapped]", f);
+}
+
+/* The frames pc runs in, with the frame whose slots are given (NULL: none): one,
+ * or for optimised JS code the functions inlined at pc and then the frame's own
+ * (at most max). The count, 1 when f is unnamed (f->function NULL). */
+static uint32_t user_frames(struct ls_unwinder *u, uint64_t pc, int is_return, const uint64_t *slot,
+			    struct ls_frame *f, uint32_t max)
+{
+	const struct ls_proc_map *m = find_map(u, pc);
+	struct ls_nsym_hit hit = { 0 };
+	struct ls_v8_frame jf[16];
+	uint64_t at = is_return ? pc - 1 : pc;
+	int maybe_js, nj;
+
+	memset(f, 0, sizeof(*f));
+	f->kind = LS_FRAME_NATIVE;
+	if (m && m->path[0] == '/')
+		ls_nsym_resolve(u->nsym, u->pid, m, at, 0, &hit);
+	/* V8's code: its builtins (symbols Builtins_*, or no symbol at all in a binary
+	 * without .symtab) and what it compiled at run time; ls_v8_frames() checks the rest */
+	maybe_js = u->v8 && slot && (!hit.function || !strncmp(hit.function, "Builtins_", 9));
+	if (maybe_js && (nj = ls_v8_frames(u->v8, slot, pc, (is_return ? LS_V8_PC_RETURN : 0) |
+					   (hit.function ? LS_V8_PC_BUILTIN : 0), jf,
+					   (int)(max < 16 ? max : 16))) > 0) {
+		for (int i = 0; i < nj; i++) {
+			memset(&f[i], 0, sizeof(f[i]));
+			f[i].kind = LS_FRAME_JS;
+			f[i].function = ls_stacktab_str(u->tab, jf[i].function);
+			f[i].file = ls_stacktab_str(u->tab, jf[i].file);
+			f[i].line = jf[i].line;
+			f[i].column = jf[i].column;
+			f[i].module = jf[i].builtin ? ls_stacktab_str(u->tab, "[JS builtin]") : NULL;
+		}
+		return (uint32_t)nj;
+	}
+	user_native(u, pc, at, m, &hit, maybe_js, slot, f);
+	return 1;
 }
 
 /* The target of the direct call (call rel32) that ends just before ret, or 0. A
@@ -508,13 +528,13 @@ uint32_t ls_unwind(struct ls_unwinder *u, const struct ls_raw *r, size_t len, st
 		/* the scan found the leaf's return address (a direct call of the leaf, or
 		 * of a dispatcher that jumps to it), and frames[] start at its caller's
 		 * frame record: the leaf, then the caller, then the records */
-		user_frame(u, pc, 0, NULL, &out[n]);
-		if (out[n].function)
+		if (user_frames(u, pc, 0, NULL, &out[n], max - n) && out[n].function)
 			n++;
 		pc = r->ret0;
 	}
 	for (uint32_t i = 0; pc && n < max; i++) {
 		int is_return = i > 0 || (r->flags & LS_RAW_F_LEAFRET);
+		uint32_t k;
 
 		if (is_return && !find_map(u, pc))
 			break;	/* a return address in no mapping: the chain ran off the stack */
@@ -528,9 +548,9 @@ uint32_t ls_unwind(struct ls_unwinder *u, const struct ls_raw *r, size_t len, st
 				break;	/* not provably the leaf's caller: only the leaf is known */
 			}
 		}
-		user_frame(u, pc, is_return, i < nf ? (const uint64_t *)r->frames[i].slot : NULL, &out[n]);
+		k = user_frames(u, pc, is_return, i < nf ? (const uint64_t *)r->frames[i].slot : NULL, &out[n], max - n);
 		if (out[n].function)
-			n++;
+			n += k;
 		if (i >= nf)
 			break;
 		pc = r->frames[i].slot[LS_RAW_RET_SLOT];

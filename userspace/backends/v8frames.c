@@ -1,10 +1,11 @@
-/* v8frames.c: name V8's JS frames from outside (v8frames.h, v8frames.md). */
+/* v8frames.c: name V8's JS frames from outside (v8frames.h, stacks.md). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "libuv.h"
+#include "v8pos.h"
 #include "proc.h"
 #include "stacktab.h"
 #include "v8frames.h"
@@ -15,6 +16,12 @@
 #define MAX_SOURCE (64u << 20)		/* longest script whose line ends we compute */
 #define NAME_WINDOW 240			/* source bytes searched for a name before its start */
 #define CACHE_SLOTS 4096
+#define CODE_SLOTS 64			/* optimised code objects kept decoded */
+#define CODE_SCAN (256u << 10)		/* how far below a pc its code's start is searched */
+#define CODE_ALIGN 32			/* V8 aligns instruction starts to (at least) this */
+#define MAX_TABLE (1u << 20)		/* longest position table read */
+#define MAX_INLINED 1024
+#define MAX_CHAIN 32			/* inlined frames named in one frame */
 
 /* The v8dbg_* constants used, by index. Names ending in '*' match by prefix (the
  * type suffix changed across V8 versions). */
@@ -26,7 +33,12 @@ enum {
 	K_JSFUNCTION_TYPE, K_FIRST_JSFUNCTION, K_LAST_JSFUNCTION, K_JSF_SHARED, K_SFI_TYPE,
 	K_SFI_NAME, K_SFI_SCRIPT, K_SFI_SCRIPT_OLD, K_SCOPEINFO_TYPE, K_SI_FIRST_VARS, K_SI_NCONTEXTLOCALS,
 	K_SCRIPT_TYPE, K_SCRIPT_NAME, K_SCRIPT_LINE_ENDS, K_SCRIPT_SOURCE, K_FIXED_ARRAY_TYPE,
-	K_FA_LENGTH, K_FA_DATA, K_V8_MAJOR, K_V8_MINOR, K_V8_BUILD, K_V8_PATCH, K_NK,
+	K_FA_LENGTH, K_FA_DATA, K_V8_MAJOR, K_V8_MINOR, K_V8_BUILD, K_V8_PATCH,
+	/* where a frame runs: its bytecode, or the optimised code and what it inlined */
+	K_FP_BC_ARRAY, K_FP_BC_OFFSET, K_BCA_TYPE, K_BCA_DATA, K_BCA_LENGTH, K_CODE_TYPE, K_ISTREAM_TYPE,
+	K_ISTREAM_START, K_CODE_START, K_CODE_SIZE, K_CODE_FLAGS, K_KIND_MASK, K_KIND_SHIFT, K_KIND_BASELINE,
+	K_CODE_SPT, K_CODE_DD, K_DD_COUNT, K_DD_LIT, K_DD_SFI, K_DD_WSFI, K_DD_IP, K_BA_TYPE, K_TBA_TYPE,
+	K_SFIW_TYPE, K_SFIW_SHARED, K_NK,
 };
 static const char *const knames[K_NK] = {
 	[K_FP_FUNCTION] = "v8dbg_off_fp_function", [K_FP_CONTEXT] = "v8dbg_off_fp_context",
@@ -61,10 +73,35 @@ static const char *const knames[K_NK] = {
 	[K_FA_LENGTH] = "v8dbg_class_FixedArrayBase__length__SMI", [K_FA_DATA] = "v8dbg_class_FixedArray__data__uintptr_t",
 	[K_V8_MAJOR] = "_ZN2v88internal7Version6major_E", [K_V8_MINOR] = "_ZN2v88internal7Version6minor_E",
 	[K_V8_BUILD] = "_ZN2v88internal7Version6build_E", [K_V8_PATCH] = "_ZN2v88internal7Version6patch_E",
+	[K_FP_BC_ARRAY] = "v8dbg_off_fp_bytecode_array", [K_FP_BC_OFFSET] = "v8dbg_off_fp_bytecode_offset",
+	[K_BCA_TYPE] = "v8dbg_type_BytecodeArray__BYTECODE_ARRAY_TYPE",
+	[K_BCA_DATA] = "v8dbg_class_BytecodeArray__data__uintptr_t",
+	[K_BCA_LENGTH] = "v8dbg_class_BytecodeArray__length__SMI",
+	[K_CODE_TYPE] = "v8dbg_type_Code__CODE_TYPE",
+	[K_ISTREAM_TYPE] = "v8dbg_type_InstructionStream__INSTRUCTION_STREAM_TYPE",
+	[K_ISTREAM_START] = "v8dbg_class_InstructionStream__instruction_start__uintptr_t",
+	[K_CODE_START] = "v8dbg_class_Code__instruction_start__*", [K_CODE_SIZE] = "v8dbg_class_Code__instruction_size__int",
+	[K_CODE_FLAGS] = "v8dbg_class_Code__flags__uint32_t", [K_KIND_MASK] = "v8dbg_CodeKindFieldMask",
+	[K_KIND_SHIFT] = "v8dbg_CodeKindFieldShift", [K_KIND_BASELINE] = "v8dbg_CodeKindBaseline",
+	[K_CODE_SPT] = "v8dbg_class_Code__source_position_table__*",
+	[K_CODE_DD] = "v8dbg_class_Code__deoptimization_data__*",
+	[K_DD_COUNT] = "v8dbg_DeoptimizationDataInlinedFunctionCountIndex",
+	[K_DD_LIT] = "v8dbg_DeoptimizationDataLiteralArrayIndex",
+	[K_DD_SFI] = "v8dbg_DeoptimizationDataSharedFunctionInfoIndex",
+	[K_DD_WSFI] = "v8dbg_DeoptimizationDataWrappedSharedFunctionInfoIndex",
+	[K_DD_IP] = "v8dbg_DeoptimizationDataInliningPositionsIndex",
+	[K_BA_TYPE] = "v8dbg_type_ByteArray__BYTE_ARRAY_TYPE",
+	[K_TBA_TYPE] = "v8dbg_type_TrustedByteArray__TRUSTED_BYTE_ARRAY_TYPE",
+	[K_SFIW_TYPE] = "v8dbg_type_SharedFunctionInfoWrapper__SHARED_FUNCTION_INFO_WRAPPER_TYPE",
+	[K_SFIW_SHARED] = "v8dbg_class_SharedFunctionInfoWrapper__shared_info__*",
 };
 /* May be absent (then 0, or a fallback below). */
 static const int optional[] = { K_MAP, K_SEQ_TAG, K_FIRST_JSFUNCTION, K_LAST_JSFUNCTION, K_SFI_SCRIPT,
-				K_SFI_SCRIPT_OLD, K_V8_PATCH };
+				K_SFI_SCRIPT_OLD, K_V8_PATCH, K_FP_BC_ARRAY, K_FP_BC_OFFSET, K_BCA_TYPE, K_BCA_DATA,
+				K_BCA_LENGTH, K_CODE_TYPE, K_ISTREAM_TYPE, K_ISTREAM_START, K_CODE_START, K_CODE_SIZE,
+				K_CODE_FLAGS, K_KIND_MASK, K_KIND_SHIFT, K_KIND_BASELINE, K_CODE_SPT, K_CODE_DD,
+				K_DD_COUNT, K_DD_LIT, K_DD_SFI, K_DD_WSFI, K_DD_IP, K_BA_TYPE, K_TBA_TYPE, K_SFIW_TYPE,
+				K_SFIW_SHARED };
 
 struct script {
 	uint64_t addr;		/* tagged */
@@ -77,7 +114,37 @@ struct script {
 struct sfi {
 	uint64_t addr;		/* tagged */
 	uint64_t name_field, script_field;
+	int64_t start, end;	/* the function's source range, -1 when unknown */
 	struct ls_v8_frame f;
+};
+
+/* Compiled code found from a pc in it (code_find): its instructions, the object that
+ * holds them, and for optimised code what a pc offset in it says about the source. */
+struct code {
+	uint64_t start, end;	/* instructions; end 0: a free slot */
+	uint64_t header, map;	/* untagged address of the holder (InstructionStream, or Code
+				 * before V8 11) and its map word, re-checked at each use */
+	uint64_t code;		/* the Code object, tagged */
+	uint64_t sfi;		/* optimised: the function it was compiled for; else 0 */
+	uint8_t *spt;		/* its source position table */
+	size_t nspt;
+	uint8_t *inl_pos;	/* its InliningPositions */
+	size_t ninl_pos;
+	uint64_t *inl;		/* the SharedFunctionInfo of each inlined function, by index */
+	uint32_t ninl;
+};
+
+/* Where the objects behind a frame's position sit: v8dbg_* symbols where the binary
+ * has them, else the layout measured on the V8 of each official Node major (10.2 in
+ * Node 18 to 14.x in Node 26; stacks.md). -1: unknown, positions not decoded. */
+struct layout {
+	int istream;		/* instructions live in an InstructionStream (V8 11 on) */
+	int64_t is_start;	/* InstructionStream: offset of its instructions */
+	int64_t code_start;	/* Code: instruction start (a pointer; inline offset before V8 11) */
+	int64_t code_size, code_flags, code_spt, code_dd;
+	int64_t bca_spt;	/* BytecodeArray: source position table */
+	int64_t dd_count, dd_lit, dd_sfi, dd_ip;	/* DeoptimizationData indices */
+	enum ls_v8_pos_format pos_format;	/* of source position tables */
 };
 
 /* V8's typed frames (a Smi marker where a JS frame keeps its context), by name. */
@@ -96,6 +163,13 @@ struct ls_v8 {
 	const char *frametype_label[NFRAMETYPES];
 	struct sfi *sfis;	/* direct-mapped cache by address */
 	struct script *scripts;
+	struct layout lay;
+	int code_ok;		/* lay has all optimised code needs */
+	uint64_t holder_maps[4];	/* maps seen on code holders, so a scan checks few words */
+	struct code codes[CODE_SLOTS];
+	uint32_t code_next;	/* the slot the next code found replaces */
+	uint64_t miss[CODE_SLOTS];	/* pages of pcs whose code a scan did not find */
+	uint32_t miss_next, lookups;
 	struct ls_stacktab *strs;	/* names and files handed out */
 };
 
@@ -473,7 +547,7 @@ static void unknown(struct ls_v8 *v, uint64_t t, struct ls_v8_frame *out)
 }
 
 static void sfi_describe(struct ls_v8 *v, uint64_t t, uint64_t name_field, uint64_t script_field,
-			 struct ls_v8_frame *out)
+			 struct ls_v8_frame *out, int64_t *fstart, int64_t *fend)
 {
 	char name[MAX_NAME] = "";
 	int64_t start = -1, end = -1;
@@ -481,10 +555,13 @@ static void sfi_describe(struct ls_v8 *v, uint64_t t, uint64_t name_field, uint6
 	struct script *s = NULL;
 
 	memset(out, 0, sizeof(*out));
+	*fstart = *fend = -1;
 	if (nt == v->k[K_SCOPEINFO_TYPE])
 		scope_info(v, name_field, name, sizeof(name), &start, &end);
 	else if (nt >= 0 && nt < v->k[K_FIRST_NONSTRING] && str_get(v, name_field, name, sizeof(name)))
 		return unknown(v, t, out);
+	*fstart = start;
+	*fend = end;
 	if (st == v->k[K_SCRIPT_TYPE])
 		s = script_get(v, script_field);
 	if (!s) {
@@ -525,39 +602,349 @@ static void sfi_describe(struct ls_v8 *v, uint64_t t, uint64_t name_field, uint6
 	out->function = name[0] ? intern(v, name) : "(anonymous)";
 }
 
-int ls_v8_frame(struct ls_v8 *v, const uint64_t slot[8], struct ls_v8_frame *out)
+/* The frame for SharedFunctionInfo shared (tagged), named once and cached. */
+static const struct sfi *sfi_get(struct ls_v8 *v, uint64_t shared)
 {
-	uint64_t fn = slot[(48 + v->k[K_FP_FUNCTION]) / 8], ctx = slot[(48 + v->k[K_FP_CONTEXT]) / 8];
-	uint64_t shared, name_field, script_field;
-	int type, ok = 1;
+	uint64_t name_field, script_field;
 	struct sfi *c;
+	int ok = 1;
 
-	/* A typed frame (entry, exit, stub) keeps a Smi marker where a JS frame keeps its context. */
-	if (!is_heap(fn) || !is_heap(ctx))
-		return 0;
-	type = type_of(v, fn);
-	if (type < v->k[K_FIRST_JSFUNCTION] || type > v->k[K_LAST_JSFUNCTION])
-		return 0;
-	shared = rd64(v, fn - HEAP_TAG + (uint64_t)v->k[K_JSF_SHARED], &ok);
-	if (!ok || type_of(v, shared) != v->k[K_SFI_TYPE]) {
-		unknown(v, fn, out);
-		return 1;
-	}
+	if (type_of(v, shared) != v->k[K_SFI_TYPE])
+		return NULL;
 	name_field = rd64(v, shared - HEAP_TAG + (uint64_t)v->k[K_SFI_NAME], &ok);
 	script_field = rd64(v, shared - HEAP_TAG + (uint64_t)v->k[K_SFI_SCRIPT], &ok);
-	if (!ok) {
-		unknown(v, shared, out);
-		return 1;
-	}
+	if (!ok)
+		return NULL;
 	c = &v->sfis[(shared >> 3) % CACHE_SLOTS];
 	if (c->addr != shared || c->name_field != name_field || c->script_field != script_field) {
 		c->addr = shared;
 		c->name_field = name_field;
 		c->script_field = script_field;
-		sfi_describe(v, shared, name_field, script_field, &c->f);
+		sfi_describe(v, shared, name_field, script_field, &c->f, &c->start, &c->end);
+	}
+	return c;
+}
+
+/* *out is c's frame at script offset off when off is inside c's function (or its
+ * range is unknown) and its script's lines are known; else its first line. */
+static void frame_at(struct ls_v8 *v, const struct sfi *c, int32_t off, struct ls_v8_frame *out)
+{
+	struct script *s;
+
+	*out = c->f;
+	if (off < 0 || !c->f.file || (c->start >= 0 && (off < c->start || off > c->end)))
+		return;
+	/* c was named from its script, and c still points to it (sfi_get compared the
+	 * field): the script's cache entry, when it is that script's, needs no reads */
+	s = &v->scripts[(c->script_field >> 3) % CACHE_SLOTS];
+	if (s->addr != c->script_field &&
+	    (type_of(v, c->script_field) != v->k[K_SCRIPT_TYPE] || !(s = script_get(v, c->script_field))))
+		return;
+	if (!s->ends)
+		return;
+	line_of(s, (uint32_t)off, &out->line, &out->column);
+	if (!out->line) {
+		out->line = c->f.line;
+		out->column = c->f.column;
+	}
+}
+
+/* The bytes of ByteArray (or TrustedByteArray) t, malloc'ed; NULL if t is not one. */
+static uint8_t *byte_array(struct ls_v8 *v, uint64_t t, size_t max, size_t *n)
+{
+	int type = type_of(v, t), ok = 1;
+	uint64_t len;
+	uint8_t *b;
+
+	*n = 0;
+	if (type < 0 || (type != v->k[K_BA_TYPE] && (!v->k[K_TBA_TYPE] || type != v->k[K_TBA_TYPE])))
+		return NULL;
+	len = rd64(v, t - HEAP_TAG + (uint64_t)v->k[K_FA_LENGTH], &ok);
+	if (!ok || !is_smi(len) || smi(v, len) <= 0 || (uint64_t)smi(v, len) > max)
+		return NULL;
+	*n = (size_t)smi(v, len);
+	b = malloc(*n);
+	if (b && rd(v, t - HEAP_TAG + (uint64_t)v->k[K_FA_DATA], b, *n)) {
+		free(b);
+		b = NULL;
+	}
+	if (!b)
+		*n = 0;
+	return b;
+}
+
+/* t, or the SharedFunctionInfo a SharedFunctionInfoWrapper t holds. */
+static uint64_t unwrap_sfi(struct ls_v8 *v, uint64_t t)
+{
+	int ok = 1;
+
+	if (v->k[K_SFIW_TYPE] && type_of(v, t) == v->k[K_SFIW_TYPE])
+		t = rd64(v, t - HEAP_TAG + (uint64_t)v->k[K_SFIW_SHARED], &ok);
+	return ok && type_of(v, t) == v->k[K_SFI_TYPE] ? t : 0;
+}
+
+static void code_free(struct code *c)
+{
+	free(c->spt);
+	free(c->inl_pos);
+	free(c->inl);
+	memset(c, 0, sizeof(*c));
+}
+
+/* What optimised code c says about positions: its function, position table,
+ * inlining positions and inlined functions (DeoptimizationData). c->sfi stays 0
+ * when any of it fails a check. */
+static void code_positions(struct ls_v8 *v, struct code *c)
+{
+	const struct layout *l = &v->lay;
+	uint64_t spt, dd, len, w[16], lit, ip, sfi;
+	int64_t count, need = l->dd_count;
+	int ok = 1;
+
+	spt = rd64(v, c->code - HEAP_TAG + (uint64_t)l->code_spt, &ok);
+	dd = rd64(v, c->code - HEAP_TAG + (uint64_t)l->code_dd, &ok);
+	if (!ok || type_of(v, dd) < 0)
+		return;
+	need = l->dd_lit > need ? l->dd_lit : need;
+	need = l->dd_sfi > need ? l->dd_sfi : need;
+	need = l->dd_ip > need ? l->dd_ip : need;
+	len = rd64(v, dd - HEAP_TAG + (uint64_t)v->k[K_FA_LENGTH], &ok);
+	if (!ok || !is_smi(len) || smi(v, len) <= need || need >= 16 ||
+	    rd(v, dd - HEAP_TAG + (uint64_t)v->k[K_FA_DATA], w, (size_t)(need + 1) * 8) || !is_smi(w[l->dd_count]))
+		return;
+	count = smi(v, w[l->dd_count]);
+	sfi = unwrap_sfi(v, w[l->dd_sfi]);
+	lit = w[l->dd_lit];
+	ip = w[l->dd_ip];
+	if (count < 0 || count > MAX_INLINED || !sfi || type_of(v, lit) < 0)
+		return;
+	if (count) {
+		len = rd64(v, lit - HEAP_TAG + (uint64_t)v->k[K_FA_LENGTH], &ok);
+		if (!ok || !is_smi(len) || smi(v, len) < count || !(c->inl = calloc((size_t)count, 8)) ||
+		    rd(v, lit - HEAP_TAG + (uint64_t)v->k[K_FA_DATA], c->inl, (size_t)count * 8))
+			return;
+		c->ninl = (uint32_t)count;
+		/* checked when used: an inlined function is a SharedFunctionInfo (wrapped from V8 13) */
+		if (!(c->inl_pos = byte_array(v, ip, (size_t)MAX_INLINED * 16, &c->ninl_pos)))
+			return;
+	}
+	if (!(c->spt = byte_array(v, spt, MAX_TABLE, &c->nspt)))
+		return;
+	c->sfi = sfi;
+}
+
+/* Is the object at untagged address h the holder of instructions at a? Fills c. */
+static int code_at(struct ls_v8 *v, uint64_t h, uint64_t a, uint64_t pc, uint64_t map, struct code *c)
+{
+	const struct layout *l = &v->lay;
+	uint64_t code, hdr[2], start;
+	int32_t size = 0;
+	uint32_t flags = 0;
+	int type;
+
+	if (rd(v, h, hdr, sizeof(hdr)) || hdr[0] != map)
+		return 0;
+	code = l->istream ? hdr[1] : h + HEAP_TAG;
+	if (type_of(v, code) != v->k[K_CODE_TYPE])
+		return 0;
+	if (l->istream) {
+		start = 0;
+		if (rd(v, code - HEAP_TAG + (uint64_t)l->code_start, &start, 8) || start != a)
+			return 0;
+	}
+	if (rd(v, code - HEAP_TAG + (uint64_t)l->code_size, &size, 4) || size <= 0 ||
+	    rd(v, code - HEAP_TAG + (uint64_t)l->code_flags, &flags, 4) || pc >= a + (uint64_t)size)
+		return 0;
+	type = l->istream ? (int)v->k[K_ISTREAM_TYPE] : (int)v->k[K_CODE_TYPE];
+	if (type_of(v, h + HEAP_TAG) != type)
+		return 0;
+	memset(c, 0, sizeof(*c));
+	c->start = a;
+	c->end = a + (uint64_t)size;
+	c->header = h;
+	c->map = map;
+	c->code = code;
+	if (((flags & (uint64_t)v->k[K_KIND_MASK]) >> v->k[K_KIND_SHIFT]) > (uint64_t)v->k[K_KIND_BASELINE])
+		code_positions(v, c);	/* Maglev or TurboFan */
+	return 1;
+}
+
+/* The code whose instructions hold pc, from the cache (re-checked) or found by
+ * scanning down from pc for its holder's header; NULL when none is found. */
+static const struct code *code_find(struct ls_v8 *v, uint64_t pc)
+{
+	const struct layout *l = &v->lay;
+	uint64_t off = l->istream ? (uint64_t)l->is_start : (uint64_t)l->code_start, buf[514];
+	struct code found;
+
+	for (int i = 0; i < CODE_SLOTS; i++) {
+		struct code *c = &v->codes[i];
+		uint64_t hdr[2];
+
+		if (!c->end || pc < c->start || pc >= c->end)
+			continue;
+		/* the same holder, still holding the same Code (code space is reused):
+		 * its map, and the Code it points back to */
+		if (!rd(v, c->header, hdr, sizeof(hdr)) && hdr[0] == c->map &&
+		    (l->istream ? hdr[1] == c->code : type_of(v, c->code) == v->k[K_CODE_TYPE]))
+			return c;
+		code_free(c);
+	}
+	/* pages whose scan found nothing (V8's builtins copied to anonymous memory, say),
+	 * forgotten now and then: code space pages are reused */
+	if (++v->lookups % 4096 == 0)
+		memset(v->miss, 0, sizeof(v->miss));
+	for (int i = 0; i < CODE_SLOTS; i++)
+		if (v->miss[i] == (pc | 4095))
+			return NULL;
+	/* holders start CODE_ALIGN-aligned instructions: read the words where their
+	 * maps would be, a page of holders at a time, from pc down */
+	for (uint64_t a = pc & ~(uint64_t)(CODE_ALIGN - 1); a > off + CODE_ALIGN && a + CODE_SCAN > pc;) {
+		uint64_t h = a - off, page = h & ~4095ull;
+		uint64_t lo = (page + off + CODE_ALIGN - 1) & ~(uint64_t)(CODE_ALIGN - 1);
+
+		if (lo > a || h + 16 - (lo - off) > sizeof(buf) || rd(v, lo - off, buf, (size_t)(h + 16 - (lo - off))))
+			break;	/* an unmapped page: no holder reaches across it */
+		for (uint64_t s = a; s >= lo; s -= CODE_ALIGN) {
+			uint64_t map = buf[(s - lo) / 8];
+			int known = 0;
+
+			if (!is_heap(map))
+				continue;
+			for (int k = 0; k < 4; k++)
+				known |= v->holder_maps[k] == map;
+			if (!known && v->holder_maps[3])
+				continue;	/* four holder maps already: not one */
+			if (code_at(v, s - off, s, pc, map, &found)) {
+				struct code *c = &v->codes[v->code_next++ % CODE_SLOTS];
+
+				for (int k = 0; !known && k < 4; k++)
+					if (!v->holder_maps[k]) {
+						v->holder_maps[k] = map;
+						break;
+					}
+				code_free(c);
+				*c = found;
+				return c;
+			}
+		}
+		a = lo - CODE_ALIGN;
+	}
+	v->miss[v->miss_next++ % CODE_SLOTS] = pc | 4095;
+	return NULL;
+}
+
+/* Optimised code: the frames at pc, innermost first (functions inlined into the
+ * frame's own, then its own), each at its line. 0 when its code is not found, is
+ * not optimised, or is another function's. */
+static int optimised_frames(struct ls_v8 *v, uint64_t shared, uint64_t pc, int is_return,
+			    struct ls_v8_frame *out, int max)
+{
+	const struct code *c;
+	const struct sfi *f;
+	uint64_t raw, fns[MAX_CHAIN];
+	int32_t offs[MAX_CHAIN];
+	struct ls_v8_pos p;
+	int n = 0;
+
+	if (!v->code_ok || !(c = code_find(v, pc)) || c->sfi != shared || (is_return && pc == c->start) ||
+	    ls_v8_pos_find(c->spt, c->nspt, v->lay.pos_format, (uint32_t)(pc - c->start - (is_return ? 1 : 0)),
+			   (uint32_t)(c->end - c->start), &raw))
+		return 0;
+	ls_v8_pos_unpack(raw, &p);
+	/* inlined frames first, each at its position; then the call site in its caller */
+	while (p.inlining_id >= 0) {
+		uint64_t site;
+		int32_t fn;
+
+		if (n >= MAX_CHAIN - 1 || ls_v8_inlining(c->inl_pos, c->ninl_pos, p.inlining_id, &site, &fn) ||
+		    fn < 0 || (uint32_t)fn >= c->ninl || !(fns[n] = unwrap_sfi(v, c->inl[fn])))
+			return 0;	/* not provably right: the caller says what it can */
+		offs[n++] = p.script_offset;
+		ls_v8_pos_unpack(site, &p);
+	}
+	fns[n] = shared;
+	offs[n++] = p.script_offset;
+	if (n > max)
+		n = max;	/* the innermost are the ones that matter */
+	for (int i = 0; i < n; i++) {
+		if (!(f = sfi_get(v, fns[i])))
+			return 0;
+		frame_at(v, f, offs[i], &out[i]);
+	}
+	return n;
+}
+
+/* An interpreted frame's script offset: the bytecode it runs (a Smi, offset from
+ * the BytecodeArray's tagged start), through the array's position table. -2 when
+ * the slots are not an interpreter's frame of function shared; -1 when they are
+ * but V8 kept no table (it builds them lazily) or the table has no entry there. */
+static int32_t interpreted_offset(struct ls_v8 *v, const uint64_t slot[8], uint64_t shared)
+{
+	uint64_t bca, bco, len, spt, raw, own;
+	int64_t off;
+	int ok = 1;
+	size_t n;
+	uint8_t *tab;
+	struct ls_v8_pos p;
+
+	if (v->lay.bca_spt < 0)
+		return -2;
+	bca = slot[(48 + v->k[K_FP_BC_ARRAY]) / 8];
+	bco = slot[(48 + v->k[K_FP_BC_OFFSET]) / 8];
+	if (!is_smi(bco) || type_of(v, bca) != v->k[K_BCA_TYPE])
+		return -2;
+	/* the function's own bytecode (its first data field, where it holds one) */
+	own = rd64(v, shared - HEAP_TAG + 8, &ok);
+	if (!ok || (type_of(v, own) == v->k[K_BCA_TYPE] && own != bca))
+		return -2;
+	off = smi(v, bco) - (v->k[K_BCA_DATA] - (int64_t)HEAP_TAG);
+	len = rd64(v, bca - HEAP_TAG + (uint64_t)v->k[K_BCA_LENGTH], &ok);
+	if (!ok || !is_smi(len) || off < 0 || off >= smi(v, len))
+		return -2;
+	spt = rd64(v, bca - HEAP_TAG + (uint64_t)v->lay.bca_spt, &ok);
+	if (!ok || !(tab = byte_array(v, spt, MAX_TABLE, &n)))
+		return -1;
+	ok = !ls_v8_pos_find(tab, n, v->lay.pos_format, (uint32_t)off, (uint32_t)smi(v, len), &raw);
+	free(tab);
+	if (!ok)
+		return -1;
+	ls_v8_pos_unpack(raw, &p);
+	return p.inlining_id < 0 ? p.script_offset : -1;
+}
+
+int ls_v8_frames(struct ls_v8 *v, const uint64_t slot[8], uint64_t pc, unsigned flags, struct ls_v8_frame *out,
+		 int max)
+{
+	uint64_t fn = slot[(48 + v->k[K_FP_FUNCTION]) / 8], ctx = slot[(48 + v->k[K_FP_CONTEXT]) / 8];
+	uint64_t shared;
+	const struct sfi *c;
+	int type, ok = 1, n;
+	int32_t off;
+
+	/* A typed frame (entry, exit, stub) keeps a Smi marker where a JS frame keeps its context. */
+	if (max < 1 || !is_heap(fn) || !is_heap(ctx))
+		return 0;
+	type = type_of(v, fn);
+	if (type < v->k[K_FIRST_JSFUNCTION] || type > v->k[K_LAST_JSFUNCTION])
+		return 0;
+	shared = rd64(v, fn - HEAP_TAG + (uint64_t)v->k[K_JSF_SHARED], &ok);
+	if (!ok || !(c = sfi_get(v, shared))) {
+		unknown(v, ok && type_of(v, shared) == v->k[K_SFI_TYPE] ? shared : fn, out);
+		return 1;
 	}
 	*out = c->f;
-	return 1;
+	if (!c->f.file)
+		return 1;	/* one of V8's builtins: no script to place it in */
+	/* the interpreter's frames say so in their slots (its code may run from a copy
+	 * of the builtins in anonymous memory, so pc does not tell) */
+	if ((off = interpreted_offset(v, slot, shared)) != -2) {
+		frame_at(v, c, off, out);
+		return 1;
+	}
+	if (!(flags & LS_V8_PC_BUILTIN) && (n = optimised_frames(v, shared, pc, flags & LS_V8_PC_RETURN, out, max)))
+		return n;
+	return 1;	/* Sparkplug code, or code not found: the function's first line */
 }
 
 /* The frame type markers this V8 has (v8dbg_frametype_*); labels like "[V8 IrregexpFrame]". */
@@ -578,6 +965,43 @@ static void read_frametypes(struct ls_v8 *v, struct ls_elf *e, uint64_t bias)
 		if (v->frametype_label[i])
 			v->frametype[i] = x;
 	}
+}
+
+/* The layout of the objects behind a frame's position (struct layout): the binary's
+ * metadata, else what was measured on each official Node major's V8 (stacks.md).
+ * A V8 newer than those gets the newest layout: every object read is type-checked,
+ * so a layout that changed gives first lines, never a wrong one. */
+static void set_layout(struct ls_v8 *v, const struct ls_elf_sym *sym)
+{
+	struct layout *l = &v->lay;
+	int64_t major = v->k[K_V8_MAJOR];
+#define HAVE(i) (sym[i].addr != 0)
+#define OR(i, dflt) (HAVE(i) ? v->k[i] : (dflt))
+
+	l->istream = HAVE(K_ISTREAM_TYPE);
+	l->is_start = OR(K_ISTREAM_START, -1);
+	l->code_start = OR(K_CODE_START, l->istream ? 40 : -1);
+	l->code_size = OR(K_CODE_SIZE, major == 11 ? 56 : -1);
+	l->code_flags = OR(K_CODE_FLAGS, major == 11 ? 48 : -1);
+	l->code_spt = OR(K_CODE_SPT, major >= 12 ? 16 : 24);
+	l->code_dd = OR(K_CODE_DD, major >= 12 ? 8 : 16);
+	l->bca_spt = major >= 12 ? 24 : 32;
+	l->pos_format = major >= 14 ? LS_V8_POS_FLAGBIT : LS_V8_POS_SIGN;
+	l->dd_count = OR(K_DD_COUNT, 1);
+	l->dd_lit = OR(K_DD_LIT, 2);
+	l->dd_sfi = HAVE(K_DD_WSFI) ? v->k[K_DD_WSFI] : OR(K_DD_SFI, 6);
+	l->dd_ip = OR(K_DD_IP, 7);
+	if (!HAVE(K_BCA_LENGTH))
+		v->k[K_BCA_LENGTH] = v->k[K_FA_LENGTH];
+	v->code_ok = HAVE(K_CODE_TYPE) && HAVE(K_KIND_MASK) && HAVE(K_KIND_BASELINE) && HAVE(K_BA_TYPE) &&
+		     (!l->istream || l->is_start > 0) && l->code_start > 0 && l->code_size > 0 && l->code_flags > 0 &&
+		     l->dd_count >= 0 && l->dd_lit >= 0 && l->dd_sfi >= 0 && l->dd_ip >= 0 && major >= 10;
+	if (!HAVE(K_BCA_TYPE) || !HAVE(K_BCA_DATA) || !HAVE(K_FP_BC_ARRAY) || !HAVE(K_FP_BC_OFFSET) ||
+	    v->k[K_FP_BC_ARRAY] < -48 || v->k[K_FP_BC_ARRAY] >= 0 || v->k[K_FP_BC_OFFSET] < -48 ||
+	    v->k[K_FP_BC_OFFSET] >= 0 || ((v->k[K_FP_BC_ARRAY] | v->k[K_FP_BC_OFFSET]) & 7) || major < 10)
+		l->bca_spt = -1;
+#undef OR
+#undef HAVE
 }
 
 int ls_v8_open(pid_t pid, struct ls_elf *e, uint64_t bias, struct ls_v8 **out, char *why, size_t whylen)
@@ -654,6 +1078,7 @@ int ls_v8_open(pid_t pid, struct ls_elf *e, uint64_t bias, struct ls_v8 **out, c
 		err = -ENOTSUP;
 		goto cleanup;
 	}
+	set_layout(v, sym);
 	read_frametypes(v, e, bias);
 	*out = v;
 	return 0;
@@ -682,6 +1107,8 @@ void ls_v8_close(struct ls_v8 *v)
 {
 	if (!v)
 		return;
+	for (int i = 0; i < CODE_SLOTS; i++)
+		code_free(&v->codes[i]);
 	for (size_t i = 0; v->scripts && i < CACHE_SLOTS; i++)
 		script_free(&v->scripts[i]);
 	free(v->scripts);

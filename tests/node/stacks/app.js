@@ -73,6 +73,21 @@ function hotPath(ms) { // BEGIN hotPath
   return v;
 } // END hotPath
 
+// a small function TurboFan inlines into its hot caller: the samples run in
+// settleBatch's optimised code, and the frames it inlined must still be named
+function crunchRow(n) { // BEGIN crunchRow
+  let x = 0;
+  for (let i = 0; i < n; i++) x = (x * 31 + i) % 1000003;
+  return x;
+} // END crunchRow
+
+function settleBatch(ms, n) { // BEGIN settleBatch
+  const end = Date.now() + ms;
+  let t = 0;
+  do t += crunchRow(n); while (Date.now() < end);
+  return t;
+} // END settleBatch
+
 // native work, each repeated for BLOCK_MS (one call takes 15-80 ms here, under the
 // stall threshold on a fast machine); one line each: the test reads their lines
 const natives = {
@@ -100,6 +115,8 @@ async function main() {
   const port = server.address().port;
   // warm hotPath up so TurboFan optimises it before it blocks
   for (let i = 0; i < 3000; i++) hotPath(0);
+  // and settleBatch, with crunchRow inlined into it
+  for (let i = 0; i < 5000; i++) settleBatch(0, 50);
   const jsCycle = [
     ['handleReport', () => http.get({ host: '127.0.0.1', port, path: '/' }, (r) => r.resume())],
     ['reconcile', () => ledger.reconcile(BLOCK_MS)],
@@ -107,6 +124,7 @@ async function main() {
     ['auditAfterWait', () => { auditAfterWait(BLOCK_MS); }],
     ['hotPath', () => hotPath(BLOCK_MS)],
     ['esmCrunch', () => esm.esmCrunch(BLOCK_MS)],
+    ['settleBatch', () => settleBatch(BLOCK_MS, 20000)],
   ];
   const esm = await import('./esm.mjs');
   const cycle = NATIVE ? Object.entries(natives) : jsCycle;
@@ -114,13 +132,14 @@ async function main() {
   // a block every BLOCK_MS + GAP_MS, and never less than GAP_MS after the previous one
   // ended (a native block takes what it takes, more on a loaded machine): the loop
   // polls between two blocks, which stay two episodes
-  const next = () => {
+  const next = () => { // BEGIN next
     const [name, fn] = cycle[k++ % cycle.length];
-    process.stdout.write(JSON.stringify({ block: name }) + '\n');
+    // t: CLOCK_MONOTONIC, the clock of stat's episode start_s
+    process.stdout.write(JSON.stringify({ block: name, t: Number(process.hrtime.bigint()) / 1e9 }) + '\n');
     const t = Date.now();
     fn();
     setTimeout(next, Math.max(BLOCK_MS + GAP_MS - (Date.now() - t), GAP_MS));
-  };
+  }; // END next
   setTimeout(next, BLOCK_MS + GAP_MS);
   setInterval(() => spinFor(0), 50);
   process.stdout.write(JSON.stringify({ ready: true, port }) + '\n');
