@@ -18,6 +18,10 @@ bursts cover every pair). Each burst is matched by time with the episodes
   the lists), where no native frame tells them apart; the episode's JS frames do
   (processTicksAndRejections / runNextTicks on the stack). Only an episode that got no
   stack sample at all (its thread never on a CPU) may stay a stall;
+- each starvation episode with samples names the callback that kept re-queuing
+  (starve.js's `again`) as the top JS frame of its first stack: the episode's stacks
+  are grouped by the callback the drain ran, so its many short runs, each with its
+  own leaves (a nextTick call, a promise job, a scavenge), count as one;
 - the same program without bursts gives no episode at all: the same process, watched
   by the same stat for HEALTHY seconds before the signal starts the bursts.
 A build's run is made again (up to three times) when a check failed while node's
@@ -124,6 +128,14 @@ def overlaps(ep, b):
     return start <= b["t1"] and end >= b["t0"]
 
 
+def top_js(ep):
+    """'function file' of the first JS frame of the episode's first stack, or None."""
+    for f in (ep.get("stacks") or [{"frames": []}])[0]["frames"]:
+        if f["kind"] == "js":
+            return "%s %s" % (f["function"], os.path.basename(f.get("file") or ""))
+    return None
+
+
 def verdicts(label, run_out):
     """The checks of one attempt as (description, ok)."""
     bursts, eps, rc, err, _, t_sig = run_out
@@ -156,6 +168,12 @@ def verdicts(label, run_out):
               bool(tick_timer) and all(len(k) == 1 and (k[0][0] == "tick_starvation" or
                                                         (k[0][0] == "stall" and not k[0][1]))
                                        for k in tick_timer)))
+    # the callback that kept re-queuing (starve.js's `again`) is the top JS frame of
+    # each starvation episode's first stack (stacks grouped by the drain's callback)
+    named = [top_js(e) for b, _ in got for e in eps
+             if overlaps(e, b) and e["kind"].endswith("_starvation") and e.get("samples")]
+    v.append(("%s: every starvation episode names its re-queuing callback (again, starve.js) first (%s)"
+              % (label, named), bool(named) and all(n == "again starve.js" for n in named)))
     # the healthy program: the episodes that began before the signal started the bursts
     healthy = [e for e in eps if t_sig is None or e["start_s"] * 1e9 < t_sig]
     v.append(("%s: healthy: stat exits 0 (rc=%d %s)" % (label, rc, err.strip()[:200]), rc == 0))

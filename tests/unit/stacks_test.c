@@ -84,6 +84,101 @@ static void test_aggregate(void **state)
 	ls_stacktab_free(t);
 }
 
+/* group(): the frame named "cb", else none */
+static int32_t cut_at_cb(const struct ls_frame *f, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (!strcmp(f[i].function, "cb") || !strcmp(f[i].function, "other"))
+			return (int32_t)i;
+	return -1;
+}
+
+/* Grouped: the stacks cut at the same frame with the same callers count as one,
+ * shown from the root down to the cut, and further leafward only while 9/10 of the
+ * group's samples go the same way; lines at the cut do not split a group; other
+ * groups stay apart, and stacks with no cut stay whole, after the groups. */
+static void test_grouped(void **state)
+{
+	struct ls_stacktab *t = ls_stacktab_new();
+	struct ls_stack_agg *a = ls_stack_agg_new();
+	struct ls_frame drain = js(t, "processTicksAndRejections", "node:internal/process/task_queues", 95);
+	struct ls_frame cb = js(t, "cb", "/srv/app/tick.js", 3), cb4 = js(t, "cb", "/srv/app/tick.js", 4);
+	struct ls_frame s1[] = { native(t, "[vdso]"), cb, drain };
+	struct ls_frame s2[] = { js(t, "nextTick", "node:internal/process/task_queues", 125), cb4, drain };
+	struct ls_frame s3[] = { cb, drain };
+	struct ls_frame s4[] = { native(t, "v8::internal::Heap::Scavenge"), drain };	/* no cut */
+	struct ls_frame s5[] = { js(t, "other", "/srv/app/tick.js", 9), drain };
+	/* one callback whose samples nearly all run the same native code */
+	struct ls_frame j1[] = { native(t, "JsonStringifier::Serialize"), native(t, "JsonStringify"),
+				 js(t, "cb", "/srv/app/report.js", 11) };
+	struct ls_frame j2[] = { native(t, "JsonStringifier::Result"), native(t, "JsonStringify"),
+				 js(t, "cb", "/srv/app/report.js", 11) };
+	struct ls_frame j3[] = { js(t, "cb", "/srv/app/report.js", 12) };
+	const struct ls_stack_set *set;
+
+	(void)state;
+	assert_int_equal(ls_stack_agg_add(a, s1, 3, 4), 0);
+	assert_int_equal(ls_stack_agg_add(a, s2, 3, 5), 0);
+	assert_int_equal(ls_stack_agg_add(a, s3, 2, 3), 0);
+	assert_int_equal(ls_stack_agg_add(a, s4, 2, 16), 0);	/* more, but after the groups */
+	assert_int_equal(ls_stack_agg_add(a, s5, 2, 1), 0);
+	set = ls_stack_agg_finish_grouped(a, t, 5, cut_at_cb);
+	ls_stack_agg_free(a);
+	assert_non_null(set);
+	assert_int_equal(set->total, 29);
+	assert_int_equal(set->nstacks, 3);
+	/* 12 samples under cb, shown from cb (the most frequent member's line) */
+	assert_int_equal(set->stacks[0].count, 12);
+	assert_int_equal(set->stacks[0].nframes, 2);
+	assert_string_equal(set->stacks[0].frames[0].function, "cb");
+	assert_int_equal(set->stacks[0].frames[0].line, 4);
+	assert_string_equal(set->stacks[0].frames[1].function, "processTicksAndRejections");
+	assert_int_equal(set->stacks[1].count, 1);
+	assert_string_equal(set->stacks[1].frames[0].function, "other");
+	assert_int_equal(set->stacks[2].count, 16);
+	assert_int_equal(set->stacks[2].nframes, 2);
+	assert_string_equal(set->stacks[2].frames[0].function, "v8::internal::Heap::Scavenge");
+
+	/* 19 of 20 in JsonStringify: the stack goes on to it, then splits */
+	a = ls_stack_agg_new();
+	assert_int_equal(ls_stack_agg_add(a, j1, 3, 10), 0);
+	assert_int_equal(ls_stack_agg_add(a, j2, 3, 9), 0);
+	assert_int_equal(ls_stack_agg_add(a, j3, 1, 1), 0);
+	set = ls_stack_agg_finish_grouped(a, t, 5, cut_at_cb);
+	ls_stack_agg_free(a);
+	assert_int_equal(set->nstacks, 1);
+	assert_int_equal(set->stacks[0].count, 19);
+	assert_int_equal(set->stacks[0].nframes, 2);
+	assert_string_equal(set->stacks[0].frames[0].function, "JsonStringify");
+	assert_int_equal(set->stacks[0].frames[1].line, 11);
+	ls_stacktab_free(t);
+}
+
+/* Stacks as frequent as each other: the one whose top JS function ran most comes
+ * first (a deep recursion's samples are each a stack of their own). */
+static void test_recursion_first(void **state)
+{
+	struct ls_stacktab *t = ls_stacktab_new();
+	struct ls_stack_agg *a = ls_stack_agg_new();
+	struct ls_frame fib = js(t, "fib", "/srv/app/misc.js", 29), h = js(t, "handle", "/srv/app/app.js", 3);
+	struct ls_frame d2[] = { fib, fib, h }, d3[] = { fib, fib, fib, h }, d4[] = { fib, fib, fib, fib, h };
+	struct ls_frame other[] = { js(t, "destroy", "node:internal/streams/destroy", 49), h };
+	const struct ls_stack_set *set;
+
+	(void)state;
+	assert_int_equal(ls_stack_agg_add(a, other, 2, 1), 0);
+	assert_int_equal(ls_stack_agg_add(a, d2, 3, 1), 0);
+	assert_int_equal(ls_stack_agg_add(a, d3, 4, 1), 0);
+	assert_int_equal(ls_stack_agg_add(a, d4, 5, 1), 0);
+	set = ls_stack_agg_finish(a, t, 5);
+	ls_stack_agg_free(a);
+	assert_int_equal(set->nstacks, 4);
+	assert_string_equal(set->stacks[0].frames[0].function, "fib");
+	assert_int_equal(set->stacks[0].nframes, 3);	/* then the shorter first */
+	assert_string_equal(set->stacks[3].frames[0].function, "destroy");
+	ls_stacktab_free(t);
+}
+
 static void test_empty_agg(void **state)
 {
 	struct ls_stacktab *t = ls_stacktab_new();
@@ -277,7 +372,9 @@ static void test_demangle(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_intern), cmocka_unit_test(test_aggregate), cmocka_unit_test(test_empty_agg),
+		cmocka_unit_test(test_intern), cmocka_unit_test(test_aggregate), cmocka_unit_test(test_grouped),
+		cmocka_unit_test(test_recursion_first),
+		cmocka_unit_test(test_empty_agg),
 		cmocka_unit_test(test_text),   cmocka_unit_test(test_maps_parse), cmocka_unit_test(test_self),
 		cmocka_unit_test(test_demangle), cmocka_unit_test(test_text_native_only), cmocka_unit_test(test_span_slots),
 	};

@@ -78,6 +78,18 @@ static void span_drop(struct span_acc *s)
 	ls_stack_span_drop(&s->sp, sizeof(*s));
 }
 
+static int is_micro_drain(const struct ls_frame *f)
+{
+	return f->kind == LS_FRAME_NATIVE && (!strcmp(f->function, "v8::internal::MicrotaskQueue::RunMicrotasks") ||
+					      !strcmp(f->function, "Builtins_RunMicrotasks"));
+}
+
+static int is_tick_drain(const struct ls_frame *f)
+{
+	return f->kind == LS_FRAME_JS && f->file && !strncmp(f->file, "node:internal/process/task_queues", 33) &&
+	       (!strcmp(f->function, "processTicksAndRejections") || !strcmp(f->function, "runNextTicks"));
+}
+
 /* What a sample was inside: the microtask drain (V8's RunMicrotasks), Node's
  * nextTick drain (its JS processTicksAndRejections / runNextTicks), or neither. */
 static int sample_cat(const struct ls_frame *f, uint32_t n)
@@ -85,14 +97,28 @@ static int sample_cat(const struct ls_frame *f, uint32_t n)
 	int tick = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		if (f[i].kind == LS_FRAME_NATIVE && (!strcmp(f[i].function, "v8::internal::MicrotaskQueue::RunMicrotasks") ||
-						     !strcmp(f[i].function, "Builtins_RunMicrotasks")))
+		if (is_micro_drain(&f[i]))
 			return SPAN_MICRO;
-		if (f[i].kind == LS_FRAME_JS && f[i].file && !strncmp(f[i].file, "node:internal/process/task_queues", 33) &&
-		    (!strcmp(f[i].function, "processTicksAndRejections") || !strcmp(f[i].function, "runNextTicks")))
-			tick = 1;
+		tick |= is_tick_drain(&f[i]);
 	}
 	return tick ? SPAN_TICK : SPAN_SYNC;
+}
+
+/* The callback a drain was running in a sample (ls_stack_group_fn): the JS frame
+ * with a script nearest the leaf-most drain frame on its leaf side (the nextTick
+ * callback, the promise reaction, the async function resumed; the builtins between
+ * the drain and it have no script), or -1. */
+static int32_t drain_callback(const struct ls_frame *f, uint32_t n)
+{
+	int32_t cb = -1;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (is_micro_drain(&f[i]) || is_tick_drain(&f[i]))
+			return cb;
+		if (f[i].kind == LS_FRAME_JS && f[i].file && f[i].function[0] != '[')
+			cb = (int32_t)i;
+	}
+	return -1;
 }
 
 /* "fn (file:line)" for the leaf-most JS frame, else "[native] fn". */
@@ -186,9 +212,6 @@ void nu__episode_stacks(struct node_priv *p, struct ls_episode *ep)
 	if (!s)
 		return;
 	ep->samples = (uint32_t)ls_stack_agg_total(s->sp.agg);
-	if (p->tab)
-		ep->stacks = ls_stack_agg_finish(s->sp.agg, p->tab,
-						 p->profile == LS_PROFILE_STALLS ? UINT32_MAX : EPISODE_STACKS);
 	sy = s->cat[SPAN_SYNC];
 	t = s->cat[SPAN_TICK];
 	m = s->cat[SPAN_MICRO];
@@ -203,6 +226,14 @@ void nu__episode_stacks(struct node_priv *p, struct ls_episode *ep)
 			x->tick++;
 		}
 	}
+	/* a starvation's stacks by the callback the drain kept running (a profile
+	 * keeps every stack whole) */
+	if (p->tab && p->profile == LS_PROFILE_STALLS)
+		ep->stacks = ls_stack_agg_finish(s->sp.agg, p->tab, UINT32_MAX);
+	else if (p->tab && (ep->kind == LS_EP_TICK_STARVATION || ep->kind == LS_EP_MICROTASK_STARVATION))
+		ep->stacks = ls_stack_agg_finish_grouped(s->sp.agg, p->tab, EPISODE_STACKS, drain_callback);
+	else if (p->tab)
+		ep->stacks = ls_stack_agg_finish(s->sp.agg, p->tab, EPISODE_STACKS);
 	span_drop(s);
 	/* older spans of this loop ended without becoming episodes */
 	for (size_t i = 0; i < MAX_SPANS; i++)

@@ -497,27 +497,37 @@ static void line_of(const struct script *s, uint32_t pos, uint32_t *line, uint32
  * name and the first pair of ascending Smis its start and end (the same reading as
  * the OpenTelemetry profiler's); the caller checks the name against the source.
  * From V8 12.x (scopeinfo_idx_first_vars 5) the position pair comes first, just
- * before the context locals. */
+ * before the context locals. The context locals are a name and a Smi each, the
+ * names inline up to SI_INLINED_NAMES of them, else in one hash table (V8 10.0 on:
+ * every Node of the matrix). */
+#define SI_INLINED_NAMES 75	/* V8's kScopeInfoMaxInlinedLocalNamesSize */
+#define SI_TAIL 20		/* slots read past the context locals */
+#define SI_MAX_LOCALS 65536	/* more: not a ScopeInfo's count */
 static void scope_info(struct ls_v8 *v, uint64_t t, char *name, size_t cap, int64_t *start, int64_t *end)
 {
-	uint64_t sl[24];
+	uint64_t sl[24], w[SI_TAIL];
 	int64_t ncl;
-	uint64_t first = (uint64_t)v->k[K_SI_FIRST_VARS], prev = 1;
+	uint64_t first = (uint64_t)v->k[K_SI_FIRST_VARS], prev = 1, tail;
 
 	name[0] = 0;
 	*start = *end = -1;
-	if (rd(v, t - HEAP_TAG + 8, sl, sizeof(sl)) || !is_smi(sl[v->k[K_SI_NCONTEXTLOCALS] & 15]))
+	if (first >= 24 || rd(v, t - HEAP_TAG + 8, sl, sizeof(sl)) || !is_smi(sl[v->k[K_SI_NCONTEXTLOCALS] & 15]))
 		return;
 	ncl = smi(v, sl[v->k[K_SI_NCONTEXTLOCALS] & 15]);
-	if (ncl < 0 || ncl > 8)
-		return;	/* many locals: V8 may keep their names in a hash table instead */
-	if (first >= 5 && first < 24 && is_smi(sl[first - 2]) && is_smi(sl[first - 1]) &&
+	if (ncl < 0 || ncl > SI_MAX_LOCALS)
+		return;
+	if (first >= 5 && is_smi(sl[first - 2]) && is_smi(sl[first - 1]) &&
 	    smi(v, sl[first - 2]) >= 0 && smi(v, sl[first - 2]) < smi(v, sl[first - 1])) {
 		*start = smi(v, sl[first - 2]);
 		*end = smi(v, sl[first - 1]);
 	}
-	for (uint64_t i = first + 2 * (uint64_t)ncl; i < 24; i++) {
-		uint64_t cur = sl[i];
+	tail = first + (ncl < SI_INLINED_NAMES ? (uint64_t)ncl : 1) + (uint64_t)ncl;
+	if (tail + SI_TAIL <= 24)
+		memcpy(w, &sl[tail], sizeof(w));
+	else if (rd(v, t - HEAP_TAG + 8 + tail * 8, w, sizeof(w)))
+		return;
+	for (uint64_t i = 0; i < SI_TAIL; i++) {
+		uint64_t cur = w[i];
 
 		if (!name[0] && is_heap(cur)) {
 			int ty = type_of(v, cur);
@@ -936,15 +946,17 @@ int ls_v8_frames(struct ls_v8 *v, const uint64_t slot[8], uint64_t pc, unsigned 
 	*out = c->f;
 	if (!c->f.file)
 		return 1;	/* one of V8's builtins: no script to place it in */
-	/* the interpreter's frames say so in their slots (its code may run from a copy
-	 * of the builtins in anonymous memory, so pc does not tell) */
-	if ((off = interpreted_offset(v, slot, shared)) != -2) {
-		frame_at(v, c, off, out);
-		return 1;
-	}
+	/* optimised code of this function at pc first: a frame that on-stack
+	 * replacement moved into optimised code keeps the interpreter's slots as they
+	 * were at the loop it entered by. Then the interpreter's frames, which say so in
+	 * their slots (its code may run from a copy of the builtins in anonymous memory,
+	 * so pc does not tell; code_find() remembers the pages it found no code in) */
 	if (!(flags & LS_V8_PC_BUILTIN) && (n = optimised_frames(v, shared, pc, flags & LS_V8_PC_RETURN, out, max)))
 		return n;
-	return 1;	/* Sparkplug code, or code not found: the function's first line */
+	*out = c->f;
+	if ((off = interpreted_offset(v, slot, shared)) != -2)
+		frame_at(v, c, off, out);
+	return 1;	/* or Sparkplug code, or code not found: the function's first line */
 }
 
 /* The frame type markers this V8 has (v8dbg_frametype_*); labels like "[V8 IrregexpFrame]". */

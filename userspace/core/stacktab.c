@@ -167,25 +167,190 @@ static int by_count(const void *x, const void *y)
 	return a->n < b->n ? -1 : a->n > b->n;
 }
 
-const struct ls_stack_set *ls_stack_agg_finish(struct ls_stack_agg *a, struct ls_stacktab *t, uint32_t max)
+/* One stack of a finished set: a run of some agg_stack's frames and its count. */
+struct out_stack {
+	const struct agg_stack *rep;	/* whose frames it shows */
+	uint32_t from;			/* rep->frames[from..rep->n) */
+	int32_t cut;			/* group(): rep's cut, -1 for none */
+	uint64_t count;
+	uint64_t js_weight;		/* samples of the set whose top JS function is its own */
+	const struct ls_frame *js;	/* its top JS frame, or NULL */
+};
+
+#define HOT_PATH 9	/* a group's stack goes on leafward while >= 9/10 of its samples do */
+
+static int frame_eq(const struct ls_frame *a, const struct ls_frame *b, int with_line)
+{
+	return a->kind == b->kind && a->function == b->function && a->file == b->file && a->module == b->module &&
+	       (!with_line || (a->line == b->line && a->column == b->column));
+}
+
+/* Frame d of s counted from the root (0: the root). */
+static const struct ls_frame *at_depth(const struct agg_stack *s, uint32_t d) { return &s->frames[s->n - 1 - d]; }
+
+/* Whether a and b share their frames from the root through depth d (the frame at
+ * cut_depth compared without its line). */
+static int same_path(const struct agg_stack *a, const struct agg_stack *b, uint32_t d, uint32_t cut_depth)
+{
+	if (a->n <= d || b->n <= d)
+		return 0;
+	for (uint32_t i = 0; i <= d; i++)
+		if (!frame_eq(at_depth(a, i), at_depth(b, i), i != cut_depth))
+			return 0;
+	return 1;
+}
+
+/* Group o (its members: the stacks m[i] with grp[i] == g) as one stack: from the cut
+ * leafward while one frame holds HOT_PATH/10 of the group's samples, each step
+ * taking the heaviest frame; the count is that of the samples on the path. on[]
+ * is scratch, k long. */
+static void hot_path(struct out_stack *o, struct agg_stack **m, const uint32_t *grp, uint32_t k, uint32_t g,
+		     uint8_t *on)
+{
+	uint32_t d = o->rep->n - 1 - (uint32_t)o->cut;
+	const struct agg_stack *path = o->rep;
+	uint64_t total = o->count;
+
+	for (uint32_t i = 0; i < k; i++)
+		on[i] = grp[i] == g;	/* on the path so far: all through the cut */
+	for (;;) {
+		const struct agg_stack *best = NULL;
+		uint64_t best_w = 0;
+
+		/* the heaviest frame one step deeper among those on the path */
+		for (uint32_t i = 0; i < k; i++) {
+			uint64_t w = 0;
+			int seen = 0;
+
+			if (!on[i] || m[i]->n <= d + 1)
+				continue;
+			for (uint32_t j = 0; j < i && !seen; j++)
+				seen = on[j] && m[j]->n > d + 1 && frame_eq(at_depth(m[j], d + 1), at_depth(m[i], d + 1), 1);
+			for (uint32_t j = i; j < k && !seen; j++)
+				if (on[j] && m[j]->n > d + 1 && frame_eq(at_depth(m[j], d + 1), at_depth(m[i], d + 1), 1))
+					w += m[j]->count;
+			if (w > best_w) {
+				best_w = w;
+				best = m[i];
+			}
+		}
+		if (!best || best_w * 10 < total * HOT_PATH)
+			break;
+		for (uint32_t i = 0; i < k; i++)
+			on[i] = on[i] && m[i]->n > d + 1 && frame_eq(at_depth(m[i], d + 1), at_depth(best, d + 1), 1);
+		path = best;
+		d++;
+		o->count = best_w;
+	}
+	o->rep = path;
+	o->from = path->n - 1 - d;
+}
+
+static int by_out_count(const void *x, const void *y)
+{
+	const struct out_stack *a = x, *b = y;
+
+	if ((a->cut >= 0) != (b->cut >= 0))
+		return a->cut >= 0 ? -1 : 1;	/* grouped stacks first */
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	/* as frequent: the one whose top JS function ran more (a deep recursion's
+	 * samples are each a stack of its own) */
+	if (a->js_weight != b->js_weight)
+		return a->js_weight > b->js_weight ? -1 : 1;
+	return (a->rep->n - a->from) < (b->rep->n - b->from) ? -1 : (a->rep->n - a->from) > (b->rep->n - b->from);
+}
+
+static int by_js(const void *x, const void *y)
+{
+	const struct out_stack *a = *(struct out_stack *const *)x, *b = *(struct out_stack *const *)y;
+	uintptr_t fa = a->js ? (uintptr_t)a->js->function : 0, fb = b->js ? (uintptr_t)b->js->function : 0;
+	uintptr_t ga = a->js ? (uintptr_t)a->js->file : 0, gb = b->js ? (uintptr_t)b->js->file : 0;
+
+	if (fa != fb)
+		return fa < fb ? -1 : 1;
+	return ga < gb ? -1 : ga > gb;
+}
+
+/* Each stack's js_weight: the samples of all stacks whose top JS frame names the
+ * same function in the same file (strings are interned: pointers compare). by is
+ * scratch, n long. */
+static void js_weights(struct out_stack *out, uint32_t n, struct out_stack **by)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const struct agg_stack *r = out[i].rep;
+
+		out[i].js = NULL;
+		for (uint32_t k = out[i].from; k < r->n && !out[i].js; k++)
+			if (r->frames[k].kind == LS_FRAME_JS)
+				out[i].js = &r->frames[k];
+		by[i] = &out[i];
+	}
+	qsort(by, n, sizeof(*by), by_js);
+	for (uint32_t i = 0, j; i < n; i = j) {
+		uint64_t w = 0;
+
+		for (j = i; j < n && !by_js(&by[i], &by[j]); j++)
+			w += by[j]->count;
+		for (uint32_t k = i; k < j; k++)
+			by[k]->js_weight = by[i]->js ? w : 0;
+	}
+}
+
+static const struct ls_stack_set *finish(struct ls_stack_agg *a, struct ls_stacktab *t, uint32_t max,
+					 ls_stack_group_fn group)
 {
 	struct agg_stack **all;
+	struct out_stack *out = NULL, **by = NULL;
+	uint32_t *grp = NULL;
+	uint8_t *on = NULL;
 	struct set_node *sn = NULL;
-	uint32_t k = 0, keep;
+	uint32_t k = 0, nout = 0, keep;
 	size_t nframes = 0, fi = 0;
 
 	if (!a->nstacks)
 		return NULL;
 	all = malloc(a->nstacks * sizeof(*all));
-	if (!all)
-		return NULL;
+	out = malloc(a->nstacks * sizeof(*out));
+	grp = malloc(a->nstacks * sizeof(*grp));
+	on = malloc(a->nstacks);
+	by = malloc(a->nstacks * sizeof(*by));
+	if (!all || !out || !grp || !on || !by)
+		goto cleanup;
 	for (size_t i = 0; i < AGG_BUCKETS; i++)
 		for (struct agg_stack *s = a->b[i]; s; s = s->next)
 			all[k++] = s;
 	qsort(all, k, sizeof(*all), by_count);
-	keep = k < max ? k : max;
+	/* most frequent first, so a group's first member is its most frequent */
+	for (uint32_t i = 0; i < k; i++) {
+		const struct agg_stack *s = all[i];
+		int32_t cut = group ? group(s->frames, s->n) : -1;
+		uint32_t j = 0;
+
+		if (cut >= (int32_t)s->n)
+			cut = -1;
+		for (; cut >= 0 && j < nout; j++) {
+			struct out_stack *o = &out[j];
+			uint32_t cd = o->rep->n - 1 - (uint32_t)o->cut;
+
+			if (o->cut >= 0 && s->n - 1 - (uint32_t)cut == cd && same_path(o->rep, s, cd, cd))
+				break;
+		}
+		if (cut < 0 || j == nout) {
+			j = nout++;
+			out[j] = (struct out_stack){ .rep = s, .from = 0, .cut = cut, .count = 0 };
+		}
+		grp[i] = j;
+		out[j].count += s->count;
+	}
+	for (uint32_t j = 0; j < nout; j++)
+		if (out[j].cut >= 0)
+			hot_path(&out[j], all, grp, k, j, on);
+	js_weights(out, nout, by);
+	qsort(out, nout, sizeof(*out), by_out_count);
+	keep = nout < max ? nout : max;
 	for (uint32_t i = 0; i < keep; i++)
-		nframes += all[i]->n;
+		nframes += out[i].rep->n - out[i].from;
 	sn = calloc(1, sizeof(*sn));
 	if (!sn)
 		goto cleanup;
@@ -199,17 +364,33 @@ const struct ls_stack_set *ls_stack_agg_finish(struct ls_stack_agg *a, struct ls
 		goto cleanup;
 	}
 	for (uint32_t i = 0; i < keep; i++) {
-		memcpy(&sn->frames[fi], all[i]->frames, all[i]->n * sizeof(*sn->frames));
-		sn->stacks[i] = (struct ls_stack_sample){ .frames = &sn->frames[fi], .nframes = all[i]->n,
-							  .count = all[i]->count };
-		fi += all[i]->n;
+		uint32_t n = out[i].rep->n - out[i].from;
+
+		memcpy(&sn->frames[fi], &out[i].rep->frames[out[i].from], n * sizeof(*sn->frames));
+		sn->stacks[i] = (struct ls_stack_sample){ .frames = &sn->frames[fi], .nframes = n, .count = out[i].count };
+		fi += n;
 	}
 	sn->set = (struct ls_stack_set){ .stacks = sn->stacks, .nstacks = keep, .total = a->total };
 	sn->next = t->sets;
 	t->sets = sn;
 cleanup:
 	free(all);
+	free(out);
+	free(grp);
+	free(on);
+	free(by);
 	return sn ? &sn->set : NULL;
+}
+
+const struct ls_stack_set *ls_stack_agg_finish(struct ls_stack_agg *a, struct ls_stacktab *t, uint32_t max)
+{
+	return finish(a, t, max, NULL);
+}
+
+const struct ls_stack_set *ls_stack_agg_finish_grouped(struct ls_stack_agg *a, struct ls_stacktab *t,
+						       uint32_t max, ls_stack_group_fn group)
+{
+	return finish(a, t, max, group);
 }
 
 const struct ls_frame *ls_stack_top_js(const struct ls_stack_sample *s)

@@ -34,6 +34,20 @@ uint64_t ls_stack_agg_total(const struct ls_stack_agg *a);
  * ENOMEM or when nothing was counted. */
 const struct ls_stack_set *ls_stack_agg_finish(struct ls_stack_agg *a, struct ls_stacktab *t, uint32_t max);
 
+/* Where group() cuts a stack (frames[0] the leaf): the index of the frame that
+ * names its group, or -1 when it belongs to none. */
+typedef int32_t (*ls_stack_group_fn)(const struct ls_frame *frames, uint32_t n);
+/* As ls_stack_agg_finish, but stacks that group() cuts at the same frame with the
+ * same callers (the cut frame compared without its line) count as one stack: the
+ * frames all of them share from the root, so at least down to the cut frame, with
+ * the lines of the group's most frequent stack, and on leafward while 9/10 of its
+ * samples agree. Grouped stacks come first, most frequent first, then the others.
+ * A starvation episode's samples run many short callbacks, each with its own
+ * leaves, among the drain's own work (a promise job, a GC it set off): grouped at
+ * the callback, they say which callback the drain kept running. */
+const struct ls_stack_set *ls_stack_agg_finish_grouped(struct ls_stack_agg *a, struct ls_stacktab *t,
+						       uint32_t max, ls_stack_group_fn group);
+
 /* The samples of one span of one loop thread (a phase run or a not-polling span that
  * may become an episode), keyed by (tid, start). A backend's slot struct begins with
  * one, followed by what else it keeps per span. */
