@@ -114,6 +114,11 @@ static void test_grouped(void **state)
 	struct ls_frame j2[] = { native(t, "JsonStringifier::Result"), native(t, "JsonStringify"),
 				 js(t, "cb", "/srv/app/report.js", 11) };
 	struct ls_frame j3[] = { js(t, "cb", "/srv/app/report.js", 12) };
+	/* a generator resumed by a builtin, its loop over two lines */
+	struct ls_frame g1[] = { js(t, "batches", "/srv/app/shapes.js", 16), js(t, "next", NULL, 0),
+				 js(t, "cb", "/srv/app/server.js", 9) };
+	struct ls_frame g2[] = { native(t, "[vdso]"), js(t, "batches", "/srv/app/shapes.js", 15),
+				 js(t, "next", NULL, 0), js(t, "cb", "/srv/app/server.js", 9) };
 	const struct ls_stack_set *set;
 
 	(void)state;
@@ -151,6 +156,18 @@ static void test_grouped(void **state)
 	assert_int_equal(set->stacks[0].nframes, 2);
 	assert_string_equal(set->stacks[0].frames[0].function, "JsonStringify");
 	assert_int_equal(set->stacks[0].frames[1].line, 11);
+
+	/* on through the builtin to the generator, at its most frequent stack's line */
+	a = ls_stack_agg_new();
+	assert_int_equal(ls_stack_agg_add(a, g1, 3, 6), 0);
+	assert_int_equal(ls_stack_agg_add(a, g2, 4, 5), 0);
+	set = ls_stack_agg_finish_grouped(a, t, 5, cut_at_cb);
+	ls_stack_agg_free(a);
+	assert_int_equal(set->nstacks, 1);
+	assert_int_equal(set->stacks[0].count, 11);
+	assert_int_equal(set->stacks[0].nframes, 3);
+	assert_string_equal(set->stacks[0].frames[0].function, "batches");
+	assert_int_equal(set->stacks[0].frames[0].line, 16);
 	ls_stacktab_free(t);
 }
 

@@ -202,8 +202,9 @@ static int same_path(const struct agg_stack *a, const struct agg_stack *b, uint3
 
 /* Group o (its members: the stacks m[i] with grp[i] == g) as one stack: from the cut
  * leafward while one frame holds HOT_PATH/10 of the group's samples, each step
- * taking the heaviest frame; the count is that of the samples on the path. on[]
- * is scratch, k long. */
+ * taking the heaviest frame (frames compared without their lines: a loop over two
+ * lines is one function; the lines shown are the most frequent stack's on the
+ * path); the count is that of the samples on the path. on[] is scratch, k long. */
 static void hot_path(struct out_stack *o, struct agg_stack **m, const uint32_t *grp, uint32_t k, uint32_t g,
 		     uint8_t *on)
 {
@@ -225,9 +226,9 @@ static void hot_path(struct out_stack *o, struct agg_stack **m, const uint32_t *
 			if (!on[i] || m[i]->n <= d + 1)
 				continue;
 			for (uint32_t j = 0; j < i && !seen; j++)
-				seen = on[j] && m[j]->n > d + 1 && frame_eq(at_depth(m[j], d + 1), at_depth(m[i], d + 1), 1);
+				seen = on[j] && m[j]->n > d + 1 && frame_eq(at_depth(m[j], d + 1), at_depth(m[i], d + 1), 0);
 			for (uint32_t j = i; j < k && !seen; j++)
-				if (on[j] && m[j]->n > d + 1 && frame_eq(at_depth(m[j], d + 1), at_depth(m[i], d + 1), 1))
+				if (on[j] && m[j]->n > d + 1 && frame_eq(at_depth(m[j], d + 1), at_depth(m[i], d + 1), 0))
 					w += m[j]->count;
 			if (w > best_w) {
 				best_w = w;
@@ -237,7 +238,7 @@ static void hot_path(struct out_stack *o, struct agg_stack **m, const uint32_t *
 		if (!best || best_w * 10 < total * HOT_PATH)
 			break;
 		for (uint32_t i = 0; i < k; i++)
-			on[i] = on[i] && m[i]->n > d + 1 && frame_eq(at_depth(m[i], d + 1), at_depth(best, d + 1), 1);
+			on[i] = on[i] && m[i]->n > d + 1 && frame_eq(at_depth(m[i], d + 1), at_depth(best, d + 1), 0);
 		path = best;
 		d++;
 		o->count = best_w;

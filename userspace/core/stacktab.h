@@ -41,7 +41,7 @@ typedef int32_t (*ls_stack_group_fn)(const struct ls_frame *frames, uint32_t n);
  * same callers (the cut frame compared without its line) count as one stack: the
  * frames all of them share from the root, so at least down to the cut frame, with
  * the lines of the group's most frequent stack, and on leafward while 9/10 of its
- * samples agree. Grouped stacks come first, most frequent first, then the others.
+ * samples agree on the function. Grouped stacks come first, most frequent first, then the others.
  * A starvation episode's samples run many short callbacks, each with its own
  * leaves, among the drain's own work (a promise job, a GC it set off): grouped at
  * the callback, they say which callback the drain kept running. */
