@@ -65,16 +65,20 @@ static void test_aggregate(void **state)
 	assert_int_equal(ls_stack_agg_add(a, s1, 3, 2), 0);
 	assert_int_equal(ls_stack_agg_add(a, s1, 3, 1), 0);
 	assert_int_equal(ls_stack_agg_add(a, s3, 1, 1), 0);
-	/* a stack that differs only in a line is another stack */
+	/* a stack that differs only in a line is another stack, in a column the same */
 	s2[0].line = 15;
 	assert_int_equal(ls_stack_agg_add(a, s2, 2, 1), 0);
-	assert_int_equal(ls_stack_agg_total(a), 12);
+	s2[0].line = 14;
+	s2[0].column = 9;
+	assert_int_equal(ls_stack_agg_add(a, s2, 2, 1), 0);
+	assert_int_equal(ls_stack_agg_total(a), 13);
 	set = ls_stack_agg_finish(a, t, 2);
 	ls_stack_agg_free(a);
 	assert_non_null(set);
-	assert_int_equal(set->total, 12);
+	assert_int_equal(set->total, 13);
 	assert_int_equal(set->nstacks, 2);
-	assert_int_equal(set->stacks[0].count, 7);
+	assert_int_equal(set->stacks[0].count, 8);
+	assert_int_equal(set->stacks[0].frames[0].column, 0);	/* the first sample's */
 	assert_int_equal(set->stacks[0].nframes, 2);
 	assert_string_equal(set->stacks[0].frames[0].function, "validateCoupon");
 	assert_int_equal(set->stacks[0].frames[0].line, 14);

@@ -116,17 +116,19 @@ static uint64_t hash_frames(const struct ls_frame *f, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		h = (h ^ (uint64_t)(uintptr_t)f[i].function) * 1099511628211ull;
 		h = (h ^ (uint64_t)(uintptr_t)f[i].file) * 1099511628211ull;
-		h = (h ^ ((uint64_t)f[i].line << 32 | f[i].column)) * 1099511628211ull;
+		h = (h ^ (uint64_t)f[i].line) * 1099511628211ull;
 		h = (h ^ (uint64_t)(uintptr_t)f[i].module ^ (uint64_t)f[i].kind) * 1099511628211ull;
 	}
 	return h;
 }
 
+/* Columns do not tell stacks apart: the same lines are one stack to a reader (its
+ * column is its first sample's). */
 static int same(const struct ls_frame *a, const struct ls_frame *b, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
 		if (a[i].kind != b[i].kind || a[i].function != b[i].function || a[i].file != b[i].file ||
-		    a[i].line != b[i].line || a[i].column != b[i].column || a[i].module != b[i].module)
+		    a[i].line != b[i].line || a[i].module != b[i].module)
 			return 0;
 	return 1;
 }
@@ -182,7 +184,7 @@ struct out_stack {
 static int frame_eq(const struct ls_frame *a, const struct ls_frame *b, int with_line)
 {
 	return a->kind == b->kind && a->function == b->function && a->file == b->file && a->module == b->module &&
-	       (!with_line || (a->line == b->line && a->column == b->column));
+	       (!with_line || a->line == b->line);
 }
 
 /* Frame d of s counted from the root (0: the root). */

@@ -26,7 +26,8 @@ const char *ls_stacktab_str(struct ls_stacktab *t, const char *s);
 struct ls_stack_agg *ls_stack_agg_new(void);
 void ls_stack_agg_free(struct ls_stack_agg *a);
 /* Count one sample (frames[0] the leaf); its strings must already belong to a
- * table. 0 or -ENOMEM. */
+ * table. Stacks that differ only in a frame's column count as one (the column is
+ * that of the first). 0 or -ENOMEM. */
 int ls_stack_agg_add(struct ls_stack_agg *a, const struct ls_frame *frames, uint32_t n, uint64_t count);
 uint64_t ls_stack_agg_total(const struct ls_stack_agg *a);
 /* The stacks counted so far as a set owned by t, most frequent first, at most
