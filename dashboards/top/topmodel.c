@@ -448,12 +448,16 @@ static void alert_text(struct top_alert *a)
 				 "not polling" : "stall", d);
 		break;
 	case LS_EP_TICK_STARVATION:
-		snprintf(a->text, sizeof(a->text), "process.nextTick starvation for %s (%llu callbacks)", d,
-			 (unsigned long long)a->callbacks);
-		break;
 	case LS_EP_MICROTASK_STARVATION:
-		snprintf(a->text, sizeof(a->text), "microtask starvation for %s (%llu callbacks)", d,
-			 (unsigned long long)a->callbacks);
+		/* the callbacks where the drains are counted (a tier that classifies from
+		 * stack samples does not count them: no count, rather than 0) */
+		snprintf(a->text, sizeof(a->text), "%s starvation for %s", a->kind == LS_EP_TICK_STARVATION ?
+			 "process.nextTick" : "microtask", d);
+		if (a->callbacks) {
+			size_t n = strlen(a->text);
+
+			snprintf(a->text + n, sizeof(a->text) - n, " (%llu callbacks)", (unsigned long long)a->callbacks);
+		}
 		break;
 	case LS_EP_GC:
 		snprintf(a->text, sizeof(a->text), "GC pause for %s", d);

@@ -284,6 +284,12 @@ static void test_live_tick_starvation(void **state)
 	apply(&m, &y);
 	assert_int_equal(m.nalerts, 1);
 	assert_string_equal(m.alerts[0].text, "microtask starvation for 200ms (51234 callbacks)");
+
+	/* a tier that does not count the drain's callbacks: no count, not "0 callbacks" */
+	l->live_drain_callbacks = 0;
+	apply(&m, &y);
+	assert_int_equal(m.nalerts, 1);
+	assert_string_equal(m.alerts[0].text, "microtask starvation for 200ms");
 	model_done(&m, &y);
 }
 
