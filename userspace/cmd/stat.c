@@ -397,7 +397,18 @@ cleanup:
 	return ret;
 }
 
-int ls_cmd_stat(int argc, char **argv)
+/* What the command line asked for. */
+struct stat_args {
+	struct ls_agent_opts opts;
+	pid_t pids[MAX_PIDS];
+	int npids;
+	double interval, duration, threshold_ms;
+	int interval_set;
+	const char *replay;
+};
+
+/* Parse argv into a (and st->json): -1 to go on, else the exit status. */
+static int parse_args(struct stat_args *a, struct stat_state *st, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
@@ -411,49 +422,37 @@ int ls_cmd_stat(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ls_agent_opts opts = { 0 };
-	struct ls_agent *ag = NULL;
-	struct ls_snapshot prev = { 0 }, cur = { 0 };
-	struct stat_state st = { 0 };
-	struct sigaction sa;
-	struct ls_source *src;
-	pid_t pids[MAX_PIDS];
-	int npids = 0, nexited = 0, c, r, ret = 1;
-	uint32_t ndone;
-	double interval = 1.0, duration = 0, threshold_ms = 100;
-	uint64_t start, next, stop_at = 0;
-	uint8_t *done = NULL;
-	char err[512];
-	const char *replay = NULL;
-	int interval_set = 0;
+	int c;
 
+	a->interval = 1.0;
+	a->threshold_ms = 100;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:i:d:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (ls_opt_pid("stat", optarg, pids, &npids, MAX_PIDS, NULL))
+			if (ls_opt_pid("stat", optarg, a->pids, &a->npids, MAX_PIDS, NULL))
 				return 2;
 			break;
 		case 'i':
-			if (ls_opt_number(optarg, MIN_INTERVAL_S, MAX_INTERVAL_S, &interval)) {
+			if (ls_opt_number(optarg, MIN_INTERVAL_S, MAX_INTERVAL_S, &a->interval)) {
 				fprintf(stderr, "loopscope stat: interval out of range: '%s' (give %.1f to %.0f seconds)\n",
 					optarg, MIN_INTERVAL_S, MAX_INTERVAL_S);
 				return 2;
 			}
-			interval_set = 1;
+			a->interval_set = 1;
 			break;
 		case 'd':
-			if (ls_opt_number(optarg, 0, 1e7, &duration) || duration <= 0) {
+			if (ls_opt_number(optarg, 0, 1e7, &a->duration) || a->duration <= 0) {
 				fprintf(stderr, "loopscope stat: bad duration '%s': give a positive number of seconds\n",
 					optarg);
 				return 2;
 			}
 			break;
 		case 'j':
-			st.json = 1;
+			st->json = 1;
 			break;
 		case 't':
-			if (ls_opt_number(optarg, 1, 3600000, &threshold_ms)) {
+			if (ls_opt_number(optarg, 1, 3600000, &a->threshold_ms)) {
 				fprintf(stderr, "loopscope stat: threshold out of range: '%s' (give 1 to 3600000 ms)\n",
 					optarg);
 				return 2;
@@ -465,13 +464,13 @@ int ls_cmd_stat(int argc, char **argv)
 					optarg);
 				return 2;
 			}
-			opts.tier = optarg;	/* the Node / libuv backend's tier */
+			a->opts.tier = optarg;	/* the Node / libuv backend's tier */
 			break;
 		case 'R':
-			replay = optarg;
+			a->replay = optarg;
 			break;
 		case 'v':
-			opts.verbose = 1;
+			a->opts.verbose = 1;
 			break;
 		default:	/* -h, or an option getopt refused */
 			return ls_opt_usage(c, usage);
@@ -479,90 +478,131 @@ int ls_cmd_stat(int argc, char **argv)
 	}
 	if (ls_opt_no_operands("stat", argc, argv, 1))
 		return 2;
-	if (replay && npids) {
+	if (a->replay && a->npids) {
 		fprintf(stderr, "loopscope stat: give -p PID (attach) or --replay FILE (a recording), not both\n");
 		return 2;
 	}
-	if (replay && (opts.tier || threshold_ms != 100)) {
+	if (a->replay && (a->opts.tier || a->threshold_ms != 100)) {
 		fprintf(stderr, "loopscope stat: --probes and --threshold were fixed when the recording was made; "
 			"drop them with --replay\n");
 		return 2;
 	}
-	if (replay) {
-		ret = stat_replay(replay, &st, interval_set ? interval : 0, duration);
-		free(st.eps);
-		return ret;
-	}
-	if (!npids) {
+	if (!a->replay && !a->npids) {
 		fprintf(stderr, "loopscope stat: no target: give -p PID or --replay FILE; try 'loopscope stat --help'\n");
 		return 2;
 	}
-	opts.stall_threshold_ns = (uint64_t)(threshold_ms * 1e6);
-	opts.note = note;
+	a->opts.stall_threshold_ns = (uint64_t)(a->threshold_ms * 1e6);
+	a->opts.note = note;
+	return -1;
+}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;	/* no SA_RESTART: the wait returns at once */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+/* Make the agent and attach a's targets, then drop privileges: 0 with *ag set
+ * (NULL when every target exited while being attached, or a signal came), 1 after
+ * saying why not (*ag is then for the caller to free). */
+static int attach(struct stat_args *a, struct ls_agent **ag)
+{
+	char err[512];
+	int nexited = 0, r;
 
-	r = ls_agent_new(&opts, &ag, err, sizeof(err));
-	if (r) {
+	if (ls_agent_new(&a->opts, ag, err, sizeof(err))) {
 		fprintf(stderr, "loopscope stat: %s\n", err);
-		goto cleanup;
+		return 1;
 	}
-	for (int i = 0; i < npids; i++) {
-		r = ls_agent_add_pid(ag, pids[i], err, sizeof(err));
+	for (int i = 0; i < a->npids; i++) {
+		r = ls_agent_add_pid(*ag, a->pids[i], err, sizeof(err));
 		if (r == -ECHILD) {
 			/* It exited while being attached: a target exit, reported, not an error. */
 			fprintf(stderr, "loopscope stat: %s\n", err);
 			nexited++;
 		} else if (r) {
 			fprintf(stderr, "loopscope stat: %s\n", err);
-			goto cleanup;
+			return 1;
 		}
-		if (opts.verbose)
-			print_plan(pids[i], opts.tier);
+		if (a->opts.verbose)
+			print_plan(a->pids[i], a->opts.tier);
 		if (stop_signal)
-			goto cleanup_ok;
+			goto none;
 	}
-	if (nexited == npids)
-		goto cleanup_ok;	/* every target has exited: nothing left to report */
+	if (nexited == a->npids)
+		goto none;	/* every target has exited: nothing left to report */
 	/* Attached: reading maps and detaching use the descriptors we hold. */
 	if (ls_privs_drop(0, NULL, err, sizeof(err))) {
 		fprintf(stderr, "loopscope stat: %s\n", err);
-		goto cleanup;
+		return 1;
 	}
-	src = ls_agent_source(ag);
-	st.src = src;
-	src->on_episode = on_episode;
-	src->episode_arg = &st;
-	r = ls_source_snapshot(src, &prev);
+	return 0;
+none:
+	ls_agent_free(*ag);	/* detaches everything */
+	*ag = NULL;
+	return 0;
+}
+
+/* The first snapshot, and what it says once: a tier that fell back, JS frames
+ * unavailable. 0, or 1 after saying why. */
+static int first_snapshot(struct ls_source *src, const char *tier, struct ls_snapshot *prev)
+{
+	int r = ls_source_snapshot(src, prev);
+
 	if (r) {
 		fprintf(stderr, "loopscope stat: reading the probes' maps failed: %s\n", strerror(-r));
-		goto cleanup;
+		return 1;
 	}
-	for (uint32_t i = 0; opts.tier && i < prev.ntargets; i++)
-		tier_fallback(&prev.targets[i], opts.tier);
-	for (uint32_t i = 0; i < prev.ntargets; i++) {
+	for (uint32_t i = 0; tier && i < prev->ntargets; i++)
+		tier_fallback(&prev->targets[i], tier);
+	for (uint32_t i = 0; i < prev->ntargets; i++) {
 		char why[320];
 
 		/* stacks come without JS frames: say so once, with the reason */
-		if (ls_note_item(prev.targets[i].note, "JS frames unavailable", why, sizeof(why)))
+		if (ls_note_item(prev->targets[i].note, "JS frames unavailable", why, sizeof(why)))
 			fprintf(stderr, "loopscope stat: pid %d: %s; stacks show native frames only\n",
-				(int)prev.targets[i].pid, why);
+				(int)prev->targets[i].pid, why);
 	}
-	ndone = prev.ntargets > (uint32_t)npids ? prev.ntargets : (uint32_t)npids;
-	done = calloc(ndone, 1);
-	if (!done) {
+	return 0;
+}
+
+/* Say what the kernel side could not keep since prev: loops it had no room for,
+ * episodes the ring buffer dropped (counted, never dropped silently). */
+static void report_losses(const struct ls_snapshot *cur, const struct ls_snapshot *prev)
+{
+	for (uint32_t i = 0; i < cur->ntargets; i++) {
+		const struct ls_target_snapshot *t = &cur->targets[i];
+		const struct ls_target_snapshot *p = ls_snapshot_find(prev, t->pid);
+		uint64_t was = p ? p->untracked_hits : 0;
+
+		/* Loops the kernel side had no room for: say so while it grows. */
+		if (t->untracked_hits && t->untracked_hits != was)
+			fprintf(stderr, "loopscope stat: pid %d: %s\n", (int)t->pid, t->note);
+	}
+	/* (Counts of a target that detached leave the sum: hence the >.) */
+	if (cur->self.ringbuf_drops > prev->self.ringbuf_drops)
+		fprintf(stderr, "loopscope stat: %lu episodes lost (ring buffer full); the counts in "
+			"the report still include them\n",
+			(unsigned long)(cur->self.ringbuf_drops - prev->self.ringbuf_drops));
+}
+
+/* Report every interval until -d, a signal, or every target's exit: 0, or 1 after
+ * saying why. */
+static int run(struct ls_source *src, struct stat_state *st, const struct stat_args *a)
+{
+	struct ls_snapshot prev = { 0 }, cur = { 0 };
+	uint64_t start, next, stop_at = 0;
+	uint8_t *done = NULL;
+	uint32_t ndone = 0;
+	int r, ret = 1;
+
+	if (first_snapshot(src, a->opts.tier, &prev))
+		goto out;
+	if (grow_done(&done, &ndone, prev.ntargets > (uint32_t)a->npids ? prev.ntargets : (uint32_t)a->npids)) {
 		fprintf(stderr, "loopscope stat: out of memory\n");
-		goto cleanup;
+		goto out;
 	}
-	if (!st.json)
-		fprintf(stderr, "loopscope stat: tracing %d process%s; Ctrl-C to stop\n", npids, npids > 1 ? "es" : "");
+	if (!st->json)
+		fprintf(stderr, "loopscope stat: tracing %d process%s; Ctrl-C to stop\n", a->npids,
+			a->npids > 1 ? "es" : "");
 	start = prev.mono_ns;
-	next = start + (uint64_t)(interval * 1e9);
-	if (duration > 0)
-		stop_at = start + (uint64_t)(duration * 1e9);
+	next = start + (uint64_t)(a->interval * 1e9);
+	if (a->duration > 0)
+		stop_at = start + (uint64_t)(a->duration * 1e9);
 	for (;;) {
 		uint64_t now = ls_now_mono_ns(), until = next;
 		int last = 0;
@@ -574,7 +614,7 @@ int ls_cmd_stat(int argc, char **argv)
 			r = ls_source_poll(src, (int)((until - now + 999999) / 1000000));
 		if (r && r != -ENODATA) {
 			fprintf(stderr, "loopscope stat: waiting for events failed: %s\n", strerror(-r));
-			goto cleanup;
+			goto out;
 		}
 		now = ls_now_mono_ns();
 		if (r == -ENODATA || stop_signal || (stop_at && now >= stop_at))
@@ -586,54 +626,61 @@ int ls_cmd_stat(int argc, char **argv)
 		r = ls_source_snapshot(src, &cur);
 		if (r) {
 			fprintf(stderr, "loopscope stat: reading the probes' maps failed: %s\n", strerror(-r));
-			goto cleanup;
+			goto out;
 		}
-		if (cur.ntargets > ndone) {
-			/* A target that exec'd was attached again as a new target. */
-			uint8_t *grown = realloc(done, cur.ntargets);
-
-			if (!grown) {
-				fprintf(stderr, "loopscope stat: out of memory\n");
-				goto cleanup;
-			}
-			memset(grown + ndone, 0, cur.ntargets - ndone);
-			done = grown;
-			ndone = cur.ntargets;
+		/* a target that exec'd was attached again as a new target */
+		if (grow_done(&done, &ndone, cur.ntargets)) {
+			fprintf(stderr, "loopscope stat: out of memory\n");
+			goto out;
 		}
-		if (report(&cur, &prev, &st, done)) {
+		if (report(&cur, &prev, st, done)) {
 			fprintf(stderr, "loopscope stat: writing the report failed\n");
-			goto cleanup;
+			goto out;
 		}
-		/* Lost episodes are counted in the kernel; say so, never drop them silently.
-		 * (Counts of a target that detached leave the sum: hence the >.) */
-		for (uint32_t i = 0; i < cur.ntargets; i++) {
-			const struct ls_target_snapshot *t = &cur.targets[i];
-			const struct ls_target_snapshot *p = ls_snapshot_find(&prev, t->pid);
-			uint64_t was = p ? p->untracked_hits : 0;
-
-			/* Loops the kernel side had no room for: say so while it grows. */
-			if (t->untracked_hits && t->untracked_hits != was)
-				fprintf(stderr, "loopscope stat: pid %d: %s\n", (int)t->pid, t->note);
-		}
-		if (cur.self.ringbuf_drops > prev.self.ringbuf_drops)
-			fprintf(stderr, "loopscope stat: %lu episodes lost (ring buffer full); the counts in "
-				"the report still include them\n",
-				(unsigned long)(cur.self.ringbuf_drops - prev.self.ringbuf_drops));
+		report_losses(&cur, &prev);
 		ls_snapshot_free(&prev);
 		prev = cur;
 		memset(&cur, 0, sizeof(cur));
 		if (last)
 			break;
 		while (next <= now)
-			next += (uint64_t)(interval * 1e9);
+			next += (uint64_t)(a->interval * 1e9);
 	}
-cleanup_ok:
 	ret = 0;
-cleanup:
+out:
 	ls_snapshot_free(&prev);
 	ls_snapshot_free(&cur);
+	free(done);
+	return ret;
+}
+
+int ls_cmd_stat(int argc, char **argv)
+{
+	struct stat_args a = { 0 };
+	struct stat_state st = { 0 };
+	struct ls_agent *ag = NULL;
+	struct sigaction sa;
+	int ret = parse_args(&a, &st, argc, argv);
+
+	if (ret >= 0)
+		return ret;
+	if (a.replay) {
+		ret = stat_replay(a.replay, &st, a.interval_set ? a.interval : 0, a.duration);
+		free(st.eps);
+		return ret;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;	/* no SA_RESTART: the wait returns at once */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	ret = attach(&a, &ag);
+	if (!ret && ag) {
+		st.src = ls_agent_source(ag);
+		st.src->on_episode = on_episode;
+		st.src->episode_arg = &st;
+		ret = run(st.src, &st, &a);
+	}
 	ls_agent_free(ag);	/* detaches everything */
 	free(st.eps);
-	free(done);
 	return ret;
 }
