@@ -42,6 +42,8 @@ static const char *const sym_names[S_NSYMS] = {
 	[S_NEXT_THREAD_ID] = "_ZN4nodeL14next_thread_idE",
 	[S_WORKER_CTOR] = "_ZN4node6worker6WorkerC1E*",
 	[S_TIMER_STOP] = "uv_timer_stop",
+	/* the callback of the async handle that wakes the platform's delayed-task loop */
+	[S_PLATFORM_FLUSH] = "_ZN4node23WorkerThreadsTaskRunner20DelayedTaskScheduler10FlushTasksEP10uv_async_s",
 };
 
 /* Names of enum poll_mode, as the plan and its note print them. */

@@ -23,6 +23,27 @@
  * pointer just below the loop, and its thread_id_ offset comes from the code of the
  * Worker constructor (make_plan). The id must lie below Node's counter of ids handed
  * out; "" when anything does not hold (the front ends show the comm). */
+/* Is loop the one Node's platform runs its delayed tasks on? That loop is a
+ * member of WorkerThreadsTaskRunner::DelayedTaskScheduler, and the uv_async_t
+ * that wakes it (flush_tasks_, whose callback is FlushTasks) follows it: an
+ * async handle within PLATFORM_SCAN bytes past the loop whose loop field points
+ * back to it and whose async_cb is FlushTasks. */
+#define PLATFORM_SCAN 1024
+#define ASYNC_LOOP 8		/* uv_async_t: its loop (UV_HANDLE_FIELDS, x86-64) */
+#define ASYNC_CB 96		/* its async_cb, right after the handle fields */
+static int is_platform_loop(struct node_priv *p, uint64_t loop)
+{
+	const struct node_plan *pl = &p->plan;
+	uint64_t w[(PLATFORM_SCAN + ASYNC_CB + 8) / 8];
+
+	if (!pl->sym[S_PLATFORM_FLUSH].addr || ls_proc_read_mem(p->pid, loop, w, sizeof(w)))
+		return 0;
+	for (size_t i = 1; i * 8 <= PLATFORM_SCAN; i++)
+		if (w[i + ASYNC_LOOP / 8] == loop && w[i + ASYNC_CB / 8] == pl->sym[S_PLATFORM_FLUSH].addr + pl->bias)
+			return 1;
+	return 0;
+}
+
 static void name_loop(struct node_priv *p, uint64_t loop, char *out, size_t len)
 {
 	const struct node_plan *pl = &p->plan;
@@ -33,6 +54,10 @@ static void name_loop(struct node_priv *p, uint64_t loop, char *out, size_t len)
 		return;
 	if (pl->sym[S_DEFAULT_LOOP].addr && loop == pl->sym[S_DEFAULT_LOOP].addr + pl->bias) {
 		snprintf(out, len, "main");
+		return;
+	}
+	if (is_platform_loop(p, loop)) {
+		snprintf(out, len, "platform");
 		return;
 	}
 	if (!pl->have_worker_ids || ls_proc_read_mem(p->pid, loop - 8, &worker, 8) ||
