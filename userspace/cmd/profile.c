@@ -18,8 +18,23 @@
 #include "profile_out.h"
 #include "stacktab.h"
 
+struct prof_opts {
+	struct ls_agent_opts agent;
+	pid_t pid;
+	double duration;		/* seconds */
+	double threshold_ms;
+	const char *out;		/* -o */
+	int stalls;			/* --stalls */
+};
+
 struct prof_state {
+	struct prof_opts o;
+	struct ls_profile_file pf;	/* the output, open before anything is attached */
+	struct ls_agent *ag;
+	struct ls_source *src;
 	struct ls_stack_agg *agg;
+	struct ls_profile_meta meta;
+	char comm[512];			/* the target's command name, for meta */
 	uint64_t episodes;
 	int oom;
 };
@@ -85,7 +100,8 @@ static void progress(int pid, double done_s, double total_s, uint64_t samples, u
 	fflush(stderr);
 }
 
-int ls_cmd_profile(int argc, char **argv)
+/* Parse the command line into o. -1 to go on, else the exit status (0 for --help). */
+static int parse_args(struct prof_opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' }, { "duration", required_argument, NULL, 'd' },
@@ -93,52 +109,38 @@ int ls_cmd_profile(int argc, char **argv)
 		{ "threshold", required_argument, NULL, 't' }, { "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
-	struct ls_agent_opts opts = { 0 };
-	struct ls_profile_file pf = { 0 };
-	struct ls_profile_meta meta = { 0 };
-	struct prof_state ps = { 0 };
-	struct ls_snapshot snap = { 0 };
-	struct ls_agent *ag = NULL;
-	struct ls_source *src;
-	struct sigaction sa;
-	const struct ls_stack_set *set = NULL;
-	const char *out = NULL;
-	pid_t pid = 0;
-	double duration = 0, threshold_ms = 100;
-	int stalls = 0, c, r, ret = 1;
-	uint64_t start, stop_at, last_tick = 0, wall0;
-	char err[512];
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:d:o:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (ls_parse_pid(optarg, &pid)) {
+			if (ls_parse_pid(optarg, &o->pid)) {
 				fprintf(stderr, "loopscope profile: bad PID '%s': give a positive process id\n", optarg);
 				return 2;
 			}
 			break;
 		case 'd':
-			if (ls_opt_number(optarg, 0.1, 86400, &duration)) {
+			if (ls_opt_number(optarg, 0.1, 86400, &o->duration)) {
 				fprintf(stderr, "loopscope profile: bad duration '%s': give 0.1 to 86400 seconds\n", optarg);
 				return 2;
 			}
 			break;
 		case 'o':
-			out = optarg;
+			o->out = optarg;
 			break;
 		case 's':
-			stalls = 1;
+			o->stalls = 1;
 			break;
 		case 't':
-			if (ls_opt_number(optarg, 1, 3600000, &threshold_ms)) {
+			if (ls_opt_number(optarg, 1, 3600000, &o->threshold_ms)) {
 				fprintf(stderr, "loopscope profile: threshold out of range: '%s' (give 1 to 3600000 ms)\n",
 					optarg);
 				return 2;
 			}
 			break;
 		case 'v':
-			opts.verbose = 1;
+			o->agent.verbose = 1;
 			break;
 		default:	/* -h, or an option getopt refused */
 			return ls_opt_usage(c, usage);
@@ -146,114 +148,168 @@ int ls_cmd_profile(int argc, char **argv)
 	}
 	if (ls_opt_no_operands("profile", argc, argv, 1))
 		return 2;
-	if (!pid || !duration || !out) {
+	if (!o->pid || !o->duration || !o->out) {
 		fprintf(stderr, "loopscope profile: give -p PID, -d SECONDS and -o FILE; try 'loopscope profile --help'\n");
 		return 2;
 	}
-	if (ls_profile_format_of(out) < 0) {
-		fprintf(stderr, "loopscope profile: cannot tell the format of '%s': name it %s\n", out,
+	if (ls_profile_format_of(o->out) < 0) {
+		fprintf(stderr, "loopscope profile: cannot tell the format of '%s': name it %s\n", o->out,
 			ls_profile_format_exts());
 		return 2;
 	}
-	/* before attaching: an output that cannot be written costs the target nothing */
-	r = ls_profile_file_open(&pf, out, err, sizeof(err));
-	if (r) {
-		fprintf(stderr, "loopscope profile: %s\n", err);
-		return 1;
-	}
-	ps.agg = ls_stack_agg_new();
-	if (!ps.agg) {
-		fprintf(stderr, "loopscope profile: out of memory\n");
-		goto cleanup;
-	}
-	opts.stall_threshold_ns = (uint64_t)(threshold_ms * 1e6);
-	opts.profile = stalls ? LS_PROFILE_STALLS : LS_PROFILE_ALL;
-	opts.on_stack = stalls ? NULL : on_stack;
-	opts.stack_arg = &ps;
+	return -1;
+}
+
+/* SIGINT and SIGTERM end the sampling early; what was sampled is still written. */
+static void set_signals(void)
+{
+	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+}
 
-	r = ls_agent_new(&opts, &ag, err, sizeof(err));
+/* Create the agent, attach the target and read its first snapshot: the JS-frames
+ * notes and the command name for the file. 0, or 1 (reported). */
+static int attach(struct prof_state *ps)
+{
+	struct prof_opts *o = &ps->o;
+	struct ls_snapshot snap = { 0 };
+	char err[512];
+	int r;
+
+	o->agent.stall_threshold_ns = (uint64_t)(o->threshold_ms * 1e6);
+	o->agent.profile = o->stalls ? LS_PROFILE_STALLS : LS_PROFILE_ALL;
+	o->agent.on_stack = o->stalls ? NULL : on_stack;
+	o->agent.stack_arg = ps;
+	r = ls_agent_new(&o->agent, &ps->ag, err, sizeof(err));
 	if (!r)
-		r = ls_agent_add_pid(ag, pid, err, sizeof(err));
+		r = ls_agent_add_pid(ps->ag, o->pid, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "loopscope profile: %s\n", err);
-		goto cleanup;
+		return 1;
 	}
-	src = ls_agent_source(ag);
-	src->on_episode = stalls ? on_episode : NULL;
-	src->episode_arg = &ps;
-	r = ls_source_snapshot(src, &snap);
+	ps->src = ls_agent_source(ps->ag);
+	ps->src->on_episode = o->stalls ? on_episode : NULL;
+	ps->src->episode_arg = ps;
+	r = ls_source_snapshot(ps->src, &snap);
 	if (r) {
 		fprintf(stderr, "loopscope profile: reading the probes' maps failed: %s\n", strerror(-r));
-		goto cleanup;
+		ls_snapshot_free(&snap);
+		return 1;
 	}
 	for (uint32_t i = 0; i < snap.ntargets; i++) {
 		const char *js = strstr(snap.targets[i].note, "JS frames unavailable");
 
 		if (js)
-			fprintf(stderr, "loopscope profile: pid %d: %.*s; native frames only\n", (int)pid,
+			fprintf(stderr, "loopscope profile: pid %d: %.*s; native frames only\n", (int)o->pid,
 				(int)strcspn(js, ";"), js);
-		snprintf(err, sizeof(err), "%s", snap.targets[i].comm);
+		snprintf(ps->comm, sizeof(ps->comm), "%s", snap.targets[i].comm);
 	}
-	meta.comm = err;
-	meta.pid = (int)pid;
+	ls_snapshot_free(&snap);
+	return 0;
+}
+
+/* The main loop: sample until -d has passed, a signal or the target exits, with a
+ * progress line on a terminal. 0, or 1 after a failure (reported). */
+static int run(struct prof_state *ps)
+{
+	const struct prof_opts *o = &ps->o;
+	uint64_t start, stop_at, last_tick = 0, wall0;
+	int r;
+
+	ps->meta.comm = ps->comm;
+	ps->meta.pid = (int)o->pid;
 	wall0 = ls_now_wall_ns();
 	start = ls_now_mono_ns();
-	stop_at = start + (uint64_t)(duration * 1e9);
+	stop_at = start + (uint64_t)(o->duration * 1e9);
 	for (;;) {
-		uint64_t now = ls_now_mono_ns();
+		uint64_t now = ls_now_mono_ns(), left_ms;
 
 		if (now >= stop_at || stop_signal)
 			break;
-		r = ls_source_poll(src, (int)((stop_at - now) / 1000000 < 200 ? (stop_at - now) / 1000000 + 1 : 200));
+		left_ms = (stop_at - now) / 1000000;
+		r = ls_source_poll(ps->src, (int)(left_ms < 200 ? left_ms + 1 : 200));
 		if (r == -ENODATA) {
-			fprintf(stderr, "\nloopscope profile: pid %d exited; writing what was recorded\n", (int)pid);
+			fprintf(stderr, "\nloopscope profile: pid %d exited; writing what was recorded\n", (int)o->pid);
 			break;
 		}
 		if (r) {
 			fprintf(stderr, "\nloopscope profile: waiting for events failed: %s\n", strerror(-r));
-			goto cleanup;
+			return 1;
 		}
 		now = ls_now_mono_ns();
 		if (now - last_tick >= 250000000ull) {
 			last_tick = now;
-			progress((int)pid, (double)(now - start) / 1e9, duration, ls_stack_agg_total(ps.agg), ps.episodes,
-				 stalls, 0);
+			progress((int)o->pid, (double)(now - start) / 1e9, o->duration, ls_stack_agg_total(ps->agg),
+				 ps->episodes, o->stalls, 0);
 		}
 	}
-	meta.duration_ns = ls_now_mono_ns() - start;
-	meta.start_ns = wall0;
-	meta.period_ns = 1000000000ull / LS_NODE_PROFILE_HZ;
-	progress((int)pid, (double)meta.duration_ns / 1e9, duration, ls_stack_agg_total(ps.agg), ps.episodes, stalls, 1);
-	if (ps.oom) {
+	ps->meta.duration_ns = ls_now_mono_ns() - start;
+	ps->meta.start_ns = wall0;
+	ps->meta.period_ns = 1000000000ull / LS_NODE_PROFILE_HZ;
+	progress((int)o->pid, (double)ps->meta.duration_ns / 1e9, o->duration, ls_stack_agg_total(ps->agg),
+		 ps->episodes, o->stalls, 1);
+	return 0;
+}
+
+/* Write the samples into the output (or say there were none, and write it empty).
+ * 0, or 1 (reported). */
+static int write_profile(struct prof_state *ps)
+{
+	const struct ls_stack_set *set = NULL;
+	char err[512];
+
+	if (ps->oom) {
 		fprintf(stderr, "loopscope profile: out of memory while recording\n");
-		goto cleanup;
+		return 1;
 	}
-	if (ls_stack_agg_total(ps.agg)) {
-		set = ls_stack_agg_finish(ps.agg, ls_stacks_table(), UINT32_MAX);
+	if (ls_stack_agg_total(ps->agg)) {
+		set = ls_stack_agg_finish(ps->agg, ls_stacks_table(), UINT32_MAX);
 		if (!set) {
 			fprintf(stderr, "loopscope profile: out of memory\n");
-			goto cleanup;
+			return 1;
 		}
 	} else {
 		fprintf(stderr, "loopscope profile: no samples: the loop thread%s\n",
-			stalls ? " had no stall or starvation episode" : " did not run on a CPU");
+			ps->o.stalls ? " had no stall or starvation episode" : " did not run on a CPU");
 	}
-	r = ls_profile_file_commit(&pf, set ? set->stacks : NULL, set ? set->nstacks : 0, &meta, err, sizeof(err));
-	if (r) {
+	if (ls_profile_file_commit(&ps->pf, set ? set->stacks : NULL, set ? set->nstacks : 0, &ps->meta, err,
+				   sizeof(err))) {
 		fprintf(stderr, "loopscope profile: %s\n", err);
-		goto cleanup;
+		return 1;
 	}
-	fprintf(stderr, "loopscope profile: wrote %s\n", out);
-	ret = 0;
-cleanup:
-	ls_profile_file_abort(&pf);
-	ls_snapshot_free(&snap);
-	ls_agent_free(ag);
+	fprintf(stderr, "loopscope profile: wrote %s\n", ps->o.out);
+	return 0;
+}
+
+int ls_cmd_profile(int argc, char **argv)
+{
+	struct prof_state ps = { 0 };
+	char err[512];
+	int ret;
+
+	ps.o.threshold_ms = 100;
+	if ((ret = parse_args(&ps.o, argc, argv)) >= 0)
+		return ret;
+	/* before attaching: an output that cannot be written costs the target nothing */
+	if (ls_profile_file_open(&ps.pf, ps.o.out, err, sizeof(err))) {
+		fprintf(stderr, "loopscope profile: %s\n", err);
+		return 1;
+	}
+	ret = 1;
+	ps.agg = ls_stack_agg_new();
+	if (!ps.agg) {
+		fprintf(stderr, "loopscope profile: out of memory\n");
+	} else {
+		set_signals();
+		if (!attach(&ps) && !run(&ps) && !write_profile(&ps))
+			ret = 0;
+	}
+	ls_profile_file_abort(&ps.pf);
+	ls_agent_free(ps.ag);
 	ls_stack_agg_free(ps.agg);
 	return ret;
 }
