@@ -124,11 +124,16 @@ static uint64_t hash_frames(const struct ls_frame *f, uint32_t n)
 
 /* Columns do not tell stacks apart: the same lines are one stack to a reader (its
  * column is its first sample's). */
+static int frame_eq(const struct ls_frame *a, const struct ls_frame *b, int with_line)
+{
+	return a->kind == b->kind && a->function == b->function && a->file == b->file && a->module == b->module &&
+	       (!with_line || a->line == b->line);
+}
+
 static int same(const struct ls_frame *a, const struct ls_frame *b, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
-		if (a[i].kind != b[i].kind || a[i].function != b[i].function || a[i].file != b[i].file ||
-		    a[i].line != b[i].line || a[i].module != b[i].module)
+		if (!frame_eq(&a[i], &b[i], 1))
 			return 0;
 	return 1;
 }
@@ -180,12 +185,6 @@ struct out_stack {
 };
 
 #define HOT_PATH 9	/* a group's stack goes on leafward while >= 9/10 of its samples do */
-
-static int frame_eq(const struct ls_frame *a, const struct ls_frame *b, int with_line)
-{
-	return a->kind == b->kind && a->function == b->function && a->file == b->file && a->module == b->module &&
-	       (!with_line || a->line == b->line);
-}
 
 /* Frame d of s counted from the root (0: the root). */
 static const struct ls_frame *at_depth(const struct agg_stack *s, uint32_t d) { return &s->frames[s->n - 1 - d]; }
