@@ -256,6 +256,28 @@ check "only target exits: one line says so" bash -c "[ \$(grep -c 'exited' '$TMP
 check "only target exits: its last block is marked (exited)" grep -q "^pid $short .*(exited)" "$TMP/out"
 nothing_left "only target exits"
 
+# ---- a target killed in the middle of a poll wait: its counters never go back
+# A snapshot taken during a wait counts the wait up to then; the kernel would add the
+# whole wait at the next poll entry, which a killed loop never reaches. The last
+# interval must not read that as a restarted counter and count the total again (it
+# did: poll wait summed over the intervals at twice the time traced). A loop that
+# waits ~700 ms between callbacks is in a wait at almost any moment it is killed.
+mark
+bg "$LOOPDEMO" --block 1 --every 700; idle=$BG_PID
+wait_exec $idle
+"$LS" stat -p "$idle" -i 0.5 --json >"$TMP/out" 2>"$TMP/e" & st=$!
+wait_for 30 grep -q tracing "$TMP/e"
+wait_for 10 bash -c "[ \$(grep -c '^{' '$TMP/out') -ge 4 ]"
+kill -KILL "$idle"
+wait "$st"; rc=$?
+check "killed mid-wait: exit 0 (rc $rc)" [ "$rc" = 0 ]
+# Every interval's poll wait fits in the interval, and so does their sum in the time
+# the intervals cover (each at most interval_s; 1% for clock reads).
+check "killed mid-wait: no interval's poll wait exceeds its length" \
+	jq -se 'length >= 4 and all(.[]; .poll_wait_s <= .interval_s * 1.01 + 0.001)' "$TMP/out"
+check "killed mid-wait: the poll wait summed fits in the time traced" \
+	jq -se '(map(.poll_wait_s) | add) <= (map(.interval_s) | add) * 1.01 + 0.001' "$TMP/out"
+nothing_left "killed mid-wait"
 # ---- two targets, one exits: the agent goes on with the other and drops the dead one's probes
 mark
 bg "$LOOPDEMO" --block 5 --every 100; a=$BG_PID

@@ -100,8 +100,14 @@ struct refloop_priv {
 	unsigned nlive;
 	/* Thread names seen while the threads lived: a loop thread that ends before the
 	 * next snapshot keeps its name. With each, its record's address (refreshed by
-	 * every collect, checked before an announcement). */
-	struct { uint32_t tid; char name[16]; uint64_t record; } names[REFLOOP_MAX_LOOPS];
+	 * every collect, checked before an announcement), and the busy and idle time
+	 * it was last reported with (see report_monotonic). */
+	struct {
+		uint32_t tid;
+		char name[16];
+		uint64_t record;
+		uint64_t busy_ns, idle_ns;
+	} names[REFLOOP_MAX_LOOPS];
 	unsigned nnames;
 	/* probe_hits and drops summed over the loops by the latest collect (which has
 	 * read every value anyway): the agent asks right after it, and a second and third
@@ -499,6 +505,27 @@ static void live_where(const struct refloop_priv *p, uint32_t tid, const struct 
 		}
 }
 
+/* busy and idle time never go backwards between two snapshots of a loop. The span
+ * in progress that fill_loop adds is normally added by the kernel at the next poll
+ * entry, at least as long; but a loop that ends in a wait, or a thread that starts
+ * another loop (a new record), never has that entry. Reporting less than last time
+ * would read as a restarted counter, and an interval would count the whole total
+ * again (seen: poll wait summed over -i 1 intervals at twice the loop's own). The
+ * time reported was true up to its snapshot, so it stays. */
+static void report_monotonic(struct refloop_priv *p, uint32_t tid, struct ls_loop_snapshot *o)
+{
+	unsigned slot = name_slot(p, tid);
+
+	if (slot >= REFLOOP_MAX_LOOPS)
+		return;
+	if (o->busy_ns < p->names[slot].busy_ns)
+		o->busy_ns = p->names[slot].busy_ns;
+	if (o->idle_ns < p->names[slot].idle_ns)
+		o->idle_ns = p->names[slot].idle_ns;
+	p->names[slot].busy_ns = o->busy_ns;
+	p->names[slot].idle_ns = o->idle_ns;
+}
+
 static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop_loop *v,
 		      const char *prev_name, struct ls_loop_snapshot *o)
 {
@@ -581,6 +608,7 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 			o->idle_ns += now - v->poll_start_ns;
 		}
 	}
+	report_monotonic(p, tid, o);
 }
 
 static void refloop_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
@@ -653,6 +681,7 @@ static unsigned learn_name(struct refloop_priv *p, uint32_t tid)
 	if (ls_proc_thread_comm(p->pid, tid, p->names[p->nnames].name, sizeof(p->names[0].name)))
 		return REFLOOP_MAX_LOOPS;
 	p->names[p->nnames].record = 0;
+	p->names[p->nnames].busy_ns = p->names[p->nnames].idle_ns = 0;
 	p->names[p->nnames].tid = tid;
 	return p->nnames++;
 }
