@@ -82,7 +82,8 @@ static inline uint64_t lu_metrics_idle_at(const struct lu_metrics *m, uint64_t n
 
 /* 1 if the kernel emulates a uprobe on this instruction (direct call, jmp, jcc,
  * push reg, 0x90 nop, or a 0f 1f nop of at most 8 bytes without a 0x66 prefix);
- * 0 if it single-steps it (far dearer: bpf/README.md, "What a probe costs"). */
+ * 0 if it single-steps it (far dearer: bpf/README.md, "What a probe costs"), and 0
+ * for any 5-byte nop, which a kernel may turn into a call that writes below %rsp. */
 int lu_insn_emulated(const uint8_t *bytes, size_t len);
 
 struct lu_site {
