@@ -44,6 +44,10 @@
 #endif
 
 #define LSL_PROBE_PROVIDER "loopscope"
+/* The same probes, each on a 5-byte nop right after the 1-byte one (same arguments,
+ * same semaphore): cheaper to probe where the kernel optimises such a uprobe into a
+ * call (Linux 6.18+). A tracer attaches to one provider or the other, never both. */
+#define LSL_PROBE_PROVIDER_NOP5 "loopscope_nop5"
 #define LSL_PROBE_ABI 2
 
 /* Phases in Node.js order. The numbering is ABI: the BPF side indexes by it. */

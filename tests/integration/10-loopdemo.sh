@@ -28,8 +28,29 @@ for p in iter_start iter_end phase_start phase_end poll_start poll_end timer_fir
 done
 check "every probe has a non-zero semaphore" \
 	bash -c '! grep -q "Semaphore: 0x0000000000000000" <<<"$1"' _ "$notes"
-check "provider is loopscope only" \
-	bash -c '[ "$(grep "Provider:" <<<"$1" | sort -u | awk "{print \$2}")" = loopscope ]' _ "$notes"
+check "providers are loopscope and loopscope_nop5 only" \
+	bash -c '[ "$(grep "Provider:" <<<"$1" | sort -u | awk "{print \$2}" | tr "\n" " ")" = "loopscope loopscope_nop5 " ]' _ "$notes"
+# Each probe point is a 1-byte nop (provider loopscope) and, right after it, a 5-byte
+# nop (loopscope_nop5) with the same arguments and semaphore (lsl_internal.h).
+twins() {
+	python3 - "$1" "$2" <<'PY'
+import re, subprocess, sys
+sites = re.findall(r"Provider: (\S+)\s+Name: (\S+)\s+Location: (0x[0-9a-f]+), Base: \S+, Semaphore: (0x[0-9a-f]+)\s+Arguments: ?(.*)",
+                   sys.argv[1])
+one = [s for s in sites if s[0] == "loopscope"]
+five = {(s[1], int(s[2], 16)): s for s in sites if s[0] == "loopscope_nop5"}
+bad = [s for s in one if (s[1], int(s[2], 16) + 1) not in five or five[(s[1], int(s[2], 16) + 1)][3:] != s[3:]]
+if not one or bad or len(five) != len(one):
+    sys.exit("%d sites, %d twins, unmatched: %r" % (len(one), len(five), bad[:2]))
+for name, loc in [(s[1], int(s[2], 16)) for s in one]:
+    dis = subprocess.run(["objdump", "-d", "--start-address=%#x" % loc, "--stop-address=%#x" % (loc + 6), sys.argv[2]],
+                         capture_output=True, text=True).stdout
+    if not re.search(r"\t90\s+\tnop", dis) or "0f 1f 44 00 00" not in dis:
+        sys.exit("%s at %#x is not nop + nopl: %s" % (name, loc, dis[-200:]))
+PY
+}
+check "every loopscope site has a loopscope_nop5 twin at +1 (nop, then a 5-byte nop; same arguments, semaphore)" \
+	twins "$notes" "$LS_BUILD/loopdemo"
 
 # 2. --block 50 --every 200 for 2 s: 50 ms timer callbacks, about 25% busy, no stall.
 f=$TMP/block.json

@@ -16,8 +16,8 @@ jt() { local f=$1 file=$2; shift 2; jq -e "$@" "$f" "$file" >/dev/null; }
 check "calibrate --refresh --json exits 0 ($(head -c 200 "$TMP/a.err"))" [ $? = 0 ]
 check "it measured (cached false) and says which boot: $(jq -c '{cached, boot_id}' "$TMP/a.json")" \
 	jt '.cached == false and .boot_id == $b' "$TMP/a.json" --arg b "$(cat /proc/sys/kernel/random/boot_id)"
-check "every figure is positive: $(jq -c '{usdt_hit_ns, uprobe_hit_ns, syscall_ns, tp_pair_ns, loop_ns}' "$TMP/a.json")" \
-	jt '[.usdt_hit_ns, .uprobe_hit_ns, .syscall_ns, .tp_pair_ns, .loop_ns] | all(. > 0)' "$TMP/a.json"
+check "every figure is positive: $(jq -c '{usdt_hit_ns, usdt_nop5_hit_ns, uprobe_hit_ns, syscall_ns, tp_pair_ns, loop_ns}' "$TMP/a.json")" \
+	jt '[.usdt_hit_ns, .usdt_nop5_hit_ns, .uprobe_hit_ns, .syscall_ns, .tp_pair_ns, .loop_ns] | all(. > 0)' "$TMP/a.json"
 check "a USDT hit and an emulated uprobe hit cost alike (within 2x of each other)" \
 	jt '(.usdt_hit_ns / .uprobe_hit_ns) as $r | $r > 0.5 and $r < 2' "$TMP/a.json"
 check "CPU model and kernel named: $(jq -c '{cpu_model, cpu_family, kernel}' "$TMP/a.json")" \
@@ -32,8 +32,10 @@ check "a second run reads this boot's cache: same figures, cached true" \
 check "the cache is $CACHE, readable by everyone" [ "$(stat -c %a "$CACHE")" = 644 ]
 
 line=$("$LOOPSCOPE" calibrate)
-check "the line names the machine: '$line'" \
-	grep -qE '^machine: .+, kernel .+, usdt hit [0-9.]+ us, uprobe hit [0-9.]+ us, syscall [0-9.]+ us, tracepoint pair -?[0-9.]+ us$' <<<"$line"
+check "the line names the machine: '$(head -n 1 <<<"$line")'" \
+	grep -qE '^machine: .+, kernel .+, usdt hit [0-9.]+ us, uprobe hit [0-9.]+ us, syscall [0-9.]+ us, tracepoint pair -?[0-9.]+ us$' <<<"$(head -n 1 <<<"$line")"
+check "the second line gives the single-stepped hit and the hit on a 5-byte nop: '$(sed -n 2p <<<"$line")'" \
+	grep -qE '^single-stepped uprobe hit [0-9.]+ us .*; usdt hit on a 5-byte nop [0-9.]+ us ' <<<"$(sed -n 2p <<<"$line")"
 
 # A cache from another boot (or a damaged one) is measured over, not trusted.
 jq '.boot_id = "00000000-0000-0000-0000-000000000000" | .usdt_hit_ns = 1' "$TMP/a.json" >"$CACHE"

@@ -23,6 +23,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "calib.h"
 #include "elf.h"
 #include "image.h"
 #include "links.h"
@@ -88,6 +89,8 @@ struct refloop_priv {
 	void (*on_stack)(void *arg, int32_t pid, uint32_t tid, const struct ls_frame *f, uint32_t n);
 	void *stack_arg;
 	char sample_why[160];		/* why there are no stacks, or "" */
+	const char *provider;		/* the probe sites attached: LSL_PROBE_PROVIDER or _NOP5 */
+	char site_why[160];		/* which, and the figures that chose it */
 	char exe[256];			/* the loop's binary: its frames say where a run is */
 	struct refloop_loop *val;	/* scratch for one map value (too big for the stack) */
 	pid_t pid;
@@ -302,6 +305,43 @@ static void add_stacks(struct refloop_priv *p, const struct ls_target_info *ti, 
 	}
 }
 
+/* Which of the loop's two sites per probe to attach (lsl_internal.h): the 5-byte nop
+ * where `loopscope calibrate` measured a hit there cheaper than on the 1-byte one,
+ * else the 1-byte nop. LOOPSCOPE_USDT=nop1|nop5 forces one. A loop built before the
+ * 5-byte sites has only the 1-byte ones. */
+static void choose_sites(struct refloop_priv *p, const char *path)
+{
+	const char *force = getenv("LOOPSCOPE_USDT");
+	struct ls_elf *e = NULL;
+	struct ls_calib c;
+	char err[256];
+	int have5, nop5;
+
+	p->provider = LSL_PROBE_PROVIDER;
+	have5 = ls_elf_open(path, &e) == 0 && ls_elf_has_usdt_provider(e, LSL_PROBE_PROVIDER_NOP5);
+	ls_elf_close(e);
+	if (!have5) {
+		snprintf(p->site_why, sizeof(p->site_why), "probes on 1-byte nops (the loop has no 5-byte sites)");
+		return;
+	}
+	if (force && (!strcmp(force, "nop1") || !strcmp(force, "nop5"))) {
+		if (!strcmp(force, "nop5"))
+			p->provider = LSL_PROBE_PROVIDER_NOP5;
+		snprintf(p->site_why, sizeof(p->site_why), "probes on %s-byte nops (LOOPSCOPE_USDT)", force + 3);
+		return;
+	}
+	if (ls_calib_get(&c, 0, err, sizeof(err))) {
+		snprintf(p->site_why, sizeof(p->site_why), "probes on 1-byte nops (no calibration: %.100s)", err);
+		return;
+	}
+	nop5 = c.usdt_nop5_hit_ns > 0 && c.usdt_nop5_hit_ns < c.usdt_hit_ns;
+	if (nop5)
+		p->provider = LSL_PROBE_PROVIDER_NOP5;
+	snprintf(p->site_why, sizeof(p->site_why), "probes on %s-byte nops (calibrated: a hit %.2f us on a 5-byte nop, "
+		 "%.2f us on a 1-byte nop)", nop5 ? "5" : "1", c.usdt_nop5_hit_ns / 1e3,
+		 c.usdt_hit_ns / 1e3);
+}
+
 static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 			  const struct ls_agent_opts *opts, char *err, size_t errlen)
 {
@@ -353,6 +393,7 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 	/* Before the probes (poll_start may start a --wait-attach workload): the sampler
 	 * finds no loop until a poll entry gives it the record. */
 	add_stacks(p, ti, opts);
+	choose_sites(p, path);
 	/* Before the probes: a poll_start then finds the entry and keeps its record. */
 	r = seed_from_registry(p, ti);
 	if (r < 0 && opts->verbose)
@@ -366,8 +407,7 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 			snprintf(err, errlen, "internal: no BPF program %s", attach_table[i]);
 			goto cleanup;
 		}
-		p->links[i] = bpf_program__attach_usdt(prog, ti->pid, path, LSL_PROBE_PROVIDER,
-						       attach_table[i], NULL);
+		p->links[i] = bpf_program__attach_usdt(prog, ti->pid, path, p->provider, attach_table[i], NULL);
 		if (!p->links[i]) {
 			r = -errno;
 			if (r == -EPERM || r == -EACCES)
@@ -377,7 +417,7 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 				snprintf(err, errlen, "process %d exited while attaching", (int)ti->pid);
 			else
 				snprintf(err, errlen, "attaching USDT probe %s:%s in %s failed: %s",
-					 LSL_PROBE_PROVIDER, attach_table[i], ti->exe, strerror(-r));
+					 p->provider, attach_table[i], ti->exe, strerror(-r));
 			goto cleanup;
 		}
 	}
@@ -631,7 +671,8 @@ static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)
 	int r;
 
 	snprintf(out->tier, sizeof(out->tier), "usdt");
-	snprintf(out->note, sizeof(out->note), "%s", p->sample_why);
+	snprintf(out->note, sizeof(out->note), "%.150s%s%.160s", p->sample_why, p->sample_why[0] ? "; " : "",
+		 p->site_why);
 	out->untracked_hits = p->skel->bss->untracked_hits;
 	if (out->untracked_hits)
 		snprintf(out->note, sizeof(out->note), "loop threads beyond the first %d are not measured "

@@ -1,8 +1,8 @@
 /* calib.c: this machine's probe-hit floor (calib.h; method in calib.md).
  *
- * The measured thread is this one, pinned to one CPU. It calls four tiny functions
- * of this binary in loops: a plain one (the untraced loop), one holding a USDT probe
- * point, one whose first instruction is a `push` (a uprobe there is emulated by the
+ * The measured thread is this one, pinned to one CPU. It calls five tiny functions
+ * of this binary in loops: a plain one (the untraced loop), two holding a USDT probe
+ * point (on a 1-byte and on a 5-byte nop), one whose first instruction is a `push` (a uprobe there is emulated by the
  * kernel, never single-stepped) and one with a uprobe on a `mov` (single-stepped: the
  * kernel cannot emulate it); and getppid() for the syscall figures. Each loop
  * is timed with the thread's own CPU clock, so time a neighbour holds the CPU does
@@ -32,7 +32,7 @@
 #define HIT_CALLS 1000		/* per round: a few ms on a slow-trap machine */
 #define SYSCALL_CALLS 2000
 #define WARMUP_CALLS 50
-/* A field added later (sstep_hit_ns) keeps the version: a cache without it is measured
+/* A field added later (sstep_hit_ns, usdt_nop5_hit_ns) keeps the version: a cache without it is measured
  * over, and a binary from before it reads one with it as before, so two builds sharing
  * the cache do not take turns measuring. */
 #define CACHE_VERSION 1
@@ -73,11 +73,24 @@ void ls_calib_uprobe_site(void);
 void ls_calib_plain_site(void);
 void ls_calib_sstep_site(void);
 void ls_calib_usdt_site(void);
+void ls_calib_usdt_nop5_site(void);
 
 /* The USDT probe point: a 1-byte nop and a .note.stapsdt entry, no semaphore. */
 __attribute__((noinline)) void ls_calib_usdt_site(void)
 {
 	STAP_PROBE(loopscope_calib, hit);
+	__asm__ volatile("");
+}
+
+/* The same on a 5-byte nop, as the reference loop's "loopscope_nop5" sites are: from
+ * Linux 6.18 the kernel turns a probed one into a call of a trampoline that enters it
+ * by syscall (cheaper than the trap); older kernels emulate or single-step it. The
+ * call pushes below %rsp: this function keeps nothing there (no locals, no calls). */
+#undef _SDT_NOP
+#define _SDT_NOP .nops 5
+__attribute__((noinline)) void ls_calib_usdt_nop5_site(void)
+{
+	STAP_PROBE(loopscope_calib, hit_nop5);
 	__asm__ volatile("");
 }
 
@@ -199,8 +212,8 @@ static void detach(struct bpf_link **l)
 
 int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 {
-	double usdt[ROUNDS], uprobe[ROUNDS], sstep[ROUNDS], sys[ROUNDS], tp[ROUNDS], loop[ROUNDS];
-	struct bpf_link *l_usdt = NULL, *l_uprobe = NULL, *l_sstep = NULL, *l_enter = NULL, *l_exit = NULL;
+	double usdt[ROUNDS], nop5[ROUNDS], uprobe[ROUNDS], sstep[ROUNDS], sys[ROUNDS], tp[ROUNDS], loop[ROUNDS];
+	struct bpf_link *l_usdt = NULL, *l_nop5 = NULL, *l_uprobe = NULL, *l_sstep = NULL, *l_enter = NULL, *l_exit = NULL;
 	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = "ls_calib_uprobe_site");
 	LIBBPF_OPTS(bpf_uprobe_opts, so, .func_name = "ls_calib_sstep_site");
 	static const unsigned char mov_rsp_rbp[3] = { 0x48, 0x89, 0xe5 };
@@ -260,6 +273,13 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 			 strerror(-err_));
 		goto cleanup;
 	}
+	l_nop5 = bpf_program__attach_usdt(skel->progs.calib_usdt, getpid(), exe, "loopscope_calib", "hit_nop5", NULL);
+	if (!l_nop5) {
+		err_ = -errno;
+		snprintf(err, errlen, "attaching the calibration USDT probe on a 5-byte nop in %s failed: %s", exe,
+			 strerror(-err_));
+		goto cleanup;
+	}
 	l_uprobe = bpf_program__attach_uprobe_opts(skel->progs.calib_uprobe, getpid(), exe, 0, &uo);
 	if (!l_uprobe) {
 		err_ = -errno;
@@ -278,6 +298,7 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 
 	/* Warm up: the first hits fault in the probed pages and the kernel's uprobe state. */
 	time_calls(ls_calib_usdt_site, WARMUP_CALLS);
+	time_calls(ls_calib_usdt_nop5_site, WARMUP_CALLS);	/* the first hit is a trap that rewrites it */
 	time_calls(ls_calib_uprobe_site, WARMUP_CALLS);
 	time_calls(ls_calib_sstep_site, WARMUP_CALLS);
 	time_calls(ls_calib_plain_site, WARMUP_CALLS);
@@ -285,6 +306,7 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 	for (int r = 0; r < ROUNDS; r++) {
 		loop[r] = time_calls(ls_calib_plain_site, HIT_CALLS);
 		usdt[r] = time_calls(ls_calib_usdt_site, HIT_CALLS) - loop[r];
+		nop5[r] = time_calls(ls_calib_usdt_nop5_site, HIT_CALLS) - loop[r];
 		uprobe[r] = time_calls(ls_calib_uprobe_site, HIT_CALLS) - loop[r];
 		sstep[r] = time_calls(ls_calib_sstep_site, HIT_CALLS) - loop[r];
 		sys[r] = time_calls(call_getppid, SYSCALL_CALLS) - time_calls(ls_calib_plain_site, SYSCALL_CALLS);
@@ -302,6 +324,7 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 	for (int r = 0; r < ROUNDS; r++)
 		tp[r] = time_calls(call_getppid, SYSCALL_CALLS) - time_calls(ls_calib_plain_site, SYSCALL_CALLS);
 	c->usdt_hit_ns = median(usdt, ROUNDS);	/* median() sorts: per-round pairing ends here */
+	c->usdt_nop5_hit_ns = median(nop5, ROUNDS);
 	c->uprobe_hit_ns = median(uprobe, ROUNDS);
 	c->sstep_hit_ns = median(sstep, ROUNDS);
 	c->syscall_ns = median(sys, ROUNDS);
@@ -317,6 +340,7 @@ cleanup:
 	detach(&l_exit);
 	detach(&l_sstep);
 	detach(&l_uprobe);
+	detach(&l_nop5);
 	detach(&l_usdt);
 	calib__destroy(skel);
 	if (pinned)
@@ -339,6 +363,7 @@ char *ls_calib_json(const struct ls_calib *c)
 	    cJSON_AddNumberToObject(o, "cpu", c->cpu) &&
 	    cJSON_AddNumberToObject(o, "rounds", c->rounds) &&
 	    cJSON_AddNumberToObject(o, "usdt_hit_ns", c->usdt_hit_ns) &&
+	    cJSON_AddNumberToObject(o, "usdt_nop5_hit_ns", c->usdt_nop5_hit_ns) &&
 	    cJSON_AddNumberToObject(o, "uprobe_hit_ns", c->uprobe_hit_ns) &&
 	    cJSON_AddNumberToObject(o, "sstep_hit_ns", c->sstep_hit_ns) &&
 	    cJSON_AddNumberToObject(o, "syscall_ns", c->syscall_ns) &&
@@ -399,7 +424,8 @@ static int cache_read(struct ls_calib *c, const char *boot_id)
 	    str(o, "cpu_model", c->cpu_model, sizeof(c->cpu_model)) ||
 	    str(o, "kernel", c->kernel, sizeof(c->kernel)) || num(o, "cpu_family", &family) ||
 	    num(o, "cpu", &cpu) || num(o, "rounds", &rounds) ||
-	    num(o, "usdt_hit_ns", &c->usdt_hit_ns) || num(o, "uprobe_hit_ns", &c->uprobe_hit_ns) ||
+	    num(o, "usdt_hit_ns", &c->usdt_hit_ns) || num(o, "usdt_nop5_hit_ns", &c->usdt_nop5_hit_ns) ||
+	    num(o, "uprobe_hit_ns", &c->uprobe_hit_ns) ||
 	    num(o, "sstep_hit_ns", &c->sstep_hit_ns) ||
 	    num(o, "syscall_ns", &c->syscall_ns) || num(o, "tp_pair_ns", &c->tp_pair_ns) ||
 	    num(o, "loop_ns", &c->loop_ns) || num(o, "took_ms", &c->took_ms) ||
@@ -499,9 +525,10 @@ void ls_calib_line(const struct ls_calib *c, char *buf, size_t len)
 
 void ls_calib_sstep_line(const struct ls_calib *c, char *buf, size_t len)
 {
-	char sstep[32];
+	char sstep[32], nop5[32];
 
 	fmt_us(sstep, sizeof(sstep), c->sstep_hit_ns);
-	snprintf(buf, len, "single-stepped uprobe hit %s (on a mov; the uprobe hit above is on an emulated push)",
-		 sstep);
+	fmt_us(nop5, sizeof(nop5), c->usdt_nop5_hit_ns);
+	snprintf(buf, len, "single-stepped uprobe hit %s (on a mov; the uprobe hit above is on an emulated push); "
+		 "usdt hit on a 5-byte nop %s (the usdt hit above is on a 1-byte nop)", sstep, nop5);
 }

@@ -4,7 +4,7 @@
  * guest pays an order of magnitude more per uprobe hit than bare metal), so a probe
  * set's cost only means something next to this machine's floor. ls_calib_get() measures, pinned to
  * one CPU, the cost a traced thread pays for one bare USDT hit, one emulated and one
- * single-stepped uprobe hit (empty BPF programs), one untraced syscall, and what a sys_enter +
+ * single-stepped uprobe hit (empty BPF programs), a USDT hit on a 5-byte nop, one untraced syscall, and what a sys_enter +
  * sys_exit tracepoint pair adds to a traced syscall; each the median of several
  * rounds, less the untraced loop of the same round. The result is cached per boot.
  * Needs root (BPF). calib.md has the method. */
@@ -24,6 +24,7 @@ struct ls_calib {
 	int cpu;		/* the CPU the measurement was pinned to */
 	int rounds;		/* rounds per figure (each figure is their median) */
 	double usdt_hit_ns;	/* one USDT hit (1-byte nop), empty BPF program */
+	double usdt_nop5_hit_ns;	/* one USDT hit on a 5-byte nop (a call, where the kernel optimises it) */
 	double uprobe_hit_ns;	/* one uprobe hit on an emulated instruction (push) */
 	double sstep_hit_ns;	/* one uprobe hit on a single-stepped instruction (mov) */
 	double syscall_ns;	/* one untraced getppid() */
