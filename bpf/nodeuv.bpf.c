@@ -21,6 +21,7 @@
  * episodes go out through a ring buffer; everything else stays in the map.
  */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -189,6 +190,7 @@ static __always_inline struct nu_loop *new_loop(__u32 tid, __u64 now)
 		l->busy_mark_ns = start_ns && start_ns < now ? start_ns : now;
 		l->last_b = NU_NB;
 		l->live_phase = NU_PHASE_NONE;
+		bpf_get_current_comm(l->comm, sizeof(l->comm));
 	}
 	return l;
 }
@@ -317,6 +319,21 @@ static __always_inline int epoll_enter(__s64 timeout)
 	return 0;
 }
 
+#define SIGNAL_GROUP_EXIT 0x00000004	/* include/linux/sched/signal.h */
+
+/* The whole process is going: it exits, or it execs and its other threads are being
+ * killed. Their epoll calls come back then (with -EINTR) without being iterations. */
+static __always_inline int process_dying(void)
+{
+	struct signal_struct *sig = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), signal);
+
+	if (!sig)
+		return 0;
+	if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT)
+		return 1;
+	return bpf_core_field_exists(sig->group_exec_task) && BPF_CORE_READ(sig, group_exec_task);
+}
+
 static __always_inline int epoll_exit(long ret)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -327,6 +344,11 @@ static __always_inline int epoll_exit(long ret)
 		return 0;
 	l = bpf_map_lookup_elem(&loops, &tid);
 	if (!l) {
+		/* A thread blocked in epoll since before the attach, woken because the
+		 * process is exiting or exec'ing: not a loop seen iterating (it showed as a
+		 * nameless loop in the target's last report). */
+		if (ret < 0 && process_dying())
+			return 0;
 		/* Attached while this thread was blocked in epoll: idle since then. */
 		l = new_loop(tid, now);
 		if (!l)

@@ -119,6 +119,10 @@ struct nu_loop {
 	__u64 mx_idle;		/* libuv's provider_idle_time at the last poll entry */
 	__u64 poll_entry_ns;	/* the last poll entry (0: none yet) */
 	__s64 poll_timeout;	/* uv__io_poll's timeout argument there (ms, -1 infinite) */
+
+	/* the thread's name when first seen: the name of a loop thread that ended
+	 * before the agent could read /proc (one woken only to exit, a short worker) */
+	char comm[16];
 };
 
 /* Global counters (per-CPU array, one slot each). */

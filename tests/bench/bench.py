@@ -457,7 +457,8 @@ def ns_per_iter(wins, t_from, t_to, clock="cpu"):
 def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
     """Per-iteration cost of a spinning target, untraced vs each tier, interleaved.
 
-    target_cmd prints 'win ITERS NS' lines. tiers: [(name, extra stat args)]. Returns
+    target_cmd prints 'win ITERS NS' lines. tiers: [(name, extra stat args[, extra
+    environment])]. Returns
     {tier: [ns/iter per repetition]} with 'none' included, and {tier: reason} failures."""
     p = start(target_cmd, cpu=CPU_TARGET, stdout=subprocess.PIPE)
     wins, evt = [], threading.Event()
@@ -474,11 +475,11 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
         time.sleep(meas)
         res["none"].append(ns_per_iter(wins, t, time.monotonic()))
         wall_none = ns_per_iter(wins, t, time.monotonic(), "wall")
-        for name, extra in tiers:
+        for name, extra, *agent_env in tiers:
             if name in failed:
                 continue
             ag = Agent(env, ["stat", "-p", str(p.pid), "-i", "60"] + extra,
-                       f"{label}-{name}-{rep}.log")
+                       f"{label}-{name}-{rep}.log".replace(" ", "_"), extra_env=agent_env[0] if agent_env else None)
             kw = attach_args(p)
             err = ag.wait_attached(**kw)
             if kw.get("sem"):
@@ -511,6 +512,11 @@ def measure_tiers(env, cfg, target_cmd, tiers, label, attach_args, settle=0.3):
     return res, failed
 
 
+# The reference loop with its 1-byte sites forced, next to the default (the cheaper
+# kind by calibration): what the choice is worth here, measured side by side.
+REF_NOP1 = "usdt, 1-byte sites (LOOPSCOPE_USDT=nop1)"
+
+
 def section_overhead(env, cfg, rep):
     s = rep.section("overhead", "1. Per-iteration cost of each probe tier",
                     ["target", "tier", "untraced ns/iter", "traced ns/iter", "added ns/iter", "ratio", "note"],
@@ -541,8 +547,9 @@ def section_overhead(env, cfg, rep):
                 return {}
         res, failed = measure_tiers(env, cfg, [env.refspin, "--window-ms", "200",
                                                "--duration", str(int(cfg.reps * cfg.measure * 4 + 60))],
-                                    [("usdt", [])], "overhead-ref", ref_attach)
-        _tier_rows(rep, s, "reference loop (immediate chain)", res, failed, ["usdt"])
+                                    [("usdt", []), (REF_NOP1, [], {"LOOPSCOPE_USDT": "nop1"})],
+                                    "overhead-ref", ref_attach)
+        _tier_rows(rep, s, "reference loop (immediate chain)", res, failed, ["usdt", REF_NOP1])
         cfg.ref_tier_cost = _tier_added(res, "usdt")
 
     # Node: spin.js.

@@ -68,4 +68,28 @@ check "$v: the stat output parses" [ -s "$TMP/verdicts" ]
 while read -r verdict desc; do
 	check "$desc" [ "$verdict" = 1 ]
 done <"$TMP/verdicts"
+
+# A process that ends (process.exit; on a Node with process.execve, an exec): its last
+# report names every loop it lists. Threads woken only to end (Node's platform loop,
+# stopped at exit; a thread blocked in epoll when an exec kills it) had no name there,
+# their /proc entry gone by then.
+ends=("exit:process.exit(0)")
+"$NODE" -e 'process.exit(typeof process.execve === "function" ? 0 : 1)' &&
+	ends+=("exec:process.execve(process.execPath, [process.execPath, '-e', 'setTimeout(()=>{},3000)'])")
+for e in "${ends[@]}"; do
+	what=${e%%:*}
+	bg "$NODE" -e "setInterval(() => {}, 50); setTimeout(() => { ${e#*:} }, 1500)"
+	epid=$BG_PID
+	sleep 0.5	# past Node's bootstrap (idle-time metrics on)
+	timeout 20 "$LOOPSCOPE" stat -p "$epid" -i 0.5 -d 6 --json >"$TMP/end.json" 2>"$TMP/end.err"
+	kill "$epid" 2>/dev/null
+	check "$v: $what: every loop in the reports has a name: $(jq -c '[.tid, .comm, .loop]' "$TMP/end.json" | sort -u | tr '\n' ' ')" \
+		jq -se 'length > 0 and all(.[]; (.comm | length) > 0)' "$TMP/end.json"
+	# From 22 on the platform's thread is named, and its loop, woken at exit to stop,
+	# is labelled "platform" (node-names.md).
+	if [ "$what" = exit ] && jq -se 'any(.[]; .comm == "DelayedTaskSche")' "$TMP/end.json" >/dev/null; then
+		check "$v: the platform's loop (thread DelayedTaskSche) is labelled platform" \
+			jq -se 'all(.[] | select(.comm == "DelayedTaskSche"); .loop == "platform")' "$TMP/end.json"
+	fi
+done
 done_testing

@@ -384,6 +384,7 @@ static void seed_main_loop(struct node_priv *p)
 	p->val->busy_mark_ns = p->skel->bss->start_ns;
 	p->val->last_b = NU_NB;
 	p->val->live_phase = NU_PHASE_NONE;
+	ls_proc_thread_comm(p->pid, tid, p->val->comm, sizeof(p->val->comm));
 	p->val->loop_addr = p->plan.default_loop;
 	/* -EEXIST: a probe got there first */
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.loops), &tid, p->val, BPF_NOEXIST);

@@ -67,8 +67,13 @@ static void name_loop(struct node_priv *p, uint64_t loop, char *out, size_t len)
 	snprintf(out, len, "worker %llu", (unsigned long long)id);
 }
 
-/* The label of the loop on tid, named once per (thread, loop). */
-static const char *loop_label(struct node_priv *p, uint32_t tid, uint64_t loop)
+/* The thread Node's platform names DelayedTaskScheduler's (22 on; "node" before). */
+#define PLATFORM_THREAD "DelayedTaskSche"
+
+/* The label of the loop on tid, named once per (thread, loop). A loop seen by the
+ * epoll tracepoints only has no address yet: the platform's thread name still says
+ * what it is. */
+static const char *loop_label(struct node_priv *p, uint32_t tid, uint64_t loop, const char *comm)
 {
 	struct loop_label *l = NULL;
 
@@ -82,6 +87,8 @@ static const char *loop_label(struct node_priv *p, uint32_t tid, uint64_t loop)
 		l->tid = tid;
 		l->loop = loop;
 		name_loop(p, loop, l->label, sizeof(l->label));
+		if (!loop && !strcmp(comm, PLATFORM_THREAD))
+			snprintf(l->label, sizeof(l->label), "platform");
 	}
 	return l->label;
 }
@@ -95,9 +102,9 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 	o->tid = tid;
 	if (prev_name && prev_name[0])
 		snprintf(o->name, sizeof(o->name), "%s", prev_name);
-	else
-		ls_proc_thread_comm(p->pid, tid, o->name, sizeof(o->name));
-	snprintf(o->label, sizeof(o->label), "%s", loop_label(p, tid, v->loop_addr));
+	else if (ls_proc_thread_comm(p->pid, tid, o->name, sizeof(o->name)))
+		snprintf(o->name, sizeof(o->name), "%.*s", (int)sizeof(v->comm), v->comm);	/* gone already */
+	snprintf(o->label, sizeof(o->label), "%s", loop_label(p, tid, v->loop_addr, o->name));
 	o->has = LS_HAS_DELAY | LS_HAS_EPISODES | LS_HAS_NOT_POLLING;
 	if (pl->phases)
 		o->has |= LS_HAS_PHASES;
