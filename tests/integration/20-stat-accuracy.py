@@ -101,9 +101,10 @@ def near(a, b, rel, absolute):
     return abs(a - b) <= max(rel * abs(b), absolute)
 
 
-def run_case(name, args, duration, tmp, interval="600"):
+def run_case(name, args, duration, tmp, interval="600", agent_env=None):
     """Run loopdemo ARGS under the agent; returns (ground truth, trace). With
-    interval "1" the trace is the list of every interval's JSON line."""
+    interval "1" the trace is the list of every interval's JSON line. agent_env: more
+    environment for the agent."""
     gt_path = os.path.join(tmp, name + ".gt.json")
     # SCHED_FIFO: on this shared 2-CPU machine a preemption between the loop's own
     # clock read and the probe's would otherwise show up as a difference of a
@@ -119,7 +120,8 @@ def run_case(name, args, duration, tmp, interval="600"):
     watcher.start()
     try:
         stat = subprocess.run([LOOPSCOPE, "stat", "-p", str(demo.pid), "-i", interval, "--json"],
-                              capture_output=True, text=True, timeout=duration + 60)
+                              capture_output=True, text=True, timeout=duration + 60,
+                              env=dict(os.environ, **(agent_env or {})))
         # stat ends when loopdemo exits: reap it here for its rusage
         _, status, ru = os.wait4(demo.pid, 0)
         demo.returncode = demo_rc = os.waitstatus_to_exitcode(status)
@@ -331,6 +333,18 @@ def main():
                 if gt is not None:
                     compare_summed(name + "-i1", gt, trs)
             measured(name + "-i1", summed)
+        # The agent takes the loop's 5-byte or 1-byte probe sites, whichever calibrate
+        # measured cheaper here (refloop.md); the other kind gives the same figures.
+        for name, args, dur, exp in cases:
+            if name not in ("block20", "tick-starve"):
+                continue
+
+            def other_sites(name=name, args=args, dur=dur, exp=exp):
+                for kind in ("nop1", "nop5"):
+                    gt, tr = run_case("%s-%s" % (name, kind), args, dur, tmp, agent_env={"LOOPSCOPE_USDT": kind})
+                    if gt is not None:
+                        compare("%s (LOOPSCOPE_USDT=%s)" % (name, kind), gt, tr, exp)
+            measured(name + "-sites", other_sites)
     return done()
 
 
