@@ -5,8 +5,14 @@
  * the kernel and the dispatch to BPF: the floor every probe set pays per hit, on top
  * of its own program's run time. The tracepoint pair is attached to getppid only,
  * the syscall the calibration loop makes.
+ *
+ * No vmlinux.h: its types carry CO-RE relocations (usdt.bpf.h reads struct pt_regs),
+ * and any relocation makes libbpf parse the kernel's whole BTF at load, ~80 ms here,
+ * most of what calibrating took. The UAPI struct pt_regs has a fixed layout on x86-64.
  */
-#include "vmlinux.h"
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/ptrace.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/usdt.bpf.h>

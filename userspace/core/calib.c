@@ -29,8 +29,8 @@
 #include "proc.h"
 
 #define ROUNDS 7
-#define HIT_CALLS 1000		/* per round: a few ms on a slow-trap machine */
-#define SYSCALL_CALLS 2000
+#define MEASURE_NS 1000000ull	/* CPU time of one timed loop: calls sized to take it */
+#define PLAIN_CALLS 10000	/* the untraced loop (a few ns a call) */
 #define WARMUP_CALLS 50
 /* A field added later (sstep_hit_ns, usdt_nop5_hit_ns) keeps the version: a cache without it is measured
  * over, and a binary from before it reads one with it as before, so two builds sharing
@@ -119,6 +119,17 @@ static double time_calls(void (*volatile fn)(void), int n)
 	for (int i = 0; i < n; i++)
 		fn();
 	return (double)(thread_cpu_ns() - t0) / n;
+}
+
+/* How many calls of fn (warm) take about MEASURE_NS: the same CPU time per figure
+ * on a machine whatever its trap costs, so the whole measurement stays well under
+ * 100 ms (issue 18) where fixed counts took 400 ms on a slow-trap guest. */
+static int calls_for(void (*fn)(void))
+{
+	double per = time_calls(fn, WARMUP_CALLS);
+	double n = per > 0 ? (double)MEASURE_NS / per : (double)(1 << 20);
+
+	return n < WARMUP_CALLS ? WARMUP_CALLS : n > (1 << 20) ? 1 << 20 : (int)n;
 }
 
 static void call_getppid(void)
@@ -220,7 +231,7 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 	struct calib *skel = NULL;
 	char exe[4096];
 	cpu_set_t saved;
-	int pinned = 0, err_ = 0;
+	int pinned = 0, err_ = 0, n_usdt, n_nop5, n_uprobe, n_sstep, n_sys;
 	uint64_t t0 = mono_ns();
 	ssize_t n;
 
@@ -303,13 +314,18 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 	time_calls(ls_calib_sstep_site, WARMUP_CALLS);
 	time_calls(ls_calib_plain_site, WARMUP_CALLS);
 	time_calls(call_getppid, WARMUP_CALLS);
+	n_usdt = calls_for(ls_calib_usdt_site);
+	n_nop5 = calls_for(ls_calib_usdt_nop5_site);
+	n_uprobe = calls_for(ls_calib_uprobe_site);
+	n_sstep = calls_for(ls_calib_sstep_site);
+	n_sys = calls_for(call_getppid);
 	for (int r = 0; r < ROUNDS; r++) {
-		loop[r] = time_calls(ls_calib_plain_site, HIT_CALLS);
-		usdt[r] = time_calls(ls_calib_usdt_site, HIT_CALLS) - loop[r];
-		nop5[r] = time_calls(ls_calib_usdt_nop5_site, HIT_CALLS) - loop[r];
-		uprobe[r] = time_calls(ls_calib_uprobe_site, HIT_CALLS) - loop[r];
-		sstep[r] = time_calls(ls_calib_sstep_site, HIT_CALLS) - loop[r];
-		sys[r] = time_calls(call_getppid, SYSCALL_CALLS) - time_calls(ls_calib_plain_site, SYSCALL_CALLS);
+		loop[r] = time_calls(ls_calib_plain_site, PLAIN_CALLS);
+		usdt[r] = time_calls(ls_calib_usdt_site, n_usdt) - loop[r];
+		nop5[r] = time_calls(ls_calib_usdt_nop5_site, n_nop5) - loop[r];
+		uprobe[r] = time_calls(ls_calib_uprobe_site, n_uprobe) - loop[r];
+		sstep[r] = time_calls(ls_calib_sstep_site, n_sstep) - loop[r];
+		sys[r] = time_calls(call_getppid, n_sys) - loop[r];
 	}
 	/* The tracepoint rounds come after the untraced ones: detaching a syscall
 	 * tracepoint waits for an RCU grace period, too slow to do per round. */
@@ -321,8 +337,9 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 		goto cleanup;
 	}
 	time_calls(call_getppid, WARMUP_CALLS);
+	n_sys = calls_for(call_getppid);
 	for (int r = 0; r < ROUNDS; r++)
-		tp[r] = time_calls(call_getppid, SYSCALL_CALLS) - time_calls(ls_calib_plain_site, SYSCALL_CALLS);
+		tp[r] = time_calls(call_getppid, n_sys) - time_calls(ls_calib_plain_site, PLAIN_CALLS);
 	c->usdt_hit_ns = median(usdt, ROUNDS);	/* median() sorts: per-round pairing ends here */
 	c->usdt_nop5_hit_ns = median(nop5, ROUNDS);
 	c->uprobe_hit_ns = median(uprobe, ROUNDS);
