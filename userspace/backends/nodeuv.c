@@ -26,6 +26,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "calib.h"
 #include "libuv.h"
 #include "links.h"
 #include "node.h"
@@ -390,6 +391,21 @@ static void seed_main_loop(struct node_priv *p)
 	bpf_map_update_elem(bpf_map__fd(p->skel->maps.loops), &tid, p->val, BPF_NOEXIST);
 }
 
+/* Each run of a phase is timed from one boundary probe to the next, so it holds what
+ * is left of one trap after the first's clock read and the start of the next's: about
+ * one hit. An empty phase (idle, prepare, close on most iterations) reads as that. */
+static void note_boundary_cost(struct node_plan *pl)
+{
+	struct ls_calib c;
+	char err[256], buf[160];
+
+	if (ls_calib_get(&c, 0, err, sizeof(err)))
+		return;
+	snprintf(buf, sizeof(buf), "each phase run includes about one probe hit (%.1f us calibrated): "
+		 "an empty phase reads as that", c.uprobe_hit_ns / 1e3);
+	nu__note_add(pl, buf);
+}
+
 /* A Node target whose stacks will have no JS frames says why in its note. */
 static void note_js_frames(struct node_priv *p)
 {
@@ -488,6 +504,8 @@ static int node_attach(struct ls_target *t, const struct ls_target_info *ti, con
 		nu__libuv_counters_read(p, nu__libuv_counters(p, (uint32_t)p->pid, pl->default_loop, 1),
 					p->skel->bss->start_ns);
 	seed_main_loop(p);
+	if (pl->phases)
+		note_boundary_cost(pl);
 	r = nu__sampler_open(p);
 	if (r) {
 		char buf[120];
