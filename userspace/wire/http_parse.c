@@ -139,159 +139,252 @@ int ls_base64_decode(const char *in, size_t len, char *out, size_t cap, int *ok)
 	return (int)n;
 }
 
+/* What the header fields say, gathered while reading them and judged once the head is read. */
+struct head_fields {
+	int nhost, conn_close, conn_keep, have_cl, have_te;
+	uint64_t cl;
+};
+
+/* One header field line: its name and its value without the blanks around it. */
+struct field {
+	const char *name, *val;
+	size_t nlen, vlen;
+};
+
+/* Where the head that begins at start ends. Returns 1 with *head_end just past its
+ * blank line, 0 when more bytes are needed, or -414/-431 when it exceeds max_head. */
+static int find_head_end(const char *buf, size_t len, size_t start, size_t max_head, size_t *head_end)
+{
+	size_t scan;
+
+	*head_end = 0;
+	/* Find the blank line ending the head; a lone LF is accepted as a line end. */
+	scan = len < max_head + 4 ? len : max_head + 4;
+	for (size_t k = start; k < scan; k++) {
+		if (buf[k] != '\n')
+			continue;
+		if (k + 1 < scan && buf[k + 1] == '\n') {
+			*head_end = k + 2;
+			break;
+		}
+		if (k + 2 < scan && buf[k + 1] == '\r' && buf[k + 2] == '\n') {
+			*head_end = k + 3;
+			break;
+		}
+	}
+	if (!*head_end && len <= max_head)
+		return 0;
+	if (!*head_end || *head_end - start > max_head) {
+		/* Too large: a request line that alone does not fit is a target too long
+		 * (414), anything else too many header bytes (431). */
+		const char *nl = memchr(buf + start, '\n', scan - start);
+		return nl ? -431 : -414;
+	}
+	return 1;
+}
+
+/* Split the request target [t, te) at '?' into req->path and req->query; -414 when
+ * either does not fit, else 0. */
+static int split_target(const char *buf, size_t t, size_t te, struct ls_http_req *req)
+{
+	size_t q = t;
+
+	while (q < te && buf[q] != '?')
+		q++;
+	if (q - t >= sizeof(req->path) || (q < te && te - q - 1 >= sizeof(req->query)))
+		return -414;
+	memcpy(req->path, buf + t, q - t);
+	if (q < te)
+		memcpy(req->query, buf + q + 1, te - q - 1);
+	return 0;
+}
+
+/* Request line: METHOD SP target SP HTTP/1.d, read from *pos into req; *pos moves past
+ * its line end. Returns 0, or -400, -414 or -505. */
+static int parse_request_line(const char *buf, size_t *pos, size_t head_end, struct ls_http_req *req)
+{
+	size_t i = *pos, m = i, t, te, v;
+	int r;
+
+	while (i < head_end && is_tchar((unsigned char)buf[i]))
+		i++;
+	if (i == m || i - m >= sizeof(req->method_name) || buf[i] != ' ')
+		return -400;
+	memcpy(req->method_name, buf + m, i - m);
+	req->method = !strcmp(req->method_name, "GET") ? LS_HTTP_GET :
+		      !strcmp(req->method_name, "HEAD") ? LS_HTTP_HEAD : LS_HTTP_OTHER;
+	t = ++i;
+	while (i < head_end && (unsigned char)buf[i] > ' ' && buf[i] != 0x7f)
+		i++;
+	te = i;
+	if (te == t || buf[i] != ' ')
+		return -400;
+	if (buf[t] != '/' && !(te - t == 1 && buf[t] == '*'))
+		return -400;	/* only origin-form (and "*") */
+	r = split_target(buf, t, te, req);
+	if (r)
+		return r;
+	v = ++i;
+	if (head_end - v < 8 || memcmp(buf + v, "HTTP/", 5))
+		return -400;
+	if (buf[v + 5] < '0' || buf[v + 5] > '9' || buf[v + 6] != '.' || buf[v + 7] < '0' || buf[v + 7] > '9')
+		return -400;
+	i = v + 8;
+	if (buf[i] == '\r')
+		i++;
+	if (buf[i] != '\n')
+		return -400;
+	i++;
+	if (buf[v + 5] != '1')
+		return -505;
+	req->minor = buf[v + 7] - '0';
+	*pos = i;
+	return 0;
+}
+
+/* Read the header line starting at i into *f, with *line_end at its '\n'. Returns 0 for
+ * a field, 1 for the blank line ending the head, -400 for a malformed line. */
+static int lex_field(const char *buf, size_t i, size_t *line_end, struct field *f)
+{
+	size_t n0 = i, ne, v0, ve;
+
+	*line_end = i;
+	while (buf[*line_end] != '\n')
+		(*line_end)++;
+	ve = *line_end;
+	if (ve > i && buf[ve - 1] == '\r')
+		ve--;
+	if (ve == i)
+		return 1;	/* the blank line */
+	if (buf[i] == ' ' || buf[i] == '\t')
+		return -400;	/* obsolete line folding */
+	while (i < ve && is_tchar((unsigned char)buf[i]))
+		i++;
+	ne = i;
+	if (ne == n0 || i >= ve || buf[i] != ':')
+		return -400;	/* empty name, or whitespace before the colon */
+	i++;
+	for (size_t k = i; k < ve; k++)
+		if (((unsigned char)buf[k] < ' ' && buf[k] != '\t') || buf[k] == 0x7f)
+			return -400;
+	while (i < ve && (buf[i] == ' ' || buf[i] == '\t'))
+		i++;
+	v0 = i;
+	while (ve > v0 && (buf[ve - 1] == ' ' || buf[ve - 1] == '\t'))
+		ve--;
+	f->name = buf + n0;
+	f->nlen = ne - n0;
+	f->val = buf + v0;
+	f->vlen = ve - v0;
+	return 0;
+}
+
+/* Content-Length: decimal digits only, at most 15, and equal to any earlier one. */
+static int take_content_length(const struct field *f, struct head_fields *h)
+{
+	uint64_t x = 0;
+
+	if (f->vlen == 0 || f->vlen > 15)
+		return -400;
+	for (size_t k = 0; k < f->vlen; k++) {
+		if (f->val[k] < '0' || f->val[k] > '9')
+			return -400;
+		x = x * 10 + (uint64_t)(f->val[k] - '0');
+	}
+	if (h->have_cl && x != h->cl)
+		return -400;
+	h->have_cl = 1;
+	h->cl = x;
+	return 0;
+}
+
+static void take_authorization(const struct field *f, struct ls_http_req *req)
+{
+	const char *v = f->val;
+	size_t n = f->vlen;
+
+	/* "Basic <base64 user:password>"; anything else is no credentials. */
+	if (req->auth_given++ || n < 6 || strncasecmp(v, "basic ", 6))
+		return;
+	v += 6;
+	n -= 6;
+	while (n && *v == ' ') {
+		v++;
+		n--;
+	}
+	if (ls_base64_decode(v, n, req->auth, sizeof(req->auth), &req->auth_ok) < 0)
+		req->auth_ok = 0;
+}
+
+static void take_accept_encoding(const struct field *f, struct ls_http_req *req)
+{
+	char tmp[256];
+	size_t n = f->vlen < sizeof(tmp) - 1 ? f->vlen : sizeof(tmp) - 1;
+
+	memcpy(tmp, f->val, n);
+	tmp[n] = 0;
+	req->accept_gzip |= ls_http_accepts_gzip(tmp);
+}
+
+/* Note what one header field says, in h or req. Returns 0 or -400. */
+static int take_field(const struct field *f, struct head_fields *h, struct ls_http_req *req)
+{
+	if (word_eq(f->name, f->nlen, "host")) {
+		h->nhost++;
+	} else if (word_eq(f->name, f->nlen, "connection")) {
+		h->conn_close |= has_token(f->val, f->vlen, "close");
+		h->conn_keep |= has_token(f->val, f->vlen, "keep-alive");
+	} else if (word_eq(f->name, f->nlen, "content-length")) {
+		return take_content_length(f, h);
+	} else if (word_eq(f->name, f->nlen, "transfer-encoding")) {
+		h->have_te = 1;
+	} else if (word_eq(f->name, f->nlen, "authorization")) {
+		take_authorization(f, req);
+	} else if (word_eq(f->name, f->nlen, "accept-encoding")) {
+		take_accept_encoding(f, req);
+	}
+	return 0;
+}
+
 int ls_http_parse(const char *buf, size_t len, size_t max_head, struct ls_http_req *req)
 {
-	size_t i = 0, head_end = 0, scan, line_end;
-	int nhost = 0, conn_close = 0, conn_keep = 0, have_cl = 0, have_te = 0;
-	uint64_t cl = 0;
+	struct head_fields h = { 0 };
+	struct field f;
+	size_t i = 0, head_end, line_end;
+	int r;
 
 	memset(req, 0, sizeof(*req));
 	/* RFC 9112 2.2: ignore empty lines before the request line (bounded). */
 	while (i < len && i < 8 && (buf[i] == '\r' || buf[i] == '\n'))
 		i++;
-	/* Find the blank line ending the head; a lone LF is accepted as a line end. */
-	scan = len < max_head + 4 ? len : max_head + 4;
-	for (size_t k = i; k < scan; k++) {
-		if (buf[k] != '\n')
-			continue;
-		if (k + 1 < scan && buf[k + 1] == '\n') {
-			head_end = k + 2;
-			break;
-		}
-		if (k + 2 < scan && buf[k + 1] == '\r' && buf[k + 2] == '\n') {
-			head_end = k + 3;
-			break;
-		}
-	}
-	if (!head_end && len <= max_head)
-		return 0;
-	if (!head_end || head_end - i > max_head) {
-		/* Too large: a request line that alone does not fit is a target too long
-		 * (414), anything else too many header bytes (431). */
-		const char *nl = memchr(buf + i, '\n', scan - i);
-		return nl ? -431 : -414;
-	}
-
-	/* Request line: METHOD SP target SP HTTP/1.d */
-	{
-		size_t m = i, t, te, v;
-		while (i < head_end && is_tchar((unsigned char)buf[i]))
-			i++;
-		if (i == m || i - m >= sizeof(req->method_name) || buf[i] != ' ')
-			return -400;
-		memcpy(req->method_name, buf + m, i - m);
-		req->method = !strcmp(req->method_name, "GET") ? LS_HTTP_GET :
-			      !strcmp(req->method_name, "HEAD") ? LS_HTTP_HEAD : LS_HTTP_OTHER;
-		t = ++i;
-		while (i < head_end && (unsigned char)buf[i] > ' ' && buf[i] != 0x7f)
-			i++;
-		te = i;
-		if (te == t || buf[i] != ' ')
-			return -400;
-		if (buf[t] != '/' && !(te - t == 1 && buf[t] == '*'))
-			return -400;	/* only origin-form (and "*") */
-		{
-			size_t q = t;
-			while (q < te && buf[q] != '?')
-				q++;
-			if (q - t >= sizeof(req->path) || (q < te && te - q - 1 >= sizeof(req->query)))
-				return -414;
-			memcpy(req->path, buf + t, q - t);
-			if (q < te)
-				memcpy(req->query, buf + q + 1, te - q - 1);
-		}
-		v = ++i;
-		if (head_end - v < 8 || memcmp(buf + v, "HTTP/", 5))
-			return -400;
-		if (buf[v + 5] < '0' || buf[v + 5] > '9' || buf[v + 6] != '.' || buf[v + 7] < '0' || buf[v + 7] > '9')
-			return -400;
-		i = v + 8;
-		if (buf[i] == '\r')
-			i++;
-		if (buf[i] != '\n')
-			return -400;
-		i++;
-		if (buf[v + 5] != '1')
-			return -505;
-		req->minor = buf[v + 7] - '0';
-	}
+	r = find_head_end(buf, len, i, max_head, &head_end);
+	if (r <= 0)
+		return r;
+	r = parse_request_line(buf, &i, head_end, req);
+	if (r)
+		return r;
 
 	/* Header fields until the blank line. */
 	for (; i < head_end; i = line_end + 1) {
-		size_t n0 = i, ne, v0, ve;
-
-		line_end = i;
-		while (buf[line_end] != '\n')
-			line_end++;
-		ve = line_end;
-		if (ve > i && buf[ve - 1] == '\r')
-			ve--;
-		if (ve == i)
+		r = lex_field(buf, i, &line_end, &f);
+		if (r < 0)
+			return r;
+		if (r)
 			break;		/* the blank line */
-		if (buf[i] == ' ' || buf[i] == '\t')
-			return -400;	/* obsolete line folding */
-		while (i < ve && is_tchar((unsigned char)buf[i]))
-			i++;
-		ne = i;
-		if (ne == n0 || i >= ve || buf[i] != ':')
-			return -400;	/* empty name, or whitespace before the colon */
-		i++;
-		for (size_t k = i; k < ve; k++)
-			if (((unsigned char)buf[k] < ' ' && buf[k] != '\t') || buf[k] == 0x7f)
-				return -400;
-		while (i < ve && (buf[i] == ' ' || buf[i] == '\t'))
-			i++;
-		v0 = i;
-		while (ve > v0 && (buf[ve - 1] == ' ' || buf[ve - 1] == '\t'))
-			ve--;
-
-		if (word_eq(buf + n0, ne - n0, "host")) {
-			nhost++;
-		} else if (word_eq(buf + n0, ne - n0, "connection")) {
-			conn_close |= has_token(buf + v0, ve - v0, "close");
-			conn_keep |= has_token(buf + v0, ve - v0, "keep-alive");
-		} else if (word_eq(buf + n0, ne - n0, "content-length")) {
-			uint64_t x = 0;
-			if (ve == v0 || ve - v0 > 15)
-				return -400;
-			for (size_t k = v0; k < ve; k++) {
-				if (buf[k] < '0' || buf[k] > '9')
-					return -400;
-				x = x * 10 + (uint64_t)(buf[k] - '0');
-			}
-			if (have_cl && x != cl)
-				return -400;
-			have_cl = 1;
-			cl = x;
-		} else if (word_eq(buf + n0, ne - n0, "transfer-encoding")) {
-			have_te = 1;
-		} else if (word_eq(buf + n0, ne - n0, "authorization")) {
-			/* "Basic <base64 user:password>"; anything else is no credentials. */
-			if (req->auth_given++ || ve - v0 < 6 || strncasecmp(buf + v0, "basic ", 6))
-				continue;
-			v0 += 6;
-			while (v0 < ve && buf[v0] == ' ')
-				v0++;
-			if (ls_base64_decode(buf + v0, ve - v0, req->auth, sizeof(req->auth), &req->auth_ok) < 0)
-				req->auth_ok = 0;
-		} else if (word_eq(buf + n0, ne - n0, "accept-encoding")) {
-			char tmp[256];
-			size_t n = ve - v0 < sizeof(tmp) - 1 ? ve - v0 : sizeof(tmp) - 1;
-			memcpy(tmp, buf + v0, n);
-			tmp[n] = 0;
-			req->accept_gzip |= ls_http_accepts_gzip(tmp);
-		}
+		r = take_field(&f, &h, req);
+		if (r)
+			return r;
 	}
 	/* RFC 9112 3.2: a 1.1 request without exactly one Host is a 400; a message with
 	 * both Content-Length and Transfer-Encoding is a smuggling attempt. */
-	if ((req->minor >= 1 && nhost != 1) || nhost > 1)
+	if ((req->minor >= 1 && h.nhost != 1) || h.nhost > 1)
 		return -400;
-	if (have_cl && have_te)
+	if (h.have_cl && h.have_te)
 		return -400;
 	if (req->auth_given > 1)
 		req->auth_ok = 0;	/* two credentials: neither is taken */
-	req->has_body = have_te || cl > 0;
-	req->keep_alive = req->minor >= 1 ? !conn_close : (conn_keep && !conn_close);
+	req->has_body = h.have_te || h.cl > 0;
+	req->keep_alive = req->minor >= 1 ? !h.conn_close : (h.conn_keep && !h.conn_close);
 	return (int)head_end;
 }
 
