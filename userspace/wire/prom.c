@@ -3,6 +3,7 @@
  * Metric families are written one at a time (the format wants every sample of a
  * name together under one HELP/TYPE), each walking all targets and loops. The label
  * set of every loop is formatted once per render and reused by every family. */
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -570,21 +571,28 @@ static int loops_shown(const struct ls_target_snapshot *t, const struct ls_prom_
 	return t->exited_ns && ctx->now_ns >= t->exited_ns && ctx->now_ns - t->exited_ns < ctx->exited_loops_ns;
 }
 
-void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, struct ls_buf *b)
+static void free_loops(struct loopref *refs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(refs[i].labels);
+	free(refs);
+}
+
+/* The loops whose series are shown, each with its interval state and label set, into
+ * *refs_out (*n_out of them; the caller frees them with free_loops()). Returns 0 or
+ * -ENOMEM, with nothing left to free. */
+static int collect_loops(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, struct loopref **refs_out,
+			 size_t *n_out)
 {
 	struct loopref *refs = NULL;
 	size_t n = 0, cap = 0;
-	struct ls_buf tl = { 0 };
 
-	leset_init();
 	for (uint32_t i = 0; i < s->ntargets; i++)
 		cap += s->targets[i].nloops;
 	if (cap) {
 		refs = calloc(cap, sizeof(*refs));
-		if (!refs) {
-			b->oom = 1;
-			return;
-		}
+		if (!refs)
+			return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < s->ntargets; i++) {
 		const struct ls_target_snapshot *t = &s->targets[i];
@@ -597,38 +605,50 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 			r->st = ctx->loop_state ? ctx->loop_state(ctx->arg, t->pid, r->l->tid) : NULL;
 			r->labels = loop_labels(t, r->l);
 			if (!r->labels) {
-				b->oom = 1;
-				goto cleanup;
+				free_loops(refs, n);
+				return -ENOMEM;
 			}
 			n++;
 		}
 	}
+	*refs_out = refs;
+	*n_out = n;
+	return 0;
+}
 
-	/* Targets. */
+/* loopscope_target_info: one series per target; tl is scratch space. */
+static void render_target_info(struct ls_buf *b, const struct ls_snapshot *s, struct ls_buf *tl)
+{
 	family(b, "loopscope_target_info", "gauge",
 	       "One series per traced process: its executable, probe tier, state, where known its runtime's "
 	       "and libuv's versions (value 1).");
 	for (uint32_t i = 0; i < s->ntargets; i++) {
 		const struct ls_target_snapshot *t = &s->targets[i];
-		ls_buf_reset(&tl);
-		target_labels(&tl, t);
-		ls_buf_puts(&tl, ",exe=\"");
-		put_label_value(&tl, t->exe, sizeof(t->exe));
-		ls_buf_puts(&tl, "\",tier=\"");
-		put_label_value(&tl, t->tier, sizeof(t->tier));
-		ls_buf_printf(&tl, "\",state=\"%s\"", t->state < 3 ? state_names[t->state] : "?");
+		ls_buf_reset(tl);
+		target_labels(tl, t);
+		ls_buf_puts(tl, ",exe=\"");
+		put_label_value(tl, t->exe, sizeof(t->exe));
+		ls_buf_puts(tl, "\",tier=\"");
+		put_label_value(tl, t->tier, sizeof(t->tier));
+		ls_buf_printf(tl, "\",state=\"%s\"", t->state < 3 ? state_names[t->state] : "?");
 		if (t->version[0]) {
-			ls_buf_printf(&tl, ",%s_version=\"", ls_runtime_name(t->runtime));
-			put_label_value(&tl, t->version, sizeof(t->version));
-			ls_buf_puts(&tl, "\"");
+			ls_buf_printf(tl, ",%s_version=\"", ls_runtime_name(t->runtime));
+			put_label_value(tl, t->version, sizeof(t->version));
+			ls_buf_puts(tl, "\"");
 		}
 		if (t->libuv_version[0]) {
-			ls_buf_puts(&tl, ",libuv_version=\"");
-			put_label_value(&tl, t->libuv_version, sizeof(t->libuv_version));
-			ls_buf_puts(&tl, "\"");
+			ls_buf_puts(tl, ",libuv_version=\"");
+			put_label_value(tl, t->libuv_version, sizeof(t->libuv_version));
+			ls_buf_puts(tl, "\"");
 		}
-		sample_u64(b, "loopscope_target_info", tl.p ? tl.p : "", NULL, 1);
+		sample_u64(b, "loopscope_target_info", tl->p ? tl->p : "", NULL, 1);
 	}
+}
+
+/* Traps and BPF program runs per loop iteration, per target; tl is scratch space. */
+static void render_probe_cost(struct ls_buf *b, const struct ls_snapshot *s, const struct ls_prom_ctx *ctx,
+			      struct ls_buf *tl)
+{
 	/* The probe cost per iteration changes as the loop runs: a value of its own, not a
 	 * target_info label (a label that changes is a new series each time). */
 	for (int k = 0; k < 2; k++) {
@@ -647,11 +667,20 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 			ls_target_cost(t, NULL, &hits, &traps);	/* < 0: no iteration yet */
 			if (traps < 0)
 				continue;
-			ls_buf_reset(&tl);
-			target_labels(&tl, t);
-			sample_double(b, name, tl.p ? tl.p : "", NULL, k ? hits : traps);
+			ls_buf_reset(tl);
+			target_labels(tl, t);
+			sample_double(b, name, tl->p ? tl->p : "", NULL, k ? hits : traps);
 		}
 	}
+}
+
+/* Targets. */
+static void render_targets(struct ls_buf *b, const struct ls_snapshot *s, const struct ls_prom_ctx *ctx)
+{
+	struct ls_buf tl = { 0 };
+
+	render_target_info(b, s, &tl);
+	render_probe_cost(b, s, ctx, &tl);
 	family(b, "loopscope_target_up", "gauge",
 	       "1 while the process is traced, 0 once it exited or was detached (kept for a while after).");
 	for (uint32_t i = 0; i < s->ntargets; i++) {
@@ -667,12 +696,28 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 		target_labels(&tl, &s->targets[i]);
 		sample_u64(b, "loopscope_loops", tl.p ? tl.p : "", NULL, s->targets[i].nloops);
 	}
+	ls_buf_free(&tl);
+}
 
-	render_loops(b, refs, n, ctx);
-	if (ctx->compat_prom_client)
-		render_compat(b, refs, n, ctx);
+static void render_http_stats(struct ls_buf *b, const struct ls_http_stats *http)
+{
+	family(b, "loopscope_http_connections", "gauge", "Open HTTP connections (scrapes and /events streams).");
+	sample_u64(b, "loopscope_http_connections", "", NULL, (uint64_t)http->open);
+	family(b, "loopscope_http_rejected_total", "counter",
+	       "HTTP connections refused or dropped: busy (connection limit, every connection busy), "
+	       "evicted (idle, closed at the limit for a newcomer), timeout, bad_request.");
+	sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"busy\"", http->rejected_busy);
+	sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"evicted\"", http->evicted);
+	sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"timeout\"", http->timed_out);
+	sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"bad_request\"", http->bad_requests);
+	family(b, "loopscope_events_dropped_total", "counter",
+	       "/events messages not sent to a client that was not reading fast enough.");
+	sample_u64(b, "loopscope_events_dropped_total", "", NULL, http->stream_drops);
+}
 
-	/* The agent itself. */
+/* The agent itself. */
+static void render_agent(struct ls_buf *b, const struct ls_snapshot *s, const struct ls_prom_ctx *ctx)
+{
 	family(b, "loopscope_attached_targets", "gauge", "Processes the agent is attached to.");
 	sample_u64(b, "loopscope_attached_targets", "", NULL, s->self.attached_targets);
 	family(b, "loopscope_probe_hits_total", "counter", "BPF program runs, all targets.");
@@ -696,25 +741,26 @@ void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, 
 	family(b, "loopscope_renders_total", "counter",
 	       "Times the exposition was rendered, this one included (one per snapshot; scrapes in between get the cached body).");
 	sample_u64(b, "loopscope_renders_total", "", NULL, ctx->renders);
-	if (ctx->http) {
-		family(b, "loopscope_http_connections", "gauge", "Open HTTP connections (scrapes and /events streams).");
-		sample_u64(b, "loopscope_http_connections", "", NULL, (uint64_t)ctx->http->open);
-		family(b, "loopscope_http_rejected_total", "counter",
-		       "HTTP connections refused or dropped: busy (connection limit, every connection busy), "
-		       "evicted (idle, closed at the limit for a newcomer), timeout, bad_request.");
-		sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"busy\"", ctx->http->rejected_busy);
-		sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"evicted\"", ctx->http->evicted);
-		sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"timeout\"", ctx->http->timed_out);
-		sample_u64(b, "loopscope_http_rejected_total", "", "reason=\"bad_request\"", ctx->http->bad_requests);
-		family(b, "loopscope_events_dropped_total", "counter",
-		       "/events messages not sent to a client that was not reading fast enough.");
-		sample_u64(b, "loopscope_events_dropped_total", "", NULL, ctx->http->stream_drops);
-	}
+	if (ctx->http)
+		render_http_stats(b, ctx->http);
 	family(b, "loopscope_build_info", "gauge", "The loopscope version serving these metrics (value 1).");
 	sample_u64(b, "loopscope_build_info", "", "version=\"" LOOPSCOPE_VERSION "\"", 1);
-cleanup:
-	for (size_t i = 0; i < n; i++)
-		free(refs[i].labels);
-	free(refs);
-	ls_buf_free(&tl);
+}
+
+void ls_prom_render(const struct ls_snapshot *s, const struct ls_prom_ctx *ctx, struct ls_buf *b)
+{
+	struct loopref *refs = NULL;
+	size_t n = 0;
+
+	leset_init();
+	if (collect_loops(s, ctx, &refs, &n)) {
+		b->oom = 1;
+		return;
+	}
+	render_targets(b, s, ctx);
+	render_loops(b, refs, n, ctx);
+	if (ctx->compat_prom_client)
+		render_compat(b, refs, n, ctx);
+	render_agent(b, s, ctx);
+	free_loops(refs, n);
 }
