@@ -322,10 +322,8 @@ static double utilization_of(const struct loopref *r)
 	return tot ? (double)r->l->busy_ns / (double)tot : 0;
 }
 
-static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n, const struct ls_prom_ctx *ctx)
+static void render_loop_counters(struct ls_buf *b, const struct loopref *refs, size_t n)
 {
-	char extra[64];
-
 	for (size_t f = 0; f < sizeof(loop_counters) / sizeof(loop_counters[0]); f++) {
 		family(b, loop_counters[f].name, "counter", loop_counters[f].help);
 		for (size_t i = 0; i < n; i++) {
@@ -338,7 +336,11 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 				sample_u64(b, loop_counters[f].name, refs[i].labels, NULL, U64_AT(loop_counters[f].off));
 		}
 	}
+}
 
+/* Utilization and, for the counters tier, busy time per iteration. */
+static void render_loop_gauges(struct ls_buf *b, const struct loopref *refs, size_t n)
+{
 	family(b, "loopscope_eventloop_utilization", "gauge",
 	       "Share of time out of the poll wait, busy / (busy + idle), over the last sampling interval (1 s).");
 	for (size_t i = 0; i < n; i++)
@@ -351,6 +353,12 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 		if ((refs[i].l->has & LS_HAS_COUNTERS) && refs[i].st && refs[i].st->busy_per_iteration_s >= 0)
 			sample_double(b, "loopscope_busy_per_iteration_seconds", refs[i].labels, NULL,
 				      refs[i].st->busy_per_iteration_s);
+}
+
+/* Phase durations, then the loop_hists table. */
+static void render_loop_hists(struct ls_buf *b, const struct loopref *refs, size_t n)
+{
+	char extra[64];
 
 	family(b, "loopscope_phase_duration_seconds", "histogram", "Duration of each loop phase, per phase run.");
 	for (size_t i = 0; i < n; i++) {
@@ -377,6 +385,12 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 			histogram(b, loop_hists[f].name, refs[i].labels, NULL, h, loop_hists[f].set);
 		}
 	}
+}
+
+/* nextTick / microtask queue drains: durations, callbacks, starvation episodes. */
+static void render_drains(struct ls_buf *b, const struct loopref *refs, size_t n)
+{
+	char extra[64];
 
 	family(b, "loopscope_drain_duration_seconds", "histogram",
 	       "Duration of non-empty nextTick / microtask queue drains.");
@@ -402,6 +416,11 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 			sample_u64(b, "loopscope_starvation_episodes_total", refs[i].labels, extra,
 				   drain_of(refs[i].l, q)->starvation_episodes);
 		}
+}
+
+static void render_gc_phases(struct ls_buf *b, const struct loopref *refs, size_t n)
+{
+	char extra[64];
 
 	family(b, "loopscope_gc_phase_seconds_total", "counter",
 	       "Main-thread GC pause time by the loop phase it interrupted (Node).");
@@ -413,7 +432,10 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 			sample_ns(b, "loopscope_gc_phase_seconds_total", refs[i].labels, extra, refs[i].l->gc_phase_ns[p]);
 		}
 	}
+}
 
+static void render_blocked(struct ls_buf *b, const struct loopref *refs, size_t n)
+{
 	family(b, "loopscope_blocked_seconds_total", "counter",
 	       "Stall and starvation time by the leaf-most JS function of the episode's stacks, "
 	       "or without JS the program's own leaf-most function (the first 10 per loop, then function=\"other\").");
@@ -436,6 +458,11 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 			ls_buf_free(&lb);
 		}
 	}
+}
+
+static void render_in_progress(struct ls_buf *b, const struct loopref *refs, size_t n)
+{
+	char extra[64];
 
 	family(b, "loopscope_episodes_in_progress", "gauge",
 	       "Stall / starvation / GC episodes that have started and not yet ended.");
@@ -447,6 +474,17 @@ static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n,
 			sample_u64(b, "loopscope_episodes_in_progress", refs[i].labels, extra,
 				   refs[i].st ? refs[i].st->in_progress[k] : 0);
 		}
+}
+
+static void render_loops(struct ls_buf *b, const struct loopref *refs, size_t n, const struct ls_prom_ctx *ctx)
+{
+	render_loop_counters(b, refs, n);
+	render_loop_gauges(b, refs, n);
+	render_loop_hists(b, refs, n);
+	render_drains(b, refs, n);
+	render_gc_phases(b, refs, n);
+	render_blocked(b, refs, n);
+	render_in_progress(b, refs, n);
 	(void)ctx;
 }
 
