@@ -552,12 +552,19 @@ static int watch_target(struct ls_agent *ag, struct agent_target *at, uint32_t i
 /* How many times an exec during the attach window is followed to the new image. */
 #define ATTACH_EXEC_RETRIES 3
 
-int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
+/* What attach_following_execs() found, for the messages of ls_agent_add_pid(). */
+struct attach_result {
+	struct ls_image_id image;	/* the image attached to, when it succeeded */
+	int tries;			/* execs followed */
+	int already;			/* gone (a zombie) before the first attempt */
+	char why[512];			/* the attach's own error */
+};
+
+/* A new target for pid, with room for it in ag->targets (not yet listed there).
+ * 0, -EEXIST when pid is traced already, or -ENOMEM; with err. */
+static int new_target(struct ls_agent *ag, pid_t pid, struct agent_target **out, char *err, size_t errlen)
 {
-	struct agent_target *at = NULL, **grown;
-	struct ls_image_id id0, id1;
-	char why[512];
-	int r = 0, tries, already = 0;
+	struct agent_target *at, **grown;
 
 	for (uint32_t i = 0; i < ag->ntargets; i++) {
 		if (ag->targets[i]->t.info.pid == pid && ag->targets[i]->t.state == LS_TARGET_ATTACHED) {
@@ -575,25 +582,32 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	at->image_fd = -1;
-	/* pidfd first: from here on a reused PID cannot be mistaken for this process. */
-	at->pidfd = open_pidfd(pid, err, errlen);
-	if (at->pidfd < 0) {
-		r = at->pidfd;
-		goto cleanup;
-	}
-	at->last.pid = pid;
+	*out = at;
+	return 0;
+}
+
+/* Attach to pid's image; when it exec'd meanwhile, detach and try the new image, up to
+ * ATTACH_EXEC_RETRIES times. Returns 0 (attached to res->image), -ECHILD (it exited),
+ * -EAGAIN (it kept exec'ing), or the attach's error with res->why. */
+static int attach_following_execs(struct ls_agent *ag, struct agent_target *at, pid_t pid,
+				  struct attach_result *res)
+{
+	struct ls_image_id id0;
+	int r = 0, tries;
+
+	res->already = 0;
 	for (tries = 0; tries <= ATTACH_EXEC_RETRIES; tries++) {
 		int changed;
 
 		if (ls_image_read(pid, &id0) || target_gone(at->pidfd, pid)) {
-			already = tries == 0;
+			res->already = tries == 0;
 			r = -ECHILD;
 			break;
 		}
-		r = attach_image(ag, at, pid, why, sizeof(why));
+		r = attach_image(ag, at, pid, res->why, sizeof(res->why));
 		/* Whatever the attach said, a process that exited or exec'd meanwhile is the
 		 * truth: its own words ("no such file", "cannot read .../exe") are symptoms. */
-		changed = ls_image_read(pid, &id1) || ls_image_changed(&id0, &id1);
+		changed = ls_image_read(pid, &res->image) || ls_image_changed(&id0, &res->image);
 		if (r && !changed && !target_gone(at->pidfd, pid)) {
 			/* A process being killed loses its memory before its pidfd says it
 			 * exited: an attach that failed then ("No such file or directory")
@@ -614,46 +628,49 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 			at->t.backend->detach(&at->t);
 		r = -EAGAIN;	/* it exec'd: the new image is a new process to identify */
 	}
-	if (r == 0)
-		r = watch_target(ag, at, ag->ntargets, why, sizeof(why));
-	if (r == -ECHILD || (r && tries > 0 && r != -EAGAIN)) {
-		/* It exited (or exec'd into something we do not trace) during the attach: that
-		 * is a target exit, not an error; it is listed as exited. */
-		if (r != -ECHILD)
-			snprintf(err, errlen, "process %d exec'd %s while being attached, which is not traced: %s",
-				 (int)pid, at->last.exe[0] ? at->last.exe : "another program", why);
-		else if (already)
-			snprintf(err, errlen, "process %d has already exited (a zombie its parent has not "
-				 "reaped yet): nothing to trace", (int)pid);
-		else
-			snprintf(err, errlen, "process %d exited while being attached%s%s%s", (int)pid,
-				 at->last.comm[0] ? " (" : "", at->last.comm, at->last.comm[0] ? ")" : "");
-		r = -ECHILD;
-		{	/* its fate for front ends, without the "process PID " they show anyway */
-			char pfx[32];
-			size_t n = (size_t)snprintf(pfx, sizeof(pfx), "process %d ", (int)pid);
+	res->tries = tries;
+	return r;
+}
 
-			snprintf(at->last.note, sizeof(at->last.note), "%s", strncmp(err, pfx, n) ? err : err + n);
-		}
-		at->t.state = at->last.state = LS_TARGET_EXITED;
-		at->t.exited_ns = at->last.exited_ns = at->gone_ns = ls_now_mono_ns();
-		at->t.info.pid = pid;
-		close(at->pidfd);
-		at->pidfd = -1;
-		ls_proc_release(pid);
-		ag->targets[ag->ntargets++] = at;
-		return r;
-	}
-	if (r == -EAGAIN) {
-		snprintf(err, errlen, "process %d exec'd %d times while being attached; not traced", (int)pid, tries);
-		goto cleanup;
-	}
-	if (r) {
-		snprintf(err, errlen, "%s", why);
-		goto cleanup;
-	}
-	at->image = id1;
-	at->image_fd = ls_image_fd_open(pid, &id1);
+/* Say in err why pid, gone or exec'd into something untraced during the attach (r), is
+ * not traced. */
+static void exit_message(const struct agent_target *at, pid_t pid, int r, const struct attach_result *res,
+			 char *err, size_t errlen)
+{
+	if (r != -ECHILD)
+		snprintf(err, errlen, "process %d exec'd %s while being attached, which is not traced: %s",
+			 (int)pid, at->last.exe[0] ? at->last.exe : "another program", res->why);
+	else if (res->already)
+		snprintf(err, errlen, "process %d has already exited (a zombie its parent has not "
+			 "reaped yet): nothing to trace", (int)pid);
+	else
+		snprintf(err, errlen, "process %d exited while being attached%s%s%s", (int)pid,
+			 at->last.comm[0] ? " (" : "", at->last.comm, at->last.comm[0] ? ")" : "");
+}
+
+/* List at as a target that exited, its note taken from err; it owns no pidfd after. */
+static void list_exited(struct ls_agent *ag, struct agent_target *at, pid_t pid, const char *err)
+{
+	char pfx[32];
+	size_t n;
+
+	/* its fate for front ends, without the "process PID " they show anyway */
+	n = (size_t)snprintf(pfx, sizeof(pfx), "process %d ", (int)pid);
+	snprintf(at->last.note, sizeof(at->last.note), "%s", strncmp(err, pfx, n) ? err : err + n);
+	at->t.state = at->last.state = LS_TARGET_EXITED;
+	at->t.exited_ns = at->last.exited_ns = at->gone_ns = ls_now_mono_ns();
+	at->t.info.pid = pid;
+	close(at->pidfd);
+	at->pidfd = -1;
+	ls_proc_release(pid);
+	ag->targets[ag->ntargets++] = at;
+}
+
+/* List at as attached to image. */
+static void list_attached(struct ls_agent *ag, struct agent_target *at, pid_t pid, const struct ls_image_id *image)
+{
+	at->image = *image;
+	at->image_fd = ls_image_fd_open(pid, image);
 	at->t.state = LS_TARGET_ATTACHED;
 	at->t.attached_ns = ls_now_mono_ns();
 	at->last.runtime = at->t.info.runtime;
@@ -661,6 +678,44 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 	at->last.attached_ns = at->t.attached_ns;
 	ag->targets[ag->ntargets++] = at;
 	ag->ever_attached = 1;
+}
+
+int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
+{
+	struct agent_target *at = NULL;
+	struct attach_result res;
+	int r;
+
+	r = new_target(ag, pid, &at, err, errlen);
+	if (r)
+		return r;
+	/* pidfd first: from here on a reused PID cannot be mistaken for this process. */
+	at->pidfd = open_pidfd(pid, err, errlen);
+	if (at->pidfd < 0) {
+		r = at->pidfd;
+		goto cleanup;
+	}
+	at->last.pid = pid;
+	r = attach_following_execs(ag, at, pid, &res);
+	if (r == 0)
+		r = watch_target(ag, at, ag->ntargets, res.why, sizeof(res.why));
+	if (r == -ECHILD || (r && res.tries > 0 && r != -EAGAIN)) {
+		/* It exited (or exec'd into something we do not trace) during the attach: that
+		 * is a target exit, not an error; it is listed as exited. */
+		exit_message(at, pid, r, &res, err, errlen);
+		list_exited(ag, at, pid, err);
+		return -ECHILD;
+	}
+	if (r == -EAGAIN) {
+		snprintf(err, errlen, "process %d exec'd %d times while being attached; not traced", (int)pid,
+			 res.tries);
+		goto cleanup;
+	}
+	if (r) {
+		snprintf(err, errlen, "%s", res.why);
+		goto cleanup;
+	}
+	list_attached(ag, at, pid, &res.image);
 	return 0;
 
 cleanup:
