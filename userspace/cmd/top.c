@@ -545,6 +545,120 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 	}
 }
 
+/* ---------------------------------------------------------------- sources */
+
+/* The recording cfg->replay as *src, with the model set up to play it. 0, or -1 with
+ * the reason printed. */
+static int open_replay(const struct top_cfg *cfg, struct top_model *m, struct ls_source **src)
+{
+	const struct ls_rec_info *in;
+	char err[256] = "";
+
+	if (ls_replay_open(cfg->replay, 1, src, err, sizeof(err))) {
+		fprintf(stderr, "loopscope top: %s\n", err);
+		return -1;
+	}
+	in = ls_replay_info(*src);
+	m->replay.on = 1;
+	m->replay.playing = 1;
+	m->replay.speed = 1;
+	m->replay.start_ns = ls_replay_first_ns(*src);
+	m->replay.start_wall_ns = in->wall_ns + (m->replay.start_ns - in->mono_ns);
+	snprintf(m->replay.host, sizeof(m->replay.host), "%.63s", in->host);
+	snprintf(m->source_name, sizeof(m->source_name), "replay");
+	if (in->interval_ns)
+		m->refresh_s = (double)in->interval_ns / 1e9;	/* one history point per snapshot */
+	return 0;
+}
+
+/* A running serve's stream, cfg->connect, as *src. 0, or -1 with the reason printed. */
+static int open_remote(const struct top_cfg *cfg, struct top_model *m, struct ls_source **src)
+{
+	char err[256] = "";
+
+	if (ls_remote_source_new(cfg->connect, &cfg->remote, src, err, sizeof(err))) {
+		fprintf(stderr, "loopscope top: %s\n", err);
+		return -1;
+	}
+	ls_remote_display(cfg->connect, m->source_name, sizeof(m->source_name));
+	return 0;
+}
+
+/* Attach ag to every -p target. 0 while at least one is traced, or -1 with the reason
+ * printed. */
+static int attach_pids(struct ls_agent *ag, const struct top_cfg *cfg)
+{
+	char err[256] = "", gone[768] = "";
+	int ngone = 0, rc;
+
+	for (int i = 0; i < cfg->npids; i++) {
+		rc = ls_agent_add_pid(ag, cfg->pids[i], err, sizeof(err));
+		if (rc == -ECHILD) {
+			/* It exited while being attached: its row says so, the others are watched. */
+			size_t n = strlen(gone);
+
+			snprintf(gone + n, sizeof(gone) - n, "%s%s", ngone++ ? "; " : "", err);
+			continue;
+		}
+		if (rc) {
+			fprintf(stderr, "loopscope top: %s\n", err);
+			return -1;
+		}
+	}
+	if (ngone == cfg->npids) {
+		fprintf(stderr, "loopscope top: %s; nothing to watch\n", gone);
+		return -1;
+	}
+	return 0;
+}
+
+/* A new agent in *ag, attached to the -p targets, as *src; privileges dropped after.
+ * 0, or -1 with the reason printed (*ag, when made, is the caller's to free). */
+static int open_agent(const struct top_cfg *cfg, struct top_model *m, struct ls_agent **ag,
+		      struct ls_source **src)
+{
+	struct ls_agent_opts ao = { .stall_threshold_ns = cfg->stall_ns < cfg->starve_ns ? cfg->stall_ns : cfg->starve_ns,
+				    .tier = cfg->tier };
+	char err[256] = "";
+
+	if (ls_agent_new(&ao, ag, err, sizeof(err))) {
+		fprintf(stderr, "loopscope top: %s\n", err);
+		return -1;
+	}
+	if (attach_pids(*ag, cfg))
+		return -1;
+	*src = ls_agent_source(*ag);
+	snprintf(m->source_name, sizeof(m->source_name), "agent");
+	/* Attached: reading maps and detaching use the descriptors we hold. */
+	if (ls_privs_drop(0, NULL, err, sizeof(err))) {
+		fprintf(stderr, "loopscope top: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- command */
+
+/* Set up the terminal, run the dashboard, restore the terminal and say why it ended.
+ * Returns the exit status. */
+static int show(struct ls_source *src, struct top_model *m, const struct top_cfg *cfg)
+{
+	struct top_draw_ctx ctx = { 0 };
+	char why[256] = "";
+	int rc, status;
+
+	rc = term_setup(cfg, &ctx);
+	if (rc) {
+		fprintf(stderr, "loopscope top: cannot set up the terminal: %s\n", strerror(-rc));
+		return 1;
+	}
+	status = run(src, m, cfg, &ctx, why, sizeof(why));
+	term_restore();
+	if ((status || m->all_exited || m->replay.on) && why[0])
+		fprintf(stderr, "loopscope top: %s\n", why);
+	return status;
+}
+
 int ls_cmd_top(int argc, char **argv)
 {
 	struct top_cfg cfg = {
@@ -554,8 +668,6 @@ int ls_cmd_top(int argc, char **argv)
 	struct ls_agent *ag = NULL;
 	struct ls_source *src = NULL;
 	struct top_model m;
-	struct top_draw_ctx ctx = { 0 };
-	char err[256] = "", why[256] = "";
 	int rc, status = 1;
 
 	setlocale(LC_ALL, "");
@@ -571,83 +683,18 @@ int ls_cmd_top(int argc, char **argv)
 	m.refresh_s = cfg.refresh_ms / 1000.0;
 
 	/* Attach (or connect) before the screen takes over, so errors print plainly. */
-	if (cfg.replay) {
-		const struct ls_rec_info *in;
-
-		rc = ls_replay_open(cfg.replay, 1, &src, err, sizeof(err));
-		if (rc) {
-			fprintf(stderr, "loopscope top: %s\n", err);
-			goto cleanup;
-		}
-		in = ls_replay_info(src);
-		m.replay.on = 1;
-		m.replay.playing = 1;
-		m.replay.speed = 1;
-		m.replay.start_ns = ls_replay_first_ns(src);
-		m.replay.start_wall_ns = in->wall_ns + (m.replay.start_ns - in->mono_ns);
-		snprintf(m.replay.host, sizeof(m.replay.host), "%.63s", in->host);
-		snprintf(m.source_name, sizeof(m.source_name), "replay");
-		if (in->interval_ns)
-			m.refresh_s = (double)in->interval_ns / 1e9;	/* one history point per snapshot */
-	} else if (cfg.connect) {
-		rc = ls_remote_source_new(cfg.connect, &cfg.remote, &src, err, sizeof(err));
-		if (rc) {
-			fprintf(stderr, "loopscope top: %s\n", err);
-			goto cleanup;
-		}
-		ls_remote_display(cfg.connect, m.source_name, sizeof(m.source_name));
-	} else {
-		struct ls_agent_opts ao = { .stall_threshold_ns = cfg.stall_ns < cfg.starve_ns ? cfg.stall_ns : cfg.starve_ns,
-					    .tier = cfg.tier };
-
-		rc = ls_agent_new(&ao, &ag, err, sizeof(err));
-		if (rc) {
-			fprintf(stderr, "loopscope top: %s\n", err);
-			goto cleanup;
-		}
-		char gone[768] = "";
-		int ngone = 0;
-
-		for (int i = 0; i < cfg.npids; i++) {
-			rc = ls_agent_add_pid(ag, cfg.pids[i], err, sizeof(err));
-			if (rc == -ECHILD) {
-				/* It exited while being attached: its row says so, the others are watched. */
-				size_t n = strlen(gone);
-
-				snprintf(gone + n, sizeof(gone) - n, "%s%s", ngone++ ? "; " : "", err);
-				continue;
-			}
-			if (rc) {
-				fprintf(stderr, "loopscope top: %s\n", err);
-				goto cleanup;
-			}
-		}
-		if (ngone == cfg.npids) {
-			fprintf(stderr, "loopscope top: %s; nothing to watch\n", gone);
-			goto cleanup;
-		}
-		src = ls_agent_source(ag);
-		snprintf(m.source_name, sizeof(m.source_name), "agent");
-		/* Attached: reading maps and detaching use the descriptors we hold. */
-		if ((rc = ls_privs_drop(0, NULL, err, sizeof(err)))) {
-			fprintf(stderr, "loopscope top: %s\n", err);
-			rc = 1;
-			goto cleanup;
-		}
-	}
+	if (cfg.replay)
+		rc = open_replay(&cfg, &m, &src);
+	else if (cfg.connect)
+		rc = open_remote(&cfg, &m, &src);
+	else
+		rc = open_agent(&cfg, &m, &ag, &src);
+	if (rc)
+		goto cleanup;
 	model_src = src;
 	src->on_episode = on_episode;
 	src->episode_arg = &m;
-
-	rc = term_setup(&cfg, &ctx);
-	if (rc) {
-		fprintf(stderr, "loopscope top: cannot set up the terminal: %s\n", strerror(-rc));
-		goto cleanup;
-	}
-	status = run(src, &m, &cfg, &ctx, why, sizeof(why));
-	term_restore();
-	if ((status || m.all_exited || m.replay.on) && why[0])
-		fprintf(stderr, "loopscope top: %s\n", why);
+	status = show(src, &m, &cfg);
 
 cleanup:
 	term_restore();
