@@ -179,56 +179,43 @@ static void poll_note(struct node_plan *pl)
 	nu__note_add(pl, buf);
 }
 
-/* Everything decided from the target's ELF before anything is loaded. */
-int nu__plan_make(const struct ls_target_info *ti, const char *tier, struct node_plan *pl, char *err,
-		  size_t errlen)
+/* The plan's symbols (uv_run at least) from e; what names the file in err. 0, or a
+ * negative errno with err. */
+static int lookup_symbols(const struct ls_elf *e, struct node_plan *pl, const char *what, char *err, size_t errlen)
 {
 	struct ls_elf_want want[S_NSYMS];
-	struct ls_elf *e = NULL;
-	struct lu_uv_callees callees;
-	char missing[96], buf[160];
-	int r, in_exe;
+	int r;
 
-	memset(pl, 0, sizeof(*pl));
-	tier = tier_or_default(tier);
-	if (!ls_probe_tier_valid(tier)) {
-		snprintf(err, errlen, "unknown probe tier '%s': use --probes light, phases or counters", tier);
-		return -EINVAL;
-	}
-	pl->counters = !strcmp(tier, "counters");
-	pl->runtime = ti->runtime == LS_RT_NODE ? LS_RT_NODE : LS_RT_LIBUV;
-	in_exe = !ti->lib[0] || !strcmp(ti->lib, ti->exe_proc);
-	snprintf(pl->path, sizeof(pl->path), "%s", in_exe ? ti->exe_proc : ti->lib);
-	r = ls_elf_open(pl->path, &e);
-	if (r) {
-		snprintf(err, errlen, "cannot read %s (%s): %s", in_exe ? ti->exe : ti->lib, pl->path,
-			 strerror(-r));
-		return r;
-	}
 	for (int i = 0; i < S_NSYMS; i++) {
 		want[i].name = sym_names[i];
 		want[i].out = &pl->sym[i];
 	}
 	r = ls_elf_lookup(e, want, S_NSYMS);
 	if (r < 0 || !pl->sym[S_UV_RUN].addr) {
-		snprintf(err, errlen, "no uv_run symbol in %s: not a libuv program", in_exe ? ti->exe : ti->lib);
-		r = r < 0 ? r : -ENOTSUP;
-		goto cleanup;
+		snprintf(err, errlen, "no uv_run symbol in %s: not a libuv program", what);
+		return r < 0 ? r : -ENOTSUP;
 	}
-	if (ls_elf_is_pie(e)) {
-		struct stat st;
-		uint64_t base;
+	return 0;
+}
 
-		if (!in_exe)
-			pl->bias = ti->lib_base - ls_elf_first_vaddr(e);
-		else if (!stat(pl->path, &st) &&
-			 !ls_proc_file_addr(ti->pid, &(struct ls_proc_file){ .dev = st.st_dev, .ino = st.st_ino }, 0,
-					    &base))
-			pl->bias = base - ls_elf_first_vaddr(e);
-	}
-	if (lu_version(e, &pl->sym[S_UV_VERSION], &pl->version))
-		pl->version = 0;
+/* pl->bias, where a PIE (or the library) is loaded in the target; 0 when not known. */
+static void load_bias(const struct ls_elf *e, const struct ls_target_info *ti, struct node_plan *pl, int in_exe)
+{
+	struct stat st;
+	uint64_t base;
 
+	if (!ls_elf_is_pie(e))
+		return;
+	if (!in_exe)
+		pl->bias = ti->lib_base - ls_elf_first_vaddr(e);
+	else if (!stat(pl->path, &st) &&
+		 !ls_proc_file_addr(ti->pid, &(struct ls_proc_file){ .dev = st.st_dev, .ino = st.st_ino }, 0,
+				    &base))
+		pl->bias = base - ls_elf_first_vaddr(e);
+}
+
+static void find_loop_offsets(struct node_plan *pl)
+{
 	/* uv_loop_t offsets: DWARF when the binary has it, else the version table; with
 	 * no version at all (a static link that left uv_version out) the one layout
 	 * 1.44-1.49 share, used only if the live default loop confirms it at attach. */
@@ -239,30 +226,35 @@ int nu__plan_make(const struct ls_target_info *ti, const char *tier, struct node
 		pl->off_guessed = 1;
 		snprintf(pl->off.source, sizeof(pl->off.source), "1.44-1.49 layout, version unknown");
 	}
+}
 
-	if (pl->sym[S_DEFAULT_LOOP].addr)
-		pl->default_loop = pl->sym[S_DEFAULT_LOOP].addr + pl->bias;
-	if (pl->counters) {
-		r = 0;
-		check_metrics(ti, pl);
-		if (!pl->metrics_ok) {
-			snprintf(err, errlen, "--probes counters needs libuv's idle-time counter on the default loop "
-				 "(Node.js, or UV_METRICS_IDLE_TIME) and its offsets: %s; use --probes light",
-				 !pl->default_loop ? "no default_loop_struct symbol"
-				 : !pl->have_off || !pl->off.have_metrics ? "offsets unknown for this libuv"
-				 : pl->runtime == LS_RT_NODE ? "the loop does not keep idle time yet (Node turns it on as its "
-							      "loop starts: attach again once it runs)"
-									 : "the loop does not keep idle time");
-			r = -ENOTSUP;
-			goto cleanup;
-		}
-		snprintf(pl->tier, sizeof(pl->tier), "counters");
-		choose_poll(pl, 0);
-		nu__note_add(pl, "counters: no probe in the loop; utilization and iterations from libuv's own "
-			     "counters, delay only as busy time per iteration over each interval, stalls (main "
-			     "loop) from counters that stop, named by stack samples taken only then");
-		goto cleanup;
+/* The counters tier: no probe, only libuv's counters of the default loop, which must be
+ * readable now. 0, or -ENOTSUP with err. */
+static int plan_counters(const struct ls_target_info *ti, struct node_plan *pl, char *err, size_t errlen)
+{
+	check_metrics(ti, pl);
+	if (!pl->metrics_ok) {
+		snprintf(err, errlen, "--probes counters needs libuv's idle-time counter on the default loop "
+			 "(Node.js, or UV_METRICS_IDLE_TIME) and its offsets: %s; use --probes light",
+			 !pl->default_loop ? "no default_loop_struct symbol"
+			 : !pl->have_off || !pl->off.have_metrics ? "offsets unknown for this libuv"
+			 : pl->runtime == LS_RT_NODE ? "the loop does not keep idle time yet (Node turns it on as its "
+						      "loop starts: attach again once it runs)"
+								 : "the loop does not keep idle time");
+		return -ENOTSUP;
 	}
+	snprintf(pl->tier, sizeof(pl->tier), "counters");
+	choose_poll(pl, 0);
+	nu__note_add(pl, "counters: no probe in the loop; utilization and iterations from libuv's own "
+		     "counters, delay only as busy time per iteration over each interval, stalls (main "
+		     "loop) from counters that stop, named by stack samples taken only then");
+	return 0;
+}
+
+static void find_timer_sites(const struct ls_elf *e, struct node_plan *pl)
+{
+	int r;
+
 	/* Timer lateness where a timer fires: uv__run_timers' first call of uv_timer_stop,
 	 * once per timer it runs, right after the due check (a later call is
 	 * uv_timer_again's, inlined, for repeating timers only: a second hit for the same
@@ -280,36 +272,54 @@ int nu__plan_make(const struct ls_target_info *ti, const char *tier, struct node
 		pl->have_timers = 1;
 	if (pl->ntf)
 		pl->have_timers = 1;
-	find_epoll_sites(e, pl);
+}
+
+/* uv_run's calls of uv__io_poll. */
+static void find_poll_sites(const struct ls_elf *e, struct node_plan *pl)
+{
+	int r;
+
 	if (pl->sym[S_IO_POLL].addr) {
 		r = lu_direct_call_sites(e, &pl->sym[S_UV_RUN], pl->sym[S_IO_POLL].addr, 0, pl->psites, MAX_PSITES);
 		pl->npoll = r > 0 ? r : 0;
 	}
-	check_metrics(ti, pl);
+}
 
-	if (!strcmp(tier, "phases")) {
-		callees = (struct lu_uv_callees){
-			.run_idle = pl->sym[S_RUN_IDLE].addr, .run_prepare = pl->sym[S_RUN_PREPARE].addr,
-			.io_poll = pl->sym[S_IO_POLL].addr, .run_check = pl->sym[S_RUN_CHECK].addr,
-			.run_timers = pl->sym[S_RUN_TIMERS].addr,
-		};
-		r = lu_uv_run_sites(e, &pl->sym[S_UV_RUN], &callees, pl->bsites, MAX_BSITES, missing,
-				    sizeof(missing));
-		/* Without the poll and timers boundaries the phases would be meaningless. */
-		if (r > 0 && callees.io_poll && callees.run_timers) {
-			pl->nb = r;
-			pl->phases = 1;
-			if (missing[0]) {
-				snprintf(buf, sizeof(buf), "no cheap site for %s: merged into the next phase", missing);
-				nu__note_add(pl, buf);
-			}
-		} else {
-			snprintf(buf, sizeof(buf), "phases unavailable (%s): light tier used",
-				 !callees.io_poll ? "uv__io_poll has no symbol" : "no uprobe sites in uv_run");
+/* The phases tier's boundary sites in uv_run; without them the light tier, said in the
+ * note and in pl->tier_why. */
+static void plan_phases(const struct ls_elf *e, struct node_plan *pl)
+{
+	struct lu_uv_callees callees;
+	char missing[96], buf[160];
+	int r;
+
+	callees = (struct lu_uv_callees){
+		.run_idle = pl->sym[S_RUN_IDLE].addr, .run_prepare = pl->sym[S_RUN_PREPARE].addr,
+		.io_poll = pl->sym[S_IO_POLL].addr, .run_check = pl->sym[S_RUN_CHECK].addr,
+		.run_timers = pl->sym[S_RUN_TIMERS].addr,
+	};
+	r = lu_uv_run_sites(e, &pl->sym[S_UV_RUN], &callees, pl->bsites, MAX_BSITES, missing,
+			    sizeof(missing));
+	/* Without the poll and timers boundaries the phases would be meaningless. */
+	if (r > 0 && callees.io_poll && callees.run_timers) {
+		pl->nb = r;
+		pl->phases = 1;
+		if (missing[0]) {
+			snprintf(buf, sizeof(buf), "no cheap site for %s: merged into the next phase", missing);
 			nu__note_add(pl, buf);
-			snprintf(pl->tier_why, sizeof(pl->tier_why), "%s", buf);
 		}
+	} else {
+		snprintf(buf, sizeof(buf), "phases unavailable (%s): light tier used",
+			 !callees.io_poll ? "uv__io_poll has no symbol" : "no uprobe sites in uv_run");
+		nu__note_add(pl, buf);
+		snprintf(pl->tier_why, sizeof(pl->tier_why), "%s", buf);
 	}
+}
+
+static void find_gc_sites(const struct ls_elf *e, struct node_plan *pl)
+{
+	int r;
+
 	/* A GC pause is V8's observable pause inside Heap::CollectGarbage, between its
 	 * calls of GCTracer::Start/StopObservablePause (what --trace-gc prints): two
 	 * emulated call sites. Else entry to return of CollectGarbage, whose ret is
@@ -334,16 +344,31 @@ int nu__plan_make(const struct ls_target_info *ti, const char *tier, struct node
 			pl->have_gc = 1;
 		}
 	}
+}
+
+/* The code of V8's microtask run and of node's callback-scope close (nextTick drains),
+ * for classifying starvation from stack samples: both, or neither. */
+static void find_drain_ranges(const struct ls_elf *e, struct node_plan *pl)
+{
 	if (pl->sym[S_MICROTASKS].addr && pl->sym[S_CB_CLOSE].addr) {
 		pl->nmicro = lu_code_ranges(e, sym_names[S_MICROTASKS], &pl->sym[S_MICROTASKS], pl->micro, NU_NRANGES);
 		pl->ntick = lu_code_ranges(e, sym_names[S_CB_CLOSE], &pl->sym[S_CB_CLOSE], pl->tick, NU_NRANGES);
 		if (pl->nmicro <= 0 || pl->ntick <= 0)
 			pl->nmicro = pl->ntick = 0;
 	}
+}
+
+/* Where Worker's constructor stores the thread id it allocated, to name worker loops. */
+static void find_worker_ids(const struct ls_elf *e, struct node_plan *pl)
+{
 	if (pl->sym[S_WORKER_CTOR].addr && pl->sym[S_ALLOC_THREAD_ID].addr && pl->sym[S_NEXT_THREAD_ID].addr &&
 	    pl->sym[S_DEFAULT_LOOP].addr &&
 	    !lu_call_result_store(e, &pl->sym[S_WORKER_CTOR], pl->sym[S_ALLOC_THREAD_ID].addr, &pl->worker_thread_id))
 		pl->have_worker_ids = 1;
+}
+
+static void drop_sites_without_offsets(const struct ls_elf *e, struct node_plan *pl)
+{
 	/* uprobes are attached by file offset: a set with a site that has none is dropped */
 	if (pl->have_timers && !pl->ntf && file_offsets(e, &pl->timers, 1))
 		pl->have_timers = 0;
@@ -357,9 +382,13 @@ int nu__plan_make(const struct ls_target_info *ti, const char *tier, struct node
 		pl->have_gc = 0;
 	if (file_offsets(e, pl->epsites, pl->nep))
 		pl->nep = 0;
-	choose_poll(pl, pl->phases);
+}
 
-	snprintf(pl->tier, sizeof(pl->tier), "%s", pl->phases ? "phases" : "light");
+/* The note of a probing tier: what it lacks, then how the poll is timed. */
+static void plan_notes(const struct ls_elf *e, struct node_plan *pl)
+{
+	char buf[160];
+
 	if (pl->runtime == LS_RT_NODE) {
 		if (!pl->have_gc)
 			nu__note_add(pl, "no GC pauses (Heap::CollectGarbage not found or not bracketable)");
@@ -380,6 +409,60 @@ int nu__plan_make(const struct ls_target_info *ti, const char *tier, struct node
 	}
 	/* last: the notes above say what is missing, this one what it costs */
 	poll_note(pl);
+}
+
+/* Everything decided from the target's ELF before anything is loaded. */
+int nu__plan_make(const struct ls_target_info *ti, const char *tier, struct node_plan *pl, char *err,
+		  size_t errlen)
+{
+	struct ls_elf *e = NULL;
+	int r, in_exe;
+
+	memset(pl, 0, sizeof(*pl));
+	tier = tier_or_default(tier);
+	if (!ls_probe_tier_valid(tier)) {
+		snprintf(err, errlen, "unknown probe tier '%s': use --probes light, phases or counters", tier);
+		return -EINVAL;
+	}
+	pl->counters = !strcmp(tier, "counters");
+	pl->runtime = ti->runtime == LS_RT_NODE ? LS_RT_NODE : LS_RT_LIBUV;
+	in_exe = !ti->lib[0] || !strcmp(ti->lib, ti->exe_proc);
+	snprintf(pl->path, sizeof(pl->path), "%s", in_exe ? ti->exe_proc : ti->lib);
+	r = ls_elf_open(pl->path, &e);
+	if (r) {
+		snprintf(err, errlen, "cannot read %s (%s): %s", in_exe ? ti->exe : ti->lib, pl->path,
+			 strerror(-r));
+		return r;
+	}
+	r = lookup_symbols(e, pl, in_exe ? ti->exe : ti->lib, err, errlen);
+	if (r)
+		goto cleanup;
+	load_bias(e, ti, pl, in_exe);
+	if (lu_version(e, &pl->sym[S_UV_VERSION], &pl->version))
+		pl->version = 0;
+	find_loop_offsets(pl);
+
+	if (pl->sym[S_DEFAULT_LOOP].addr)
+		pl->default_loop = pl->sym[S_DEFAULT_LOOP].addr + pl->bias;
+	if (pl->counters) {
+		r = plan_counters(ti, pl, err, errlen);
+		goto cleanup;
+	}
+	find_timer_sites(e, pl);
+	find_epoll_sites(e, pl);
+	find_poll_sites(e, pl);
+	check_metrics(ti, pl);
+
+	if (!strcmp(tier, "phases"))
+		plan_phases(e, pl);
+	find_gc_sites(e, pl);
+	find_drain_ranges(e, pl);
+	find_worker_ids(e, pl);
+	drop_sites_without_offsets(e, pl);
+	choose_poll(pl, pl->phases);
+
+	snprintf(pl->tier, sizeof(pl->tier), "%s", pl->phases ? "phases" : "light");
+	plan_notes(e, pl);
 	r = 0;
 cleanup:
 	ls_elf_close(e);
