@@ -697,8 +697,11 @@ int ls_agent_add_pid(struct ls_agent *ag, pid_t pid, char *err, size_t errlen)
 	}
 	at->last.pid = pid;
 	r = attach_following_execs(ag, at, pid, &res);
-	if (r == 0)
+	if (r == 0) {
 		r = watch_target(ag, at, ag->ntargets, res.why, sizeof(res.why));
+		if (r)	/* attached, but cannot be watched: nothing may stay attached */
+			at->t.backend->detach(&at->t);
+	}
 	if (r == -ECHILD || (r && res.tries > 0 && r != -EAGAIN)) {
 		/* It exited (or exec'd into something we do not trace) during the attach: that
 		 * is a target exit, not an error; it is listed as exited. */
