@@ -34,14 +34,12 @@ int lu_insn_emulated(const uint8_t *b, size_t len)
 	}
 	if (i >= len)
 		return 0;
-	/* A 5-byte nop of either form: Linux 6.18+ may rewrite a uprobe there into a call
-	 * of its trampoline, whose return address and saved registers land below %rsp,
-	 * where a leaf function of the target may keep data (the x86-64 red zone). Never a
-	 * site in someone else's code. */
-	if (len == 5 && ((b[i] == 0x90 && !(rex & 1)) || (b[i] == 0x0f && i + 1 < len && b[i + 1] == 0x1f)))
-		return 0;
+	/* Nops of either form, but never 5 bytes long: Linux 6.18+ may rewrite a uprobe
+	 * there into a call of its trampoline, whose return address and saved registers
+	 * land below %rsp, where a leaf function of the target may keep data (the x86-64
+	 * red zone). Never a site in someone else's code. */
 	if (b[i] == 0x90 && !(rex & 1))		/* nop, any prefixes (not xchg %r8,%rax) */
-		return 1;
+		return len != 5;
 	if (p66)				/* the kernel rejects 16-bit branches and pushes */
 		return 0;
 	if (b[i] == 0xe8 || b[i] == 0xe9 || b[i] == 0xeb)	/* call rel32, jmp rel32/rel8 */
@@ -54,7 +52,7 @@ int lu_insn_emulated(const uint8_t *b, size_t len)
 		if (b[i + 1] >= 0x80 && b[i + 1] <= 0x8f)	/* jcc rel32 */
 			return 1;
 		if (b[i + 1] == 0x1f)		/* multi-byte nop: measured emulated up to 8 bytes */
-			return len <= 8;
+			return len <= 8 && len != 5;
 	}
 	return 0;
 }
