@@ -552,12 +552,8 @@ static void live_where(const struct refloop_priv *p, uint32_t tid, const struct 
  * would read as a restarted counter, and an interval would count the whole total
  * again (seen: poll wait summed over -i 1 intervals at twice the loop's own). The
  * time reported was true up to its snapshot, so it stays. */
-static void report_monotonic(struct refloop_priv *p, uint32_t tid, struct ls_loop_snapshot *o)
+static void report_monotonic(struct refloop_priv *p, unsigned slot, struct ls_loop_snapshot *o)
 {
-	unsigned slot = name_slot(p, tid);
-
-	if (slot >= REFLOOP_MAX_LOOPS)
-		return;
 	if (o->busy_ns < p->names[slot].busy_ns)
 		o->busy_ns = p->names[slot].busy_ns;
 	if (o->idle_ns < p->names[slot].idle_ns)
@@ -648,7 +644,6 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 			o->idle_ns += now - v->poll_start_ns;
 		}
 	}
-	report_monotonic(p, tid, o);
 }
 
 static void refloop_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
@@ -659,8 +654,10 @@ static void refloop_fill(void *ctx, uint32_t tid, const void *val, const char *p
 	unsigned slot = name_slot(p, tid);
 
 	fill_loop(p, tid, v, prev_name, o);
-	if (slot < REFLOOP_MAX_LOOPS)
+	if (slot < REFLOOP_MAX_LOOPS) {
 		p->names[slot].record = v->record;
+		report_monotonic(p, slot, o);
+	}
 	p->sum_hits += v->probe_hits;
 	p->sum_drops += v->drops;
 }
