@@ -2,7 +2,8 @@
  *
  * The measured thread is this one, pinned to one CPU. It calls five tiny functions
  * of this binary in loops: a plain one (the untraced loop), two holding a USDT probe
- * point (on a 1-byte and on a 5-byte nop), one whose first instruction is a `push` (a uprobe there is emulated by the
+ * point (on a 1-byte and on a 5-byte nop), one whose first instruction is a `push`
+ * (a uprobe there is emulated by the
  * kernel, never single-stepped) and one with a uprobe on a `mov` (single-stepped: the
  * kernel cannot emulate it); and getppid() for the syscall figures. Each loop
  * is timed with the thread's own CPU clock, so time a neighbour holds the CPU does
@@ -32,9 +33,9 @@
 #define MEASURE_NS 1000000ull	/* CPU time of one timed loop: calls sized to take it */
 #define PLAIN_CALLS 10000	/* the untraced loop (a few ns a call) */
 #define WARMUP_CALLS 50
-/* A field added later (sstep_hit_ns, usdt_nop5_hit_ns) keeps the version: a cache without it is measured
- * over, and a binary from before it reads one with it as before, so two builds sharing
- * the cache do not take turns measuring. */
+/* A field added later (sstep_hit_ns, usdt_nop5_hit_ns) keeps the version: a cache
+ * without it is measured over, and a binary from before it reads one with it as
+ * before, so two builds sharing the cache do not take turns measuring. */
 #define CACHE_VERSION 1
 
 /* The uprobe site and its untraced twin: push, pop, ret. A uprobe on the push (offset
@@ -221,6 +222,21 @@ static void detach(struct bpf_link **l)
 	*l = NULL;
 }
 
+/* The empty USDT program on this binary's probe loopscope_calib:name (what: how the
+ * error names the site). 0 or -errno with err set. */
+static int attach_usdt(struct calib *skel, const char *exe, const char *name, const char *what,
+		       struct bpf_link **l, char *err, size_t errlen)
+{
+	int r;
+
+	*l = bpf_program__attach_usdt(skel->progs.calib_usdt, getpid(), exe, "loopscope_calib", name, NULL);
+	if (*l)
+		return 0;
+	r = -errno;
+	snprintf(err, errlen, "attaching the calibration USDT probe%s in %s failed: %s", what, exe, strerror(-r));
+	return r;
+}
+
 int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 {
 	double usdt[ROUNDS], nop5[ROUNDS], uprobe[ROUNDS], sstep[ROUNDS], sys[ROUNDS], tp[ROUNDS], loop[ROUNDS];
@@ -277,20 +293,11 @@ int ls_calib_measure(struct ls_calib *c, int cpu, char *err, size_t errlen)
 			snprintf(err, errlen, "loading the calibration BPF programs failed: %s", strerror(-err_));
 		goto cleanup;
 	}
-	l_usdt = bpf_program__attach_usdt(skel->progs.calib_usdt, getpid(), exe, "loopscope_calib", "hit", NULL);
-	if (!l_usdt) {
-		err_ = -errno;
-		snprintf(err, errlen, "attaching the calibration USDT probe in %s failed: %s", exe,
-			 strerror(-err_));
+	err_ = attach_usdt(skel, exe, "hit", "", &l_usdt, err, errlen);
+	if (!err_)
+		err_ = attach_usdt(skel, exe, "hit_nop5", " on a 5-byte nop", &l_nop5, err, errlen);
+	if (err_)
 		goto cleanup;
-	}
-	l_nop5 = bpf_program__attach_usdt(skel->progs.calib_usdt, getpid(), exe, "loopscope_calib", "hit_nop5", NULL);
-	if (!l_nop5) {
-		err_ = -errno;
-		snprintf(err, errlen, "attaching the calibration USDT probe on a 5-byte nop in %s failed: %s", exe,
-			 strerror(-err_));
-		goto cleanup;
-	}
 	l_uprobe = bpf_program__attach_uprobe_opts(skel->progs.calib_uprobe, getpid(), exe, 0, &uo);
 	if (!l_uprobe) {
 		err_ = -errno;
