@@ -78,12 +78,19 @@ ends=("exit:process.exit(0)")
 	ends+=("exec:process.execve(process.execPath, [process.execPath, '-e', 'setTimeout(()=>{},3000)'])")
 for e in "${ends[@]}"; do
 	what=${e%%:*}
-	bg "$NODE" -e "setInterval(() => {}, 50); setTimeout(() => { ${e#*:} }, 1500)"
+	# It ends on SIGUSR2, sent once stat has reported an interval: the attach is over
+	# however long a loaded machine made it take.
+	bg "$NODE" -e "setInterval(() => {}, 50); process.on('SIGUSR2', () => { ${e#*:} }); console.log('ready')" \
+		>"$TMP/end.out"
 	epid=$BG_PID
-	sleep 0.5	# past Node's bootstrap (idle-time metrics on)
-	timeout 20 "$LOOPSCOPE" stat -p "$epid" -i 0.5 -d 6 --json >"$TMP/end.json" 2>"$TMP/end.err"
+	wait_for 10 grep -q ready "$TMP/end.out"
+	timeout 60 "$LOOPSCOPE" stat -p "$epid" -i 0.5 --json >"$TMP/end.json" 2>"$TMP/end.err" &
+	st=$!
+	wait_for 30 grep -q '^{' "$TMP/end.json"
+	kill -USR2 "$epid"
+	wait "$st"
 	kill "$epid" 2>/dev/null
-	check "$v: $what: every loop in the reports has a name: $(jq -c '[.tid, .comm, .loop]' "$TMP/end.json" | sort -u | tr '\n' ' ')" \
+	check "$v: $what: every loop in the reports has a name ($(head -c 200 "$TMP/end.err")): $(jq -c '[.tid, .comm, .loop]' "$TMP/end.json" | sort -u | tr '\n' ' ')" \
 		jq -se 'length > 0 and all(.[]; (.comm | length) > 0)' "$TMP/end.json"
 	# From 22 on the platform's thread is named, and its loop, woken at exit to stop,
 	# is labelled "platform" (node-names.md).
