@@ -93,17 +93,30 @@ static const char *loop_label(struct node_priv *p, uint32_t tid, uint64_t loop, 
 	return l->label;
 }
 
-static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v, const char *prev_name,
-		      uint64_t now, struct ls_loop_snapshot *o)
+/* A thread seen only leaving a wait that began before the attach, which ran no
+ * iteration and ended before it was ever reported: nothing of it reads as a loop. It
+ * is how the platform's loop on Node 18 and 20 (its thread named "node") shows when
+ * Node wakes it to stop at exit; from 22 on its thread name labels it (loop_label). */
+static int woke_only_to_end(const struct nu_loop *v, const char *prev_name)
+{
+	return !prev_name && !v->loop_addr && !v->iterations && !v->stall_episodes && !v->tick_episodes &&
+	       !v->micro_episodes;
+}
+
+static int fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v, const char *prev_name,
+		     uint64_t now, struct ls_loop_snapshot *o)
 {
 	const struct node_plan *pl = &p->plan;
 
 	memset(o, 0, sizeof(*o));
 	o->tid = tid;
-	if (prev_name && prev_name[0])
+	if (prev_name && prev_name[0]) {
 		snprintf(o->name, sizeof(o->name), "%s", prev_name);
-	else if (ls_proc_thread_comm(p->pid, tid, o->name, sizeof(o->name)))
-		snprintf(o->name, sizeof(o->name), "%.*s", (int)sizeof(v->comm), v->comm);	/* gone already */
+	} else if (ls_proc_thread_comm(p->pid, tid, o->name, sizeof(o->name))) {
+		if (woke_only_to_end(v, prev_name))	/* and gone already */
+			return 1;
+		snprintf(o->name, sizeof(o->name), "%.*s", (int)sizeof(v->comm), v->comm);
+	}
 	snprintf(o->label, sizeof(o->label), "%s", loop_label(p, tid, v->loop_addr, o->name));
 	o->has = LS_HAS_DELAY | LS_HAS_EPISODES | LS_HAS_NOT_POLLING;
 	if (pl->phases)
@@ -171,6 +184,7 @@ static void fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v
 		o->live_phase = pl->phases ? v->live_phase : LS_PHASE_NONE;
 	}
 	o->live_phase_since_ns = pl->phases ? v->last_b_ns : 0;
+	return 0;
 }
 
 struct node_fill_ctx {
@@ -178,12 +192,12 @@ struct node_fill_ctx {
 	uint64_t now;
 };
 
-static void node_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
-		      struct ls_loop_snapshot *o)
+static int node_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
+		     struct ls_loop_snapshot *o)
 {
 	struct node_fill_ctx *c = ctx;
 
-	fill_loop(c->p, tid, val, prev_name, c->now, o);
+	return fill_loop(c->p, tid, val, prev_name, c->now, o);
 }
 
 int nu__loops_collect(struct node_priv *p, uint64_t now, struct ls_target_snapshot *out)

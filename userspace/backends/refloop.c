@@ -646,8 +646,8 @@ static void fill_loop(struct refloop_priv *p, uint32_t tid, const struct refloop
 	}
 }
 
-static void refloop_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
-			 struct ls_loop_snapshot *o)
+static int refloop_fill(void *ctx, uint32_t tid, const void *val, const char *prev_name,
+			struct ls_loop_snapshot *o)
 {
 	struct refloop_priv *p = ctx;
 	const struct refloop_loop *v = val;
@@ -660,6 +660,7 @@ static void refloop_fill(void *ctx, uint32_t tid, const void *val, const char *p
 	}
 	p->sum_hits += v->probe_hits;
 	p->sum_drops += v->drops;
+	return 0;
 }
 
 static int refloop_collect(struct ls_target *t, struct ls_target_snapshot *out)

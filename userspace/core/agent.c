@@ -800,7 +800,8 @@ int ls_collect_loops(int map_fd, void *scratch, uint32_t max, ls_loop_fill_fn fi
 			for (uint32_t i = 0; out->loops && i < out->nloops && !prev_name; i++)
 				if (out->loops[i].tid == key)
 					prev_name = out->loops[i].name;
-			fill(ctx, key, scratch, prev_name, &loops[n++]);
+			if (!fill(ctx, key, scratch, prev_name, &loops[n]))
+				n++;
 		}
 		r = bpf_map_get_next_key(map_fd, &key, &next);
 	}

@@ -114,9 +114,10 @@ int ls_probe_tier_valid(const char *tier);
 /* For backends: walk a BPF hash map of per-loop values keyed by loop thread id, calling
  * fill() for each value (read into scratch, at most max loops) into a fresh array sorted
  * by tid that replaces out->loops. prev_name is the name the loop had in the previous
- * collect (a thread that exited keeps its last name), or NULL. 0 or -ENOMEM. */
-typedef void (*ls_loop_fill_fn)(void *ctx, uint32_t tid, const void *val, const char *prev_name,
-				struct ls_loop_snapshot *o);
+ * collect (a thread that exited keeps its last name), or NULL. fill() returns 0, or 1
+ * to leave the value out (nothing a user could read as a loop). 0 or -ENOMEM. */
+typedef int (*ls_loop_fill_fn)(void *ctx, uint32_t tid, const void *val, const char *prev_name,
+			       struct ls_loop_snapshot *o);
 int ls_collect_loops(int map_fd, void *scratch, uint32_t max, ls_loop_fill_fn fill, void *ctx,
 		     struct ls_target_snapshot *out);
 
