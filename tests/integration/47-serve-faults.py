@@ -12,10 +12,14 @@
    stopped with SIGINT once it traces and has said B's line, else by -d 1).
 3. exec (tests/tools/exec_after.c, when the test says so, after serve listens): one traced loop
    execs /bin/sleep, another execs the loop again; within a few intervals the first is target_up 0 (one line: no longer traced), the second is
-   attached to its new program (one line), a third is untouched.
+   attached to its new program (one line), a third is untouched; serve has --follow-exec.
+   stat -p Y, Y exec'ing the loop again: without --follow-exec one line saying it is no
+   longer traced and naming the flag; with it one line "attached to the new program"
+   and reports that go on.
 4. Messages: PID 1 as root is not told to run as root; a zombie is not called a
    kernel thread.
 """
+import json
 import os
 import re
 import subprocess
@@ -158,10 +162,10 @@ def exec_test(tmp):
     x = subprocess.Popen([LOOPDEMO], env=env1, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     y = subprocess.Popen([LOOPDEMO], env=env2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     z = subprocess.Popen([LOOPDEMO], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # --exe keeps the capabilities attaching needs (without it serve drops them all and
-    # an exec'd target cannot be attached again: it says so).
+    # --follow-exec keeps the capabilities attaching needs (without it serve drops them
+    # all and an exec'd target cannot be attached again: it says so, stat_exec_test).
     p, port, lines, ready = start_serve(["-p", str(x.pid), "-p", str(y.pid), "-p", str(z.pid),
-                                         "--exe", os.path.abspath(LOOPDEMO)])
+                                         "--follow-exec"])
     try:
         ready.wait(30)
         tap(port.port is not None, "serve -p X -p Y -p Z listens")
@@ -194,6 +198,58 @@ def exec_test(tmp):
             q.wait()
 
 
+def stat_exec_run(tmp, follow):
+    """stat -p Y [--follow-exec] -i 0.5 --json, Y exec'ing the loop again once stat has
+    reported, stopped 4 s later: (stat's stderr lines about Y, its exit status, the
+    reports of Y's pid printed after the exec)."""
+    so = os.path.join(tmp, "exec_after.so")
+    when = os.path.join(tmp, "stat-exec-now-%d" % follow)
+    env = dict(os.environ, LD_PRELOAD=so, LS_EXEC_WHEN=when, LS_EXEC_PROG=os.path.abspath(LOOPDEMO),
+               LS_EXEC_ARG="--io")
+    y = subprocess.Popen([LOOPDEMO], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = os.path.join(tmp, "stat-exec-%d.json" % follow)
+    args = [LOOPSCOPE, "stat", "-p", str(y.pid), "-i", "0.5", "-d", "40", "--json"]
+
+    def reports():
+        with open(out) as f:
+            return [json.loads(ln) for ln in f if ln.startswith("{") and ln.endswith("}\n")]
+    with open(out, "w") as f:
+        s = subprocess.Popen(args + (["--follow-exec"] if follow else []), stdout=f,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 30 and not reports():
+            time.sleep(0.1)
+        n0 = len(reports())
+        open(when, "w").close()
+        time.sleep(4)
+    finally:
+        s.send_signal(2)
+        err = s.communicate(timeout=60)[1]
+        y.kill()
+        y.wait()
+    after = [r for r in reports()[n0:] if r.get("pid") == y.pid]
+    return [ln for ln in err.splitlines() if str(y.pid) in ln], s.returncode, after
+
+
+def stat_exec_test(tmp):
+    lines, rc, after = stat_exec_run(tmp, 0)
+    tap(rc == 0 and len(lines) == 1 and "no longer traced" in lines[0] and "--follow-exec" in lines[0],
+        "stat without --follow-exec: exit 0, one line that says so and names --follow-exec (rc %s, %s)"
+        % (rc, lines))
+    # (the interval the exec fell in still has the old program's iterations)
+    busy = [r for r in after if r.get("iterations", 0) > 0]
+    tap(len(busy) <= 2, "stat without --follow-exec: no iterations reported once the old program is "
+        "gone (%d of %d reports with iterations)" % (len(busy), len(after)))
+    lines, rc, after = stat_exec_run(tmp, 1)
+    new = [ln for ln in lines if "attached to the new program" in ln]
+    tap(rc == 0 and len(lines) == 1 and len(new) == 1,
+        "stat --follow-exec: exit 0, one line: attached to the new program (rc %s, %s)" % (rc, lines))
+    busy = [r for r in after if r.get("iterations", 0) > 0]
+    tap(len(busy) >= 4, "stat --follow-exec keeps reporting the pid after its exec (%d of %d reports "
+        "with iterations)" % (len(busy), len(after)))
+
+
 def messages():
     r = subprocess.run([LOOPSCOPE, "stat", "-p", "1", "-d", "1"], capture_output=True, text=True, timeout=60)
     if os.geteuid() == 0:
@@ -217,6 +273,7 @@ def main():
     try:
         messages()
         exec_test(tmp)
+        stat_exec_test(tmp)
         stat_sweep(a)
         sweep(a)
     finally:

@@ -9,7 +9,8 @@
 2. serve --exe LOOPDEMO --user nobody: Uid 65534, CapEff = CapPrm = exactly the attach
    set (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_SYS_ADMIN), NoNewPrivs 1, and a loop
    started afterwards is still attached.
-3. stat -p A and top -p A (in tmux): CapEff and CapPrm 0 while they run.
+3. stat -p A and top -p A (in tmux): CapEff and CapPrm 0 while they run; stat
+   --follow-exec keeps exactly the attach set, with NoNewPrivs 1.
 """
 import os
 import re
@@ -146,6 +147,16 @@ def main():
             "stat once attached: CapEff %s CapPrm %s" % (st.get("CapEff"), st.get("CapPrm")))
         s.wait(30)
         tap(s.returncode == 0, "stat exits 0 (%s)" % s.returncode)
+        s = subprocess.Popen([LOOPSCOPE, "stat", "-p", str(a.pid), "-d", "6", "--follow-exec"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        st = wait_status(s.pid, lambda x: x.get("NoNewPrivs") == "1")
+        print("# stat --follow-exec after attach: %s" % st)
+        want = "%016x" % ATTACH_SET
+        tap(st.get("CapEff") == want and st.get("CapPrm") == want and st.get("NoNewPrivs") == "1",
+            "stat --follow-exec once attached: CapEff %s CapPrm %s (want %s) NoNewPrivs %s"
+            % (st.get("CapEff"), st.get("CapPrm"), want, st.get("NoNewPrivs")))
+        s.wait(30)
+        tap(s.returncode == 0, "stat --follow-exec exits 0 (%s)" % s.returncode)
         sess = "ls48-%d" % os.getpid()
         subprocess.run(["tmux", "new-session", "-d", "-s", sess, "-x", "120", "-y", "40",
                         "%s top -p %d" % (LOOPSCOPE, a.pid)], check=True)

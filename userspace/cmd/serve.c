@@ -59,6 +59,7 @@ struct serve_opts {
 	const char *listen;
 	const char *web_config;		/* --web.config.file */
 	const char *user;		/* --user */
+	int follow_exec;		/* --follow-exec: keep the attach set */
 	struct ls_webconfig web;
 	pid_t pids[MAX_PIDS];
 	int npids;
@@ -310,9 +311,11 @@ static void usage(FILE *f)
 		"      --header-timeout SECONDS  time a client has to send its request head (default 5)\n"
 		"      --web.config.file FILE    TLS and basic auth, in the Prometheus exporter-toolkit\n"
 		"                         format (tls_server_config, basic_auth_users); see loopscope(1)\n"
+		"      --follow-exec      a -p target that execs is attached again if the new\n"
+		"                         program is an event loop (--exe targets always are)\n"
 		"      --user NAME        run as this user once attached (capabilities kept: none, or\n"
-		"                         with --exe what attaching needs: CAP_BPF, CAP_PERFMON,\n"
-		"                         CAP_SYS_PTRACE, CAP_SYS_ADMIN)\n"
+		"                         with --exe or --follow-exec what attaching needs: CAP_BPF,\n"
+		"                         CAP_PERFMON, CAP_SYS_PTRACE, CAP_SYS_ADMIN)\n"
 		"  -v, --verbose          log episodes and libbpf messages to stderr\n"
 		"  -h, --help             this help\n\n"
 		"Endpoints: GET /metrics, GET /events (NDJSON), GET /healthz. See loopscope(1).\n",
@@ -335,6 +338,7 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 		{ "header-timeout", required_argument, NULL, 'H' },
 		{ "web.config.file", required_argument, NULL, 'W' },
 		{ "user", required_argument, NULL, 'U' },
+		{ "follow-exec", no_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -415,6 +419,9 @@ static int parse_args(struct serve *sv, int argc, char **argv)
 		case 'U':
 			o->user = optarg;
 			break;
+		case 'F':
+			o->follow_exec = 1;
+			break;
 		case 'v':
 			sv->verbose = o->agent.verbose = 1;
 			break;
@@ -477,8 +484,10 @@ static int setup(struct serve *sv)
 	}
 	sample(sv);	/* the first snapshot (and --exe scan) before the first client */
 	sv->next_sample_ns = ls_now_mono_ns() + sv->o.interval_ns;
-	/* Attached: keep only what attaching more needs (nothing without --exe). */
-	if (ls_privs_drop(sv->exes.nexes ? ls_privs_attach_set() : 0, sv->o.user, err, sizeof(err))) {
+	/* Attached: keep only what attaching more needs (nothing without --exe or
+	 * --follow-exec). */
+	if (ls_privs_drop(sv->exes.nexes || sv->o.follow_exec ? ls_privs_attach_set() : 0, sv->o.user, err,
+			  sizeof(err))) {
 		fprintf(stderr, "loopscope serve: %s\n", err);
 		return 1;
 	}

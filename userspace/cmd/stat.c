@@ -38,7 +38,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: loopscope stat -p PID [-p PID]... [-i SECONDS] [-d SECONDS] [--json]\n"
-		"                      [--threshold MS] [--probes TIER] [-v]\n"
+		"                      [--threshold MS] [--probes TIER] [--follow-exec] [-v]\n"
 		"       loopscope stat --replay FILE [-i SECONDS] [-d SECONDS] [--json]\n\n"
 		"Attach to running event loops and print their numbers every interval; or print\n"
 		"the same blocks from a recording ('loopscope record'), no privileges needed.\n\n"
@@ -54,6 +54,9 @@ static void usage(FILE *f)
 		"                       starvation episode (default 100)\n"
 		"      --probes TIER    Node.js/libuv probe tier: light (default), phases, or\n"
 		"                       counters (no probe: libuv's own counters)\n"
+		"      --follow-exec    a target that execs is attached again if the new program\n"
+		"                       is an event loop; keeps the capabilities attaching needs\n"
+		"                       (otherwise every one is dropped once attached)\n"
 		"  -v, --verbose        libbpf diagnostics and the Node/libuv probe plan on stderr\n"
 		"  -h, --help           this help\n\n"
 		"Exit status: 0 ran as asked (a target exiting is reported, not an error),\n"
@@ -404,6 +407,7 @@ struct stat_args {
 	int npids;
 	double interval, duration, threshold_ms;
 	int interval_set;
+	int follow_exec;	/* keep the attach set: re-attach after an exec */
 	const char *replay;
 };
 
@@ -418,6 +422,7 @@ static int parse_args(struct stat_args *a, struct stat_state *st, int argc, char
 		{ "threshold", required_argument, NULL, 't' },
 		{ "probes", required_argument, NULL, 'P' },	/* Node tier: light | phases */
 		{ "replay", required_argument, NULL, 'R' },
+		{ "follow-exec", no_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -469,6 +474,9 @@ static int parse_args(struct stat_args *a, struct stat_state *st, int argc, char
 		case 'R':
 			a->replay = optarg;
 			break;
+		case 'F':
+			a->follow_exec = 1;
+			break;
 		case 'v':
 			a->opts.verbose = 1;
 			break;
@@ -485,6 +493,10 @@ static int parse_args(struct stat_args *a, struct stat_state *st, int argc, char
 	if (a->replay && (a->opts.tier || a->threshold_ms != 100)) {
 		fprintf(stderr, "loopscope stat: --probes and --threshold were fixed when the recording was made; "
 			"drop them with --replay\n");
+		return 2;
+	}
+	if (a->replay && a->follow_exec) {
+		fprintf(stderr, "loopscope stat: --follow-exec is for attaching to processes, not for --replay\n");
 		return 2;
 	}
 	if (!a->replay && !a->npids) {
@@ -525,8 +537,9 @@ static int attach(struct stat_args *a, struct ls_agent **ag)
 	}
 	if (nexited == a->npids)
 		goto none;	/* every target has exited: nothing left to report */
-	/* Attached: reading maps and detaching use the descriptors we hold. */
-	if (ls_privs_drop(0, NULL, err, sizeof(err))) {
+	/* Attached: reading maps and detaching use the descriptors we hold; attaching
+	 * again after an exec needs the attach set. */
+	if (ls_privs_drop(a->follow_exec ? ls_privs_attach_set() : 0, NULL, err, sizeof(err))) {
 		fprintf(stderr, "loopscope stat: %s\n", err);
 		return 1;
 	}

@@ -117,8 +117,8 @@ const char *ls_perm_advice(void)
 	const uint64_t need = ls_privs_attach_set();
 
 	if (ls_privs_dropped())
-		return "loopscope gave up its capabilities after attaching (serve keeps the attach set "
-		       "only with --exe)";
+		return "loopscope gave up its capabilities after attaching (--follow-exec keeps what "
+		       "attaching needs; so does serve's --exe)";
 	if (geteuid() != 0)
 		return "run loopscope as root (it needs CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_SYS_ADMIN)";
 	memset(d, 0, sizeof(d));

@@ -6,7 +6,9 @@
  * after the attach needs none of them: reading maps, the ring buffer and the pidfd,
  * and detaching (closing link fds), use file descriptors already held. So stat and top
  * drop every capability once attached, and serve keeps only the attach set while
- * --exe may still bring new processes (none otherwise). no_new_privs is set either way.
+ * --exe may still bring new processes (none otherwise). --follow-exec keeps the attach
+ * set in all three, to attach a target again after it execs. no_new_privs is set
+ * either way.
  */
 #ifndef LS_PRIVS_H
 #define LS_PRIVS_H
