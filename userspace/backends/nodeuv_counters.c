@@ -32,8 +32,13 @@ struct libuv_counters *nu__libuv_counters(struct node_priv *p, uint32_t tid, uin
 	struct libuv_counters *free_slot = NULL;
 
 	for (int i = 0; i < NU_MAX_LOOPS; i++) {
-		if (p->uvc[i].tid == tid)
+		if (p->uvc[i].tid == tid) {
+			/* Its loop's address came after it was made (a worker's loop is known
+			 * once its timers have run): the counters are read from now on. */
+			if (!p->uvc[i].loop && loop && create)
+				p->uvc[i].loop = loop;
 			return &p->uvc[i];
+		}
 		if (!p->uvc[i].tid && !free_slot)
 			free_slot = &p->uvc[i];
 	}
@@ -51,9 +56,11 @@ int nu__libuv_counters_read(struct node_priv *p, struct libuv_counters *x, uint6
 
 	if (!x)
 		return -ENOENT;
+	if (!x->loop)
+		return -ENOENT;	/* not known yet: no base taken */
 	if (x->base_ns && !x->usable)
 		return -ENOTSUP;
-	r = x->loop ? lu_metrics_read(p->pid, x->loop, &p->plan.off, &x->m) : -ENOENT;
+	r = lu_metrics_read(p->pid, x->loop, &p->plan.off, &x->m);
 	if (!r && !(x->m.flags & LU_METRICS_IDLE_TIME))
 		r = -ENOTSUP;
 	if (!x->base_ns) {

@@ -120,6 +120,7 @@ struct libuv_counters {
 	struct lu_metrics m;
 	uint64_t base_ns, base_idle;	/* first read */
 	uint64_t busy_ns, idle_ns;	/* at the last good read */
+	uint64_t off_busy, off_idle;	/* the probes' figures when the base was taken */
 	uint64_t base_count;		/* loop_count at base (counters tier) */
 };
 

@@ -140,10 +140,18 @@ static int fill_loop(struct node_priv *p, uint32_t tid, const struct nu_loop *v,
 	if (pl->metrics_ok) {
 		struct libuv_counters *x = nu__libuv_counters(p, tid, v->loop_addr ? v->loop_addr
 								  : tid == (uint32_t)p->pid ? pl->default_loop : 0, 1);
+		int fresh = x && !x->base_ns;
 
 		if (x && !nu__libuv_counters_read(p, x, now)) {
-			o->busy_ns = x->busy_ns;
-			o->idle_ns = x->idle_ns;
+			/* The counters count from their base; a loop whose address came later
+			 * (a worker's, at its first poll) was counted by the probes till then,
+			 * and its figures go on from there instead of going back to 0. */
+			if (fresh) {
+				x->off_busy = o->busy_ns;
+				x->off_idle = o->idle_ns;
+			}
+			o->busy_ns = x->off_busy + x->busy_ns;
+			o->idle_ns = x->off_idle + x->idle_ns;
 		}
 	}
 	for (int i = 0; i < LS_NPHASES; i++)
