@@ -1,6 +1,7 @@
 /* unwind.c: raw samples -> frames (unwind.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +37,18 @@ struct ls_unwinder {
 	unsigned ntried;
 };
 
-/* The kernel's symbols, read once per process and shared by every unwinder: a
- * target's unwinder is made at attach, before the agent gives up its privileges
- * (without CAP_SYSLOG /proc/kallsyms shows every address as 0). */
+/* The kernel's symbols, read once per process and shared by every unwinder. The file
+ * is opened at the first attach, before the agent gives up its privileges: the kernel
+ * decides at open whether addresses show (without CAP_SYSLOG every one reads 0), so
+ * the descriptor keeps them. A thread reads and sorts it (~5 MB, 20-60 ms) while the
+ * attach goes on; the first kernel frame to name waits for it. */
 static struct {
 	struct ksym *ksyms;
 	size_t nksyms;
 	char *text;		/* the file, read whole; names point into it */
-	int tried;
+	int fd;
+	int started, joined;
+	pthread_t thread;
 } kall;
 
 static int ksym_cmp(const void *a, const void *b)
@@ -53,15 +58,12 @@ static int ksym_cmp(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
-/* /proc/kallsyms, whole (about 5 MB; its size is not known before it is read). */
-static char *read_kallsyms(size_t *len)
+/* fd (/proc/kallsyms), read whole; closed. */
+static char *read_kallsyms(int fd, size_t *len)
 {
-	int fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
 	size_t cap = 1 << 22, n = 0;
 	char *buf = NULL;
 
-	if (fd < 0)
-		return NULL;
 	for (;;) {
 		ssize_t r;
 
@@ -90,17 +92,15 @@ static char *read_kallsyms(size_t *len)
 
 /* The text symbols ("t"/"T") with an address, sorted. Parsed in place: one pass,
  * no allocation per symbol (the ASan agent in make test reads it at every attach). */
-static void load_kallsyms(void)
+static void *load_kallsyms(void *arg)
 {
 	size_t len = 0, cap = 0;
 	char *p, *end;
 
-	if (kall.tried)
-		return;
-	kall.tried = 1;
-	kall.text = read_kallsyms(&len);
+	(void)arg;
+	kall.text = read_kallsyms(kall.fd, &len);
 	if (!kall.text)
-		return;
+		return NULL;
 	for (p = kall.text, end = kall.text + len; p < end;) {
 		char *nl = memchr(p, '\n', (size_t)(end - p)), *q, *name;
 		unsigned long long a;
@@ -133,6 +133,31 @@ next:
 	}
 	if (kall.nksyms > 1)
 		qsort(kall.ksyms, kall.nksyms, sizeof(*kall.ksyms), ksym_cmp);
+	return NULL;
+}
+
+/* Open /proc/kallsyms and start reading it, once (at attach, privileges still held). */
+static void kallsyms_start(void)
+{
+	if (kall.started)
+		return;
+	kall.started = 1;
+	kall.fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
+	if (kall.fd < 0) {
+		kall.joined = 1;
+	} else if (pthread_create(&kall.thread, NULL, load_kallsyms, NULL)) {
+		load_kallsyms(NULL);
+		kall.joined = 1;
+	}
+}
+
+static void kallsyms_wait(void)
+{
+	kallsyms_start();
+	if (!kall.joined) {
+		pthread_join(kall.thread, NULL);
+		kall.joined = 1;
+	}
 }
 
 static const char *ksym_name(struct ls_unwinder *u, uint64_t ip)
@@ -140,7 +165,7 @@ static const char *ksym_name(struct ls_unwinder *u, uint64_t ip)
 	size_t lo = 0, hi;
 
 	(void)u;
-	load_kallsyms();
+	kallsyms_wait();
 	hi = kall.nksyms;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -178,7 +203,7 @@ int ls_unwinder_new(pid_t pid, const char *exe, uint64_t bias, struct ls_stackta
 		return -ENOMEM;
 	u->pid = pid;
 	u->tab = tab;
-	load_kallsyms();	/* now, while the agent may still read the addresses */
+	kallsyms_start();	/* now, while the agent may still read the addresses */
 	u->nsym = ls_nsym_new();
 	if (!u->nsym) {
 		free(u);
