@@ -1,4 +1,5 @@
-/* http.c: a bounded, single-threaded HTTP/1.1 server (see http.h for the contract). */
+/* http.c: a bounded, single-threaded HTTP/1.1 server (see http.h for the contract; the
+ * bytes of each connection, through TLS or not, are http_tls.c's: http_int.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,61 +14,13 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "http.h"
+#include "http_int.h"
 #include "webconfig.h"
 
 
 /* ---------------------------------------------------------------- server */
-
-struct ls_http_conn {
-	int fd;				/* -1 once closed (memory freed at the end of the round) */
-	struct ls_http_server *srv;
-	struct ls_buf in, out;
-	const struct ls_http_req *req;	/* the request being handled, else NULL */
-	int responded;
-	int close_after;		/* close once out is flushed; read nothing more */
-	int lingering;			/* answered and shut down for writing: discarding input until EOF */
-	int stream;			/* an endless response fed by ls_http_broadcast() */
-	int served;			/* answered at least one request */
-	int busy;			/* over the limit: only delivers a 503 */
-	uint32_t events;		/* registered epoll mask */
-	uint64_t head_start_ns;		/* first byte of the pending request head, or 0 */
-	uint64_t last_io_ns;		/* last read or write progress */
-	SSL *ssl;			/* TLS (web config), else NULL */
-	int tls_ready;			/* handshake done */
-	int tls_sniffed;		/* its first byte was looked at: a TLS record */
-	int tls_want_write;		/* an SSL call waits for the socket to take bytes */
-	struct ls_http_conn *prev, *next;
-};
-
-struct ls_http_server {
-	int epfd, lfd, port;
-	int loopback;			/* bound to a loopback address */
-	struct ls_http_opts o;
-	ls_http_handler fn;
-	void *arg;
-	struct ls_http_conn *conns;	/* open connections */
-	struct ls_http_conn *dead;	/* closed, freed when no event can point at them */
-	int nconns, nstreams, in_poll;
-	int nbusy;			/* connections delivering the over-limit 503 */
-	int nlinger;			/* answered, waiting for the client's FIN (not busy ones) */
-	int max_fds;			/* connections of any kind: below RLIMIT_NOFILE */
-	int accepting;			/* the listening socket is in the epoll set for EPOLLIN */
-	uint64_t pause_until_ns;	/* accept paused (EMFILE) until then */
-	SSL_CTX *tls;			/* web config: TLS */
-	struct ls_web_auth *auth;	/* web config: basic auth users */
-	struct ls_http_stats st;
-};
-
-static int accept_any_cert(int preverify, X509_STORE_CTX *x)
-{
-	(void)preverify;
-	(void)x;
-	return 1;
-}
 
 static uint64_t now_ns(void)
 {
@@ -77,7 +30,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void conn_close(struct ls_http_conn *c)
+void ls_http__conn_close(struct ls_http_conn *c)
 {
 	struct ls_http_server *srv = c->srv;
 
@@ -119,126 +72,6 @@ static void reap(struct ls_http_server *srv)
 	}
 }
 
-/* ---------------------------------------------------------------- TLS over the socket */
-
-/* Plain HTTP on the TLS port (a client with http:// for https://): answered in plain
- * text, as Go's net/http does, then closed lingering (the request is read and dropped,
- * never served: it went past TLS and its client certificates). */
-static void plain_on_tls(struct ls_http_conn *c)
-{
-	static const char body[] = "Client sent an HTTP request to an HTTPS server.\n";
-
-	SSL_free(c->ssl);
-	c->ssl = NULL;
-	c->srv->st.tls_failures++;
-	if (c->responded)
-		return;		/* a 503 is queued already: it goes out in plain text */
-	c->srv->st.bad_requests++;
-	c->req = NULL;
-	ls_http_respond(c, 400, "text/plain; charset=utf-8", NULL, body, sizeof(body) - 1, 0);
-	c->close_after = 1;
-}
-
-/* Before the handshake, a look at the first byte: a TLS client's first record is a
- * handshake (0x16); an upper-case letter is the method of a plain HTTP request. 1 TLS
- * (or not HTTP either: the handshake says no), 0 nothing yet, -1 plain HTTP (c has
- * no TLS any more and its 400 is queued). */
-static int tls_sniff(struct ls_http_conn *c)
-{
-	unsigned char b;
-	ssize_t n;
-
-	if (c->tls_sniffed)
-		return 1;
-	n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return 0;
-	c->tls_sniffed = 1;
-	if (n == 1 && b >= 'A' && b <= 'Z') {
-		plain_on_tls(c);
-		return -1;
-	}
-	return 1;
-}
-
-/* One step of the server handshake: 1 done, 0 in progress (wants the socket), -1
- * failed (the connection is closed: no certificate when one is required, not TLS),
- * -2 not TLS but plain HTTP (answered without TLS: tls_sniff). */
-static int tls_handshake(struct ls_http_conn *c)
-{
-	int r, e;
-
-	if ((r = tls_sniff(c)) <= 0)
-		return r < 0 ? -2 : 0;
-	r = SSL_do_handshake(c->ssl);
-	c->tls_want_write = 0;
-	if (r == 1) {
-		c->tls_ready = 1;
-		return 1;
-	}
-	e = SSL_get_error(c->ssl, r);
-	if (e == SSL_ERROR_WANT_READ)
-		return 0;
-	if (e == SSL_ERROR_WANT_WRITE) {
-		c->tls_want_write = 1;
-		return 0;
-	}
-	ERR_clear_error();
-	c->srv->st.tls_failures++;
-	conn_close(c);
-	return -1;
-}
-
-/* recv() / send() through TLS when there is some: > 0 bytes, 0 EOF (recv), -EAGAIN,
- * or -errno / -EPROTO. SSL_read may need to write and SSL_write to read (TLS 1.3 key
- * updates): tls_want_write asks for EPOLLOUT; a wanted read comes with EPOLLIN. */
-static ssize_t conn_recv(struct ls_http_conn *c, void *buf, size_t len)
-{
-	ssize_t n;
-	int r, e;
-
-	if (!c->ssl) {
-		n = recv(c->fd, buf, len, MSG_DONTWAIT);
-		return n >= 0 ? n : -errno;
-	}
-	if (!c->tls_ready && (r = tls_handshake(c)) <= 0)
-		return r == 0 || r == -2 ? -EAGAIN : -EPROTO;	/* -2: the 400 goes out next */
-	r = SSL_read(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
-	if (r > 0)
-		return r;
-	e = SSL_get_error(c->ssl, r);
-	if (e == SSL_ERROR_WANT_READ)
-		return -EAGAIN;
-	if (e == SSL_ERROR_WANT_WRITE) {
-		c->tls_want_write = 1;
-		return -EAGAIN;
-	}
-	ERR_clear_error();
-	return e == SSL_ERROR_ZERO_RETURN ? 0 : e == SSL_ERROR_SYSCALL && r == 0 ? 0 : -EPROTO;
-}
-
-static ssize_t conn_send(struct ls_http_conn *c, const void *buf, size_t len)
-{
-	ssize_t n;
-	int r, e;
-
-	if (!c->ssl) {
-		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		return n >= 0 ? n : -errno;
-	}
-	c->tls_want_write = 0;
-	r = SSL_write(c->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
-	if (r > 0)
-		return r;
-	e = SSL_get_error(c->ssl, r);
-	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-		c->tls_want_write = e == SSL_ERROR_WANT_WRITE;
-		return -EAGAIN;
-	}
-	ERR_clear_error();
-	return -EPIPE;
-}
-
 static void update_events(struct ls_http_conn *c)
 {
 	uint32_t want = 0;
@@ -261,14 +94,14 @@ static void update_events(struct ls_http_conn *c)
 	if (epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
 		c->events = want;
 	else
-		conn_close(c);
+		ls_http__conn_close(c);
 }
 
 /* Write what the socket takes. Closes the connection when done and close_after. */
 static void conn_flush(struct ls_http_conn *c)
 {
 	if (c->ssl && !c->tls_ready) {
-		int r = tls_handshake(c);
+		int r = ls_http__tls_handshake(c);
 
 		if (r <= 0 && r != -2) {
 			if (c->fd >= 0)
@@ -277,7 +110,7 @@ static void conn_flush(struct ls_http_conn *c)
 		}
 	}
 	while (c->fd >= 0 && c->out.len) {
-		ssize_t n = conn_send(c, c->out.p, c->out.len);
+		ssize_t n = ls_http__conn_send(c, c->out.p, c->out.len);
 		if (n > 0) {
 			ls_buf_consume(&c->out, (size_t)n);
 			c->last_io_ns = now_ns();
@@ -287,7 +120,7 @@ static void conn_flush(struct ls_http_conn *c)
 			break;
 		if (n == -EINTR)
 			continue;
-		conn_close(c);
+		ls_http__conn_close(c);
 		return;
 	}
 	if (c->fd >= 0 && !c->out.len && c->close_after && !c->stream && !c->lingering) {
@@ -349,7 +182,7 @@ void ls_http_respond_encoded(struct ls_http_conn *c, int status, const char *cty
 	if (!head && len)
 		ls_buf_append(&c->out, body, len);
 	if (c->out.oom)
-		conn_close(c);
+		ls_http__conn_close(c);
 }
 
 void ls_http_respond(struct ls_http_conn *c, int status, const char *ctype, const char *extra,
@@ -443,9 +276,9 @@ static void conn_read(struct ls_http_conn *c)
 
 		if (budget < sizeof(tmp))
 			break;
-		n = conn_recv(c, tmp, sizeof(tmp));
+		n = ls_http__conn_recv(c, tmp, sizeof(tmp));
 		if (n == 0) {
-			conn_close(c);	/* peer closed; anything queued has nowhere to go */
+			ls_http__conn_close(c);	/* peer closed; anything queued has nowhere to go */
 			return;
 		}
 		if (n < 0) {
@@ -453,7 +286,7 @@ static void conn_read(struct ls_http_conn *c)
 				continue;
 			if (n == -EAGAIN)
 				break;
-			conn_close(c);
+			ls_http__conn_close(c);
 			return;
 		}
 		budget -= (size_t)n;
@@ -464,7 +297,7 @@ static void conn_read(struct ls_http_conn *c)
 			c->head_start_ns = c->last_io_ns;
 		ls_buf_append(&c->in, tmp, (size_t)n);
 		if (c->in.oom) {
-			conn_close(c);
+			ls_http__conn_close(c);
 			return;
 		}
 		/* Bound the input: a head larger than max_head is answered now. */
@@ -538,16 +371,10 @@ static struct ls_http_conn *conn_add(struct ls_http_server *srv, int fd)
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (srv->tls) {
-		c->ssl = SSL_new(srv->tls);
-		if (!c->ssl || !SSL_set_fd(c->ssl, fd)) {
-			SSL_free(c->ssl);
-			ERR_clear_error();
-			close(fd);
-			free(c);
-			return NULL;
-		}
-		SSL_set_accept_state(c->ssl);
+	if (srv->tls && ls_http__tls_new(c, srv->tls, fd)) {
+		close(fd);
+		free(c);
+		return NULL;
 	}
 	c->fd = fd;
 	c->srv = srv;
@@ -627,7 +454,7 @@ static int evict(struct ls_http_server *srv)
 		return active_conns(srv) < srv->o.max_conns;
 	srv->st.evicted++;
 	if (v->served)
-		conn_close(v);
+		ls_http__conn_close(v);
 	else
 		make_busy(v);
 	return 1;
@@ -709,7 +536,7 @@ static void sweep(struct ls_http_server *srv)
 		if (!c->lingering && !c->busy && !c->stream && !c->out.len && !c->close_after && !c->served)
 			make_busy_as(c, c->in.len > 0);
 		else
-			conn_close(c);
+			ls_http__conn_close(c);
 	}
 }
 
@@ -732,7 +559,7 @@ int ls_http_poll(struct ls_http_server *srv, int timeout_ms)
 		if (c->fd < 0)
 			continue;
 		if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
-			conn_close(c);
+			ls_http__conn_close(c);
 			continue;
 		}
 		if (evs[i].events & EPOLLOUT) {
@@ -759,12 +586,12 @@ void ls_http_stream_write(struct ls_http_conn *c, const void *data, size_t len)
 		return;
 	if (c->out.len + len > c->srv->o.max_out) {
 		c->srv->st.stream_drops++;
-		conn_close(c);
+		ls_http__conn_close(c);
 		return;
 	}
 	ls_buf_append(&c->out, data, len);
 	if (c->out.oom)
-		conn_close(c);
+		ls_http__conn_close(c);
 	/* Flushed by the caller's round (inside a handler) or right here otherwise. */
 	else if (!c->req)
 		conn_flush(c);
@@ -785,12 +612,12 @@ int ls_http_broadcast(struct ls_http_server *srv, const void *data, size_t len, 
 		}
 		if (c->out.len + len > srv->o.max_out) {
 			srv->st.stream_drops++;
-			conn_close(c);	/* a reader this far behind is not reading */
+			ls_http__conn_close(c);	/* a reader this far behind is not reading */
 			continue;
 		}
 		ls_buf_append(&c->out, data, len);
 		if (c->out.oom) {
-			conn_close(c);
+			ls_http__conn_close(c);
 			continue;
 		}
 		reached++;
@@ -834,65 +661,6 @@ static int fd_budget(void)
 	if (rl.rlim_cur <= 2 * LS_HTTP_FD_RESERVE)
 		return (int)(rl.rlim_cur / 2);
 	return rl.rlim_cur - LS_HTTP_FD_RESERVE > 1000000 ? 1000000 : (int)(rl.rlim_cur - LS_HTTP_FD_RESERVE);
-}
-
-/* The SSL_CTX of a web config's tls_server_config. NULL with err on failure. */
-static SSL_CTX *tls_context(const struct ls_webconfig *wc, char *err, size_t errlen)
-{
-	static const unsigned char sid[] = "loopscope";
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	const char *what = "TLS";
-	int mode = SSL_VERIFY_NONE;
-
-	if (!ctx)
-		goto fail;
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				      SSL_MODE_RELEASE_BUFFERS);
-	if (!SSL_CTX_set_min_proto_version(ctx, wc->min_version ? wc->min_version : TLS1_2_VERSION) ||
-	    (wc->max_version && !SSL_CTX_set_max_proto_version(ctx, wc->max_version))) {
-		what = "min_version/max_version";
-		goto fail;
-	}
-	what = wc->cert_file;
-	if (SSL_CTX_use_certificate_chain_file(ctx, wc->cert_file) != 1)
-		goto fail;
-	what = wc->key_file;
-	if (SSL_CTX_use_PrivateKey_file(ctx, wc->key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)
-		goto fail;
-	if (wc->client_ca_file[0]) {
-		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(wc->client_ca_file);
-
-		what = wc->client_ca_file;
-		if (!names || SSL_CTX_load_verify_locations(ctx, wc->client_ca_file, NULL) != 1) {
-			sk_X509_NAME_pop_free(names, X509_NAME_free);
-			goto fail;
-		}
-		SSL_CTX_set_client_CA_list(ctx, names);
-	}
-	switch (wc->client_auth) {
-	case LS_CLIENT_REQUEST:
-	case LS_CLIENT_REQUIRE_ANY:
-		/* Asked for (or required) but not verified: any certificate will do. */
-		mode = SSL_VERIFY_PEER | (wc->client_auth == LS_CLIENT_REQUIRE_ANY ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
-		SSL_CTX_set_verify(ctx, mode, accept_any_cert);
-		break;
-	case LS_CLIENT_VERIFY_IF_GIVEN:
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-		break;
-	case LS_CLIENT_REQUIRE_VERIFY:
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-		break;
-	default:
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	}
-	SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
-	return ctx;
-fail:
-	snprintf(err, errlen, "web config: %s: %s", what, ERR_reason_error_string(ERR_peek_last_error())
-			 ? ERR_reason_error_string(ERR_peek_last_error()) : "cannot be used");
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return NULL;
 }
 
 /* "host:port", "[v6]:port" or ":port" into a sockaddr. */
@@ -983,7 +751,7 @@ int ls_http_new(const char *addr, const struct ls_http_opts *opts, ls_http_handl
 	if (!srv->o.max_out)
 		srv->o.max_out = 8u << 20;
 
-	if (srv->o.web && srv->o.web->tls && !(srv->tls = tls_context(srv->o.web, err, errlen))) {
+	if (srv->o.web && srv->o.web->tls && !(srv->tls = ls_http__tls_context(srv->o.web, err, errlen))) {
 		rc = -EINVAL;
 		goto cleanup;
 	}
@@ -1039,7 +807,7 @@ void ls_http_free(struct ls_http_server *srv)
 	if (!srv)
 		return;
 	while (srv->conns)
-		conn_close(srv->conns);
+		ls_http__conn_close(srv->conns);
 	reap(srv);
 	if (srv->lfd >= 0)
 		close(srv->lfd);
