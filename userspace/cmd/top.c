@@ -197,11 +197,99 @@ static void usage(FILE *f)
 		   "SIGTERM 143, SIGHUP 129). The terminal is restored on every path.\n");
 }
 
+enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR, OPT_PROBES, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY,
+       OPT_REPLAY };
+
+/* A number of milliseconds for option what, lo..hi, into *v: 0, or 2 (usage error) with
+ * the message printed. */
+static int parse_ms(const char *what, const char *arg, long lo, long hi, long *v)
+{
+	if (!ls_opt_integer(arg, lo, hi, v))
+		return 0;
+	fprintf(stderr, "loopscope top: %s '%s' out of range; give %ld..%ld ms\n", what, arg, lo, hi);
+	return 2;
+}
+
+/* The options that say where the data comes from (-p, --connect, --replay and the
+ * files for https://): 0, or 2 with the message printed, also for an option getopt
+ * refused. */
+static int source_option(int c, const char *arg, struct top_cfg *cfg)
+{
+	switch (c) {
+	case 'p':
+		if (ls_opt_pid("top", arg, cfg->pids, &cfg->npids, TOP_MAX_PIDS, NULL))
+			return 2;
+		break;
+	case 'c':
+		cfg->connect = arg;
+		break;
+	case OPT_REPLAY:
+		cfg->replay = arg;
+		break;
+	case OPT_TLS_CA:
+		cfg->remote.ca_file = arg;
+		break;
+	case OPT_TLS_CERT:
+		cfg->remote.cert_file = arg;
+		break;
+	case OPT_TLS_KEY:
+		cfg->remote.key_file = arg;
+		break;
+	default:
+		fprintf(stderr, "loopscope top: try 'loopscope top --help'\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* One option c with its argument: 0, 2 usage error (message printed), -1 help printed. */
+static int parse_option(int c, const char *arg, struct top_cfg *cfg)
+{
+	long v;
+
+	switch (c) {
+	case 'i':
+		if (parse_ms("interval", arg, 50, 60000, &v))
+			return 2;
+		cfg->refresh_ms = (int)v;
+		break;
+	case 't':
+	case OPT_STALL:
+	case OPT_STARVE:
+		if (parse_ms("threshold", arg, 1, 3600 * 1000, &v))
+			return 2;
+		if (c != OPT_STARVE)
+			cfg->stall_ns = (uint64_t)v * 1000000;
+		if (c != OPT_STALL)
+			cfg->starve_ns = (uint64_t)v * 1000000;
+		break;
+	case OPT_HOLD:
+		if (parse_ms("hold", arg, 0, 3600 * 1000, &v))
+			return 2;
+		cfg->hold_ns = (uint64_t)v * 1000000;
+		break;
+	case OPT_NOCOLOR:
+		cfg->color = 0;
+		break;
+	case OPT_PROBES:
+		if (!ls_probe_tier_valid(arg)) {
+			fprintf(stderr, "loopscope top: --probes takes 'light', 'phases' or 'counters', not '%s'\n", arg);
+			return 2;
+		}
+		cfg->tier = arg;
+		break;
+	case 'h':
+		usage(stdout);
+		return -1;
+	default:
+		return source_option(c, arg, cfg);
+	}
+	return 0;
+}
+
 /* 0 ok, 2 usage error (message printed), -1 help printed. */
 static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 {
-	enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR, OPT_PROBES, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY,
-	       OPT_REPLAY };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -219,75 +307,12 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	long v;
-	int c;
+	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:c:i:t:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			if (ls_opt_pid("top", optarg, cfg->pids, &cfg->npids, TOP_MAX_PIDS, NULL))
-				return 2;
-			break;
-		case 'c':
-			cfg->connect = optarg;
-			break;
-		case OPT_REPLAY:
-			cfg->replay = optarg;
-			break;
-		case OPT_TLS_CA:
-			cfg->remote.ca_file = optarg;
-			break;
-		case OPT_TLS_CERT:
-			cfg->remote.cert_file = optarg;
-			break;
-		case OPT_TLS_KEY:
-			cfg->remote.key_file = optarg;
-			break;
-		case 'i':
-			if (ls_opt_integer(optarg, 50, 60000, &v)) {
-				fprintf(stderr, "loopscope top: interval '%s' out of range; give 50..60000 ms\n", optarg);
-				return 2;
-			}
-			cfg->refresh_ms = (int)v;
-			break;
-		case 't':
-		case OPT_STALL:
-		case OPT_STARVE:
-			if (ls_opt_integer(optarg, 1, 3600 * 1000, &v)) {
-				fprintf(stderr, "loopscope top: threshold '%s' out of range; give 1..3600000 ms\n", optarg);
-				return 2;
-			}
-			if (c != OPT_STARVE)
-				cfg->stall_ns = (uint64_t)v * 1000000;
-			if (c != OPT_STALL)
-				cfg->starve_ns = (uint64_t)v * 1000000;
-			break;
-		case OPT_HOLD:
-			if (ls_opt_integer(optarg, 0, 3600 * 1000, &v)) {
-				fprintf(stderr, "loopscope top: hold '%s' out of range; give 0..3600000 ms\n", optarg);
-				return 2;
-			}
-			cfg->hold_ns = (uint64_t)v * 1000000;
-			break;
-		case OPT_NOCOLOR:
-			cfg->color = 0;
-			break;
-		case OPT_PROBES:
-			if (!ls_probe_tier_valid(optarg)) {
-				fprintf(stderr, "loopscope top: --probes takes 'light', 'phases' or 'counters', not '%s'\n", optarg);
-				return 2;
-			}
-			cfg->tier = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return -1;
-		default:
-			fprintf(stderr, "loopscope top: try 'loopscope top --help'\n");
-			return 2;
-		}
-	}
+	while ((c = getopt_long(argc, argv, "p:c:i:t:h", longopts, NULL)) != -1)
+		if ((rc = parse_option(c, optarg, cfg)))
+			return rc;
 	if (ls_opt_no_operands("top", argc, argv, 1))
 		return 2;
 	if ((cfg->npids > 0) + !!cfg->connect + !!cfg->replay != 1) {
@@ -436,47 +461,146 @@ static void exited_why(const struct top_model *m, char *why, size_t len)
 		snprintf(why + n, len - n, "%snothing left to watch", n ? "; " : "");
 }
 
+/* Replay: feed the model every recorded snapshot due by now. 1 if the screen changed.
+ * At the end of the recording, or its damage, the model says it ended and why says
+ * the damage; the last screen stays until q. */
+static int replay_due(struct ls_source *src, struct top_model *m, uint64_t now, char *why, size_t whylen)
+{
+	int err = 0, dirty = 0;
+
+	/* Every recorded snapshot reaches the model, whatever the speed. */
+	while (!m->replay.ended && (err = ls_replay_advance(src, now)) == 1) {
+		take_snapshot(src, m);
+		dirty = 1;
+	}
+	if (!m->replay.ended && err < 0) {
+		m->replay.ended = 1;
+		m->replay.playing = 0;
+		dirty = 1;
+		if (err != -ENODATA)
+			snprintf(why, whylen, "%s", err == -ENOMEM ? "out of memory" : ls_replay_error(src));
+	}
+	return dirty;
+}
+
+/* A live source's snapshot into the model: 0 (also when it has nothing new yet), or 1
+ * with why set when reading it failed. */
+static int live_snapshot(struct ls_source *src, struct top_model *m, char *why, size_t whylen)
+{
+	int err = take_snapshot(src, m);
+
+	if (err && err != -ENODATA && err != -EAGAIN) {
+		snprintf(why, whylen, "reading the %s source failed: %s", m->source_name, strerror(-err));
+		return 1;
+	}
+	return 0;
+}
+
+/* How long the next wait may last, in ms: until the next snapshot is due, or the
+ * linger once every target is gone (ended_at). */
+static int wait_ms(const struct top_cfg *cfg, uint64_t now, uint64_t next, uint64_t ended_at)
+{
+	int timeout;
+
+	if (ended_at)
+		return cfg->exit_linger_ms;
+	/* The source is polled at least every TOP_POLL_MS even when its fd is quiet:
+	 * a stall in progress fires no probe, so the agent finds it only by looking
+	 * at the loop's live state, which it does when polled. */
+	timeout = (int)((next - now) / 1000000) + 1;
+	return timeout > TOP_POLL_MS ? TOP_POLL_MS : timeout;
+}
+
+/* Wait up to timeout ms for a key, a signal (the self-pipe) or the source's fd (sfd,
+ * -1 for none). 0, or 1 with why set when poll fails. */
+static int wait_events(int sfd, int timeout, char *why, size_t whylen)
+{
+	struct pollfd pfd[3] = {
+		{ .fd = STDIN_FILENO, .events = POLLIN },
+		{ .fd = tty.sigpipe[0], .events = POLLIN },
+		{ .fd = sfd, .events = POLLIN },
+	};
+
+	if (poll(pfd, sfd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
+		snprintf(why, whylen, "poll: %s", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* The exit status for the signal that stopped us, with why set. The shell's convention
+ * for a death by signal: 128 + its number (Ctrl-C 130, SIGTERM 143), after the same
+ * clean exit as q (0). */
+static int stopped(char *why, size_t whylen)
+{
+	int sig = (int)tty.stop;
+
+	snprintf(why, whylen, "stopped by SIG%s", sig == SIGINT ? "INT" : sig == SIGTERM ? "TERM" :
+		 sig == SIGHUP ? "HUP" : sig == SIGQUIT ? "QUIT" : "?");
+	return 128 + sig;
+}
+
+/* Let a live source deliver what it has (episodes reach the model through on_episode):
+ * 0 to go on, *dirty set when an episode came and *ended_at when every target is gone;
+ * or 1 with why set when the source failed or its stream closed. */
+static int poll_source(struct ls_source *src, struct top_model *m, uint64_t *ended_at, int *dirty, char *why,
+		       size_t whylen)
+{
+	uint64_t seen = m->episodes_seen;
+	int err = ls_source_poll(src, 0);
+
+	if (m->episodes_seen != seen)
+		*dirty = 1;
+	if (err == -ENODATA) {
+		take_snapshot(src, m);
+		if (!m->all_exited) {
+			/* A closed stream, not the targets: that is a failure. */
+			snprintf(why, whylen, "the %s source ended (the stream closed); "
+				 "is 'loopscope serve' still running?", m->source_name);
+			return 1;
+		}
+		/* Show the final state (target exited) for a moment, then leave. */
+		*ended_at = ls_now_mono_ns();
+		exited_why(m, why, whylen);
+	} else if (err) {
+		snprintf(why, whylen, "the %s source failed: %s", m->source_name, strerror(-err));
+		return 1;
+	}
+	return 0;
+}
+
+/* Every key typed since the last round: 1 to quit, else *dirty set if there was any. */
+static int read_keys(struct ls_source *src, struct top_model *m, int *dirty)
+{
+	int ch;
+
+	while ((ch = getch()) != ERR) {
+		if (handle_key(src, m, ch))
+			return 1;
+		*dirty = 1;
+	}
+	return 0;
+}
+
 /* Run the dashboard on src until the user quits, a signal, the source ends or fails.
  * Returns the exit status and leaves a one-line reason in why. */
 static int run(struct ls_source *src, struct top_model *m, const struct top_cfg *cfg,
 	       const struct top_draw_ctx *ctx, char *why, size_t whylen)
 {
 	uint64_t interval = (uint64_t)cfg->refresh_ms * 1000000, next = ls_now_mono_ns(), ended_at = 0, drawn = 0;
-	int sfd = src->ops->fd ? src->ops->fd(src) : -1, status = 0, err;
+	int sfd = src->ops->fd ? src->ops->fd(src) : -1;
 
 	why[0] = '\0';
 	for (;;) {
-		struct pollfd pfd[3] = {
-			{ .fd = STDIN_FILENO, .events = POLLIN },
-			{ .fd = tty.sigpipe[0], .events = POLLIN },
-			{ .fd = sfd, .events = POLLIN },
-		};
 		uint64_t now = ls_now_mono_ns();
-		int timeout, ch, dirty = 0;
-
-		err = 0;
+		int dirty = 0;
 
 		if (m->replay.on) {
-			/* Every recorded snapshot reaches the model, whatever the speed. */
-			while (!m->replay.ended && (err = ls_replay_advance(src, now)) == 1) {
-				take_snapshot(src, m);
-				dirty = 1;
-			}
-			if (!m->replay.ended && err < 0) {
-				/* The end, or the damage: the last screen stays until q. */
-				m->replay.ended = 1;
-				m->replay.playing = 0;
-				dirty = 1;
-				if (err != -ENODATA)
-					snprintf(why, whylen, "%s", err == -ENOMEM ? "out of memory" : ls_replay_error(src));
-			}
+			dirty = replay_due(src, m, now, why, whylen);
 			next = now + interval;
 		} else if (!ended_at && now >= next) {
-			err = take_snapshot(src, m);
-			if (err && err != -ENODATA && err != -EAGAIN) {
-				snprintf(why, whylen, "reading the %s source failed: %s", m->source_name, strerror(-err));
+			if (live_snapshot(src, m, why, whylen))
 				return 1;
-			}
 			next = now - next > interval ? now + interval : next + interval;
 			dirty = 1;
 		}
@@ -485,57 +609,19 @@ static int run(struct ls_source *src, struct top_model *m, const struct top_cfg 
 			exited_why(m, why, whylen);
 		}
 		if (ended_at && now - ended_at >= (uint64_t)cfg->exit_linger_ms * 1000000)
-			return status;
+			return 0;
 		if (dirty) {
 			redraw(m, ctx);
 			drawn = now;
 		}
-		/* The source is polled at least every TOP_POLL_MS even when its fd is quiet:
-		 * a stall in progress fires no probe, so the agent finds it only by looking
-		 * at the loop's live state, which it does when polled. */
-		timeout = ended_at ? cfg->exit_linger_ms : (int)((next - now) / 1000000) + 1;
-		if (!ended_at && timeout > TOP_POLL_MS)
-			timeout = TOP_POLL_MS;
-		if (poll(pfd, sfd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
-			snprintf(why, whylen, "poll: %s", strerror(errno));
+		if (wait_events(sfd, wait_ms(cfg, now, next, ended_at), why, whylen))
 			return 1;
-		}
-		if (tty.stop) {
-			/* The shell's convention for a death by signal: 128 + its number
-			 * (Ctrl-C 130, SIGTERM 143), after the same clean exit as q (0). */
-			int sig = (int)tty.stop;
-
-			snprintf(why, whylen, "stopped by SIG%s", sig == SIGINT ? "INT" : sig == SIGTERM ? "TERM" :
-				 sig == SIGHUP ? "HUP" : sig == SIGQUIT ? "QUIT" : "?");
-			return 128 + sig;
-		}
-		if (!ended_at && !m->replay.on) {
-			uint64_t seen = m->episodes_seen;
-
-			err = ls_source_poll(src, 0);
-			if (m->episodes_seen != seen)
-				dirty = 1;
-			if (err == -ENODATA) {
-				take_snapshot(src, m);
-				if (!m->all_exited) {
-					/* A closed stream, not the targets: that is a failure. */
-					snprintf(why, whylen, "the %s source ended (the stream closed); "
-						 "is 'loopscope serve' still running?", m->source_name);
-					return 1;
-				}
-				/* Show the final state (target exited) for a moment, then leave. */
-				ended_at = ls_now_mono_ns();
-				exited_why(m, why, whylen);
-			} else if (err) {
-				snprintf(why, whylen, "the %s source failed: %s", m->source_name, strerror(-err));
-				return 1;
-			}
-		}
-		while ((ch = getch()) != ERR) {
-			if (handle_key(src, m, ch))
-				return 0;
-			dirty = 1;
-		}
+		if (tty.stop)
+			return stopped(why, whylen);
+		if (!ended_at && !m->replay.on && poll_source(src, m, &ended_at, &dirty, why, whylen))
+			return 1;
+		if (read_keys(src, m, &dirty))
+			return 0;
 		/* While an alert is up its duration counts: redraw ten times a second. */
 		now = ls_now_mono_ns();
 		if (dirty || (m->nalerts && now - drawn >= TOP_ALERT_REDRAW_NS)) {
