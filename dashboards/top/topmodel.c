@@ -105,6 +105,30 @@ static struct top_row *add_row(struct top_model *m, int32_t pid, uint32_t tid)
 	return r;
 }
 
+/* r starts afresh (a new program in its process: counters from zero). */
+static void row_reset(struct top_row *r)
+{
+	int32_t pid = r->pid;
+	uint32_t tid = r->tid;
+
+	row_free(r);
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	r->tid = tid;
+	r->live_phase = LS_PHASE_NONE;
+}
+
+/* A process that exec'd and was attached again is a new target with the same pid: the
+ * old program's entry (exited) no longer feeds the rows. */
+static int superseded(const struct ls_snapshot *s, const struct ls_target_snapshot *t)
+{
+	for (uint32_t i = 0; i < s->ntargets; i++)
+		if (s->targets[i].pid == t->pid && s->targets[i].state == LS_TARGET_ATTACHED &&
+		    s->targets[i].attached_ns > t->attached_ns)
+			return 1;
+	return 0;
+}
+
 static int row_key_cmp(const struct top_row *a, const struct top_row *b)
 {
 	if (a->pid != b->pid)
@@ -332,6 +356,8 @@ int top_model_update(struct top_model *m, const struct ls_snapshot *s, uint64_t 
 		const struct ls_target_snapshot *t = &s->targets[i];
 		uint32_t n = t->nloops ? t->nloops : 1;
 
+		if (superseded(s, t))
+			continue;
 		for (uint32_t j = 0; j < n; j++) {
 			const struct ls_loop_snapshot *l = t->nloops ? &t->loops[j] : NULL;
 			uint32_t tid = l ? l->tid : 0;
@@ -342,6 +368,8 @@ int top_model_update(struct top_model *m, const struct ls_snapshot *s, uint64_t 
 				r->tid = tid;
 			if (!r && !(r = add_row(m, t->pid, tid)))
 				return -ENOMEM;
+			if (r->attached_ns && t->attached_ns > r->attached_ns)
+				row_reset(r);	/* the program the process exec'd */
 			fill_identity(r, t);
 			if (l) {
 				if ((err = apply_loop(r, l, s->mono_ns)))

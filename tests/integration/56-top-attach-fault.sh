@@ -7,6 +7,7 @@
 #  2. Every target such a zombie: one line naming them, exit 1, the screen never taken.
 #  3. B SIGKILLed at delays stepped across the measured attach window (launch -> A's
 #     row on the screen), so the kill lands before, inside and after the attach.
+#  4. A target that execs: attached again with --follow-exec, one line either way.
 # B's parent is a shell that execs sleep, which never reaps: a kill leaves a zombie
 # until that sleep is stopped (by PID), as a process manager that is slow to reap would.
 source "$(dirname "$0")/../lib.sh"
@@ -111,4 +112,37 @@ for ((i = 0; i < n; i++)); do
 done
 check "kill sweep, $n points over 0-$(awk -v w="$window" 'BEGIN { print w * 1.2 }') s: A watched on, B's row exited, top keeps running, q exits 0 (failures: ${bad[*]:-none})" test "${#bad[@]}" = 0
 printf '# B alerts seen: %s\n' "$(printf '%s\n' "${kinds[@]}" | sort -u | paste -sd '|')"
+
+# 4. A target that execs the loop again (tests/tools/exec_after.c, once a file exists):
+# with --follow-exec top keeps the attach set (and only it) and attaches the new
+# program and runs on; without it, it has dropped every capability and cannot (and,
+# its only target gone, leaves). Either way the agent's line is printed once the
+# terminal is restored, not over the dashboard.
+cc -shared -fPIC -O1 -o "$TMP/exec_after.so" "$(dirname "$0")/../tools/exec_after.c" -lpthread
+for follow in 1 0; do
+	rm -f "$TMP/exec-now"
+	LD_PRELOAD=$TMP/exec_after.so LS_EXEC_WHEN=$TMP/exec-now LS_EXEC_PROG=$LOOPDEMO LS_EXEC_ARG=--io \
+		bg "$LOOPDEMO"
+	Y=$BG_PID
+	top_launch -p "$Y" $([ "$follow" = 1 ] && echo --follow-exec)
+	wait_screen 30 "^ +$Y loopdemo +reference" >/dev/null
+	caps=$(awk '/^CapEff/ { print $2 }' /proc/"$TOP_PID"/status)
+	touch "$TMP/exec-now"
+	sleep 3
+	top_running
+	running=$?
+	quit
+	kill "$Y" 2>/dev/null
+	sed 's/^/# /' "$TMP/top.err"
+	if [ "$follow" = 1 ]; then
+		check "exec, --follow-exec: top keeps the attach set only ($caps)" test "$caps" = 000000c000280000
+		check "exec, --follow-exec: top ran on, then one line: attached to the new program" \
+			bash -c "[ $running = 0 ] && [ \$(wc -l <'$TMP/top.err') = 1 ] && grep -q 'process $Y .*attached to the new program' '$TMP/top.err'"
+	else
+		check "exec: top without --follow-exec dropped every capability ($caps)" test "$caps" = 0000000000000000
+		# (its only target gone, top leaves by itself)
+		check "exec: top without --follow-exec, one line: no longer traced, naming --follow-exec" \
+			bash -c "[ \$(grep -c 'process $Y ' '$TMP/top.err') = 1 ] && grep -q 'process $Y .*no longer traced.*--follow-exec' '$TMP/top.err'"
+	fi
+done
 done_testing

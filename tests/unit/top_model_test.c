@@ -393,6 +393,54 @@ static void test_target_exit(void **state)
 	model_done(&m, &y);
 }
 
+/* A process that exec'd and was attached again: the agent lists the old program
+ * (exited) and the new one (attached, later attached_ns) under the same pid. The row
+ * follows the new one, afresh, whatever their order, and not every target is gone. */
+static void test_exec_reattached(void **state)
+{
+	struct top_model m;
+	struct synth y;
+
+	for (int order = 0; order < 2; order++) {
+		struct ls_target_snapshot *old, *new;
+
+		model_init(&m, &y, 2);
+		run_loop(&y, 0, 1000, 200000, MS);
+		y.snap.targets[1].pid = 100;
+		y.snap.targets[1].loops[0].tid = 100;
+		y.snap.targets[1].nloops = 0;	/* not in the first snapshot */
+		y.snap.ntargets = 1;
+		y.snap.mono_ns = T0 + 1 * S;
+		apply(&m, &y);
+		assert_int_equal(m.nrows, 1);
+		assert_int_equal(m.rows[0].last.iterations, 1000);
+		old = &y.snap.targets[order];
+		new = &y.snap.targets[1 - order];
+		if (order) {	/* the new program listed first */
+			struct ls_target_snapshot t = y.snap.targets[0];
+
+			y.snap.targets[0] = y.snap.targets[1];
+			y.snap.targets[1] = t;
+		}
+		y.snap.ntargets = 2;
+		old->state = LS_TARGET_EXITED;
+		new->state = LS_TARGET_ATTACHED;
+		new->attached_ns = T0 + 1 * S + 500 * MS;
+		new->nloops = 1;
+		snprintf(new->comm, sizeof(new->comm), "next");
+		new->loops[0].iterations = 40;
+		y.snap.mono_ns = T0 + 2 * S;
+		apply(&m, &y);
+		assert_false(m.all_exited);
+		assert_int_equal(m.nrows, 1);
+		assert_int_equal(m.rows[0].target_state, LS_TARGET_ATTACHED);
+		assert_string_equal(m.rows[0].comm, "next");
+		assert_int_equal(m.rows[0].attached_ns, new->attached_ns);
+		assert_int_equal(m.rows[0].last.iterations, 40);	/* its own, from zero */
+		model_done(&m, &y);
+	}
+}
+
 /* Sorting keeps the same loop selected; selection clamps at both ends. */
 static void test_sort_and_select(void **state)
 {
@@ -608,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_lost_end_inferred),
 		cmocka_unit_test(test_end_beats_stale_live_state),
 		cmocka_unit_test(test_target_exit),
+		cmocka_unit_test(test_exec_reattached),
 		cmocka_unit_test(test_sort_and_select),
 		cmocka_unit_test(test_reset_and_pause),
 		cmocka_unit_test(test_log_ring),

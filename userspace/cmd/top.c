@@ -51,6 +51,7 @@ struct top_cfg {
 	int refresh_ms;
 	uint64_t stall_ns, starve_ns, hold_ns;
 	int color;
+	int follow_exec;	/* keep the attach set: re-attach a target after an exec */
 	int exit_linger_ms;	/* after every target is gone, keep the last screen this long */
 };
 
@@ -182,6 +183,9 @@ static void usage(FILE *f)
 		   "      --hold MS          keep an alert on screen this long after it ended (default 2000)\n"
 		   "      --probes TIER      Node.js probe tier: light (default), phases (per-phase times) or\n"
 		   "                         counters (no probe: libuv's own counters)\n"
+		   "      --follow-exec      a target that execs is attached again if the new program is\n"
+		   "                         an event loop (keeps the capabilities attaching needs;\n"
+		   "                         otherwise every one is dropped once attached)\n"
 		   "      --no-color         monochrome (also when NO_COLOR is set)\n"
 		   "  -h, --help             this help\n\n"
 		   "Keys: q quit, p pause, Up/Down or j/k select, s sort, h or ? help, r reset window.\n"
@@ -198,7 +202,7 @@ static void usage(FILE *f)
 }
 
 enum { OPT_STALL = 256, OPT_STARVE, OPT_HOLD, OPT_NOCOLOR, OPT_PROBES, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY,
-       OPT_REPLAY };
+       OPT_REPLAY, OPT_FOLLOW_EXEC };
 
 /* A number of milliseconds for option what, lo..hi, into *v: 0, or 2 (usage error) with
  * the message printed. */
@@ -271,6 +275,9 @@ static int parse_option(int c, const char *arg, struct top_cfg *cfg)
 	case OPT_NOCOLOR:
 		cfg->color = 0;
 		break;
+	case OPT_FOLLOW_EXEC:
+		cfg->follow_exec = 1;
+		break;
 	case OPT_PROBES:
 		if (!ls_probe_tier_valid(arg)) {
 			fprintf(stderr, "loopscope top: --probes takes 'light', 'phases' or 'counters', not '%s'\n", arg);
@@ -304,6 +311,7 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "follow-exec", no_argument, NULL, OPT_FOLLOW_EXEC },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -318,6 +326,10 @@ static int parse_args(int argc, char **argv, struct top_cfg *cfg)
 	if ((cfg->npids > 0) + !!cfg->connect + !!cfg->replay != 1) {
 		fprintf(stderr, "loopscope top: give one of -p PID (attach), --connect ADDR:PORT (a serve stream) or "
 			"--replay FILE (a recording), not %s\n", cfg->npids || cfg->connect || cfg->replay ? "several" : "none");
+		return 2;
+	}
+	if (cfg->follow_exec && !cfg->npids) {
+		fprintf(stderr, "loopscope top: --follow-exec is for attaching to processes (-p PID)\n");
 		return 2;
 	}
 	return 0;
@@ -698,13 +710,44 @@ static int attach_pids(struct ls_agent *ag, const struct top_cfg *cfg)
 	return 0;
 }
 
+/* The agent's lines about targets it handled on its own (an exec): kept while the
+ * screen is up, printed once the terminal is restored (stderr would write over the
+ * dashboard). */
+#define TOP_NOTES 8
+static struct {
+	char line[TOP_NOTES][320];
+	int n;
+	unsigned dropped;
+} notes;
+
+static void top_note(const char *line, void *arg)
+{
+	(void)arg;
+	if (!tty.on)
+		fprintf(stderr, "loopscope top: %s\n", line);
+	else if (notes.n < TOP_NOTES)
+		snprintf(notes.line[notes.n++], sizeof(notes.line[0]), "%s", line);
+	else
+		notes.dropped++;
+}
+
+static void print_notes(void)
+{
+	for (int i = 0; i < notes.n; i++)
+		fprintf(stderr, "loopscope top: %s\n", notes.line[i]);
+	if (notes.dropped)
+		fprintf(stderr, "loopscope top: and %u more such lines\n", notes.dropped);
+	notes.n = 0;
+	notes.dropped = 0;
+}
+
 /* A new agent in *ag, attached to the -p targets, as *src; privileges dropped after.
  * 0, or -1 with the reason printed (*ag, when made, is the caller's to free). */
 static int open_agent(const struct top_cfg *cfg, struct top_model *m, struct ls_agent **ag,
 		      struct ls_source **src)
 {
 	struct ls_agent_opts ao = { .stall_threshold_ns = cfg->stall_ns < cfg->starve_ns ? cfg->stall_ns : cfg->starve_ns,
-				    .tier = cfg->tier };
+				    .tier = cfg->tier, .note = top_note };
 	char err[256] = "";
 
 	if (ls_agent_new(&ao, ag, err, sizeof(err))) {
@@ -715,8 +758,9 @@ static int open_agent(const struct top_cfg *cfg, struct top_model *m, struct ls_
 		return -1;
 	*src = ls_agent_source(*ag);
 	snprintf(m->source_name, sizeof(m->source_name), "agent");
-	/* Attached: reading maps and detaching use the descriptors we hold. */
-	if (ls_privs_drop(0, NULL, err, sizeof(err))) {
+	/* Attached: reading maps and detaching use the descriptors we hold; attaching
+	 * again after an exec needs the attach set. */
+	if (ls_privs_drop(cfg->follow_exec ? ls_privs_attach_set() : 0, NULL, err, sizeof(err))) {
 		fprintf(stderr, "loopscope top: %s\n", err);
 		return -1;
 	}
@@ -784,6 +828,7 @@ int ls_cmd_top(int argc, char **argv)
 
 cleanup:
 	term_restore();
+	print_notes();
 	if (src)
 		src->on_episode = NULL;
 	if (ag)
