@@ -223,6 +223,7 @@ static int load_skel(struct node_priv *p, int multi, char *err, size_t errlen)
 		snprintf(err, errlen, "opening the node probe set failed");
 		return -ENOMEM;
 	}
+	bpf_map__set_max_entries(p->skel->maps.samples, ls_samples_ring_bytes(p->profile));
 	p->skel->rodata->targ_tgid = (uint32_t)p->pid;
 	p->skel->rodata->stall_ns = p->stall_ns;
 	p->skel->rodata->metrics_idle_time = pl->runtime == LS_RT_NODE;

@@ -369,6 +369,7 @@ static int refloop_attach(struct ls_target *t, const struct ls_target_info *ti,
 		snprintf(err, errlen, "cannot open the reference-loop BPF object: %s", strerror(-r));
 		goto cleanup;
 	}
+	bpf_map__set_max_entries(p->skel->maps.samples, ls_samples_ring_bytes(opts->profile));
 	p->skel->rodata->targ_tgid = (__u32)ti->pid;
 	p->skel->rodata->stall_threshold_ns = opts->stall_threshold_ns;
 	{

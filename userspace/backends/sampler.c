@@ -9,6 +9,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "agent.h"
 #include "sampler.h"
 
 int ls_sampler_open(struct ls_sampler *s, struct bpf_program *prog, unsigned hz, int disabled)
@@ -69,4 +70,9 @@ void ls_sampler_close(struct ls_sampler *s)
 	}
 	free(s->cpu);
 	memset(s, 0, sizeof(*s));
+}
+
+unsigned ls_samples_ring_bytes(int profile)
+{
+	return profile == LS_PROFILE_ALL ? 4u << 20 : 1u << 20;
 }

@@ -32,4 +32,13 @@ int ls_sampler_open(struct ls_sampler *s, struct bpf_program *prog, unsigned hz,
 void ls_sampler_enable(struct ls_sampler *s, int on);
 void ls_sampler_close(struct ls_sampler *s);	/* idempotent; a zeroed one is closed */
 
+/* Bytes for a probe set's `samples` ring buffer (bpf_map__set_max_entries() before
+ * load), by the agent's profile mode (enum LS_PROFILE_*). The kernel allocates a ring
+ * whole, per target, and the agent maps it, so it is sized for how long the agent may
+ * be late, not for the worst rate: while a loop runs long, its samples come at ~1 kHz,
+ * 1-3 KB each (a deep JS stack), and the agent reads them as they arrive (the ring is
+ * in its epoll set). 1 MB is 0.3-1 s of one such loop; `loopscope profile`, which keeps
+ * every sample of every loop thread all the time, gets 4 MB. */
+unsigned ls_samples_ring_bytes(int profile);
+
 #endif /* LS_SAMPLER_H */
